@@ -1,0 +1,2 @@
+/** The {@code qlora4j} command line and the training loop. */
+package io.qlora4j.trainer;

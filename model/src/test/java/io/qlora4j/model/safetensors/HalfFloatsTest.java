@@ -5,26 +5,34 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import java.util.function.IntToDoubleFunction;
+import java.util.function.IntUnaryOperator;
 import org.junit.jupiter.api.Test;
 
 class HalfFloatsTest {
 
-    /** binary16 decoded from its bit layout in double arithmetic: (1024 + m) * 2^(e - 25), subnormal m * 2^-24. */
-    static double f16Reference(int bits) {
-        int e = (bits >>> 10) & 0x1F;
-        int m = bits & 0x3FF;
-        double magnitude = e == 0x1F ? (m == 0 ? Double.POSITIVE_INFINITY : Double.NaN)
-                : e == 0 ? Math.scalb((double) m, -24) : Math.scalb((double) (1024 + m), e - 25);
+    /**
+     * A 16-bit IEEE-style pattern decoded from its layout in double arithmetic: with bias
+     * b = 2^(E-1) - 1, normal = (2^M + m) * 2^(e - b - M), subnormal = m * 2^(1 - b - M).
+     */
+    static double decodeLayout(int bits, int exponentBits, int mantissaBits) {
+        int bias = (1 << (exponentBits - 1)) - 1;
+        int maxExponent = (1 << exponentBits) - 1;
+        int e = (bits >>> mantissaBits) & maxExponent;
+        int m = bits & ((1 << mantissaBits) - 1);
+        double magnitude = e == maxExponent ? (m == 0 ? Double.POSITIVE_INFINITY : Double.NaN)
+                : e == 0 ? Math.scalb((double) m, 1 - bias - mantissaBits)
+                : Math.scalb((double) ((1 << mantissaBits) + m), e - bias - mantissaBits);
         return (bits & 0x8000) != 0 ? -magnitude : magnitude;
     }
 
-    /** bfloat16 decoded from its bit layout: (128 + m) * 2^(e - 134), subnormal m * 2^-133. */
+    /** binary16: 5 exponent bits, 10 mantissa bits. */
+    static double f16Reference(int bits) {
+        return decodeLayout(bits, 5, 10);
+    }
+
+    /** bfloat16: 8 exponent bits, 7 mantissa bits. */
     static double bf16Reference(int bits) {
-        int e = (bits >>> 7) & 0xFF;
-        int m = bits & 0x7F;
-        double magnitude = e == 0xFF ? (m == 0 ? Double.POSITIVE_INFINITY : Double.NaN)
-                : e == 0 ? Math.scalb((double) m, -133) : Math.scalb((double) (128 + m), e - 134);
-        return (bits & 0x8000) != 0 ? -magnitude : magnitude;
+        return decodeLayout(bits, 8, 7);
     }
 
     /**
@@ -57,32 +65,28 @@ class HalfFloatsTest {
         return sign | code;
     }
 
-    @Test
-    void bf16ToFloatMatchesBitLayoutForAllPatterns() {
+    /** Checks a decoder against a reference on all 65536 patterns, signs of zeros included. */
+    private static void assertDecodesLikeReference(IntToDoubleFunction decoder, IntToDoubleFunction reference) {
         for (int bits = 0; bits < 0x10000; bits++) {
-            double expected = bf16Reference(bits);
-            float actual = HalfFloats.bf16ToFloat((short) bits);
+            double expected = reference.applyAsDouble(bits);
+            double actual = decoder.applyAsDouble(bits);
             if (Double.isNaN(expected)) {
-                assertTrue(Float.isNaN(actual), Integer.toHexString(bits));
+                assertTrue(Double.isNaN(actual), Integer.toHexString(bits));
             } else {
                 assertEquals(expected, actual, 0.0, Integer.toHexString(bits));
-                assertEquals(bits >= 0x8000, Float.floatToRawIntBits(actual) < 0, "sign of " + Integer.toHexString(bits));
+                assertEquals(bits >= 0x8000, Double.doubleToRawLongBits(actual) < 0, "sign of " + Integer.toHexString(bits));
             }
         }
     }
 
     @Test
+    void bf16ToFloatMatchesBitLayoutForAllPatterns() {
+        assertDecodesLikeReference(bits -> HalfFloats.bf16ToFloat((short) bits), HalfFloatsTest::bf16Reference);
+    }
+
+    @Test
     void f16ToFloatMatchesBitLayoutForAllPatterns() {
-        for (int bits = 0; bits < 0x10000; bits++) {
-            double expected = f16Reference(bits);
-            float actual = HalfFloats.f16ToFloat((short) bits);
-            if (Double.isNaN(expected)) {
-                assertTrue(Float.isNaN(actual), Integer.toHexString(bits));
-            } else {
-                assertEquals(expected, actual, 0.0, Integer.toHexString(bits));
-                assertEquals(bits >= 0x8000, Float.floatToRawIntBits(actual) < 0, "sign of " + Integer.toHexString(bits));
-            }
-        }
+        assertDecodesLikeReference(bits -> HalfFloats.f16ToFloat((short) bits), HalfFloatsTest::f16Reference);
     }
 
     @Test
@@ -98,22 +102,22 @@ class HalfFloatsTest {
         assertEquals(Float.floatToRawIntBits(-0.0f), Float.floatToRawIntBits(HalfFloats.f16ToFloat((short) 0x8000)));
     }
 
-    @Test
-    void everyHalfValueRoundTripsThroughFloat() {
+    /** Every non-NaN pattern comes back unchanged through float32; NaN comes back as some NaN. */
+    private static void assertRoundTrips(IntUnaryOperator throughFloat, IntToDoubleFunction reference) {
         for (int bits = 0; bits < 0x10000; bits++) {
-            short f16 = HalfFloats.floatToF16(HalfFloats.f16ToFloat((short) bits));
-            short bf16 = HalfFloats.floatToBf16(HalfFloats.bf16ToFloat((short) bits));
-            if (Double.isNaN(f16Reference(bits))) {
-                assertTrue(Double.isNaN(f16Reference(f16 & 0xFFFF)), "f16 NaN " + Integer.toHexString(bits));
+            int back = throughFloat.applyAsInt(bits) & 0xFFFF;
+            if (Double.isNaN(reference.applyAsDouble(bits))) {
+                assertTrue(Double.isNaN(reference.applyAsDouble(back)), "NaN " + Integer.toHexString(bits));
             } else {
-                assertEquals(bits, f16 & 0xFFFF, "f16 " + Integer.toHexString(bits));
-            }
-            if (Double.isNaN(bf16Reference(bits))) {
-                assertTrue(Double.isNaN(bf16Reference(bf16 & 0xFFFF)), "bf16 NaN " + Integer.toHexString(bits));
-            } else {
-                assertEquals(bits, bf16 & 0xFFFF, "bf16 " + Integer.toHexString(bits));
+                assertEquals(bits, back, Integer.toHexString(bits));
             }
         }
+    }
+
+    @Test
+    void everyHalfValueRoundTripsThroughFloat() {
+        assertRoundTrips(bits -> HalfFloats.floatToF16(HalfFloats.f16ToFloat((short) bits)), HalfFloatsTest::f16Reference);
+        assertRoundTrips(bits -> HalfFloats.floatToBf16(HalfFloats.bf16ToFloat((short) bits)), HalfFloatsTest::bf16Reference);
     }
 
     @Test

@@ -12,6 +12,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -117,7 +118,7 @@ class SafetensorsWriterTest {
                 RawSafetensors.u16(0x3C00, 0x0001, 0x7BFF, 0x7C00, 0x7E00, 0xC000, 0x3555));
         try (SafetensorsReader reader = SafetensorsReader.open(file)) {
             float[] v = reader.floats("h");
-            assertArrayEquals(new float[] {1f, 5.9604645e-8f, 65504f, Float.POSITIVE_INFINITY}, java.util.Arrays.copyOf(v, 4));
+            assertArrayEquals(new float[] {1f, 5.9604645e-8f, 65504f, Float.POSITIVE_INFINITY}, Arrays.copyOf(v, 4));
             assertTrue(Float.isNaN(v[4]));
             assertEquals(-2f, v[5]);
             assertEquals(0.333251953125f, v[6]); // 0x3555: (1024 + 341) * 2^-12

@@ -7,29 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.BaseNDManager;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-class AdamWTest {
-
-    private NDManager manager;
-
-    @BeforeEach
-    void open() {
-        manager = NDManager.newBaseManager();
-    }
-
-    @AfterEach
-    void close() {
-        manager.close();
-    }
+class AdamWTest extends EngineTest {
 
     /** torch.optim.AdamW as its documentation states the algorithm, in float64. */
     private static final class ReferenceAdamW {
@@ -204,33 +189,24 @@ class AdamWTest {
         Random random = new Random(3);
         float[] initialA = randomFloats(random, 6, 1.0);
         float[] initialB = randomFloats(random, 4, 1.0);
-        float[][] gradsA = new float[6][];
-        float[][] gradsB = new float[6][];
+        float[][][] grads = new float[6][][];
         for (int step = 0; step < 6; step++) {
-            gradsA[step] = randomFloats(random, 6, 0.1);
-            gradsB[step] = randomFloats(random, 4, 2.0);
+            grads[step] =
+                    new float[][] {randomFloats(random, 6, 0.1), randomFloats(random, 4, 2.0)};
         }
         LrSchedule schedule = LrSchedules.create("cosine", 1e-2, 2, 6);
 
-        Parameter straightA = Backprop.parameter(manager, "a", initialA);
-        Parameter straightB = Backprop.parameter(manager, "b", initialB);
-        List<Parameter> straight = List.of(straightA, straightB);
+        List<Parameter> straight = namedAB(initialA, initialB);
         Map<String, StateTensor> straightState;
         try (AdamW adam = AdamW.builder().optWeightDecay(0.01).build()) {
-            for (int step = 0; step < 6; step++) {
-                stepBoth(adam, straight, gradsA[step], gradsB[step], schedule.lr(step));
-            }
+            runSteps(adam, straight, grads, schedule, 0, 6);
             straightState = adam.exportState();
         }
 
-        Parameter resumedA = Backprop.parameter(manager, "a", initialA);
-        Parameter resumedB = Backprop.parameter(manager, "b", initialB);
-        List<Parameter> resumed = List.of(resumedA, resumedB);
+        List<Parameter> resumed = namedAB(initialA, initialB);
         Map<String, StateTensor> halfway;
         try (AdamW adam = AdamW.builder().optWeightDecay(0.01).build()) {
-            for (int step = 0; step < 3; step++) {
-                stepBoth(adam, resumed, gradsA[step], gradsB[step], schedule.lr(step));
-            }
+            runSteps(adam, resumed, grads, schedule, 0, 3);
             halfway = adam.exportState();
         }
         assertEquals(
@@ -243,25 +219,36 @@ class AdamWTest {
         assertEquals(new Shape(4), halfway.get("b.exp_avg_sq").shape());
         try (AdamW adam = AdamW.builder().optWeightDecay(0.01).build()) {
             adam.importState(halfway);
-            for (int step = 3; step < 6; step++) {
-                stepBoth(adam, resumed, gradsA[step], gradsB[step], schedule.lr(step));
-            }
+            runSteps(adam, resumed, grads, schedule, 3, 6);
             Map<String, StateTensor> resumedState = adam.exportState();
             for (String key : straightState.keySet()) {
                 assertArrayEquals(
                         straightState.get(key).values(), resumedState.get(key).values(), key);
             }
         }
-        assertArrayEquals(straightA.value().toFloatArray(), resumedA.value().toFloatArray());
-        assertArrayEquals(straightB.value().toFloatArray(), resumedB.value().toFloatArray());
+        for (int i = 0; i < straight.size(); i++) {
+            assertArrayEquals(
+                    straight.get(i).value().toFloatArray(), resumed.get(i).value().toFloatArray());
+        }
     }
 
-    private static void stepBoth(
-            AdamW adam, List<Parameter> params, float[] gradA, float[] gradB, double lr) {
-        Gradients.zero(params);
-        Backprop.accumulate(params.get(0).value(), gradA);
-        Backprop.accumulate(params.get(1).value(), gradB);
-        adam.step(params, lr);
+    private List<Parameter> namedAB(float[] initialA, float[] initialB) {
+        return List.of(
+                Backprop.parameter(manager, "a", initialA),
+                Backprop.parameter(manager, "b", initialB));
+    }
+
+    /** Runs updates {@code from} to {@code to - 1}, with {@code grads[step][i]} for param i. */
+    private static void runSteps(
+            AdamW adam, List<Parameter> params, float[][][] grads, LrSchedule lr, int from,
+            int to) {
+        for (int step = from; step < to; step++) {
+            Gradients.zero(params);
+            for (int i = 0; i < params.size(); i++) {
+                Backprop.accumulate(params.get(i).value(), grads[step][i]);
+            }
+            adam.step(params, lr.lr(step));
+        }
     }
 
     @Test

@@ -35,9 +35,7 @@ final class JsonFields {
     }
 
     int requiredInt(String key) throws ModelException {
-        if (!has(key)) {
-            throw new ModelException(source + ": missing required key '" + prefix + key + "'");
-        }
+        require(key);
         return optInt(key, 0);
     }
 
@@ -57,10 +55,14 @@ final class JsonFields {
     }
 
     double requiredDouble(String key) throws ModelException {
+        require(key);
+        return optDouble(key, 0);
+    }
+
+    void require(String key) throws ModelException {
         if (!has(key)) {
             throw new ModelException(source + ": missing required key '" + prefix + key + "'");
         }
-        return optDouble(key, 0);
     }
 
     double optDouble(String key, double defaultValue) throws ModelException {

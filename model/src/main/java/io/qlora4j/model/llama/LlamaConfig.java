@@ -134,9 +134,7 @@ public record LlamaConfig(
             throw new ModelException(source + ": expected a JSON object");
         }
         JsonFields f = new JsonFields(root, source, "");
-        if (!f.has("model_type")) {
-            throw new ModelException(source + ": missing required key 'model_type'");
-        }
+        f.require("model_type");
         String modelType = f.optString("model_type", null);
         if (!MODEL_TYPES.contains(modelType)) {
             throw f.unsupported("model_type", modelType, String.join(", ", MODEL_TYPES));

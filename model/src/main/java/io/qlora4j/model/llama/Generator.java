@@ -1,0 +1,126 @@
+package io.qlora4j.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.IntConsumer;
+
+/**
+ * Autoregressive generation with a {@link KvCache}: the prompt is processed once, then one token per
+ * step; greedy at temperature 0, otherwise temperature and top-p sampling from a seeded generator. Stops
+ * after {@code maxNewTokens} or on an end-of-sequence id (which is returned and reported).
+ */
+public final class Generator {
+    private final int maxNewTokens;
+    private final double temperature;
+    private final double topP;
+    private final long seed;
+    private final Set<Integer> stopTokenIds;
+
+    private Generator(Builder b) {
+        if (b.maxNewTokens < 0) {
+            throw new IllegalArgumentException("max_new_tokens must be >= 0, got " + b.maxNewTokens);
+        }
+        Sampler.validate(b.temperature, b.topP);
+        this.maxNewTokens = b.maxNewTokens;
+        this.temperature = b.temperature;
+        this.topP = b.topP;
+        this.seed = b.seed;
+        this.stopTokenIds = b.stopTokenIds == null ? null : Set.copyOf(b.stopTokenIds);
+    }
+
+    /** Starts a generator: greedy, 128 new tokens, the model's eos ids as stop tokens. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Continues {@code prompt} (at least one id) and returns the new ids; {@code onToken} (may be null)
+     * receives each id as soon as it is chosen.
+     */
+    public int[] generate(LlamaModel model, long[] prompt, IntConsumer onToken) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("the prompt must hold at least one token");
+        }
+        Set<Integer> stops = stopTokenIds != null ? stopTokenIds : new HashSet<>(model.config().eosTokenIds());
+        Sampler sampler = new Sampler(temperature, topP, seed);
+        List<Integer> out = new ArrayList<>();
+        NDManager base = model.embedTokens().getManager();
+        try (NDManager run = base.newSubManager(); KvCache cache = model.newCache(run)) {
+            long[] input = prompt;
+            while (out.size() < maxNewTokens) {
+                float[] logits = lastLogits(model, run, cache, input);
+                int next = sampler.next(logits);
+                out.add(next);
+                if (onToken != null) {
+                    onToken.accept(next);
+                }
+                if (stops.contains(next)) {
+                    break;
+                }
+                input = new long[] {next};
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Runs the new tokens through the model and returns the logits of the last one. */
+    private static float[] lastLogits(LlamaModel model, NDManager run, KvCache cache, long[] input) {
+        try (NDManager step = run.newSubManager()) {
+            NDArray ids = step.create(input, new Shape(1, input.length));
+            AttentionContext context = model.context(step, input.length, cache.length(), null);
+            NDArray hidden = model.hiddenStates(ids, context, cache);
+            return model.finalNormAndHead(hidden.get(":, -1:, :")).toFloatArray();
+        }
+    }
+
+    /** Settings of a {@link Generator}. */
+    public static final class Builder {
+        private int maxNewTokens = 128;
+        private double temperature;
+        private double topP = 1.0;
+        private long seed = 42;
+        private List<Integer> stopTokenIds;
+
+        private Builder() {}
+
+        /** Sets the most tokens to generate (default 128). */
+        public Builder optMaxNewTokens(int value) {
+            maxNewTokens = value;
+            return this;
+        }
+
+        /** Sets the sampling temperature; 0 (the default) is greedy. */
+        public Builder optTemperature(double value) {
+            temperature = value;
+            return this;
+        }
+
+        /** Sets nucleus sampling's probability mass (default 1.0: off). */
+        public Builder optTopP(double value) {
+            topP = value;
+            return this;
+        }
+
+        /** Sets the sampling seed (default 42). */
+        public Builder optSeed(long value) {
+            seed = value;
+            return this;
+        }
+
+        /** Sets the ids that end generation (default: the config's eos_token_id). */
+        public Builder optStopTokenIds(List<Integer> value) {
+            stopTokenIds = value;
+            return this;
+        }
+
+        /** Builds the generator, checking the settings. */
+        public Generator build() {
+            return new Generator(this);
+        }
+    }
+}

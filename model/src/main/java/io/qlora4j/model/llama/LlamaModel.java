@@ -1,0 +1,199 @@
+package io.qlora4j.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.FrozenLinear;
+import java.util.List;
+
+/**
+ * A Llama-family causal language model on DJL NDArrays: the embedding, the decoder blocks, the final
+ * norm and lm_head, plus the forward pass with transformers' semantics. The model owns its arrays (created
+ * by the caller in the manager and on the device of its choice); every forward call keeps its temporaries
+ * in a scope, so memory stays flat across calls.
+ *
+ * <p>The trainer drives the pieces one by one: {@link #embed}, {@link #context}, {@link #block}(i)
+ * {@code .forward}, {@link #finalNormAndHead}; {@code finalNormAndHead(hiddenStates(ids, context, cache))}
+ * runs a whole call under a context of one's own (explicit positions, packing masks).
+ */
+public final class LlamaModel implements AutoCloseable {
+    private final LlamaConfig config;
+    private final NDArray embedTokens;
+    private final List<LlamaBlock> layers;
+    private final NDArray norm;
+    private final FrozenLinear lmHead;
+    private final RotaryEmbedding rope;
+
+    /**
+     * Assembles a model from {@code embed_tokens [vocab, hidden]}, the blocks in order, {@code norm [hidden]}
+     * and lm_head; pass a null lm_head for tied embeddings (it then reads the embedding array itself).
+     */
+    public LlamaModel(LlamaConfig config, NDArray embedTokens, List<LlamaBlock> layers, NDArray norm,
+            FrozenLinear lmHead) {
+        Shape embed = new Shape(config.vocabSize(), config.hiddenSize());
+        if (!embedTokens.getShape().equals(embed)) {
+            throw new IllegalArgumentException("embed_tokens must be " + embed + ", got " + embedTokens.getShape());
+        }
+        if (!norm.getShape().equals(new Shape(config.hiddenSize()))) {
+            throw new IllegalArgumentException("norm must be (" + config.hiddenSize() + "), got " + norm.getShape());
+        }
+        if (layers.size() != config.numHiddenLayers()) {
+            throw new IllegalArgumentException(
+                    "expected " + config.numHiddenLayers() + " layers, got " + layers.size());
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            if (layers.get(i).index() != i) {
+                throw new IllegalArgumentException("layer " + i + " has index " + layers.get(i).index());
+            }
+        }
+        if (lmHead == null && !config.tieWordEmbeddings()) {
+            throw new IllegalArgumentException("lm_head is required unless tie_word_embeddings is set");
+        }
+        FrozenLinear head = lmHead == null ? new DenseLinear(embedTokens, null) : lmHead;
+        if (head.inFeatures() != config.hiddenSize() || head.outFeatures() != config.vocabSize()) {
+            throw new IllegalArgumentException("lm_head must map " + config.hiddenSize() + " -> "
+                    + config.vocabSize() + ", got " + head.inFeatures() + " -> " + head.outFeatures());
+        }
+        this.config = config;
+        this.embedTokens = embedTokens;
+        this.layers = List.copyOf(layers);
+        this.norm = norm;
+        this.lmHead = head;
+        this.rope = new RotaryEmbedding(config);
+    }
+
+    /** The architecture. */
+    public LlamaConfig config() {
+        return config;
+    }
+
+    /** {@code embed_tokens [vocab, hidden]}. */
+    public NDArray embedTokens() {
+        return embedTokens;
+    }
+
+    /** The number of decoder blocks. */
+    public int numLayers() {
+        return layers.size();
+    }
+
+    /** Decoder block {@code i}. */
+    public LlamaBlock block(int i) {
+        return layers.get(i);
+    }
+
+    /** The final norm weight {@code [hidden]}. */
+    public NDArray norm() {
+        return norm;
+    }
+
+    /** The output projection (reading the embedding array when tied). */
+    public FrozenLinear lmHead() {
+        return lmHead;
+    }
+
+    /** The rotary embedding, for callers that build their own {@link AttentionContext} (packing). */
+    public RotaryEmbedding rope() {
+        return rope;
+    }
+
+    /** Looks up {@code ids [b, s]} (integers) and returns {@code [b, s, hidden]} in the manager of ids. */
+    public NDArray embed(NDArray ids) {
+        NDArray index = ids.toType(DataType.INT64, false);
+        NDArray hidden = embedTokens.get(index);
+        if (index != ids) {
+            index.close();
+        }
+        hidden.attach(ids.getManager());
+        return hidden;
+    }
+
+    /**
+     * The context for {@code seqLen} new tokens after {@code pastLength} cached ones, at positions
+     * {@code pastLength .. pastLength + seqLen - 1}; {@code attentionMask} is null or {@code [b, past + s]}
+     * (1 real, 0 padding).
+     */
+    public AttentionContext context(NDManager manager, long seqLen, long pastLength, NDArray attentionMask) {
+        NDArray positions = manager.arange((float) pastLength, (float) (pastLength + seqLen), 1f, DataType.FLOAT32)
+                .reshape(1, seqLen);
+        try {
+            return context(positions, pastLength, attentionMask);
+        } finally {
+            positions.close();
+        }
+    }
+
+    /**
+     * The context for explicit {@code positions [b or 1, s]} (e.g. counted from the first real token of a
+     * left-padded row); the causal mask still follows token order.
+     */
+    public AttentionContext context(NDArray positions, long pastLength, NDArray attentionMask) {
+        NDList cosSin = rope.cosSin(positions);
+        NDArray mask = CausalMask.build(positions.getManager(), positions.getShape().get(1), pastLength,
+                attentionMask, config.slidingWindow());
+        return new AttentionContext(cosSin.get(0), cosSin.get(1), mask);
+    }
+
+    /** The last hidden state {@code [b, s, hidden]} (before the final norm) for {@code ids [b, s]}. */
+    public NDArray hiddenStates(NDArray ids, AttentionContext context, KvCache cache) {
+        NDArray hidden = embed(ids);
+        for (LlamaBlock block : layers) {
+            NDArray next = block.forward(hidden, context, cache);
+            hidden.close();
+            hidden = next;
+        }
+        if (cache != null) {
+            cache.advance(Math.toIntExact(ids.getShape().get(1)));
+        }
+        return hidden;
+    }
+
+    /** Final RMSNorm and lm_head: {@code [b, s, hidden]} to logits {@code [b, s, vocab]}. */
+    public NDArray finalNormAndHead(NDArray hidden) {
+        return Scoped.run(() -> lmHead.forward(RmsNorm.apply(hidden, norm, config.rmsNormEps())));
+    }
+
+    /** Logits {@code [b, s, vocab]} for {@code inputIds [b, s]} with an optional padding mask {@code [b, s]}. */
+    public NDArray forward(NDArray inputIds, NDArray attentionMask) {
+        return forward(inputIds, attentionMask, null);
+    }
+
+    /**
+     * Logits for {@code inputIds [b, s]} following the tokens already in {@code cache} (null for none);
+     * the mask, when given, covers cached and new tokens {@code [b, past + s]}.
+     */
+    public NDArray forward(NDArray inputIds, NDArray attentionMask, KvCache cache) {
+        long past = cache == null ? 0 : cache.length();
+        return Scoped.run(() -> {
+            AttentionContext context = context(inputIds.getManager(), inputIds.getShape().get(1), past, attentionMask);
+            return finalNormAndHead(hiddenStates(inputIds, context, cache));
+        });
+    }
+
+    /** A new empty cache whose arrays live under {@code manager}. */
+    public KvCache newCache(NDManager manager) {
+        return new KvCache(manager, layers.size());
+    }
+
+    /** Bytes held by all weights (the tied lm_head counted once). */
+    public long bytes() {
+        long total = (embedTokens.size() + norm.size()) * embedTokens.getDataType().getNumOfBytes();
+        for (LlamaBlock block : layers) {
+            total += block.bytes();
+        }
+        boolean tied = lmHead instanceof DenseLinear d && d.weight() == embedTokens;
+        return tied ? total : total + lmHead.bytes();
+    }
+
+    /** Releases every weight. */
+    @Override
+    public void close() {
+        embedTokens.close();
+        layers.forEach(LlamaBlock::close);
+        norm.close();
+        lmHead.close();
+    }
+}

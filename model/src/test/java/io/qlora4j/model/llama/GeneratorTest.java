@@ -1,0 +1,67 @@
+package io.qlora4j.model.llama;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class GeneratorTest {
+    private static final LlamaConfig CONFIG =
+            LlamaConfig.builder(32, 48, 2, 4, 37).optNumKeyValueHeads(2).optRopeScaling(RopeScaling.linear(2)).build();
+
+    @Test
+    void greedyWithCacheEqualsArgmaxOfAFullForwardAtEveryStep() {
+        long[] prompt = {5, 9, 2, 30};
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 21).build(m)) {
+            List<Integer> streamed = new ArrayList<>();
+            int[] generated = Generator.builder().optMaxNewTokens(10).optStopTokenIds(List.of()).build()
+                    .generate(model, prompt, streamed::add);
+            assertEquals(10, generated.length);
+            assertArrayEquals(generated, streamed.stream().mapToInt(Integer::intValue).toArray());
+            long[] sequence = Arrays.copyOf(prompt, prompt.length + generated.length);
+            for (int step = 0; step < generated.length; step++) {
+                int length = prompt.length + step;
+                sequence[length] = generated[step];
+                try (NDManager call = m.newSubManager()) {
+                    NDArray ids = call.create(Arrays.copyOf(sequence, length), new Shape(1, length));
+                    NDArray last = model.forward(ids, null).get("0, -1");
+                    assertEquals(last.argMax().getLong(), generated[step], "step " + step);
+                }
+            }
+        }
+    }
+
+    @Test
+    void generationStopsAfterTheFirstStopToken() {
+        long[] prompt = {5, 9, 2, 30};
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 21).build(m)) {
+            int[] free = Generator.builder().optMaxNewTokens(6).optStopTokenIds(List.of()).build()
+                    .generate(model, prompt, null);
+            int[] stopped = Generator.builder().optMaxNewTokens(6).optStopTokenIds(List.of(free[2])).build()
+                    .generate(model, prompt, null);
+            int firstStop = 0;
+            while (free[firstStop] != free[2]) {
+                firstStop++;
+            }
+            assertArrayEquals(Arrays.copyOf(free, firstStop + 1), stopped);
+        }
+    }
+
+    @Test
+    void seededSamplingIsReproducibleAndLeavesNoArrays() {
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 22).build(m)) {
+            Generator sampler = Generator.builder().optMaxNewTokens(8).optTemperature(0.8).optTopP(0.9).optSeed(3)
+                    .optStopTokenIds(List.of()).build();
+            int before = m.getManagedArrays().size();
+            int[] first = sampler.generate(model, new long[] {1, 2, 3}, null);
+            assertArrayEquals(first, sampler.generate(model, new long[] {1, 2, 3}, null));
+            assertEquals(before, m.getManagedArrays().size());
+        }
+    }
+}

@@ -1,0 +1,191 @@
+package io.qlora4j.quant;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Quantizes float32 tensors to 4-bit NF4/FP4 blocks byte for byte as bitsandbytes'
+ * {@code quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and
+ * dequantizes them back. Built once with {@link #builder()}, immutable, safe to share.
+ *
+ * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32
+ * reciprocal {@code x * (1 / absmax)}, coded by the type's midpoint rule (strict {@code >}: a
+ * value exactly on a midpoint takes the lower code), two codes per byte with the first element in
+ * the high nibble. The last block may be partial. An odd element count leaves one nibble, which
+ * holds the code of 0.0 as in bitsandbytes (its kernels quantize a padding 0.0 there), so one
+ * NF4 element 0.5 packs to 0xF7. An all-zero block stores the code of 0.0 in every nibble (NF4
+ * 0x77, FP4 0x00), as bitsandbytes' CPU path does; its CUDA path computes 0 * (1/0) = NaN there
+ * and stores 0x00. Both decode to zero. NaN inputs are not supported.
+ */
+public final class BlockwiseQuantizer {
+
+    private static final int[] BLOCKSIZES = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+
+    private final QuantType type;
+    private final int blocksize;
+    private final boolean doubleQuant;
+    private final int threads;
+
+    private BlockwiseQuantizer(Builder builder) {
+        this.type = builder.type;
+        this.blocksize = builder.blocksize;
+        this.doubleQuant = builder.doubleQuant;
+        this.threads = builder.threads;
+    }
+
+    /** A builder with QLoRA's defaults: NF4, blocksize 64, double quantization, all cores. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Quantizes {@code data} (row-major, {@code product(shape)} elements) into packed codes and
+     * block scales.
+     */
+    public QuantizedTensor quantize(float[] data, long[] shape) {
+        Objects.requireNonNull(data, "data");
+        long numel = QuantizedTensor.numel(Objects.requireNonNull(shape, "shape"));
+        if (numel != data.length) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + numel
+                    + " elements but the data has " + data.length);
+        }
+        int n = data.length;
+        int blocks = (int) (((long) n + blocksize - 1) / blocksize);
+        byte[] packed = new byte[(int) (((long) n + 1) / 2)];
+        float[] absmax = new float[blocks];
+        BlockParallel.forEachRange(blocks, blocksize, threads,
+                (from, to) -> quantizeBlocks(data, packed, absmax, from, to));
+        if (!doubleQuant) {
+            return new QuantizedTensor(type, shape.clone(), blocksize, packed, absmax, null);
+        }
+        return new QuantizedTensor(type, shape.clone(), blocksize, packed, null,
+                DoubleQuantizer.quantize(absmax, threads));
+    }
+
+    /**
+     * Decodes a quantized tensor to float32, row-major: {@code code[q_i] * scale[i / blocksize]},
+     * one float32 multiply per element (the tensor's own type and blocksize apply).
+     */
+    public float[] dequantize(QuantizedTensor t) {
+        long numel = t.numel();
+        if (numel > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("tensor of " + numel + " elements does not fit a Java array");
+        }
+        int n = (int) numel;
+        float[] scales = t.scales();
+        float[] table = t.type().byteTable();
+        byte[] packed = t.packed();
+        int bs = t.blocksize();
+        float[] out = new float[n];
+        BlockParallel.forEachRange(scales.length, bs, threads, (from, to) -> {
+            for (int b = from; b < to; b++) {
+                int start = b * bs;
+                int end = (int) Math.min((long) start + bs, n);
+                float s = scales[b];
+                int p = start >> 1;
+                int i = start;
+                for (; i + 1 < end; i += 2) {
+                    int v = (packed[p++] & 0xFF) << 1;
+                    out[i] = table[v] * s;
+                    out[i + 1] = table[v + 1] * s;
+                }
+                if (i < end) {
+                    out[i] = table[(packed[p] & 0xFF) << 1] * s;
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Quantizes blocks {@code [from, to)}: absmax, reciprocal, codes, packing. */
+    private void quantizeBlocks(float[] data, byte[] packed, float[] absmax, int from, int to) {
+        QuantType t = type;
+        int n = data.length;
+        for (int b = from; b < to; b++) {
+            int start = b * blocksize;
+            int end = (int) Math.min((long) start + blocksize, n);
+            float amax = absmax(data, start, end);
+            absmax[b] = amax;
+            int p = start >> 1;
+            if (amax == 0f) {
+                int zero = t.zeroCode();
+                Arrays.fill(packed, p, p + (end - start + 1) / 2, (byte) (zero << 4 | zero));
+                continue;
+            }
+            float r = 1.0f / amax;
+            int i = start;
+            for (; i + 1 < end; i += 2) {
+                packed[p++] = (byte) (t.encode(data[i] * r) << 4 | t.encode(data[i + 1] * r));
+            }
+            if (i < end) {
+                packed[p] = (byte) (t.encode(data[i] * r) << 4 | t.encode(0f * r));
+            }
+        }
+    }
+
+    /** {@code max |x|} over {@code [from, to)}, computed on the sign-cleared bits (monotone for non-NaN). */
+    static float absmax(float[] x, int from, int to) {
+        int m = 0;
+        for (int i = from; i < to; i++) {
+            m = Math.max(m, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+        }
+        return Float.intBitsToFloat(m);
+    }
+
+    /** Rejects a blocksize bitsandbytes does not support, naming the allowed ones. */
+    static void checkBlocksize(int blocksize) {
+        if (Arrays.binarySearch(BLOCKSIZES, blocksize) < 0) {
+            throw new IllegalArgumentException("blocksize " + blocksize + " is not supported; expected one of "
+                    + Arrays.toString(BLOCKSIZES));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "BlockwiseQuantizer[" + type + ", blocksize=" + blocksize
+                + (doubleQuant ? ", double-quantized" : "") + ", threads=" + threads + "]";
+    }
+
+    /** Settings for a {@link BlockwiseQuantizer}; every setting is optional. */
+    public static final class Builder {
+        private QuantType type = QuantType.NF4;
+        private int blocksize = 64;
+        private boolean doubleQuant = true;
+        private int threads = Runtime.getRuntime().availableProcessors();
+
+        private Builder() {}
+
+        /** The 4-bit type, NF4 by default. */
+        public Builder optType(QuantType type) {
+            this.type = Objects.requireNonNull(type, "type");
+            return this;
+        }
+
+        /** Elements per block: 32, 64 (default), 128, 256, 512, 1024, 2048 or 4096. */
+        public Builder optBlocksize(int blocksize) {
+            checkBlocksize(blocksize);
+            this.blocksize = blocksize;
+            return this;
+        }
+
+        /** Whether to double-quantize the block scales (8-bit codes, 256-blocks); true by default. */
+        public Builder optDoubleQuant(boolean doubleQuant) {
+            this.doubleQuant = doubleQuant;
+            return this;
+        }
+
+        /** Threads to split the blocks over; all available processors by default. */
+        public Builder optThreads(int threads) {
+            if (threads < 1) {
+                throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+            }
+            this.threads = threads;
+            return this;
+        }
+
+        /** The immutable quantizer. */
+        public BlockwiseQuantizer build() {
+            return new BlockwiseQuantizer(this);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+package io.qlora4j.quant;
+
+/** The 4-bit data types of bitsandbytes: NormalFloat (QLoRA's default) and FP4 (E2M1). */
+public enum QuantType {
+    /** 4-bit NormalFloat: 16 quantiles of N(0, 1) scaled to [-1, 1], codes sorted by value. */
+    NF4("nf4", Nf4Codebook.VALUES, Nf4Codebook.ZERO_CODE),
+    /** 4-bit float E2M1 (bias 2) scaled to [-1, 1]; bit 3 is the sign. */
+    FP4("fp4", Fp4Codebook.VALUES, Fp4Codebook.ZERO_CODE);
+
+    private final String jsonName;
+    private final float[] codebook;
+    private final int zeroCode;
+    private final float[] byteTable = new float[512];
+
+    QuantType(String jsonName, float[] codebook, int zeroCode) {
+        this.jsonName = jsonName;
+        this.codebook = codebook;
+        this.zeroCode = zeroCode;
+        for (int b = 0; b < 256; b++) {
+            byteTable[2 * b] = codebook[b >>> 4];
+            byteTable[2 * b + 1] = codebook[b & 0x0F];
+        }
+    }
+
+    /** A copy of the 16 float32 values this type decodes to, indexed by code. */
+    public float[] codebook() {
+        return codebook.clone();
+    }
+
+    /** The name bitsandbytes writes in its quant-state JSON ({@code "nf4"} or {@code "fp4"}). */
+    public String jsonName() {
+        return jsonName;
+    }
+
+    /** Parses a type name case-insensitively ({@code nf4}, {@code FP4}, ...). */
+    public static QuantType fromName(String name) {
+        for (QuantType t : values()) {
+            if (t.jsonName.equalsIgnoreCase(name == null ? "" : name.trim())) {
+                return t;
+            }
+        }
+        throw new IllegalArgumentException(
+                "unknown 4-bit quant type '" + name + "'; expected one of nf4, fp4");
+    }
+
+    /** The code of one value already scaled into [-1, 1], by bitsandbytes' CUDA rule. */
+    int encode(float scaled) {
+        return this == NF4 ? Nf4Codebook.encode(scaled) : Fp4Codebook.encode(scaled);
+    }
+
+    /** The code a 0.0 element takes; an all-zero block is filled with it. */
+    int zeroCode() {
+        return zeroCode;
+    }
+
+    /** The shared code table, not a copy; callers inside the package must not modify it. */
+    float[] table() {
+        return codebook;
+    }
+
+    /**
+     * The 256x2 table that unpacks one byte: entries {@code 2b} and {@code 2b + 1} are the values
+     * of the high and the low nibble of byte {@code b}. Shared, not a copy.
+     */
+    float[] byteTable() {
+        return byteTable;
+    }
+}

@@ -1,0 +1,60 @@
+package io.qlora4j.trainer.cli;
+
+import io.qlora4j.model.ModelException;
+import io.qlora4j.trainer.config.ConfigException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+/** The {@code qlora4j} command line: one subcommand class per job kind. */
+@Command(
+        name = "qlora4j",
+        mixinStandardHelpOptions = true,
+        version = "qlora4j 0.1.0",
+        description = "QLoRA fine-tuning on the JVM. Jobs take a YAML file and/or key=value settings.",
+        subcommands = {})
+public final class Main {
+    private static boolean debug;
+
+    @Option(names = "--debug", scope = ScopeType.INHERIT, description = "Show stack traces for errors.")
+    void setDebug(boolean value) {
+        debug = value;
+    }
+
+    /** Runs the command line and exits with its status. */
+    public static void main(String[] args) {
+        System.exit(run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+    }
+
+    /**
+     * Runs the command line with the given streams and returns the exit status: 0 on success, 1
+     * for bad input (one line on {@code err}), 2 for a usage error.
+     */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
+        System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        debug = false;
+        CommandLine cli = new CommandLine(new Main());
+        cli.setOut(out).setErr(err);
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            Throwable cause = e instanceof UncheckedIOException u ? u.getCause() : e;
+            String prefix = "qlora4j " + commandLine.getCommandName() + ": ";
+            if (cause instanceof ConfigException || cause instanceof ModelException) {
+                err.println(prefix + cause.getMessage());
+            } else if (cause instanceof IOException) {
+                err.println(prefix + "I/O error: " + cause.getMessage());
+            } else {
+                err.println(prefix + "internal error: " + cause + (debug ? "" : " (run with --debug for details)"));
+            }
+            if (debug) {
+                cause.printStackTrace(err);
+            }
+            err.flush();
+            return 1;
+        });
+        return cli.execute(args);
+    }
+}

@@ -1,0 +1,267 @@
+package io.qlora4j.trainer.config;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.apache.commons.text.similarity.LevenshteinDistance;
+
+/**
+ * A validated job: a YAML file in LLaMA-Factory's key names plus {@code key=value} overrides,
+ * with aliases resolved, every value parsed to its key's type and checked against its allowed
+ * values and range. Unknown keys are refused with the nearest known spelling.
+ */
+public final class JobConfig {
+    private static final String COMMAND_LINE = "command line";
+
+    private final Map<String, Object> values;
+
+    private JobConfig(Map<String, Object> values) {
+        this.values = values;
+    }
+
+    /**
+     * Reads the YAML file (may be null) and applies {@code key=value} overrides after it.
+     *
+     * @throws ConfigException naming the file or the command line, the key and what was expected
+     */
+    public static JobConfig load(Path yaml, List<String> overrides) throws ConfigException {
+        Map<String, Object> values = new LinkedHashMap<>();
+        if (yaml != null) {
+            for (Map.Entry<String, Object> e : readYaml(yaml).entrySet()) {
+                put(values, yaml.toString(), e.getKey(), e.getValue());
+            }
+        }
+        for (String override : overrides) {
+            int eq = override.indexOf('=');
+            if (eq <= 0) {
+                throw new ConfigException(COMMAND_LINE + ": '" + override + "' is not key=value");
+            }
+            put(values, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1));
+        }
+        return new JobConfig(values);
+    }
+
+    /** A job of overrides only, e.g. {@code of("quantization_bit=4")}. */
+    public static JobConfig of(String... overrides) throws ConfigException {
+        return load(null, List.of(overrides));
+    }
+
+    private static Map<String, Object> readYaml(Path yaml) throws ConfigException {
+        try {
+            Object tree = new ObjectMapper(new YAMLFactory()).readValue(Files.readAllBytes(yaml), Object.class);
+            if (tree == null) {
+                return Map.of();
+            }
+            if (!(tree instanceof Map<?, ?> map)) {
+                throw new ConfigException(yaml + ": expected a mapping of key: value lines at the top level");
+            }
+            Map<String, Object> out = new LinkedHashMap<>();
+            map.forEach((k, v) -> out.put(String.valueOf(k), v));
+            return out;
+        } catch (NoSuchFileException e) {
+            throw new ConfigException(yaml + ": no such file");
+        } catch (JacksonException e) {
+            String where = e.getLocation() == null ? ""
+                    : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
+            String reason = e.getOriginalMessage().lines().findFirst().orElse("").strip();
+            throw new ConfigException(yaml + ": not valid YAML" + where + ": " + reason);
+        } catch (IOException e) {
+            throw new ConfigException(yaml + ": cannot read: " + e.getMessage());
+        }
+    }
+
+    private static void put(Map<String, Object> values, String source, String rawKey, Object raw)
+            throws ConfigException {
+        switch (rawKey) {
+            case "load_in_4bit", "load_in_8bit" -> {
+                if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
+                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8");
+                }
+                return;
+            }
+            case "adapter" -> {
+                String kind = String.valueOf(raw);
+                if (!kind.equals("lora") && !kind.equals("qlora")) {
+                    throw new ConfigException(source + ": adapter: '" + kind + "' is not supported (allowed: lora, qlora)");
+                }
+                put(values, source, "finetuning_type", "lora");
+                if (kind.equals("qlora")) {
+                    put(values, source, "quantization_bit", "4");
+                }
+                return;
+            }
+            case "lora_target_linear" -> {
+                if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
+                    put(values, source, "lora_target", "all");
+                }
+                return;
+            }
+            default -> { }
+        }
+        String name = ConfigKeys.canonicalName(rawKey);
+        ConfigKey key = ConfigKeys.get(name);
+        if (key == null) {
+            throw new ConfigException(source + ": unknown key '" + rawKey + "'" + suggestion(rawKey));
+        }
+        Object value = parse(source, key, raw);
+        if (value == null) {
+            values.remove(name);
+            return;
+        }
+        check(source, key, value);
+        values.put(name, value);
+    }
+
+    private static String suggestion(String unknown) {
+        LevenshteinDistance distance = LevenshteinDistance.getDefaultInstance();
+        String best = null;
+        int bestDistance = Integer.MAX_VALUE;
+        for (String known : ConfigKeys.spellings()) {
+            int d = distance.apply(unknown, known);
+            if (d < bestDistance) {
+                best = known;
+                bestDistance = d;
+            }
+        }
+        return best != null && bestDistance <= Math.max(2, unknown.length() / 3)
+                ? " (did you mean '" + best + "'?)" : " (see the key table in README.md)";
+    }
+
+    private static Object parse(String source, ConfigKey key, Object raw) throws ConfigException {
+        if (raw == null) {
+            return null;
+        }
+        if (raw instanceof List<?> list && key.type() == ConfigKey.Type.STRING) {
+            return list.stream().map(String::valueOf).collect(Collectors.joining(","));
+        }
+        String text = String.valueOf(raw).trim();
+        if (text.isEmpty() || text.equals("null") || text.equals("~")) {
+            return null;
+        }
+        try {
+            return switch (key.type()) {
+                case STRING -> text;
+                case BOOL -> {
+                    if (text.equalsIgnoreCase("true")) {
+                        yield Boolean.TRUE;
+                    }
+                    if (text.equalsIgnoreCase("false")) {
+                        yield Boolean.FALSE;
+                    }
+                    throw new NumberFormatException();
+                }
+                case INT -> {
+                    double d = Double.parseDouble(text);
+                    if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
+                        throw new NumberFormatException();
+                    }
+                    yield (int) d;
+                }
+                case FLOAT -> {
+                    double d = Double.parseDouble(text);
+                    if (!Double.isFinite(d)) {
+                        throw new NumberFormatException();
+                    }
+                    yield d;
+                }
+            };
+        } catch (NumberFormatException e) {
+            throw new ConfigException(source + ": " + key.name() + ": '" + text + "' is not " + key.type().describe());
+        }
+    }
+
+    private static void check(String source, ConfigKey key, Object value) throws ConfigException {
+        String prefix = source + ": " + key.name() + ": ";
+        if (key.notImplemented() != null && !value.equals(key.defaultValue())) {
+            throw new ConfigException(prefix + "not implemented yet (" + key.notImplemented() + ")");
+        }
+        String text = value.toString();
+        if (key.planned().contains(text)) {
+            throw new ConfigException(prefix + "'" + text + "' is not implemented yet (available: "
+                    + String.join(", ", key.choices()) + ")");
+        }
+        if (!key.choices().isEmpty() && !key.choices().contains(text)) {
+            throw new ConfigException(prefix + "'" + text + "' is not allowed (allowed: " + String.join(", ", key.choices()) + ")");
+        }
+        if (value instanceof Number n) {
+            double d = n.doubleValue();
+            if ((key.min() != null && d < key.min()) || (key.max() != null && d > key.max())) {
+                throw new ConfigException(prefix + text + " is out of range (allowed: " + rangeText(key) + ")");
+            }
+        }
+    }
+
+    private static String rangeText(ConfigKey key) {
+        boolean open = key.max() == null || key.max() == Double.MAX_VALUE;
+        return open ? ">= " + format(key.min()) : format(key.min()) + " to " + format(key.max());
+    }
+
+    private static String format(double d) {
+        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+
+    /** Whether the job gives this key (rather than leaving it to its default). */
+    public boolean isSet(String key) {
+        return values.containsKey(known(key).name());
+    }
+
+    /** The key's value or its default; null when neither exists. */
+    public String string(String key) {
+        Object v = value(key);
+        return v == null ? null : v.toString();
+    }
+
+    /** The key's integer value or default; null when neither exists. */
+    public Integer integer(String key) {
+        Object v = value(key);
+        return v == null ? null : ((Number) v).intValue();
+    }
+
+    /** The key's numeric value or default; null when neither exists. */
+    public Double number(String key) {
+        Object v = value(key);
+        return v == null ? null : ((Number) v).doubleValue();
+    }
+
+    /** The key's boolean value or default (false when neither exists). */
+    public boolean bool(String key) {
+        return Boolean.TRUE.equals(value(key));
+    }
+
+    /** The key's value, or an error naming the key when the job does not give it and it has no default. */
+    public String require(String key) throws ConfigException {
+        String v = string(key);
+        if (v == null) {
+            ConfigKey k = known(key);
+            throw new ConfigException("missing required key " + k.name() + " (" + k.help() + "), e.g. " + k.name() + "=...");
+        }
+        return v;
+    }
+
+    /** The keys the job sets explicitly, with their parsed values (for saving the resolved job). */
+    public Map<String, Object> explicitValues() {
+        return Collections.unmodifiableMap(values);
+    }
+
+    private Object value(String key) {
+        ConfigKey k = known(key);
+        return values.getOrDefault(k.name(), k.defaultValue());
+    }
+
+    private static ConfigKey known(String key) {
+        ConfigKey k = ConfigKeys.get(key);
+        if (k == null) {
+            throw new IllegalArgumentException("not a config key: " + key);
+        }
+        return k;
+    }
+}

@@ -119,4 +119,17 @@ class DataPipelineTest {
         assertEquals(1, pipeline.evalBatches().size());
         assertEquals(2, pipeline.evalBatches().get(0).rows());
     }
+
+    @Test
+    void directOpenAiFileIsReadAsMessages() throws Exception {
+        Files.writeString(dir.resolve("chat.jsonl"), """
+                {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}, \
+                {"role": "assistant", "content": "fine"}]}
+                {"messages": [{"role": "user", "content": "hi"}]}
+                """);
+        DataPipeline pipeline = load(settings("chat.jsonl"));
+        assertEquals(List.of(new DatasetStats("chat.jsonl", 1, 1)), pipeline.stats());
+        assertArrayEquals(ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "hi", "</s>", "\n",
+                "Assistant", ":", "fine", "</s>", "\n"), pipeline.train().get(0).inputIds());
+    }
 }

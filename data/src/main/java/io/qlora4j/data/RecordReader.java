@@ -1,0 +1,140 @@
+package io.qlora4j.data;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.BufferedReader;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Streams the records of one data file, one at a time, never the whole file: a JSON array of
+ * objects (Jackson's streaming parser, one element materialized at a time) or JSON Lines (one
+ * object per line; a broken line is returned as a record with an error so the caller can skip
+ * and count it). The format follows the extension: {@code .jsonl} lines, {@code .json} array or lines.
+ */
+abstract class RecordReader implements Closeable {
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    final Path file;
+
+    RecordReader(Path file) {
+        this.file = file;
+    }
+
+    /** The next record, or null at the end of the file. */
+    abstract SourceRecord next() throws DataException;
+
+    /** Opens a reader for {@code file}, choosing the format from its extension and first character. */
+    static RecordReader open(Path file) throws DataException {
+        String name = file.getFileName().toString().toLowerCase();
+        try {
+            if (name.endsWith(".jsonl")) {
+                return new Lines(file);
+            }
+            if (name.endsWith(".json")) {
+                return firstNonBlank(file) == '[' ? new Array(file) : new Lines(file);
+            }
+        } catch (IOException e) {
+            throw new DataException(file + ": cannot read: " + e.getMessage(), e);
+        }
+        throw new DataException(file + ": unsupported file type; expected .json, .jsonl or .csv");
+    }
+
+    private static int firstNonBlank(Path file) throws IOException {
+        try (BufferedReader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            int c;
+            do {
+                c = reader.read();
+            } while (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\uFEFF');
+            return c;
+        }
+    }
+
+    /** JSON Lines: each non-blank line one object. */
+    private static final class Lines extends RecordReader {
+        private final BufferedReader reader;
+        private long line;
+
+        Lines(Path file) throws IOException {
+            super(file);
+            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+        }
+
+        @Override
+        SourceRecord next() throws DataException {
+            try {
+                String text;
+                do {
+                    text = reader.readLine();
+                    line++;
+                    if (text == null) {
+                        return null;
+                    }
+                } while (text.isBlank());
+                try {
+                    JsonNode node = JSON.readTree(text);
+                    return node.isObject() ? new SourceRecord(node, line, null)
+                            : new SourceRecord(null, line, "expected a JSON object");
+                } catch (JsonProcessingException e) {
+                    return new SourceRecord(null, line, "invalid JSON: " + e.getOriginalMessage());
+                }
+            } catch (IOException e) {
+                throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            reader.close();
+        }
+    }
+
+    /** A JSON array of objects, read element by element. */
+    private static final class Array extends RecordReader {
+        private final JsonParser parser;
+
+        Array(Path file) throws IOException {
+            super(file);
+            parser = JSON.createParser(file.toFile());
+            parser.nextToken();
+        }
+
+        @Override
+        SourceRecord next() throws DataException {
+            long line = parser.currentLocation().getLineNr();
+            try {
+                JsonToken token = parser.nextToken();
+                line = parser.currentTokenLocation().getLineNr();
+                if (token == JsonToken.END_ARRAY || token == null) {
+                    return null;
+                }
+                JsonNode node = parser.readValueAsTree();
+                return node.isObject() ? new SourceRecord(node, line, null)
+                        : new SourceRecord(null, line, "expected a JSON object");
+            } catch (IOException e) {
+                throw new DataException(file + ":" + line + ": invalid JSON: " + firstLine(e.getMessage()), e);
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            parser.close();
+        }
+    }
+
+    static String firstLine(String message) {
+        if (message == null) {
+            return "";
+        }
+        int nl = message.indexOf('\n');
+        return nl < 0 ? message : message.substring(0, nl);
+    }
+}

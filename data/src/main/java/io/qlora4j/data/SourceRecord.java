@@ -1,0 +1,10 @@
+package io.qlora4j.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+/**
+ * One raw record as read from a file: the JSON object (null when the line was not valid JSON),
+ * the 1-based line it starts on and, for a broken line, why it could not be read.
+ */
+record SourceRecord(JsonNode node, long line, String error) {
+}

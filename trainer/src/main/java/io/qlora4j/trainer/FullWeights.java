@@ -85,6 +85,11 @@ final class FullWeights implements TrainableWeights {
         // a dense Llama has no dropout
     }
 
+    @Override
+    public void setDropoutSeed(long seed) {
+        // a dense Llama has no dropout
+    }
+
     /** Writes {@code model.safetensors} (float32, Hugging Face names), config.json and the base's tokenizer files. */
     @Override
     public void save(Path dir) throws IOException, ModelException {

@@ -10,6 +10,7 @@ import io.qlora4j.data.Batch;
 import io.qlora4j.model.llama.AttentionContext;
 import io.qlora4j.model.llama.LlamaModel;
 import java.util.List;
+import java.util.function.LongConsumer;
 
 /**
  * The forward and backward passes of one optimizer step over its micro-batches, as ARCHITECTURE.md
@@ -17,7 +18,8 @@ import java.util.List;
  * each block's input; the loss head then runs with a graph, and the blocks are recomputed from the
  * top, each inside the gradient collector, with the input gradient passed down as the next upstream
  * gradient. Without recompute the whole graph is kept and one backward call does it all. Both give
- * the same gradients: dropout masks are reproduced by seeding the engine before every block call.
+ * the same gradients: dropout masks derive from a seed set before each micro-batch, so the recompute
+ * draws the masks of the forward pass.
  *
  * <p>The loss is the causal-LM cross-entropy (logits at t predict the label at t + 1, label -100
  * ignored) summed over all micro-batches and divided by the labelled tokens of the whole group, so
@@ -29,21 +31,25 @@ public final class TrainStep {
     private final LlamaModel model;
     private final boolean recompute;
     private final boolean trainEmbeddings;
+    private final LongConsumer dropoutSeeder;
 
-    /**
-     * A step over {@code model}; {@code recompute} selects gradient checkpointing, {@code trainEmbeddings}
-     * adds the backward pass into {@code embed_tokens} (full fine-tuning; it must require a gradient).
-     */
-    public TrainStep(LlamaModel model, boolean recompute, boolean trainEmbeddings) {
-        this.model = model;
-        this.recompute = recompute;
-        this.trainEmbeddings = trainEmbeddings;
+    private TrainStep(Builder builder) {
+        this.model = builder.model;
+        this.recompute = builder.recompute;
+        this.trainEmbeddings = builder.trainEmbeddings;
+        this.dropoutSeeder = builder.dropoutSeeder;
+    }
+
+    /** A step over {@code model} with recompute on, the embeddings frozen and no dropout to seed. */
+    public static Builder builder(LlamaModel model) {
+        return new Builder(model);
     }
 
     /**
      * Runs forward and backward over {@code microBatches}, accumulating gradients, and returns the
      * mean loss over their labelled tokens (0 when none carries a label, with no gradient added).
-     * {@code dropoutSeed} fixes every dropout mask of the step, so a resumed run draws the same ones.
+     * {@code dropoutSeed} fixes every dropout mask of the step (micro-batch i gets
+     * {@code dropoutSeed * microBatches.size() + i}), so a resumed run draws the same ones.
      */
     public double accumulate(List<Batch> microBatches, long dropoutSeed) {
         long labelled = 0;
@@ -55,7 +61,8 @@ public final class TrainStep {
         }
         double loss = 0;
         for (int i = 0; i < microBatches.size(); i++) {
-            loss += microBatch(microBatches.get(i), labelled, dropoutSeed * 7919 + i * 131L);
+            dropoutSeeder.accept(dropoutSeed * microBatches.size() + i);
+            loss += microBatch(microBatches.get(i), labelled);
         }
         return loss;
     }
@@ -71,7 +78,7 @@ public final class TrainStep {
         return n;
     }
 
-    private double microBatch(Batch batch, long labelled, long seed) {
+    private double microBatch(Batch batch, long labelled) {
         NDManager root = model.embedTokens().getManager();
         try (NDManager manager = root.newSubManager(); NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
@@ -81,18 +88,17 @@ public final class TrainStep {
             NDArray mask = manager.create(batch.attentionMask(), shape);
             AttentionContext context = model.context(manager, batch.columns(), 0, mask);
             LossHead head = new LossHead(model, labels, labelled);
-            return recompute ? checkpointed(ids, context, head, seed) : wholeGraph(ids, context, head, seed);
+            return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
         }
     }
 
     /** Forward without a graph keeping block inputs; backward through the head, then block by block. */
-    private double checkpointed(NDArray ids, AttentionContext context, LossHead head, long seed) {
+    private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
         int layers = model.numLayers();
         NDArray[] inputs = new NDArray[layers + 1];
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
-            reseed(seed, l);
             inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
         }
         try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
@@ -103,8 +109,7 @@ public final class TrainStep {
             NDArray upstream = top.getGradient();
             for (int l = layers - 1; l >= 0; l--) {
                 NDArray input = leaf(inputs[l]);
-                reseed(seed, l);
-                NDArray out = model.block(l).forward(input, context, null);
+                    NDArray out = model.block(l).forward(input, context, null);
                 collector.backward(out.mul(upstream).sum());
                 upstream = input.getGradient();
                 inputs[l + 1].close();
@@ -117,12 +122,11 @@ public final class TrainStep {
     }
 
     /** Forward and backward with the whole graph kept. */
-    private double wholeGraph(NDArray ids, AttentionContext context, LossHead head, long seed) {
+    private double wholeGraph(NDArray ids, AttentionContext context, LossHead head) {
         try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
             NDArray hidden = model.embed(ids);
             for (int l = 0; l < model.numLayers(); l++) {
-                reseed(seed, l);
-                hidden = model.block(l).forward(hidden, context, null);
+                    hidden = model.block(l).forward(hidden, context, null);
             }
             NDArray loss = head.loss(hidden);
             double value = loss.getFloat();
@@ -138,8 +142,41 @@ public final class TrainStep {
         return view;
     }
 
-    /** Seeds the engine's generator for block {@code layer}, identically in the forward and the recompute. */
-    private void reseed(long seed, int layer) {
-        model.embedTokens().getManager().getEngine().setRandomSeed((int) (seed * 31 + layer));
+    /** Settings of a {@link TrainStep}. */
+    public static final class Builder {
+        private final LlamaModel model;
+        private boolean recompute = true;
+        private boolean trainEmbeddings;
+        private LongConsumer dropoutSeeder = seed -> { };
+
+        private Builder(LlamaModel model) {
+            this.model = model;
+        }
+
+        /** Recomputes each block in the backward pass (default) or keeps the whole graph ({@code false}). */
+        public Builder optRecompute(boolean recompute) {
+            this.recompute = recompute;
+            return this;
+        }
+
+        /** Also backpropagates into {@code embed_tokens} (full fine-tuning; the array must require a gradient). */
+        public Builder optTrainEmbeddings(boolean trainEmbeddings) {
+            this.trainEmbeddings = trainEmbeddings;
+            return this;
+        }
+
+        /**
+         * Receives a seed before each micro-batch; dropout layers must derive their masks from it alone, so
+         * that the recompute draws the masks of the forward pass and a resumed run those of the first run.
+         */
+        public Builder optDropoutSeeder(LongConsumer dropoutSeeder) {
+            this.dropoutSeeder = dropoutSeeder;
+            return this;
+        }
+
+        /** Builds the step. */
+        public TrainStep build() {
+            return new TrainStep(this);
+        }
     }
 }

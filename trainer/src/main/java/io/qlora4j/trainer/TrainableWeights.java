@@ -20,6 +20,9 @@ interface TrainableWeights {
     /** Switches dropout on (training) or off (evaluation). */
     void setTraining(boolean training);
 
+    /** Sets the seed every dropout mask of the next forward pass derives from. */
+    void setDropoutSeed(long seed);
+
     /** Writes the trained weights as a loadable directory (a PEFT adapter or a Hugging Face model). */
     void save(Path dir) throws IOException, ModelException;
 }

@@ -21,7 +21,7 @@ import java.util.Random;
  * word-level tokenizer.json and tokenizer_config.json) for trainer tests. Pieces are runs of letters
  * and single other characters; spaces separate them and are dropped.
  */
-final class TinyModel {
+public final class TinyModel {
     /** The vocabulary; a token's id is its index. */
     static final List<String> VOCAB = List.of("<pad>", "<s>", "</s>", "<unk>", "Human", "Assistant", "System",
             ":", "\n", "copy", "reverse", "first", "last", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
@@ -37,7 +37,7 @@ final class TinyModel {
     }
 
     /** Writes the model with weights drawn from {@code seed} into {@code dir} and returns it. */
-    static Path write(Path dir, long seed) throws IOException, ModelException {
+    public static Path write(Path dir, long seed) throws IOException, ModelException {
         LlamaConfig c = config();
         Random random = new Random(seed);
         Files.createDirectories(dir);

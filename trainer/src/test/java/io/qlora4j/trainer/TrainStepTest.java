@@ -13,6 +13,7 @@ import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,7 +37,7 @@ class TrainStepTest {
         long[] mask = new long[rows * cols];
         long[] positions = new long[rows * cols];
         long[] flatLabels = new long[rows * cols];
-        java.util.Arrays.fill(flatLabels, IGNORE);
+        Arrays.fill(flatLabels, IGNORE);
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < ids[r].length; c++) {
                 flatIds[r * cols + c] = ids[r][c];
@@ -61,6 +62,10 @@ class TrainStepTest {
 
     private LlamaModel load(NDManager manager) throws Exception {
         return LlamaLoader.builder().build().load(TinyModel.write(dir.resolve("base"), 7), manager);
+    }
+
+    private static TrainStep fullStep(LlamaModel model, boolean recompute) {
+        return TrainStep.builder(model).optRecompute(recompute).optTrainEmbeddings(true).build();
     }
 
     private static Map<String, float[]> gradients(List<Parameter> params) {
@@ -94,10 +99,10 @@ class TrainStepTest {
             LlamaModel model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             List<Batch> group = List.of(FIRST, SECOND);
-            double recomputed = new TrainStep(model, true, true).accumulate(group, 3);
+            double recomputed = fullStep(model, true).accumulate(group, 3);
             Map<String, float[]> withRecompute = gradients(weights.parameters());
             Gradients.zero(weights.parameters());
-            double kept = new TrainStep(model, false, true).accumulate(group, 3);
+            double kept = fullStep(model, false).accumulate(group, 3);
             Map<String, float[]> withGraph = gradients(weights.parameters());
             assertEquals(kept, recomputed, 1e-6);
             assertClose(withGraph, withRecompute, 1e-5);
@@ -153,10 +158,10 @@ class TrainStepTest {
             assertEquals(5, TrainStep.predictedTokens(FIRST));
             assertEquals(4, TrainStep.predictedTokens(SECOND));
             double expected = referenceLoss(model, manager, List.of(BOTH));
-            double accumulated = new TrainStep(model, true, true).accumulate(List.of(FIRST, SECOND), 0);
+            double accumulated = fullStep(model, true).accumulate(List.of(FIRST, SECOND), 0);
             Map<String, float[]> twoMicroBatches = gradients(weights.parameters());
             Gradients.zero(weights.parameters());
-            double single = new TrainStep(model, true, true).accumulate(List.of(BOTH), 0);
+            double single = fullStep(model, true).accumulate(List.of(BOTH), 0);
             Map<String, float[]> oneBatch = gradients(weights.parameters());
             assertEquals(expected, accumulated, 1e-5);
             assertEquals(expected, single, 1e-5);
@@ -170,7 +175,7 @@ class TrainStepTest {
             LlamaModel model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             List<Batch> group = List.of(FIRST, SECOND);
-            new TrainStep(model, true, true).accumulate(group, 0);
+            fullStep(model, true).accumulate(group, 0);
             Map<String, float[]> analytic = gradients(weights.parameters());
             for (Parameter p : weights.parameters()) {
                 if (!p.name().equals("model.embed_tokens.weight") && !p.name().endsWith("0.self_attn.q_proj.weight")
@@ -203,7 +208,7 @@ class TrainStepTest {
         try (NDManager manager = NDManager.newBaseManager()) {
             LlamaModel model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
-            TrainStep step = new TrainStep(model, true, true);
+            TrainStep step = fullStep(model, true);
             step.accumulate(List.of(FIRST, SECOND), 0);
             Gradients.zero(weights.parameters());
             int afterFirst = manager.getManagedArrays().size();
@@ -212,7 +217,7 @@ class TrainStepTest {
                 Gradients.zero(weights.parameters());
             }
             assertEquals(afterFirst, manager.getManagedArrays().size());
-            new TrainStep(model, false, true).accumulate(List.of(SECOND), 9);
+            fullStep(model, false).accumulate(List.of(SECOND), 9);
             assertEquals(afterFirst, manager.getManagedArrays().size());
         }
     }

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -32,17 +31,17 @@ class LoraLinearTest {
     @Test
     void forwardAddsScaledLowRankUpdateToBaseWithAndWithoutRslora() {
         Random random = new Random(1);
-        float[] x = gaussian(random, N * IN);
-        float[] w = gaussian(random, OUT * IN);
-        float[] a = gaussian(random, R * IN);
-        float[] b = gaussian(random, OUT * R);
+        float[] x = Fixtures.gaussian(random, N * IN);
+        float[] w = Fixtures.gaussian(random, OUT * IN);
+        float[] a = Fixtures.gaussian(random, R * IN);
+        float[] b = Fixtures.gaussian(random, OUT * R);
         for (boolean rslora : new boolean[] {false, true}) {
             LoraSettings settings = new LoraSettings(R, 6, 0, rslora, List.of("q_proj"));
             assertEquals(rslora ? 3.0 : 1.5, settings.scaling(), 1e-15);
             try (NDManager m = NDManager.newBaseManager()) {
                 LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT32);
                 float[] y = lora.forward(m.create(x, new Shape(2, 3, IN))).toFloatArray();
-                assertClose(expectedOutput(x, w, a, b, settings.scaling()), y, 1e-6);
+                Fixtures.assertClose(expectedOutput(x, w, a, b, settings.scaling()), y, 1e-6);
             }
         }
     }
@@ -50,11 +49,11 @@ class LoraLinearTest {
     @Test
     void gradientsReachAAndBAndTheInputButNotTheBase() {
         Random random = new Random(2);
-        float[] x = gaussian(random, N * IN);
-        float[] w = gaussian(random, OUT * IN);
-        float[] a = gaussian(random, R * IN);
-        float[] b = gaussian(random, OUT * R);
-        float[] upstream = gaussian(random, N * OUT);
+        float[] x = Fixtures.gaussian(random, N * IN);
+        float[] w = Fixtures.gaussian(random, OUT * IN);
+        float[] a = Fixtures.gaussian(random, R * IN);
+        float[] b = Fixtures.gaussian(random, OUT * R);
+        float[] upstream = Fixtures.gaussian(random, N * OUT);
         LoraSettings settings = new LoraSettings(R, 8, 0, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
             LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT32);
@@ -64,9 +63,9 @@ class LoraLinearTest {
                 collector.backward(lora.forward(input).mul(m.create(upstream, new Shape(2, 3, OUT))).sum());
             }
             double[][] expected = expectedGradients(x, w, a, b, upstream, settings.scaling());
-            assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-6);
-            assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-6);
-            assertClose(expected[2], input.getGradient().toFloatArray(), 1e-6);
+            Fixtures.assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-6);
+            Fixtures.assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-6);
+            Fixtures.assertClose(expected[2], input.getGradient().toFloatArray(), 1e-6);
             assertFalse(((DenseLinear) lora.base()).weight().hasGradient(), "the frozen weight must not collect gradients");
         }
     }
@@ -74,11 +73,11 @@ class LoraLinearTest {
     @Test
     void float16InputComputesLoraInFloat32AndReturnsFloat16WithGradients() {
         Random random = new Random(3);
-        float[] x = toHalfValues(gaussian(random, N * IN));
-        float[] w = toHalfValues(gaussian(random, OUT * IN));
-        float[] a = gaussian(random, R * IN);
-        float[] b = gaussian(random, OUT * R);
-        float[] upstream = toHalfValues(gaussian(random, N * OUT));
+        float[] x = toHalfValues(Fixtures.gaussian(random, N * IN));
+        float[] w = toHalfValues(Fixtures.gaussian(random, OUT * IN));
+        float[] a = Fixtures.gaussian(random, R * IN);
+        float[] b = Fixtures.gaussian(random, OUT * R);
+        float[] upstream = toHalfValues(Fixtures.gaussian(random, N * OUT));
         LoraSettings settings = new LoraSettings(R, 8, 0, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
             LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT16);
@@ -91,13 +90,13 @@ class LoraLinearTest {
                 collector.backward(y.mul(r).sum());
             }
             assertEquals(DataType.FLOAT16, y.getDataType());
-            assertClose(expectedOutput(x, w, a, b, settings.scaling()), y.toType(DataType.FLOAT32, false).toFloatArray(), 2e-3);
+            Fixtures.assertClose(expectedOutput(x, w, a, b, settings.scaling()), y.toType(DataType.FLOAT32, false).toFloatArray(), 2e-3);
             double[][] expected = expectedGradients(x, w, a, b, upstream, settings.scaling());
             // The LoRA path sees float16-exact x and upstream values and computes in float32: near float32 accuracy.
             assertEquals(DataType.FLOAT32, lora.loraA().getGradient().getDataType());
-            assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-5);
-            assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-5);
-            assertClose(expected[2], input.getGradient().toType(DataType.FLOAT32, false).toFloatArray(), 2e-3);
+            Fixtures.assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-5);
+            Fixtures.assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-5);
+            Fixtures.assertClose(expected[2], input.getGradient().toType(DataType.FLOAT32, false).toFloatArray(), 2e-3);
         }
     }
 
@@ -105,7 +104,7 @@ class LoraLinearTest {
     void dropoutZeroesAboutPOfTheInputsScalesTheRestAndOnlyWhileTraining() {
         int n = 64;
         int rows = 50;
-        float[] x = gaussian(new Random(4), rows * n);
+        float[] x = Fixtures.gaussian(new Random(4), rows * n);
         LoraSettings settings = new LoraSettings(n, n, 0.25, false, List.of("q_proj")); // scaling 1
         try (NDManager m = NDManager.newBaseManager()) {
             LoraLinear lora = identityUpdate(m, n, settings, 0);
@@ -130,7 +129,7 @@ class LoraLinearTest {
     @Test
     void dropoutMaskDependsOnlyOnSeedAndModuleSoRecomputationRepeatsIt() {
         int n = 32;
-        float[] x = gaussian(new Random(5), 8 * n);
+        float[] x = Fixtures.gaussian(new Random(5), 8 * n);
         LoraSettings settings = new LoraSettings(n, n, 0.5, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
             LoraLinear first = identityUpdate(m, n, settings, 0);
@@ -230,27 +229,6 @@ class LoraLinearTest {
             }
         }
         return new double[][] {da, db, dx};
-    }
-
-    /** {@code max |actual - expected| <= relative * max |expected|}. */
-    static void assertClose(double[] expected, float[] actual, double relative) {
-        assertEquals(expected.length, actual.length);
-        double scale = 0;
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
-        }
-        assertTrue(scale > 0, "degenerate expectation");
-        assertTrue(worst <= relative * scale, "max difference " + worst + " exceeds " + relative + " x " + scale);
-    }
-
-    static float[] gaussian(Random random, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) random.nextGaussian();
-        }
-        return v;
     }
 
     private static float[] toHalfValues(float[] v) {

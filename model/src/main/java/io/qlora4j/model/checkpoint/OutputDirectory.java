@@ -1,0 +1,100 @@
+package io.qlora4j.model.checkpoint;
+
+import io.qlora4j.model.ModelException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.stream.Stream;
+
+/**
+ * A model directory written all at once or not at all: files go to a hidden sibling directory,
+ * which is renamed onto the target only when {@link #commit()} is called. Closing without a commit
+ * deletes the partial work, so a failed or interrupted job never leaves a half-written model.
+ */
+public final class OutputDirectory implements AutoCloseable {
+    private final Path target;
+    private final Path staging;
+    private boolean committed;
+
+    private OutputDirectory(Path target, Path staging) {
+        this.target = target;
+        this.staging = staging;
+    }
+
+    /**
+     * Starts writing {@code target}, which must not exist or be an empty directory.
+     *
+     * @throws ModelException when the target exists and is not empty, or cannot be created
+     */
+    public static OutputDirectory create(Path target) throws ModelException {
+        Path absolute = target.toAbsolutePath().normalize();
+        if (Files.exists(absolute) && !isEmptyDirectory(absolute)) {
+            throw new ModelException(target + ": exists and is not empty; choose another export_dir or remove it");
+        }
+        try {
+            Path parent = absolute.getParent();
+            Files.createDirectories(parent);
+            Path staging = Files.createTempDirectory(parent, "." + absolute.getFileName() + ".partial-");
+            return new OutputDirectory(absolute, staging);
+        } catch (IOException e) {
+            throw new ModelException(target + ": cannot create the output directory: " + e.getMessage(), e);
+        }
+    }
+
+    /** The directory to write into until {@link #commit()}. */
+    public Path path() {
+        return staging;
+    }
+
+    /** Moves the finished directory onto the target in one rename. */
+    public void commit() throws ModelException {
+        try {
+            if (Files.isDirectory(target)) {
+                Files.delete(target);
+            }
+            Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+            committed = true;
+        } catch (IOException e) {
+            throw new ModelException(target + ": cannot move the finished output into place: " + e.getMessage(), e);
+        }
+    }
+
+    /** Deletes the staging directory unless the output was committed. */
+    @Override
+    public void close() {
+        if (!committed) {
+            deleteRecursively(staging);
+        }
+    }
+
+    private static boolean isEmptyDirectory(Path p) {
+        if (!Files.isDirectory(p)) {
+            return false;
+        }
+        try (Stream<Path> entries = Files.list(p)) {
+            return entries.findAny().isEmpty();
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    static void deleteRecursively(Path root) {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(root)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (IOException | UncheckedIOException e) {
+            // Best effort: a leftover hidden staging directory is harmless and named as such.
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package io.qlora4j.model.checkpoint;
+
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+/** Test fixture (shared with other modules' tests through the test jar): tiny Hugging Face model directories. */
+public final class TinyModels {
+    /** Hidden size of the tiny model. */
+    public static final int HIDDEN = 64;
+    /** MLP size of the tiny model. */
+    public static final int INTER = 96;
+    /** Vocabulary size of the tiny model. */
+    public static final int VOCAB = 50;
+
+    private TinyModels() {}
+
+    /** Writes a one-layer Llama-shaped checkpoint with random bf16 weights, as Hugging Face stores them. */
+    public static Path writeTinyModel(Path dir) throws IOException, ModelException {
+        Path model = dir.resolve("tiny");
+        Files.createDirectories(model);
+        Files.writeString(model.resolve("config.json"), "{\"model_type\": \"llama\", \"hidden_size\": " + HIDDEN
+                + ", \"intermediate_size\": " + INTER + ", \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                + " \"vocab_size\": " + VOCAB + ", \"torch_dtype\": \"bfloat16\"}");
+        Files.writeString(model.resolve("tokenizer.json"), "{}");
+        Random r = new Random(1);
+        try (SafetensorsWriter w = SafetensorsWriter.builder(model).build()) {
+            add(w, r, "model.embed_tokens.weight", VOCAB, HIDDEN);
+            add(w, r, "model.layers.0.input_layernorm.weight", HIDDEN);
+            for (String p : new String[] {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+                add(w, r, "model.layers.0.self_attn." + p + ".weight", HIDDEN, HIDDEN);
+            }
+            add(w, r, "model.layers.0.post_attention_layernorm.weight", HIDDEN);
+            add(w, r, "model.layers.0.mlp.gate_proj.weight", INTER, HIDDEN);
+            add(w, r, "model.layers.0.mlp.up_proj.weight", INTER, HIDDEN);
+            add(w, r, "model.layers.0.mlp.down_proj.weight", HIDDEN, INTER);
+            add(w, r, "model.norm.weight", HIDDEN);
+            add(w, r, "lm_head.weight", VOCAB, HIDDEN);
+        }
+        return model;
+    }
+
+    private static void add(SafetensorsWriter w, Random r, String name, long... shape) throws ModelException {
+        int n = 1;
+        for (long d : shape) {
+            n *= (int) d;
+        }
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (r.nextGaussian() * 0.05);
+        }
+        w.addFloats(name, DType.BF16, shape, v);
+    }
+
+}

@@ -11,21 +11,20 @@ import java.util.Arrays;
  * double-quantized scales) on the device. Each call dequantizes the weight on the device, multiplies,
  * and frees the dequantized copy at once, so the layer keeps only the packed form between calls.
  */
-public final class QuantizedLinear implements FrozenLinear {
+public final class QuantizedLinear extends BiasedLinear {
     private final NdQuantizedTensor weight;
-    private final NDArray bias;
 
     /** Wraps a device-resident quantized weight of shape {@code [out, in]} and a bias {@code [out]} (or null). */
     public QuantizedLinear(NdQuantizedTensor weight, NDArray bias) {
-        long[] shape = weight.shape();
+        super(bias, requireMatrix(weight.shape())[0]);
+        this.weight = weight;
+    }
+
+    private static long[] requireMatrix(long[] shape) {
         if (shape.length != 2) {
             throw new IllegalArgumentException("linear weight must be [out, in], got " + Arrays.toString(shape));
         }
-        if (bias != null && (bias.getShape().dimension() != 1 || bias.getShape().get(0) != shape[0])) {
-            throw new IllegalArgumentException("bias must be [" + shape[0] + "], got " + bias.getShape());
-        }
-        this.weight = weight;
-        this.bias = bias;
+        return shape;
     }
 
     /** Uploads {@code weight} to {@code manager}'s device and wraps it with {@code bias} (or null). */
@@ -34,13 +33,11 @@ public final class QuantizedLinear implements FrozenLinear {
     }
 
     @Override
-    public NDArray forward(NDArray x) {
-        NDArray y;
+    NDArray multiply(NDArray x) {
         try (NDArray w = weight.dequantize(); NDArray cast = w.toType(x.getDataType(), false);
                 NDArray transposed = cast.transpose()) {
-            y = x.matMul(transposed);
+            return x.matMul(transposed);
         }
-        return bias == null ? y : y.addi(bias);
     }
 
     @Override
@@ -53,18 +50,14 @@ public final class QuantizedLinear implements FrozenLinear {
         return weight.shape()[0];
     }
 
-    /** Device bytes: packed codes, scales and tables of the weight, plus the bias. */
+    /** Device bytes of the packed codes, scales and tables. */
     @Override
-    public long bytes() {
-        long b = weight.bytes();
-        return bias == null ? b : b + bias.size() * bias.getDataType().getNumOfBytes();
+    long weightBytes() {
+        return weight.bytes();
     }
 
     @Override
-    public void close() {
+    void closeWeight() {
         weight.close();
-        if (bias != null) {
-            bias.close();
-        }
     }
 }

@@ -38,6 +38,9 @@ final class LossHead {
         NDArray valid = target.neq(IGNORE_INDEX);
         NDArray safe = target.mul(valid.toType(DataType.INT64, false));
         NDArray logProbs = predicting.logSoftmax(-1).gather(safe.expandDims(-1), -1).squeeze(-1);
-        return logProbs.mul(valid.toType(DataType.FLOAT32, false)).sum().neg().div((float) denominator);
+        // The divisor is a natively allocated array: a Java-number operand (div(float)) is wrapped around a
+        // direct buffer that DJL frees once garbage-collected, while the graph still reads it in backward.
+        NDArray count = labels.getManager().full(new Shape(), (float) denominator, DataType.FLOAT32);
+        return logProbs.mul(valid.toType(DataType.FLOAT32, false)).sum().neg().div(count);
     }
 }

@@ -8,10 +8,7 @@ import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.QuantType;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.IOException;
@@ -46,15 +43,14 @@ public final class Trainer {
         boolean resuming = resume != null && !resume.equalsIgnoreCase("false");
         RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
         Path checkpoint = resuming ? dir.resumeSource(resume) : null;
-        ComputeTarget target = ComputeTarget.resolve(config.string("device"), config.bool("bf16"), config.bool("fp16"),
-                line -> out.println("warning: " + line));
+        ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
         if (target.dataType() != DataType.FLOAT32) {
             throw new ConfigException("fp16: 16-bit training is not implemented yet; leave fp16 unset to train in float32");
         }
         try (NDManager manager = NDManager.newBaseManager(target.device(), "PyTorch");
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
             DataPipeline data = DataPipeline.load(dataSettings(config), tokenizer);
-            LlamaModel model = loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
+            LlamaModel model = JobModels.loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
             TrainableWeights weights = full ? new FullWeights(model, baseDir)
                     : LoraWeights.create(config, model, manager, checkpoint);
             return new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal).run();
@@ -72,18 +68,6 @@ public final class Trainer {
         if (config.integer("eval_steps") != null) {
             throw new ConfigException("eval_steps: evaluation during training is not implemented yet");
         }
-    }
-
-    private static LlamaLoader loader(JobConfig config) {
-        LlamaLoader.Builder builder = LlamaLoader.builder();
-        if (config.integer("quantization_bit") != null) {
-            builder.optQuantizer(BlockwiseQuantizer.builder()
-                    .optType(QuantType.fromName(config.string("quantization_type")))
-                    .optBlocksize(config.integer("quantization_blocksize"))
-                    .optDoubleQuant(config.bool("double_quantization"))
-                    .build());
-        }
-        return builder.build();
     }
 
     private static DataSettings dataSettings(JobConfig config) throws ConfigException, DataException {

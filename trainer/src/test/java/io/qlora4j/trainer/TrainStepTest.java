@@ -7,12 +7,16 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -219,6 +223,37 @@ class TrainStepTest {
             assertEquals(afterFirst, manager.getManagedArrays().size());
             fullStep(model, false).accumulate(List.of(SECOND), 9);
             assertEquals(afterFirst, manager.getManagedArrays().size());
+        }
+    }
+
+    @Test
+    void loraGradientsThroughAnNf4BaseAgreeWithAndWithoutRecomputeUnderDropout() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = JobModels.loader(JobConfig.of("quantization_bit=4"))
+                    .load(TinyModel.write(dir.resolve("base"), 7), manager);
+            LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, 0.3, false, List.of("all")),
+                    manager, 5);
+            List<Parameter> params = new ArrayList<>();
+            adapters.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+            for (Parameter p : params) {
+                // B starts at 0, which would leave A without gradient
+                p.value().stopGradient().addi(manager.randomNormal(p.value().getShape()).muli(0.2f));
+            }
+            adapters.setTraining(true);
+            List<Batch> group = List.of(FIRST, SECOND);
+            TrainStep.Builder step = TrainStep.builder(model).optDropoutSeeder(adapters::setDropoutSeed);
+            double recomputed = step.optRecompute(true).build().accumulate(group, 4);
+            Map<String, float[]> withRecompute = gradients(params);
+            Gradients.zero(params);
+            double kept = step.optRecompute(false).build().accumulate(group, 4);
+            Map<String, float[]> withGraph = gradients(params);
+            assertEquals(kept, recomputed, 1e-6);
+            assertClose(withGraph, withRecompute, 1e-5);
+            Gradients.zero(params);
+            step.optRecompute(true).build().accumulate(group, 5);
+            float[] otherMasks = gradients(params).get(params.get(0).name());
+            float[] sameMasks = withRecompute.get(params.get(0).name());
+            assertTrue(!Arrays.equals(sameMasks, otherMasks), "another dropout seed draws other masks");
         }
     }
 }

@@ -174,4 +174,51 @@ class TrainerTest {
         assertFalse(Files.exists(out.resolve("checkpoint-2")));
         assertFalse(Files.exists(out.resolve("model.safetensors")), "no final output from a diverged run");
     }
+
+    private List<String> qlora(Path output, String... more) {
+        List<String> keys = new ArrayList<>(List.of("model_name_or_path=" + base, "dataset=" + dataset,
+                "output_dir=" + output, "quantization_bit=4", "lora_rank=4", "lora_dropout=0.2",
+                "lora_target=q_proj,v_proj,down_proj", "learning_rate=0.01", "per_device_train_batch_size=2",
+                "gradient_accumulation_steps=2", "seed=9", "logging_steps=1", "max_steps=6", "save_steps=3",
+                "lr_scheduler_type=cosine", "warmup_ratio=0.2"));
+        keys.addAll(List.of(more));
+        return keys;
+    }
+
+    @Test
+    void qloraRunWritesAPeftAdapterAndResumesBitIdentical() throws Exception {
+        Path straight = dir.resolve("straight");
+        TrainingResult first = train(qlora(straight));
+        assertTrue(first.completed(), first.failure());
+        JsonNode config = JSON.readTree(straight.resolve("adapter_config.json").toFile());
+        assertEquals("LORA", config.get("peft_type").asText());
+        assertEquals(4, config.get("r").asInt());
+        assertEquals(8.0, config.get("lora_alpha").asDouble(), "LLaMA-Factory's default alpha = 2 x rank");
+        assertEquals(0.2, config.get("lora_dropout").asDouble());
+        assertEquals(base.toString(), config.get("base_model_name_or_path").asText());
+        assertEquals(4, config.get("qlora4j").get("quantization_bit").asInt());
+        assertEquals("nf4", config.get("qlora4j").get("quantization_type").asText());
+        Map<String, float[]> adapter = tensors(straight.resolve("adapter_model.safetensors"));
+        assertEquals(2 * 3 * 2, adapter.size(), "A and B of 3 modules in 2 layers");
+        try (SafetensorsReader reader = SafetensorsReader.open(straight.resolve("adapter_model.safetensors"))) {
+            String q = "base_model.model.model.layers.1.self_attn.q_proj.";
+            assertArrayEquals(new long[] {4, 16}, reader.info(q + "lora_A.weight").shape());
+            assertArrayEquals(new long[] {16, 4}, reader.info(q + "lora_B.weight").shape());
+            assertArrayEquals(new long[] {16, 4},
+                    reader.info("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight").shape());
+            assertEquals(Map.of("format", "pt"), reader.metadata());
+        }
+        assertFalse(Files.exists(straight.resolve("model.safetensors")), "LoRA writes only the adapter");
+
+        Path stopped = dir.resolve("stopped");
+        assertTrue(train(qlora(stopped)).completed());
+        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
+        Files.delete(stopped.resolve("adapter_model.safetensors"));
+        TrainingResult resumed = train(qlora(stopped, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
+        assertTrue(resumed.completed(), resumed.failure());
+        assertSameTensors(adapter, tensors(stopped.resolve("adapter_model.safetensors")));
+        assertSameTensors(tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
+                tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
+        assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(stopped.resolve("metrics.jsonl")));
+    }
 }

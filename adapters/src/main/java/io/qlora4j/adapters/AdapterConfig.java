@@ -50,8 +50,10 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
     /** The fields PEFT writes for a LoRA adapter, for one of our adapters, sorted by key. */
     static Map<String, Object> fields(LoraSettings settings, String baseModel, Map<String, Integer> rankPattern,
             Map<String, Double> alphaPattern) {
+        Map<String, Object> alphas = new TreeMap<>();
+        alphaPattern.forEach((path, alpha) -> alphas.put(path, number(alpha)));
         Map<String, Object> f = new TreeMap<>();
-        f.put("alpha_pattern", new TreeMap<>(alphaPattern));
+        f.put("alpha_pattern", alphas);
         f.put("base_model_name_or_path", baseModel);
         f.put("bias", "none");
         f.put("fan_in_fan_out", false);
@@ -200,7 +202,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
         void refuseUnless(String key, Check accepted, String reason) throws ModelException {
             JsonNode v = root.get(key);
             if (v != null && !v.isNull() && !accepted.ok(v)) {
-                throw new ModelException(file + ": " + key + " " + v + " is not supported: " + reason);
+                throw new ModelException(file + ": " + key + " " + v + ": " + reason);
             }
         }
 

@@ -109,7 +109,8 @@ final class PeftAdapterReader {
             String path = m.group(1);
             if (!slots.containsKey(path)) {
                 throw new ModelException(file + ": tensor '" + t.name() + "' is for module '" + path + "', which this"
-                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames() + "; LoRA on lm_head and embed_tokens is not supported)");
+                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames()
+                        + "; LoRA on lm_head and embed_tokens is not supported)");
             }
             if (!config.selects(path)) {
                 throw new ModelException(file + ": tensor '" + t.name() + "' is for module '" + path

@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -208,29 +209,29 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
 
         int positiveInt(String key, int absent) throws ModelException {
             double v = number(key, absent);
-            return (int) check(v, v == Math.rint(v) && v > 0 && v <= Integer.MAX_VALUE, key + " must be a positive integer");
+            return (int) check(v, v == Math.rint(v) && v > 0 && v <= Integer.MAX_VALUE,
+                    key + " must be a positive integer");
         }
 
         double number(String key, double absent) throws ModelException {
-            JsonNode v = root.get(key);
-            if (v == null || v.isNull()) {
-                return absent;
-            }
-            if (!v.isNumber()) {
-                throw new ModelException(file + ": " + key + " must be a number, got " + v);
-            }
-            return v.asDouble();
+            return value(key, absent, JsonNode::isNumber, "a number", JsonNode::asDouble);
         }
 
         boolean bool(String key, boolean absent) throws ModelException {
+            return value(key, absent, JsonNode::isBoolean, "true or false", JsonNode::asBoolean);
+        }
+
+        /** The value of {@code key} when it is present and not null, {@code absent} otherwise; a wrong type fails. */
+        private <T> T value(String key, T absent, Check type, String expected, Function<JsonNode, T> read)
+                throws ModelException {
             JsonNode v = root.get(key);
             if (v == null || v.isNull()) {
                 return absent;
             }
-            if (!v.isBoolean()) {
-                throw new ModelException(file + ": " + key + " must be true or false, got " + v);
+            if (!type.ok(v)) {
+                throw new ModelException(file + ": " + key + " must be " + expected + ", got " + v);
             }
-            return v.asBoolean();
+            return read.apply(v);
         }
 
         /** A {@code {pattern: number}} object (absent or null: empty), in file order, each key a valid regex. */

@@ -16,7 +16,6 @@ import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -74,7 +73,7 @@ class LoraGradientTest {
             adapters.modules().forEach((path, l) -> lora.put(path, new ReferenceForward.Lora(
                     Fixtures.toDoubles(l.loraA().toFloatArray()), Fixtures.toDoubles(l.loraB().toFloatArray()), 3, settings.scaling())));
             ReferenceForward reference = new ReferenceForward(tiny, lora);
-            double[] expectedLogits = flatten(reference.logits(IDS));
+            double[] expectedLogits = Fixtures.flatten(reference.logits(IDS));
             Fixtures.assertClose(expectedLogits, logits, 1e-5);
 
             String[][] probes = {
@@ -137,16 +136,12 @@ class LoraGradientTest {
     }
 
     private static double loss(ReferenceForward reference, float[] upstream) {
-        double[] logits = flatten(reference.logits(IDS));
+        double[] logits = Fixtures.flatten(reference.logits(IDS));
         double total = 0;
         for (int i = 0; i < logits.length; i++) {
             total += logits[i] * upstream[i];
         }
         return total;
-    }
-
-    private static double[] flatten(double[][] rows) {
-        return Arrays.stream(rows).flatMapToDouble(Arrays::stream).toArray();
     }
 
     /** An NF4 weight kept packed on the device and dequantized for each call, as the model's quantized layer does. */

@@ -104,7 +104,7 @@ class PeftLoadTest {
                 {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_rslora": true,
                  "target_modules": ".*\\\\.(q_proj|v_proj)",
                  "rank_pattern": {"q_proj": 2}, "alpha_pattern": {"model.layers.1.self_attn.v_proj": 2}}""");
-        double[] expected = flatten(new ReferenceForward(tiny, reference).logits(TinyModel.ids(6)));
+        double[] expected = Fixtures.flatten(new ReferenceForward(tiny, reference).logits(TinyModel.ids(6)));
         Path copy = dir.resolve("saved");
         float[] logits;
         try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
@@ -249,9 +249,5 @@ class PeftLoadTest {
             v[i] *= factor;
         }
         return v;
-    }
-
-    private static double[] flatten(double[][] rows) {
-        return java.util.Arrays.stream(rows).flatMapToDouble(java.util.Arrays::stream).toArray();
     }
 }

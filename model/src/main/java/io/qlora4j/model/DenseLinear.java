@@ -9,21 +9,20 @@ import ai.djl.ndarray.types.Shape;
  * a stored transpose: on CPU both run at the same speed, and the view lets a tied lm_head share the
  * embedding array itself.
  */
-public final class DenseLinear implements FrozenLinear {
+public final class DenseLinear extends BiasedLinear {
     private final NDArray weight;
-    private final NDArray bias;
 
     /** Wraps {@code weight [out, in]} and {@code bias [out]} (null for none); the layer owns both. */
     public DenseLinear(NDArray weight, NDArray bias) {
-        Shape w = weight.getShape();
+        super(bias, requireMatrix(weight.getShape()).get(0));
+        this.weight = weight;
+    }
+
+    private static Shape requireMatrix(Shape w) {
         if (w.dimension() != 2) {
             throw new IllegalArgumentException("linear weight must be [out, in], got " + w);
         }
-        if (bias != null && !bias.getShape().equals(new Shape(w.get(0)))) {
-            throw new IllegalArgumentException("bias must be [" + w.get(0) + "], got " + bias.getShape());
-        }
-        this.weight = weight;
-        this.bias = bias;
+        return w;
     }
 
     /** The weight array {@code [out, in]} (shared, not copied). */
@@ -31,18 +30,11 @@ public final class DenseLinear implements FrozenLinear {
         return weight;
     }
 
-    /** The bias array {@code [out]}, or null. */
-    public NDArray bias() {
-        return bias;
-    }
-
     @Override
-    public NDArray forward(NDArray x) {
-        NDArray y;
+    NDArray multiply(NDArray x) {
         try (NDArray transposed = weight.transpose()) {
-            y = x.matMul(transposed);
+            return x.matMul(transposed);
         }
-        return bias == null ? y : y.addi(bias);
     }
 
     @Override
@@ -56,16 +48,12 @@ public final class DenseLinear implements FrozenLinear {
     }
 
     @Override
-    public long bytes() {
-        long b = weight.size() * weight.getDataType().getNumOfBytes();
-        return bias == null ? b : b + bias.size() * bias.getDataType().getNumOfBytes();
+    long weightBytes() {
+        return weight.size() * weight.getDataType().getNumOfBytes();
     }
 
     @Override
-    public void close() {
+    void closeWeight() {
         weight.close();
-        if (bias != null) {
-            bias.close();
-        }
     }
 }

@@ -78,7 +78,7 @@ public final class LlamaBlock implements AutoCloseable {
      * one; the new layer must have the same in/out features.
      */
     public FrozenLinear setLinear(String name, FrozenLinear layer) {
-        long[] expected = expectedShape(name);
+        long[] expected = inOut(config, name);
         if (layer.inFeatures() != expected[0] || layer.outFeatures() != expected[1]) {
             throw new IllegalArgumentException("layer " + index + ": " + name + " must map " + expected[0] + " -> "
                     + expected[1] + ", got " + layer.inFeatures() + " -> " + layer.outFeatures());
@@ -86,7 +86,8 @@ public final class LlamaBlock implements AutoCloseable {
         return linears.put(name, layer);
     }
 
-    private long[] expectedShape(String name) {
+    /** {in, out} features of the projection {@code name} under {@code config}. */
+    static long[] inOut(LlamaConfig config, String name) {
         long hidden = config.hiddenSize();
         return switch (name) {
             case "self_attn.q_proj" -> new long[] {hidden, config.queryDim()};

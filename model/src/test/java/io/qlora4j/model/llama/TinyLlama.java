@@ -5,6 +5,11 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -89,6 +94,16 @@ final class TinyLlama {
         }
         FrozenLinear head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
         return new LlamaModel(config, array(m, "model.embed_tokens.weight"), blocks, array(m, "model.norm.weight"), head);
+    }
+
+    /** Writes config.json and the weights as {@code dtype} safetensors (sharded past {@code maxShardBytes}). */
+    void write(Path dir, DType dtype, long maxShardBytes) throws IOException, ModelException {
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).optMaxShardBytes(maxShardBytes).build()) {
+            for (Map.Entry<String, float[]> e : weights.entrySet()) {
+                writer.addFloats(e.getKey(), dtype, shapes.get(e.getKey()), e.getValue());
+            }
+        }
+        config.write(dir.resolve("config.json"));
     }
 
     ReferenceLlama reference() {

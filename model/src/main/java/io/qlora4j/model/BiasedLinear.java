@@ -1,0 +1,52 @@
+package io.qlora4j.model;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * What every frozen linear format shares: the optional dense bias {@code [out]} added after the
+ * format's own product {@code x W^T}, and the bookkeeping of bytes and closing.
+ */
+abstract class BiasedLinear implements FrozenLinear {
+    private final NDArray bias;
+
+    BiasedLinear(NDArray bias, long outFeatures) {
+        if (bias != null && (bias.getShape().dimension() != 1 || bias.getShape().get(0) != outFeatures)) {
+            throw new IllegalArgumentException("bias must be [" + outFeatures + "], got " + bias.getShape());
+        }
+        this.bias = bias;
+    }
+
+    /** {@code x W^T} for {@code x [..., in]}, in the manager of x. */
+    abstract NDArray multiply(NDArray x);
+
+    /** Bytes of the weight in its stored form. */
+    abstract long weightBytes();
+
+    /** Releases the weight. */
+    abstract void closeWeight();
+
+    /** The bias array {@code [out]}, or null. */
+    public final NDArray bias() {
+        return bias;
+    }
+
+    @Override
+    public final NDArray forward(NDArray x) {
+        NDArray y = multiply(x);
+        return bias == null ? y : y.addi(bias);
+    }
+
+    @Override
+    public final long bytes() {
+        long b = weightBytes();
+        return bias == null ? b : b + bias.size() * bias.getDataType().getNumOfBytes();
+    }
+
+    @Override
+    public final void close() {
+        closeWeight();
+        if (bias != null) {
+            bias.close();
+        }
+    }
+}

@@ -1,0 +1,194 @@
+package io.qlora4j.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.checkpoint.BnbEntries;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.QuantType;
+import io.qlora4j.quant.QuantizedTensor;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Loads a Hugging Face Llama directory ({@code config.json} plus {@code model.safetensors} or shards)
+ * into a {@link LlamaModel}, streaming tensor by tensor: every shape is checked against the config
+ * before any data is read, each linear weight of {@code model.layers.*} is quantized as soon as it is
+ * read (when a quantizer is set) and uploaded, and the float32 copy is dropped; embeddings, norms and
+ * lm_head stay dense float32, copied to the device in row chunks. The full-precision model never exists
+ * in memory: the peak is the loaded model plus about one tensor.
+ */
+public final class LlamaLoader {
+    /** Elements copied to the device at once for a dense tensor. */
+    private static final int CHUNK_ELEMENTS = 1 << 22;
+
+    private final BlockwiseQuantizer quantizer;
+
+    private LlamaLoader(Builder builder) {
+        this.quantizer = builder.quantizer;
+    }
+
+    /** A loader that keeps every weight dense float32 unless a quantizer is set. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Loads {@code modelDir} into {@code manager}'s device. Problems (missing config or tensor, a shape
+     * that disagrees with the config, a pre-quantized checkpoint) are one-line errors naming them.
+     */
+    public LlamaModel load(Path modelDir, NDManager manager) throws ModelException {
+        LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));
+        try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
+            Map<String, long[]> expected = expectedShapes(config);
+            for (Map.Entry<String, long[]> e : expected.entrySet()) {
+                check(reader, e.getKey(), e.getValue());
+            }
+            NDManager arrays = manager.newSubManager();
+            try {
+                return assemble(config, reader, arrays);
+            } catch (ModelException | RuntimeException e) {
+                arrays.close();
+                throw e;
+            }
+        }
+    }
+
+    /** Every tensor the config calls for, with its shape, in checkpoint order. */
+    static Map<String, long[]> expectedShapes(LlamaConfig c) {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        long hidden = c.hiddenSize();
+        shapes.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
+        for (int l = 0; l < c.numHiddenLayers(); l++) {
+            String p = "model.layers." + l + ".";
+            shapes.put(p + "input_layernorm.weight", new long[] {hidden});
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                long[] inOut = LlamaBlock.inOut(c, name);
+                shapes.put(p + name + ".weight", new long[] {inOut[1], inOut[0]});
+                if (name.startsWith("self_attn.") ? c.attentionBias() : c.mlpBias()) {
+                    shapes.put(p + name + ".bias", new long[] {inOut[1]});
+                }
+            }
+            shapes.put(p + "post_attention_layernorm.weight", new long[] {hidden});
+        }
+        shapes.put("model.norm.weight", new long[] {hidden});
+        if (!c.tieWordEmbeddings()) {
+            shapes.put("lm_head.weight", new long[] {c.vocabSize(), hidden});
+        }
+        return shapes;
+    }
+
+    private static void check(SafetensorsReader reader, String name, long[] shape) throws ModelException {
+        if (!reader.contains(name)) {
+            throw new ModelException("missing tensor " + name + " (the config calls for shape "
+                    + Arrays.toString(shape) + ")");
+        }
+        TensorInfo info = reader.info(name);
+        if (BnbEntries.detect(reader, name) != null) {
+            return; // packed bytes: the quant state's shape is checked when the layer is built
+        }
+        if (!Arrays.equals(info.shape(), shape)) {
+            throw new ModelException(info.file() + ": tensor " + name + " has shape " + Arrays.toString(info.shape())
+                    + ", expected " + Arrays.toString(shape) + " for this config");
+        }
+    }
+
+    private LlamaModel assemble(LlamaConfig config, SafetensorsReader reader, NDManager arrays)
+            throws ModelException {
+        NDArray embed = dense(reader, "model.embed_tokens.weight", arrays);
+        List<LlamaBlock> blocks = new ArrayList<>();
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            String p = "model.layers." + l + ".";
+            Map<String, FrozenLinear> linears = new LinkedHashMap<>();
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                long[] inOut = LlamaBlock.inOut(config, name);
+                linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, arrays));
+            }
+            blocks.add(new LlamaBlock(config, l, dense(reader, p + "input_layernorm.weight", arrays),
+                    dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
+        }
+        NDArray norm = dense(reader, "model.norm.weight", arrays);
+        FrozenLinear head = config.tieWordEmbeddings()
+                ? null : new DenseLinear(dense(reader, "lm_head.weight", arrays), null);
+        return new LlamaModel(config, embed, blocks, norm, head);
+    }
+
+    /**
+     * A projection: a pre-quantized bitsandbytes 4-bit weight stays as stored; otherwise quantized on the
+     * fly when a quantizer is set, else dense. Its bias stays dense.
+     */
+    private FrozenLinear linear(SafetensorsReader reader, String prefix, long[] expectedShape, NDManager arrays)
+            throws ModelException {
+        String weightName = prefix + ".weight";
+        NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;
+        QuantType stored = BnbEntries.detect(reader, weightName);
+        if (stored != null) {
+            QuantizedTensor q = BnbEntries.read(reader, weightName, stored);
+            if (!Arrays.equals(q.shape(), expectedShape)) {
+                throw new ModelException(reader.info(weightName).file() + ": 4-bit tensor " + weightName + " has shape "
+                        + Arrays.toString(q.shape()) + ", expected " + Arrays.toString(expectedShape) + " for this config");
+            }
+            return QuantizedLinear.upload(q, bias, arrays);
+        }
+        if (quantizer == null) {
+            return new DenseLinear(dense(reader, weightName, arrays), bias);
+        }
+        long[] shape = reader.info(weightName).shape();
+        return QuantizedLinear.upload(quantizer.quantize(reader.floats(weightName), shape), bias, arrays);
+    }
+
+    /** A float32 array of the tensor; a large matrix is filled in row chunks so no full float[] copy exists. */
+    private static NDArray dense(SafetensorsReader reader, String name, NDManager arrays) throws ModelException {
+        return dense(reader, name, arrays, CHUNK_ELEMENTS);
+    }
+
+    /** {@link #dense} with an explicit chunk size (elements), for tests of the chunked path. */
+    static NDArray dense(SafetensorsReader reader, String name, NDManager arrays, int chunkElements)
+            throws ModelException {
+        long[] shape = reader.info(name).shape();
+        long rowsPerChunk = shape.length == 2 ? Math.max(1, chunkElements / Math.max(1, shape[1])) : 0;
+        if (shape.length != 2 || rowsPerChunk >= shape[0]) {
+            return arrays.create(reader.floats(name), new Shape(shape));
+        }
+        NDArray out = arrays.zeros(new Shape(shape));
+        float[] chunk = new float[Math.toIntExact(rowsPerChunk * shape[1])];
+        for (long row = 0; row < shape[0]; row += rowsPerChunk) {
+            int count = Math.toIntExact(Math.min(rowsPerChunk, shape[0] - row) * shape[1]);
+            reader.readFloats(name, row * shape[1], chunk, 0, count);
+            float[] values = count == chunk.length ? chunk : Arrays.copyOf(chunk, count);
+            try (NDArray part = arrays.create(values, new Shape(count / shape[1], shape[1]))) {
+                out.set(new NDIndex("{}:{}", row, row + count / shape[1]), part);
+            }
+        }
+        return out;
+    }
+
+    /** Settings of a {@link LlamaLoader}. */
+    public static final class Builder {
+        private BlockwiseQuantizer quantizer;
+
+        private Builder() {}
+
+        /** Quantizes every linear weight of the decoder blocks with {@code quantizer} (null: keep dense). */
+        public Builder optQuantizer(BlockwiseQuantizer quantizer) {
+            this.quantizer = quantizer;
+            return this;
+        }
+
+        /** Builds the loader. */
+        public LlamaLoader build() {
+            return new LlamaLoader(this);
+        }
+    }
+}

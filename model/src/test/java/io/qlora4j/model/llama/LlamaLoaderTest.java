@@ -1,0 +1,172 @@
+package io.qlora4j.model.llama;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.QuantType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class LlamaLoaderTest {
+    private static final LlamaConfig CONFIG = LlamaConfig.builder(32, 56, 2, 4, 37).optNumKeyValueHeads(2)
+            .optAttentionBias(true).optRmsNormEps(1e-5).build();
+
+    @TempDir
+    Path dir;
+
+    private float[] logits(LlamaModel model, NDManager m, int[] tokens) {
+        return model.forward(LlamaModelTest.idsArray(m, tokens), null).toFloatArray();
+    }
+
+    private static double[][] reference(LlamaConfig config, Map<String, float[]> weights, int[] tokens) {
+        int[] positions = new int[tokens.length];
+        boolean[] real = new boolean[tokens.length];
+        for (int i = 0; i < tokens.length; i++) {
+            positions[i] = i;
+            real[i] = true;
+        }
+        return new ReferenceLlama(config, weights).forward(tokens, positions, real);
+    }
+
+    @Test
+    void shardedFloat32CheckpointLoadsDenseAndMatchesReference() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 31);
+        tiny.write(dir, DType.F32, 20_000);
+        assertTrue(Files.exists(dir.resolve("model.safetensors.index.json")));
+        int[] tokens = LlamaModelTest.ids(7, 1);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+            assertInstanceOf(DenseLinear.class, model.block(1).linear("mlp.down_proj"));
+            LlamaModelTest.assertClose(reference(CONFIG, tiny.weights, tokens), logits(model, m, tokens), 0, 7);
+        }
+    }
+
+    @Test
+    void bfloat16CheckpointIsWidenedExactly() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 32);
+        tiny.write(dir, DType.BF16, Long.MAX_VALUE);
+        Map<String, float[]> rounded = new LinkedHashMap<>();
+        tiny.weights.forEach((name, values) -> {
+            float[] r = new float[values.length];
+            for (int i = 0; i < r.length; i++) {
+                int bits = Float.floatToRawIntBits(values[i]); // round to nearest even on the upper 16 bits
+                r[i] = Float.intBitsToFloat((bits + 0x7FFF + ((bits >>> 16) & 1)) & 0xFFFF0000);
+            }
+            rounded.put(name, r);
+        });
+        int[] tokens = LlamaModelTest.ids(6, 2);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+            assertArrayEquals(rounded.get("model.norm.weight"), model.norm().toFloatArray());
+            LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+        }
+    }
+
+    private void assertQuantizedModelMatchesReferenceOnDequantizedWeights(BlockwiseQuantizer quantizer)
+            throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 33);
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        Map<String, float[]> dequantized = new LinkedHashMap<>(tiny.weights);
+        for (int l = 0; l < CONFIG.numHiddenLayers(); l++) {
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                String key = "model.layers." + l + "." + name + ".weight";
+                dequantized.put(key, quantizer.dequantize(quantizer.quantize(tiny.weights.get(key), tiny.shapes.get(key))));
+            }
+        }
+        int[] tokens = LlamaModelTest.ids(8, 3);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().optQuantizer(quantizer).build().load(dir, m)) {
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                assertInstanceOf(QuantizedLinear.class, model.block(0).linear(name));
+            }
+            assertInstanceOf(DenseLinear.class, model.lmHead());
+            LlamaModelTest.assertClose(reference(CONFIG, dequantized, tokens), logits(model, m, tokens), 0, 8);
+        }
+    }
+
+    @Test
+    void nf4DoubleQuantizedModelMatchesReferenceOnDequantizedWeights() throws Exception {
+        assertQuantizedModelMatchesReferenceOnDequantizedWeights(BlockwiseQuantizer.builder().build());
+    }
+
+    @Test
+    void fp4ModelMatchesReferenceOnDequantizedWeights() throws Exception {
+        assertQuantizedModelMatchesReferenceOnDequantizedWeights(
+                BlockwiseQuantizer.builder().optType(QuantType.FP4).optDoubleQuant(false).build());
+    }
+
+    @Test
+    void tiedCheckpointWithoutLmHeadSharesTheEmbedding() throws Exception {
+        LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
+        TinyLlama tiny = new TinyLlama(tied, 34);
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        int[] tokens = LlamaModelTest.ids(5, 4);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+            assertSame(model.embedTokens(), ((DenseLinear) model.lmHead()).weight());
+            LlamaModelTest.assertClose(reference(tied, tiny.weights, tokens), logits(model, m, tokens), 0, 5);
+        }
+    }
+
+    @Test
+    void tensorWithTheWrongShapeIsNamedWithBothShapes() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 35);
+        tiny.shapes.put("model.layers.1.self_attn.k_proj.weight", new long[] {32, 16});
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        ModelException e = assertThrows(ModelException.class, () -> load(dir));
+        assertEquals(dir.resolve("model.safetensors") + ": tensor model.layers.1.self_attn.k_proj.weight has shape"
+                + " [32, 16], expected [16, 32] for this config", e.getMessage());
+    }
+
+    @Test
+    void missingTensorAndMissingConfigAreNamed() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 36);
+        tiny.weights.remove("model.layers.0.self_attn.q_proj.bias");
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        assertEquals("missing tensor model.layers.0.self_attn.q_proj.bias (the config calls for shape [32])",
+                assertThrows(ModelException.class, () -> load(dir)).getMessage());
+        Path empty = Files.createDirectory(dir.resolve("empty"));
+        assertEquals(empty.resolve("config.json") + ": file not found",
+                assertThrows(ModelException.class, () -> load(empty)).getMessage());
+    }
+
+    @Test
+    void largeMatricesAreCopiedInRowChunksExactly() throws Exception {
+        float[] values = new float[7 * 3];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = i * 0.5f - 3;
+        }
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
+            writer.addFloats("w", DType.F32, new long[] {7, 3}, values);
+        }
+        try (NDManager m = NDManager.newBaseManager(); SafetensorsReader reader = SafetensorsReader.open(dir)) {
+            NDArray chunked = LlamaLoader.dense(reader, "w", m, 7); // two rows per chunk: 2, 2, 2, 1
+            assertEquals(new Shape(7, 3), chunked.getShape());
+            assertArrayEquals(values, chunked.toFloatArray());
+        }
+    }
+
+    private static void load(Path modelDir) throws ModelException {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LlamaLoader.builder().build().load(modelDir, m).close();
+        }
+    }
+}

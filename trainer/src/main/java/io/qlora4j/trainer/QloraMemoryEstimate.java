@@ -1,0 +1,61 @@
+package io.qlora4j.trainer;
+
+import io.qlora4j.model.llama.LlamaConfig;
+
+/**
+ * What a QLoRA run of a Llama-family model needs, from its config alone: the NF4+DQ base (linear
+ * weights at 4 bits plus 8-bit block scales), the dense embeddings, norms and lm_head, the LoRA
+ * parameters with their gradients and AdamW state, and the activations of one recomputed step.
+ *
+ * @param parameters all parameters of the base model
+ * @param linearParameters the parameters of the quantized linear layers under model.layers
+ * @param baseBytes the packed 4-bit linears with their scales (blocksize 64, double quantization)
+ * @param denseBytes embeddings, norms and lm_head in the compute dtype
+ * @param loraParameters LoRA parameters at the given rank on every linear layer
+ * @param loraBytes LoRA weights, gradients and AdamW's two moments, all float32
+ * @param activationBytes one saved hidden state per block, one block's transient tensors and the logits
+ */
+public record QloraMemoryEstimate(long parameters, long linearParameters, long baseBytes, long denseBytes,
+        long loraParameters, long loraBytes, long activationBytes) {
+
+    /** The total of every part. */
+    public long totalBytes() {
+        return baseBytes + denseBytes + loraBytes + activationBytes;
+    }
+
+    /**
+     * Estimates a run with LoRA of {@code rank} on all linear layers, {@code batch} sequences of
+     * {@code seqLen} tokens, gradient checkpointing on, and {@code computeBytes} per dense element
+     * (4 for float32, 2 for float16).
+     */
+    public static QloraMemoryEstimate of(LlamaConfig c, int rank, int seqLen, int batch, int computeBytes) {
+        long h = c.hiddenSize();
+        long q = c.queryDim();
+        long kv = c.keyValueDim();
+        long inter = c.intermediateSize();
+        long layers = c.numHiddenLayers();
+        long[][] linears = {{q, h}, {kv, h}, {kv, h}, {h, q}, {inter, h}, {inter, h}, {h, inter}};
+        long linearParams = 0;
+        long packed = 0;
+        long lora = 0;
+        for (long[] outIn : linears) {
+            long n = outIn[0] * outIn[1];
+            long blocks = (n + 63) / 64;
+            linearParams += n;
+            packed += (n + 1) / 2 + blocks + 4 * ((blocks + 255) / 256);
+            lora += (long) rank * (outIn[0] + outIn[1]);
+        }
+        long embeddings = (long) c.vocabSize() * h * (c.tieWordEmbeddings() ? 1 : 2);
+        long norms = layers * 2 * h + h;
+        long params = layers * linearParams + embeddings + norms;
+        long tokens = (long) seqLen * batch;
+        long saved = layers * tokens * h * 4;
+        long scores = (long) batch * c.numAttentionHeads() * seqLen * seqLen * 4 * 3;
+        long mlp = tokens * inter * 4 * 4;
+        long dequantized = Math.max(inter * h, q * h) * 4 * 2;
+        long logits = tokens * c.vocabSize() * 4 * 2;
+        long activations = saved + scores + mlp + dequantized + logits;
+        return new QloraMemoryEstimate(params, layers * linearParams, layers * packed,
+                (embeddings + norms) * computeBytes, layers * lora, layers * lora * 16, activations);
+    }
+}

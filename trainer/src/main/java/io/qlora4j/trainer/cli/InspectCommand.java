@@ -1,0 +1,56 @@
+package io.qlora4j.trainer.cli;
+
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.trainer.QloraMemoryEstimate;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+/** {@code qlora4j inspect}: a model's architecture, size and the memory a QLoRA run of it needs. */
+@Command(name = "inspect", description = {
+    "Print a model's architecture, parameter count and the memory a QLoRA run needs.",
+    "Keys: model_name_or_path, lora_rank (default 8), cutoff_len (sequence length, default 2048),",
+    "per_device_train_batch_size (default 1)."})
+final class InspectCommand implements Callable<Integer> {
+    @Mixin
+    JobArguments job;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        JobConfig config = job.load();
+        Path dir = Path.of(config.require("model_name_or_path"));
+        LlamaConfig c = LlamaConfig.read(dir.resolve("config.json"));
+        int rank = config.integer("lora_rank");
+        int seq = config.integer("cutoff_len");
+        int batch = config.integer("per_device_train_batch_size");
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d key/value, head_dim %d), vocab %d%s%n",
+                dir, c.modelType(), c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize(), c.numAttentionHeads(),
+                c.numKeyValueHeads(), c.headDim(), c.vocabSize(), c.tieWordEmbeddings() ? ", tied embeddings" : "");
+        out.printf(Locale.ROOT, "rope: theta %s, scaling %s; max positions %d%n", c.ropeTheta(),
+                c.ropeScaling() == null ? "none" : c.ropeScaling(), c.maxPositionEmbeddings());
+        for (int bytes : new int[] {4, 2}) {
+            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, rank, seq, batch, bytes);
+            if (bytes == 4) {
+                out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
+                        e.parameters(), e.linearParameters(), Sizes.human(e.parameters() * 2));
+                out.printf(Locale.ROOT, "QLoRA, LoRA r=%d on all linear layers (%,d parameters), batch %d x %d tokens, "
+                        + "gradient checkpointing:%n", rank, e.loraParameters(), batch, seq);
+            }
+            out.printf(Locale.ROOT, "  %s compute: NF4+DQ base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
+                    + "and AdamW %s + activations %s = %s%n", bytes == 4 ? "float32" : "float16 (CUDA)",
+                    Sizes.human(e.baseBytes()), Sizes.human(e.denseBytes()), Sizes.human(e.loraBytes()),
+                    Sizes.human(e.activationBytes()), Sizes.human(e.totalBytes()));
+        }
+        return 0;
+    }
+}

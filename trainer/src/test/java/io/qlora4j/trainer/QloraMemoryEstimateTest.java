@@ -1,0 +1,30 @@
+package io.qlora4j.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.qlora4j.model.llama.LlamaConfig;
+import org.junit.jupiter.api.Test;
+
+class QloraMemoryEstimateTest {
+    @Test
+    void parameterCountsMatchThePublishedModels() {
+        // Published totals: Llama-2-7B 6,738,415,616; TinyLlama-1.1B 1,100,048,384; Llama-3-8B 8,030,261,248.
+        LlamaConfig llama2 = LlamaConfig.builder(4096, 11008, 32, 32, 32000).build();
+        assertEquals(6_738_415_616L, QloraMemoryEstimate.of(llama2, 8, 512, 1, 4).parameters());
+        LlamaConfig tiny = LlamaConfig.builder(2048, 5632, 22, 32, 32000).optNumKeyValueHeads(4).build();
+        assertEquals(1_100_048_384L, QloraMemoryEstimate.of(tiny, 8, 512, 1, 4).parameters());
+        LlamaConfig llama3 = LlamaConfig.builder(4096, 14336, 32, 32, 128256).optNumKeyValueHeads(8).build();
+        assertEquals(8_030_261_248L, QloraMemoryEstimate.of(llama3, 8, 512, 1, 4).parameters());
+    }
+
+    @Test
+    void llama2SevenBBaseIsAboutFourPointOneTwoSevenBitsPerLinearParameter() {
+        LlamaConfig llama2 = LlamaConfig.builder(4096, 11008, 32, 32, 32000).build();
+        QloraMemoryEstimate e = QloraMemoryEstimate.of(llama2, 64, 512, 1, 2);
+        // 4 + 8/64 + 32/(64*256) bits per parameter = 4.127 (FORMATS.md section 3)
+        assertEquals(4.127, e.baseBytes() * 8.0 / e.linearParameters(), 0.0005);
+        // by hand, r=64 on all 7 linears: 64 * (4 * 8192 + 3 * 15104) per layer * 32 layers = 159,907,840
+        assertEquals(159_907_840L, e.loraParameters());
+        assertEquals(e.loraParameters() * 16, e.loraBytes());
+    }
+}

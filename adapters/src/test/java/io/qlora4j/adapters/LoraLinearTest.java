@@ -136,6 +136,24 @@ class LoraLinearTest {
     }
 
     @Test
+    void forwardLeavesNoArraysBehindInTheParameterOrInputManager() {
+        int n = 16;
+        LoraSettings settings = new LoraSettings(n, n, 0.5, false, List.of("q_proj"));
+        try (NDManager parameters = NDManager.newBaseManager(); NDManager step = NDManager.newBaseManager()) {
+            LoraLinear lora = identityUpdate(parameters, n, settings, 0);
+            lora.setTraining(true);
+            NDArray input = step.create(Fixtures.gaussian(new Random(7), 4 * n), new Shape(4, n));
+            int beforeParameters = parameters.getManagedArrays().size();
+            int beforeStep = step.getManagedArrays().size();
+            for (int i = 0; i < 3; i++) {
+                lora.forward(input).close();
+            }
+            assertEquals(beforeParameters, parameters.getManagedArrays().size());
+            assertEquals(beforeStep, step.getManagedArrays().size());
+        }
+    }
+
+    @Test
     void reportsBaseShapeAndCountsLoraBytes() {
         try (NDManager m = NDManager.newBaseManager()) {
             LoraLinear lora = layer(m, Values.random(6), new LoraSettings(R, 8, 0, false, List.of("q_proj")), DataType.FLOAT32);

@@ -1,0 +1,230 @@
+package io.qlora4j.adapters;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+
+/**
+ * The LoRA adapters of one model: every targeted linear layer of every block wrapped in a {@link LoraLinear},
+ * the trainable matrices under PEFT's names, and the adapter directory PEFT reads and writes
+ * ({@code adapter_config.json} and {@code adapter_model.safetensors}).
+ *
+ * <p>Dropout masks depend only on the dropout seed ({@link #setDropoutSeed}), the module and the input shape:
+ * a trainer gives each micro-batch its own seed (for example derived from the run seed, the step and the
+ * micro-batch index) and the same seed to that micro-batch's recomputation, and a resumed run reproduces every
+ * mask from the step number alone, with no generator state to save.
+ */
+public final class LoraAdapters implements AutoCloseable {
+    /** The weights file inside an adapter directory. */
+    static final String WEIGHTS_FILE = "adapter_model.safetensors";
+    /** The prefix of every PEFT key: the PeftModel's {@code base_model.model} around the causal LM. */
+    static final String KEY_PREFIX = "base_model.model.";
+
+    private final LoraSettings settings;
+    private final Map<String, LoraLinear> modules;
+
+    private LoraAdapters(LoraSettings settings, Map<String, LoraLinear> modules) {
+        this.settings = settings;
+        this.modules = Collections.unmodifiableMap(modules);
+    }
+
+    /**
+     * Wraps each targeted linear layer of every block of {@code model} (never lm_head) with a fresh adapter:
+     * {@code A ~ U(-1/sqrt(in), 1/sqrt(in))} (PEFT's {@code kaiming_uniform_(a=sqrt(5))}) drawn from
+     * {@code new Random(seed)} layer by layer in block order, and {@code B = 0}, so the model's outputs are
+     * unchanged. The float32 matrices are created in {@code manager} and require gradients; dropout is off until
+     * {@link #setTraining}.
+     *
+     * @throws IllegalStateException when a targeted layer already carries an adapter
+     */
+    public static LoraAdapters attach(LlamaModel model, LoraSettings settings, NDManager manager, long seed) {
+        List<String> names = TargetModules.linearNames(settings.targets());
+        names.forEach(name -> requireUnwrapped(model, name));
+        Random random = new Random(seed);
+        List<Planned> planned = new ArrayList<>();
+        for (int layer = 0; layer < model.numLayers(); layer++) {
+            for (String name : names) {
+                FrozenLinear base = model.block(layer).linear(name);
+                int in = Math.toIntExact(base.inFeatures());
+                float[] a = new float[Math.multiplyExact(settings.rank(), in)];
+                double bound = 1 / Math.sqrt(in);
+                for (int i = 0; i < a.length; i++) {
+                    a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
+                }
+                planned.add(new Planned(layer, name, settings, manager.create(a, new Shape(settings.rank(), in)),
+                        manager.zeros(new Shape(base.outFeatures(), settings.rank()), DataType.FLOAT32)));
+            }
+        }
+        LoraAdapters adapters = wrap(model, settings, planned);
+        adapters.setDropoutSeed(seed);
+        return adapters;
+    }
+
+    /**
+     * Loads an adapter directory written by qlora4j or by Python PEFT onto {@code model} (whose layers must not
+     * carry adapters yet), with matrices in {@code manager} that require gradients, so training can continue.
+     * Accepted: missing or unknown config keys, keys with or without {@code base_model.model.} and
+     * {@code .default}, F16/BF16/F32/F64 weights (widened to float32), {@code use_rslora}, {@code rank_pattern},
+     * {@code alpha_pattern}, {@code fan_in_fan_out}. Refused with one line naming the file and the key or
+     * tensor: DoRA, trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
+     * tensor whose shape does not fit the base layer.
+     */
+    public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager) throws ModelException {
+        return PeftAdapterReader.read(adapterDir, model, manager);
+    }
+
+    /** Wraps the planned modules into the model's blocks, in order, and makes their matrices trainable. */
+    static LoraAdapters wrap(LlamaModel model, LoraSettings settings, List<Planned> planned) {
+        Map<String, LoraLinear> wrapped = new LinkedHashMap<>();
+        for (Planned p : planned) {
+            p.a().setRequiresGradient(true);
+            p.b().setRequiresGradient(true);
+            LlamaBlock block = model.block(p.layer());
+            LoraLinear lora = new LoraLinear(block.linear(p.linearName()), p.a(), p.b(), p.settings(), wrapped.size());
+            block.setLinear(p.linearName(), lora);
+            wrapped.put(TargetModules.modulePath(p.layer(), p.linearName()), lora);
+        }
+        return new LoraAdapters(settings, wrapped);
+    }
+
+    /** Fails when any block's {@code name} layer is already a {@link LoraLinear}. */
+    static void requireUnwrapped(LlamaModel model, String name) {
+        for (int layer = 0; layer < model.numLayers(); layer++) {
+            if (model.block(layer).linear(name) instanceof LoraLinear) {
+                throw new IllegalStateException(TargetModules.modulePath(layer, name)
+                        + " already has a LoRA adapter; attach or load onto a model without adapters");
+            }
+        }
+    }
+
+    /** One module about to be wrapped: where, with which settings, and its float32 matrices. */
+    record Planned(int layer, String linearName, LoraSettings settings, NDArray a, NDArray b) {}
+
+    /** The adapter-wide settings (a module may differ in rank and alpha when loaded with patterns). */
+    public LoraSettings settings() {
+        return settings;
+    }
+
+    /** The wrapped layers keyed by module path ({@code model.layers.0.self_attn.q_proj}), in block order. */
+    public Map<String, LoraLinear> modules() {
+        return modules;
+    }
+
+    /**
+     * The trainable matrices under PEFT's saved keys, ordered by layer, module and A before B:
+     * {@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight} {@code [r, in]} and
+     * {@code ...lora_B.weight} {@code [out, r]}.
+     */
+    public Map<String, NDArray> parameters() {
+        Map<String, NDArray> params = new LinkedHashMap<>();
+        modules.forEach((path, lora) -> {
+            params.put(KEY_PREFIX + path + ".lora_A.weight", lora.loraA());
+            params.put(KEY_PREFIX + path + ".lora_B.weight", lora.loraB());
+        });
+        return Collections.unmodifiableMap(params);
+    }
+
+    /** Turns dropout on (training) or off (evaluation, generation, export checks). */
+    public void setTraining(boolean training) {
+        modules.values().forEach(m -> m.setTraining(training));
+    }
+
+    /** Sets the seed of the next forward passes' dropout masks (see the class comment for the protocol). */
+    public void setDropoutSeed(long seed) {
+        modules.values().forEach(m -> m.setDropoutSeed(seed));
+    }
+
+    /**
+     * Writes {@code adapter_config.json} (PEFT's fields, sorted keys, indent 2, plus {@code extraConfig}, e.g.
+     * {@code {"qlora4j": {"quantization_bit": 4}}}) and {@code adapter_model.safetensors} (F32, metadata
+     * {@code {"format": "pt"}}) into {@code adapterDir}, each under a temp name renamed into place when complete.
+     *
+     * @throws IllegalArgumentException when an extraConfig key is one of PEFT's fields
+     */
+    public void save(Path adapterDir, String baseModelNameOrPath, Map<String, Object> extraConfig) throws ModelException {
+        Map<String, Integer> rankPattern = new TreeMap<>();
+        Map<String, Double> alphaPattern = new TreeMap<>();
+        modules.forEach((path, lora) -> {
+            if (lora.settings().rank() != settings.rank()) {
+                rankPattern.put(path, lora.settings().rank());
+            }
+            if (lora.settings().alpha() != settings.alpha()) {
+                alphaPattern.put(path, lora.settings().alpha());
+            }
+        });
+        Map<String, Object> fields = AdapterConfig.fields(settings, baseModelNameOrPath, rankPattern, alphaPattern);
+        extraConfig.forEach((key, value) -> {
+            if (fields.containsKey(key)) {
+                throw new IllegalArgumentException("extra adapter config key '" + key + "' would replace PEFT's field");
+            }
+            fields.put(key, value);
+        });
+        byte[] json = AdapterConfig.toJson(fields);
+        SafetensorsWriter writer = SafetensorsWriter.builder(adapterDir).optBaseName("adapter_model").build();
+        try {
+            for (Map.Entry<String, NDArray> p : parameters().entrySet()) {
+                NDArray array = p.getValue();
+                writer.addFloats(p.getKey(), DType.F32, array.getShape().getShape(), array.toFloatArray());
+            }
+        } catch (ModelException | RuntimeException e) {
+            writer.abort();
+            throw e;
+        }
+        writer.close();
+        writeAtomically(adapterDir.resolve(AdapterConfig.FILE), json);
+    }
+
+    private static void writeAtomically(Path file, byte[] bytes) throws ModelException {
+        Path temp = null;
+        try {
+            temp = Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp");
+            try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE)) {
+                ByteBuffer buffer = ByteBuffer.wrap(bytes);
+                while (buffer.hasRemaining()) {
+                    out.write(buffer);
+                }
+                out.force(true);
+            }
+            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            try {
+                if (temp != null) {
+                    Files.deleteIfExists(temp);
+                }
+            } catch (IOException ignored) {
+                // a hidden leftover .tmp file carries no final name
+            }
+            throw new ModelException(file + ": cannot write: " + e.getMessage(), e);
+        }
+    }
+
+    /** Frees the LoRA matrices; the wrapped model is to be discarded with them. */
+    @Override
+    public void close() {
+        modules.values().forEach(m -> {
+            m.loraA().close();
+            m.loraB().close();
+        });
+    }
+}

@@ -1,0 +1,42 @@
+package io.qlora4j.adapters;
+
+import java.util.List;
+
+/**
+ * The hyper-parameters of a LoRA adapter, named as LLaMA-Factory names them ({@code lora_rank},
+ * {@code lora_alpha}, {@code lora_dropout}, {@code use_rslora}, {@code lora_target}).
+ *
+ * @param rank the inner dimension r of {@code A [r, in]} and {@code B [out, r]}
+ * @param alpha the numerator of the scaling
+ * @param dropout the probability of zeroing an input element of the LoRA path while training, in [0, 1)
+ * @param useRslora rank-stabilised scaling {@code alpha / sqrt(r)} instead of {@code alpha / r}
+ * @param targets {@code ["all"]} (every linear layer of every block, never lm_head) or module names such as
+ *     {@code q_proj} or {@code self_attn.q_proj}
+ */
+public record LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets) {
+
+    /** Checks the ranges and the target names (an unknown name is an error listing the valid ones). */
+    public LoraSettings {
+        if (rank <= 0) {
+            throw new IllegalArgumentException("lora_rank must be positive, got " + rank);
+        }
+        if (!(alpha > 0) || Double.isInfinite(alpha)) {
+            throw new IllegalArgumentException("lora_alpha must be a positive number, got " + alpha);
+        }
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + dropout);
+        }
+        targets = List.copyOf(targets);
+        TargetModules.linearNames(targets);
+    }
+
+    /** LLaMA-Factory's defaults for a rank: alpha {@code 2 * rank}, no dropout, plain scaling, all linear layers. */
+    public static LoraSettings defaults(int rank) {
+        return new LoraSettings(rank, 2.0 * rank, 0.0, false, List.of(TargetModules.ALL));
+    }
+
+    /** The factor of the LoRA path: {@code alpha / rank}, or {@code alpha / sqrt(rank)} with rsLoRA. */
+    public double scaling() {
+        return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    }
+}

@@ -1,0 +1,160 @@
+package io.qlora4j.adapters;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.TensorInfo;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Saving in PEFT's layout (FORMATS.md section 7) and loading our own files back. */
+class PeftSaveTest {
+    /** What Python's {@code json.dumps(config, indent=2, sort_keys=True)} writes for these settings, no final newline. */
+    private static final String EXPECTED_CONFIG = """
+            {
+              "alpha_pattern": {},
+              "base_model_name_or_path": "meta-llama/Llama-2-7b-hf",
+              "bias": "none",
+              "fan_in_fan_out": false,
+              "inference_mode": true,
+              "init_lora_weights": true,
+              "layers_to_transform": null,
+              "lora_alpha": 16,
+              "lora_dropout": 0.05,
+              "modules_to_save": null,
+              "peft_type": "LORA",
+              "qlora4j": {
+                "double_quantization": true,
+                "quantization_bit": 4,
+                "quantization_type": "nf4"
+              },
+              "r": 8,
+              "rank_pattern": {},
+              "target_modules": [
+                "down_proj",
+                "gate_proj",
+                "k_proj",
+                "o_proj",
+                "q_proj",
+                "up_proj",
+                "v_proj"
+              ],
+              "task_type": "CAUSAL_LM",
+              "use_dora": false,
+              "use_rslora": false
+            }""";
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void configIsPeftFieldsWithSortedKeysIndentTwoAndExtraFieldsMerged() throws Exception {
+        TinyModel tiny = new TinyModel(20);
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+                LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(8, 16, 0.05, false, List.of("all")), m, 1)) {
+            adapters.save(dir, "meta-llama/Llama-2-7b-hf", Map.of("qlora4j",
+                    Map.of("quantization_bit", 4, "quantization_type", "nf4", "double_quantization", true)));
+        }
+        assertEquals(EXPECTED_CONFIG, Files.readString(dir.resolve("adapter_config.json")));
+    }
+
+    @Test
+    void weightsAreF32UnderPeftKeysWithPtMetadataAndNoTempFilesRemain() throws Exception {
+        TinyModel tiny = new TinyModel(21);
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+                LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(2, 4, 0, false, List.of("q_proj", "down_proj")), m, 2)) {
+            Fixtures.randomizeB(adapters, 3);
+            adapters.save(dir, "tiny", Map.of());
+            adapters.save(dir, "tiny", Map.of()); // saving again replaces both files
+            try (SafetensorsReader reader = SafetensorsReader.open(dir.resolve("adapter_model.safetensors"))) {
+                assertEquals(Map.of("format", "pt"), reader.metadata());
+                List<String> names = new ArrayList<>();
+                for (TensorInfo t : reader.tensors()) {
+                    names.add(t.name());
+                    assertEquals(DType.F32, t.dtype(), t.name());
+                }
+                List<String> expected = new ArrayList<>();
+                for (int layer = 0; layer < 2; layer++) {
+                    for (String module : List.of("self_attn.q_proj", "mlp.down_proj")) {
+                        expected.add("base_model.model.model.layers." + layer + "." + module + ".lora_A.weight");
+                        expected.add("base_model.model.model.layers." + layer + "." + module + ".lora_B.weight");
+                    }
+                }
+                assertEquals(expected.stream().sorted().toList(), names.stream().sorted().toList());
+                assertArrayEquals(new long[] {2, 16}, reader.info("base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight").shape());
+                assertArrayEquals(new long[] {16, 2}, reader.info("base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight").shape());
+                assertArrayEquals(new long[] {2, 24}, reader.info("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight").shape());
+                assertArrayEquals(new long[] {16, 2}, reader.info("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight").shape());
+                for (Map.Entry<String, NDArray> p : adapters.parameters().entrySet()) {
+                    assertArrayEquals(p.getValue().toFloatArray(), reader.floats(p.getKey()), 0f, p.getKey());
+                }
+            }
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(List.of("adapter_config.json", "adapter_model.safetensors"),
+                    files.map(f -> f.getFileName().toString()).sorted().toList());
+        }
+    }
+
+    @Test
+    void savedAdapterLoadsOntoAFreshModelWithIdenticalOutputsAndDropoutMasks() throws Exception {
+        TinyModel tiny = new TinyModel(22);
+        LoraSettings settings = new LoraSettings(4, 12, 0.1, true, List.of("q_proj", "v_proj", "down_proj"));
+        float[] eval;
+        float[] train;
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+                LoraAdapters adapters = LoraAdapters.attach(model, settings, m, 4)) {
+            Fixtures.randomizeB(adapters, 5);
+            eval = Fixtures.logits(m, model);
+            adapters.setTraining(true);
+            adapters.setDropoutSeed(99);
+            train = Fixtures.logits(m, model);
+            adapters.save(dir, "tiny", Map.of());
+        }
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+                LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
+            assertEquals(settings, loaded.settings());
+            assertArrayEquals(eval, Fixtures.logits(m, model), 0f);
+            loaded.setTraining(true);
+            loaded.setDropoutSeed(99);
+            assertArrayEquals(train, Fixtures.logits(m, model), 0f, "a resumed run reproduces the dropout masks");
+            loaded.parameters().values().forEach(p -> assertTrue(p.hasGradient(), "loaded matrices stay trainable"));
+        }
+    }
+
+    @Test
+    void extraConfigMayNotReplacePeftFields() throws Exception {
+        TinyModel tiny = new TinyModel(23);
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+                LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(2), m, 1)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> adapters.save(dir, "tiny", Map.of("r", 4)));
+            assertTrue(e.getMessage().contains("'r'"), e.getMessage());
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(0, files.count(), "nothing is written when the config is refused");
+        }
+    }
+
+    @Test
+    void loadingIntoADirectoryWithoutConfigSaysSo() {
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyModel(24).build(m)) {
+            ModelException e = assertThrows(ModelException.class, () -> LoraAdapters.load(dir, model, m));
+            assertTrue(e.getMessage().contains("no adapter_config.json"), e.getMessage());
+        }
+    }
+}

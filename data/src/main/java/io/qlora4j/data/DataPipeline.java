@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.function.UnaryOperator;
 
 /**
  * The data side of a training job, built from {@link DataSettings} and a tokenizer: reads the
@@ -12,6 +13,9 @@ import java.util.Random;
  * the validation split and hands out resumable micro-batches.
  */
 public final class DataPipeline {
+
+    /** Records processed together when packing, as LLaMA-Factory's {@code preprocessing_batch_size}. */
+    static final int GROUP = 1000;
 
     private final DataSettings settings;
     private final TemplateTokenizer tokenizer;
@@ -33,24 +37,47 @@ public final class DataPipeline {
      * and counted, user errors (unknown dataset or template, unreadable file) fail with one line.
      */
     public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
-        if (settings.stage() == DataSettings.Stage.PT || settings.packing()) {
-            throw new DataException("stage: pt and packing: true are not implemented yet");
-        }
         ChatTemplate template = ChatTemplate.named(settings.template());
         TemplateTokenizer bound = template.bind(tokenizer);
-        SupervisedEncoder encoder = new SupervisedEncoder(template, bound, settings.cutoffLen(),
-                settings.trainOnPrompt(), settings.maskHistory());
+        // LLaMA-Factory shortens cutoff_len by one when packing
+        int cutoff = settings.packing() ? Math.max(settings.cutoffLen() - 1, 1) : settings.cutoffLen();
+        boolean pretrain = settings.stage() == DataSettings.Stage.PT;
+        SupervisedEncoder supervised = new SupervisedEncoder(template, bound, cutoff, settings.trainOnPrompt(),
+                settings.maskHistory());
+        PretrainEncoder plain = new PretrainEncoder(bound, template.name(), cutoff);
         List<Example> examples = new ArrayList<>();
+        List<Example> group = new ArrayList<>();
+        UnaryOperator<List<Example>> finishGroup = pretrain ? plain::blocks : rows -> Packer.pack(rows, cutoff);
         List<DatasetStats> stats = new ArrayList<>();
         for (DatasetSpec spec : DatasetCatalog.resolve(settings.datasets(), settings.datasetDir())) {
             stats.add(DatasetReader.read(spec, settings.maxSamples(), conversation -> {
-                requireSupervised(conversation);
+                Example example;
                 try {
-                    examples.add(encoder.encode(conversation));
+                    if (pretrain) {
+                        example = settings.packing() ? plain.tokens(conversation) : plain.encode(conversation);
+                    } else {
+                        requireSupervised(conversation);
+                        example = supervised.encode(conversation);
+                    }
                 } catch (IllegalArgumentException e) {
                     throw new InvalidRecordException(e.getMessage());
                 }
+                if (!settings.packing()) {
+                    examples.add(example);
+                    return;
+                }
+                group.add(example);
+                if (group.size() == GROUP) {
+                    examples.addAll(finishGroup.apply(group));
+                    group.clear();
+                }
             }));
+        }
+        if (!group.isEmpty()) {
+            examples.addAll(finishGroup.apply(group));
+        }
+        if (examples.isEmpty()) {
+            throw new DataException("dataset: no training sequence left (pt blocks need more than cutoff_len tokens)");
         }
         int evalCount = evalCount(settings.valSize(), examples.size());
         List<Example> eval = new ArrayList<>(evalCount);

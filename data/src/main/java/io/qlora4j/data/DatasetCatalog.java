@@ -14,8 +14,9 @@ import java.util.stream.Stream;
  * Resolves the {@code dataset:} list as LLaMA-Factory's {@code get_dataset_list}: each name is
  * an entry of {@code dataset_dir/dataset_info.json} ({@code file_name}, {@code formatting},
  * {@code columns}, {@code tags}); a name that is no entry but an existing file or folder is read
- * directly with the alpaca columns plus {@code system}/{@code history} (sharegpt when its records
- * hold {@code conversations} or {@code messages}).
+ * directly with the alpaca columns plus {@code system}/{@code history}: sharegpt when its first
+ * record holds {@code conversations}, OpenAI-style sharegpt ({@code role}/{@code content}) when it
+ * holds {@code messages}, plain text (prompt = {@code text}) when it holds {@code text}.
  */
 final class DatasetCatalog {
 
@@ -95,6 +96,8 @@ final class DatasetCatalog {
         } else if (first != null && first.has("conversations")) {
             format = DatasetSpec.Formatting.SHAREGPT;
             columns = columns.with("tools", "tools");
+        } else if (first != null && first.has("text") && !first.has("instruction")) {
+            columns = columns.with("prompt", "text");
         }
         return new DatasetSpec(name, files, format, columns);
     }

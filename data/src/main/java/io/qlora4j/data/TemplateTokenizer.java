@@ -1,7 +1,7 @@
 package io.qlora4j.data;
 
-import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -98,8 +98,16 @@ public final class TemplateTokenizer implements AutoCloseable {
         if (text.isEmpty()) {
             return new int[0];
         }
-        Encoding encoding = tokenizer.encode(text, false, false);
-        long[] ids = encoding.getIds();
+        // the ids alone, straight from the native encoding: HuggingFaceTokenizer.encode would also
+        // build every token string and char span, a third of the cost
+        TokenizersLibrary lib = TokenizersLibrary.LIB;
+        long encoding = lib.encode(tokenizer.getHandle(), text, false);
+        long[] ids;
+        try {
+            ids = lib.getTokenIds(encoding);
+        } finally {
+            lib.deleteEncoding(encoding);
+        }
         int[] out = new int[ids.length];
         for (int i = 0; i < ids.length; i++) {
             out[i] = Math.toIntExact(ids[i]);

@@ -28,8 +28,9 @@ class BatchIteratorTest {
         return out;
     }
 
-    static BatchIterator iterator(List<Example> examples, int batch, DataPosition start) {
-        return new BatchIterator(examples, new BatchOrder(42, true, false, batch), new Collator(7), batch, start);
+    static BatchIterator iterator(List<Example> examples, int batch, DataPosition start) throws DataException {
+        return new BatchIterator(new MemoryEpochs(examples, new BatchOrder(42, true, false, batch)), new Collator(7),
+                batch, start);
     }
 
     @Test
@@ -56,7 +57,7 @@ class BatchIteratorTest {
     }
 
     @Test
-    void epochOrderIsCollectionsShuffleWithSeedPlusEpoch() {
+    void epochOrderIsCollectionsShuffleWithSeedPlusEpoch() throws DataException {
         List<Example> examples = examples(10);
         BatchIterator it = iterator(examples, 3, DataPosition.START);
         assertEquals(4, it.batchesPerEpoch());
@@ -76,7 +77,7 @@ class BatchIteratorTest {
     }
 
     @Test
-    void resumedIteratorContinuesWithTheExactNextBatch() {
+    void resumedIteratorContinuesWithTheExactNextBatch() throws DataException {
         List<Example> examples = examples(10);
         BatchIterator straight = iterator(examples, 3, DataPosition.START);
         List<Batch> all = new ArrayList<>();
@@ -119,9 +120,9 @@ class BatchIteratorTest {
         assertEquals(9, order[0]);
     }
 
-    static long paddedTokensOfOneEpoch(List<Example> examples, boolean group) {
-        BatchIterator it = new BatchIterator(examples, new BatchOrder(7, true, group, 4), new Collator(0), 4,
-                DataPosition.START);
+    static long paddedTokensOfOneEpoch(List<Example> examples, boolean group) throws DataException {
+        BatchIterator it = new BatchIterator(new MemoryEpochs(examples, new BatchOrder(7, true, group, 4)),
+                new Collator(0), 4, DataPosition.START);
         long padded = 0;
         for (int b = 0; b < it.batchesPerEpoch(); b++) {
             Batch batch = it.next();
@@ -131,7 +132,7 @@ class BatchIteratorTest {
     }
 
     @Test
-    void groupByLengthCutsPaddingOnASkewedSet() {
+    void groupByLengthCutsPaddingOnASkewedSet() throws DataException {
         Random random = new Random(1);
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < 2000; i++) {

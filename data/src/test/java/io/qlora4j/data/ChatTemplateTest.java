@@ -144,6 +144,25 @@ class ChatTemplateTest {
     }
 
     @Test
+    void toolsOpenTheSystemSlotEvenWithoutASystemPrompt() throws Exception {
+        // LLaMA-Factory: `if system or tools` with tools "[]" formats an empty system turn
+        List<int[][]> pairs = encode("default", new Conversation(chat(null, "hi", "fine").messages(), null, "[]"));
+        assertPair(ids("System", ":", "</s>", "\n", "Human", ":", "hi", "</s>", "\n", "Assistant", ":"),
+                ids("fine", "</s>", "\n"), pairs.get(0));
+    }
+
+    @Test
+    void functionCallsUseTheAssistantSlotsAndObservationsTheUserSlots() throws Exception {
+        Conversation c = new Conversation(List.of(new Message(Role.USER, "hi"),
+                new Message(Role.FUNCTION, "{\"name\": \"x\", \"arguments\": {}}"),
+                new Message(Role.OBSERVATION, "y"), new Message(Role.ASSISTANT, "fine")), null, null);
+        List<int[][]> pairs = encode("default", c);
+        assertPair(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":"),
+                ids("Action", ":", "x", "\n", "Action", "Input", ":", "{", "}", "</s>", "\n"), pairs.get(0));
+        assertPair(ids("Human", ":", "y", "</s>", "\n", "Assistant", ":"), ids("fine", "</s>", "\n"), pairs.get(1));
+    }
+
+    @Test
     void unknownTemplateFailsListingTheKnownOnes() {
         DataException e = assertThrows(DataException.class, () -> ChatTemplate.named("nope"));
         assertTrue(e.getMessage().contains("'nope'") && e.getMessage().contains("default, empty"), e.getMessage());

@@ -5,21 +5,25 @@ import org.slf4j.LoggerFactory;
 
 import java.io.Closeable;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
+import java.util.stream.IntStream;
 
 /**
  * The training sequences of all datasets in file order, produced one at a time: records are read
- * (streamed), converted, encoded and, with packing, packed group by group, so memory holds at
- * most one group. Broken records are skipped and counted; the first {@value #WARNINGS} of each
+ * (streamed) in chunks, converted and encoded on all cores and, with packing, packed group by
+ * group, so memory holds at most one chunk and one group. Broken records are skipped and counted; the first {@value #WARNINGS} of each
  * dataset are logged with file and line when {@code log} is set, then a kept/skipped summary.
  */
 final class ExampleStream implements Closeable {
 
     private static final Logger LOG = LoggerFactory.getLogger(ExampleStream.class);
     static final int WARNINGS = 10;
+    static final int CHUNK = 64;
 
     private final List<DatasetSpec> specs;
     private final int maxRecords;
@@ -32,8 +36,14 @@ final class ExampleStream implements Closeable {
     private int file;
     private RecordReader reader;
     private RecordConverter converter;
+    private final Deque<Outcome> pending = new ArrayDeque<>();
+    private long read;
     private long kept;
     private long skipped;
+
+    /** A record's example, or why it was skipped. */
+    private record Outcome(Example example, Path file, long line, String reason) {
+    }
 
     ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, boolean log) {
         this.specs = specs;
@@ -73,33 +83,62 @@ final class ExampleStream implements Closeable {
         group.clear();
     }
 
-    /** The next usable record's example, opening files and datasets as needed; null at the end. */
+    /** The next usable record's example, reading and encoding a chunk when none is pending; null at the end. */
     private Example nextEncoded() throws DataException {
         while (true) {
-            if (reader == null && !openNext()) {
-                return null;
-            }
-            SourceRecord record = (maxRecords > 0 && kept + skipped >= maxRecords) ? null : reader.next();
-            if (record == null) {
-                closeReader();
-                file++;
+            Outcome outcome = pending.pollFirst();
+            if (outcome == null) {
+                if (!fill()) {
+                    return null;
+                }
                 continue;
             }
-            String reason = record.error();
-            if (reason == null) {
-                try {
-                    Example example = encoder.encode(converter.convert(record.node()));
-                    kept++;
-                    return example;
-                } catch (InvalidRecordException e) {
-                    reason = e.getMessage();
-                }
+            if (outcome.example() != null) {
+                kept++;
+                return outcome.example();
             }
             skipped++;
             if (log && skipped <= WARNINGS) {
-                LOG.warn("{}:{}: skipped record: {}", reader.file, record.line(), reason);
+                LOG.warn("{}:{}: skipped record: {}", outcome.file(), outcome.line(), outcome.reason());
             }
         }
+    }
+
+    /**
+     * Reads up to {@value #CHUNK} records of the current file (one thread: the file is read in
+     * order) and converts and encodes them on all cores, keeping their order; false at the end.
+     */
+    private boolean fill() throws DataException {
+        if (reader == null && !openNext()) {
+            return false;
+        }
+        List<SourceRecord> records = new ArrayList<>(CHUNK);
+        SourceRecord record;
+        while (records.size() < CHUNK && !maxReached() && (record = reader.next()) != null) {
+            records.add(record);
+            read++;
+        }
+        Path file = reader.file;
+        if (records.size() < CHUNK) {
+            closeReader();
+            this.file++;
+        }
+        Outcome[] outcomes = new Outcome[records.size()];
+        IntStream.range(0, outcomes.length).parallel().forEach(i -> outcomes[i] = encode(file, records.get(i)));
+        pending.addAll(Arrays.asList(outcomes));
+        return true;
+    }
+
+    private Outcome encode(Path file, SourceRecord record) {
+        String reason = record.error();
+        if (reason == null) {
+            try {
+                return new Outcome(encoder.encode(converter.convert(record.node())), file, record.line(), null);
+            } catch (InvalidRecordException e) {
+                reason = e.getMessage();
+            }
+        }
+        return new Outcome(null, file, record.line(), reason);
     }
 
     /** Opens the next file of the current dataset, or of the next dataset; false when none is left. */
@@ -115,6 +154,7 @@ final class ExampleStream implements Closeable {
                 return false;
             }
             file = 0;
+            read = 0;
             kept = 0;
             skipped = 0;
             converter = specs.get(spec).converter();
@@ -124,7 +164,7 @@ final class ExampleStream implements Closeable {
     }
 
     private boolean maxReached() {
-        return maxRecords > 0 && kept + skipped >= maxRecords;
+        return maxRecords > 0 && read >= maxRecords;
     }
 
     private void finishDataset() throws DataException {

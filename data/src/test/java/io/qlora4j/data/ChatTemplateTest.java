@@ -6,40 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.List;
 
-class ChatTemplateTest {
+class ChatTemplateTest extends TokenizerTestBase {
 
-    @TempDir
-    static Path dir;
-
-    static TemplateTokenizer tokenizer;
-
-    @BeforeAll
-    static void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir));
-    }
-
-    @AfterAll
-    static void close() {
-        tokenizer.close();
-    }
-
-    static Conversation chat(String system, String... turns) {
-        List<Message> messages = new java.util.ArrayList<>();
-        for (int i = 0; i < turns.length; i++) {
-            messages.add(new Message(i % 2 == 0 ? Role.USER : Role.ASSISTANT, turns[i]));
-        }
-        return new Conversation(messages, system, null);
-    }
-
-    static List<int[][]> encode(String template, Conversation conversation) throws DataException {
+    List<int[][]> encode(String template, Conversation conversation) throws DataException {
         ChatTemplate t = ChatTemplate.named(template);
         return t.encodeMultiturn(t.bind(tokenizer), conversation);
     }

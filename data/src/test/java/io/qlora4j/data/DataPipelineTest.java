@@ -8,10 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,30 +16,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
-class DataPipelineTest {
-
-    @TempDir
-    Path dir;
-
-    TemplateTokenizer tokenizer;
-
-    @BeforeEach
-    void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir.resolve("model")));
-    }
-
-    @AfterEach
-    void close() {
-        tokenizer.close();
-    }
-
-    DataPipeline load(DataSettings.Builder builder) throws DataException {
-        return DataPipeline.load(builder.optDatasetDir(dir).build(), tokenizer);
-    }
-
-    static DataSettings.Builder settings(String... datasets) {
-        return DataSettings.builder().setDatasets(List.of(datasets));
-    }
+class DataPipelineTest extends TokenizerTestBase {
 
     @Test
     void alpacaJsonArrayJoinsInstructionAndInputAndReadsSystemAndHistory() throws Exception {

@@ -5,43 +5,21 @@ import static io.qlora4j.data.TinyTokenizer.ids;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
-class PackingTest {
-
-    @TempDir
-    Path dir;
-
-    TemplateTokenizer tokenizer;
-
-    @BeforeEach
-    void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir.resolve("model")));
-    }
-
-    @AfterEach
-    void close() {
-        tokenizer.close();
-    }
-
-    DataPipeline load(String file, DataSettings.Builder builder) throws DataException {
-        return DataPipeline.load(builder.setDatasets(List.of(file)).optDatasetDir(dir).build(), tokenizer);
-    }
+class PackingTest extends TokenizerTestBase {
 
     static final int IGN = -100;
 
     @Test
     void pretrainDocumentsEndWithEosStartWithBosAndMaskPadEqualTokens() throws Exception {
         Files.writeString(dir.resolve("t.jsonl"), "{\"text\": \"hi there\"}\n{\"text\": \"bye\"}\n");
-        DataPipeline pipeline = load("t.jsonl", DataSettings.builder().optStage(DataSettings.Stage.PT)
+        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
                 .optPacking(false).optCutoffLen(3));
         // <s> hi there </s> cut to 3; pad = eos, so eos labels are -100 (DataCollatorForLanguageModeling)
         assertArrayEquals(ids("<s>", "hi", "there"), pipeline.train().get(0).inputIds());
@@ -54,7 +32,7 @@ class PackingTest {
         Files.writeString(dir.resolve("t.jsonl"),
                 "{\"text\": \"one two\"}\n{\"text\": \"three four five\"}\n{\"text\": \"six\"}\n");
         // packing is the pt default; block = cutoff_len - 1 = 3 of: one two </s> three four five </s> six </s>
-        DataPipeline pipeline = load("t.jsonl", DataSettings.builder().optStage(DataSettings.Stage.PT)
+        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
                 .optCutoffLen(4));
         assertEquals(3, pipeline.train().size());
         assertArrayEquals(ids("<s>", "two", "</s>"), pipeline.train().get(0).inputIds());
@@ -79,7 +57,7 @@ class PackingTest {
                 {"instruction": "hi", "output": "fine thanks"}
                 """);
         // lengths a=10, b=11, c=12, d=11; capacity 24 - 1 = 23: rows [c, d] and [b, a]
-        DataPipeline pipeline = load("s.jsonl", DataSettings.builder().optPacking(true).optCutoffLen(24)
+        DataPipeline pipeline = load(settings("s.jsonl").optPacking(true).optCutoffLen(24)
                 .optBatchSize(2));
         int[] ok = ids("ok", "</s>", "\n");
         int[] a = concat(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":"), ok);

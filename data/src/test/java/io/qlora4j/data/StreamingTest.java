@@ -4,10 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedWriter;
 import java.nio.file.Files;
@@ -18,22 +15,7 @@ import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-class StreamingTest {
-
-    @TempDir
-    Path dir;
-
-    TemplateTokenizer tokenizer;
-
-    @BeforeEach
-    void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir.resolve("model")));
-    }
-
-    @AfterEach
-    void close() {
-        tokenizer.close();
-    }
+class StreamingTest extends TokenizerTestBase {
 
     static final String[] WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "hi", "bye"};
 

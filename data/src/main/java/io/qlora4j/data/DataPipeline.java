@@ -45,7 +45,8 @@ public final class DataPipeline {
         if (settings.streaming()) {
             int head = (int) settings.valSize();
             List<Example> eval = new ArrayList<>(head);
-            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true)) {
+            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                    true)) {
                 Example example;
                 while (eval.size() < head && (example = stream.next()) != null) {
                     eval.add(example);
@@ -54,13 +55,15 @@ public final class DataPipeline {
                 throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
             }
             StreamingEpochs epochs = new StreamingEpochs(
-                    () -> new ExampleStream(specs, settings.maxSamples(), encoder, false), settings.seed(),
+                    () -> new ExampleStream(specs, settings.maxSamples(), encoder, false, settings.seed(), true),
+                    settings.seed(),
                     settings.bufferSize(), head);
             return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());
         }
         List<Example> examples = new ArrayList<>();
         List<DatasetStats> stats;
-        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true)) {
+        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                false)) {
             Example example;
             while ((example = stream.next()) != null) {
                 examples.add(example);

@@ -29,6 +29,8 @@ final class ExampleStream implements Closeable {
     private final int maxRecords;
     private final ExampleEncoder encoder;
     private final boolean log;
+    private final long seed;
+    private final boolean streaming;
     private final List<DatasetStats> stats = new ArrayList<>();
     private final Deque<Example> ready = new ArrayDeque<>();
     private final List<Example> group = new ArrayList<>();
@@ -45,11 +47,18 @@ final class ExampleStream implements Closeable {
     private record Outcome(Example example, Path file, long line, String reason) {
     }
 
-    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, boolean log) {
+    /**
+     * A stream over {@code specs}; {@code seed} picks {@code num_samples} subsets, which (as in
+     * LLaMA-Factory) are not drawn when {@code streaming}.
+     */
+    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, boolean log, long seed,
+            boolean streaming) {
         this.specs = specs;
         this.maxRecords = maxRecords;
         this.encoder = encoder;
         this.log = log;
+        this.seed = seed;
+        this.streaming = streaming;
     }
 
     /** The next sequence, or null when all datasets are read. */
@@ -118,27 +127,27 @@ final class ExampleStream implements Closeable {
             records.add(record);
             read++;
         }
-        Path file = reader.file;
         if (records.size() < CHUNK) {
             closeReader();
             this.file++;
         }
         Outcome[] outcomes = new Outcome[records.size()];
-        IntStream.range(0, outcomes.length).parallel().forEach(i -> outcomes[i] = encode(file, records.get(i)));
+        IntStream.range(0, outcomes.length).parallel().forEach(i -> outcomes[i] = encode(records.get(i)));
         pending.addAll(Arrays.asList(outcomes));
         return true;
     }
 
-    private Outcome encode(Path file, SourceRecord record) {
+    private Outcome encode(SourceRecord record) {
         String reason = record.error();
         if (reason == null) {
             try {
-                return new Outcome(encoder.encode(converter.convert(record.node())), file, record.line(), null);
+                return new Outcome(encoder.encode(converter.convert(record.node())), record.file(), record.line(),
+                        null);
             } catch (InvalidRecordException e) {
                 reason = e.getMessage();
             }
         }
-        return new Outcome(null, file, record.line(), reason);
+        return new Outcome(null, record.file(), record.line(), reason);
     }
 
     /** Opens the next file of the current dataset, or of the next dataset; false when none is left. */
@@ -146,7 +155,7 @@ final class ExampleStream implements Closeable {
         if (spec >= specs.size()) {
             return false;
         }
-        while (spec < 0 || file >= specs.get(spec).files().size() || maxReached()) {
+        while (spec < 0 || file >= readers(specs.get(spec)) || maxReached()) {
             if (spec >= 0) {
                 finishDataset();
             }
@@ -159,8 +168,18 @@ final class ExampleStream implements Closeable {
             skipped = 0;
             converter = specs.get(spec).converter();
         }
-        reader = RecordReader.open(specs.get(spec).files().get(file));
+        DatasetSpec current = specs.get(spec);
+        reader = sampling(current) ? SampledReader.read(current, seed) : RecordReader.open(current.files().get(file));
         return true;
+    }
+
+    /** A sampled dataset ({@code num_samples}) is read as one reader over all its files. */
+    private int readers(DatasetSpec dataset) {
+        return sampling(dataset) ? 1 : dataset.files().size();
+    }
+
+    private boolean sampling(DatasetSpec dataset) {
+        return dataset.numSamples() > 0 && !streaming;
     }
 
     private boolean maxReached() {

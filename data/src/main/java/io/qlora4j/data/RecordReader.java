@@ -89,10 +89,10 @@ abstract class RecordReader implements Closeable {
                 } while (text.isBlank());
                 try {
                     JsonNode node = JSON.readTree(text);
-                    return node.isObject() ? new SourceRecord(node, line, null)
-                            : new SourceRecord(null, line, "expected a JSON object");
+                    return node.isObject() ? new SourceRecord(file, node, line, null)
+                            : new SourceRecord(file, null, line, "expected a JSON object");
                 } catch (JsonProcessingException e) {
-                    return new SourceRecord(null, line, "invalid JSON: " + e.getOriginalMessage());
+                    return new SourceRecord(file, null, line, "invalid JSON: " + e.getOriginalMessage());
                 }
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
@@ -125,8 +125,8 @@ abstract class RecordReader implements Closeable {
                     return null;
                 }
                 JsonNode node = parser.readValueAsTree();
-                return node.isObject() ? new SourceRecord(node, line, null)
-                        : new SourceRecord(null, line, "expected a JSON object");
+                return node.isObject() ? new SourceRecord(file, node, line, null)
+                        : new SourceRecord(file, null, line, "expected a JSON object");
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": invalid JSON: " + firstLine(e.getMessage()), e);
             }
@@ -168,7 +168,7 @@ abstract class RecordReader implements Closeable {
                     }
                 } while (row.size() == 1 && row.get(0).isEmpty());
                 if (row.size() != header.size()) {
-                    return new SourceRecord(null, start, "expected " + header.size() + " fields, found " + row.size());
+                    return new SourceRecord(file, null, start, "expected " + header.size() + " fields, found " + row.size());
                 }
                 ObjectNode node = JSON.createObjectNode();
                 for (int i = 0; i < row.size(); i++) {
@@ -178,7 +178,7 @@ abstract class RecordReader implements Closeable {
                         node.put(header.get(i), row.get(i));
                     }
                 }
-                return new SourceRecord(node, start, null);
+                return new SourceRecord(file, node, start, null);
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
             }

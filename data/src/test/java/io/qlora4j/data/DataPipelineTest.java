@@ -106,4 +106,35 @@ class DataPipelineTest extends TokenizerTestBase {
         assertArrayEquals(ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "hi", "</s>", "\n",
                 "Assistant", ":", "fine", "</s>", "\n"), pipeline.train().get(0).inputIds());
     }
+
+    @Test
+    void numSamplesDrawsAPermutationThenRepeats() throws Exception {
+        String[] words = {"one", "two", "three", "four", "five"};
+        StringBuilder lines = new StringBuilder();
+        for (String word : words) {
+            lines.append("{\"instruction\": \"").append(word).append("\", \"output\": \"ok\"}\n");
+        }
+        Files.writeString(dir.resolve("n.jsonl"), lines);
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"three": {"file_name": "n.jsonl", "num_samples": 3}, "seven": {"file_name": "n.jsonl", "num_samples": 7},
+                 "test": {"file_name": "n.jsonl", "split": "test"}}
+                """);
+        for (int count : new int[] {3, 7}) {
+            java.util.Random random = new java.util.Random(42);
+            List<Integer> permutation = new java.util.ArrayList<>(List.of(0, 1, 2, 3, 4));
+            java.util.Collections.shuffle(permutation, random);
+            List<Integer> expected = new java.util.ArrayList<>(permutation.subList(0, Math.min(count, 5)));
+            for (int i = 5; i < count; i++) {
+                expected.add(random.nextInt(5));
+            }
+            DataPipeline pipeline = load(settings(count == 3 ? "three" : "seven"));
+            assertEquals(count, pipeline.train().size());
+            for (int i = 0; i < count; i++) {
+                assertEquals(ids(words[expected.get(i)])[0], pipeline.train().get(i).inputIds()[2]);
+            }
+        }
+        DataException split = assertThrows(DataException.class, () -> load(settings("test")));
+        assertTrue(split.getMessage().endsWith("test: split 'test': a local file has only the split 'train'"),
+                split.getMessage());
+    }
 }

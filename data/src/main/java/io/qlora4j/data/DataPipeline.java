@@ -55,7 +55,7 @@ public final class DataPipeline {
                 throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
             }
             StreamingEpochs epochs = new StreamingEpochs(
-                    () -> new ExampleStream(specs, settings.maxSamples(), encoder, false, settings.seed(), true),
+                    log -> new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(), true),
                     settings.seed(),
                     settings.bufferSize(), head);
             return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());

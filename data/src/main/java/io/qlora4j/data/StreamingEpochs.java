@@ -12,12 +12,13 @@ import java.util.Random;
  * ({@code random.nextInt(bufferSize)}), which is emitted; at the end the buffer is shuffled
  * (Fisher-Yates, {@link BatchOrder#shuffle}) and emitted. {@code random = new Random(seed + epoch)}.
  * The first {@code head} examples of the stream are left out (they are the held-out split).
+ * Skipped records are logged while reading the first epoch.
  */
 final class StreamingEpochs implements EpochSource {
 
-    /** Opens a fresh stream over the datasets. */
+    /** Opens a fresh stream over the datasets, logging skipped records when {@code log}. */
     interface Streams {
-        ExampleStream open();
+        ExampleStream open(boolean log);
     }
 
     private final Streams streams;
@@ -34,7 +35,7 @@ final class StreamingEpochs implements EpochSource {
 
     @Override
     public Epoch open(int epoch, long skip) throws DataException {
-        ExampleStream stream = streams.open();
+        ExampleStream stream = streams.open(epoch == 0);
         for (long i = 0; i < head && stream.next() != null; i++) {
             // the held-out examples
         }

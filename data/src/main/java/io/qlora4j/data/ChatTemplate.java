@@ -147,8 +147,6 @@ public final class ChatTemplate {
                         ids.add(tokenizer.eosId());
                     }
                 }
-                case TOKEN -> ids.add(tokenizer.tokenId(slot.text()).orElseThrow(
-                        () -> new IllegalArgumentException("token " + slot.text() + " not in the vocabulary")));
             }
         }
         return ids.toArray();

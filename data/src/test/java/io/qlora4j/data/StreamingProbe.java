@@ -5,7 +5,8 @@ import java.util.List;
 
 /**
  * Streams one epoch of a JSONL file in its own JVM (started by {@link StreamingTest} with a small
- * heap): prints the time to the first batch, the records and tokens read, and the peak heap used.
+ * heap): prints the time from loading the pipeline to the first batch, the records and tokens
+ * read, and the peak heap used.
  * Arguments: model dir, data file, batch size.
  */
 public final class StreamingProbe {
@@ -14,8 +15,8 @@ public final class StreamingProbe {
     }
 
     public static void main(String[] args) throws Exception {
-        long start = System.nanoTime();
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(Path.of(args[0]))) {
+            long start = System.nanoTime();
             DataSettings settings = DataSettings.builder().setDatasets(List.of(args[1])).optStreaming(true)
                     .optBufferSize(64).optBatchSize(Integer.parseInt(args[2])).optCutoffLen(4096).build();
             DataPipeline pipeline = DataPipeline.load(settings, tokenizer);

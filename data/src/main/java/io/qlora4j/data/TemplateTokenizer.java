@@ -14,6 +14,7 @@ import java.util.OptionalInt;
  * A Hugging Face tokenizer as chat templates use it: every text piece is encoded WITHOUT special
  * tokens, with truncation and padding off (LLaMA-Factory's {@code add_special_tokens=False}), and
  * the bos/eos/pad ids are looked up from the model directory so the template inserts them itself.
+ * tokenizer.json is used as it is (DJL applies nothing from tokenizer_config.json to it).
  */
 public final class TemplateTokenizer implements AutoCloseable {
 

@@ -1,0 +1,155 @@
+package io.qlora4j.data;
+
+import java.io.IOException;
+import java.util.AbstractList;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * The data side of a training job, built from {@link DataSettings} and a tokenizer: reads the
+ * datasets, formats them with the chat template, tokenizes them with -100 label masks, holds out
+ * the validation split and hands out resumable micro-batches.
+ */
+public final class DataPipeline {
+
+    private final DataSettings settings;
+    private final TemplateTokenizer tokenizer;
+    private final EpochSource epochs;
+    private final List<Example> train;
+    private final List<Example> eval;
+    private final List<DatasetStats> stats;
+
+    private DataPipeline(DataSettings settings, TemplateTokenizer tokenizer, EpochSource epochs, List<Example> train,
+            List<Example> eval, List<DatasetStats> stats) {
+        this.settings = settings;
+        this.tokenizer = tokenizer;
+        this.epochs = epochs;
+        this.train = train;
+        this.eval = eval;
+        this.stats = stats;
+    }
+
+    /**
+     * Reads, formats and tokenizes every dataset of {@code settings}: all into memory, or with
+     * {@code streaming} only the held-out head (batches then re-read the files each epoch).
+     * Broken records are skipped and counted; user errors (unknown dataset or template, unreadable
+     * file) fail with one line.
+     */
+    public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
+        ChatTemplate template = ChatTemplate.named(settings.template());
+        TemplateTokenizer bound = template.bind(tokenizer);
+        ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
+        List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());
+        if (settings.streaming()) {
+            int head = (int) settings.valSize();
+            List<Example> eval = new ArrayList<>(head);
+            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                    true)) {
+                Example example;
+                while (eval.size() < head && (example = stream.next()) != null) {
+                    eval.add(example);
+                }
+            } catch (IOException e) {
+                throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
+            }
+            StreamingEpochs epochs = new StreamingEpochs(
+                    log -> new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(), true),
+                    settings.seed(),
+                    settings.bufferSize(), head);
+            return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());
+        }
+        List<Example> examples = new ArrayList<>();
+        List<DatasetStats> stats;
+        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                false)) {
+            Example example;
+            while ((example = stream.next()) != null) {
+                examples.add(example);
+            }
+            stats = stream.stats();
+        } catch (IOException e) {
+            throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
+        }
+        if (examples.isEmpty()) {
+            throw new DataException("dataset: no training sequence left (pt blocks need more than cutoff_len tokens)");
+        }
+        int evalCount = evalCount(settings.valSize(), examples.size());
+        List<Example> eval = new ArrayList<>(evalCount);
+        List<Example> train = new ArrayList<>(examples.size() - evalCount);
+        if (evalCount == 0) {
+            train.addAll(examples);
+        } else {
+            int[] permutation = new int[examples.size()];
+            for (int i = 0; i < permutation.length; i++) {
+                permutation[i] = i;
+            }
+            BatchOrder.shuffle(permutation, new Random(settings.seed()));
+            for (int i = 0; i < permutation.length; i++) {
+                (i < evalCount ? eval : train).add(examples.get(permutation[i]));
+            }
+        }
+        BatchOrder order = new BatchOrder(settings.seed(), true, settings.groupByLength(), settings.batchSize());
+        List<Example> trainView = Collections.unmodifiableList(train);
+        return new DataPipeline(settings, bound, new MemoryEpochs(trainView, order), trainView,
+                Collections.unmodifiableList(eval), stats);
+    }
+
+    /** The held-out count: {@code ceil(val_size * n)} for a fraction, the value itself for a count. */
+    private static int evalCount(double valSize, int n) throws DataException {
+        if (valSize <= 1e-6) {
+            return 0;
+        }
+        int count = valSize < 1 ? (int) Math.ceil(valSize * n) : (int) valSize;
+        if (count >= n) {
+            throw new DataException("val_size: " + valSize + " leaves no training example out of " + n);
+        }
+        return count;
+    }
+
+    /** The training examples in memory, in file order (batches shuffle them); empty when streaming. */
+    public List<Example> train() {
+        return train;
+    }
+
+    /** The held-out examples ({@code val_size}), empty without a split. */
+    public List<Example> eval() {
+        return eval;
+    }
+
+    /** Kept/skipped record counts per dataset (empty when streaming: the counts are logged per pass). */
+    public List<DatasetStats> stats() {
+        return stats;
+    }
+
+    /** The tokenizer as the template uses it (eos possibly replaced; pad id for padding). */
+    public TemplateTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    /**
+     * Shuffled training micro-batches from {@code start} on, over as many epochs as asked for;
+     * close it to release the files of a streamed epoch.
+     */
+    public BatchIterator batches(DataPosition start) throws DataException {
+        return new BatchIterator(epochs, new Collator(tokenizer.padId()), settings.batchSize(), start);
+    }
+
+    /** The held-out examples in order as micro-batches, each collated when it is asked for. */
+    public List<Batch> evalBatches() {
+        Collator collator = new Collator(tokenizer.padId());
+        int size = settings.batchSize();
+        return new AbstractList<>() {
+            @Override
+            public Batch get(int index) {
+                return collator.collate(eval.subList(index * size, Math.min((index + 1) * size, eval.size())));
+            }
+
+            @Override
+            public int size() {
+                return (eval.size() + size - 1) / size;
+            }
+        };
+    }
+}

@@ -1,0 +1,194 @@
+package io.qlora4j.data;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The data settings of a job, in LLaMA-Factory's terms: {@code dataset} (names in
+ * {@code dataset_dir/dataset_info.json} or direct file paths), {@code template}, {@code cutoff_len},
+ * {@code train_on_prompt}, {@code mask_history}, {@code max_samples} (per dataset, 0 = all),
+ * {@code val_size} (a fraction below 1 or a count), {@code packing}, {@code group_by_length},
+ * {@code seed}, {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
+ * files each epoch instead of holding the examples; shuffled through a buffer of
+ * {@code buffer_size}). Build with {@link #builder()}.
+ */
+public record DataSettings(
+        List<String> datasets,
+        Path datasetDir,
+        String template,
+        int cutoffLen,
+        boolean trainOnPrompt,
+        boolean maskHistory,
+        int maxSamples,
+        double valSize,
+        boolean packing,
+        boolean groupByLength,
+        long seed,
+        int batchSize,
+        Stage stage,
+        boolean streaming,
+        int bufferSize) {
+
+    /** The training stage: supervised fine-tuning or plain-text (pre)training. */
+    public enum Stage {
+        /** Supervised fine-tuning on conversations ({@code stage: sft}). */
+        SFT,
+        /** Causal language modelling on plain text ({@code stage: pt}). */
+        PT
+    }
+
+    /**
+     * A builder with LLaMA-Factory's defaults: dataset_dir {@code data}, template {@code default},
+     * cutoff_len 2048, seed 42, batch 1, stage sft, packing on for pt only, no streaming.
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Builds {@link DataSettings}; {@code opt*} setters for everything that has a default. */
+    public static final class Builder {
+        private List<String> datasets = List.of();
+        private Path datasetDir = Path.of("data");
+        private String template = "default";
+        private int cutoffLen = 2048;
+        private boolean trainOnPrompt;
+        private boolean maskHistory;
+        private int maxSamples;
+        private double valSize;
+        private Boolean packing;
+        private boolean groupByLength;
+        private long seed = 42;
+        private int batchSize = 1;
+        private Stage stage = Stage.SFT;
+        private boolean streaming;
+        private int bufferSize = 16384;
+
+        private Builder() {
+        }
+
+        /** Dataset names (dataset_info.json) or file/folder paths; a single string may be a comma list. */
+        public Builder setDatasets(List<String> names) {
+            datasets = names.stream().flatMap(n -> List.of(n.split(",")).stream()).map(String::trim)
+                    .filter(n -> !n.isEmpty()).toList();
+            return this;
+        }
+
+        /** The folder holding dataset_info.json and the dataset files ({@code dataset_dir}). */
+        public Builder optDatasetDir(Path dir) {
+            datasetDir = dir;
+            return this;
+        }
+
+        /** The chat template name ({@code template}). */
+        public Builder optTemplate(String name) {
+            template = name;
+            return this;
+        }
+
+        /** The maximum tokens of an example ({@code cutoff_len}). */
+        public Builder optCutoffLen(int tokens) {
+            cutoffLen = tokens;
+            return this;
+        }
+
+        /** Also train on prompt tokens ({@code train_on_prompt}). */
+        public Builder optTrainOnPrompt(boolean on) {
+            trainOnPrompt = on;
+            return this;
+        }
+
+        /** Train only on the last assistant turn ({@code mask_history}). */
+        public Builder optMaskHistory(boolean on) {
+            maskHistory = on;
+            return this;
+        }
+
+        /** Keep at most this many records of each dataset, 0 for all ({@code max_samples}). */
+        public Builder optMaxSamples(int records) {
+            maxSamples = records;
+            return this;
+        }
+
+        /** Held-out share (below 1) or count (from 1) of the examples ({@code val_size}). */
+        public Builder optValSize(double size) {
+            valSize = size;
+            return this;
+        }
+
+        /** Pack examples into cutoff_len rows ({@code packing}); default on for pt, off for sft. */
+        public Builder optPacking(boolean on) {
+            packing = on;
+            return this;
+        }
+
+        /** Group examples of similar length into batches ({@code group_by_length}). */
+        public Builder optGroupByLength(boolean on) {
+            groupByLength = on;
+            return this;
+        }
+
+        /** The seed of the shuffle and the validation split ({@code seed}). */
+        public Builder optSeed(long value) {
+            seed = value;
+            return this;
+        }
+
+        /** Examples per micro-batch ({@code per_device_train_batch_size}). */
+        public Builder optBatchSize(int examples) {
+            batchSize = examples;
+            return this;
+        }
+
+        /** The training stage ({@code stage}). */
+        public Builder optStage(Stage value) {
+            stage = value;
+            return this;
+        }
+
+        /** Stream the files each epoch instead of holding all examples in memory ({@code streaming}). */
+        public Builder optStreaming(boolean on) {
+            streaming = on;
+            return this;
+        }
+
+        /** Examples in the shuffle buffer when streaming ({@code buffer_size}, default 16384). */
+        public Builder optBufferSize(int examples) {
+            bufferSize = examples;
+            return this;
+        }
+
+        /** Checks the values and builds the settings. */
+        public DataSettings build() throws DataException {
+            if (datasets.isEmpty()) {
+                throw new DataException("dataset: no dataset given");
+            }
+            if (cutoffLen < 1) {
+                throw new DataException("cutoff_len: " + cutoffLen + " must be at least 1");
+            }
+            if (batchSize < 1) {
+                throw new DataException("per_device_train_batch_size: " + batchSize + " must be at least 1");
+            }
+            if (maxSamples < 0) {
+                throw new DataException("max_samples: " + maxSamples + " must not be negative");
+            }
+            if (valSize < 0 || (valSize > 1 && valSize != Math.rint(valSize))) {
+                throw new DataException("val_size: " + valSize + " must be a fraction below 1 or a whole count");
+            }
+            if (maskHistory && trainOnPrompt) {
+                throw new DataException("mask_history: incompatible with train_on_prompt");
+            }
+            if (bufferSize < 1) {
+                throw new DataException("buffer_size: " + bufferSize + " must be at least 1");
+            }
+            if (streaming && valSize > 1e-6 && valSize < 1) {
+                throw new DataException("val_size: " + valSize + " must be a whole count when streaming");
+            }
+            if (streaming && groupByLength) {
+                throw new DataException("group_by_length: needs every length up front; incompatible with streaming");
+            }
+            boolean pack = packing != null ? packing : stage == Stage.PT;
+            return new DataSettings(datasets, datasetDir, template, cutoffLen, trainOnPrompt, maskHistory, maxSamples,
+                    valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize);
+        }
+    }
+}

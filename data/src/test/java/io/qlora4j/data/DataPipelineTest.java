@@ -1,0 +1,140 @@
+package io.qlora4j.data;
+
+import static io.qlora4j.data.SupervisedEncoderTest.concat;
+import static io.qlora4j.data.SupervisedEncoderTest.ignored;
+import static io.qlora4j.data.TinyTokenizer.ids;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+class DataPipelineTest extends TokenizerTestBase {
+
+    @Test
+    void alpacaJsonArrayJoinsInstructionAndInputAndReadsSystemAndHistory() throws Exception {
+        Files.writeString(dir.resolve("a.json"), """
+                [
+                  {"instruction": "hi", "input": "there", "output": "fine", "system": "be nice",
+                   "history": [["one", "two"]]},
+                  {"instruction": "how are you", "input": "", "output": "ok"}
+                ]
+                """);
+        DataPipeline pipeline = load(settings(dir.resolve("a.json").toString()));
+        assertEquals(2, pipeline.train().size());
+        Example first = pipeline.train().get(0);
+        int[] p1 = ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "one", "</s>", "\n", "Assistant", ":");
+        int[] r1 = ids("two", "</s>", "\n");
+        int[] p2 = ids("Human", ":", "hi", "\n", "there", "</s>", "\n", "Assistant", ":");
+        int[] r2 = ids("fine", "</s>", "\n");
+        assertArrayEquals(concat(p1, r1, p2, r2), first.inputIds());
+        assertArrayEquals(concat(ignored(p1.length), r1, ignored(p2.length), r2), first.labels());
+        assertArrayEquals(ids("Human", ":", "how", "are", "you", "</s>", "\n", "Assistant", ":", "ok", "</s>", "\n"),
+                pipeline.train().get(1).inputIds());
+    }
+
+    @Test
+    void brokenJsonlRecordsAreSkippedAndCounted() throws Exception {
+        Files.writeString(dir.resolve("b.jsonl"), """
+                {"instruction": "hi", "output": "fine"}
+                {"instruction": "hi", "output":
+                {"instruction": "hi"}
+
+                {"instruction": "bye", "output": "ok"}
+                [1, 2]
+                """);
+        DataPipeline pipeline = load(settings("b.jsonl"));
+        assertEquals(2, pipeline.train().size());
+        assertEquals(List.of(new DatasetStats("b.jsonl", 2, 3)), pipeline.stats());
+    }
+
+    @Test
+    void datasetInfoEntryMapsColumns() throws Exception {
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "question", "response": "answer"}},
+                 "other": {"file_name": "missing.json"}}
+                """);
+        Files.writeString(dir.resolve("qa.jsonl"), "{\"question\": \"hi\", \"answer\": \"fine\"}\n");
+        DataPipeline pipeline = load(settings("qa"));
+        assertArrayEquals(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":", "fine", "</s>", "\n"),
+                pipeline.train().get(0).inputIds());
+        DataException unknown = assertThrows(DataException.class, () -> load(settings("qb")));
+        assertTrue(unknown.getMessage().contains("'qb'") && unknown.getMessage().contains("qa, other"),
+                unknown.getMessage());
+    }
+
+    @Test
+    void valSizeHoldsOutAShuffledShare() throws Exception {
+        StringBuilder lines = new StringBuilder();
+        String[] words = {"one", "two", "three", "four", "five", "six", "seven", "eight", "hi", "bye"};
+        for (String word : words) {
+            lines.append("{\"instruction\": \"").append(word).append("\", \"output\": \"ok\"}\n");
+        }
+        Files.writeString(dir.resolve("v.jsonl"), lines);
+        DataPipeline pipeline = load(settings("v.jsonl").optValSize(0.15).optMaxSamples(9).optBatchSize(2));
+        // max_samples keeps the first 9 records; ceil(0.15 * 9) = 2 held out
+        assertEquals(7, pipeline.train().size());
+        assertEquals(2, pipeline.eval().size());
+        Set<Integer> words3 = new HashSet<>();
+        for (List<Example> part : List.of(pipeline.train(), pipeline.eval())) {
+            for (Example e : part) {
+                words3.add(e.inputIds()[2]);
+            }
+        }
+        assertEquals(9, words3.size());
+        assertTrue(!words3.contains(ids("bye")[0]));
+        assertEquals(1, pipeline.evalBatches().size());
+        assertEquals(2, pipeline.evalBatches().get(0).rows());
+    }
+
+    @Test
+    void directOpenAiFileIsReadAsMessages() throws Exception {
+        Files.writeString(dir.resolve("chat.jsonl"), """
+                {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}, \
+                {"role": "assistant", "content": "fine"}]}
+                {"messages": [{"role": "user", "content": "hi"}]}
+                """);
+        DataPipeline pipeline = load(settings("chat.jsonl"));
+        assertEquals(List.of(new DatasetStats("chat.jsonl", 1, 1)), pipeline.stats());
+        assertArrayEquals(ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "hi", "</s>", "\n",
+                "Assistant", ":", "fine", "</s>", "\n"), pipeline.train().get(0).inputIds());
+    }
+
+    @Test
+    void numSamplesDrawsAPermutationThenRepeats() throws Exception {
+        String[] words = {"one", "two", "three", "four", "five"};
+        StringBuilder lines = new StringBuilder();
+        for (String word : words) {
+            lines.append("{\"instruction\": \"").append(word).append("\", \"output\": \"ok\"}\n");
+        }
+        Files.writeString(dir.resolve("n.jsonl"), lines);
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"three": {"file_name": "n.jsonl", "num_samples": 3}, "seven": {"file_name": "n.jsonl", "num_samples": 7},
+                 "test": {"file_name": "n.jsonl", "split": "test"}}
+                """);
+        for (int count : new int[] {3, 7}) {
+            java.util.Random random = new java.util.Random(42);
+            List<Integer> permutation = new java.util.ArrayList<>(List.of(0, 1, 2, 3, 4));
+            java.util.Collections.shuffle(permutation, random);
+            List<Integer> expected = new java.util.ArrayList<>(permutation.subList(0, Math.min(count, 5)));
+            for (int i = 5; i < count; i++) {
+                expected.add(random.nextInt(5));
+            }
+            DataPipeline pipeline = load(settings(count == 3 ? "three" : "seven"));
+            assertEquals(count, pipeline.train().size());
+            for (int i = 0; i < count; i++) {
+                assertEquals(ids(words[expected.get(i)])[0], pipeline.train().get(i).inputIds()[2]);
+            }
+        }
+        DataException split = assertThrows(DataException.class, () -> load(settings("test")));
+        assertTrue(split.getMessage().endsWith("test: split 'test': a local file has only the split 'train'"),
+                split.getMessage());
+    }
+}

@@ -1,0 +1,82 @@
+package io.qlora4j.data;
+
+import static io.qlora4j.data.TinyTokenizer.ids;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.Map;
+
+class TemplateTokenizerTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void encodeAddsNoSpecialTokensAndNeverTruncates() throws Exception {
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir))) {
+            assertArrayEquals(ids("hi", "there", "</s>", "\n", "Assistant", ":"),
+                    tokenizer.encode("hi there</s>\nAssistant:"));
+            String long600 = "hi ".repeat(600);
+            assertEquals(600, tokenizer.encode(long600).length);
+            assertEquals(0, tokenizer.encode("").length);
+        }
+    }
+
+    @Test
+    void specialTokensComeFromTokenizerConfigAndPadFallsBackToEos() throws Exception {
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir))) {
+            assertEquals(1, tokenizer.bosId());
+            assertEquals(2, tokenizer.eosId());
+            assertEquals("</s>", tokenizer.eosToken());
+            assertEquals(2, tokenizer.padId());
+            assertTrue(tokenizer.addBosToken());
+        }
+        TinyTokenizer.write(dir, Map.of("eos_token", "</s>", "pad_token", "<pad>"));
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir.resolve("tokenizer.json"))) {
+            assertEquals(-1, tokenizer.bosId());
+            assertEquals(0, tokenizer.padId());
+            assertFalse(tokenizer.addBosToken());
+        }
+    }
+
+    @Test
+    void eosComesFromGenerationConfigWhenTokenizerConfigHasNone() throws Exception {
+        TinyTokenizer.write(dir, Map.of());
+        new ObjectMapper().writeValue(dir.resolve("generation_config.json").toFile(),
+                Map.of("bos_token_id", 4, "eos_token_id", new int[] {7, 9}));
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir)) {
+            assertEquals(4, tokenizer.bosId());
+            assertEquals(7, tokenizer.eosId());
+            assertEquals("<|eot_id|>", tokenizer.eosToken());
+        }
+    }
+
+    @Test
+    void wrapRefusesTheDefaultTruncatingTokenizer() throws Exception {
+        TinyTokenizer.writeLlamaLike(dir);
+        try (HuggingFaceTokenizer truncating = HuggingFaceTokenizer.newInstance(dir.resolve("tokenizer.json"))) {
+            DataException e = assertThrows(DataException.class, () -> TemplateTokenizer.wrap(truncating, dir));
+            assertTrue(e.getMessage().contains("optTruncation(false)"), e.getMessage());
+        }
+    }
+
+    @Test
+    void templatesThatReplaceEosUseTheirFirstStopWord() throws Exception {
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir))) {
+            TemplateTokenizer llama3 = ChatTemplate.named("llama3").bind(tokenizer);
+            assertEquals(ids("<|eot_id|>")[0], llama3.eosId());
+            assertEquals(ids("<|eot_id|>")[0], llama3.padId());
+            assertEquals(2, ChatTemplate.named("default").bind(tokenizer).eosId());
+        }
+    }
+}

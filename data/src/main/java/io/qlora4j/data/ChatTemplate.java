@@ -1,5 +1,6 @@
 package io.qlora4j.data;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -49,6 +50,15 @@ public final class ChatTemplate {
                     + String.join(", ", ChatTemplates.ALL.keySet()));
         }
         return template;
+    }
+
+    /**
+     * The template {@code name}, or for {@code auto} the known template whose shape the
+     * {@code chat_template} of the tokenizer_config.json beside {@code tokenizerFile} has.
+     */
+    public static ChatTemplate resolve(String name, Path tokenizerFile) throws DataException {
+        return named("auto".equals(name) ? ChatTemplateDetector.detect(tokenizerFile.resolveSibling("tokenizer_config.json"))
+                : name);
     }
 
     /** The names of all templates, sorted. */

@@ -38,7 +38,7 @@ public final class DataPipeline {
      * file) fail with one line.
      */
     public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
-        ChatTemplate template = ChatTemplate.named(settings.template());
+        ChatTemplate template = ChatTemplate.resolve(settings.template(), tokenizer.file());
         TemplateTokenizer bound = template.bind(tokenizer);
         ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
         List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());

@@ -26,9 +26,10 @@ public final class TemplateTokenizer implements AutoCloseable {
     private final int eosId;
     private final int padId;
     private final boolean addBosToken;
+    private final Path file;
 
     private TemplateTokenizer(HuggingFaceTokenizer tokenizer, boolean ownsTokenizer, Map<String, Integer> addedTokens,
-            int bosId, String eosToken, int eosId, int padId, boolean addBosToken) {
+            int bosId, String eosToken, int eosId, int padId, boolean addBosToken, Path file) {
         this.tokenizer = tokenizer;
         this.ownsTokenizer = ownsTokenizer;
         this.addedTokens = addedTokens;
@@ -37,6 +38,7 @@ public final class TemplateTokenizer implements AutoCloseable {
         this.eosId = eosId;
         this.padId = padId;
         this.addBosToken = addBosToken;
+        this.file = file;
     }
 
     /**
@@ -78,12 +80,12 @@ public final class TemplateTokenizer implements AutoCloseable {
     private static TemplateTokenizer create(HuggingFaceTokenizer hf, boolean owns, Path file) throws DataException {
         SpecialTokens special = SpecialTokens.read(file);
         TemplateTokenizer bare = new TemplateTokenizer(hf, owns, special.addedTokens(), -1, null, -1, -1,
-                special.addBosToken());
+                special.addBosToken(), file);
         int bos = special.bosToken() == null ? special.bosId() : bare.tokenId(special.bosToken()).orElse(-1);
         int eos = special.eosToken() == null ? special.eosId() : bare.tokenId(special.eosToken()).orElse(-1);
         int pad = special.padToken() == null ? -1 : bare.tokenId(special.padToken()).orElse(-1);
         return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
-                special.addBosToken());
+                special.addBosToken(), file);
     }
 
     /**
@@ -91,7 +93,12 @@ public final class TemplateTokenizer implements AutoCloseable {
      * their first stop word) and, as transformers does, pad = eos when the tokenizer has no pad.
      */
     TemplateTokenizer withEos(String token, int id) {
-        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, addBosToken);
+        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, addBosToken, file);
+    }
+
+    /** The {@code tokenizer.json} this tokenizer was read from (its folder holds tokenizer_config.json). */
+    Path file() {
+        return file;
     }
 
     /** Encodes one text piece to ids without special tokens, truncation or padding. */

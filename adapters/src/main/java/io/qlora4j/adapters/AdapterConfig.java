@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -50,8 +51,10 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
     /** The fields PEFT writes for a LoRA adapter, for one of our adapters, sorted by key. */
     static Map<String, Object> fields(LoraSettings settings, String baseModel, Map<String, Integer> rankPattern,
             Map<String, Double> alphaPattern) {
+        Map<String, Object> alphas = new TreeMap<>();
+        alphaPattern.forEach((path, alpha) -> alphas.put(path, number(alpha)));
         Map<String, Object> f = new TreeMap<>();
-        f.put("alpha_pattern", new TreeMap<>(alphaPattern));
+        f.put("alpha_pattern", alphas);
         f.put("base_model_name_or_path", baseModel);
         f.put("bias", "none");
         f.put("fan_in_fan_out", false);
@@ -200,35 +203,35 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
         void refuseUnless(String key, Check accepted, String reason) throws ModelException {
             JsonNode v = root.get(key);
             if (v != null && !v.isNull() && !accepted.ok(v)) {
-                throw new ModelException(file + ": " + key + " " + v + " is not supported: " + reason);
+                throw new ModelException(file + ": " + key + " " + v + ": " + reason);
             }
         }
 
         int positiveInt(String key, int absent) throws ModelException {
             double v = number(key, absent);
-            return (int) check(v, v == Math.rint(v) && v > 0 && v <= Integer.MAX_VALUE, key + " must be a positive integer");
+            return (int) check(v, v == Math.rint(v) && v > 0 && v <= Integer.MAX_VALUE,
+                    key + " must be a positive integer");
         }
 
         double number(String key, double absent) throws ModelException {
-            JsonNode v = root.get(key);
-            if (v == null || v.isNull()) {
-                return absent;
-            }
-            if (!v.isNumber()) {
-                throw new ModelException(file + ": " + key + " must be a number, got " + v);
-            }
-            return v.asDouble();
+            return value(key, absent, JsonNode::isNumber, "a number", JsonNode::asDouble);
         }
 
         boolean bool(String key, boolean absent) throws ModelException {
+            return value(key, absent, JsonNode::isBoolean, "true or false", JsonNode::asBoolean);
+        }
+
+        /** The value of {@code key} when it is present and not null, {@code absent} otherwise; a wrong type fails. */
+        private <T> T value(String key, T absent, Check type, String expected, Function<JsonNode, T> read)
+                throws ModelException {
             JsonNode v = root.get(key);
             if (v == null || v.isNull()) {
                 return absent;
             }
-            if (!v.isBoolean()) {
-                throw new ModelException(file + ": " + key + " must be true or false, got " + v);
+            if (!type.ok(v)) {
+                throw new ModelException(file + ": " + key + " must be " + expected + ", got " + v);
             }
-            return v.asBoolean();
+            return read.apply(v);
         }
 
         /** A {@code {pattern: number}} object (absent or null: empty), in file order, each key a valid regex. */

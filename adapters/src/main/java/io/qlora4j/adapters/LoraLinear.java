@@ -19,7 +19,8 @@ import io.qlora4j.model.FrozenLinear;
  * <p>Dropout is active only while training. Its keep mask is a pure function of the adapter's dropout seed,
  * this module's index and the input shape (the engine's generator is reseeded from them before drawing), so a
  * recomputed block sees exactly the mask of its first forward pass and a resumed run reproduces the masks
- * from the seed alone. Reseeding resets the engine's global random stream, which qlora4j uses for nothing else.
+ * from the seed alone. Reseeding resets the engine's global random stream: code that draws from it itself should
+ * seed it again after a training forward pass.
  */
 public final class LoraLinear implements FrozenLinear {
     private final FrozenLinear base;

@@ -17,7 +17,6 @@ import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -61,26 +60,28 @@ final class PeftAdapterReader {
         config.checkTargets(configFile, slots.keySet());
         try (SafetensorsReader reader = SafetensorsReader.open(weights)) {
             Map<String, TensorInfo[]> byModule = matricesByModule(weights, reader, config, slots, model.numLayers());
-            Set<String> linearNames = new LinkedHashSet<>();
+            Map<String, Slot> present = new LinkedHashMap<>();
             for (Map.Entry<String, Slot> slot : slots.entrySet()) {
                 TensorInfo[] ab = byModule.get(slot.getKey());
                 if (ab != null) {
                     checkShapes(weights, slot.getKey(), slot.getValue().base(), config.rankOf(slot.getKey()), ab);
-                    linearNames.add(slot.getValue().linearName());
+                    present.put(slot.getKey(), slot.getValue());
                 }
             }
+            List<String> linearNames = LlamaBlock.LINEAR_NAMES.stream()
+                    .filter(name -> present.values().stream().anyMatch(slot -> slot.linearName().equals(name)))
+                    .toList();
             linearNames.forEach(name -> LoraAdapters.requireUnwrapped(model, name));
             List<LoraAdapters.Planned> planned = new ArrayList<>();
             try {
-                for (Map.Entry<String, Slot> slot : slots.entrySet()) {
-                    TensorInfo[] ab = byModule.get(slot.getKey());
-                    if (ab != null) {
-                        String path = slot.getKey();
-                        LoraSettings s = new LoraSettings(config.rankOf(path), config.alphaOf(path), config.dropout(),
-                                config.useRslora(), List.of(TargetModules.shortName(slot.getValue().linearName())));
-                        planned.add(new LoraAdapters.Planned(slot.getValue().layer(), slot.getValue().linearName(), s,
-                                array(reader, manager, ab[0]), array(reader, manager, ab[1])));
-                    }
+                for (Map.Entry<String, Slot> e : present.entrySet()) {
+                    String path = e.getKey();
+                    Slot slot = e.getValue();
+                    LoraSettings s = new LoraSettings(config.rankOf(path), config.alphaOf(path), config.dropout(),
+                            config.useRslora(), List.of(TargetModules.shortName(slot.linearName())));
+                    TensorInfo[] ab = byModule.get(path);
+                    planned.add(new LoraAdapters.Planned(slot.layer(), slot.linearName(), s,
+                            array(reader, manager, ab[0]), array(reader, manager, ab[1])));
                 }
             } catch (ModelException | RuntimeException e) {
                 planned.forEach(p -> {
@@ -90,7 +91,7 @@ final class PeftAdapterReader {
                 throw e;
             }
             LoraSettings adapter = new LoraSettings(config.r(), config.alpha(), config.dropout(), config.useRslora(),
-                    LlamaBlock.LINEAR_NAMES.stream().filter(linearNames::contains).map(TargetModules::shortName).toList());
+                    linearNames.stream().map(TargetModules::shortName).toList());
             return LoraAdapters.wrap(model, adapter, planned);
         }
     }
@@ -109,7 +110,8 @@ final class PeftAdapterReader {
             String path = m.group(1);
             if (!slots.containsKey(path)) {
                 throw new ModelException(file + ": tensor '" + t.name() + "' is for module '" + path + "', which this"
-                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames() + "; LoRA on lm_head and embed_tokens is not supported)");
+                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames()
+                        + "; LoRA on lm_head and embed_tokens is not supported)");
             }
             if (!config.selects(path)) {
                 throw new ModelException(file + ": tensor '" + t.name() + "' is for module '" + path

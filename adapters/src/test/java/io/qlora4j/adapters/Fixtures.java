@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.llama.LlamaModel;
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.Random;
 
 /** Small helpers shared by the adapter tests: random values, float64 copies, a relative comparison. */
@@ -26,6 +27,11 @@ final class Fixtures {
             d[i] = v[i];
         }
         return d;
+    }
+
+    /** The rows one after the other. */
+    static double[] flatten(double[][] rows) {
+        return Arrays.stream(rows).flatMapToDouble(Arrays::stream).toArray();
     }
 
     /** {@code max |actual - expected| <= relative * max |expected|}, with a non-zero expectation. */

@@ -2,6 +2,7 @@ package io.qlora4j.adapters;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
@@ -11,12 +12,11 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -39,24 +39,30 @@ class LoraGradientTest {
         LoraSettings settings = new LoraSettings(4, 8, 0, false, List.of("all"));
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel quantized = tiny.build(m, (w, out, in) ->
-                        new Nf4Linear(NdQuantizedTensor.upload(nf4.quantize(w, new long[] {out, in}), m)));
+                        QuantizedLinear.upload(nf4.quantize(w, new long[] {out, in}), null, m));
                 LlamaModel dense = tiny.build(m, (w, out, in) -> {
                     QuantizedTensor q = nf4.quantize(w, new long[] {out, in});
                     return new DenseLinear(m.create(nf4.dequantize(q), new Shape(out, in)), null);
                 });
+                LlamaModel original = tiny.build(m);
                 LoraAdapters onNf4 = LoraAdapters.attach(quantized, settings, m, 9);
-                LoraAdapters onDense = LoraAdapters.attach(dense, settings, m, 9)) {
-            Fixtures.randomizeB(onNf4, 10);
-            Fixtures.randomizeB(onDense, 10);
+                LoraAdapters onDense = LoraAdapters.attach(dense, settings, m, 9);
+                LoraAdapters onOriginal = LoraAdapters.attach(original, settings, m, 9)) {
             float[] upstream = Fixtures.gaussian(new Random(11), IDS.length * tiny.config.vocabSize());
+            for (LoraAdapters adapters : List.of(onNf4, onDense, onOriginal)) {
+                Fixtures.randomizeB(adapters, 10);
+            }
             backward(m, quantized, upstream);
             backward(m, dense, upstream);
+            backward(m, original, upstream);
             Map<String, NDArray> expected = onDense.parameters();
-            onNf4.parameters().forEach((key, param) -> {
-                float[] g = param.getGradient().toFloatArray();
-                double[] e = Fixtures.toDoubles(expected.get(key).getGradient().toFloatArray());
-                Fixtures.assertClose(e, g, 1e-5);
-            });
+            String key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
+            onNf4.parameters().forEach((name, param) -> Fixtures.assertClose(Fixtures.toDoubles(
+                    expected.get(name).getGradient().toFloatArray()), param.getGradient().toFloatArray(), 1e-5));
+            // The comparison can tell: the unquantized weights give clearly different gradients.
+            double[] unquantized = Fixtures.toDoubles(onOriginal.parameters().get(key).getGradient().toFloatArray());
+            assertThrows(AssertionError.class,
+                    () -> Fixtures.assertClose(unquantized, expected.get(key).getGradient().toFloatArray(), 1e-3));
         }
     }
 
@@ -74,7 +80,7 @@ class LoraGradientTest {
             adapters.modules().forEach((path, l) -> lora.put(path, new ReferenceForward.Lora(
                     Fixtures.toDoubles(l.loraA().toFloatArray()), Fixtures.toDoubles(l.loraB().toFloatArray()), 3, settings.scaling())));
             ReferenceForward reference = new ReferenceForward(tiny, lora);
-            double[] expectedLogits = flatten(reference.logits(IDS));
+            double[] expectedLogits = Fixtures.flatten(reference.logits(IDS));
             Fixtures.assertClose(expectedLogits, logits, 1e-5);
 
             String[][] probes = {
@@ -137,51 +143,11 @@ class LoraGradientTest {
     }
 
     private static double loss(ReferenceForward reference, float[] upstream) {
-        double[] logits = flatten(reference.logits(IDS));
+        double[] logits = Fixtures.flatten(reference.logits(IDS));
         double total = 0;
         for (int i = 0; i < logits.length; i++) {
             total += logits[i] * upstream[i];
         }
         return total;
-    }
-
-    private static double[] flatten(double[][] rows) {
-        return Arrays.stream(rows).flatMapToDouble(Arrays::stream).toArray();
-    }
-
-    /** An NF4 weight kept packed on the device and dequantized for each call, as the model's quantized layer does. */
-    private static final class Nf4Linear implements FrozenLinear {
-        private final NdQuantizedTensor weight;
-
-        Nf4Linear(NdQuantizedTensor weight) {
-            this.weight = weight;
-        }
-
-        @Override
-        public NDArray forward(NDArray x) {
-            try (NDArray w = weight.dequantize(); NDArray t = w.transpose()) {
-                return x.matMul(t);
-            }
-        }
-
-        @Override
-        public long inFeatures() {
-            return weight.shape()[1];
-        }
-
-        @Override
-        public long outFeatures() {
-            return weight.shape()[0];
-        }
-
-        @Override
-        public long bytes() {
-            return weight.bytes();
-        }
-
-        @Override
-        public void close() {
-            weight.close();
-        }
     }
 }

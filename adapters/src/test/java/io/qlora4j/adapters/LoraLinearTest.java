@@ -3,7 +3,6 @@ package io.qlora4j.adapters;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -30,39 +29,30 @@ class LoraLinearTest {
 
     @Test
     void forwardAddsScaledLowRankUpdateToBaseWithAndWithoutRslora() {
-        Random random = new Random(1);
-        float[] x = Fixtures.gaussian(random, N * IN);
-        float[] w = Fixtures.gaussian(random, OUT * IN);
-        float[] a = Fixtures.gaussian(random, R * IN);
-        float[] b = Fixtures.gaussian(random, OUT * R);
+        Values v = Values.random(1);
         for (boolean rslora : new boolean[] {false, true}) {
             LoraSettings settings = new LoraSettings(R, 6, 0, rslora, List.of("q_proj"));
             assertEquals(rslora ? 3.0 : 1.5, settings.scaling(), 1e-15);
             try (NDManager m = NDManager.newBaseManager()) {
-                LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT32);
-                float[] y = lora.forward(m.create(x, new Shape(2, 3, IN))).toFloatArray();
-                Fixtures.assertClose(expectedOutput(x, w, a, b, settings.scaling()), y, 1e-6);
+                LoraLinear lora = layer(m, v, settings, DataType.FLOAT32);
+                float[] y = lora.forward(m.create(v.x(), new Shape(2, 3, IN))).toFloatArray();
+                Fixtures.assertClose(v.expectedOutput(settings.scaling()), y, 1e-6);
             }
         }
     }
 
     @Test
     void gradientsReachAAndBAndTheInputButNotTheBase() {
-        Random random = new Random(2);
-        float[] x = Fixtures.gaussian(random, N * IN);
-        float[] w = Fixtures.gaussian(random, OUT * IN);
-        float[] a = Fixtures.gaussian(random, R * IN);
-        float[] b = Fixtures.gaussian(random, OUT * R);
-        float[] upstream = Fixtures.gaussian(random, N * OUT);
+        Values v = Values.random(2);
         LoraSettings settings = new LoraSettings(R, 8, 0, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
-            LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT32);
-            NDArray input = m.create(x, new Shape(2, 3, IN));
+            LoraLinear lora = layer(m, v, settings, DataType.FLOAT32);
+            NDArray input = m.create(v.x(), new Shape(2, 3, IN));
             input.setRequiresGradient(true);
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-                collector.backward(lora.forward(input).mul(m.create(upstream, new Shape(2, 3, OUT))).sum());
+                collector.backward(lora.forward(input).mul(m.create(v.u(), new Shape(2, 3, OUT))).sum());
             }
-            double[][] expected = expectedGradients(x, w, a, b, upstream, settings.scaling());
+            double[][] expected = v.expectedGradients(settings.scaling());
             Fixtures.assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-6);
             Fixtures.assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-6);
             Fixtures.assertClose(expected[2], input.getGradient().toFloatArray(), 1e-6);
@@ -72,26 +62,22 @@ class LoraLinearTest {
 
     @Test
     void float16InputComputesLoraInFloat32AndReturnsFloat16WithGradients() {
-        Random random = new Random(3);
-        float[] x = toHalfValues(Fixtures.gaussian(random, N * IN));
-        float[] w = toHalfValues(Fixtures.gaussian(random, OUT * IN));
-        float[] a = Fixtures.gaussian(random, R * IN);
-        float[] b = Fixtures.gaussian(random, OUT * R);
-        float[] upstream = toHalfValues(Fixtures.gaussian(random, N * OUT));
+        Values v = Values.random(3).withHalfExactInputs();
         LoraSettings settings = new LoraSettings(R, 8, 0, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
-            LoraLinear lora = layer(m, w, a, b, settings, DataType.FLOAT16);
-            NDArray input = m.create(x, new Shape(2, 3, IN)).toType(DataType.FLOAT16, false);
+            LoraLinear lora = layer(m, v, settings, DataType.FLOAT16);
+            NDArray input = m.create(v.x(), new Shape(2, 3, IN)).toType(DataType.FLOAT16, false);
             input.setRequiresGradient(true);
             NDArray y;
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
                 y = lora.forward(input);
-                NDArray r = m.create(upstream, new Shape(2, 3, OUT)).toType(DataType.FLOAT16, false);
+                NDArray r = m.create(v.u(), new Shape(2, 3, OUT)).toType(DataType.FLOAT16, false);
                 collector.backward(y.mul(r).sum());
             }
             assertEquals(DataType.FLOAT16, y.getDataType());
-            Fixtures.assertClose(expectedOutput(x, w, a, b, settings.scaling()), y.toType(DataType.FLOAT32, false).toFloatArray(), 2e-3);
-            double[][] expected = expectedGradients(x, w, a, b, upstream, settings.scaling());
+            float[] y32 = y.toType(DataType.FLOAT32, false).toFloatArray();
+            Fixtures.assertClose(v.expectedOutput(settings.scaling()), y32, 2e-3);
+            double[][] expected = v.expectedGradients(settings.scaling());
             // The LoRA path sees float16-exact x and upstream values and computes in float32: near float32 accuracy.
             assertEquals(DataType.FLOAT32, lora.loraA().getGradient().getDataType());
             Fixtures.assertClose(expected[0], lora.loraA().getGradient().toFloatArray(), 1e-5);
@@ -150,14 +136,30 @@ class LoraLinearTest {
     }
 
     @Test
+    void forwardLeavesNoArraysBehindInTheParameterOrInputManager() {
+        int n = 16;
+        LoraSettings settings = new LoraSettings(n, n, 0.5, false, List.of("q_proj"));
+        try (NDManager parameters = NDManager.newBaseManager(); NDManager step = NDManager.newBaseManager()) {
+            LoraLinear lora = identityUpdate(parameters, n, settings, 0);
+            lora.setTraining(true);
+            NDArray input = step.create(Fixtures.gaussian(new Random(7), 4 * n), new Shape(4, n));
+            int beforeParameters = parameters.getManagedArrays().size();
+            int beforeStep = step.getManagedArrays().size();
+            for (int i = 0; i < 3; i++) {
+                lora.forward(input).close();
+            }
+            assertEquals(beforeParameters, parameters.getManagedArrays().size());
+            assertEquals(beforeStep, step.getManagedArrays().size());
+        }
+    }
+
+    @Test
     void reportsBaseShapeAndCountsLoraBytes() {
         try (NDManager m = NDManager.newBaseManager()) {
-            LoraLinear lora = layer(m, new float[OUT * IN], new float[R * IN], new float[OUT * R],
-                    new LoraSettings(R, 8, 0, false, List.of("q_proj")), DataType.FLOAT32);
+            LoraLinear lora = layer(m, Values.random(6), new LoraSettings(R, 8, 0, false, List.of("q_proj")), DataType.FLOAT32);
             assertEquals(IN, lora.inFeatures());
             assertEquals(OUT, lora.outFeatures());
             assertEquals(4L * (OUT * IN + R * IN + OUT * R), lora.bytes());
-            assertNotEquals(0, lora.bytes());
         }
     }
 
@@ -166,69 +168,83 @@ class LoraLinearTest {
         return new LoraLinear(new DenseLinear(m.zeros(new Shape(n, n)), null), m.eye(n), m.eye(n), settings, moduleIndex);
     }
 
-    private static LoraLinear layer(NDManager m, float[] w, float[] a, float[] b, LoraSettings settings, DataType baseType) {
-        DenseLinear base = new DenseLinear(m.create(w, new Shape(OUT, IN)).toType(baseType, false), null);
-        NDArray loraA = m.create(a, new Shape(R, IN));
-        NDArray loraB = m.create(b, new Shape(OUT, R));
+    private static LoraLinear layer(NDManager m, Values v, LoraSettings settings, DataType baseType) {
+        DenseLinear base = new DenseLinear(m.create(v.w(), new Shape(OUT, IN)).toType(baseType, false), null);
+        NDArray loraA = m.create(v.a(), new Shape(R, IN));
+        NDArray loraB = m.create(v.b(), new Shape(OUT, R));
         loraA.setRequiresGradient(true);
         loraB.setRequiresGradient(true);
         return new LoraLinear(base, loraA, loraB, settings, 0);
     }
 
-    /** {@code x W^T + s (x A^T) B^T} in float64, rows of x flattened. */
-    private static double[] expectedOutput(float[] x, float[] w, float[] a, float[] b, double s) {
-        double[] y = new double[N * OUT];
-        for (int n = 0; n < N; n++) {
-            double[] ax = new double[R];
-            for (int r = 0; r < R; r++) {
-                for (int j = 0; j < IN; j++) {
-                    ax[r] += (double) a[r * IN + j] * x[n * IN + j];
-                }
-            }
-            for (int o = 0; o < OUT; o++) {
-                for (int j = 0; j < IN; j++) {
-                    y[n * OUT + o] += (double) w[o * IN + j] * x[n * IN + j];
-                }
-                for (int r = 0; r < R; r++) {
-                    y[n * OUT + o] += s * b[o * R + r] * ax[r];
-                }
-            }
+    /** Inputs x [N, IN], weights W [OUT, IN], A [R, IN], B [OUT, R] and an upstream gradient u [N, OUT]. */
+    private record Values(float[] x, float[] w, float[] a, float[] b, float[] u) {
+        static Values random(long seed) {
+            Random random = new Random(seed);
+            return new Values(Fixtures.gaussian(random, N * IN), Fixtures.gaussian(random, OUT * IN),
+                    Fixtures.gaussian(random, R * IN), Fixtures.gaussian(random, OUT * R), Fixtures.gaussian(random, N * OUT));
         }
-        return y;
-    }
 
-    /** {dL/dA, dL/dB, dL/dx} of {@code L = sum(y * u)} in float64. */
-    private static double[][] expectedGradients(float[] x, float[] w, float[] a, float[] b, float[] u, double s) {
-        double[] da = new double[R * IN];
-        double[] db = new double[OUT * R];
-        double[] dx = new double[N * IN];
-        for (int n = 0; n < N; n++) {
-            double[] ax = new double[R];
-            double[] ub = new double[R]; // (u_n B)[r]
-            for (int r = 0; r < R; r++) {
-                for (int j = 0; j < IN; j++) {
-                    ax[r] += (double) a[r * IN + j] * x[n * IN + j];
+        /** x, W and u rounded to float16 values, so a float16 layer sees them exactly. */
+        Values withHalfExactInputs() {
+            return new Values(toHalfValues(x), toHalfValues(w), a, b, toHalfValues(u));
+        }
+
+        /** {@code x W^T + s (x A^T) B^T} in float64, rows of x flattened. */
+        double[] expectedOutput(double s) {
+            double[] y = new double[N * OUT];
+            for (int n = 0; n < N; n++) {
+                double[] ax = new double[R];
+                for (int r = 0; r < R; r++) {
+                    for (int j = 0; j < IN; j++) {
+                        ax[r] += (double) a[r * IN + j] * x[n * IN + j];
+                    }
                 }
                 for (int o = 0; o < OUT; o++) {
-                    ub[r] += (double) u[n * OUT + o] * b[o * R + r];
+                    for (int j = 0; j < IN; j++) {
+                        y[n * OUT + o] += (double) w[o * IN + j] * x[n * IN + j];
+                    }
+                    for (int r = 0; r < R; r++) {
+                        y[n * OUT + o] += s * b[o * R + r] * ax[r];
+                    }
                 }
             }
-            for (int o = 0; o < OUT; o++) {
-                for (int r = 0; r < R; r++) {
-                    db[o * R + r] += s * u[n * OUT + o] * ax[r];
-                }
-                for (int j = 0; j < IN; j++) {
-                    dx[n * IN + j] += (double) u[n * OUT + o] * w[o * IN + j];
-                }
-            }
-            for (int r = 0; r < R; r++) {
-                for (int j = 0; j < IN; j++) {
-                    da[r * IN + j] += s * ub[r] * x[n * IN + j];
-                    dx[n * IN + j] += s * ub[r] * a[r * IN + j];
-                }
-            }
+            return y;
         }
-        return new double[][] {da, db, dx};
+
+        /** {dL/dA, dL/dB, dL/dx} of {@code L = sum(y * u)} in float64. */
+        double[][] expectedGradients(double s) {
+            double[] da = new double[R * IN];
+            double[] db = new double[OUT * R];
+            double[] dx = new double[N * IN];
+            for (int n = 0; n < N; n++) {
+                double[] ax = new double[R];
+                double[] ub = new double[R]; // (u_n B)[r]
+                for (int r = 0; r < R; r++) {
+                    for (int j = 0; j < IN; j++) {
+                        ax[r] += (double) a[r * IN + j] * x[n * IN + j];
+                    }
+                    for (int o = 0; o < OUT; o++) {
+                        ub[r] += (double) u[n * OUT + o] * b[o * R + r];
+                    }
+                }
+                for (int o = 0; o < OUT; o++) {
+                    for (int r = 0; r < R; r++) {
+                        db[o * R + r] += s * u[n * OUT + o] * ax[r];
+                    }
+                    for (int j = 0; j < IN; j++) {
+                        dx[n * IN + j] += (double) u[n * OUT + o] * w[o * IN + j];
+                    }
+                }
+                for (int r = 0; r < R; r++) {
+                    for (int j = 0; j < IN; j++) {
+                        da[r * IN + j] += s * ub[r] * x[n * IN + j];
+                        dx[n * IN + j] += s * ub[r] * a[r * IN + j];
+                    }
+                }
+            }
+            return new double[][] {da, db, dx};
+        }
     }
 
     private static float[] toHalfValues(float[] v) {

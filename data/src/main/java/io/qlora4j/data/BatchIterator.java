@@ -1,46 +1,41 @@
 package io.qlora4j.data;
 
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 
 /**
- * Micro-batches over the epochs, without end: each epoch visits every example once in its
- * {@link BatchOrder}, the last batch of an epoch may be smaller. {@link #position()} is the
- * position of the batch {@link #next()} returns next; start a new iterator there to resume.
+ * Micro-batches over the epochs, without end: each epoch visits every training example once in
+ * its shuffled order; the last batch of an epoch may be smaller. {@link #position()} is the
+ * position of the batch {@link #next()} returns next: save it with a checkpoint and pass it to
+ * {@link DataPipeline#batches(DataPosition)} to continue with exactly that batch.
  */
-public final class BatchIterator implements Iterator<Batch> {
+public final class BatchIterator implements AutoCloseable {
 
-    private final List<Example> examples;
-    private final int[] lengths;
-    private final BatchOrder order;
+    private final EpochSource source;
     private final Collator collator;
     private final int batchSize;
     private int epoch;
     private int batch;
-    private int[] epochOrder;
+    private EpochSource.Epoch open;
+    private Example lookahead;
 
-    BatchIterator(List<Example> examples, BatchOrder order, Collator collator, int batchSize, DataPosition start) {
-        if (examples.isEmpty()) {
-            throw new IllegalStateException("no training examples");
-        }
-        this.examples = examples;
-        this.lengths = examples.stream().mapToInt(Example::length).toArray();
-        this.order = order;
+    BatchIterator(EpochSource source, Collator collator, int batchSize, DataPosition start) throws DataException {
+        this.source = source;
         this.collator = collator;
         this.batchSize = batchSize;
         this.epoch = start.epoch();
         this.batch = start.batch();
-        if (batch >= batchesPerEpoch()) {
-            throw new IllegalArgumentException("batch " + batch + " is past the " + batchesPerEpoch()
-                    + " batches of an epoch");
+        open = source.open(epoch, (long) batch * batchSize);
+        lookahead = open.next();
+        if (lookahead == null) {
+            throw new DataException("data position " + epoch + "/" + batch + " is past the end of the epoch");
         }
-        this.epochOrder = order.order(lengths, epoch);
     }
 
-    /** The number of micro-batches in one epoch. */
-    public int batchesPerEpoch() {
-        return (examples.size() + batchSize - 1) / batchSize;
+    /** The number of micro-batches in one epoch, or -1 when streaming (not known before reading). */
+    public long batchesPerEpoch() {
+        long size = source.size();
+        return size < 0 ? -1 : (size + batchSize - 1) / batchSize;
     }
 
     /** The position of the next batch. */
@@ -48,27 +43,27 @@ public final class BatchIterator implements Iterator<Batch> {
         return new DataPosition(epoch, batch);
     }
 
-    /** Always true: the iterator runs over as many epochs as the trainer asks. */
-    @Override
-    public boolean hasNext() {
-        return true;
-    }
-
-    /** The next micro-batch; crossing an epoch end starts the next epoch's order. */
-    @Override
-    public Batch next() {
-        int from = batch * batchSize;
-        int to = Math.min(from + batchSize, examples.size());
-        List<Example> rows = new ArrayList<>(to - from);
-        for (int i = from; i < to; i++) {
-            rows.add(examples.get(epochOrder[i]));
+    /** The next micro-batch; after an epoch's last batch the next epoch's order begins. */
+    public Batch next() throws DataException {
+        List<Example> rows = new ArrayList<>(batchSize);
+        while (rows.size() < batchSize && lookahead != null) {
+            rows.add(lookahead);
+            lookahead = open.next();
         }
         batch++;
-        if (batch == batchesPerEpoch()) {
+        if (lookahead == null) {
+            open.close();
             epoch++;
             batch = 0;
-            epochOrder = order.order(lengths, epoch);
+            open = source.open(epoch, 0);
+            lookahead = open.next();
         }
         return collator.collate(rows);
+    }
+
+    /** Closes the files of a streamed epoch. */
+    @Override
+    public void close() throws DataException {
+        open.close();
     }
 }

@@ -1,5 +1,6 @@
 package io.qlora4j.data;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -17,6 +18,8 @@ public final class ChatTemplate {
     private final SlotFormatter assistant;
     private final SlotFormatter system;
     private final SlotFormatter observation;
+    private final SlotFormatter function;
+    private final ToolFormat toolFormat;
     private final SlotFormatter prefix;
     private final String defaultSystem;
     private final List<String> stopWords;
@@ -30,6 +33,8 @@ public final class ChatTemplate {
         this.assistant = b.assistant != null ? b.assistant : SlotFormatter.of(SlotFormatter.PLACEHOLDER, Slot.EOS);
         this.system = b.system != null ? b.system : content;
         this.observation = b.observation != null ? b.observation : this.user;
+        this.function = b.function != null ? b.function : this.assistant;
+        this.toolFormat = b.toolFormat;
         this.prefix = b.prefix != null ? b.prefix : SlotFormatter.of();
         this.defaultSystem = b.defaultSystem;
         this.stopWords = List.copyOf(b.stopWords);
@@ -45,6 +50,15 @@ public final class ChatTemplate {
                     + String.join(", ", ChatTemplates.ALL.keySet()));
         }
         return template;
+    }
+
+    /**
+     * The template {@code name}, or for {@code auto} the known template whose shape the
+     * {@code chat_template} of the tokenizer_config.json beside {@code tokenizerFile} has.
+     */
+    public static ChatTemplate resolve(String name, Path tokenizerFile) throws DataException {
+        return named("auto".equals(name) ? ChatTemplateDetector.detect(tokenizerFile.resolveSibling("tokenizer_config.json"))
+                : name);
     }
 
     /** The names of all templates, sorted. */
@@ -105,11 +119,10 @@ public final class ChatTemplate {
             String fused = "";
             if (i == 0) {
                 elements.addAll(prefix.apply(""));
-                if (!conversation.tools().isEmpty()) {
-                    throw new IllegalArgumentException("tool descriptions are not supported yet");
-                }
-                if (!systemText.isEmpty()) {
-                    List<Slot> systemSlots = system.apply(systemText);
+                String tools = conversation.tools();
+                if (!systemText.isEmpty() || !tools.isEmpty()) {
+                    String toolText = tools.isEmpty() ? "" : toolFormat.describe(tools);
+                    List<Slot> systemSlots = system.apply(systemText + toolText);
                     if (systemInFirstUser) {
                         fused = systemSlots.get(0).text();
                     } else {
@@ -121,8 +134,8 @@ public final class ChatTemplate {
                 case USER -> elements.addAll(user.apply(fused + message.content()));
                 case ASSISTANT -> elements.addAll(assistant.apply(message.content()));
                 case OBSERVATION -> elements.addAll(observation.apply(message.content()));
-                case FUNCTION, SYSTEM -> throw new IllegalArgumentException(
-                        message.role().name().toLowerCase() + " messages are not supported yet");
+                case FUNCTION -> elements.addAll(function.apply(toolFormat.call(message.content(), !systemInFirstUser)));
+                case SYSTEM -> throw new IllegalArgumentException("a system message inside the conversation");
             }
             encoded.add(toIds(tokenizer, elements));
         }
@@ -144,8 +157,6 @@ public final class ChatTemplate {
                         ids.add(tokenizer.eosId());
                     }
                 }
-                case TOKEN -> ids.add(tokenizer.tokenId(slot.text()).orElseThrow(
-                        () -> new IllegalArgumentException("token " + slot.text() + " not in the vocabulary")));
             }
         }
         return ids.toArray();
@@ -158,6 +169,8 @@ public final class ChatTemplate {
         private SlotFormatter assistant;
         private SlotFormatter system;
         private SlotFormatter observation;
+        private SlotFormatter function;
+        private ToolFormat toolFormat = ToolFormat.DEFAULT;
         private SlotFormatter prefix;
         private String defaultSystem = "";
         private List<String> stopWords = List.of();
@@ -185,6 +198,17 @@ public final class ChatTemplate {
 
         Builder observation(Object... slots) {
             observation = SlotFormatter.of(slots);
+            return this;
+        }
+
+        /** The function-call turn's slots; by default the assistant's. */
+        Builder function(Object... slots) {
+            function = SlotFormatter.of(slots);
+            return this;
+        }
+
+        Builder toolFormat(ToolFormat format) {
+            toolFormat = format;
             return this;
         }
 

@@ -36,6 +36,8 @@ final class ChatTemplates {
                         + "<|start_header_id|>assistant<|end_header_id|>\n\n")
                 .assistant("{{content}}<|eot_id|>")
                 .system("<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>")
+                .function("{{content}}<|eot_id|>")
+                .toolFormat(ToolFormat.LLAMA3)
                 .observation("<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|>"
                         + "<|start_header_id|>assistant<|end_header_id|>\n\n")
                 .prefix(Slot.BOS)
@@ -45,6 +47,8 @@ final class ChatTemplates {
                 .user("[INST] {{content}}[/INST]")
                 .assistant(" {{content}}", Slot.EOS)
                 .system("{{content}}\n\n")
+                .function("[TOOL_CALLS] {{content}}", Slot.EOS)
+                .toolFormat(ToolFormat.MISTRAL)
                 .observation("[TOOL_RESULTS] {\"content\": {{content}}}[/TOOL_RESULTS]")
                 .prefix(Slot.BOS)
                 .systemInFirstUser());
@@ -52,6 +56,8 @@ final class ChatTemplates {
                 .user("<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n")
                 .assistant("{{content}}<|im_end|>\n")
                 .system("<|im_start|>system\n{{content}}<|im_end|>\n")
+                .function("{{content}}<|im_end|>\n")
+                .toolFormat(ToolFormat.QWEN)
                 .observation("<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n"
                         + "<|im_start|>assistant\n")
                 .defaultSystem("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")

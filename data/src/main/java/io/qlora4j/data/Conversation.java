@@ -8,10 +8,10 @@ import java.util.List;
  * supervised training, ending with the assistant turn; plus the system prompt and the tools JSON
  * ({@code ""} when absent). For plain-text pretraining the first message holds the text.
  */
-public record Conversation(List<Message> messages, String system, String tools) {
+record Conversation(List<Message> messages, String system, String tools) {
 
     /** Copies the message list and turns null system/tools into {@code ""}. */
-    public Conversation {
+    Conversation {
         messages = List.copyOf(messages);
         system = system == null ? "" : system;
         tools = tools == null ? "" : tools;

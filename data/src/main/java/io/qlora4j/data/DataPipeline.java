@@ -1,5 +1,6 @@
 package io.qlora4j.data;
 
+import java.io.IOException;
 import java.util.AbstractList;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -15,42 +16,64 @@ public final class DataPipeline {
 
     private final DataSettings settings;
     private final TemplateTokenizer tokenizer;
+    private final EpochSource epochs;
     private final List<Example> train;
     private final List<Example> eval;
     private final List<DatasetStats> stats;
 
-    private DataPipeline(DataSettings settings, TemplateTokenizer tokenizer, List<Example> train, List<Example> eval,
-            List<DatasetStats> stats) {
+    private DataPipeline(DataSettings settings, TemplateTokenizer tokenizer, EpochSource epochs, List<Example> train,
+            List<Example> eval, List<DatasetStats> stats) {
         this.settings = settings;
         this.tokenizer = tokenizer;
+        this.epochs = epochs;
         this.train = train;
         this.eval = eval;
         this.stats = stats;
     }
 
     /**
-     * Reads, formats and tokenizes every dataset of {@code settings}; broken records are skipped
-     * and counted, user errors (unknown dataset or template, unreadable file) fail with one line.
+     * Reads, formats and tokenizes every dataset of {@code settings}: all into memory, or with
+     * {@code streaming} only the held-out head (batches then re-read the files each epoch).
+     * Broken records are skipped and counted; user errors (unknown dataset or template, unreadable
+     * file) fail with one line.
      */
     public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
-        if (settings.stage() == DataSettings.Stage.PT || settings.packing()) {
-            throw new DataException("stage: pt and packing: true are not implemented yet");
-        }
-        ChatTemplate template = ChatTemplate.named(settings.template());
+        ChatTemplate template = ChatTemplate.resolve(settings.template(), tokenizer.file());
         TemplateTokenizer bound = template.bind(tokenizer);
-        SupervisedEncoder encoder = new SupervisedEncoder(template, bound, settings.cutoffLen(),
-                settings.trainOnPrompt(), settings.maskHistory());
-        List<Example> examples = new ArrayList<>();
-        List<DatasetStats> stats = new ArrayList<>();
-        for (DatasetSpec spec : DatasetCatalog.resolve(settings.datasets(), settings.datasetDir())) {
-            stats.add(DatasetReader.read(spec, settings.maxSamples(), conversation -> {
-                requireSupervised(conversation);
-                try {
-                    examples.add(encoder.encode(conversation));
-                } catch (IllegalArgumentException e) {
-                    throw new InvalidRecordException(e.getMessage());
+        ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
+        List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());
+        if (settings.streaming()) {
+            int head = (int) settings.valSize();
+            List<Example> eval = new ArrayList<>(head);
+            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                    true)) {
+                Example example;
+                while (eval.size() < head && (example = stream.next()) != null) {
+                    eval.add(example);
                 }
-            }));
+            } catch (IOException e) {
+                throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
+            }
+            StreamingEpochs epochs = new StreamingEpochs(
+                    log -> new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(), true),
+                    settings.seed(),
+                    settings.bufferSize(), head);
+            return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());
+        }
+        List<Example> examples = new ArrayList<>();
+        List<DatasetStats> stats;
+        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+                false)) {
+            Example example;
+            while ((example = stream.next()) != null) {
+                examples.add(example);
+            }
+            stats = stream.stats();
+        } catch (IOException e) {
+            throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
+        }
+        if (examples.isEmpty()) {
+            throw new DataException("dataset: no training sequence left (pt blocks need more than cutoff_len tokens)");
         }
         int evalCount = evalCount(settings.valSize(), examples.size());
         List<Example> eval = new ArrayList<>(evalCount);
@@ -67,16 +90,10 @@ public final class DataPipeline {
                 (i < evalCount ? eval : train).add(examples.get(permutation[i]));
             }
         }
-        return new DataPipeline(settings, bound, Collections.unmodifiableList(train),
-                Collections.unmodifiableList(eval), List.copyOf(stats));
-    }
-
-    /** Supervised training needs user/assistant exchanges ending with the assistant's answer. */
-    private static void requireSupervised(Conversation conversation) throws InvalidRecordException {
-        List<Message> messages = conversation.messages();
-        if (messages.size() % 2 != 0) {
-            throw new InvalidRecordException("no response (output) to train on");
-        }
+        BatchOrder order = new BatchOrder(settings.seed(), true, settings.groupByLength(), settings.batchSize());
+        List<Example> trainView = Collections.unmodifiableList(train);
+        return new DataPipeline(settings, bound, new MemoryEpochs(trainView, order), trainView,
+                Collections.unmodifiableList(eval), stats);
     }
 
     /** The held-out count: {@code ceil(val_size * n)} for a fraction, the value itself for a count. */
@@ -91,7 +108,7 @@ public final class DataPipeline {
         return count;
     }
 
-    /** The training examples, in file order (batches shuffle them). */
+    /** The training examples in memory, in file order (batches shuffle them); empty when streaming. */
     public List<Example> train() {
         return train;
     }
@@ -101,7 +118,7 @@ public final class DataPipeline {
         return eval;
     }
 
-    /** Kept/skipped record counts per dataset. */
+    /** Kept/skipped record counts per dataset (empty when streaming: the counts are logged per pass). */
     public List<DatasetStats> stats() {
         return stats;
     }
@@ -111,10 +128,12 @@ public final class DataPipeline {
         return tokenizer;
     }
 
-    /** Shuffled training micro-batches from {@code start} on, over as many epochs as asked for. */
-    public BatchIterator batches(DataPosition start) {
-        BatchOrder order = new BatchOrder(settings.seed(), true, settings.groupByLength(), settings.batchSize());
-        return new BatchIterator(train, order, new Collator(tokenizer.padId()), settings.batchSize(), start);
+    /**
+     * Shuffled training micro-batches from {@code start} on, over as many epochs as asked for;
+     * close it to release the files of a streamed epoch.
+     */
+    public BatchIterator batches(DataPosition start) throws DataException {
+        return new BatchIterator(epochs, new Collator(tokenizer.padId()), settings.batchSize(), start);
     }
 
     /** The held-out examples in order as micro-batches, each collated when it is asked for. */

@@ -8,7 +8,9 @@ import java.util.List;
  * {@code dataset_dir/dataset_info.json} or direct file paths), {@code template}, {@code cutoff_len},
  * {@code train_on_prompt}, {@code mask_history}, {@code max_samples} (per dataset, 0 = all),
  * {@code val_size} (a fraction below 1 or a count), {@code packing}, {@code group_by_length},
- * {@code seed}, {@code per_device_train_batch_size} and {@code stage}. Build with {@link #builder()}.
+ * {@code seed}, {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
+ * files each epoch instead of holding the examples; shuffled through a buffer of
+ * {@code buffer_size}). Build with {@link #builder()}.
  */
 public record DataSettings(
         List<String> datasets,
@@ -23,7 +25,9 @@ public record DataSettings(
         boolean groupByLength,
         long seed,
         int batchSize,
-        Stage stage) {
+        Stage stage,
+        boolean streaming,
+        int bufferSize) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -33,7 +37,10 @@ public record DataSettings(
         PT
     }
 
-    /** A builder with LLaMA-Factory's defaults: dataset_dir {@code data}, template {@code default}, cutoff 2048, seed 42, batch 1, sft. */
+    /**
+     * A builder with LLaMA-Factory's defaults: dataset_dir {@code data}, template {@code default},
+     * cutoff_len 2048, seed 42, batch 1, stage sft, packing on for pt only, no streaming.
+     */
     public static Builder builder() {
         return new Builder();
     }
@@ -53,6 +60,8 @@ public record DataSettings(
         private long seed = 42;
         private int batchSize = 1;
         private Stage stage = Stage.SFT;
+        private boolean streaming;
+        private int bufferSize = 16384;
 
         private Builder() {
         }
@@ -136,6 +145,18 @@ public record DataSettings(
             return this;
         }
 
+        /** Stream the files each epoch instead of holding all examples in memory ({@code streaming}). */
+        public Builder optStreaming(boolean on) {
+            streaming = on;
+            return this;
+        }
+
+        /** Examples in the shuffle buffer when streaming ({@code buffer_size}, default 16384). */
+        public Builder optBufferSize(int examples) {
+            bufferSize = examples;
+            return this;
+        }
+
         /** Checks the values and builds the settings. */
         public DataSettings build() throws DataException {
             if (datasets.isEmpty()) {
@@ -156,9 +177,18 @@ public record DataSettings(
             if (maskHistory && trainOnPrompt) {
                 throw new DataException("mask_history: incompatible with train_on_prompt");
             }
+            if (bufferSize < 1) {
+                throw new DataException("buffer_size: " + bufferSize + " must be at least 1");
+            }
+            if (streaming && valSize > 1e-6 && valSize < 1) {
+                throw new DataException("val_size: " + valSize + " must be a whole count when streaming");
+            }
+            if (streaming && groupByLength) {
+                throw new DataException("group_by_length: needs every length up front; incompatible with streaming");
+            }
             boolean pack = packing != null ? packing : stage == Stage.PT;
             return new DataSettings(datasets, datasetDir, template, cutoffLen, trainOnPrompt, maskHistory, maxSamples,
-                    valSize, pack, groupByLength, seed, batchSize, stage);
+                    valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize);
         }
     }
 }

@@ -13,9 +13,10 @@ import java.util.stream.Stream;
 /**
  * Resolves the {@code dataset:} list as LLaMA-Factory's {@code get_dataset_list}: each name is
  * an entry of {@code dataset_dir/dataset_info.json} ({@code file_name}, {@code formatting},
- * {@code columns}, {@code tags}); a name that is no entry but an existing file or folder is read
- * directly with the alpaca columns plus {@code system}/{@code history} (sharegpt when its records
- * hold {@code conversations} or {@code messages}).
+ * {@code columns}, {@code tags}, {@code num_samples}, {@code split}: only {@code train} exists for files); a name that is no entry but an existing file or folder is read
+ * directly with the alpaca columns plus {@code system}/{@code history}: sharegpt when its first
+ * record holds {@code conversations}, OpenAI-style sharegpt ({@code role}/{@code content}) when it
+ * holds {@code messages}, plain text (prompt = {@code text}) when it holds {@code text}.
  */
 final class DatasetCatalog {
 
@@ -74,12 +75,24 @@ final class DatasetCatalog {
             default -> throw new DataException(where + ": formatting '" + formatting
                     + "' is not supported; expected alpaca or sharegpt");
         };
+        String split = entry.path("split").asText("train");
+        if (!"train".equals(split)) {
+            throw new DataException(where + ": split '" + split + "': a local file has only the split 'train'");
+        }
+        int numSamples = 0;
+        if (entry.has("num_samples")) {
+            numSamples = entry.get("num_samples").asInt(0);
+            if (!entry.get("num_samples").canConvertToInt() || numSamples < 1) {
+                throw new DataException(where + ": num_samples must be a positive whole number, not "
+                        + entry.get("num_samples"));
+            }
+        }
         Path location = datasetDir.resolve(entry.get("file_name").asText());
         if (!Files.exists(location)) {
             throw new DataException(where + ": file " + location + " not found");
         }
         return new DatasetSpec(name, files(location), format,
-                DatasetColumns.of(where, entry.get("columns"), entry.get("tags")));
+                DatasetColumns.of(where, entry.get("columns"), entry.get("tags")), numSamples);
     }
 
     private static DatasetSpec direct(String name, Path location) throws DataException {
@@ -95,8 +108,10 @@ final class DatasetCatalog {
         } else if (first != null && first.has("conversations")) {
             format = DatasetSpec.Formatting.SHAREGPT;
             columns = columns.with("tools", "tools");
+        } else if (first != null && first.has("text") && !first.has("instruction")) {
+            columns = columns.with("prompt", "text");
         }
-        return new DatasetSpec(name, files, format, columns);
+        return new DatasetSpec(name, files, format, columns, 0);
     }
 
     private static JsonNode firstRecord(Path file) throws DataException {

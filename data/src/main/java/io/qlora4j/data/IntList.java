@@ -5,16 +5,8 @@ import java.util.Arrays;
 /** A growable int array: token ids without boxing. */
 final class IntList {
 
-    private int[] data;
+    private int[] data = new int[16];
     private int size;
-
-    IntList() {
-        this(16);
-    }
-
-    IntList(int capacity) {
-        data = new int[Math.max(capacity, 1)];
-    }
 
     void add(int value) {
         if (size == data.length) {
@@ -34,10 +26,6 @@ final class IntList {
         }
         System.arraycopy(values, from, data, size, n);
         size += n;
-    }
-
-    int size() {
-        return size;
     }
 
     int[] toArray() {

@@ -1,5 +1,5 @@
 package io.qlora4j.data;
 
 /** One turn of a conversation: its role and its text. */
-public record Message(Role role, String content) {
+record Message(Role role, String content) {
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.BufferedReader;
 import java.io.Closeable;
@@ -12,12 +13,16 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Streams the records of one data file, one at a time, never the whole file: a JSON array of
  * objects (Jackson's streaming parser, one element materialized at a time) or JSON Lines (one
  * object per line; a broken line is returned as a record with an error so the caller can skip
- * and count it). The format follows the extension: {@code .jsonl} lines, {@code .json} array or lines.
+ * and count it), or CSV with a header row (RFC 4180 quoting; an empty cell reads as null, as
+ * pandas' NaN). The format follows the extension: {@code .jsonl} lines, {@code .json} array or
+ * lines, {@code .csv}.
  */
 abstract class RecordReader implements Closeable {
 
@@ -41,6 +46,9 @@ abstract class RecordReader implements Closeable {
             }
             if (name.endsWith(".json")) {
                 return firstNonBlank(file) == '[' ? new Array(file) : new Lines(file);
+            }
+            if (name.endsWith(".csv")) {
+                return new Csv(file);
             }
         } catch (IOException e) {
             throw new DataException(file + ": cannot read: " + e.getMessage(), e);
@@ -81,10 +89,10 @@ abstract class RecordReader implements Closeable {
                 } while (text.isBlank());
                 try {
                     JsonNode node = JSON.readTree(text);
-                    return node.isObject() ? new SourceRecord(node, line, null)
-                            : new SourceRecord(null, line, "expected a JSON object");
+                    return node.isObject() ? new SourceRecord(file, node, line, null)
+                            : new SourceRecord(file, null, line, "expected a JSON object");
                 } catch (JsonProcessingException e) {
-                    return new SourceRecord(null, line, "invalid JSON: " + e.getOriginalMessage());
+                    return new SourceRecord(file, null, line, "invalid JSON: " + e.getOriginalMessage());
                 }
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
@@ -117,8 +125,8 @@ abstract class RecordReader implements Closeable {
                     return null;
                 }
                 JsonNode node = parser.readValueAsTree();
-                return node.isObject() ? new SourceRecord(node, line, null)
-                        : new SourceRecord(null, line, "expected a JSON object");
+                return node.isObject() ? new SourceRecord(file, node, line, null)
+                        : new SourceRecord(file, null, line, "expected a JSON object");
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": invalid JSON: " + firstLine(e.getMessage()), e);
             }
@@ -127,6 +135,109 @@ abstract class RecordReader implements Closeable {
         @Override
         public void close() throws IOException {
             parser.close();
+        }
+    }
+
+    /** CSV with a header row; each further row one record of text fields. */
+    private static final class Csv extends RecordReader {
+        private final BufferedReader reader;
+        private final List<String> header;
+        private long line = 1;
+
+        Csv(Path file) throws IOException {
+            super(file);
+            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+            reader.mark(1);
+            if (reader.read() != '\uFEFF') {
+                reader.reset();
+            }
+            List<String> names = readRow();
+            header = names == null ? List.of() : names;
+        }
+
+        @Override
+        SourceRecord next() throws DataException {
+            try {
+                long start;
+                List<String> row;
+                do {
+                    start = line;
+                    row = readRow();
+                    if (row == null) {
+                        return null;
+                    }
+                } while (row.size() == 1 && row.get(0).isEmpty());
+                if (row.size() != header.size()) {
+                    return new SourceRecord(file, null, start, "expected " + header.size() + " fields, found " + row.size());
+                }
+                ObjectNode node = JSON.createObjectNode();
+                for (int i = 0; i < row.size(); i++) {
+                    if (row.get(i).isEmpty()) {
+                        node.putNull(header.get(i));
+                    } else {
+                        node.put(header.get(i), row.get(i));
+                    }
+                }
+                return new SourceRecord(file, node, start, null);
+            } catch (IOException e) {
+                throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
+            }
+        }
+
+        /** One row's fields (quoted fields may hold commas, doubled quotes and newlines); null at the end. */
+        private List<String> readRow() throws IOException {
+            List<String> fields = new ArrayList<>();
+            StringBuilder field = new StringBuilder();
+            boolean quoted = false;
+            int c = reader.read();
+            if (c < 0) {
+                return null;
+            }
+            while (true) {
+                if (c < 0) {
+                    fields.add(field.toString());
+                    return fields;
+                }
+                if (quoted) {
+                    if (c == '"') {
+                        reader.mark(1);
+                        if (reader.read() == '"') {
+                            field.append('"');
+                        } else {
+                            reader.reset();
+                            quoted = false;
+                        }
+                    } else {
+                        if (c == '\n') {
+                            line++;
+                        }
+                        field.append((char) c);
+                    }
+                } else if (c == '"') {
+                    quoted = true;
+                } else if (c == ',') {
+                    fields.add(field.toString());
+                    field.setLength(0);
+                } else if (c == '\n' || c == '\r') {
+                    if (c == '\r') {
+                        reader.mark(1);
+                        if (reader.read() != '\n') {
+                            reader.reset();
+                        }
+                    }
+                    line++;
+                    fields.add(field.toString());
+                    return fields;
+                } else {
+                    field.append((char) c);
+                }
+                c = reader.read();
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            reader.close();
         }
     }
 

@@ -1,7 +1,7 @@
 package io.qlora4j.data;
 
 /** Who speaks a message, as LLaMA-Factory's {@code Role}: user, assistant, system, function call, observation. */
-public enum Role {
+enum Role {
     /** The human turn. */
     USER,
     /** The model's turn: the trained response. */

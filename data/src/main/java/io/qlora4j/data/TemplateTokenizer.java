@@ -1,7 +1,7 @@
 package io.qlora4j.data;
 
-import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,6 +14,7 @@ import java.util.OptionalInt;
  * A Hugging Face tokenizer as chat templates use it: every text piece is encoded WITHOUT special
  * tokens, with truncation and padding off (LLaMA-Factory's {@code add_special_tokens=False}), and
  * the bos/eos/pad ids are looked up from the model directory so the template inserts them itself.
+ * tokenizer.json is used as it is (DJL applies nothing from tokenizer_config.json to it).
  */
 public final class TemplateTokenizer implements AutoCloseable {
 
@@ -25,9 +26,10 @@ public final class TemplateTokenizer implements AutoCloseable {
     private final int eosId;
     private final int padId;
     private final boolean addBosToken;
+    private final Path file;
 
     private TemplateTokenizer(HuggingFaceTokenizer tokenizer, boolean ownsTokenizer, Map<String, Integer> addedTokens,
-            int bosId, String eosToken, int eosId, int padId, boolean addBosToken) {
+            int bosId, String eosToken, int eosId, int padId, boolean addBosToken, Path file) {
         this.tokenizer = tokenizer;
         this.ownsTokenizer = ownsTokenizer;
         this.addedTokens = addedTokens;
@@ -36,6 +38,7 @@ public final class TemplateTokenizer implements AutoCloseable {
         this.eosId = eosId;
         this.padId = padId;
         this.addBosToken = addBosToken;
+        this.file = file;
     }
 
     /**
@@ -77,12 +80,12 @@ public final class TemplateTokenizer implements AutoCloseable {
     private static TemplateTokenizer create(HuggingFaceTokenizer hf, boolean owns, Path file) throws DataException {
         SpecialTokens special = SpecialTokens.read(file);
         TemplateTokenizer bare = new TemplateTokenizer(hf, owns, special.addedTokens(), -1, null, -1, -1,
-                special.addBosToken());
+                special.addBosToken(), file);
         int bos = special.bosToken() == null ? special.bosId() : bare.tokenId(special.bosToken()).orElse(-1);
         int eos = special.eosToken() == null ? special.eosId() : bare.tokenId(special.eosToken()).orElse(-1);
         int pad = special.padToken() == null ? -1 : bare.tokenId(special.padToken()).orElse(-1);
         return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
-                special.addBosToken());
+                special.addBosToken(), file);
     }
 
     /**
@@ -90,7 +93,12 @@ public final class TemplateTokenizer implements AutoCloseable {
      * their first stop word) and, as transformers does, pad = eos when the tokenizer has no pad.
      */
     TemplateTokenizer withEos(String token, int id) {
-        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, addBosToken);
+        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, addBosToken, file);
+    }
+
+    /** The {@code tokenizer.json} this tokenizer was read from (its folder holds tokenizer_config.json). */
+    Path file() {
+        return file;
     }
 
     /** Encodes one text piece to ids without special tokens, truncation or padding. */
@@ -98,8 +106,16 @@ public final class TemplateTokenizer implements AutoCloseable {
         if (text.isEmpty()) {
             return new int[0];
         }
-        Encoding encoding = tokenizer.encode(text, false, false);
-        long[] ids = encoding.getIds();
+        // the ids alone, straight from the native encoding: HuggingFaceTokenizer.encode would also
+        // build every token string and char span, a third of the cost
+        TokenizersLibrary lib = TokenizersLibrary.LIB;
+        long encoding = lib.encode(tokenizer.getHandle(), text, false);
+        long[] ids;
+        try {
+            ids = lib.getTokenIds(encoding);
+        } finally {
+            lib.deleteEncoding(encoding);
+        }
         int[] out = new int[ids.length];
         for (int i = 0; i < ids.length; i++) {
             out[i] = Math.toIntExact(ids[i]);

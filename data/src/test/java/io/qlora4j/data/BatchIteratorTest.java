@@ -2,6 +2,7 @@ package io.qlora4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
@@ -27,8 +28,9 @@ class BatchIteratorTest {
         return out;
     }
 
-    static BatchIterator iterator(List<Example> examples, int batch, DataPosition start) {
-        return new BatchIterator(examples, new BatchOrder(42, true, false, batch), new Collator(7), batch, start);
+    static BatchIterator iterator(List<Example> examples, int batch, DataPosition start) throws DataException {
+        return new BatchIterator(new MemoryEpochs(examples, new BatchOrder(42, true, false, batch)), new Collator(7),
+                batch, start);
     }
 
     @Test
@@ -55,7 +57,7 @@ class BatchIteratorTest {
     }
 
     @Test
-    void epochOrderIsCollectionsShuffleWithSeedPlusEpoch() {
+    void epochOrderIsCollectionsShuffleWithSeedPlusEpoch() throws DataException {
         List<Example> examples = examples(10);
         BatchIterator it = iterator(examples, 3, DataPosition.START);
         assertEquals(4, it.batchesPerEpoch());
@@ -75,7 +77,7 @@ class BatchIteratorTest {
     }
 
     @Test
-    void resumedIteratorContinuesWithTheExactNextBatch() {
+    void resumedIteratorContinuesWithTheExactNextBatch() throws DataException {
         List<Example> examples = examples(10);
         BatchIterator straight = iterator(examples, 3, DataPosition.START);
         List<Batch> all = new ArrayList<>();
@@ -116,5 +118,31 @@ class BatchIteratorTest {
         int[] order = new BatchOrder(42, true, true, 1).order(lengths, 0);
         assertArrayEquals(expected.stream().mapToInt(Integer::intValue).toArray(), order);
         assertEquals(9, order[0]);
+    }
+
+    static long paddedTokensOfOneEpoch(List<Example> examples, boolean group) throws DataException {
+        BatchIterator it = new BatchIterator(new MemoryEpochs(examples, new BatchOrder(7, true, group, 4)),
+                new Collator(0), 4, DataPosition.START);
+        long padded = 0;
+        for (int b = 0; b < it.batchesPerEpoch(); b++) {
+            Batch batch = it.next();
+            padded += (long) batch.rows() * batch.columns() - batch.tokens();
+        }
+        return padded;
+    }
+
+    @Test
+    void groupByLengthCutsPaddingOnASkewedSet() throws DataException {
+        Random random = new Random(1);
+        List<Example> examples = new ArrayList<>();
+        for (int i = 0; i < 2000; i++) {
+            int length = random.nextInt(10) == 0 ? 200 + random.nextInt(300) : 5 + random.nextInt(40);
+            examples.add(new Example(new int[length], new int[length]));
+        }
+        long plain = paddedTokensOfOneEpoch(examples, false);
+        long grouped = paddedTokensOfOneEpoch(examples, true);
+        System.out.printf("group_by_length: padded tokens %d -> %d (%.1fx fewer)%n", plain, grouped,
+                (double) plain / grouped);
+        assertTrue(grouped * 5 < plain, plain + " vs " + grouped);
     }
 }

@@ -6,40 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.List;
 
-class ChatTemplateTest {
+class ChatTemplateTest extends TokenizerTestBase {
 
-    @TempDir
-    static Path dir;
-
-    static TemplateTokenizer tokenizer;
-
-    @BeforeAll
-    static void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir));
-    }
-
-    @AfterAll
-    static void close() {
-        tokenizer.close();
-    }
-
-    static Conversation chat(String system, String... turns) {
-        List<Message> messages = new java.util.ArrayList<>();
-        for (int i = 0; i < turns.length; i++) {
-            messages.add(new Message(i % 2 == 0 ? Role.USER : Role.ASSISTANT, turns[i]));
-        }
-        return new Conversation(messages, system, null);
-    }
-
-    static List<int[][]> encode(String template, Conversation conversation) throws DataException {
+    List<int[][]> encode(String template, Conversation conversation) throws DataException {
         ChatTemplate t = ChatTemplate.named(template);
         return t.encodeMultiturn(t.bind(tokenizer), conversation);
     }
@@ -141,6 +115,25 @@ class ChatTemplateTest {
     void emptyTemplateIsTheBareTextWithoutEos() throws Exception {
         List<int[][]> pairs = encode("empty", chat("be", "hi", "fine"));
         assertPair(ids("be", "hi"), ids("fine"), pairs.get(0));
+    }
+
+    @Test
+    void toolsOpenTheSystemSlotEvenWithoutASystemPrompt() throws Exception {
+        // LLaMA-Factory: `if system or tools` with tools "[]" formats an empty system turn
+        List<int[][]> pairs = encode("default", new Conversation(chat(null, "hi", "fine").messages(), null, "[]"));
+        assertPair(ids("System", ":", "</s>", "\n", "Human", ":", "hi", "</s>", "\n", "Assistant", ":"),
+                ids("fine", "</s>", "\n"), pairs.get(0));
+    }
+
+    @Test
+    void functionCallsUseTheAssistantSlotsAndObservationsTheUserSlots() throws Exception {
+        Conversation c = new Conversation(List.of(new Message(Role.USER, "hi"),
+                new Message(Role.FUNCTION, "{\"name\": \"x\", \"arguments\": {}}"),
+                new Message(Role.OBSERVATION, "y"), new Message(Role.ASSISTANT, "fine")), null, null);
+        List<int[][]> pairs = encode("default", c);
+        assertPair(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":"),
+                ids("Action", ":", "x", "\n", "Action", "Input", ":", "{", "}", "</s>", "\n"), pairs.get(0));
+        assertPair(ids("Human", ":", "y", "</s>", "\n", "Assistant", ":"), ids("fine", "</s>", "\n"), pairs.get(1));
     }
 
     @Test

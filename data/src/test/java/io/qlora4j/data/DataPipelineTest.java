@@ -8,10 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,30 +16,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
-class DataPipelineTest {
-
-    @TempDir
-    Path dir;
-
-    TemplateTokenizer tokenizer;
-
-    @BeforeEach
-    void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir.resolve("model")));
-    }
-
-    @AfterEach
-    void close() {
-        tokenizer.close();
-    }
-
-    DataPipeline load(DataSettings.Builder builder) throws DataException {
-        return DataPipeline.load(builder.optDatasetDir(dir).build(), tokenizer);
-    }
-
-    static DataSettings.Builder settings(String... datasets) {
-        return DataSettings.builder().setDatasets(List.of(datasets));
-    }
+class DataPipelineTest extends TokenizerTestBase {
 
     @Test
     void alpacaJsonArrayJoinsInstructionAndInputAndReadsSystemAndHistory() throws Exception {
@@ -131,5 +105,36 @@ class DataPipelineTest {
         assertEquals(List.of(new DatasetStats("chat.jsonl", 1, 1)), pipeline.stats());
         assertArrayEquals(ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "hi", "</s>", "\n",
                 "Assistant", ":", "fine", "</s>", "\n"), pipeline.train().get(0).inputIds());
+    }
+
+    @Test
+    void numSamplesDrawsAPermutationThenRepeats() throws Exception {
+        String[] words = {"one", "two", "three", "four", "five"};
+        StringBuilder lines = new StringBuilder();
+        for (String word : words) {
+            lines.append("{\"instruction\": \"").append(word).append("\", \"output\": \"ok\"}\n");
+        }
+        Files.writeString(dir.resolve("n.jsonl"), lines);
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"three": {"file_name": "n.jsonl", "num_samples": 3}, "seven": {"file_name": "n.jsonl", "num_samples": 7},
+                 "test": {"file_name": "n.jsonl", "split": "test"}}
+                """);
+        for (int count : new int[] {3, 7}) {
+            java.util.Random random = new java.util.Random(42);
+            List<Integer> permutation = new java.util.ArrayList<>(List.of(0, 1, 2, 3, 4));
+            java.util.Collections.shuffle(permutation, random);
+            List<Integer> expected = new java.util.ArrayList<>(permutation.subList(0, Math.min(count, 5)));
+            for (int i = 5; i < count; i++) {
+                expected.add(random.nextInt(5));
+            }
+            DataPipeline pipeline = load(settings(count == 3 ? "three" : "seven"));
+            assertEquals(count, pipeline.train().size());
+            for (int i = 0; i < count; i++) {
+                assertEquals(ids(words[expected.get(i)])[0], pipeline.train().get(i).inputIds()[2]);
+            }
+        }
+        DataException split = assertThrows(DataException.class, () -> load(settings("test")));
+        assertTrue(split.getMessage().endsWith("test: split 'test': a local file has only the split 'train'"),
+                split.getMessage());
     }
 }

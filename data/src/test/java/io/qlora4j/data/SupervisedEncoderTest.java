@@ -1,23 +1,13 @@
 package io.qlora4j.data;
 
-import static io.qlora4j.data.ChatTemplateTest.chat;
 import static io.qlora4j.data.TinyTokenizer.ids;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
 import java.util.Arrays;
 
-class SupervisedEncoderTest {
-
-    @TempDir
-    static Path dir;
-
-    static TemplateTokenizer tokenizer;
+class SupervisedEncoderTest extends TokenizerTestBase {
 
     // default template, turn 1: prompt 7 ids, response 3 ids; turn 2 prompt 9 ids, response 3 ids
     static final int[] P1 = ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":");
@@ -26,17 +16,7 @@ class SupervisedEncoderTest {
     static final int[] R2 = ids("ok", "</s>", "\n");
     static final Conversation TWO_TURNS = chat(null, "hi", "fine", "how are you", "ok");
 
-    @BeforeAll
-    static void open() throws Exception {
-        tokenizer = TemplateTokenizer.open(TinyTokenizer.writeLlamaLike(dir));
-    }
-
-    @AfterAll
-    static void close() {
-        tokenizer.close();
-    }
-
-    static Example encode(int cutoff, boolean trainOnPrompt, boolean maskHistory, Conversation c) throws Exception {
+    Example encode(int cutoff, boolean trainOnPrompt, boolean maskHistory, Conversation c) throws Exception {
         ChatTemplate template = ChatTemplate.named("default");
         return new SupervisedEncoder(template, template.bind(tokenizer), cutoff, trainOnPrompt, maskHistory).encode(c);
     }

@@ -30,7 +30,7 @@ final class TinyTokenizer {
             "Write", "response", "appropriately", "completes", "the", "request", ".", "[", "]", "/", "INST",
             "<", ">", "SYS", "user", "assistant", "system", "tool", "ipython", "{", "}", "\"", "content",
             "TOOL", "_", "RESULTS", "CALLS", ",", "You", "Qwen", "created", "by", "Alibaba", "Cloud", "helpful",
-            "name", "arguments", "x", "y", "z", "text", "doc");
+            "name", "arguments", "x", "y", "z", "text", "doc", "Action", "Input");
 
     private static final Set<String> SPECIAL = Set.of("<pad>", "<s>", "</s>", "<unk>", "<|begin_of_text|>",
             "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",

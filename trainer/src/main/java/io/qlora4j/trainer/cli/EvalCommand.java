@@ -15,35 +15,24 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 /** {@code qlora4j eval}: token-weighted cross-entropy and perplexity of a model on a text file. */
 @Command(name = "eval", description = {
     "Mean cross-entropy and perplexity over every predicted token of a .jsonl (field \"text\") or .txt (one text a line).",
     "Keys: model_name_or_path, dataset=FILE, cutoff_len, quantization_bit=4 (with quantization_type,",
     "double_quantization), device."})
-final class EvalCommand implements Callable<Integer> {
-    @Mixin
-    JobArguments job;
-
+final class EvalCommand extends JobCommand {
     @Option(names = "--json", description = "End with one JSON line: {\"tokens\": N, \"loss\": x, \"perplexity\": y}.")
     boolean json;
 
-    @Spec
-    CommandSpec spec;
-
     @Override
-    public Integer call() throws Exception {
-        JobConfig config = job.load();
+    int run(JobConfig config) throws Exception {
         Path dataset = Path.of(config.require("dataset"));
         int cutoff = config.integer("cutoff_len");
-        PrintWriter out = spec.commandLine().getOut();
-        PrintWriter err = spec.commandLine().getErr();
+        PrintWriter out = out();
+        PrintWriter err = err();
         Perplexity total = Perplexity.NONE;
         int texts = 0;
         try (ModelSetup setup = ModelSetup.load(config, err);

@@ -4,29 +4,18 @@ import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.llama.Generator;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 
 /** {@code qlora4j generate}: streams a model's continuation of a prompt to stdout. */
 @Command(name = "generate", description = {
     "Continue a prompt, printing tokens as they come. temperature=0 is greedy.",
     "Keys: model_name_or_path, prompt, max_new_tokens, temperature, top_p, seed, quantization_bit=4, device."})
-final class GenerateCommand implements Callable<Integer> {
-    @Mixin
-    JobArguments job;
-
-    @Spec
-    CommandSpec spec;
-
+final class GenerateCommand extends JobCommand {
     @Override
-    public Integer call() throws Exception {
-        JobConfig config = job.load();
+    int run(JobConfig config) throws Exception {
         String prompt = config.require("prompt");
-        PrintWriter out = spec.commandLine().getOut();
-        try (ModelSetup setup = ModelSetup.load(config, spec.commandLine().getErr());
+        PrintWriter out = out();
+        try (ModelSetup setup = ModelSetup.load(config, err());
                 Tokenizer tokenizer = Tokenizer.load(setup.modelDir)) {
             long[] ids = tokenizer.encode(prompt);
             Tokenizer.DecodeStream stream = tokenizer.stream(ids, true);

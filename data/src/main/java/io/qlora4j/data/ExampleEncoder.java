@@ -1,0 +1,56 @@
+package io.qlora4j.data;
+
+import java.util.List;
+
+/**
+ * Turns conversations into training sequences for the job's stage: supervised examples
+ * ({@link SupervisedEncoder}) or plain-text documents ({@link PretrainEncoder}); with packing,
+ * groups of {@value #GROUP} records are packed together ({@link Packer}, or pt blocks), as
+ * LLaMA-Factory processes {@code preprocessing_batch_size} records at a time. When packing,
+ * cutoff_len is one less, as LLaMA-Factory sets it.
+ */
+final class ExampleEncoder {
+
+    /** Records processed together when packing (LLaMA-Factory's {@code preprocessing_batch_size}). */
+    static final int GROUP = 1000;
+
+    private final boolean pretrain;
+    private final boolean packing;
+    private final int cutoff;
+    private final SupervisedEncoder supervised;
+    private final PretrainEncoder plain;
+
+    ExampleEncoder(DataSettings settings, ChatTemplate template, TemplateTokenizer boundTokenizer) {
+        this.pretrain = settings.stage() == DataSettings.Stage.PT;
+        this.packing = settings.packing();
+        this.cutoff = packing ? Math.max(settings.cutoffLen() - 1, 1) : settings.cutoffLen();
+        this.supervised = new SupervisedEncoder(template, boundTokenizer, cutoff, settings.trainOnPrompt(),
+                settings.maskHistory());
+        this.plain = new PretrainEncoder(boundTokenizer, template.name(), cutoff);
+    }
+
+    /** Whether examples are collected in groups and packed. */
+    boolean packing() {
+        return packing;
+    }
+
+    /** One conversation's example (before packing); refuses what the stage cannot use. */
+    Example encode(Conversation conversation) throws InvalidRecordException {
+        try {
+            if (pretrain) {
+                return packing ? plain.tokens(conversation) : plain.encode(conversation);
+            }
+            if (conversation.messages().size() % 2 != 0) {
+                throw new InvalidRecordException("no response (output) to train on");
+            }
+            return supervised.encode(conversation);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRecordException(e.getMessage());
+        }
+    }
+
+    /** The packed rows of one group of encoded examples. */
+    List<Example> pack(List<Example> group) {
+        return pretrain ? plain.blocks(group) : Packer.pack(group, cutoff);
+    }
+}

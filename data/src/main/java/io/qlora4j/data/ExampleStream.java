@@ -1,0 +1,217 @@
+package io.qlora4j.data;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.List;
+import java.util.stream.IntStream;
+
+/**
+ * The training sequences of all datasets in file order, produced one at a time: records are read
+ * (streamed) in chunks, converted and encoded on all cores and, with packing, packed group by
+ * group, so memory holds at most one chunk and one group. Broken records are skipped and counted; the first {@value #WARNINGS} of each
+ * dataset are logged with file and line when {@code log} is set, then a kept/skipped summary.
+ */
+final class ExampleStream implements Closeable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ExampleStream.class);
+    static final int WARNINGS = 10;
+    static final int CHUNK = 64;
+
+    private final List<DatasetSpec> specs;
+    private final int maxRecords;
+    private final ExampleEncoder encoder;
+    private final boolean log;
+    private final long seed;
+    private final boolean streaming;
+    private final List<DatasetStats> stats = new ArrayList<>();
+    private final Deque<Example> ready = new ArrayDeque<>();
+    private final List<Example> group = new ArrayList<>();
+    private int spec = -1;
+    private int file;
+    private RecordReader reader;
+    private RecordConverter converter;
+    private final Deque<Outcome> pending = new ArrayDeque<>();
+    private long read;
+    private long kept;
+    private long skipped;
+
+    /** A record's example, or why it was skipped. */
+    private record Outcome(Example example, Path file, long line, String reason) {
+    }
+
+    /**
+     * A stream over {@code specs}; {@code seed} picks {@code num_samples} subsets, which (as in
+     * LLaMA-Factory) are not drawn when {@code streaming}.
+     */
+    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, boolean log, long seed,
+            boolean streaming) {
+        this.specs = specs;
+        this.maxRecords = maxRecords;
+        this.encoder = encoder;
+        this.log = log;
+        this.seed = seed;
+        this.streaming = streaming;
+    }
+
+    /** The next sequence, or null when all datasets are read. */
+    Example next() throws DataException {
+        while (ready.isEmpty()) {
+            Example example = nextEncoded();
+            if (example == null) {
+                if (group.isEmpty()) {
+                    return null;
+                }
+                flushGroup();
+            } else if (encoder.packing()) {
+                group.add(example);
+                if (group.size() == ExampleEncoder.GROUP) {
+                    flushGroup();
+                }
+            } else {
+                return example;
+            }
+        }
+        return ready.pollFirst();
+    }
+
+    /** Kept/skipped counts of the datasets finished so far. */
+    List<DatasetStats> stats() {
+        return List.copyOf(stats);
+    }
+
+    private void flushGroup() {
+        ready.addAll(encoder.pack(group));
+        group.clear();
+    }
+
+    /** The next usable record's example, reading and encoding a chunk when none is pending; null at the end. */
+    private Example nextEncoded() throws DataException {
+        while (true) {
+            Outcome outcome = pending.pollFirst();
+            if (outcome == null) {
+                if (!fill()) {
+                    return null;
+                }
+                continue;
+            }
+            if (outcome.example() != null) {
+                kept++;
+                return outcome.example();
+            }
+            skipped++;
+            if (log && skipped <= WARNINGS) {
+                LOG.warn("{}:{}: skipped record: {}", outcome.file(), outcome.line(), outcome.reason());
+            }
+        }
+    }
+
+    /**
+     * Reads up to {@value #CHUNK} records of the current file (one thread: the file is read in
+     * order) and converts and encodes them on all cores, keeping their order; false at the end.
+     */
+    private boolean fill() throws DataException {
+        if (reader == null && !openNext()) {
+            return false;
+        }
+        List<SourceRecord> records = new ArrayList<>(CHUNK);
+        SourceRecord record;
+        while (records.size() < CHUNK && !maxReached() && (record = reader.next()) != null) {
+            records.add(record);
+            read++;
+        }
+        if (records.size() < CHUNK) {
+            closeReader();
+            this.file++;
+        }
+        Outcome[] outcomes = new Outcome[records.size()];
+        IntStream.range(0, outcomes.length).parallel().forEach(i -> outcomes[i] = encode(records.get(i)));
+        pending.addAll(Arrays.asList(outcomes));
+        return true;
+    }
+
+    private Outcome encode(SourceRecord record) {
+        String reason = record.error();
+        if (reason == null) {
+            try {
+                return new Outcome(encoder.encode(converter.convert(record.node())), record.file(), record.line(),
+                        null);
+            } catch (InvalidRecordException e) {
+                reason = e.getMessage();
+            }
+        }
+        return new Outcome(null, record.file(), record.line(), reason);
+    }
+
+    /** Opens the next file of the current dataset, or of the next dataset; false when none is left. */
+    private boolean openNext() throws DataException {
+        if (spec >= specs.size()) {
+            return false;
+        }
+        while (spec < 0 || file >= readers(specs.get(spec)) || maxReached()) {
+            if (spec >= 0) {
+                finishDataset();
+            }
+            if (++spec >= specs.size()) {
+                return false;
+            }
+            file = 0;
+            read = 0;
+            kept = 0;
+            skipped = 0;
+            converter = specs.get(spec).converter();
+        }
+        DatasetSpec current = specs.get(spec);
+        reader = sampling(current) ? SampledReader.read(current, seed) : RecordReader.open(current.files().get(file));
+        return true;
+    }
+
+    /** A sampled dataset ({@code num_samples}) is read as one reader over all its files. */
+    private int readers(DatasetSpec dataset) {
+        return sampling(dataset) ? 1 : dataset.files().size();
+    }
+
+    private boolean sampling(DatasetSpec dataset) {
+        return dataset.numSamples() > 0 && !streaming;
+    }
+
+    private boolean maxReached() {
+        return maxRecords > 0 && read >= maxRecords;
+    }
+
+    private void finishDataset() throws DataException {
+        DatasetSpec done = specs.get(spec);
+        if (kept == 0) {
+            throw new DataException("dataset " + done.name() + ": no usable record (" + skipped + " skipped)");
+        }
+        if (log) {
+            LOG.info("dataset {}: kept {} records, skipped {}", done.name(), kept, skipped);
+        }
+        stats.add(new DatasetStats(done.name(), kept, skipped));
+    }
+
+    private void closeReader() throws DataException {
+        try {
+            reader.close();
+        } catch (IOException e) {
+            throw new DataException(reader.file + ": cannot close: " + e.getMessage(), e);
+        } finally {
+            reader = null;
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (reader != null) {
+            reader.close();
+            reader = null;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+package io.qlora4j.data;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ChatTemplateDetectorTest {
+    @TempDir
+    Path dir;
+
+    /** Writes tokenizer_config.json with the given chat_template value and returns the tokenizer.json beside it. */
+    private Path withChatTemplate(Object chatTemplate) throws Exception {
+        Files.writeString(dir.resolve("tokenizer_config.json"),
+                new ObjectMapper().writeValueAsString(Map.of("chat_template", chatTemplate)));
+        return dir.resolve("tokenizer.json");
+    }
+
+    private String auto(Object chatTemplate) throws Exception {
+        return ChatTemplate.resolve("auto", withChatTemplate(chatTemplate)).name();
+    }
+
+    @Test
+    void recognisesThePublishedTemplatesByTheirTurnMarkers() throws Exception {
+        // Abridged from the chat_template strings the model families ship.
+        assertEquals("llama3", auto("{% for message in messages %}{% set content = '<|start_header_id|>' + message['role']"
+                + " + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}"));
+        assertEquals("qwen", auto("{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]"
+                + "['content'] + '<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba"
+                + " Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"));
+        assertEquals("chatml", auto("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                + "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+        assertEquals("llama2", auto("{% if messages[0]['role'] == 'system' %}{% set system_message = '<<SYS>>\\n' + "
+                + "messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}{% endif %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}"));
+        assertEquals("mistral", auto("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+                + "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endif %}{% endfor %}"));
+    }
+
+    @Test
+    void namedTemplateListUsesTheDefaultEntry() throws Exception {
+        assertEquals("chatml", auto(List.of(Map.of("name", "tool_use", "template", "[INST] x [/INST]"),
+                Map.of("name", "default", "template", "<|im_start|>{{ m }}<|im_end|>"))));
+    }
+
+    @Test
+    void unknownShapeMissingTemplateAndMissingFileAreOneLine() throws Exception {
+        String unknown = assertThrows(DataException.class, () -> auto("{{ messages | tojson }}")).getMessage();
+        assertTrue(unknown.startsWith("template: auto: " + dir.resolve("tokenizer_config.json")
+                + ": its chat_template matches none of the known shapes (llama3, qwen, chatml"), unknown);
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\"}");
+        String none = assertThrows(DataException.class,
+                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"))).getMessage();
+        assertTrue(none.contains("has no chat_template; set template: to one of"), none);
+        Files.delete(dir.resolve("tokenizer_config.json"));
+        String missing = assertThrows(DataException.class,
+                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"))).getMessage();
+        assertTrue(missing.endsWith("not found; set template: to one of " + ChatTemplate.names()), missing);
+    }
+
+    @Test
+    void explicitNamesBypassDetection() throws Exception {
+        assertEquals("alpaca", ChatTemplate.resolve("alpaca", dir.resolve("tokenizer.json")).name());
+    }
+}

@@ -1,0 +1,88 @@
+package io.qlora4j.data;
+
+import static io.qlora4j.data.SupervisedEncoderTest.concat;
+import static io.qlora4j.data.TinyTokenizer.ids;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+class PackingTest extends TokenizerTestBase {
+
+    static final int IGN = -100;
+
+    @Test
+    void pretrainDocumentsEndWithEosStartWithBosAndMaskPadEqualTokens() throws Exception {
+        Files.writeString(dir.resolve("t.jsonl"), "{\"text\": \"hi there\"}\n{\"text\": \"bye\"}\n");
+        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
+                .optPacking(false).optCutoffLen(3));
+        // <s> hi there </s> cut to 3; pad = eos, so eos labels are -100 (DataCollatorForLanguageModeling)
+        assertArrayEquals(ids("<s>", "hi", "there"), pipeline.train().get(0).inputIds());
+        assertArrayEquals(ids("<s>", "bye", "</s>"), pipeline.train().get(1).inputIds());
+        assertArrayEquals(new int[] {1, ids("bye")[0], IGN}, pipeline.train().get(1).labels());
+    }
+
+    @Test
+    void pretrainPackingCutsTheJoinedDocumentsIntoFullBlocks() throws Exception {
+        Files.writeString(dir.resolve("t.jsonl"),
+                "{\"text\": \"one two\"}\n{\"text\": \"three four five\"}\n{\"text\": \"six\"}\n");
+        // packing is the pt default; block = cutoff_len - 1 = 3 of: one two </s> three four five </s> six </s>
+        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
+                .optCutoffLen(4));
+        assertEquals(3, pipeline.train().size());
+        assertArrayEquals(ids("<s>", "two", "</s>"), pipeline.train().get(0).inputIds());
+        assertArrayEquals(ids("<s>", "four", "five"), pipeline.train().get(1).inputIds());
+        assertArrayEquals(ids("<s>", "six", "</s>"), pipeline.train().get(2).inputIds());
+        assertArrayEquals(new int[] {1, ids("six")[0], IGN}, pipeline.train().get(2).labels());
+        TinyTokenizer.write(dir.resolve("plain"), Map.of("eos_token", "</s>", "pad_token", "<pad>"));
+        try (TemplateTokenizer noBos = TemplateTokenizer.open(dir.resolve("plain"))) {
+            DataPipeline raw = DataPipeline.load(DataSettings.builder().setDatasets(List.of("t.jsonl"))
+                    .optDatasetDir(dir).optStage(DataSettings.Stage.PT).optCutoffLen(4).build(), noBos);
+            assertArrayEquals(ids("</s>", "six", "</s>"), raw.train().get(2).inputIds());
+            assertArrayEquals(ids("</s>", "six", "</s>"), raw.train().get(2).labels());
+        }
+    }
+
+    @Test
+    void supervisedPackingFillsRowsGreedilyAndKeepsExamplesApart() throws Exception {
+        Files.writeString(dir.resolve("s.jsonl"), """
+                {"instruction": "hi", "output": "ok"}
+                {"instruction": "hi there", "output": "ok"}
+                {"instruction": "how are you", "output": "ok"}
+                {"instruction": "hi", "output": "fine thanks"}
+                """);
+        // lengths a=10, b=11, c=12, d=11; capacity 24 - 1 = 23: rows [c, d] and [b, a]
+        DataPipeline pipeline = load(settings("s.jsonl").optPacking(true).optCutoffLen(24)
+                .optBatchSize(2));
+        int[] ok = ids("ok", "</s>", "\n");
+        int[] a = concat(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":"), ok);
+        int[] b = concat(ids("Human", ":", "hi", "there", "</s>", "\n", "Assistant", ":"), ok);
+        int[] c = concat(ids("Human", ":", "how", "are", "you", "</s>", "\n", "Assistant", ":"), ok);
+        int[] d = concat(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":"), ids("fine", "thanks", "</s>", "\n"));
+        assertEquals(2, pipeline.train().size());
+        assertArrayEquals(concat(c, d), pipeline.train().get(0).inputIds());
+        assertArrayEquals(new int[] {12, 11}, pipeline.train().get(0).segmentLengths());
+        assertArrayEquals(concat(b, a), pipeline.train().get(1).inputIds());
+        assertArrayEquals(new int[] {11, 10}, pipeline.train().get(1).segmentLengths());
+
+        Batch batch = pipeline.batches(DataPosition.START).next();
+        // every token's segment is that of the example it came from: attention never crosses examples
+        for (int r = 0; r < 2; r++) {
+            long firstToken3 = batch.inputIds()[r * batch.columns() + 3];
+            Example row = firstToken3 == ids("are")[0] ? pipeline.train().get(0) : pipeline.train().get(1);
+            int at = 0;
+            for (int s = 0; s < row.segmentLengths().length; s++) {
+                for (int p = 0; p < row.segmentLengths()[s]; p++, at++) {
+                    assertEquals(row.inputIds()[at], batch.inputIds()[r * batch.columns() + at]);
+                    assertEquals(s + 1, batch.attentionMask()[r * batch.columns() + at]);
+                    assertEquals(p, batch.positionIds()[r * batch.columns() + at]);
+                }
+            }
+        }
+    }
+}

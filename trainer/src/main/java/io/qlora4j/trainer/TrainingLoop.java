@@ -2,6 +2,7 @@ package io.qlora4j.trainer;
 
 import io.qlora4j.data.Batch;
 import io.qlora4j.data.BatchIterator;
+import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.model.ModelException;
@@ -55,15 +56,21 @@ final class TrainingLoop {
     }
 
     /** Trains to the last step, or stops at a non-finite loss or gradient norm with the reason in the result. */
-    TrainingResult run() throws ConfigException, IOException, ModelException {
+    TrainingResult run() throws ConfigException, DataException, IOException, ModelException {
         TrainerState resumed = resumedFrom == null ? null : TrainerState.read(resumedFrom);
         long seed = config.integer("seed");
         if (resumed != null && resumed.seed() != seed) {
             throw new ConfigException("seed: the checkpoint " + resumedFrom + " was trained with seed " + resumed.seed()
                     + ", the job says " + seed + "; resume with the same seed");
         }
-        BatchIterator batches = batches(resumed);
-        int perEpoch = batches.batchesPerEpoch();
+        try (BatchIterator batches = batches(resumed)) {
+            return train(batches, resumed, seed);
+        }
+    }
+
+    private TrainingResult train(BatchIterator batches, TrainerState resumed, long seed)
+            throws ConfigException, DataException, IOException, ModelException {
+        long perEpoch = batches.batchesPerEpoch();
         int accumulation = config.integer("gradient_accumulation_steps");
         int total = totalSteps(perEpoch, accumulation);
         LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
@@ -147,11 +154,14 @@ final class TrainingLoop {
         return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, null);
     }
 
-    private BatchIterator batches(TrainerState resumed) throws ConfigException {
-        DataPosition start = resumed == null ? DataPosition.START : resumed.dataPosition().toData();
+    private BatchIterator batches(TrainerState resumed) throws ConfigException, DataException {
+        if (resumed == null) {
+            return data.batches(DataPosition.START);
+        }
+        DataPosition start = resumed.dataPosition().toData();
         try {
             return data.batches(start);
-        } catch (IllegalArgumentException e) {
+        } catch (DataException e) {
             throw new ConfigException("resume_from_checkpoint: the data position " + start + " of " + resumedFrom
                     + " does not fit this dataset (" + e.getMessage() + "); resume with the same data");
         }
@@ -166,11 +176,17 @@ final class TrainingLoop {
                 .build();
     }
 
-    /** {@code max_steps} when set, else HF's {@code ceil(num_train_epochs * max(batches / accumulation, 1))}. */
-    private int totalSteps(int perEpoch, int accumulation) throws ConfigException {
+    /**
+     * {@code max_steps} when set, else HF's {@code ceil(num_train_epochs * max(batches / accumulation, 1))};
+     * a streamed dataset (epoch length unknown) needs max_steps.
+     */
+    private int totalSteps(long perEpoch, int accumulation) throws ConfigException {
         int maxSteps = config.integer("max_steps");
         if (maxSteps > 0) {
             return maxSteps;
+        }
+        if (perEpoch < 0) {
+            throw new ConfigException("max_steps: a streamed dataset has no known epoch length; set max_steps");
         }
         int total = (int) Math.ceil(config.number("num_train_epochs") * Math.max(perEpoch / accumulation, 1));
         if (total <= 0) {
@@ -180,9 +196,10 @@ final class TrainingLoop {
         return total;
     }
 
-    private static double epochs(BatchIterator batches, int perEpoch) {
+    /** Fractional epochs done (whole epochs when streaming). */
+    private static double epochs(BatchIterator batches, long perEpoch) {
         DataPosition p = batches.position();
-        return p.epoch() + (double) p.batch() / perEpoch;
+        return perEpoch > 0 ? p.epoch() + (double) p.batch() / perEpoch : p.epoch();
     }
 
     private static TrainerState.Position position(BatchIterator batches, long seed) {

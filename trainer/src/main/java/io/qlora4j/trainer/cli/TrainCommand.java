@@ -2,11 +2,8 @@ package io.qlora4j.trainer.cli;
 
 import io.qlora4j.trainer.Trainer;
 import io.qlora4j.trainer.TrainingResult;
-import java.util.concurrent.Callable;
+import io.qlora4j.trainer.config.JobConfig;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 
 /** {@code qlora4j train}: fine-tunes a model as the job says and writes checkpoints and the adapter (or model). */
 @Command(name = "train", description = {
@@ -14,18 +11,12 @@ import picocli.CommandLine.Spec;
     "(finetuning_type=full). LLaMA-Factory keys: model_name_or_path, dataset, output_dir, learning_rate,",
     "max_steps or num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps, lora_rank, ...",
     "A progress bar on a terminal, log lines otherwise; metrics in output_dir/metrics.jsonl."})
-final class TrainCommand implements Callable<Integer> {
-    @Mixin
-    JobArguments job;
-
-    @Spec
-    CommandSpec spec;
-
+final class TrainCommand extends JobCommand {
     @Override
-    public Integer call() throws Exception {
-        TrainingResult result = Trainer.train(job.load(), spec.commandLine().getOut(), System.console() != null);
+    int run(JobConfig config) throws Exception {
+        TrainingResult result = Trainer.train(config, out(), System.console() != null);
         if (!result.completed()) {
-            spec.commandLine().getErr().println("qlora4j train: " + result.failure());
+            err().println("qlora4j train: " + result.failure());
             return 1;
         }
         return 0;

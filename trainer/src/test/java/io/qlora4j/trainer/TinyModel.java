@@ -31,18 +31,22 @@ public final class TinyModel {
 
     private TinyModel() {}
 
-    /** hidden 16, 2 layers, 4 query heads over 2 key/value heads, the vocabulary above. */
-    static LlamaConfig config() {
-        return LlamaConfig.builder(16, 32, 2, 4, VOCAB.size()).optNumKeyValueHeads(2).build();
+    /** {@code hidden} wide (MLP twice that), 2 layers, 4 query heads over 2 key/value heads, the vocabulary above. */
+    static LlamaConfig config(int hidden) {
+        return LlamaConfig.builder(hidden, 2 * hidden, 2, 4, VOCAB.size()).optNumKeyValueHeads(2).build();
     }
 
-    /** Writes the model with weights drawn from {@code seed} into {@code dir} and returns it. */
+    /** Writes a model of hidden size 16 with weights drawn from {@code seed} into {@code dir} and returns it. */
     public static Path write(Path dir, long seed) throws IOException, ModelException {
-        LlamaConfig c = config();
+        return write(dir, seed, 16);
+    }
+
+    /** Writes a model of hidden size {@code hidden} with weights drawn from {@code seed} into {@code dir}. */
+    static Path write(Path dir, long seed, int hidden) throws IOException, ModelException {
+        LlamaConfig c = config(hidden);
         Random random = new Random(seed);
         Files.createDirectories(dir);
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
-            int hidden = c.hiddenSize();
             put(writer, random, "model.embed_tokens.weight", 1.0, 0, c.vocabSize(), hidden);
             for (int l = 0; l < c.numHiddenLayers(); l++) {
                 String p = "model.layers." + l + ".";

@@ -120,7 +120,7 @@ class TrainStepTest {
     }
 
     /** Mean cross-entropy over the shifted labelled tokens, in float64 from the inference path's logits. */
-    private static double referenceLoss(LlamaModel model, NDManager manager, List<Batch> group) {
+    static double referenceLoss(LlamaModel model, NDManager manager, List<Batch> group) {
         double sum = 0;
         long count = 0;
         for (Batch b : group) {

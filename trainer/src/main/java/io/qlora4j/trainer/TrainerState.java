@@ -38,6 +38,7 @@ record TrainerState(
     /** The file name inside a checkpoint and at the top of output_dir. */
     static final String FILE = "trainer_state.json";
 
+    private static final ObjectMapper LINE = new ObjectMapper();
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
@@ -77,7 +78,7 @@ record TrainerState(
 
         /** The entry as one line of JSON. */
         String toJsonLine() throws IOException {
-            return new ObjectMapper().writeValueAsString(this);
+            return LINE.writeValueAsString(this);
         }
     }
 

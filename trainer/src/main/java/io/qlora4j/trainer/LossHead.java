@@ -3,6 +3,7 @@ package io.qlora4j.trainer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.GraphScalars;
 import io.qlora4j.model.llama.LlamaModel;
 
 /**
@@ -38,9 +39,7 @@ final class LossHead {
         NDArray valid = target.neq(IGNORE_INDEX);
         NDArray safe = target.mul(valid.toType(DataType.INT64, false));
         NDArray logProbs = predicting.logSoftmax(-1).gather(safe.expandDims(-1), -1).squeeze(-1);
-        // The divisor is a natively allocated array: a Java-number operand (div(float)) is wrapped around a
-        // direct buffer that DJL frees once garbage-collected, while the graph still reads it in backward.
-        NDArray count = labels.getManager().full(new Shape(), (float) denominator, DataType.FLOAT32);
+        NDArray count = GraphScalars.of(labels.getManager(), denominator);
         return logProbs.mul(valid.toType(DataType.FLOAT32, false)).sum().neg().div(count);
     }
 }

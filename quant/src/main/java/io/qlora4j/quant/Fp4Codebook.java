@@ -27,8 +27,11 @@ final class Fp4Codebook {
     /** The 3-bit magnitude code of each magnitude rank (index = number of thresholds exceeded). */
     private static final int[] RANK_TO_CODE = {0, 1, 6, 7, 4, 5, 2, 3};
 
-    /** The code a scaled value of 0.0 (and -0.0) takes. */
-    static final int ZERO_CODE = 0;
+    /**
+     * Codes in increasing order of the values the rule assigns them: -1 (11) up to -1/192 (9),
+     * then code 8 for negatives too small for 1/192, code 0 from -0.0 on, 1/192 (1) up to 1 (3).
+     */
+    static final int[] ASCENDING_CODES = {11, 10, 13, 12, 15, 14, 9, 8, 0, 1, 6, 7, 4, 5, 2, 3};
 
     static {
         float[] eighths = {0f, 0.0625f, 8f, 12f, 4f, 6f, 2f, 3f};

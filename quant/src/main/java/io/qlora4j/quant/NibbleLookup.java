@@ -1,12 +1,12 @@
 package io.qlora4j.quant;
 
 /**
- * A table that reproduces a 4-bit encode rule in two lookups. Codes are handled by rank (their
- * position in value order), which a value's float bits determine almost alone: floats sharing
- * their top 16 bits (sign, exponent, 7 mantissa bits) form a bucket, and a bucket holds at most one
- * decision threshold of NF4 or FP4 (their thresholds lie far more than 1% apart, a bucket spans
- * under 0.8%). Per bucket the table keeps the rank of its smallest value and the largest float
- * still taking that rank; larger values take the next rank. Built from the reference rule, it
+ * A 4-bit encode rule in table form, two lookups per value. Codes are handled by rank (their
+ * position in value order); as the rule is monotone, rank {@code r} covers the floats up to a
+ * last one, {@code last[r]}. Floats sharing their top 16 bits (sign, exponent, 7 mantissa bits)
+ * form a bucket, and a bucket crosses at most one such boundary (NF4's and FP4's boundaries lie
+ * more than 1% apart, a bucket spans under 0.8%), so a value's rank is its bucket's lowest rank,
+ * plus one if it lies above {@code last} of that rank. Built from the reference rule, the table
  * agrees with it on every float except NaNs whose bits lie within 0xFFFF of an infinity's, which
  * take the infinity's code (the NaN of {@code 0 * infinity} is not among them).
  */
@@ -22,8 +22,8 @@ final class NibbleLookup {
     /** Rank of each bucket's smallest value. */
     private final byte[] lowRank = new byte[BUCKETS];
 
-    /** Largest float of the bucket that takes {@code lowRank}; +infinity if no value takes more. */
-    private final float[] threshold = new float[BUCKETS];
+    /** Largest float of each rank; +infinity for the top rank. */
+    private final float[] last = new float[16];
 
     /** The packed byte of a pair of ranks {@code r0 << 4 | r1}: their codes, first in the high nibble. */
     private final byte[] pairByte = new byte[256];
@@ -40,27 +40,25 @@ final class NibbleLookup {
         for (int pair = 0; pair < 256; pair++) {
             pairByte[pair] = (byte) (ascendingCodes[pair >>> 4] << 4 | ascendingCodes[pair & 0x0F]);
         }
+        for (int r = 0; r < 15; r++) {
+            last[r] = lastOfRank(rule, rankOf, r);
+        }
+        last[15] = Float.POSITIVE_INFINITY;
         for (int h = 0; h < BUCKETS; h++) {
             float a = Float.intBitsToFloat(h << 16);
             float b = Float.intBitsToFloat(h << 16 | 0xFFFF);
-            threshold[h] = Float.POSITIVE_INFINITY;
             if (!Float.isFinite(a) || !Float.isFinite(b)) {
                 // the buckets of +-infinity and of NaNs: one rank each, that of their first value
                 lowRank[h] = (byte) rankOf[rule.code(a)];
                 continue;
             }
-            float min = Math.min(a, b);
-            float max = Math.max(a, b);
-            int low = rankOf[rule.code(min)];
-            int high = rankOf[rule.code(max)];
+            int low = rankOf[rule.code(Math.min(a, b))];
+            int high = rankOf[rule.code(Math.max(a, b))];
             if (high != low && high != low + 1) {
                 throw new IllegalStateException("bucket " + Integer.toHexString(h) + " spans ranks " + low
-                        + ".." + high + "; the rule's thresholds are too close for this table");
+                        + ".." + high + "; the rule's boundaries are too close for this table");
             }
             lowRank[h] = (byte) low;
-            if (high != low) {
-                threshold[h] = lastWithRank(rule, rankOf, min, max, low);
-            }
         }
     }
 
@@ -69,10 +67,9 @@ final class NibbleLookup {
         return ascendingCodes[rank(y)];
     }
 
-    /** The rank of a value: the bucket's low rank, plus one above the bucket's threshold. */
     private int rank(float y) {
-        int h = Float.floatToRawIntBits(y) >>> 16;
-        return lowRank[h] + (y > threshold[h] ? 1 : 0);
+        int r = lowRank[Float.floatToRawIntBits(y) >>> 16];
+        return r + (y > last[r] ? 1 : 0);
     }
 
     /**
@@ -82,16 +79,16 @@ final class NibbleLookup {
      */
     void pack(float[] data, int from, int to, float r, byte[] packed, int p) {
         byte[] ranks = lowRank;
-        float[] thresholds = threshold;
+        float[] lasts = last;
         byte[] pairs = pairByte;
         int i = from;
         for (; i + 1 < to; i += 2) {
             float y0 = data[i] * r;
             float y1 = data[i + 1] * r;
-            int h0 = Float.floatToRawIntBits(y0) >>> 16;
-            int h1 = Float.floatToRawIntBits(y1) >>> 16;
-            int r0 = ranks[h0] + (y0 > thresholds[h0] ? 1 : 0);
-            int r1 = ranks[h1] + (y1 > thresholds[h1] ? 1 : 0);
+            int r0 = ranks[Float.floatToRawIntBits(y0) >>> 16];
+            int r1 = ranks[Float.floatToRawIntBits(y1) >>> 16];
+            r0 += y0 > lasts[r0] ? 1 : 0;
+            r1 += y1 > lasts[r1] ? 1 : 0;
             packed[p++] = pairs[r0 << 4 | r1];
         }
         if (i < to) {
@@ -99,13 +96,13 @@ final class NibbleLookup {
         }
     }
 
-    /** Binary search, in value order, for the largest float in [min, max) of rank {@code low}. */
-    private static float lastWithRank(Rule rule, int[] rankOf, float min, float max, int low) {
-        int lo = orderedBits(min);
-        int hi = orderedBits(max);
-        while (hi - lo > 1) {
+    /** Binary search, in value order over all finite floats, for the largest of rank {@code r}. */
+    private static float lastOfRank(Rule rule, int[] rankOf, int r) {
+        int lo = orderedBits(-Float.MAX_VALUE);
+        int hi = orderedBits(Float.MAX_VALUE);
+        while ((long) hi - lo > 1) {
             int mid = (int) (((long) lo + hi) >> 1);
-            if (rankOf[rule.code(fromOrderedBits(mid))] == low) {
+            if (rankOf[rule.code(fromOrderedBits(mid))] <= r) {
                 lo = mid;
             } else {
                 hi = mid;

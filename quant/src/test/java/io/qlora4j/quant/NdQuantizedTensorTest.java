@@ -2,6 +2,7 @@ package io.qlora4j.quant;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -81,7 +82,7 @@ class NdQuantizedTensorTest {
             NDArray out;
             try (NDScope scope = new NDScope()) {
                 out = nd.dequantize();
-                assertTrue(!out.isReleased());
+                assertFalse(out.isReleased());
             }
             assertTrue(out.isReleased());
         }

@@ -117,13 +117,27 @@ public final class BlockwiseQuantizer {
         }
     }
 
-    /** {@code max |x|} over {@code [from, to)} in float32 (a loop the JIT vectorizes). */
+    /**
+     * {@code max |x|} over {@code [from, to)}, exact in float32: the sign-cleared bits of non-NaN
+     * floats order as their magnitudes, and integer max in four independent lanes runs faster
+     * than a chain of {@code Math.max(float)}.
+     */
     static float absmax(float[] x, int from, int to) {
-        float m = 0f;
-        for (int i = from; i < to; i++) {
-            m = Math.max(m, Math.abs(x[i]));
+        int m0 = 0;
+        int m1 = 0;
+        int m2 = 0;
+        int m3 = 0;
+        int i = from;
+        for (; i + 3 < to; i += 4) {
+            m0 = Math.max(m0, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+            m1 = Math.max(m1, Float.floatToRawIntBits(x[i + 1]) & 0x7FFFFFFF);
+            m2 = Math.max(m2, Float.floatToRawIntBits(x[i + 2]) & 0x7FFFFFFF);
+            m3 = Math.max(m3, Float.floatToRawIntBits(x[i + 3]) & 0x7FFFFFFF);
         }
-        return m;
+        for (; i < to; i++) {
+            m0 = Math.max(m0, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+        }
+        return Float.intBitsToFloat(Math.max(Math.max(m0, m1), Math.max(m2, m3)));
     }
 
     /** Rejects a blocksize bitsandbytes does not support, naming the allowed ones. */

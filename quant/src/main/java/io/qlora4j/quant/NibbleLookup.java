@@ -1,14 +1,15 @@
 package io.qlora4j.quant;
 
 /**
- * A 4-bit encode rule in table form, two lookups per value. Codes are handled by rank (their
+ * A 4-bit encode rule in table form, one lookup per value. Codes are handled by rank (their
  * position in value order); as the rule is monotone, rank {@code r} covers the floats up to a
- * last one, {@code last[r]}. Floats sharing their top 16 bits (sign, exponent, 7 mantissa bits)
- * form a bucket, and a bucket crosses at most one such boundary (NF4's and FP4's boundaries lie
- * more than 1% apart, a bucket spans under 0.8%), so a value's rank is its bucket's lowest rank,
- * plus one if it lies above {@code last} of that rank. Built from the reference rule, the table
- * agrees with it on every float except NaNs whose bits lie within 0xFFFF of an infinity's, which
- * take the infinity's code (the NaN of {@code 0 * infinity} is not among them).
+ * last one, {@code last[r]}. Floats sharing their top 20 bits (sign, exponent, 11 mantissa bits)
+ * form a bucket of relative width under 0.05%; most buckets hold one rank, which the table gives
+ * directly. A bucket that holds a boundary (NF4's and FP4's lie more than 1% apart, so at most
+ * one) is flagged, and its values compare with {@code last} of the lower rank. Built from the
+ * reference rule, the table agrees with it on every float except NaNs whose bits lie within
+ * 0xFFF of an infinity's, which take the infinity's code (the NaN of {@code 0 * infinity} is not
+ * among them).
  */
 final class NibbleLookup {
 
@@ -17,9 +18,13 @@ final class NibbleLookup {
         int code(float x);
     }
 
-    private static final int BUCKETS = 1 << 16;
+    private static final int SHIFT = 12;
+    private static final int BUCKETS = 1 << (32 - SHIFT);
 
-    /** Rank of each bucket's smallest value. */
+    /** Flags a bucket that holds a boundary between two ranks. */
+    private static final int SPLIT = 0x80;
+
+    /** Rank of each bucket's smallest value, with {@link #SPLIT} if the next rank starts inside. */
     private final byte[] lowRank = new byte[BUCKETS];
 
     /** Largest float of each rank; +infinity for the top rank. */
@@ -45,8 +50,8 @@ final class NibbleLookup {
         }
         last[15] = Float.POSITIVE_INFINITY;
         for (int h = 0; h < BUCKETS; h++) {
-            float a = Float.intBitsToFloat(h << 16);
-            float b = Float.intBitsToFloat(h << 16 | 0xFFFF);
+            float a = Float.intBitsToFloat(h << SHIFT);
+            float b = Float.intBitsToFloat(h << SHIFT | ((1 << SHIFT) - 1));
             if (!Float.isFinite(a) || !Float.isFinite(b)) {
                 // the buckets of +-infinity and of NaNs: one rank each, that of their first value
                 lowRank[h] = (byte) rankOf[rule.code(a)];
@@ -58,7 +63,7 @@ final class NibbleLookup {
                 throw new IllegalStateException("bucket " + Integer.toHexString(h) + " spans ranks " + low
                         + ".." + high + "; the rule's boundaries are too close for this table");
             }
-            lowRank[h] = (byte) low;
+            lowRank[h] = (byte) (high == low ? low : low | SPLIT);
         }
     }
 
@@ -68,8 +73,14 @@ final class NibbleLookup {
     }
 
     private int rank(float y) {
-        int r = lowRank[Float.floatToRawIntBits(y) >>> 16];
-        return r + (y > last[r] ? 1 : 0);
+        int r = lowRank[Float.floatToRawIntBits(y) >>> SHIFT];
+        return r >= 0 ? r : splitRank(r, y);
+    }
+
+    /** The rank of {@code y} in a bucket flagged {@link #SPLIT}: its low rank, or the next one. */
+    private int splitRank(int flagged, float y) {
+        int r = flagged & 0x0F;
+        return y > last[r] ? r + 1 : r;
     }
 
     /**
@@ -79,16 +90,19 @@ final class NibbleLookup {
      */
     void pack(float[] data, int from, int to, float r, byte[] packed, int p) {
         byte[] ranks = lowRank;
-        float[] lasts = last;
         byte[] pairs = pairByte;
         int i = from;
         for (; i + 1 < to; i += 2) {
             float y0 = data[i] * r;
             float y1 = data[i + 1] * r;
-            int r0 = ranks[Float.floatToRawIntBits(y0) >>> 16];
-            int r1 = ranks[Float.floatToRawIntBits(y1) >>> 16];
-            r0 += y0 > lasts[r0] ? 1 : 0;
-            r1 += y1 > lasts[r1] ? 1 : 0;
+            int r0 = ranks[Float.floatToRawIntBits(y0) >>> SHIFT];
+            int r1 = ranks[Float.floatToRawIntBits(y1) >>> SHIFT];
+            if (r0 < 0) {
+                r0 = splitRank(r0, y0);
+            }
+            if (r1 < 0) {
+                r1 = splitRank(r1, y1);
+            }
             packed[p++] = pairs[r0 << 4 | r1];
         }
         if (i < to) {

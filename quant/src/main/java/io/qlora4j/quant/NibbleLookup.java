@@ -9,7 +9,7 @@ package io.qlora4j.quant;
  * one) is flagged, and its values compare with {@code last} of the lower rank. Built from the
  * reference rule, the table agrees with it on every float except NaNs whose bits lie within
  * 0xFFF of an infinity's, which take the infinity's code (the NaN of {@code 0 * infinity} is not
- * among them).
+ * among them). One MiB per type, built once at class initialization (tens of milliseconds).
  */
 final class NibbleLookup {
 

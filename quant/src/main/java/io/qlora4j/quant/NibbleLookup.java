@@ -1,13 +1,13 @@
 package io.qlora4j.quant;
 
 /**
- * A 4-bit encode rule in table form, one lookup per value. Codes are handled by rank (their
- * position in value order); as the rule is monotone, rank {@code r} covers the floats up to a
- * last one, {@code last[r]}. Floats sharing their top 20 bits (sign, exponent, 11 mantissa bits)
- * form a bucket of relative width under 0.05%; most buckets hold one rank, which the table gives
- * directly. A bucket that holds a boundary (NF4's and FP4's lie more than 1% apart, so at most
- * one) is flagged, and its values compare with {@code last} of the lower rank. Built from the
- * reference rule, the table agrees with it on every float except NaNs whose bits lie within
+ * A 4-bit encode rule in table form, one lookup per value. Floats sharing their top 20 bits
+ * (sign, exponent, 11 mantissa bits) form a bucket of relative width under 0.05%, and most
+ * buckets lie wholly within one code, which the table gives directly. As the rule is monotone,
+ * each code covers the floats from one boundary to the next; a bucket that holds a boundary
+ * (NF4's and FP4's lie more than 1% apart, so at most one) is flagged with the rank, in value
+ * order, of its lower code, and its values compare with the last float of that rank. Built from
+ * the reference rule, the table agrees with it on every float except NaNs whose bits lie within
  * 0xFFF of an infinity's, which take the infinity's code (the NaN of {@code 0 * infinity} is not
  * among them). One MiB per type, built once at class initialization (tens of milliseconds).
  */
@@ -21,18 +21,16 @@ final class NibbleLookup {
     private static final int SHIFT = 12;
     private static final int BUCKETS = 1 << (32 - SHIFT);
 
-    /** Flags a bucket that holds a boundary between two ranks. */
+    /** Flags a bucket that holds a boundary; the low bits then hold the lower rank. */
     private static final int SPLIT = 0x80;
 
-    /** Rank of each bucket's smallest value, with {@link #SPLIT} if the next rank starts inside. */
-    private final byte[] lowRank = new byte[BUCKETS];
+    /** Per bucket: its code, or {@link #SPLIT} with the rank of its smallest value. */
+    private final byte[] entry = new byte[BUCKETS];
 
     /** Largest float of each rank; +infinity for the top rank. */
     private final float[] last = new float[16];
 
-    /** The packed byte of a pair of ranks {@code r0 << 4 | r1}: their codes, first in the high nibble. */
-    private final byte[] pairByte = new byte[256];
-
+    /** Codes in increasing value order (index = rank). */
     private final int[] ascendingCodes;
 
     /** Tabulates {@code rule}, whose codes in increasing value order are {@code ascendingCodes}. */
@@ -42,9 +40,6 @@ final class NibbleLookup {
         for (int r = 0; r < 16; r++) {
             rankOf[ascendingCodes[r]] = r;
         }
-        for (int pair = 0; pair < 256; pair++) {
-            pairByte[pair] = (byte) (ascendingCodes[pair >>> 4] << 4 | ascendingCodes[pair & 0x0F]);
-        }
         for (int r = 0; r < 15; r++) {
             last[r] = lastOfRank(rule, rankOf, r);
         }
@@ -53,34 +48,33 @@ final class NibbleLookup {
             float a = Float.intBitsToFloat(h << SHIFT);
             float b = Float.intBitsToFloat(h << SHIFT | ((1 << SHIFT) - 1));
             if (!Float.isFinite(a) || !Float.isFinite(b)) {
-                // the buckets of +-infinity and of NaNs: one rank each, that of their first value
-                lowRank[h] = (byte) rankOf[rule.code(a)];
+                // the buckets of +-infinity and of NaNs: one code each, that of their first value
+                entry[h] = (byte) rule.code(a);
                 continue;
             }
-            int low = rankOf[rule.code(Math.min(a, b))];
-            int high = rankOf[rule.code(Math.max(a, b))];
-            if (high != low && high != low + 1) {
-                throw new IllegalStateException("bucket " + Integer.toHexString(h) + " spans ranks " + low
+            int low = rule.code(Math.min(a, b));
+            int high = rule.code(Math.max(a, b));
+            if (low == high) {
+                entry[h] = (byte) low;
+            } else if (rankOf[high] == rankOf[low] + 1) {
+                entry[h] = (byte) (SPLIT | rankOf[low]);
+            } else {
+                throw new IllegalStateException("bucket " + Integer.toHexString(h) + " spans codes " + low
                         + ".." + high + "; the rule's boundaries are too close for this table");
             }
-            lowRank[h] = (byte) (high == low ? low : low | SPLIT);
         }
     }
 
     /** The code of one value, as the reference rule gives it. */
     int encode(float y) {
-        return ascendingCodes[rank(y)];
+        int e = entry[Float.floatToRawIntBits(y) >>> SHIFT];
+        return e >= 0 ? e : splitCode(e, y);
     }
 
-    private int rank(float y) {
-        int r = lowRank[Float.floatToRawIntBits(y) >>> SHIFT];
-        return r >= 0 ? r : splitRank(r, y);
-    }
-
-    /** The rank of {@code y} in a bucket flagged {@link #SPLIT}: its low rank, or the next one. */
-    private int splitRank(int flagged, float y) {
+    /** The code of {@code y} in a bucket flagged {@link #SPLIT}: its lower rank's, or the next. */
+    private int splitCode(int flagged, float y) {
         int r = flagged & 0x0F;
-        return y > last[r] ? r + 1 : r;
+        return ascendingCodes[y > last[r] ? r + 1 : r];
     }
 
     /**
@@ -89,24 +83,23 @@ final class NibbleLookup {
      * {@code 0 * r}, as bitsandbytes quantizes a padding zero there.
      */
     void pack(float[] data, int from, int to, float r, byte[] packed, int p) {
-        byte[] ranks = lowRank;
-        byte[] pairs = pairByte;
+        byte[] entries = entry;
         int i = from;
         for (; i + 1 < to; i += 2) {
             float y0 = data[i] * r;
             float y1 = data[i + 1] * r;
-            int r0 = ranks[Float.floatToRawIntBits(y0) >>> SHIFT];
-            int r1 = ranks[Float.floatToRawIntBits(y1) >>> SHIFT];
-            if (r0 < 0) {
-                r0 = splitRank(r0, y0);
+            int c0 = entries[Float.floatToRawIntBits(y0) >>> SHIFT];
+            int c1 = entries[Float.floatToRawIntBits(y1) >>> SHIFT];
+            if (c0 < 0) {
+                c0 = splitCode(c0, y0);
             }
-            if (r1 < 0) {
-                r1 = splitRank(r1, y1);
+            if (c1 < 0) {
+                c1 = splitCode(c1, y1);
             }
-            packed[p++] = pairs[r0 << 4 | r1];
+            packed[p++] = (byte) (c0 << 4 | c1);
         }
         if (i < to) {
-            packed[p] = pairs[rank(data[i] * r) << 4 | rank(0f * r)];
+            packed[p] = (byte) (encode(data[i] * r) << 4 | encode(0f * r));
         }
     }
 

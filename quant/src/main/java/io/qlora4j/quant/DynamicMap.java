@@ -79,11 +79,6 @@ public final class DynamicMap {
         return p + (x > midpointAbove[p] ? 1 : 0) - (x < midpointBelow[p] ? 1 : 0);
     }
 
-    /** The shared table, not a copy; callers inside the package must not modify it. */
-    float[] table() {
-        return values;
-    }
-
     private static float[] build(boolean signed) {
         float[] data = new float[256];
         int n = 0;

@@ -55,11 +55,6 @@ public enum QuantType {
         return zeroCode;
     }
 
-    /** The shared code table, not a copy; callers inside the package must not modify it. */
-    float[] table() {
-        return codebook;
-    }
-
     /**
      * The 256x2 table that unpacks one byte: entries {@code 2b} and {@code 2b + 1} are the values
      * of the high and the low nibble of byte {@code b}. Shared, not a copy.

@@ -14,8 +14,8 @@ import java.util.Objects;
  * smaller magnitude), two codes per byte with the first element in the high nibble. The last block may be partial. An odd element count leaves one nibble, which
  * holds the code of 0.0 as in bitsandbytes (its kernels quantize a padding 0.0 there), so one
  * NF4 element 0.5 packs to 0xF7. An all-zero block stores the code of 0.0 in every nibble (NF4
- * 0x77, FP4 0x00), as bitsandbytes' CPU path does; its CUDA path computes 0 * (1/0) = NaN there
- * and stores 0x00. Both decode to zero. Infinite and subnormal scales behave as in the CUDA
+ * 0x77, FP4 0x00), as bitsandbytes' CPU path does for NF4; its CUDA kernels compute
+ * 0 * (1/0) = NaN there and store 0x00. Both decode to zero. Infinite and subnormal scales behave as in the CUDA
  * kernel; NaN inputs are not supported.
  */
 public final class BlockwiseQuantizer {

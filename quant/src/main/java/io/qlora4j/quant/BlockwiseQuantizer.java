@@ -4,19 +4,19 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * Quantizes float32 tensors to 4-bit NF4/FP4 blocks byte for byte as bitsandbytes'
- * {@code quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and
- * dequantizes them back. Built once with {@link #builder()}, immutable, safe to share.
+ * Quantizes float32 tensors to 4-bit NF4/FP4 blocks byte for byte as bitsandbytes' {@code
+ * quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and dequantizes them
+ * back. Built once with {@link #builder()}, immutable, safe to share.
  *
- * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32
- * reciprocal {@code x * (1 / absmax)}, coded by the type's decision constants with strict
- * {@code >} (a value exactly on one takes the code below it; FP4 compares magnitudes, so there the
- * smaller magnitude), two codes per byte with the first element in the high nibble. The last block may be partial. An odd element count leaves one nibble, which
- * holds the code of 0.0 as in bitsandbytes (its kernels quantize a padding 0.0 there), so one
- * NF4 element 0.5 packs to 0xF7. An all-zero block stores the code of 0.0 in every nibble (NF4
- * 0x77, FP4 0x00), as bitsandbytes' CPU path does for NF4; its CUDA kernels compute
- * 0 * (1/0) = NaN there and store 0x00. Both decode to zero. Infinite and subnormal scales behave as in the CUDA
- * kernel; NaN inputs are not supported.
+ * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32 reciprocal
+ * {@code x * (1 / absmax)}, coded by the type's decision constants with strict {@code >} (a value
+ * exactly on one takes the code below it; FP4 compares magnitudes, so there the smaller
+ * magnitude), two codes per byte with the first element in the high nibble. The last block may be
+ * partial. An odd element count leaves one nibble, which holds the code of 0.0 as in bitsandbytes
+ * (its kernels quantize a padding 0.0 there), so one NF4 element 0.5 packs to 0xF7. An all-zero
+ * block stores the code of 0.0 in every nibble (NF4 0x77, FP4 0x00), as bitsandbytes' CPU path
+ * does for NF4; its CUDA kernels compute 0 * (1/0) = NaN there and store 0x00. Both decode to
+ * zero. Infinite and subnormal scales behave as in the CUDA kernel; NaN inputs are not supported.
  */
 public final class BlockwiseQuantizer {
 
@@ -143,8 +143,8 @@ public final class BlockwiseQuantizer {
     /** Rejects a blocksize bitsandbytes does not support, naming the allowed ones. */
     static void checkBlocksize(int blocksize) {
         if (Arrays.binarySearch(BLOCKSIZES, blocksize) < 0) {
-            throw new IllegalArgumentException("blocksize " + blocksize + " is not supported; expected one of "
-                    + Arrays.toString(BLOCKSIZES));
+            throw new IllegalArgumentException(
+                    "blocksize " + blocksize + " is not supported; expected one of " + Arrays.toString(BLOCKSIZES));
         }
     }
 

@@ -14,12 +14,12 @@ import java.util.Arrays;
  * no bitwise ops): the packed bytes, widened to int64, gather rows of a 256x2 float table that
  * hold both nibbles' values, which are multiplied by their block scale. (On libtorch CPU a gather
  * with the index broadcast over the two columns measured faster than indexing the table with an
- * int64 array, and much faster than with an int32 one.) Double-quantized scales stay coded on the device
- * (u8 codes, nested absmax, map, offset) and are decoded there, so the device holds about 4.127
- * bits per parameter. Results agree bit for bit with {@link BlockwiseQuantizer#dequantize}.
+ * int64 array, and much faster than with an int32 one.) Double-quantized scales stay coded on the
+ * device (u8 codes, nested absmax, map, offset) and are decoded there, so the device holds about
+ * 4.127 bits per parameter. Results agree bit for bit with {@link BlockwiseQuantizer#dequantize}.
  *
- * <p>The packed codes (and the scale codes) are zero-padded on the device to whole blocks, at most
- * {@code blocksize / 2} (and 255) extra bytes, so that every block reshapes to one row.
+ * <p>The packed codes (and the scale codes) are zero-padded on the device to whole blocks, at
+ * most {@code blocksize / 2} (and 255) extra bytes, so that every block reshapes to one row.
  */
 public final class NdQuantizedTensor implements AutoCloseable {
 

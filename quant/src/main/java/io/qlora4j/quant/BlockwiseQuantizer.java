@@ -4,9 +4,9 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * Quantizes float32 tensors to 4-bit NF4/FP4 blocks byte for byte as bitsandbytes' {@code
- * quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and dequantizes them
- * back. Built once with {@link #builder()}, immutable, safe to share.
+ * Quantizes float32 tensors to 4-bit NF4/FP4 blocks byte for byte as bitsandbytes'
+ * {@code quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and
+ * dequantizes them back. Built once with {@link #builder()}, immutable, safe to share.
  *
  * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32 reciprocal
  * {@code x * (1 / absmax)}, coded by the type's decision constants with strict {@code >} (a value

@@ -103,6 +103,7 @@ public final class ConfigKeys {
         add(ConfigKey.of("temperature", FLOAT, 0.0, "sampling temperature (0: greedy)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("top_p", FLOAT, 1.0, "nucleus sampling mass").range(0.0, 1.0));
         add(ConfigKey.of("verify", BOOL, false, "compare the export against base + adapter"));
+        add(ConfigKey.of("n", INT, 3, "examples the data preview prints").range(0.0, NO_LIMIT));
     }
 
     /** axolotl's names for LLaMA-Factory keys; values carry over unchanged. */

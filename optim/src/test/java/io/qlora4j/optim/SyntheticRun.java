@@ -3,7 +3,6 @@ package io.qlora4j.optim;
 import ai.djl.ndarray.NDManager;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 
 /**
@@ -57,10 +56,5 @@ final class SyntheticRun {
             out[i] = (float) (random.nextGaussian() * scale);
         }
         return out;
-    }
-
-    /** The total bytes of a state export's values at 4 bytes each, as a quick size measure. */
-    static long exportedFloats(Map<String, StateTensor> state) {
-        return state.values().stream().mapToLong(t -> t.values().length).sum();
     }
 }

@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.quant.DynamicMap;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -76,17 +75,17 @@ final class Blockwise8BitFormat implements PageFormat {
 
     @Override
     public void close(NDArray[] page, Moments working) {
-        store(working.expAvg().toFloatArray(), DynamicMap.signed(), true, page[0], page[2]);
-        store(working.expAvgSq().toFloatArray(), DynamicMap.unsigned(), false, page[1], page[3]);
+        store(working.expAvg().toFloatArray(), true, page[0], page[2]);
+        store(working.expAvgSq().toFloatArray(), false, page[1], page[3]);
     }
 
-    private static void store(float[] values, DynamicMap map, boolean signed, NDArray codes,
+    private static void store(float[] values, boolean signed, NDArray codes,
             NDArray absmax) {
         ByteBuffer codeBytes = ByteBuffer.allocateDirect(values.length);
         ByteBuffer absmaxBytes =
                 ByteBuffer.allocateDirect(BlockwiseStateCodec.blocks(values.length) * Float.BYTES)
                         .order(ByteOrder.nativeOrder());
-        BlockwiseStateCodec.encode(values, map, signed, codeBytes, absmaxBytes.asFloatBuffer());
+        BlockwiseStateCodec.encode(values, signed, codeBytes, absmaxBytes.asFloatBuffer());
         DeviceBytes.write(codes, codeBytes);
         DeviceBytes.write(absmax, absmaxBytes);
     }

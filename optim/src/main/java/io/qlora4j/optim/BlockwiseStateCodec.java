@@ -3,6 +3,7 @@ package io.qlora4j.optim;
 import io.qlora4j.quant.DynamicMap;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
+import java.util.stream.IntStream;
 
 /**
  * bitsandbytes' blockwise 8-bit coding of optimizer state ({@code kOptimizer8bit2StateBlockwise}):
@@ -29,6 +30,14 @@ final class BlockwiseStateCodec {
     /** Elements per block, each with one float32 absmax, as bitsandbytes' 8-bit optimizers. */
     static final int BLOCK = 256;
 
+    /** Pages of at least this many elements are coded on all cores, block-parallel. */
+    private static final int PARALLEL_ELEMENTS = 1 << 16;
+
+    private static final float[] SIGNED_TABLE = DynamicMap.signed().values();
+    private static final float[] UNSIGNED_TABLE = DynamicMap.unsigned().values();
+    private static final MapEncoder SIGNED_ENCODER = new MapEncoder(SIGNED_TABLE);
+    private static final MapEncoder UNSIGNED_ENCODER = new MapEncoder(UNSIGNED_TABLE);
+
     private BlockwiseStateCodec() {}
 
     /** The number of blocks of {@code elements} elements, the last one possibly partial. */
@@ -41,19 +50,23 @@ final class BlockwiseStateCodec {
      * from the buffers' absolute index 0 on.
      */
     static void decode(ByteBuffer codes, FloatBuffer absmax, float[] table, float[] out) {
-        for (int i = 0; i < out.length; i++) {
-            out[i] = table[codes.get(i) & 0xFF] * absmax.get(i / BLOCK);
-        }
+        eachBlock(out.length).forEach(block -> {
+            float scale = absmax.get(block);
+            int end = Math.min(out.length, (block + 1) * BLOCK);
+            for (int i = block * BLOCK; i < end; i++) {
+                out[i] = table[codes.get(i) & 0xFF] * scale;
+            }
+        });
     }
 
     /**
      * Encodes {@code values} block by block into {@code codes} and {@code absmax} at absolute index
-     * 0 on; {@code signed} applies the sign-flip nudge (first moment).
+     * 0 on, with the signed map and the sign-flip nudge (first moment) or the unsigned map.
      */
-    static void encode(float[] values, DynamicMap map, boolean signed, ByteBuffer codes,
-            FloatBuffer absmax) {
+    static void encode(float[] values, boolean signed, ByteBuffer codes, FloatBuffer absmax) {
         float[] table = signed ? SIGNED_TABLE : UNSIGNED_TABLE;
-        for (int block = 0; block * BLOCK < values.length; block++) {
+        MapEncoder map = signed ? SIGNED_ENCODER : UNSIGNED_ENCODER;
+        eachBlock(values.length).forEach(block -> {
             int start = block * BLOCK;
             int end = Math.min(values.length, start + BLOCK);
             // CUDA's fmaxf from -FLT_MAX: a NaN never becomes the maximum
@@ -73,11 +86,14 @@ final class BlockwiseStateCodec {
                 }
                 codes.put(i, (byte) code);
             }
-        }
+        });
     }
 
-    private static final float[] SIGNED_TABLE = DynamicMap.signed().values();
-    private static final float[] UNSIGNED_TABLE = DynamicMap.unsigned().values();
+    /** The blocks of a page of {@code elements}, in parallel for large pages. */
+    private static IntStream eachBlock(int elements) {
+        IntStream blocks = IntStream.range(0, blocks(elements));
+        return elements >= PARALLEL_ELEMENTS ? blocks.parallel() : blocks;
+    }
 
     /** The signed map's table (index = code), shared; callers must not modify it. */
     static float[] signedTable() {

@@ -21,8 +21,7 @@ class BlockwiseStateCodecTest {
     private static Coded encode(float[] values, boolean signed) {
         ByteBuffer codes = ByteBuffer.allocate(values.length);
         FloatBuffer absmax = FloatBuffer.allocate(BlockwiseStateCodec.blocks(values.length));
-        BlockwiseStateCodec.encode(values, signed ? DynamicMap.signed() : DynamicMap.unsigned(),
-                signed, codes, absmax);
+        BlockwiseStateCodec.encode(values, signed, codes, absmax);
         int[] out = new int[values.length];
         for (int i = 0; i < out.length; i++) {
             out[i] = codes.get(i) & 0xFF;

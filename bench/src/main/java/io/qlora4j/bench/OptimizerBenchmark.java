@@ -21,12 +21,14 @@ import java.util.Random;
  * bandwidth of {@code paged_adamw_32bit} under a budget of a quarter of its state against a plain
  * copy of the same bytes measured in the same run. Arguments: {@code [pairs] [steps]}: the number
  * of LoRA A/B pairs of shape [16, 4096] / [4096, 16] (default 8, about 1M parameters) and the
- * measured steps (default 10, after 3 warm-up steps); medians are printed.
+ * measured steps (default 10, after 5 warm-up steps); medians are printed. Paged and unpaged
+ * steps alternate so that both see the same machine load.
  */
 public final class OptimizerBenchmark {
 
     private static final int RANK = 16;
     private static final int HIDDEN = 4096;
+    private static final int WARMUP = 5;
 
     private OptimizerBenchmark() {}
 
@@ -39,28 +41,46 @@ public final class OptimizerBenchmark {
             double millions = params.stream().mapToLong(p -> p.value().size()).sum() / 1e6;
             System.out.printf("parameters: %.3f M in %d tensors; %d threads%n", millions,
                     params.size(), Runtime.getRuntime().availableProcessors());
-            double unpaged32 = 0;
             for (Optim optim : Optim.values()) {
-                double ms = median(time(AdamW.builder().optOptim(optim), params, steps, null));
-                System.out.printf("%-18s step %8.2f ms  = %7.2f ms per M params%n", optim.key(), ms,
-                        ms / millions);
-                if (optim == Optim.ADAMW_TORCH) {
-                    unpaged32 = ms;
+                double[] ms = new double[steps];
+                try (AdamW adam = AdamW.builder().optOptim(optim).build()) {
+                    for (int i = -WARMUP; i < steps; i++) {
+                        double step = timeStep(adam, params);
+                        if (i >= 0) {
+                            ms[i] = step;
+                        }
+                    }
                 }
+                System.out.printf("%-18s step %8.2f ms  = %7.2f ms per M params%n", optim.key(),
+                        median(ms), median(ms) / millions);
             }
             long stateBytes = (long) (8 * millions * 1e6);
             long budget = stateBytes / 4;
-            List<PagingStats> stats = new ArrayList<>();
-            double paged = median(time(AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT)
-                    .optPagedBudget(budget), params, steps, stats));
-            PagingStats last = stats.get(stats.size() - 1);
+            // paged and unpaged steps alternate, so both see the same machine load
+            double[][] pair = new double[2][steps];
+            PagingStats last;
+            try (AdamW unpaged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).build();
+                    AdamW paged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT)
+                            .optPagedBudget(budget).build()) {
+                for (int i = -WARMUP; i < steps; i++) {
+                    double unpagedMs = timeStep(unpaged, params);
+                    double pagedMs = timeStep(paged, params);
+                    if (i >= 0) {
+                        pair[0][i] = unpagedMs;
+                        pair[1][i] = pagedMs;
+                    }
+                }
+                last = paged.pagingStats();
+            }
+            double unpagedMs = median(pair[0]);
+            double pagedMs = median(pair[1]);
             long moved = last.pagedInBytes() + last.pagedOutBytes();
-            double pagingGbs = moved / ((paged - unpaged32) / 1e3) / 1e9;
             System.out.printf("paged_adamw_32bit at 25%% budget (%d MiB of %d MiB): step %.2f ms"
-                            + " (%.2fx unpaged), paged %d MiB in + %d MiB out per step%n",
-                    budget >> 20, stateBytes >> 20, paged, paged / unpaged32,
+                            + " vs %.2f ms unpaged (%.2fx), paged %d MiB in + %d MiB out per step%n",
+                    budget >> 20, stateBytes >> 20, pagedMs, unpagedMs, pagedMs / unpagedMs,
                     last.pagedInBytes() >> 20, last.pagedOutBytes() >> 20);
-            System.out.printf("paging bandwidth (extra step time over unpaged): %.2f GB/s%n", pagingGbs);
+            System.out.printf("paging bandwidth (bytes moved / extra step time): %.2f GB/s%n",
+                    moved / ((pagedMs - unpagedMs) / 1e3) / 1e9);
             System.out.printf("plain copy of the same bytes, direct buffer to direct buffer: %.2f GB/s%n",
                     plainCopyGbs(moved, steps));
         }
@@ -94,24 +114,11 @@ public final class OptimizerBenchmark {
         return new Parameter(name, value);
     }
 
-    /** Step times in ms after 3 warm-up steps; the stats after each measured step when asked. */
-    private static double[] time(AdamW.Builder builder, List<Parameter> params, int steps,
-            List<PagingStats> stats) {
-        double[] ms = new double[steps];
-        try (AdamW adam = builder.build()) {
-            for (int i = 0; i < 3; i++) {
-                adam.step(params, 1e-4);
-            }
-            for (int i = 0; i < steps; i++) {
-                long start = System.nanoTime();
-                adam.step(params, 1e-4);
-                ms[i] = (System.nanoTime() - start) / 1e6;
-                if (stats != null) {
-                    stats.add(adam.pagingStats());
-                }
-            }
-        }
-        return ms;
+    /** The wall time of one optimizer step in ms. */
+    private static double timeStep(AdamW adam, List<Parameter> params) {
+        long start = System.nanoTime();
+        adam.step(params, 1e-4);
+        return (System.nanoTime() - start) / 1e6;
     }
 
     /** The median bandwidth of copying {@code bytes} between direct buffers in 1 MiB pieces. */
@@ -124,7 +131,7 @@ public final class OptimizerBenchmark {
             from[i] = ByteBuffer.allocateDirect(piece);
             to[i] = ByteBuffer.allocateDirect(piece);
         }
-        double[] gbs = new double[repeats + 3];
+        double[] gbs = new double[repeats + WARMUP];
         for (int r = 0; r < gbs.length; r++) {
             long start = System.nanoTime();
             for (int i = 0; i < pieces; i++) {
@@ -132,7 +139,7 @@ public final class OptimizerBenchmark {
             }
             gbs[r] = (double) pieces * piece / (System.nanoTime() - start);
         }
-        return median(Arrays.copyOfRange(gbs, 3, gbs.length));
+        return median(Arrays.copyOfRange(gbs, WARMUP, gbs.length));
     }
 
     private static double median(double[] values) {

@@ -39,7 +39,10 @@ public enum Optim {
         return paged;
     }
 
-    /** Whether tensors of {@value Blockwise8BitFormat#MIN_8BIT_SIZE} or more elements keep 8-bit state. */
+    /**
+     * Whether tensors of 4096 or more elements keep 8-bit blockwise state (smaller ones float32, as
+     * bitsandbytes' {@code min_8bit_size}).
+     */
     public boolean eightBit() {
         return eightBit;
     }

@@ -1,10 +1,7 @@
 package io.qlora4j.optim;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.Shape;
-import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.Map;
 
 /**
  * How a page holds AdamW's two moments for a run of a parameter's elements: the device arrays it
@@ -25,22 +22,10 @@ interface PageFormat {
     /** Stores the updated working moments back into the page. */
     void close(NDArray[] page, Moments working);
 
-    /** The checkpoint key suffixes this format writes and reads, after {@code <param>.}. */
+    /**
+     * The checkpoint key suffix of each page part, after {@code <param>.}: a parameter's checkpoint
+     * tensor for part {@code i} is part {@code i} of all its pages back to back, shaped like the
+     * parameter when the part has one value per element.
+     */
     List<String> suffixes();
-
-    /**
-     * Adds a parameter's state to {@code out} as checkpoint tensors, from each page's host bytes
-     * (the parts back to back, in page order).
-     */
-    void export(String param, Shape shape, StateLayout layout, List<ByteBuffer> pages,
-            Map<String, StateTensor> out);
-
-    /**
-     * The parameter shape that checkpoint tensors keyed by suffix (all of {@link #suffixes}
-     * present) describe, after checking they agree with each other.
-     */
-    Shape shape(String param, Map<String, StateTensor> tensors);
-
-    /** Cuts checkpoint tensors into pages' host bytes (direct, native order) per the layout. */
-    List<ByteBuffer> pages(String param, Map<String, StateTensor> tensors, StateLayout layout);
 }

@@ -197,7 +197,7 @@ final class PagedStateStore implements StateStore {
             for (Page page : state.pages) {
                 pages.add(hostBytes(page));
             }
-            state.format.export(param, state.shape, state.layout, pages, out);
+            PageTensors.export(param, state.format, state.shape, state.layout, pages, out);
         });
         return out;
     }
@@ -218,7 +218,7 @@ final class PagedStateStore implements StateStore {
             }
             ParamState state = new ParamState(entry.format(), shape, pageBytes);
             state.step = entry.step();
-            List<ByteBuffer> bytes = entry.format().pages(param, entry.tensors(), state.layout);
+            List<ByteBuffer> bytes = PageTensors.pages(entry.format(), entry.tensors(), state.layout);
             for (int i = 0; i < state.pages.length; i++) {
                 state.pages[i].host = bytes.get(i);
                 state.pages[i].hostCurrent = true;

@@ -31,7 +31,7 @@ final class StateCheckpoint {
 
         /** The parameter's shape, as the state tensors give it. */
         Shape shape(String param) {
-            return format.shape(param, tensors);
+            return PageTensors.shape(param, format, tensors);
         }
     }
 
@@ -41,8 +41,8 @@ final class StateCheckpoint {
     static Map<String, Saved> parse(Map<String, StateTensor> state) {
         List<String> suffixes = new ArrayList<>(List.of(STEP));
         FORMATS.forEach(format -> suffixes.addAll(format.suffixes()));
-        // the longest suffix first: "x.exp_avg_sq" must not read as a parameter "x.exp_avg_sq"'s
-        // nothing, nor "x.exp_avg.codes" as "x.exp_avg"'s "codes"
+        // longest first, so "w.exp_avg.codes" is w's codes, not a parameter "w.exp_avg.codes"'s
+        // state under some shorter suffix
         suffixes.sort(Comparator.comparingInt(String::length).reversed());
         Map<String, Map<String, StateTensor>> grouped = new LinkedHashMap<>();
         for (Map.Entry<String, StateTensor> entry : state.entrySet()) {

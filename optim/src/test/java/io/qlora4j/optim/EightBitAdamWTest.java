@@ -35,8 +35,8 @@ class EightBitAdamWTest extends EngineTest {
         assertEquals(
                 List.of("layer0.lora_A.weight.step", "layer0.lora_A.weight.exp_avg",
                         "layer0.lora_A.weight.exp_avg_sq", "layer1.lora_A.weight.step",
-                        "layer1.lora_A.weight.exp_avg.codes", "layer1.lora_A.weight.exp_avg.absmax",
-                        "layer1.lora_A.weight.exp_avg_sq.codes",
+                        "layer1.lora_A.weight.exp_avg.codes", "layer1.lora_A.weight.exp_avg_sq.codes",
+                        "layer1.lora_A.weight.exp_avg.absmax",
                         "layer1.lora_A.weight.exp_avg_sq.absmax"),
                 List.copyOf(state.keySet()));
         assertEquals(new Shape(16), state.get("layer1.lora_A.weight.exp_avg.absmax").shape());

@@ -18,8 +18,8 @@ import java.util.Random;
 
 /**
  * Optimizer step time per million LoRA parameters for each {@code optim}, and the paging
- * bandwidth of {@code paged_adamw_32bit} under a budget of a quarter of its state against a plain
- * copy of the same bytes measured in the same run. Arguments: {@code [pairs] [steps]}: the number
+ * bandwidth of {@code paged_adamw_32bit} under a budget of a quarter of its state (bytes moved per
+ * step over the step time it adds) against a plain copy of the same bytes, measured alternately. Arguments: {@code [pairs] [steps]}: the number
  * of LoRA A/B pairs of shape [16, 4096] / [4096, 16] (default 8, about 1M parameters) and the
  * measured steps (default 10, after 5 warm-up steps); medians are printed. Paged and unpaged
  * steps alternate so that both see the same machine load.
@@ -56,24 +56,28 @@ public final class OptimizerBenchmark {
             }
             long stateBytes = (long) (8 * millions * 1e6);
             long budget = stateBytes / 4;
-            // paged and unpaged steps alternate, so both see the same machine load
-            double[][] pair = new double[2][steps];
+            // unpaged steps, paged steps and plain copies of the bytes a paged step moves (in and
+            // out: twice the state) alternate, so all three see the same machine load
+            double[][] runs = new double[3][steps];
             PagingStats last;
+            PlainCopy copy = new PlainCopy(2 * stateBytes);
             try (AdamW unpaged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).build();
                     AdamW paged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT)
                             .optPagedBudget(budget).build()) {
                 for (int i = -WARMUP; i < steps; i++) {
                     double unpagedMs = timeStep(unpaged, params);
                     double pagedMs = timeStep(paged, params);
+                    double copyMs = copy.millis();
                     if (i >= 0) {
-                        pair[0][i] = unpagedMs;
-                        pair[1][i] = pagedMs;
+                        runs[0][i] = unpagedMs;
+                        runs[1][i] = pagedMs;
+                        runs[2][i] = copyMs;
                     }
                 }
                 last = paged.pagingStats();
             }
-            double unpagedMs = median(pair[0]);
-            double pagedMs = median(pair[1]);
+            double unpagedMs = median(runs[0]);
+            double pagedMs = median(runs[1]);
             long moved = last.pagedInBytes() + last.pagedOutBytes();
             System.out.printf("paged_adamw_32bit at 25%% budget (%d MiB of %d MiB): step %.2f ms"
                             + " vs %.2f ms unpaged (%.2fx), paged %d MiB in + %d MiB out per step%n",
@@ -81,8 +85,8 @@ public final class OptimizerBenchmark {
                     last.pagedInBytes() >> 20, last.pagedOutBytes() >> 20);
             System.out.printf("paging bandwidth (bytes moved / extra step time): %.2f GB/s%n",
                     moved / ((pagedMs - unpagedMs) / 1e3) / 1e9);
-            System.out.printf("plain copy of the same bytes, direct buffer to direct buffer: %.2f GB/s%n",
-                    plainCopyGbs(moved, steps));
+            System.out.printf("plain copy of %d MiB, direct buffer to direct buffer in 1 MiB pieces: %.2f GB/s%n",
+                    copy.bytes() >> 20, copy.bytes() / (median(runs[2]) / 1e3) / 1e9);
         }
     }
 
@@ -121,25 +125,33 @@ public final class OptimizerBenchmark {
         return (System.nanoTime() - start) / 1e6;
     }
 
-    /** The median bandwidth of copying {@code bytes} between direct buffers in 1 MiB pieces. */
-    private static double plainCopyGbs(long bytes, int repeats) {
-        int piece = 1 << 20;
-        int pieces = Math.toIntExact(Math.max(1, bytes / piece));
-        ByteBuffer[] from = new ByteBuffer[pieces];
-        ByteBuffer[] to = new ByteBuffer[pieces];
-        for (int i = 0; i < pieces; i++) {
-            from[i] = ByteBuffer.allocateDirect(piece);
-            to[i] = ByteBuffer.allocateDirect(piece);
-        }
-        double[] gbs = new double[repeats + WARMUP];
-        for (int r = 0; r < gbs.length; r++) {
-            long start = System.nanoTime();
+    /** Copies between direct buffers in 1 MiB pieces, as the paged store's host side moves pages. */
+    private static final class PlainCopy {
+        private static final int PIECE = 1 << 20;
+        private final ByteBuffer[] from;
+        private final ByteBuffer[] to;
+
+        PlainCopy(long bytes) {
+            int pieces = Math.toIntExact(Math.max(1, bytes / PIECE));
+            from = new ByteBuffer[pieces];
+            to = new ByteBuffer[pieces];
             for (int i = 0; i < pieces; i++) {
+                from[i] = ByteBuffer.allocateDirect(PIECE);
+                to[i] = ByteBuffer.allocateDirect(PIECE);
+            }
+        }
+
+        long bytes() {
+            return (long) from.length * PIECE;
+        }
+
+        double millis() {
+            long start = System.nanoTime();
+            for (int i = 0; i < from.length; i++) {
                 to[i].clear().put(from[i].clear());
             }
-            gbs[r] = (double) pieces * piece / (System.nanoTime() - start);
+            return (System.nanoTime() - start) / 1e6;
         }
-        return median(Arrays.copyOfRange(gbs, WARMUP, gbs.length));
     }
 
     private static double median(double[] values) {

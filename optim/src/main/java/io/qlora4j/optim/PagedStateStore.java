@@ -29,7 +29,8 @@ import java.util.concurrent.Future;
  * page is being updated, a single background thread already copies the next one in when the
  * budget has room for both. With the whole state within budget nothing is ever copied after the
  * first step. Loaded state starts on the host and moves in at first use, so a run can resume with
- * any budget.
+ * any budget. Host buffers are plain direct buffers, not pinned: DJL offers no CUDA host allocator,
+ * so on a GPU the engine stages each copy through pageable memory.
  */
 final class PagedStateStore implements StateStore {
 
@@ -396,7 +397,9 @@ final class PagedStateStore implements StateStore {
     /**
      * The default budget: unlimited on the CPU; on a GPU what CUDA reports free at the first step
      * (after the model and the first step's activations are allocated), less a margin of 5% of the
-     * device's memory but at least 512 MiB; never less than one page.
+     * device's memory but at least 512 MiB; never less than one page. CUDA's figures come from
+     * {@code cudaMemGetInfo} through DJL's {@link CudaUtils}, which loads the CUDA runtime the engine
+     * already uses: no further dependency.
      */
     private static long deviceDefault(long pageBytes, Device device) {
         if (!device.isGpu()) {

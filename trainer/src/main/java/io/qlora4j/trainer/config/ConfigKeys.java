@@ -81,8 +81,12 @@ public final class ConfigKeys {
         add(ConfigKey.of("adam_epsilon", FLOAT, 1e-8, "AdamW epsilon").range(0.0, NO_LIMIT));
         add(ConfigKey.of("max_grad_norm", FLOAT, 1.0, "global gradient-norm clip (0: off)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("optim", STRING, "adamw_torch", "optimizer")
-                .choices("adamw_torch").planned("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"));
-        add(ConfigKey.of("paged_budget_mb", INT, null, "device budget of the paged optimizer state").range(0.0, NO_LIMIT));
+                .choices("adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"));
+        add(ConfigKey.of("paged_budget_mb", FLOAT, null,
+                "device budget of the paged optimizer state in MiB (default: CUDA's free memory less a margin;"
+                        + " unlimited on the CPU)").range(0.0, NO_LIMIT));
+        add(ConfigKey.of("paged_page_kb", INT, 1024, "size of one page of paged optimizer state in KiB")
+                .range(1.0, NO_LIMIT));
         add(ConfigKey.of("bf16", BOOL, false, "bfloat16 compute (mapped to float32: DJL 0.36 has no bfloat16)"));
         add(ConfigKey.of("fp16", BOOL, false, "float16 compute (CUDA only)"));
         add(ConfigKey.of("seed", INT, 42, "random seed"));

@@ -65,8 +65,11 @@ public final class LlamaLoader {
         }
     }
 
-    /** Every tensor the config calls for, with its shape, in checkpoint order. */
-    static Map<String, long[]> expectedShapes(LlamaConfig c) {
+    /**
+     * Every tensor the config calls for, with its shape, in checkpoint order: what {@link #load} checks
+     * a checkpoint against, and what a writer of a compatible checkpoint must produce.
+     */
+    public static Map<String, long[]> expectedShapes(LlamaConfig c) {
         Map<String, long[]> shapes = new LinkedHashMap<>();
         long hidden = c.hiddenSize();
         shapes.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});

@@ -58,6 +58,12 @@ public final class BnbStateDict {
         return out;
     }
 
+    /** Every key this layout may use for a weight, the weight's own key first. */
+    public static List<String> keys(String weightKey, QuantType type) {
+        return List.of(weightKey, weightKey + ".absmax", weightKey + ".quant_map", weightKey + ".nested_absmax",
+                weightKey + ".nested_quant_map", quantStateKey(weightKey, type));
+    }
+
     /** The key of the JSON quant state of a weight stored in this layout. */
     public static String quantStateKey(String weightKey, QuantType type) {
         return weightKey + ".quant_state.bitsandbytes__" + type.jsonName();

@@ -9,9 +9,12 @@ import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.checkpoint.BnbEntries;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.QuantType;
+import io.qlora4j.quant.QuantizedTensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
@@ -93,15 +96,14 @@ public final class LlamaLoader {
     }
 
     private static void check(SafetensorsReader reader, String name, long[] shape) throws ModelException {
-        if (reader.contains(name + ".absmax")) {
-            throw new ModelException(name + " is stored as a bitsandbytes 4-bit tensor; loading pre-quantized"
-                    + " checkpoints is not supported yet");
-        }
         if (!reader.contains(name)) {
             throw new ModelException("missing tensor " + name + " (the config calls for shape "
                     + Arrays.toString(shape) + ")");
         }
         TensorInfo info = reader.info(name);
+        if (BnbEntries.detect(reader, name) != null) {
+            return; // packed bytes: the quant state's shape is checked when the layer is built
+        }
         if (!Arrays.equals(info.shape(), shape)) {
             throw new ModelException(info.file() + ": tensor " + name + " has shape " + Arrays.toString(info.shape())
                     + ", expected " + Arrays.toString(shape) + " for this config");
@@ -116,7 +118,8 @@ public final class LlamaLoader {
             String p = "model.layers." + l + ".";
             Map<String, FrozenLinear> linears = new LinkedHashMap<>();
             for (String name : LlamaBlock.LINEAR_NAMES) {
-                linears.put(name, linear(reader, p + name, arrays));
+                long[] inOut = LlamaBlock.inOut(config, name);
+                linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, arrays));
             }
             blocks.add(new LlamaBlock(config, l, dense(reader, p + "input_layernorm.weight", arrays),
                     dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
@@ -127,10 +130,23 @@ public final class LlamaLoader {
         return new LlamaModel(config, embed, blocks, norm, head);
     }
 
-    /** A projection: quantized on the fly when a quantizer is set, else dense; its bias stays dense. */
-    private FrozenLinear linear(SafetensorsReader reader, String prefix, NDManager arrays) throws ModelException {
+    /**
+     * A projection: a pre-quantized bitsandbytes 4-bit weight stays as stored; otherwise quantized on the
+     * fly when a quantizer is set, else dense. Its bias stays dense.
+     */
+    private FrozenLinear linear(SafetensorsReader reader, String prefix, long[] expectedShape, NDManager arrays)
+            throws ModelException {
         String weightName = prefix + ".weight";
         NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;
+        QuantType stored = BnbEntries.detect(reader, weightName);
+        if (stored != null) {
+            QuantizedTensor q = BnbEntries.read(reader, weightName, stored);
+            if (!Arrays.equals(q.shape(), expectedShape)) {
+                throw new ModelException(reader.info(weightName).file() + ": 4-bit tensor " + weightName + " has shape "
+                        + Arrays.toString(q.shape()) + ", expected " + Arrays.toString(expectedShape) + " for this config");
+            }
+            return QuantizedLinear.upload(q, bias, arrays);
+        }
         if (quantizer == null) {
             return new DenseLinear(dense(reader, weightName, arrays), bias);
         }

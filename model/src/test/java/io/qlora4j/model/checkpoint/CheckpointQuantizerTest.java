@@ -14,12 +14,10 @@ import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.BnbStateDict;
 import io.qlora4j.quant.QuantType;
 import io.qlora4j.quant.QuantizedTensor;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -81,7 +79,7 @@ class CheckpointQuantizerTest {
             assertEquals(sum / blocks, offset, 1e-6 * offset);
 
             // What a loader rebuilds from those entries dequantizes to the original within NF4's resolution.
-            QuantizedTensor q = BnbStateDict.read(key, QuantType.NF4, name -> entry(quantized, name));
+            QuantizedTensor q = BnbEntries.read(quantized, key, QuantType.NF4);
             float[] back = BlockwiseQuantizer.builder().build().dequantize(q);
             float[] scales = q.scales();
             float nested = q.doubleQuant().nestedAbsmax()[0];
@@ -109,21 +107,6 @@ class CheckpointQuantizerTest {
         assertEquals("uint8", q.path("bnb_4bit_quant_storage").asText());
         assertTrue(Files.exists(out.resolve("tokenizer.json")));
         assertTrue(report.bytesAfter() < report.bytesBefore());
-    }
-
-    private static BnbStateDict.Entry entry(SafetensorsReader r, String name) {
-        try {
-            if (!r.contains(name)) {
-                return null;
-            }
-            TensorInfo info = r.info(name);
-            ByteBuffer b = r.bytes(name);
-            byte[] data = new byte[b.remaining()];
-            b.get(data);
-            return new BnbStateDict.Entry(name, info.dtype().name(), info.shape(), data);
-        } catch (ModelException e) {
-            throw new IllegalStateException(e);
-        }
     }
 
     @Test

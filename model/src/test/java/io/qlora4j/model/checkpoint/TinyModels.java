@@ -25,8 +25,8 @@ public final class TinyModels {
         Files.createDirectories(model);
         Files.writeString(model.resolve("config.json"), "{\"model_type\": \"llama\", \"hidden_size\": " + HIDDEN
                 + ", \"intermediate_size\": " + INTER + ", \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
-                + " \"vocab_size\": " + VOCAB + ", \"torch_dtype\": \"bfloat16\"}");
-        Files.writeString(model.resolve("tokenizer.json"), "{}");
+                + " \"vocab_size\": " + VOCAB + ", \"bos_token_id\": 1, \"eos_token_id\": 2, \"torch_dtype\": \"bfloat16\"}");
+        Files.writeString(model.resolve("tokenizer.json"), tokenizerJson());
         Random r = new Random(1);
         try (SafetensorsWriter w = SafetensorsWriter.builder(model).build()) {
             add(w, r, "model.embed_tokens.weight", VOCAB, HIDDEN);
@@ -42,6 +42,30 @@ public final class TinyModels {
             add(w, r, "lm_head.weight", VOCAB, HIDDEN);
         }
         return model;
+    }
+
+    /** The id of the word {@code "w<i>"} (3 <= i < VOCAB) in the tiny tokenizer; 0 is unk, 1 is s, 2 is /s. */
+    public static String word(int id) {
+        return "w" + id;
+    }
+
+    /** A WordLevel tokenizer over the tiny vocabulary whose post-processor prepends {@code <s>}, as Llama's does. */
+    static String tokenizerJson() {
+        StringBuilder vocab = new StringBuilder("\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2");
+        for (int i = 3; i < VOCAB; i++) {
+            vocab.append(", \"").append(word(i)).append("\": ").append(i);
+        }
+        String added = "{\"id\": %d, \"content\": \"%s\", \"single_word\": false, \"lstrip\": false, "
+                + "\"rstrip\": false, \"normalized\": false, \"special\": true}";
+        return "{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": ["
+                + String.format(added, 0, "<unk>") + ", " + String.format(added, 1, "<s>") + ", "
+                + String.format(added, 2, "</s>") + "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Whitespace\"},"
+                + " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\","
+                + " \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [{\"SpecialToken\":"
+                + " {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, {\"Sequence\":"
+                + " {\"id\": \"B\", \"type_id\": 1}}], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1],"
+                + " \"tokens\": [\"<s>\"]}}}, \"decoder\": null, \"model\": {\"type\": \"WordLevel\", \"vocab\": {"
+                + vocab + "}, \"unk_token\": \"<unk>\"}}";
     }
 
     private static void add(SafetensorsWriter w, Random r, String name, long... shape) throws ModelException {

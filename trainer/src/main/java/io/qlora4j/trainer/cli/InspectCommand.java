@@ -6,33 +6,22 @@ import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 
 /** {@code qlora4j inspect}: a model's architecture, size and the memory a QLoRA run of it needs. */
 @Command(name = "inspect", description = {
     "Print a model's architecture, parameter count and the memory a QLoRA run needs.",
     "Keys: model_name_or_path, lora_rank (default 8), cutoff_len (sequence length, default 2048),",
     "per_device_train_batch_size (default 1)."})
-final class InspectCommand implements Callable<Integer> {
-    @Mixin
-    JobArguments job;
-
-    @Spec
-    CommandSpec spec;
-
+final class InspectCommand extends JobCommand {
     @Override
-    public Integer call() throws Exception {
-        JobConfig config = job.load();
+    int run(JobConfig config) throws Exception {
         Path dir = Path.of(config.require("model_name_or_path"));
         LlamaConfig c = LlamaConfig.read(dir.resolve("config.json"));
         int rank = config.integer("lora_rank");
         int seq = config.integer("cutoff_len");
         int batch = config.integer("per_device_train_batch_size");
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d key/value, head_dim %d), vocab %d%s%n",
                 dir, c.modelType(), c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize(), c.numAttentionHeads(),
                 c.numKeyValueHeads(), c.headDim(), c.vocabSize(), c.tieWordEmbeddings() ? ", tied embeddings" : "");

@@ -1,0 +1,36 @@
+package io.qlora4j.trainer.cli;
+
+import io.qlora4j.model.Tokenizer;
+import io.qlora4j.model.llama.Generator;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.PrintWriter;
+import picocli.CommandLine.Command;
+
+/** {@code qlora4j generate}: streams a model's continuation of a prompt to stdout. */
+@Command(name = "generate", description = {
+    "Continue a prompt, printing tokens as they come. temperature=0 is greedy.",
+    "Keys: model_name_or_path, prompt, max_new_tokens, temperature, top_p, seed, quantization_bit=4, device."})
+final class GenerateCommand extends JobCommand {
+    @Override
+    int run(JobConfig config) throws Exception {
+        String prompt = config.require("prompt");
+        PrintWriter out = out();
+        try (ModelSetup setup = ModelSetup.load(config, err());
+                Tokenizer tokenizer = Tokenizer.load(setup.modelDir)) {
+            long[] ids = tokenizer.encode(prompt);
+            Tokenizer.DecodeStream stream = tokenizer.stream(ids, true);
+            Generator.builder()
+                    .optMaxNewTokens(config.integer("max_new_tokens"))
+                    .optTemperature(config.number("temperature"))
+                    .optTopP(config.number("top_p"))
+                    .optSeed(config.integer("seed"))
+                    .build()
+                    .generate(setup.model, ids, id -> {
+                        out.print(stream.push(id));
+                        out.flush();
+                    });
+            out.println();
+        }
+        return 0;
+    }
+}

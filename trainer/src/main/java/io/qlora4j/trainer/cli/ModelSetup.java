@@ -1,0 +1,59 @@
+package io.qlora4j.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import io.qlora4j.model.ComputeTarget;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.QuantType;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+
+/**
+ * The model side of a job, shared by the commands that run a model: the compute target from
+ * {@code device}/{@code bf16}/{@code fp16}, and the base model loaded from {@code model_name_or_path},
+ * NF4/FP4-quantized on the fly when {@code quantization_bit=4}.
+ */
+final class ModelSetup implements AutoCloseable {
+    final ComputeTarget target;
+    final NDManager manager;
+    final LlamaModel model;
+    final Path modelDir;
+
+    private ModelSetup(ComputeTarget target, NDManager manager, LlamaModel model, Path modelDir) {
+        this.target = target;
+        this.manager = manager;
+        this.model = model;
+        this.modelDir = modelDir;
+    }
+
+    static ModelSetup load(JobConfig config, PrintWriter err) throws ConfigException, ModelException {
+        Path dir = Path.of(config.require("model_name_or_path"));
+        ComputeTarget target = ComputeTarget.resolve(config.string("device"), config.bool("bf16"), config.bool("fp16"),
+                line -> err.println("warning: " + line));
+        LlamaLoader.Builder loader = LlamaLoader.builder();
+        if (config.integer("quantization_bit") != null) {
+            loader.optQuantizer(BlockwiseQuantizer.builder()
+                    .optType(QuantType.fromName(config.string("quantization_type")))
+                    .optBlocksize(config.integer("quantization_blocksize"))
+                    .optDoubleQuant(config.bool("double_quantization"))
+                    .build());
+        }
+        NDManager manager = NDManager.newBaseManager(target.device());
+        try {
+            return new ModelSetup(target, manager, loader.build().load(dir, manager), dir);
+        } catch (ModelException | RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        manager.close();
+    }
+}

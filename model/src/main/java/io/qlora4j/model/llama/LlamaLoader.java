@@ -54,10 +54,7 @@ public final class LlamaLoader {
     public LlamaModel load(Path modelDir, NDManager manager) throws ModelException {
         LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
-            Map<String, long[]> expected = expectedShapes(config);
-            for (Map.Entry<String, long[]> e : expected.entrySet()) {
-                check(reader, e.getKey(), e.getValue());
-            }
+            checkTensors(config, reader);
             NDManager arrays = manager.newSubManager();
             try {
                 return assemble(config, reader, arrays);
@@ -93,6 +90,18 @@ public final class LlamaLoader {
             shapes.put("lm_head.weight", new long[] {c.vocabSize(), hidden});
         }
         return shapes;
+    }
+
+    /**
+     * Checks that {@code reader} holds every tensor {@code config} calls for, each with its shape (a bitsandbytes
+     * 4-bit weight is checked against its quant state when it is read), before any data is read.
+     *
+     * @throws ModelException naming the first missing or misshapen tensor
+     */
+    public static void checkTensors(LlamaConfig config, SafetensorsReader reader) throws ModelException {
+        for (Map.Entry<String, long[]> e : expectedShapes(config).entrySet()) {
+            check(reader, e.getKey(), e.getValue());
+        }
     }
 
     private static void check(SafetensorsReader reader, String name, long[] shape) throws ModelException {

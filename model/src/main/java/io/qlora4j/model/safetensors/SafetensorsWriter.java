@@ -96,6 +96,11 @@ public final class SafetensorsWriter implements AutoCloseable {
         });
     }
 
+    /** Tensor bytes added so far, over all shards (what the index records as {@code total_size}). */
+    public long totalBytes() {
+        return totalBytes;
+    }
+
     /** Gives up: deletes every temp file; nothing appears under a final name. Closing afterwards does nothing. */
     public void abort() {
         if (!closed) {

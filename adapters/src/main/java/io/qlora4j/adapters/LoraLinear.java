@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.GraphScalars;
 
 /**
  * A frozen linear layer plus a trainable low-rank update, as PEFT's {@code lora.Linear}:
@@ -93,7 +94,7 @@ public final class LoraLinear implements FrozenLinear {
         try (NDScope scope = new NDScope()) {
             NDArray factor = inputFactor(x);
             NDArray h = factor == null ? x : x.mul(factor);
-            update = h.matMul(loraA.transpose()).matMul(loraB.transpose()).muli((float) settings.scaling());
+            update = GraphScalars.times(h.matMul(loraA.transpose()).matMul(loraB.transpose()), settings.scaling());
             NDScope.unregister(update);
         }
         // In place: no second output-sized array, and a float16 y takes the float32 update as float16.

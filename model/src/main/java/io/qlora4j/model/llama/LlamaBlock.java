@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.GraphScalars;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -134,7 +135,7 @@ public final class LlamaBlock implements AutoCloseable {
             v = kv[1];
         }
         long t = k.getShape().get(2);
-        NDArray grouped = q.mul((float) (1.0 / Math.sqrt(hd))).reshape(b, kvHeads, groups * s, hd);
+        NDArray grouped = GraphScalars.times(q, 1.0 / Math.sqrt(hd)).reshape(b, kvHeads, groups * s, hd);
         NDArray scores = grouped.matMul(k.transpose(0, 1, 3, 2)).reshape(b, kvHeads, groups, s, t);
         NDArray probs = scores.add(context.mask().expandDims(1)).softmax(-1).reshape(b, kvHeads, groups * s, t);
         NDArray out = probs.matMul(v).reshape(b, heads, s, hd).transpose(0, 2, 1, 3).reshape(b, s, (long) heads * hd);

@@ -1,5 +1,6 @@
 package io.qlora4j.trainer.cli;
 
+import io.qlora4j.data.DataException;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
@@ -16,7 +17,8 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         version = "qlora4j 0.1.0",
         description = "QLoRA fine-tuning on the JVM. Jobs take a YAML file and/or key=value settings.",
-        subcommands = {QuantizeCommand.class, InspectCommand.class, EvalCommand.class, GenerateCommand.class})
+        subcommands = {QuantizeCommand.class, InspectCommand.class, EvalCommand.class, GenerateCommand.class,
+            TrainCommand.class})
 public final class Main {
     private static boolean debug;
 
@@ -42,7 +44,7 @@ public final class Main {
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             Throwable cause = e instanceof UncheckedIOException u ? u.getCause() : e;
             String prefix = "qlora4j " + commandLine.getCommandName() + ": ";
-            if (cause instanceof ConfigException || cause instanceof ModelException) {
+            if (cause instanceof ConfigException || cause instanceof ModelException || cause instanceof DataException) {
                 err.println(prefix + cause.getMessage());
             } else if (cause instanceof IOException) {
                 err.println(prefix + "I/O error: " + cause.getMessage());

@@ -3,10 +3,8 @@ package io.qlora4j.trainer.cli;
 import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.QuantType;
+import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -32,19 +30,10 @@ final class ModelSetup implements AutoCloseable {
 
     static ModelSetup load(JobConfig config, PrintWriter err) throws ConfigException, ModelException {
         Path dir = Path.of(config.require("model_name_or_path"));
-        ComputeTarget target = ComputeTarget.resolve(config.string("device"), config.bool("bf16"), config.bool("fp16"),
-                line -> err.println("warning: " + line));
-        LlamaLoader.Builder loader = LlamaLoader.builder();
-        if (config.integer("quantization_bit") != null) {
-            loader.optQuantizer(BlockwiseQuantizer.builder()
-                    .optType(QuantType.fromName(config.string("quantization_type")))
-                    .optBlocksize(config.integer("quantization_blocksize"))
-                    .optDoubleQuant(config.bool("double_quantization"))
-                    .build());
-        }
+        ComputeTarget target = JobModels.target(config, line -> err.println("warning: " + line));
         NDManager manager = NDManager.newBaseManager(target.device());
         try {
-            return new ModelSetup(target, manager, loader.build().load(dir, manager), dir);
+            return new ModelSetup(target, manager, JobModels.loader(config).load(dir, manager), dir);
         } catch (ModelException | RuntimeException e) {
             manager.close();
             throw e;

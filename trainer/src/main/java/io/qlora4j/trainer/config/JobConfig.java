@@ -252,6 +252,22 @@ public final class JobConfig {
         return Collections.unmodifiableMap(values);
     }
 
+    /**
+     * Every key with the value in effect: the job's own or the default, keys without either left out,
+     * {@code lora_alpha} resolved to {@code 2 x lora_rank} when unset (for saving the job as it ran).
+     */
+    public Map<String, Object> resolvedValues() {
+        Map<String, Object> resolved = new LinkedHashMap<>();
+        for (ConfigKey key : ConfigKeys.all()) {
+            Object v = value(key.name());
+            if (v != null) {
+                resolved.put(key.name(), v);
+            }
+        }
+        resolved.putIfAbsent("lora_alpha", 2.0 * integer("lora_rank"));
+        return resolved;
+    }
+
     private Object value(String key) {
         ConfigKey k = known(key);
         return values.getOrDefault(k.name(), k.defaultValue());

@@ -1,0 +1,109 @@
+package io.qlora4j.trainer;
+
+import ai.djl.ndarray.NDArray;
+import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import io.qlora4j.optim.Parameter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every weight of a dense model trained ({@code finetuning_type: full}): embeddings, norms, projections
+ * and an untied lm_head, under their Hugging Face names. Meant for small models, so the project can
+ * make its own base models; the output is a Hugging Face directory with the base's tokenizer files.
+ */
+final class FullWeights implements TrainableWeights {
+    /** The files besides the weights that make a model directory usable, copied from the base when present. */
+    static final List<String> MODEL_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "tokenizer.model", "generation_config.json");
+
+    private final LlamaModel model;
+    private final Path baseDir;
+    private final List<Parameter> parameters = new ArrayList<>();
+
+    /**
+     * Makes every weight of {@code model} (loaded from {@code baseDir}) require a gradient.
+     *
+     * @throws ModelException when a projection is quantized (full fine-tuning needs a dense base)
+     */
+    FullWeights(LlamaModel model, Path baseDir) throws ModelException {
+        this.model = model;
+        this.baseDir = baseDir;
+        add("model.embed_tokens.weight", model.embedTokens());
+        for (int l = 0; l < model.numLayers(); l++) {
+            LlamaBlock block = model.block(l);
+            String prefix = "model.layers." + l + ".";
+            add(prefix + "input_layernorm.weight", block.inputLayernorm());
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                DenseLinear linear = dense(block.linear(name), prefix + name);
+                add(prefix + name + ".weight", linear.weight());
+                if (linear.bias() != null) {
+                    add(prefix + name + ".bias", linear.bias());
+                }
+            }
+            add(prefix + "post_attention_layernorm.weight", block.postAttentionLayernorm());
+        }
+        add("model.norm.weight", model.norm());
+        if (!model.config().tieWordEmbeddings()) {
+            add("lm_head.weight", dense(model.lmHead(), "lm_head").weight());
+        }
+    }
+
+    private static DenseLinear dense(FrozenLinear layer, String name) throws ModelException {
+        if (layer instanceof DenseLinear dense) {
+            return dense;
+        }
+        throw new ModelException(name + " is quantized: finetuning_type full trains a dense float32 model; "
+                + "remove quantization_bit or use finetuning_type lora");
+    }
+
+    private void add(String name, NDArray value) {
+        value.setRequiresGradient(true);
+        parameters.add(new Parameter(name, value));
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return parameters;
+    }
+
+    @Override
+    public boolean trainsEmbeddings() {
+        return true;
+    }
+
+    @Override
+    public void setTraining(boolean training) {
+        // a dense Llama has no dropout
+    }
+
+    @Override
+    public void setDropoutSeed(long seed) {
+        // a dense Llama has no dropout
+    }
+
+    /** Writes {@code model.safetensors} (float32, Hugging Face names), config.json and the base's tokenizer files. */
+    @Override
+    public void save(Path dir) throws IOException, ModelException {
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
+            for (Parameter p : parameters) {
+                writer.addFloats(p.name(), DType.F32, p.value().getShape().getShape(), p.value().toFloatArray());
+            }
+        }
+        AtomicFiles.write(dir.resolve("config.json"), model.config().toJson().toPrettyString() + "\n");
+        for (String file : MODEL_FILES) {
+            Path source = baseDir.resolve(file);
+            if (Files.isRegularFile(source)) {
+                AtomicFiles.copy(source, dir.resolve(file));
+            }
+        }
+    }
+}

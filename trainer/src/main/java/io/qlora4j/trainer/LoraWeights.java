@@ -1,0 +1,100 @@
+package io.qlora4j.trainer;
+
+import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * LoRA adapters on a frozen (dense or 4-bit) base: new ones from the job's {@code lora_*} keys, or
+ * those of {@code adapter_name_or_path} or of the checkpoint being resumed. Saved as a PEFT adapter
+ * whose config also records how the base was quantized.
+ */
+final class LoraWeights implements TrainableWeights {
+    private final LoraAdapters adapters;
+    private final String baseModel;
+    private final Map<String, Object> extraConfig;
+    private final List<Parameter> parameters = new ArrayList<>();
+
+    private LoraWeights(LoraAdapters adapters, String baseModel, Map<String, Object> extraConfig) {
+        this.adapters = adapters;
+        this.baseModel = baseModel;
+        this.extraConfig = extraConfig;
+        adapters.parameters().forEach((name, value) -> parameters.add(new Parameter(name, value)));
+    }
+
+    /**
+     * Adapters for {@code model} in {@code manager}: loaded from {@code checkpoint} when resuming, else from
+     * {@code adapter_name_or_path} when set, else attached fresh with the job's settings, seeded by {@code seed}.
+     */
+    static LoraWeights create(JobConfig config, LlamaModel model, NDManager manager, Path checkpoint)
+            throws ConfigException, ModelException {
+        String existing = config.string("adapter_name_or_path");
+        if (existing != null && existing.contains(",")) {
+            throw new ConfigException("adapter_name_or_path: training continues one adapter, got '" + existing + "'");
+        }
+        Path from = checkpoint != null ? checkpoint : existing == null ? null : Path.of(existing);
+        LoraAdapters adapters = from != null ? LoraAdapters.load(from, model, manager)
+                : LoraAdapters.attach(model, settings(config), manager, config.integer("seed"));
+        return new LoraWeights(adapters, config.string("model_name_or_path"), baseRecord(config));
+    }
+
+    private static LoraSettings settings(JobConfig config) throws ConfigException {
+        int rank = config.integer("lora_rank");
+        Double alpha = config.number("lora_alpha");
+        try {
+            return new LoraSettings(rank, alpha == null ? 2.0 * rank : alpha, config.number("lora_dropout"),
+                    config.bool("use_rslora"), List.of(config.string("lora_target").split("\\s*,\\s*")));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+    }
+
+    /** {@code {"qlora4j": {...}}}: the 4-bit format the adapter was trained against, when the base was quantized. */
+    private static Map<String, Object> baseRecord(JobConfig config) {
+        if (config.integer("quantization_bit") == null) {
+            return Map.of();
+        }
+        Map<String, Object> base = new LinkedHashMap<>();
+        base.put("quantization_bit", config.integer("quantization_bit"));
+        base.put("quantization_type", config.string("quantization_type"));
+        base.put("double_quantization", config.bool("double_quantization"));
+        base.put("quantization_blocksize", config.integer("quantization_blocksize"));
+        return Map.of("qlora4j", base);
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return parameters;
+    }
+
+    @Override
+    public boolean trainsEmbeddings() {
+        return false;
+    }
+
+    @Override
+    public void setTraining(boolean training) {
+        adapters.setTraining(training);
+    }
+
+    @Override
+    public void setDropoutSeed(long seed) {
+        adapters.setDropoutSeed(seed);
+    }
+
+    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as PEFT does. */
+    @Override
+    public void save(Path dir) throws ModelException {
+        adapters.save(dir, baseModel, extraConfig);
+    }
+}

@@ -1,0 +1,182 @@
+package io.qlora4j.trainer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import io.qlora4j.data.Batch;
+import io.qlora4j.model.llama.AttentionContext;
+import io.qlora4j.model.llama.LlamaModel;
+import java.util.List;
+import java.util.function.LongConsumer;
+
+/**
+ * The forward and backward passes of one optimizer step over its micro-batches, as ARCHITECTURE.md
+ * draws them. With recompute (gradient checkpointing) the forward runs without a graph and keeps only
+ * each block's input; the loss head then runs with a graph, and the blocks are recomputed from the
+ * top, each inside the gradient collector, with the input gradient passed down as the next upstream
+ * gradient. Without recompute the whole graph is kept and one backward call does it all. Both give
+ * the same gradients: dropout masks derive from a seed set before each micro-batch, so the recompute
+ * draws the masks of the forward pass.
+ *
+ * <p>The loss is the causal-LM cross-entropy (logits at t predict the label at t + 1, label -100
+ * ignored) summed over all micro-batches and divided by the labelled tokens of the whole group, so
+ * accumulation gives the gradient of one large batch. Gradients accumulate into the trainable arrays
+ * (anything with {@code setRequiresGradient(true)}); zeroing them is the caller's business. Every array
+ * a micro-batch creates dies with it.
+ */
+public final class TrainStep {
+    private final LlamaModel model;
+    private final boolean recompute;
+    private final boolean trainEmbeddings;
+    private final LongConsumer dropoutSeeder;
+
+    private TrainStep(Builder builder) {
+        this.model = builder.model;
+        this.recompute = builder.recompute;
+        this.trainEmbeddings = builder.trainEmbeddings;
+        this.dropoutSeeder = builder.dropoutSeeder;
+    }
+
+    /** A step over {@code model} with recompute on, the embeddings frozen and no dropout to seed. */
+    public static Builder builder(LlamaModel model) {
+        return new Builder(model);
+    }
+
+    /**
+     * Runs forward and backward over {@code microBatches}, accumulating gradients, and returns the
+     * mean loss over their labelled tokens (0 when none carries a label, with no gradient added).
+     * {@code dropoutSeed} fixes every dropout mask of the step (micro-batch i gets
+     * {@code dropoutSeed * microBatches.size() + i}), so a resumed run draws the same ones.
+     */
+    public double accumulate(List<Batch> microBatches, long dropoutSeed) {
+        long labelled = 0;
+        for (Batch batch : microBatches) {
+            labelled += predictedTokens(batch);
+        }
+        if (labelled == 0) {
+            return 0;
+        }
+        double loss = 0;
+        for (int i = 0; i < microBatches.size(); i++) {
+            dropoutSeeder.accept(dropoutSeed * microBatches.size() + i);
+            loss += microBatch(microBatches.get(i), labelled);
+        }
+        return loss;
+    }
+
+    /** The labels that count after the shift: {@code labels[:, 1:] != -100}. */
+    static long predictedTokens(Batch batch) {
+        long n = 0;
+        for (int r = 0; r < batch.rows(); r++) {
+            for (int c = 1; c < batch.columns(); c++) {
+                n += batch.labels()[r * batch.columns() + c] != LossHead.IGNORE_INDEX ? 1 : 0;
+            }
+        }
+        return n;
+    }
+
+    private double microBatch(Batch batch, long labelled) {
+        NDManager root = model.embedTokens().getManager();
+        try (NDManager manager = root.newSubManager(); NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            Shape shape = new Shape(batch.rows(), batch.columns());
+            NDArray ids = manager.create(batch.inputIds(), shape);
+            NDArray labels = manager.create(batch.labels(), shape);
+            NDArray mask = manager.create(batch.attentionMask(), shape);
+            AttentionContext context = model.context(manager, batch.columns(), 0, mask);
+            LossHead head = new LossHead(model, labels, labelled);
+            return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
+        }
+    }
+
+    /** Forward without a graph keeping block inputs; backward through the head, then block by block. */
+    private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
+        int layers = model.numLayers();
+        NDArray[] inputs = new NDArray[layers + 1];
+        JniUtils.setGradMode(false);
+        inputs[0] = model.embed(ids);
+        for (int l = 0; l < layers; l++) {
+            inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+        }
+        try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
+            NDArray top = leaf(inputs[layers]);
+            NDArray loss = head.loss(top);
+            double value = loss.getFloat();
+            collector.backward(loss);
+            NDArray upstream = top.getGradient();
+            for (int l = layers - 1; l >= 0; l--) {
+                NDArray input = leaf(inputs[l]);
+                    NDArray out = model.block(l).forward(input, context, null);
+                collector.backward(out.mul(upstream).sum());
+                upstream = input.getGradient();
+                inputs[l + 1].close();
+            }
+            if (trainEmbeddings) {
+                collector.backward(model.embed(ids).mul(upstream).sum());
+            }
+            return value;
+        }
+    }
+
+    /** Forward and backward with the whole graph kept. */
+    private double wholeGraph(NDArray ids, AttentionContext context, LossHead head) {
+        try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
+            NDArray hidden = model.embed(ids);
+            for (int l = 0; l < model.numLayers(); l++) {
+                    hidden = model.block(l).forward(hidden, context, null);
+            }
+            NDArray loss = head.loss(hidden);
+            double value = loss.getFloat();
+            collector.backward(loss);
+            return value;
+        }
+    }
+
+    /** A detached copy-free view of a saved hidden state that records a graph from here on. */
+    private static NDArray leaf(NDArray saved) {
+        NDArray view = saved.stopGradient();
+        view.setRequiresGradient(true);
+        return view;
+    }
+
+    /** Settings of a {@link TrainStep}. */
+    public static final class Builder {
+        private final LlamaModel model;
+        private boolean recompute = true;
+        private boolean trainEmbeddings;
+        private LongConsumer dropoutSeeder = seed -> { };
+
+        private Builder(LlamaModel model) {
+            this.model = model;
+        }
+
+        /** Recomputes each block in the backward pass (default) or keeps the whole graph ({@code false}). */
+        public Builder optRecompute(boolean recompute) {
+            this.recompute = recompute;
+            return this;
+        }
+
+        /** Also backpropagates into {@code embed_tokens} (full fine-tuning; the array must require a gradient). */
+        public Builder optTrainEmbeddings(boolean trainEmbeddings) {
+            this.trainEmbeddings = trainEmbeddings;
+            return this;
+        }
+
+        /**
+         * Receives a seed before each micro-batch; dropout layers must derive their masks from it alone, so
+         * that the recompute draws the masks of the forward pass and a resumed run those of the first run.
+         */
+        public Builder optDropoutSeeder(LongConsumer dropoutSeeder) {
+            this.dropoutSeeder = dropoutSeeder;
+            return this;
+        }
+
+        /** Builds the step. */
+        public TrainStep build() {
+            return new TrainStep(this);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+package io.qlora4j.trainer;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import io.qlora4j.data.DataException;
+import io.qlora4j.data.DataPipeline;
+import io.qlora4j.data.DataSettings;
+import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.ComputeTarget;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A training job from its {@link JobConfig} to its output: the base model (4-bit for QLoRA, dense for
+ * {@code finetuning_type: full}), the data, the trainable weights (new or from a checkpoint), then the
+ * loop. This is what {@code qlora4j train} runs.
+ */
+public final class Trainer {
+    private Trainer() {}
+
+    /**
+     * Runs the job, reporting to {@code out} ({@code terminal}: a redrawn progress bar instead of log lines).
+     * A run that stops at a non-finite loss returns a result carrying the reason.
+     *
+     * @throws ConfigException for a job the trainer cannot run (bad combination, non-empty output_dir, ...)
+     * @throws ModelException for a model directory that cannot be loaded
+     * @throws DataException for a dataset that cannot be read
+     */
+    public static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal)
+            throws ConfigException, ModelException, DataException, IOException {
+        boolean full = config.string("finetuning_type").equals("full");
+        checkSupported(config, full);
+        Path baseDir = Path.of(config.require("model_name_or_path"));
+        Path outputDir = Path.of(config.require("output_dir"));
+        String resume = config.string("resume_from_checkpoint");
+        boolean resuming = resume != null && !resume.equalsIgnoreCase("false");
+        RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
+        Path checkpoint = resuming ? dir.resumeSource(resume) : null;
+        ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
+        if (target.dataType() != DataType.FLOAT32) {
+            throw new ConfigException("fp16: 16-bit training is not implemented yet; leave fp16 unset to train in float32");
+        }
+        try (NDManager manager = NDManager.newBaseManager(target.device(), "PyTorch");
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
+            DataPipeline data = DataPipeline.load(dataSettings(config), tokenizer);
+            LlamaModel model = JobModels.loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
+            TrainableWeights weights = full ? new FullWeights(model, baseDir)
+                    : LoraWeights.create(config, model, manager, checkpoint);
+            return new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal).run();
+        }
+    }
+
+    private static void checkSupported(JobConfig config, boolean full) throws ConfigException {
+        if (!config.bool("do_train")) {
+            throw new ConfigException("do_train: false leaves train nothing to do");
+        }
+        if (full && config.integer("quantization_bit") != null) {
+            throw new ConfigException("finetuning_type: full trains every weight in float32 and cannot use "
+                    + "quantization_bit; remove it or use finetuning_type: lora");
+        }
+        if (config.integer("eval_steps") != null) {
+            throw new ConfigException("eval_steps: evaluation during training is not implemented yet");
+        }
+    }
+
+    private static DataSettings dataSettings(JobConfig config) throws ConfigException, DataException {
+        Integer maxSamples = config.integer("max_samples");
+        return DataSettings.builder()
+                .setDatasets(List.of(config.require("dataset")))
+                .optDatasetDir(Path.of(config.string("dataset_dir")))
+                .optTemplate(config.string("template"))
+                .optCutoffLen(config.integer("cutoff_len"))
+                .optTrainOnPrompt(config.bool("train_on_prompt"))
+                .optMaskHistory(config.bool("mask_history"))
+                .optMaxSamples(maxSamples == null ? 0 : maxSamples)
+                .optValSize(config.number("val_size"))
+                .optPacking(config.bool("packing"))
+                .optGroupByLength(config.bool("group_by_length"))
+                .optSeed(config.integer("seed"))
+                .optBatchSize(config.integer("per_device_train_batch_size"))
+                .optStage(DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT)))
+                .build();
+    }
+}

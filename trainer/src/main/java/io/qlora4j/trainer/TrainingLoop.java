@@ -1,0 +1,238 @@
+package io.qlora4j.trainer;
+
+import io.qlora4j.data.Batch;
+import io.qlora4j.data.BatchIterator;
+import io.qlora4j.data.DataException;
+import io.qlora4j.data.DataPipeline;
+import io.qlora4j.data.DataPosition;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.optim.AdamW;
+import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.LrSchedule;
+import io.qlora4j.optim.LrSchedules;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps}, the step,
+ * global-norm clipping ({@code max_grad_norm}), AdamW at the scheduled rate, zeroed gradients; logs every
+ * {@code logging_steps}, checkpoints every {@code save_steps}, the final output at the end. Everything
+ * a step depends on is a function of the job, the step number and the saved state, so a run resumed
+ * from a checkpoint ends bit-identical to one that never stopped.
+ */
+final class TrainingLoop {
+    private final JobConfig config;
+    private final LlamaModel model;
+    private final TrainableWeights weights;
+    private final DataPipeline data;
+    private final RunDirectory dir;
+    private final Path resumedFrom;
+    private final PrintWriter out;
+    private final boolean terminal;
+
+    /**
+     * A run of {@code weights} on {@code model} over {@code data} into {@code dir}, continuing from the
+     * checkpoint {@code resumedFrom} (null: from the start), reporting to {@code out} ({@code terminal}: as
+     * a redrawn progress bar).
+     */
+    TrainingLoop(JobConfig config, LlamaModel model, TrainableWeights weights, DataPipeline data, RunDirectory dir,
+            Path resumedFrom, PrintWriter out, boolean terminal) {
+        this.config = config;
+        this.model = model;
+        this.weights = weights;
+        this.data = data;
+        this.dir = dir;
+        this.resumedFrom = resumedFrom;
+        this.out = out;
+        this.terminal = terminal;
+    }
+
+    /** Trains to the last step, or stops at a non-finite loss or gradient norm with the reason in the result. */
+    TrainingResult run() throws ConfigException, DataException, IOException, ModelException {
+        TrainerState resumed = resumedFrom == null ? null : TrainerState.read(resumedFrom);
+        long seed = config.integer("seed");
+        if (resumed != null && resumed.seed() != seed) {
+            throw new ConfigException("seed: the checkpoint " + resumedFrom + " was trained with seed " + resumed.seed()
+                    + ", the job says " + seed + "; resume with the same seed");
+        }
+        try (BatchIterator batches = batches(resumed)) {
+            return train(batches, resumed, seed);
+        }
+    }
+
+    private TrainingResult train(BatchIterator batches, TrainerState resumed, long seed)
+            throws ConfigException, DataException, IOException, ModelException {
+        long perEpoch = batches.batchesPerEpoch();
+        int accumulation = config.integer("gradient_accumulation_steps");
+        int total = totalSteps(perEpoch, accumulation);
+        LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
+                LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
+        List<Parameter> params = weights.parameters();
+        TrainStep step = TrainStep.builder(model)
+                .optRecompute(config.bool("gradient_checkpointing"))
+                .optTrainEmbeddings(weights.trainsEmbeddings())
+                .optDropoutSeeder(weights::setDropoutSeed)
+                .build();
+        List<TrainerState.LogEntry> history = new ArrayList<>(resumed == null ? List.of() : resumed.logHistory());
+        MetricsLog metrics = new MetricsLog(dir.path(), history);
+        int globalStep = resumed == null ? 0 : resumed.globalStep();
+        Progress progress = new Progress(out, terminal, globalStep, total);
+        Path lastCheckpoint = resumedFrom;
+        double lastLoss = history.isEmpty() ? Double.NaN : history.get(history.size() - 1).loss();
+        try (AdamW optimizer = optimizer()) {
+            if (resumed != null) {
+                optimizer.importState(OptimizerFile.read(resumedFrom));
+            }
+            weights.setTraining(true);
+            Window window = new Window();
+            if (resumed != null) {
+                window.lossSum = resumed.unloggedLoss();
+                window.steps = resumed.unloggedSteps();
+            }
+            while (globalStep < total) {
+                List<Batch> group = new ArrayList<>(accumulation);
+                for (int i = 0; i < accumulation; i++) {
+                    Batch batch = batches.next();
+                    group.add(batch);
+                    window.tokens += batch.tokens();
+                }
+                double loss = step.accumulate(group, seed + globalStep);
+                float norm = Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
+                if (!Double.isFinite(loss) || !Float.isFinite(norm)) {
+                    String failure = String.format(Locale.ROOT, "%s at step %d (learning_rate %s); stopped without"
+                            + " saving: %s", !Double.isFinite(loss) ? "loss is " + loss : "gradient norm is " + norm,
+                            globalStep + 1, config.number("learning_rate"), lastCheckpoint == null
+                                    ? "no checkpoint was saved yet" : "the last good checkpoint is " + lastCheckpoint);
+                    progress.message(failure);
+                    return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, failure);
+                }
+                double lr = schedule.lr(globalStep);
+                optimizer.step(params, lr);
+                Gradients.zero(params);
+                globalStep++;
+                window.add(loss, norm);
+                progress.stepped(globalStep, loss, lr, window.tokensPerSecond());
+                if (globalStep % config.integer("logging_steps") == 0 || globalStep == total) {
+                    TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);
+                    history.add(entry);
+                    metrics.append(entry);
+                    progress.logged(entry);
+                    lastLoss = entry.loss();
+                    window = new Window();
+                }
+                TrainerState state = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
+                        position(batches, seed), List.copyOf(history), window.lossSum, window.steps);
+                if (globalStep % config.integer("save_steps") == 0) {
+                    lastCheckpoint = dir.saveCheckpoint(globalStep, d -> {
+                        weights.save(d);
+                        OptimizerFile.write(d, optimizer.exportState());
+                        writeRecords(d, state);
+                    }, config.integer("save_total_limit"));
+                    progress.message("saved " + lastCheckpoint);
+                }
+                if (globalStep == total) {
+                    dir.publish(d -> {
+                        weights.save(d);
+                        writeRecords(d, state);
+                        if (config.bool("plot_loss")) {
+                            LossPlot.write(d, history);
+                        }
+                    });
+                    progress.message(String.format(Locale.ROOT, "trained %d steps, loss %.4f; wrote %s", total,
+                            lastLoss, dir.path()));
+                }
+            }
+        }
+        return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, null);
+    }
+
+    private BatchIterator batches(TrainerState resumed) throws ConfigException, DataException {
+        if (resumed == null) {
+            return data.batches(DataPosition.START);
+        }
+        DataPosition start = resumed.dataPosition().toData();
+        try {
+            return data.batches(start);
+        } catch (DataException e) {
+            throw new ConfigException("resume_from_checkpoint: the data position " + start + " of " + resumedFrom
+                    + " does not fit this dataset (" + e.getMessage() + "); resume with the same data");
+        }
+    }
+
+    private AdamW optimizer() {
+        return AdamW.builder()
+                .optBeta1(config.number("adam_beta1"))
+                .optBeta2(config.number("adam_beta2"))
+                .optEpsilon(config.number("adam_epsilon"))
+                .optWeightDecay(config.number("weight_decay"))
+                .build();
+    }
+
+    /**
+     * {@code max_steps} when set, else HF's {@code ceil(num_train_epochs * max(batches / accumulation, 1))};
+     * a streamed dataset (epoch length unknown) needs max_steps.
+     */
+    private int totalSteps(long perEpoch, int accumulation) throws ConfigException {
+        int maxSteps = config.integer("max_steps");
+        if (maxSteps > 0) {
+            return maxSteps;
+        }
+        if (perEpoch < 0) {
+            throw new ConfigException("max_steps: a streamed dataset has no known epoch length; set max_steps");
+        }
+        int total = (int) Math.ceil(config.number("num_train_epochs") * Math.max(perEpoch / accumulation, 1));
+        if (total <= 0) {
+            throw new ConfigException("num_train_epochs: " + config.number("num_train_epochs")
+                    + " gives no optimizer step; set it above 0 or set max_steps");
+        }
+        return total;
+    }
+
+    /** Fractional epochs done (whole epochs when streaming). */
+    private static double epochs(BatchIterator batches, long perEpoch) {
+        DataPosition p = batches.position();
+        return perEpoch > 0 ? p.epoch() + (double) p.batch() / perEpoch : p.epoch();
+    }
+
+    private static TrainerState.Position position(BatchIterator batches, long seed) {
+        DataPosition p = batches.position();
+        return new TrainerState.Position(p.epoch(), p.batch(), seed);
+    }
+
+    private void writeRecords(Path d, TrainerState state) throws IOException {
+        state.write(d);
+        AtomicFiles.write(d.resolve(TrainingArgs.FILE), TrainingArgs.yaml(config));
+    }
+
+    /** What happened since the last log line. */
+    private static final class Window {
+        private final long startNanos = System.nanoTime();
+        private double lossSum;
+        private int steps;
+        private float gradNorm;
+        private long tokens;
+
+        void add(double loss, float norm) {
+            lossSum += loss;
+            steps++;
+            gradNorm = norm;
+        }
+
+        double tokensPerSecond() {
+            double seconds = (System.nanoTime() - startNanos) / 1e9;
+            return seconds > 0 ? tokens / seconds : 0;
+        }
+
+        TrainerState.LogEntry entry(int step, double epoch, double lr) {
+            return new TrainerState.LogEntry(step, epoch, lossSum / steps, lr, gradNorm, tokensPerSecond());
+        }
+    }
+}

@@ -1,0 +1,124 @@
+package io.qlora4j.trainer;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * A tiny random Llama written as a Hugging Face directory (config.json, model.safetensors, a
+ * word-level tokenizer.json and tokenizer_config.json) for trainer tests. Pieces are runs of letters
+ * and single other characters; spaces separate them and are dropped.
+ */
+public final class TinyModel {
+    /** The vocabulary; a token's id is its index. */
+    static final List<String> VOCAB = List.of("<pad>", "<s>", "</s>", "<unk>", "Human", "Assistant", "System",
+            ":", "\n", "copy", "reverse", "first", "last", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
+            "l", "m", "n", "o", "p", "q", "r", "s");
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private TinyModel() {}
+
+    /** {@code hidden} wide (MLP twice that), 2 layers, 4 query heads over 2 key/value heads, the vocabulary above. */
+    static LlamaConfig config(int hidden) {
+        return LlamaConfig.builder(hidden, 2 * hidden, 2, 4, VOCAB.size()).optNumKeyValueHeads(2).build();
+    }
+
+    /** Writes a model of hidden size 16 with weights drawn from {@code seed} into {@code dir} and returns it. */
+    public static Path write(Path dir, long seed) throws IOException, ModelException {
+        return write(dir, seed, 16);
+    }
+
+    /** Writes a model of hidden size {@code hidden} with weights drawn from {@code seed} into {@code dir}. */
+    static Path write(Path dir, long seed, int hidden) throws IOException, ModelException {
+        LlamaConfig c = config(hidden);
+        Random random = new Random(seed);
+        Files.createDirectories(dir);
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
+            put(writer, random, "model.embed_tokens.weight", 1.0, 0, c.vocabSize(), hidden);
+            for (int l = 0; l < c.numHiddenLayers(); l++) {
+                String p = "model.layers." + l + ".";
+                put(writer, random, p + "input_layernorm.weight", 0.1, 1, hidden);
+                for (String name : LlamaBlock.LINEAR_NAMES) {
+                    long[] inOut = inOut(c, name);
+                    put(writer, random, p + name + ".weight", 1 / Math.sqrt(inOut[0]), 0, inOut[1], inOut[0]);
+                }
+                put(writer, random, p + "post_attention_layernorm.weight", 0.1, 1, hidden);
+            }
+            put(writer, random, "model.norm.weight", 0.1, 1, hidden);
+            put(writer, random, "lm_head.weight", 1 / Math.sqrt(hidden), 0, c.vocabSize(), hidden);
+        }
+        c.write(dir.resolve("config.json"));
+        writeTokenizer(dir);
+        return dir;
+    }
+
+    /** {in, out} of projection {@code name}. */
+    static long[] inOut(LlamaConfig c, String name) {
+        long hidden = c.hiddenSize();
+        return switch (name) {
+            case "self_attn.q_proj" -> new long[] {hidden, c.queryDim()};
+            case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {hidden, c.keyValueDim()};
+            case "self_attn.o_proj" -> new long[] {c.queryDim(), hidden};
+            case "mlp.down_proj" -> new long[] {c.intermediateSize(), hidden};
+            default -> new long[] {hidden, c.intermediateSize()};
+        };
+    }
+
+    private static void put(SafetensorsWriter writer, Random random, String name, double scale, double mean,
+            long... shape) throws ModelException {
+        int n = 1;
+        for (long d : shape) {
+            n *= (int) d;
+        }
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = (float) (mean + scale * random.nextGaussian());
+        }
+        writer.addFloats(name, DType.F32, shape, values);
+    }
+
+    /** The ids of space-separated pieces. */
+    static long[] ids(String text) {
+        return Arrays.stream(text.split(" ")).mapToLong(VOCAB::indexOf).toArray();
+    }
+
+    private static void writeTokenizer(Path dir) throws IOException {
+        ObjectNode root = JSON.createObjectNode().put("version", "1.0");
+        root.putNull("truncation");
+        root.putNull("padding");
+        ArrayNode added = root.putArray("added_tokens");
+        for (String token : VOCAB.subList(0, 4)) {
+            added.addObject().put("id", VOCAB.indexOf(token)).put("content", token).put("single_word", false)
+                    .put("lstrip", false).put("rstrip", false).put("normalized", false).put("special", true);
+        }
+        root.putNull("normalizer");
+        ArrayNode steps = root.putObject("pre_tokenizer").put("type", "Sequence").putArray("pretokenizers");
+        steps.addObject().put("type", "Split").put("behavior", "Removed").put("invert", false)
+                .putObject("pattern").put("String", " ");
+        steps.addObject().put("type", "Split").put("behavior", "Isolated").put("invert", false)
+                .putObject("pattern").put("Regex", "\n|[A-Za-z]+|[^A-Za-z\n]");
+        root.putNull("post_processor");
+        root.putNull("decoder");
+        ObjectNode model = root.putObject("model").put("type", "WordLevel").put("unk_token", "<unk>");
+        ObjectNode vocab = model.putObject("vocab");
+        for (int i = 0; i < VOCAB.size(); i++) {
+            vocab.put(VOCAB.get(i), i);
+        }
+        JSON.writeValue(dir.resolve("tokenizer.json").toFile(), root);
+        JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(),
+                Map.of("bos_token", "<s>", "eos_token", "</s>", "pad_token", "<pad>", "add_bos_token", false));
+    }
+}

@@ -1,0 +1,259 @@
+package io.qlora4j.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
+import io.qlora4j.data.Batch;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainStepTest {
+    private static final long IGNORE = -100;
+
+    @TempDir
+    Path dir;
+
+    /** Right-padded rows as the data pipeline collates them (pad id 0, mask 0, label -100). */
+    static Batch batch(long[][] ids, long[][] labels) {
+        int rows = ids.length;
+        int cols = 0;
+        for (long[] row : ids) {
+            cols = Math.max(cols, row.length);
+        }
+        long[] flatIds = new long[rows * cols];
+        long[] mask = new long[rows * cols];
+        long[] positions = new long[rows * cols];
+        long[] flatLabels = new long[rows * cols];
+        Arrays.fill(flatLabels, IGNORE);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < ids[r].length; c++) {
+                flatIds[r * cols + c] = ids[r][c];
+                mask[r * cols + c] = 1;
+                positions[r * cols + c] = c;
+                flatLabels[r * cols + c] = labels[r][c];
+            }
+        }
+        return new Batch(rows, cols, flatIds, mask, positions, flatLabels);
+    }
+
+    private static final Batch FIRST = batch(
+            new long[][] {{1, 4, 13, 14, 5, 15, 16, 2}, {1, 4, 20, 5, 21, 2}},
+            new long[][] {{IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 15, 16, 2}, {IGNORE, IGNORE, IGNORE, IGNORE, 21, 2}});
+    private static final Batch SECOND = batch(
+            new long[][] {{1, 9, 17, 18, 19, 5, 17, 18, 19, 2}},
+            new long[][] {{IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 17, 18, 19, 2}});
+    private static final Batch BOTH = batch(
+            new long[][] {{1, 4, 13, 14, 5, 15, 16, 2}, {1, 4, 20, 5, 21, 2}, {1, 9, 17, 18, 19, 5, 17, 18, 19, 2}},
+            new long[][] {{IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 15, 16, 2}, {IGNORE, IGNORE, IGNORE, IGNORE, 21, 2},
+                {IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 17, 18, 19, 2}});
+
+    private LlamaModel load(NDManager manager) throws Exception {
+        return LlamaLoader.builder().build().load(TinyModel.write(dir.resolve("base"), 7), manager);
+    }
+
+    private static TrainStep fullStep(LlamaModel model, boolean recompute) {
+        return TrainStep.builder(model).optRecompute(recompute).optTrainEmbeddings(true).build();
+    }
+
+    private static Map<String, float[]> gradients(List<Parameter> params) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (Parameter p : params) {
+            try (NDArray g = p.value().getGradient()) {
+                out.put(p.name(), g.toFloatArray());
+            }
+        }
+        return out;
+    }
+
+    private static void assertClose(Map<String, float[]> expected, Map<String, float[]> actual, double relative) {
+        assertEquals(expected.keySet(), actual.keySet());
+        for (String name : expected.keySet()) {
+            float[] e = expected.get(name);
+            float[] a = actual.get(name);
+            double scale = 1e-12;
+            for (float v : e) {
+                scale = Math.max(scale, Math.abs(v));
+            }
+            for (int i = 0; i < e.length; i++) {
+                assertEquals(e[i], a[i], relative * scale, name + "[" + i + "]");
+            }
+        }
+    }
+
+    @Test
+    void recomputeAndWholeGraphGiveTheSameGradients() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = load(manager);
+            FullWeights weights = new FullWeights(model, dir.resolve("base"));
+            List<Batch> group = List.of(FIRST, SECOND);
+            double recomputed = fullStep(model, true).accumulate(group, 3);
+            Map<String, float[]> withRecompute = gradients(weights.parameters());
+            Gradients.zero(weights.parameters());
+            double kept = fullStep(model, false).accumulate(group, 3);
+            Map<String, float[]> withGraph = gradients(weights.parameters());
+            assertEquals(kept, recomputed, 1e-6);
+            assertClose(withGraph, withRecompute, 1e-5);
+            float[] embed = withRecompute.get("model.embed_tokens.weight");
+            double rowOfToken13 = 0;
+            for (int j = 0; j < 16; j++) {
+                rowOfToken13 += Math.abs(embed[13 * 16 + j]);
+            }
+            assertTrue(rowOfToken13 > 1e-4, "embedding rows of used tokens receive gradient");
+        }
+    }
+
+    /** Mean cross-entropy over the shifted labelled tokens, in float64 from the inference path's logits. */
+    static double referenceLoss(LlamaModel model, NDManager manager, List<Batch> group) {
+        double sum = 0;
+        long count = 0;
+        for (Batch b : group) {
+            try (NDManager m = manager.newSubManager()) {
+                Shape shape = new Shape(b.rows(), b.columns());
+                float[] logits = model.forward(m.create(b.inputIds(), shape), m.create(b.attentionMask(), shape))
+                        .toFloatArray();
+                int vocab = logits.length / (b.rows() * b.columns());
+                for (int r = 0; r < b.rows(); r++) {
+                    for (int t = 0; t + 1 < b.columns(); t++) {
+                        long label = b.labels()[r * b.columns() + t + 1];
+                        if (label == IGNORE) {
+                            continue;
+                        }
+                        int base = (r * b.columns() + t) * vocab;
+                        double max = Double.NEGATIVE_INFINITY;
+                        for (int v = 0; v < vocab; v++) {
+                            max = Math.max(max, logits[base + v]);
+                        }
+                        double z = 0;
+                        for (int v = 0; v < vocab; v++) {
+                            z += Math.exp(logits[base + v] - max);
+                        }
+                        sum += max + Math.log(z) - logits[base + (int) label];
+                        count++;
+                    }
+                }
+            }
+        }
+        return sum / count;
+    }
+
+    @Test
+    void accumulatedMicroBatchesAverageOverAllLabelledTokensLikeOneBatch() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = load(manager);
+            FullWeights weights = new FullWeights(model, dir.resolve("base"));
+            // labels that count after the shift: 3 + 2 in FIRST, 4 in SECOND
+            assertEquals(5, TrainStep.predictedTokens(FIRST));
+            assertEquals(4, TrainStep.predictedTokens(SECOND));
+            double expected = referenceLoss(model, manager, List.of(BOTH));
+            double accumulated = fullStep(model, true).accumulate(List.of(FIRST, SECOND), 0);
+            Map<String, float[]> twoMicroBatches = gradients(weights.parameters());
+            Gradients.zero(weights.parameters());
+            double single = fullStep(model, true).accumulate(List.of(BOTH), 0);
+            Map<String, float[]> oneBatch = gradients(weights.parameters());
+            assertEquals(expected, accumulated, 1e-5);
+            assertEquals(expected, single, 1e-5);
+            assertClose(oneBatch, twoMicroBatches, 1e-5);
+        }
+    }
+
+    @Test
+    void gradientsMatchFiniteDifferencesOfTheLoss() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = load(manager);
+            FullWeights weights = new FullWeights(model, dir.resolve("base"));
+            List<Batch> group = List.of(FIRST, SECOND);
+            fullStep(model, true).accumulate(group, 0);
+            Map<String, float[]> analytic = gradients(weights.parameters());
+            for (Parameter p : weights.parameters()) {
+                if (!p.name().equals("model.embed_tokens.weight") && !p.name().endsWith("0.self_attn.q_proj.weight")
+                        && !p.name().endsWith("1.mlp.down_proj.weight")) {
+                    continue;
+                }
+                float[] g = analytic.get(p.name());
+                int at = 0;
+                for (int i = 1; i < g.length; i++) {
+                    at = Math.abs(g[i]) > Math.abs(g[at]) ? i : at;
+                }
+                long cols = p.value().getShape().get(1);
+                NDIndex index = new NDIndex(at / cols, at % cols);
+                NDArray view = p.value().stopGradient();
+                float original = view.get(index).getFloat();
+                double eps = 1e-2;
+                view.set(index, (float) (original + eps));
+                double plus = referenceLoss(model, manager, group);
+                view.set(index, (float) (original - eps));
+                double minus = referenceLoss(model, manager, group);
+                view.set(index, original);
+                double numeric = (plus - minus) / (2 * eps);
+                assertEquals(numeric, g[at], 2e-4 + 0.02 * Math.abs(numeric), p.name() + "[" + at + "]");
+            }
+        }
+    }
+
+    @Test
+    void stepsLeaveNoArraysBehind() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = load(manager);
+            FullWeights weights = new FullWeights(model, dir.resolve("base"));
+            TrainStep step = fullStep(model, true);
+            step.accumulate(List.of(FIRST, SECOND), 0);
+            Gradients.zero(weights.parameters());
+            int afterFirst = manager.getManagedArrays().size();
+            for (int i = 1; i < 4; i++) {
+                step.accumulate(List.of(FIRST, SECOND), i);
+                Gradients.zero(weights.parameters());
+            }
+            assertEquals(afterFirst, manager.getManagedArrays().size());
+            fullStep(model, false).accumulate(List.of(SECOND), 9);
+            assertEquals(afterFirst, manager.getManagedArrays().size());
+        }
+    }
+
+    @Test
+    void loraGradientsThroughAnNf4BaseAgreeWithAndWithoutRecomputeUnderDropout() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LlamaModel model = JobModels.loader(JobConfig.of("quantization_bit=4"))
+                    .load(TinyModel.write(dir.resolve("base"), 7), manager);
+            LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, 0.3, false, List.of("all")),
+                    manager, 5);
+            List<Parameter> params = new ArrayList<>();
+            adapters.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+            for (Parameter p : params) {
+                // B starts at 0, which would leave A without gradient
+                p.value().stopGradient().addi(manager.randomNormal(p.value().getShape()).muli(0.2f));
+            }
+            adapters.setTraining(true);
+            List<Batch> group = List.of(FIRST, SECOND);
+            TrainStep.Builder step = TrainStep.builder(model).optDropoutSeeder(adapters::setDropoutSeed);
+            double recomputed = step.optRecompute(true).build().accumulate(group, 4);
+            Map<String, float[]> withRecompute = gradients(params);
+            Gradients.zero(params);
+            double kept = step.optRecompute(false).build().accumulate(group, 4);
+            Map<String, float[]> withGraph = gradients(params);
+            assertEquals(kept, recomputed, 1e-6);
+            assertClose(withGraph, withRecompute, 1e-5);
+            Gradients.zero(params);
+            step.optRecompute(true).build().accumulate(group, 5);
+            float[] otherMasks = gradients(params).get(params.get(0).name());
+            float[] sameMasks = withRecompute.get(params.get(0).name());
+            assertTrue(!Arrays.equals(sameMasks, otherMasks), "another dropout seed draws other masks");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+package io.qlora4j.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** End-to-end runs of {@link Trainer} on a tiny model trained in full (every weight), through files. */
+class TrainerTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private Path base;
+    private Path dataset;
+    private final StringWriter log = new StringWriter();
+
+    @BeforeEach
+    void setUp() throws Exception {
+        base = TinyModel.write(dir.resolve("base"), 11);
+        dataset = TinyTasks.write(dir.resolve("reverse.json"), "reverse", 8, 3);
+    }
+
+    private List<String> job(Path output, String... more) {
+        List<String> keys = new ArrayList<>(List.of("model_name_or_path=" + base, "dataset=" + dataset,
+                "output_dir=" + output, "finetuning_type=full", "learning_rate=0.01", "lr_scheduler_type=constant",
+                "per_device_train_batch_size=4", "seed=3", "logging_steps=2", "max_grad_norm=1.0"));
+        keys.addAll(List.of(more));
+        return keys;
+    }
+
+    private TrainingResult train(List<String> keys) throws Exception {
+        return Trainer.train(JobConfig.load(null, keys), new PrintWriter(log, true), false);
+    }
+
+    static Map<String, float[]> tensors(Path file) throws Exception {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        try (SafetensorsReader reader = SafetensorsReader.open(file)) {
+            for (TensorInfo info : reader.tensors()) {
+                out.put(info.name(), reader.floats(info.name()));
+            }
+        }
+        return out;
+    }
+
+    static void assertSameTensors(Map<String, float[]> expected, Map<String, float[]> actual) {
+        assertEquals(expected.keySet(), actual.keySet());
+        for (String name : expected.keySet()) {
+            assertArrayEquals(expected.get(name), actual.get(name), name);
+        }
+    }
+
+    /** The metrics lines without the wall-clock speed, which differs between runs. */
+    private static List<String> withoutSpeed(Path metrics) throws Exception {
+        return Files.readAllLines(metrics).stream().map(l -> l.replaceAll(",\"tokens_per_s\":[^}]*", "")).toList();
+    }
+
+    @Test
+    void fullTrainingMemorisesASmallTaskAndWritesAModelDirectory() throws Exception {
+        Path out = dir.resolve("out");
+        TrainingResult result = train(job(out, "max_steps=40", "plot_loss=true", "save_steps=100"));
+        assertTrue(result.completed(), result.failure());
+        List<JsonNode> metrics = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            metrics.add(JSON.readTree(line));
+        }
+        assertEquals(20, metrics.size());
+        double first = metrics.get(0).get("loss").asDouble();
+        double last = metrics.get(metrics.size() - 1).get("loss").asDouble();
+        assertTrue(first > 2.0 && last < 0.25 * first, "loss " + first + " -> " + last);
+        assertEquals(40, metrics.get(19).get("step").asInt());
+        for (String key : List.of("epoch", "lr", "grad_norm", "tokens_per_s")) {
+            assertTrue(metrics.get(19).has(key), key);
+        }
+        assertEquals(0.01, metrics.get(19).get("lr").asDouble(), 1e-12);
+        assertEquals(20.0, metrics.get(19).get("epoch").asDouble(), 1e-9, "40 steps of 2 batches of 4 over 8 examples");
+        byte[] png = Files.readAllBytes(out.resolve("training_loss.png"));
+        assertEquals((byte) 0x89, png[0]);
+        assertEquals("PNG", new String(png, 1, 3, java.nio.charset.StandardCharsets.US_ASCII));
+        for (String file : List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                "trainer_state.json", "training_args.yaml")) {
+            assertTrue(Files.isRegularFile(out.resolve(file)), file);
+        }
+        assertEquals(tensors(base.resolve("model.safetensors")).keySet(),
+                tensors(out.resolve("model.safetensors")).keySet(), "Hugging Face tensor names");
+        JsonNode state = JSON.readTree(out.resolve("trainer_state.json").toFile());
+        assertEquals(40, state.get("global_step").asInt());
+        assertEquals(20, state.get("log_history").size());
+        assertEquals(3, state.get("seed").asInt());
+        assertEquals(20, state.get("data_position").get("epoch").asInt());
+        assertTrue(Files.readString(out.resolve("training_args.yaml")).contains("learning_rate: 0.01"));
+        assertTrue(log.toString().contains("step 40/40"), log.toString());
+    }
+
+    @Test
+    void resumeAfterAKillMidSaveEndsBitIdenticalToAnUninterruptedRun() throws Exception {
+        String[] plan = {"max_steps=6", "save_steps=3", "gradient_accumulation_steps=2", "lr_scheduler_type=linear",
+            "warmup_steps=2"};
+        Path straight = dir.resolve("straight");
+        assertTrue(train(job(straight, plan)).completed());
+        // The other run is killed while saving step 6: its checkpoint-3 is complete, checkpoint-6 only staged
+        // (a hidden directory with a half-written file), nothing published at the top yet.
+        Path killed = dir.resolve("killed");
+        assertTrue(train(job(killed, plan)).completed());
+        Path staged = killed.resolve(".staging-checkpoint-6-123");
+        Files.move(killed.resolve("checkpoint-6"), staged);
+        Files.delete(staged.resolve("trainer_state.json"));
+        Files.write(staged.resolve("optimizer.safetensors"), new byte[] {1, 2, 3});
+        Files.delete(killed.resolve("model.safetensors"));
+        Files.delete(killed.resolve("trainer_state.json"));
+        Files.writeString(killed.resolve(".trainer_state.json.999.tmp"), "{\"global_st");
+
+        TrainingResult resumed = train(job(killed, "max_steps=6", "save_steps=3", "gradient_accumulation_steps=2",
+                "lr_scheduler_type=linear", "warmup_steps=2", "resume_from_checkpoint=true"));
+        assertTrue(resumed.completed(), resumed.failure());
+        assertTrue(log.toString().contains("step 4/6"), "continues after checkpoint-3: " + log);
+        assertSameTensors(tensors(straight.resolve("model.safetensors")), tensors(killed.resolve("model.safetensors")));
+        assertSameTensors(tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
+                tensors(killed.resolve("checkpoint-6/optimizer.safetensors")));
+        assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(killed.resolve("metrics.jsonl")));
+        try (var entries = Files.list(killed)) {
+            assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".")), "leftovers removed");
+        }
+    }
+
+    @Test
+    void secondRunIntoANonEmptyOutputDirIsRefusedUnlessOverwriteOrResume() throws Exception {
+        Path out = dir.resolve("out");
+        assertTrue(train(job(out, "max_steps=2", "save_steps=1", "save_total_limit=1")).completed());
+        assertTrue(Files.isDirectory(out.resolve("checkpoint-2")));
+        assertFalse(Files.exists(out.resolve("checkpoint-1")), "save_total_limit 1 keeps the newest only");
+        ConfigException refused = assertThrows(ConfigException.class, () -> train(job(out, "max_steps=2")));
+        assertTrue(refused.getMessage().contains("output_dir " + out + " exists and is not empty"), refused.getMessage());
+        assertTrue(train(job(out, "max_steps=1", "save_steps=5", "overwrite_output_dir=true")).completed());
+        assertFalse(Files.exists(out.resolve("checkpoint-2")), "overwrite removes the earlier checkpoints");
+        assertEquals(1, Files.readAllLines(out.resolve("metrics.jsonl")).size());
+        ConfigException nothing = assertThrows(ConfigException.class,
+                () -> train(job(out, "max_steps=3", "resume_from_checkpoint=true")));
+        assertTrue(nothing.getMessage().contains("no complete checkpoint-N directory"), nothing.getMessage());
+    }
+
+    @Test
+    void nonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint() throws Exception {
+        Path out = dir.resolve("out");
+        // an update of about 1e38 per weight overflows the next forward pass
+        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e38",
+                "max_grad_norm=0"));
+        assertFalse(result.completed());
+        assertEquals(1, result.globalStep());
+        assertEquals(out.resolve("checkpoint-1"), result.lastCheckpoint());
+        assertTrue(result.failure().startsWith("loss is NaN at step 2"), result.failure());
+        assertTrue(result.failure().endsWith("the last good checkpoint is " + out.resolve("checkpoint-1")));
+        assertTrue(Files.isRegularFile(out.resolve("checkpoint-1/model.safetensors")));
+        assertFalse(Files.exists(out.resolve("checkpoint-2")));
+        assertFalse(Files.exists(out.resolve("model.safetensors")), "no final output from a diverged run");
+    }
+
+    private List<String> qlora(Path output, String... more) {
+        List<String> keys = new ArrayList<>(List.of("model_name_or_path=" + base, "dataset=" + dataset,
+                "output_dir=" + output, "quantization_bit=4", "lora_rank=4", "lora_dropout=0.2",
+                "lora_target=q_proj,v_proj,down_proj", "learning_rate=0.01", "per_device_train_batch_size=2",
+                "gradient_accumulation_steps=2", "seed=9", "logging_steps=1", "max_steps=6", "save_steps=3",
+                "lr_scheduler_type=cosine", "warmup_ratio=0.2"));
+        keys.addAll(List.of(more));
+        return keys;
+    }
+
+    @Test
+    void qloraRunWritesAPeftAdapterAndResumesBitIdentical() throws Exception {
+        Path straight = dir.resolve("straight");
+        TrainingResult first = train(qlora(straight));
+        assertTrue(first.completed(), first.failure());
+        JsonNode config = JSON.readTree(straight.resolve("adapter_config.json").toFile());
+        assertEquals("LORA", config.get("peft_type").asText());
+        assertEquals(4, config.get("r").asInt());
+        assertEquals(8.0, config.get("lora_alpha").asDouble(), "LLaMA-Factory's default alpha = 2 x rank");
+        assertEquals(0.2, config.get("lora_dropout").asDouble());
+        assertEquals(base.toString(), config.get("base_model_name_or_path").asText());
+        assertEquals(4, config.get("qlora4j").get("quantization_bit").asInt());
+        assertEquals("nf4", config.get("qlora4j").get("quantization_type").asText());
+        Map<String, float[]> adapter = tensors(straight.resolve("adapter_model.safetensors"));
+        assertEquals(2 * 3 * 2, adapter.size(), "A and B of 3 modules in 2 layers");
+        try (SafetensorsReader reader = SafetensorsReader.open(straight.resolve("adapter_model.safetensors"))) {
+            String q = "base_model.model.model.layers.1.self_attn.q_proj.";
+            assertArrayEquals(new long[] {4, 16}, reader.info(q + "lora_A.weight").shape());
+            assertArrayEquals(new long[] {16, 4}, reader.info(q + "lora_B.weight").shape());
+            assertArrayEquals(new long[] {16, 4},
+                    reader.info("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight").shape());
+            assertEquals(Map.of("format", "pt"), reader.metadata());
+        }
+        assertFalse(Files.exists(straight.resolve("model.safetensors")), "LoRA writes only the adapter");
+
+        Path stopped = dir.resolve("stopped");
+        assertTrue(train(qlora(stopped)).completed());
+        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
+        Files.delete(stopped.resolve("adapter_model.safetensors"));
+        TrainingResult resumed = train(qlora(stopped, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
+        assertTrue(resumed.completed(), resumed.failure());
+        assertSameTensors(adapter, tensors(stopped.resolve("adapter_model.safetensors")));
+        assertSameTensors(tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
+                tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
+        assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(stopped.resolve("metrics.jsonl")));
+    }
+}

@@ -154,7 +154,7 @@ public final class LoadMemoryBenchmark {
         row("  peak VmRSS sampled during load", r.get("sampledPeakRss"));
         row("  peak RSS (VmHWM)", hwm);
         row("  heap committed at the end", r.get("heapCommitted"));
-        row("  java.nio direct buffers at the end (in the model on CPU)", r.get("directBytes"));
+        row("  java.nio direct buffers (model arrays on CPU)", r.get("directBytes"));
         row("  peak RSS - loaded model (target <= 600 MB)", hwm - model);
         System.out.printf(Locale.ROOT, "%nratios: peak RSS / loaded model = %.2f; peak RSS / (loaded model + 0.6 GB)"
                 + " = %.2f; overhead / 0.6 GB = %.2f -> target %s%n", (double) hwm / model,

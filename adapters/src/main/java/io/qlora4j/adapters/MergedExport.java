@@ -129,15 +129,19 @@ public final class MergedExport {
             for (Path dir : adapterDirs) {
                 adapters.add(PeftAdapterFile.open(dir, projections, config.numHiddenLayers()));
             }
-            Report report;
+            Counts counts;
+            long written;
             try (SafetensorsWriter writer = SafetensorsWriter.builder(out.path()).optMaxShardBytes(maxShardBytes).build()) {
-                report = copyTensors(reader, adapters, writer, manager);
+                counts = copyTensors(reader, adapters, writer, manager);
+                written = writer.totalBytes();
             }
             writeConfig(out.path());
             ModelFiles.copyCompanionFiles(baseDir, out.path());
-            Files.writeString(out.path().resolve("README.md"), modelCard(exportDir), StandardCharsets.UTF_8);
+            ModelCard card = new ModelCard(baseDir, prequantized, adapterLines, mergeBase, baseQuantization,
+                    torchDtype(dtype), requantize);
+            Files.writeString(out.path().resolve("README.md"), card.text(exportDir), StandardCharsets.UTF_8);
             out.commit();
-            return new Report(report.tensors(), report.mergedModules(), report.bytesRead(), report.bytesWritten(),
+            return new Report(counts.tensors(), counts.merged(), counts.read(), written,
                     (System.nanoTime() - start) / 1e9);
         } catch (IOException e) {
             throw new ModelException(exportDir + ": cannot write the merged model: " + e.getMessage(), e);
@@ -146,11 +150,12 @@ public final class MergedExport {
         }
     }
 
-    private Report copyTensors(SafetensorsReader reader, List<PeftAdapterFile> adapters, SafetensorsWriter writer,
+    /** Tensors written, projections merged, base bytes read. */
+    private record Counts(int tensors, int merged, long read) {}
+
+    private Counts copyTensors(SafetensorsReader reader, List<PeftAdapterFile> adapters, SafetensorsWriter writer,
             NDManager manager) throws ModelException {
-        CheckpointQuantizer quantizer = requantize == null ? null : CheckpointQuantizer.builder()
-                .optType(requantize.type()).optBlocksize(requantize.blocksize())
-                .optDoubleQuant(requantize.doubleQuant()).build();
+        CheckpointQuantizer quantizer = requantizer();
         int tensors = 0;
         int merged = 0;
         long read = 0;
@@ -172,7 +177,7 @@ public final class MergedExport {
             float[] w = baseWeight(reader, t, shape);
             List<PeftAdapterFile> touching = adapters.stream().filter(a -> a.modules().containsKey(module)).toList();
             if (!touching.isEmpty()) {
-                w = merge(manager, w, shape, module, touching);
+                merge(manager, w, module, touching);
                 merged++;
             }
             if (quantizer == null) {
@@ -181,7 +186,7 @@ public final class MergedExport {
                 quantizer.addQuantized(writer, name, w, shape, torchDtype(dtype));
             }
         }
-        return new Report(tensors, merged, read, writer.totalBytes(), 0);
+        return new Counts(tensors, merged, read);
     }
 
     /** A block projection before the merge: as stored, its 4-bit round trip, or the stored 4-bit weight decoded. */
@@ -198,18 +203,23 @@ public final class MergedExport {
         return q.dequantize(q.quantize(w, shape));
     }
 
-    /** {@code w + scaling * B @ A} for each adapter in order, computed in float32 on the export device. */
-    private static float[] merge(NDManager manager, float[] w, long[] shape, String module,
-            List<PeftAdapterFile> adapters) throws ModelException {
-        try (NDManager m = manager.newSubManager()) {
-            NDArray result = m.create(w, new Shape(shape));
-            for (PeftAdapterFile adapter : adapters) {
-                PeftAdapterFile.Module lora = adapter.modules().get(module);
+    /**
+     * Adds {@code scaling * B @ A} of each adapter, in order, to {@code w} in place: the product in float32 on the
+     * export device, the sum in Java (the weight itself never becomes an array of the engine).
+     */
+    private static void merge(NDManager manager, float[] w, String module, List<PeftAdapterFile> adapters)
+            throws ModelException {
+        for (PeftAdapterFile adapter : adapters) {
+            PeftAdapterFile.Module lora = adapter.modules().get(module);
+            float[] delta;
+            try (NDManager m = manager.newSubManager()) {
                 NDArray a = m.create(adapter.floats(lora.a()), new Shape(lora.a().shape()));
                 NDArray b = m.create(adapter.floats(lora.b()), new Shape(lora.b().shape()));
-                result = result.add(b.matMul(a).muli((float) lora.settings().scaling()));
+                delta = b.matMul(a).muli((float) lora.settings().scaling()).toFloatArray();
             }
-            return result.toFloatArray();
+            for (int i = 0; i < w.length; i++) {
+                w[i] += delta[i];
+            }
         }
     }
 
@@ -220,7 +230,7 @@ public final class MergedExport {
         if (floating && t.dtype() != dtype) {
             writer.addFloats(t.name(), dtype, t.shape(), reader.floats(t.name()));
         } else {
-            writer.add(t.name(), t.dtype(), t.shape(), reader.bytes(t.name()));
+            writer.addFrom(reader, t.name());
         }
     }
 
@@ -232,38 +242,19 @@ public final class MergedExport {
             json.put("dtype", torchDtype(dtype));
         }
         if (requantize != null) {
-            json.set("quantization_config", CheckpointQuantizer.builder().optType(requantize.type())
-                    .optBlocksize(requantize.blocksize()).optDoubleQuant(requantize.doubleQuant()).build()
-                    .quantizationConfig(torchDtype(dtype)));
+            json.set("quantization_config", requantizer().quantizationConfig(torchDtype(dtype)));
         }
         ModelFiles.writeConfig(dir, json);
     }
 
-    private String modelCard(Path exportDir) {
-        StringBuilder card = new StringBuilder("---\nlibrary_name: transformers\ntags:\n- qlora4j\n- lora\n- merged\n---\n\n");
-        card.append("# ").append(exportDir.toAbsolutePath().normalize().getFileName()).append("\n\n");
-        card.append("The base model `").append(baseDir).append("` with ").append(adapterDirs.size())
-                .append(adapterDirs.size() == 1 ? " LoRA adapter" : " LoRA adapters")
-                .append(" merged into its weights by qlora4j.\n\n");
-        card.append("- Base model: `").append(baseDir).append('`')
-                .append(prequantized ? " (stored in bitsandbytes 4-bit)" : "").append('\n');
-        card.append("- Adapters, merged in this order:\n");
-        adapterLines.forEach(line -> card.append("  - ").append(line).append('\n'));
-        card.append("- Merge base: ").append(mergeBase.jsonName()).append(" (")
-                .append(mergeBase == MergeBase.ORIGINAL
-                        ? "W' = W + scaling * B @ A on the checkpoint's full-precision weights"
-                        : prequantized ? "W' = dequant(W4) + scaling * B @ A on the checkpoint's stored 4-bit weights"
-                        : "W' = dequant(" + baseQuantization + " quantization of W) + scaling * B @ A, the weights the"
-                                + " adapter was trained against")
-                .append(")\n");
-        card.append("- Weights: ").append(requantize == null ? torchDtype(dtype) + " safetensors"
-                : "bitsandbytes " + requantize + " (block projections; the rest " + torchDtype(dtype)
-                        + "), loadable with transformers and bitsandbytes").append('\n');
-        return card.toString();
+    /** The bitsandbytes writer of the re-quantized output, or null for a dense one. */
+    private CheckpointQuantizer requantizer() {
+        return requantize == null ? null : CheckpointQuantizer.builder().optType(requantize.type())
+                .optBlocksize(requantize.blocksize()).optDoubleQuant(requantize.doubleQuant()).build();
     }
 
     /** The name transformers gives a dtype in config.json and quant states. */
-    private static String torchDtype(DType dtype) {
+    static String torchDtype(DType dtype) {
         return switch (dtype) {
             case BF16 -> "bfloat16";
             case F16 -> "float16";
@@ -355,14 +346,10 @@ public final class MergedExport {
             List<String> lines = new ArrayList<>();
             for (Path dir : adapterDirs) {
                 try (PeftAdapterFile file = PeftAdapterFile.open(dir, projections, config.numHiddenLayers())) {
-                    QuantizedBase trainedOn = file.config().trainedOn();
-                    if (trainedOn != null) {
-                        recorded.add(trainedOn);
+                    if (file.config().trainedOn() != null) {
+                        recorded.add(file.config().trainedOn());
                     }
-                    LoraSettings s = file.settings();
-                    lines.add("`" + dir + "`: r " + s.rank() + ", alpha " + s.alpha() + (s.useRslora() ? " (rsLoRA)" : "")
-                            + ", " + file.modules().size() + " modules (" + String.join(", ", s.targets()) + ")"
-                            + (trainedOn == null ? "" : ", trained on a " + trainedOn + " base"));
+                    lines.add(file.describe());
                 }
             }
             MergeBase base = mergeBase != null ? mergeBase

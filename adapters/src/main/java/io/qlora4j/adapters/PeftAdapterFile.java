@@ -104,6 +104,15 @@ final class PeftAdapterFile implements AutoCloseable {
         return new LoraSettings(config.r(), config.alpha(), config.dropout(), config.useRslora(), names);
     }
 
+    /** One line for a model card: the directory, rank, alpha, modules, and the 4-bit base it records. */
+    String describe() {
+        LoraSettings s = settings();
+        QuantizedBase trainedOn = config.trainedOn();
+        return "`" + dir + "`: r " + s.rank() + ", alpha " + s.alpha() + (s.useRslora() ? " (rsLoRA)" : "") + ", "
+                + modules.size() + " modules (" + String.join(", ", s.targets()) + ")"
+                + (trainedOn == null ? "" : ", trained on a " + trainedOn + " base");
+    }
+
     /** A matrix of this adapter as float32, row-major. */
     float[] floats(TensorInfo t) throws ModelException {
         return reader.floats(t.name());

@@ -8,20 +8,14 @@ import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.BlockwiseQuantizer;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * Peak resident memory of loading a TinyLlama-1.1B-shaped checkpoint (random bf16 weights, 2 GB shards,
@@ -35,7 +29,6 @@ public final class LoadMemoryBenchmark {
     /** JVM options of the loading process. */
     private static final List<String> LOADER_JVM = List.of("-Xmx1g");
     private static final long BUDGET = 600_000_000L;
-    private static final String RESULT = "result.";
     private static final int SAMPLE_MS = 10;
 
     private LoadMemoryBenchmark() {}
@@ -71,37 +64,15 @@ public final class LoadMemoryBenchmark {
 
     /** Spawns this class with {@code --load dir} in a fresh JVM and collects its {@code result.*} lines. */
     private static Map<String, Long> runLoader(Path dir) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(LOADER_JVM);
-        command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"),
-                LoadMemoryBenchmark.class.getName(), "--load", dir.toString()));
         System.out.println("loader JVM: java " + String.join(" ", LOADER_JVM) + " ... --load DIR");
-        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        Map<String, Long> results = new HashMap<>();
-        try (BufferedReader out = new BufferedReader(
-                new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-            for (String line = out.readLine(); line != null; line = out.readLine()) {
-                if (line.startsWith(RESULT)) {
-                    String[] kv = line.substring(RESULT.length()).split("=", 2);
-                    results.put(kv[0], Long.parseLong(kv[1]));
-                } else {
-                    System.out.println(line);
-                }
-            }
-        }
-        int exit = process.waitFor();
-        if (exit != 0) {
-            throw new IllegalStateException("the loader JVM exited with status " + exit);
-        }
-        return results;
+        return ChildJvm.run(LoadMemoryBenchmark.class, LOADER_JVM, "--load", dir.toString());
     }
 
     /** The child: loads with NF4+DQ while sampling VmRSS, then prints sizes and memory as {@code result.key=value}. */
     private static void loadAndReport(Path dir) throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
             manager.zeros(new Shape(1)).close(); // loads libtorch before the baseline
-            long baseline = procStatus("VmRSS");
+            long baseline = ChildJvm.procStatus("VmRSS");
             RssSampler sampler = new RssSampler();
             sampler.start();
             long start = System.nanoTime();
@@ -117,24 +88,19 @@ public final class LoadMemoryBenchmark {
                     }
                 }
                 long embed = model.embedTokens().size() * model.embedTokens().getDataType().getNumOfBytes();
-                result("hwm", procStatus("VmHWM"));
-                result("rssAfter", procStatus("VmRSS"));
-                result("sampledPeakRss", sampler.peak);
-                result("samples", sampler.samples);
-                result("baselineRss", baseline);
-                result("loadMs", loadMs);
-                result("modelBytes", model.bytes());
-                result("projectionBytes", projections);
-                result("embedBytes", embed);
-                result("heapCommitted", Runtime.getRuntime().totalMemory());
-                result("directBytes", directBufferBytes());
+                ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+                ChildJvm.result("rssAfter", ChildJvm.procStatus("VmRSS"));
+                ChildJvm.result("sampledPeakRss", sampler.peak);
+                ChildJvm.result("samples", sampler.samples);
+                ChildJvm.result("baselineRss", baseline);
+                ChildJvm.result("loadMs", loadMs);
+                ChildJvm.result("modelBytes", model.bytes());
+                ChildJvm.result("projectionBytes", projections);
+                ChildJvm.result("embedBytes", embed);
+                ChildJvm.result("heapCommitted", Runtime.getRuntime().totalMemory());
+                ChildJvm.result("directBytes", directBufferBytes());
             }
         }
-    }
-
-    /** One measurement of the child, read back by {@link #runLoader}. */
-    private static void result(String key, long value) {
-        System.out.println(RESULT + key + "=" + value);
     }
 
     private static void report(Map<String, Long> r) {
@@ -173,17 +139,6 @@ public final class LoadMemoryBenchmark {
                 .filter(pool -> pool.getName().equals("direct")).mapToLong(BufferPoolMXBean::getMemoryUsed).sum();
     }
 
-    /** A value in kB from {@code /proc/self/status}, in bytes. */
-    static long procStatus(String key) {
-        try (Stream<String> lines = Files.lines(Path.of("/proc/self/status"))) {
-            String line = lines.filter(l -> l.startsWith(key + ":")).findFirst()
-                    .orElseThrow(() -> new IllegalStateException("no " + key + " in /proc/self/status"));
-            return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read /proc/self/status (Linux only): " + e.getMessage(), e);
-        }
-    }
-
     /** Samples VmRSS until interrupted and keeps the highest value. */
     private static final class RssSampler extends Thread {
         volatile long peak;
@@ -197,7 +152,7 @@ public final class LoadMemoryBenchmark {
         @Override
         public void run() {
             while (true) {
-                peak = Math.max(peak, procStatus("VmRSS"));
+                peak = Math.max(peak, ChildJvm.procStatus("VmRSS"));
                 samples++;
                 try {
                     Thread.sleep(SAMPLE_MS);

@@ -72,7 +72,12 @@ final class RandomCheckpoint implements AutoCloseable {
     /** Deletes the directory and everything in it. */
     @Override
     public void close() throws IOException {
-        try (Stream<Path> paths = Files.walk(dir)) {
+        deleteTree(dir);
+    }
+
+    /** Deletes {@code root} and everything under it. */
+    static void deleteTree(Path root) throws IOException {
+        try (Stream<Path> paths = Files.walk(root)) {
             for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
                 Files.delete(p);
             }

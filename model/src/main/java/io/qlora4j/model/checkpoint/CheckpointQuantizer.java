@@ -93,7 +93,7 @@ public final class CheckpointQuantizer {
         for (TensorInfo info : tensors) {
             before += info.byteSize();
             if (!isQuantizedLinear(info.name(), info.shape().length)) {
-                writer.add(info.name(), info.dtype(), info.shape(), reader.bytes(info.name()));
+                writer.addFrom(reader, info.name());
                 continue;
             }
             QuantizedTensor q = addQuantized(writer, info.name(), reader.floats(info.name()), info.shape(),

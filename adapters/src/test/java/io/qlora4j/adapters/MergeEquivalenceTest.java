@@ -54,8 +54,7 @@ class MergeEquivalenceTest {
     void dequantizedMergedWeightIsTheNf4RoundTripPlusScaledBTimesA() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 6);
-        Path out = dir.resolve("merged");
-        MergedExport.builder(base, List.of(adapter)).optDtype(DType.F32).build().writeTo(out);
+        Path out = float32Export(base, List.of(adapter), "merged");
         String module = "model.layers.0.mlp.down_proj";
         long[] shape = ExportFixtures.projectionShape("mlp.down_proj");
         BlockwiseQuantizer nf4 = QuantizedBase.QLORA.quantizer();
@@ -75,8 +74,7 @@ class MergeEquivalenceTest {
         one.writeTo(out);
         assertTrue(maxDifference(logits(base, null, first), logits(out)) <= 1e-5);
 
-        Path both = dir.resolve("both");
-        MergedExport.builder(base, List.of(first, second)).optDtype(DType.F32).build().writeTo(both);
+        Path both = float32Export(base, List.of(first, second), "both");
         for (String name : List.of("self_attn.q_proj", "mlp.gate_proj")) {
             String module = "model.layers.0." + name;
             long[] shape = ExportFixtures.projectionShape(name);
@@ -89,9 +87,8 @@ class MergeEquivalenceTest {
     void bfloat16ExportIsTheFloat32MergeRoundedToTheNearestBfloat16() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 9);
-        Path f32 = dir.resolve("f32");
+        Path f32 = float32Export(base, List.of(adapter), "f32");
         Path bf16 = dir.resolve("bf16");
-        MergedExport.builder(base, List.of(adapter)).optDtype(DType.F32).build().writeTo(f32);
         MergedExport.builder(base, List.of(adapter)).build().writeTo(bf16);
         try (SafetensorsReader wide = SafetensorsReader.open(f32); SafetensorsReader narrow = SafetensorsReader.open(bf16)) {
             for (var t : narrow.tensors()) {
@@ -133,9 +130,8 @@ class MergeEquivalenceTest {
     void fourBitExportHoldsTheBitsandbytesEntriesOfTheMergedWeights() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 11);
-        Path f32 = dir.resolve("f32");
+        Path f32 = float32Export(base, List.of(adapter), "f32");
         Path nf4 = dir.resolve("nf4");
-        MergedExport.builder(base, List.of(adapter)).optDtype(DType.F32).build().writeTo(f32);
         MergedExport.builder(base, List.of(adapter)).optRequantize(QuantizedBase.QLORA).build().writeTo(nf4);
         BlockwiseQuantizer quantizer = QuantizedBase.QLORA.quantizer();
         try (SafetensorsReader r = SafetensorsReader.open(nf4)) {
@@ -155,6 +151,13 @@ class MergeEquivalenceTest {
         assertEquals("nf4", q.get("bnb_4bit_quant_type").asText());
         assertEquals("bfloat16", q.get("bnb_4bit_compute_dtype").asText());
         assertTrue(maxDifference(logits(f32), logits(nf4)) < 0.2 * maxAbs(logits(f32)), "the 4-bit export loads");
+    }
+
+    /** Exports {@code base} merged with {@code adapters} as float32 with the default merge base into {@code dir/name}. */
+    private Path float32Export(Path base, List<Path> adapters, String name) throws Exception {
+        Path out = dir.resolve(name);
+        MergedExport.builder(base, adapters).optDtype(DType.F32).build().writeTo(out);
+        return out;
     }
 
     /** {@code w + sum over adapters of scaling * B @ A} for one module, in float64 from the stored matrices. */

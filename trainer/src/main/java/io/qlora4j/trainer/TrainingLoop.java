@@ -143,7 +143,7 @@ final class TrainingLoop {
                         weights.save(d);
                         writeRecords(d, state);
                         if (config.bool("plot_loss")) {
-                            LossPlot.write(d, history);
+                            LossPlot.write(d, dir.path().getFileName().toString(), history);
                         }
                     });
                     progress.message(String.format(Locale.ROOT, "trained %d steps, loss %.4f; wrote %s", total,

@@ -2,6 +2,7 @@ package io.qlora4j.adapters;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.safetensors.DType;
@@ -13,6 +14,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -95,5 +98,30 @@ class PeftMergeTest {
             String q = "model.layers.0.self_attn.q_proj.weight";
             assertFalse(Arrays.equals(original.floats(q), b.floats(q)), "the adapter changed the weight");
         }
+    }
+
+    @Test
+    void rankAndAlphaPatternsWithRsloraMergeWithEachModulesOwnScaling() throws Exception {
+        Path base = TinyModels.writeTinyModel(dir);
+        Path adapter = Files.createDirectories(dir.resolve("patterns"));
+        Files.writeString(adapter.resolve("adapter_config.json"), """
+                {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_rslora": true, "target_modules": ["q_proj", "v_proj"],
+                 "rank_pattern": {"q_proj": 2}, "alpha_pattern": {"v_proj": 3}}""");
+        Random random = new Random(22);
+        try (SafetensorsWriter w = SafetensorsWriter.builder(adapter).optBaseName("adapter_model").build()) {
+            for (String module : List.of("self_attn.q_proj", "self_attn.v_proj")) {
+                int rank = module.endsWith("q_proj") ? 2 : 4;
+                String key = "base_model.model.model.layers.0." + module;
+                w.addFloats(key + ".lora_A.weight", DType.F32, new long[] {rank, TinyModels.HIDDEN},
+                        Fixtures.scaled(Fixtures.gaussian(random, rank * TinyModels.HIDDEN), 0.1f));
+                w.addFloats(key + ".lora_B.weight", DType.F32, new long[] {TinyModels.HIDDEN, rank},
+                        Fixtures.scaled(Fixtures.gaussian(random, rank * TinyModels.HIDDEN), 0.1f));
+            }
+        }
+        Path merged = dir.resolve("merged");
+        MergedExport.builder(base, List.of(adapter)).optDtype(DType.F32).build().writeTo(merged);
+        float[] expected = ExportFixtures.logits(base, null, adapter);
+        assertTrue(ExportFixtures.maxDifference(expected, ExportFixtures.logits(merged)) <= 1e-5);
+        assertTrue(ExportFixtures.maxDifference(expected, ExportFixtures.logits(base)) > 1e-3, "the adapter matters");
     }
 }

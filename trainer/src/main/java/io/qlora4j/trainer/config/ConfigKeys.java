@@ -97,7 +97,8 @@ public final class ConfigKeys {
         add(ConfigKey.of("export_dir", STRING, null, "where quantize/export write the model"));
         add(ConfigKey.of("export_size", INT, 5, "GB per output shard").range(1.0, NO_LIMIT));
         add(ConfigKey.of("export_device", STRING, "cpu", "device used while exporting").choices("cpu", "auto"));
-        add(ConfigKey.of("export_legacy_format", BOOL, false, "write .bin files").choices("false"));
+        add(ConfigKey.of("export_legacy_format", BOOL, false, "write .bin files")
+                .notImplemented("qlora4j writes safetensors only; .bin files are Python pickles"));
         add(ConfigKey.of("export_quantization_bit", INT, null, "re-quantize the merged model").choices("4"));
         add(ConfigKey.of("export_dtype", STRING, "bfloat16", "dtype of exported weights").choices("bfloat16", "float16", "float32"));
         add(ConfigKey.of("merge_base", STRING, null, "weights the adapter is added to").choices("original", "dequantized"));

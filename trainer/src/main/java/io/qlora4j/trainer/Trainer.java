@@ -17,7 +17,8 @@ import java.nio.file.Path;
 /**
  * A training job from its {@link JobConfig} to its output: the base model (4-bit for QLoRA, dense for
  * {@code finetuning_type: full}), the data, the trainable weights (new or from a checkpoint), then the
- * loop. This is what {@code qlora4j train} runs.
+ * loop. With {@code eval_dataset} the model is scored on that held-out set before and after training and
+ * the two are printed side by side. This is what {@code qlora4j train} runs.
  */
 public final class Trainer {
     private Trainer() {}
@@ -50,8 +51,25 @@ public final class Trainer {
             LlamaModel model = JobModels.loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
             TrainableWeights weights = full ? new FullWeights(model, baseDir)
                     : LoraWeights.create(config, model, manager, checkpoint);
-            return new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal).run();
+            HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);
+            EvalReport before = heldOut == null ? null : evaluate(heldOut, model, weights, out);
+            TrainingResult result = new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal).run();
+            if (heldOut != null && result.completed()) {
+                EvalReport after = evaluate(heldOut, model, weights, out);
+                EvalReport.printComparison(out, heldOut.name(), checkpoint != null ? "at resume" : "base", before,
+                        full ? "trained" : "base + adapter", after);
+            }
+            return result;
         }
+    }
+
+    /** Scores the model with LoRA dropout off, announcing it first (generation takes a while). */
+    private static EvalReport evaluate(HeldOutEval heldOut, LlamaModel model, TrainableWeights weights,
+            PrintWriter out) {
+        out.println("evaluating on " + heldOut.name() + " ...");
+        out.flush();
+        weights.setTraining(false);
+        return heldOut.run(model);
     }
 
     private static void checkSupported(JobConfig config, boolean full) throws ConfigException {

@@ -52,8 +52,8 @@ public final class TinyModel {
                 String p = "model.layers." + l + ".";
                 put(writer, random, p + "input_layernorm.weight", 0.1, 1, hidden);
                 for (String name : LlamaBlock.LINEAR_NAMES) {
-                    long[] inOut = inOut(c, name);
-                    put(writer, random, p + name + ".weight", 1 / Math.sqrt(inOut[0]), 0, inOut[1], inOut[0]);
+                    long[] shape = RandomModel.outIn(c, name);
+                    put(writer, random, p + name + ".weight", 1 / Math.sqrt(shape[1]), 0, shape);
                 }
                 put(writer, random, p + "post_attention_layernorm.weight", 0.1, 1, hidden);
             }
@@ -63,18 +63,6 @@ public final class TinyModel {
         c.write(dir.resolve("config.json"));
         writeTokenizer(dir);
         return dir;
-    }
-
-    /** {in, out} of projection {@code name}. */
-    static long[] inOut(LlamaConfig c, String name) {
-        long hidden = c.hiddenSize();
-        return switch (name) {
-            case "self_attn.q_proj" -> new long[] {hidden, c.queryDim()};
-            case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {hidden, c.keyValueDim()};
-            case "self_attn.o_proj" -> new long[] {c.queryDim(), hidden};
-            case "mlp.down_proj" -> new long[] {c.intermediateSize(), hidden};
-            default -> new long[] {hidden, c.intermediateSize()};
-        };
     }
 
     private static void put(SafetensorsWriter writer, Random random, String name, double scale, double mean,

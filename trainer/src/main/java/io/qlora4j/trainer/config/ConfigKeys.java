@@ -92,6 +92,11 @@ public final class ConfigKeys {
         add(ConfigKey.of("seed", INT, 42, "random seed"));
         add(ConfigKey.of("resume_from_checkpoint", STRING, null, "true (latest) or a checkpoint directory"));
         add(ConfigKey.of("gradient_checkpointing", BOOL, true, "recompute blocks in the backward pass"));
+        add(ConfigKey.of("eval_dataset", STRING, null,
+                "held-out dataset names or files, scored before and after training (same formats as dataset)"));
+        add(ConfigKey.of("predict_with_generate", BOOL, false,
+                "also score eval_dataset by exact match of greedy answers (max_new_tokens)"));
+        add(ConfigKey.of("per_device_eval_batch_size", INT, 8, "held-out examples scored at a time").range(1.0, NO_LIMIT));
         add(ConfigKey.of("eval_steps", INT, null, "evaluate the held-out split every N steps").range(1.0, NO_LIMIT));
         // export
         add(ConfigKey.of("export_dir", STRING, null, "where quantize/export write the model"));

@@ -1,0 +1,237 @@
+package io.qlora4j.trainer;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.data.DataException;
+import io.qlora4j.data.DataPipeline;
+import io.qlora4j.data.DataSettings;
+import io.qlora4j.data.Example;
+import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.llama.KvCache;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.IntUnaryOperator;
+
+/**
+ * The held-out set of a job ({@code eval_dataset}), scored on a model: the mean loss over its answer tokens
+ * and, with {@code predict_with_generate}, the exact-match accuracy of greedy answers of at most
+ * {@code max_new_tokens}. A generated answer matches when its text up to the first stop token equals the
+ * text of the record's answer tokens up to eos, leading and trailing white space ignored.
+ */
+public final class HeldOutEval {
+    private final List<Example> examples;
+    private final TemplateTokenizer tokenizer;
+    private final boolean generate;
+    private final int maxNewTokens;
+    private final String name;
+    private final int batchSize;
+
+    private HeldOutEval(List<Example> examples, TemplateTokenizer tokenizer, boolean generate, int maxNewTokens,
+            String name, int batchSize) {
+        this.examples = examples;
+        this.batchSize = batchSize;
+        this.tokenizer = tokenizer;
+        this.generate = generate;
+        this.maxNewTokens = maxNewTokens;
+        this.name = name;
+    }
+
+    /**
+     * The job's held-out set encoded with its template and cutoff (prompt tokens unlabelled, only the last
+     * turn's answer labelled), or null when the job has no {@code eval_dataset}.
+     *
+     * @throws ConfigException when {@code predict_with_generate} is asked for a plain-text (stage pt) job
+     * @throws DataException when the dataset cannot be read or holds no record
+     */
+    public static HeldOutEval load(JobConfig config, TemplateTokenizer tokenizer) throws ConfigException, DataException {
+        String dataset = config.string("eval_dataset");
+        if (dataset == null) {
+            return null;
+        }
+        DataSettings.Stage stage = DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT));
+        boolean generate = config.bool("predict_with_generate");
+        if (generate && stage != DataSettings.Stage.SFT) {
+            throw new ConfigException("predict_with_generate: needs prompts and answers (stage: sft), not stage: "
+                    + config.string("stage"));
+        }
+        DataPipeline data = DataPipeline.load(DataSettings.builder()
+                .setDatasets(List.of(dataset))
+                .optDatasetDir(Path.of(config.string("dataset_dir")))
+                .optTemplate(config.string("template"))
+                .optCutoffLen(config.integer("cutoff_len"))
+                .optMaskHistory(true)
+                .optStage(stage)
+                .build(), tokenizer);
+        if (data.train().isEmpty()) {
+            throw new DataException("eval_dataset: " + dataset + " holds no usable record");
+        }
+        return new HeldOutEval(data.train(), tokenizer, generate, config.integer("max_new_tokens"), dataset,
+                config.integer("per_device_eval_batch_size"));
+    }
+
+    /** The dataset as the job names it. */
+    public String name() {
+        return name;
+    }
+
+    /**
+     * Scores {@code model} as it is now (no gradients are kept; the caller turns LoRA dropout off). Examples of
+     * equal length (for the loss) and of equal prompt length (for generation) run together, at most
+     * {@code per_device_eval_batch_size} at a time, so no row is padded.
+     */
+    public EvalReport run(LlamaModel model) {
+        double nll = 0;
+        long tokens = 0;
+        for (List<Integer> rows : groups(i -> examples.get(i).length())) {
+            nll += answerLoss(model, rows);
+            for (int i : rows) {
+                tokens += Arrays.stream(examples.get(i).labels()).skip(1).filter(l -> l != Example.IGNORE_INDEX).count();
+            }
+        }
+        List<EvalReport.Prediction> predictions = new ArrayList<>();
+        Double accuracy = null;
+        if (generate) {
+            EvalReport.Prediction[] byExample = new EvalReport.Prediction[examples.size()];
+            for (List<Integer> rows : groups(this::promptLength)) {
+                predict(model, rows, byExample);
+            }
+            predictions = List.of(byExample);
+            accuracy = predictions.stream().filter(EvalReport.Prediction::exact).count() / (double) examples.size();
+        }
+        return new EvalReport(examples.size(), tokens == 0 ? Double.NaN : nll / tokens, accuracy, predictions);
+    }
+
+    /** Example indices grouped by {@code key} (groups in order of first appearance), cut into batches. */
+    private List<List<Integer>> groups(IntUnaryOperator key) {
+        Map<Integer, List<Integer>> byKey = new LinkedHashMap<>();
+        for (int i = 0; i < examples.size(); i++) {
+            byKey.computeIfAbsent(key.applyAsInt(i), k -> new ArrayList<>()).add(i);
+        }
+        List<List<Integer>> batches = new ArrayList<>();
+        for (List<Integer> group : byKey.values()) {
+            for (int from = 0; from < group.size(); from += batchSize) {
+                batches.add(group.subList(from, Math.min(from + batchSize, group.size())));
+            }
+        }
+        return batches;
+    }
+
+    /** The summed negative log-likelihood of the labelled tokens of {@code rows} (all of one length). */
+    private double answerLoss(LlamaModel model, List<Integer> rows) {
+        int length = examples.get(rows.get(0)).length();
+        long[] ids = new long[rows.size() * length];
+        long[] labels = new long[ids.length];
+        for (int r = 0; r < rows.size(); r++) {
+            Example e = examples.get(rows.get(r));
+            for (int t = 0; t < length; t++) {
+                ids[r * length + t] = e.inputIds()[t];
+                labels[r * length + t] = e.labels()[t];
+            }
+        }
+        try (NDManager scope = model.embedTokens().getManager().newSubManager()) {
+            Shape shape = new Shape(rows.size(), length);
+            NDArray input = scope.create(ids, shape);
+            NDArray hidden = model.hiddenStates(input, model.context(scope, length, 0, null), null);
+            return new LossHead(model, scope.create(labels, shape), 1).loss(hidden).getFloat();
+        }
+    }
+
+    /** Greedy answers for {@code rows} (all of one prompt length), stored at their indices in {@code out}. */
+    private void predict(LlamaModel model, List<Integer> rows, EvalReport.Prediction[] out) {
+        int promptLength = Math.max(promptLength(rows.get(0)), 1);
+        long[] prompts = new long[rows.size() * promptLength];
+        for (int r = 0; r < rows.size(); r++) {
+            for (int t = 0; t < promptLength; t++) {
+                prompts[r * promptLength + t] = examples.get(rows.get(r)).inputIds()[t];
+            }
+        }
+        int[][] generated = greedy(model, prompts, rows.size());
+        for (int r = 0; r < rows.size(); r++) {
+            Example e = examples.get(rows.get(r));
+            String expected = text(Arrays.copyOfRange(e.labels(), promptLength, e.length()));
+            String answer = text(generated[r]);
+            out[rows.get(r)] = new EvalReport.Prediction(tokenizer.decode(Arrays.copyOf(e.inputIds(), promptLength)),
+                    expected, answer, answer.equals(expected));
+        }
+    }
+
+    /**
+     * Greedy continuations of {@code batch} prompts of one length ({@code prompts} row-major), each up to and
+     * including its first eos, at most {@code max_new_tokens}; a row that stopped keeps being fed (its later
+     * tokens are dropped) so the batch stays rectangular.
+     */
+    private int[][] greedy(LlamaModel model, long[] prompts, int batch) {
+        List<List<Integer>> answers = new ArrayList<>();
+        for (int r = 0; r < batch; r++) {
+            answers.add(new ArrayList<>());
+        }
+        int eos = tokenizer.eosId();
+        boolean[] done = new boolean[batch];
+        int open = batch;
+        try (NDManager run = model.embedTokens().getManager().newSubManager(); KvCache cache = model.newCache(run)) {
+            long[] input = prompts;
+            for (int step = 0; step < maxNewTokens && open > 0; step++) {
+                float[] logits;
+                int length = input.length / batch;
+                try (NDManager scope = run.newSubManager()) {
+                    NDArray ids = scope.create(input, new Shape(batch, length));
+                    NDArray hidden = model.hiddenStates(ids, model.context(scope, length, cache.length(), null), cache);
+                    logits = model.finalNormAndHead(hidden.get(":, -1:, :")).toFloatArray();
+                }
+                int vocab = logits.length / batch;
+                input = new long[batch];
+                for (int r = 0; r < batch; r++) {
+                    int next = argmax(logits, r * vocab, vocab);
+                    input[r] = next;
+                    if (!done[r]) {
+                        answers.get(r).add(next);
+                        if (next == eos) {
+                            done[r] = true;
+                            open--;
+                        }
+                    }
+                }
+            }
+        }
+        return answers.stream().map(a -> a.stream().mapToInt(Integer::intValue).toArray()).toArray(int[][]::new);
+    }
+
+    /** The index (from {@code from}) of the largest of {@code n} logits, the first on ties as torch.argmax. */
+    private static int argmax(float[] logits, int from, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (logits[from + i] > logits[from + best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** The tokens before the first labelled one. */
+    private int promptLength(int example) {
+        int[] labels = examples.get(example).labels();
+        int start = 0;
+        while (start < labels.length && labels[start] == Example.IGNORE_INDEX) {
+            start++;
+        }
+        return start;
+    }
+
+    /** The text of {@code ids} up to the first eos, white space trimmed. */
+    private String text(int[] ids) {
+        int end = 0;
+        while (end < ids.length && ids[end] != tokenizer.eosId()) {
+            end++;
+        }
+        return tokenizer.decode(Arrays.copyOf(ids, end)).strip();
+    }
+}

@@ -1,0 +1,32 @@
+package io.qlora4j.trainer.cli;
+
+import io.qlora4j.trainer.RandomModel;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code qlora4j init-model}: a randomly initialized model directory to pre-train from (a developer tool). */
+@Command(name = "init-model", hidden = true, description = {
+    "Write random float32 weights for SOURCE_DIR/config.json into OUT_DIR, with config.json and the tokenizer",
+    "files of SOURCE_DIR; pre-train the result with finetuning_type=full (see examples/regenerate-demo-base.sh)."})
+final class InitModelCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "SOURCE_DIR", description = "Folder with config.json and tokenizer files.")
+    Path source;
+
+    @Parameters(index = "1", paramLabel = "OUT_DIR", description = "Where the model directory is written.")
+    Path out;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Seed of the weights (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--std", defaultValue = "0.02", description = "Standard deviation (default ${DEFAULT-VALUE}).")
+    double std;
+
+    @Override
+    public Integer call() throws Exception {
+        RandomModel.write(source, out, seed, std);
+        return 0;
+    }
+}

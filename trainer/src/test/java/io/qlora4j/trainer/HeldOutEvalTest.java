@@ -1,0 +1,109 @@
+package io.qlora4j.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.Batch;
+import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import java.util.stream.LongStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@link HeldOutEval} on a tiny random model against a greedy decode and a float64 loss computed here. */
+class HeldOutEvalTest {
+    /** "Human: copy\na b c</s>\nAssistant:" as the default template renders it, piece by piece. */
+    private static final String PROMPT = "Human : copy \n a b c </s> \n Assistant :";
+    private static final int NEW_TOKENS = 3;
+
+    @TempDir
+    Path dir;
+
+    /** Greedy ids after {@code prompt}: a full forward per token, argmax of the last position. */
+    private static long[] greedy(LlamaModel model, NDManager manager, long[] prompt, int n) {
+        long[] ids = prompt;
+        for (int i = 0; i < n; i++) {
+            try (NDManager m = manager.newSubManager()) {
+                float[] logits = model.forward(m.create(ids, new Shape(1, ids.length)), null).toFloatArray();
+                int vocab = TinyModel.VOCAB.size();
+                int last = (ids.length - 1) * vocab;
+                int best = 0;
+                for (int v = 1; v < vocab; v++) {
+                    best = logits[last + v] > logits[last + best] ? v : best;
+                }
+                ids = LongStream.concat(Arrays.stream(ids), LongStream.of(best)).toArray();
+            }
+        }
+        return Arrays.copyOfRange(ids, prompt.length, ids.length);
+    }
+
+    private static String pieces(long[] ids) {
+        return Arrays.stream(ids).mapToObj(id -> TinyModel.VOCAB.get((int) id)).collect(Collectors.joining(" "));
+    }
+
+    @Test
+    void exactMatchCountsGreedyAnswersEqualToTheRecordAndLossIsTheMeanOverAnswerTokens() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            LlamaModel model = LlamaLoader.builder().build().load(base, manager);
+            long[] prompt = TinyModel.ids(PROMPT);
+            long[] answer = greedy(model, manager, prompt, NEW_TOKENS);
+            assertTrue(Arrays.stream(answer).allMatch(id -> id > TinyModel.VOCAB.indexOf("<unk>")),
+                    "the seed gives an answer of plain pieces: " + pieces(answer));
+            long[] wrong = answer.clone();
+            wrong[NEW_TOKENS - 1] = wrong[NEW_TOKENS - 1] == TinyModel.VOCAB.indexOf("a")
+                    ? TinyModel.VOCAB.indexOf("b") : TinyModel.VOCAB.indexOf("a");
+            Path file = dir.resolve("held-out.json");
+            new ObjectMapper().writeValue(file.toFile(), List.of(
+                    Map.of("instruction", "copy", "input", "a b c", "output", pieces(answer)),
+                    Map.of("instruction", "copy", "input", "a b c", "output", pieces(wrong))));
+
+            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "predict_with_generate=true",
+                    "max_new_tokens=" + NEW_TOKENS, "per_device_eval_batch_size=2"), tokenizer).run(model);
+
+            assertEquals(0.5, report.exactMatch());
+            assertTrue(report.predictions().get(0).exact());
+            assertFalse(report.predictions().get(1).exact());
+            assertEquals(pieces(answer).strip(), report.predictions().get(1).generated());
+            assertEquals(pieces(wrong), report.predictions().get(1).expected());
+            double expectedLoss = TrainStepTest.referenceLoss(model, manager,
+                    List.of(answerBatch(prompt, answer), answerBatch(prompt, wrong)));
+            assertEquals(expectedLoss, report.loss(), 1e-4);
+        }
+    }
+
+    /** prompt + answer + "</s> \n", labelled on the answer and the template's "</s>\n" only. */
+    private static Batch answerBatch(long[] prompt, long[] answer) {
+        long[] ids = LongStream.concat(LongStream.concat(Arrays.stream(prompt), Arrays.stream(answer)),
+                Arrays.stream(TinyModel.ids("</s> \n"))).toArray();
+        long[] labels = ids.clone();
+        Arrays.fill(labels, 0, prompt.length, -100);
+        long[] ones = new long[ids.length];
+        Arrays.fill(ones, 1);
+        return new Batch(1, ids.length, ids, ones, LongStream.range(0, ids.length).toArray(), labels);
+    }
+
+    @Test
+    void predictWithGenerateNeedsPromptsAndAnswers() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            ConfigException e = assertThrows(ConfigException.class, () -> HeldOutEval.load(
+                    JobConfig.of("eval_dataset=x.json", "predict_with_generate=true", "stage=pt"), tokenizer));
+            assertTrue(e.getMessage().startsWith("predict_with_generate:"), e.getMessage());
+        }
+    }
+}

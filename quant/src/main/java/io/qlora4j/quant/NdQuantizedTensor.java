@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.core.Embedding;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 
@@ -81,10 +83,11 @@ public final class NdQuantizedTensor implements AutoCloseable {
     public NDArray dequantize() {
         NDArray out;
         try (NDScope scope = new NDScope()) {
-            long bytes = packed.size();
-            NDArray index = packed.toType(DataType.INT64, false).expandDims(1).broadcast(bytes, 2);
-            NDArray pairs = byteTable.gather(index, 0);
-            NDArray values = pairs.reshape(blocks, blocksize).mul(scales()).reshape(-1);
+            NDArray index = packed.toType(DataType.INT32, false);
+            // a row lookup (index_select) runs about 3x faster on libtorch CPU than advanced indexing with get;
+            // scaling in place saves a second full-size float temporary
+            NDArray pairs = Embedding.embedding(index, byteTable, SparseFormat.DENSE).singletonOrThrow();
+            NDArray values = pairs.reshape(blocks, blocksize).muli(scales()).reshape(-1);
             out = prefix(values, numel).reshape(new Shape(shape));
             NDScope.unregister(out);
         }

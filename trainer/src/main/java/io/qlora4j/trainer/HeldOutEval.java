@@ -78,6 +78,23 @@ public final class HeldOutEval {
                 config.integer("per_device_eval_batch_size"));
     }
 
+    /**
+     * The held-out split of the training data ({@code val_size}), scored by loss only, or null when the job
+     * has no {@code eval_steps}.
+     *
+     * @throws ConfigException when {@code eval_steps} is set but {@code val_size} holds nothing out
+     */
+    static HeldOutEval split(JobConfig config, DataPipeline data) throws ConfigException {
+        if (config.integer("eval_steps") == null) {
+            return null;
+        }
+        if (data.eval().isEmpty()) {
+            throw new ConfigException("eval_steps: needs a held-out split; set val_size (a fraction < 1 or a count)");
+        }
+        return new HeldOutEval(data.eval(), data.tokenizer(), false, 0, "the val_size split",
+                config.integer("per_device_eval_batch_size"));
+    }
+
     /** The dataset as the job names it. */
     public String name() {
         return name;

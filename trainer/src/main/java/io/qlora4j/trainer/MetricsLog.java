@@ -6,10 +6,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * {@code output_dir/metrics.jsonl}: one JSON object per logged step ({@code step, epoch, loss, lr,
- * grad_norm, tokens_per_s, state_device_bytes, state_host_bytes, paged_bytes_per_step}), appended and flushed as the run goes so a crash keeps what was logged.
+ * grad_norm, tokens_per_s, state_device_bytes, state_host_bytes, paged_bytes_per_step}), and with
+ * {@code eval_steps} one {@code {step, eval_loss, eval_perplexity}} object per evaluation, appended and
+ * flushed as the run goes so a crash keeps what was logged.
  * A resumed run first rewrites it from its checkpoint's history, dropping the lines of the lost steps.
  */
 final class MetricsLog {
@@ -30,6 +33,16 @@ final class MetricsLog {
 
     /** Appends one entry. */
     void append(TrainerState.LogEntry entry) throws IOException {
-        Files.writeString(file, entry.toJsonLine() + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+        appendLine(entry.toJsonLine());
+    }
+
+    /** Appends the held-out loss and perplexity measured at {@code step} ({@code eval_steps}). */
+    void appendEval(int step, double loss) throws IOException {
+        appendLine(String.format(Locale.ROOT, "{\"step\":%d,\"eval_loss\":%s,\"eval_perplexity\":%s}", step,
+                Double.toString(loss), Double.toString(Math.exp(loss))));
+    }
+
+    private void appendLine(String json) throws IOException {
+        Files.writeString(file, json + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
     }
 }

@@ -80,8 +80,5 @@ public final class Trainer {
             throw new ConfigException("finetuning_type: full trains every weight in float32 and cannot use "
                     + "quantization_bit; remove it or use finetuning_type: lora");
         }
-        if (config.integer("eval_steps") != null) {
-            throw new ConfigException("eval_steps: evaluation during training is not implemented yet");
-        }
     }
 }

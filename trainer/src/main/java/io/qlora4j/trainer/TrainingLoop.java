@@ -85,6 +85,7 @@ final class TrainingLoop {
                 .build();
         List<TrainerState.LogEntry> history = new ArrayList<>(resumed == null ? List.of() : resumed.logHistory());
         MetricsLog metrics = new MetricsLog(dir.path(), history);
+        HeldOutEval heldOut = HeldOutEval.split(config, data);
         int globalStep = resumed == null ? 0 : resumed.globalStep();
         Progress progress = new Progress(out, terminal, globalStep, total);
         Path lastCheckpoint = resumedFrom;
@@ -130,6 +131,14 @@ final class TrainingLoop {
                     progress.logged(entry);
                     lastLoss = entry.loss();
                     window = new Window();
+                }
+                if (heldOut != null && (globalStep % config.integer("eval_steps") == 0 || globalStep == total)) {
+                    weights.setTraining(false);
+                    double evalLoss = heldOut.run(model).loss();
+                    weights.setTraining(true);
+                    metrics.appendEval(globalStep, evalLoss);
+                    progress.message(String.format(Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.3f (%s)",
+                            globalStep, evalLoss, Math.exp(evalLoss), heldOut.name()));
                 }
                 TrainerState state = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
                         position(batches, seed), List.copyOf(history), window.lossSum, window.steps);

@@ -186,6 +186,27 @@ class TrainerTest {
     }
 
     @Test
+    void evalStepsScoresTheValSizeSplitIntoMetrics() throws Exception {
+        Path out = dir.resolve("out");
+        assertTrue(train(job(out, "max_steps=6", "save_steps=100", "val_size=4", "eval_steps=3")).completed());
+        List<JsonNode> evals = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            JsonNode node = JSON.readTree(line);
+            if (node.has("eval_loss")) {
+                evals.add(node);
+            }
+        }
+        assertEquals(List.of(3, 6), evals.stream().map(n -> n.path("step").asInt()).toList());
+        for (JsonNode e : evals) {
+            assertEquals(Math.exp(e.path("eval_loss").asDouble()), e.path("eval_perplexity").asDouble(), 1e-9);
+        }
+        assertTrue(log.toString().contains("eval at step 3: loss "), log.toString());
+        ConfigException noSplit = assertThrows(ConfigException.class,
+                () -> train(job(dir.resolve("b"), "max_steps=1", "eval_steps=1")));
+        assertEquals("eval_steps: needs a held-out split; set val_size (a fraction < 1 or a count)", noSplit.getMessage());
+    }
+
+    @Test
     void pagedBudgetIsRefusedForAnUnpagedOptimAndBelowOnePage() throws Exception {
         ConfigException unpaged = assertThrows(ConfigException.class,
                 () -> train(job(dir.resolve("a"), "max_steps=1", "optim=adamw_8bit", "paged_budget_mb=1")));

@@ -31,7 +31,8 @@ public final class ConfigKeys {
                 .choices("32", "64", "128", "256", "512", "1024", "2048", "4096"));
         add(ConfigKey.of("rope_scaling", STRING, null, "override the model's RoPE scaling")
                 .notImplemented("set rope_scaling in the model's config.json instead"));
-        add(ConfigKey.of("infer_dtype", STRING, "auto", "dtype for inference").choices("auto", "float32", "float16"));
+        add(ConfigKey.of("infer_dtype", STRING, "auto", "dtype for inference").choices("auto", "float32", "float16")
+                .notImplemented("eval and generate compute in the dtype that device and fp16 choose"));
         add(ConfigKey.of("device", STRING, "auto", "compute device").choices("auto", "cpu", "cuda"));
         add(ConfigKey.of("trust_remote_code", BOOL, false, "accepted for compatibility; qlora4j runs no Python"));
         // method

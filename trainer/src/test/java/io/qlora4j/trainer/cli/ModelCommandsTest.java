@@ -14,8 +14,6 @@ import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.llama.Perplexity;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -26,17 +24,11 @@ class ModelCommandsTest {
     @TempDir
     Path dir;
 
-    private StringWriter out;
-    private StringWriter err;
+    private final CliRun cli = new CliRun();
 
-    private int run(String... args) {
-        out = new StringWriter();
-        err = new StringWriter();
-        return Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-    }
 
     private JsonNode lastJsonLine() throws Exception {
-        List<String> lines = out.toString().lines().toList();
+        List<String> lines = cli.out().lines().toList();
         return new ObjectMapper().readTree(lines.get(lines.size() - 1));
     }
 
@@ -46,17 +38,17 @@ class ModelCommandsTest {
         Path txt = dir.resolve("eval.txt");
         // <s> is prepended by the post-processor: 4 + 3 ids, so 3 + 2 predicted tokens.
         Files.writeString(txt, "w5 w9 w3\nw7 w8\n");
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"), err.toString());
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"), cli.err());
         JsonNode result = lastJsonLine();
         assertEquals(5, result.path("tokens").asInt());
         assertEquals(Math.exp(result.path("loss").asDouble()), result.path("perplexity").asDouble(), 1e-9);
 
         Path jsonl = dir.resolve("eval.jsonl");
         Files.writeString(jsonl, "{\"text\": \"w5 w9 w3\"}\n\n{\"text\": \"w7 w8\"}\n");
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + jsonl, "--json"), err.toString());
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + jsonl, "--json"), cli.err());
         assertEquals(result, lastJsonLine(), "the same texts as JSONL give the same figures");
 
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "cutoff_len=3", "--json"));
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "cutoff_len=3", "--json"));
         assertEquals(2 + 2, lastJsonLine().path("tokens").asInt(), "truncated to 3 ids each");
     }
 
@@ -65,9 +57,9 @@ class ModelCommandsTest {
         Path model = TinyModels.writeTinyModel(dir);
         Path txt = dir.resolve("eval.txt");
         Files.writeString(txt, "w5 w9 w3 w11 w40 w41\n");
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));
         double dense = lastJsonLine().path("loss").asDouble();
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "quantization_bit=4", "--json"));
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "quantization_bit=4", "--json"));
         double nf4 = lastJsonLine().path("loss").asDouble();
         assertTrue(dense != nf4 && Math.abs(dense - nf4) < 0.1 * dense, dense + " vs " + nf4);
     }
@@ -89,10 +81,10 @@ class ModelCommandsTest {
             lora.save(adapter, model.toString(), java.util.Map.of());
             expected = Perplexity.of(base, new long[] {1, 5, 9, 3, 11, 40, 41}).loss();
         }
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));
         double plain = lastJsonLine().path("loss").asDouble();
-        assertEquals(0, run("eval", "model_name_or_path=" + model, "adapter_name_or_path=" + adapter, "dataset=" + txt,
-                "--json"), err.toString());
+        assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "adapter_name_or_path=" + adapter, "dataset=" + txt,
+                "--json"), cli.err());
         double adapted = lastJsonLine().path("loss").asDouble();
         assertEquals(expected, adapted, 1e-6 * expected);
         assertTrue(Math.abs(adapted - plain) > 1e-3, plain + " vs " + adapted);
@@ -101,20 +93,20 @@ class ModelCommandsTest {
     @Test
     void greedyGenerationIsRepeatableAndSpeaksTheVocabulary() throws Exception {
         Path model = TinyModels.writeTinyModel(dir);
-        assertEquals(0, run("generate", "model_name_or_path=" + model, "prompt=w5 w9", "max_new_tokens=6"), err.toString());
-        String first = out.toString();
+        assertEquals(0, cli.run("generate", "model_name_or_path=" + model, "prompt=w5 w9", "max_new_tokens=6"), cli.err());
+        String first = cli.out();
         assertTrue(first.strip().matches("((w\\d+|<unk>|</s>)\\s*)+") || first.isBlank(), first);
-        assertEquals(0, run("generate", "model_name_or_path=" + model, "prompt=w5 w9", "max_new_tokens=6"));
-        assertEquals(first, out.toString());
+        assertEquals(0, cli.run("generate", "model_name_or_path=" + model, "prompt=w5 w9", "max_new_tokens=6"));
+        assertEquals(first, cli.out());
     }
 
     @Test
     void missingConfigAndMissingDatasetAreOneLine() throws Exception {
         Path empty = Files.createDirectories(dir.resolve("empty"));
-        assertEquals(1, run("eval", "model_name_or_path=" + empty, "dataset=" + dir.resolve("x.txt")));
-        assertEquals("qlora4j eval: " + empty.resolve("config.json") + ": file not found", err.toString().strip());
+        assertEquals(1, cli.run("eval", "model_name_or_path=" + empty, "dataset=" + dir.resolve("x.txt")));
+        assertEquals("qlora4j eval: " + empty.resolve("config.json") + ": file not found", cli.err().strip());
         Path model = TinyModels.writeTinyModel(dir);
-        assertEquals(1, run("eval", "model_name_or_path=" + model, "dataset=" + dir.resolve("x.txt")));
-        assertEquals("qlora4j eval: dataset: " + dir.resolve("x.txt") + ": no such file", err.toString().strip());
+        assertEquals(1, cli.run("eval", "model_name_or_path=" + model, "dataset=" + dir.resolve("x.txt")));
+        assertEquals("qlora4j eval: dataset: " + dir.resolve("x.txt") + ": no such file", cli.err().strip());
     }
 }

@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.model.checkpoint.TinyModels;
-import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
@@ -18,25 +16,21 @@ class QuantizeCommandTest {
     @TempDir
     Path dir;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final CliRun cli = new CliRun();
 
-    private int run(String... args) {
-        return Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-    }
 
     @Test
     void quantizePrintsSizesAndBitsPerParameter() throws Exception {
         Path model = TinyModels.writeTinyModel(dir);
         Path target = dir.resolve("nf4");
-        int rc = run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=4");
-        assertEquals(0, rc, err.toString());
-        assertTrue(out.toString().contains("quantized 7 of 12 tensors"), out.toString());
-        assertTrue(out.toString().contains("to NF4+DQ"), out.toString());
+        int rc = cli.run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=4");
+        assertEquals(0, rc, cli.err());
+        assertTrue(cli.out().contains("quantized 7 of 12 tensors"), cli.out());
+        assertTrue(cli.out().contains("to NF4+DQ"), cli.out());
         // 4 + 8/64 bits, plus one float32 nested absmax per tensor (7 tensors, 34,816 parameters):
         // 4.125 + 7 * 32 / 34816 = 4.1314 (large tensors approach 4.127).
-        assertTrue(out.toString().contains("34,816 parameters"), out.toString());
-        assertTrue(out.toString().contains("4.131 bits per quantized parameter"), out.toString());
+        assertTrue(cli.out().contains("34,816 parameters"), cli.out());
+        assertTrue(cli.out().contains("4.131 bits per quantized parameter"), cli.out());
         assertTrue(Files.exists(target.resolve("model.safetensors")));
     }
 
@@ -45,11 +39,11 @@ class QuantizeCommandTest {
         Path model = TinyModels.writeTinyModel(dir);
         Path yaml = dir.resolve("q.yaml");
         Files.writeString(yaml, "model_name_or_path: " + model + "\nquantization_bit: 4\ndouble_quantization: true\n");
-        int rc = run("quantize", yaml.toString(), "export_dir=" + dir.resolve("fp4"), "quantization_type=fp4",
+        int rc = cli.run("quantize", yaml.toString(), "export_dir=" + dir.resolve("fp4"), "quantization_type=fp4",
                 "double_quantization=false");
-        assertEquals(0, rc, err.toString());
-        assertTrue(out.toString().contains("to FP4:"), out.toString());
-        assertTrue(out.toString().contains("4.500 bits"), out.toString());
+        assertEquals(0, rc, cli.err());
+        assertTrue(cli.out().contains("to FP4:"), cli.out());
+        assertTrue(cli.out().contains("4.500 bits"), cli.out());
     }
 
     @Test
@@ -59,10 +53,10 @@ class QuantizeCommandTest {
             f.setLength(f.length() / 2);
         }
         Path target = dir.resolve("nf4");
-        int rc = run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=4");
+        int rc = cli.run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=4");
         assertEquals(1, rc);
-        assertEquals("", out.toString());
-        String message = err.toString();
+        assertEquals("", cli.out());
+        String message = cli.err();
         assertEquals(1, message.lines().count(), message);
         assertTrue(message.startsWith("qlora4j quantize: ") && message.contains("model.safetensors"), message);
         assertFalse(Files.exists(target));
@@ -73,18 +67,18 @@ class QuantizeCommandTest {
 
     @Test
     void unknownKeyIsOneLineWithASuggestion() {
-        int rc = run("quantize", "model_name_or_pth=x");
+        int rc = cli.run("quantize", "model_name_or_pth=x");
         assertEquals(1, rc);
         assertEquals("qlora4j quantize: command line: unknown key 'model_name_or_pth' (did you mean 'model_name_or_path'?)",
-                err.toString().strip());
+                cli.err().strip());
     }
 
     @Test
     void debugShowsTheStackTrace() {
-        int rc = run("quantize", "--debug", "model_name_or_path=" + dir.resolve("missing"), "export_dir=" + dir.resolve("o"),
+        int rc = cli.run("quantize", "--debug", "model_name_or_path=" + dir.resolve("missing"), "export_dir=" + dir.resolve("o"),
                 "quantization_bit=4");
         assertEquals(1, rc);
-        assertTrue(err.toString().lines().count() > 1, err.toString());
-        assertTrue(err.toString().contains("at io.qlora4j"), err.toString());
+        assertTrue(cli.err().lines().count() > 1, cli.err());
+        assertTrue(cli.err().contains("at io.qlora4j"), cli.err());
     }
 }

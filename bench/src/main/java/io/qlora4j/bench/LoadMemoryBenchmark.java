@@ -40,8 +40,7 @@ public final class LoadMemoryBenchmark {
             loadAndReport(Path.of(args[1]));
             return;
         }
-        LlamaConfig config = LlamaConfig.builder(2048, 5632, 22, 32, 32000).optNumKeyValueHeads(4)
-                .optRmsNormEps(1e-5).optTorchDtype("bfloat16").build();
+        LlamaConfig config = BenchModels.tinyLlama();
         System.out.println("LoadMemoryBenchmark: NF4+DQ load of a TinyLlama-1.1B-shaped checkpoint"
                 + " (random bf16 weights) through LlamaLoader, measured in a fresh JVM");
         System.out.println(Machine.describe());

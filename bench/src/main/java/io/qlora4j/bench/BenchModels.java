@@ -18,7 +18,7 @@ final class BenchModels {
                 .optRmsNormEps(1e-5).optTorchDtype("bfloat16").build();
     }
 
-    /** About 10M parameters, for the quick suite: hidden 512, intermediate 1376, 4 layers, 8 heads, vocab 8000. */
+    /** About 21M parameters, for the quick suite: hidden 512, intermediate 1376, 4 layers, 8 heads, vocab 8000. */
     static LlamaConfig small() {
         return LlamaConfig.builder(512, 1376, 4, 8, 8000).optTorchDtype("bfloat16").build();
     }

@@ -12,15 +12,15 @@ import org.openjdk.jmh.runner.options.VerboseMode;
 /**
  * The end-to-end suite ({@code ./qlora4j bench [quick|full]}): runs the benchmarks of this package and prints one
  * table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
- * uses a ~10M model and short runs (about two minutes); {@code full} uses the issue's sizes (the ~100M forward and
+ * uses a ~20M model, the ~100M load and short runs (under a minute); {@code full} uses the issue's sizes (the ~100M forward and
  * training configs, the 1.1B training and load; about half an hour on two cores).
  */
 public final class BenchSuite {
-    private static final Workload SMALL = new Workload("~10M", BenchModels.small(), 1, 128);
+    private static final Workload SMALL = new Workload("~20M", BenchModels.small(), 1, 128);
     private static final Workload HUNDRED_M = new Workload("~100M", BenchModels.hundredMillion(), 1, 256);
     private static final Workload TINY_LLAMA = new Workload("TinyLlama-1.1B", BenchModels.tinyLlama(), 1, 128);
     private static final Sizes QUICK = new Sizes("quick", 1 << 22, 1, SMALL,
-            List.of(new Workload(SMALL.name(), SMALL.config(), 2, 128)), 2, SMALL, 4, 5);
+            List.of(new Workload(SMALL.name(), SMALL.config(), 2, 128)), 3, HUNDRED_M, 8, 10);
     private static final Sizes FULL = new Sizes("full", 1 << 24, 3, HUNDRED_M,
             List.of(new Workload(HUNDRED_M.name(), HUNDRED_M.config(), 4, 256), TINY_LLAMA), 3, TINY_LLAMA, 8, 10);
 
@@ -68,9 +68,9 @@ public final class BenchSuite {
         System.out.printf(Locale.ROOT, "%nqlora4j bench %s: ratios against baselines measured in the same run (%.0f s)%n",
                 sizes.name(), (System.nanoTime() - start) / 1e9);
         String machine = Machine.name();
-        System.out.printf(Locale.ROOT, "%-56s %7s  %-44s  %s%n", "ratio", "value", "figures", "machine");
+        System.out.printf(Locale.ROOT, "%-56s %7s  %-50s  %s%n", "ratio", "value", "figures", "machine");
         for (Row r : rows) {
-            System.out.printf(Locale.ROOT, "%-56s %7.2f  %-44s  %s%n", r.ratio(), r.value(), r.detail(), machine);
+            System.out.printf(Locale.ROOT, "%-56s %7.2f  %-50s  %s%n", r.ratio(), r.value(), r.detail(), machine);
         }
     }
 

@@ -13,7 +13,7 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * The end-to-end suite ({@code ./qlora4j bench [quick|full]}): runs the benchmarks of this package and prints one
  * table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
  * uses a ~20M model, the ~100M load and short runs (under a minute); {@code full} uses the issue's sizes (the ~100M forward and
- * training configs, the 1.1B training and load; about half an hour on two cores).
+ * training configs, the 1.1B training and load; an estimated 6-8 minutes on two cores).
  */
 public final class BenchSuite {
     private static final Workload SMALL = new Workload("~20M", BenchModels.small(), 1, 128);

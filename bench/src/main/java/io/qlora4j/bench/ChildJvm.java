@@ -18,15 +18,24 @@ import java.util.stream.Stream;
  */
 final class ChildJvm {
     private static final String RESULT = "result.";
+    /** libtorch's intra-op thread count, passed on to the child when set here. */
+    private static final String THREADS = "ai.djl.pytorch.num_threads";
 
     private ChildJvm() {}
 
-    /** Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions} and this classpath; returns its results. */
+    /**
+     * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath and this JVM's
+     * {@code ai.djl.pytorch.num_threads}; returns its results.
+     */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
+        String threads = System.getProperty(THREADS);
+        if (threads != null) {
+            command.add("-D" + THREADS + "=" + threads);
+        }
         command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
         command.addAll(List.of(args));
         Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();

@@ -40,8 +40,7 @@ public final class ExportBenchmark {
             export(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args[4]);
             return;
         }
-        LlamaConfig config = LlamaConfig.builder(2048, 5632, 22, 32, 32000).optNumKeyValueHeads(4)
-                .optRmsNormEps(1e-5).optTorchDtype("bfloat16").build();
+        LlamaConfig config = BenchModels.tinyLlama();
         System.out.println("ExportBenchmark: LoRA merge + bf16 export of a TinyLlama-1.1B-shaped checkpoint"
                 + " (random bf16 weights, r=" + RANK + " on every projection), each mode in a fresh JVM");
         System.out.println(Machine.describe());

@@ -30,9 +30,6 @@ import java.util.Random;
  * {@value #WARMUP} warm-up rounds.
  */
 public final class ForwardBenchmark {
-    private static final int BATCH = 1;
-    private static final int SEQ = 256;
-    private static final int PEAK_N = 2048;
     private static final int WARMUP = 2;
     private static final int RUNS = 5;
     private static final List<String> ATTENTION = LlamaBlock.LINEAR_NAMES.subList(0, 4);
@@ -42,39 +39,79 @@ public final class ForwardBenchmark {
     private static final String ATTENTION_PROJ = "q/k/v/o";
     private static final String MLP_PROJ = "gate/up/down";
     private static final String LM_HEAD = "lm_head";
+    /** The name of the dense float32 weights in {@link Result#weights}. */
+    static final String DENSE = "dense fp32";
+    /** The name of the NF4+DQ weights in {@link Result#weights}. */
+    static final String NF4 = "NF4+DQ";
 
     private ForwardBenchmark() {}
 
-    /** Runs the benchmark and prints the machine, the measured values and their ratios. */
+    /** Runs the benchmark on the ~100M config (batch 1 x seq 256) and prints the machine, the measured values and their ratios. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        LlamaConfig config = LlamaConfig.builder(768, 2048, 12, 12, 32000).optTorchDtype("bfloat16").build();
-        System.out.println("ForwardBenchmark: Llama forward pass, batch " + BATCH + " x seq " + SEQ
-                + ", random bf16 checkpoint loaded through LlamaLoader");
+        LlamaConfig config = BenchModels.hundredMillion();
+        System.out.println("ForwardBenchmark: Llama forward pass, batch 1 x seq 256, random bf16 checkpoint loaded"
+                + " through LlamaLoader");
         System.out.println(Machine.describe());
-        System.out.printf(Locale.ROOT, "config: hidden %d, intermediate %d, layers %d, heads %d (kv %d), vocab %d, "
-                + "untied lm_head%n", config.hiddenSize(), config.intermediateSize(), config.numHiddenLayers(),
-                config.numAttentionHeads(), config.numKeyValueHeads(), config.vocabSize());
+        System.out.println("config: " + BenchModels.describe(config) + ", untied lm_head");
+        report(measure(config, 1, 256));
+    }
+
+    /**
+     * The measured values: the medians in ms of the peak product ({@code "peak"}) and, per weights name, the
+     * forward pass and each op class ({@code name + "forward"}, {@code "q/k/v/o"}, {@code "gate/up/down"},
+     * {@code "lm_head"}).
+     *
+     * @param flops the counts of the config at the measured shape
+     * @param ms the median times by case
+     * @param weights the loaded models, dense first
+     */
+    record Result(LlamaFlops flops, Map<String, Double> ms, List<Weights> weights) {
+        /** The float32 matmul peak in GFLOP/s. */
+        double peakGflops() {
+            return MatmulPeak.gflops(ms.get(PEAK));
+        }
+
+        /** The median forward time of the named weights, ms. */
+        double forwardMs(String weights) {
+            return ms.get(weights + FORWARD);
+        }
+
+        /** Forward GFLOP/s of the named weights over the peak. */
+        double ofPeak(String weights) {
+            return flops.forward() / (forwardMs(weights) * 1e6) / peakGflops();
+        }
+    }
+
+    /** A model as loaded from the checkpoint: its name, load time and bytes held. */
+    record Weights(String name, double loadSeconds, long bytes) {}
+
+    /**
+     * Writes a random bf16 checkpoint of {@code config}, loads it dense and NF4+DQ through {@link LlamaLoader}
+     * and times the forward pass at {@code batch} x {@code seq}, interleaved with the peak and the op classes.
+     */
+    static Result measure(LlamaConfig config, int batch, int seq) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 42);
-                Loaded dense = Loaded.load("dense fp32", LlamaLoader.builder().build(), checkpoint, manager);
-                Loaded nf4 = Loaded.load("NF4+DQ", LlamaLoader.builder()
-                        .optQuantizer(BlockwiseQuantizer.builder().build()).build(), checkpoint, manager)) {
-            System.out.println("libtorch intra-op threads: " + JniUtils.getNumThreads()
-                    + " (-Dai.djl.pytorch.num_threads=N changes it)");
-            NDArray ids = manager.create(randomIds(config.vocabSize()), new Shape(BATCH, SEQ));
-            NDArray a = manager.randomNormal(new Shape(PEAK_N, PEAK_N));
+                Loaded dense = Loaded.load(DENSE, LlamaLoader.builder().build(), checkpoint, manager);
+                Loaded nf4 = Loaded.load(NF4, LlamaLoader.builder()
+                        .optQuantizer(BlockwiseQuantizer.builder().build()).build(), checkpoint, manager);
+                MatmulPeak peak = new MatmulPeak(manager)) {
+            NDArray ids = manager.create(randomIds(config.vocabSize(), batch * seq), new Shape(batch, seq));
             Map<Long, NDArray> inputs = new HashMap<>();
+            Shape rows = new Shape(batch, seq);
             Map<String, Runnable> cases = new LinkedHashMap<>();
-            cases.put(PEAK, () -> a.matMul(a).close());
+            cases.put(PEAK, peak::runMs);
             for (Loaded l : List.of(dense, nf4)) {
                 LlamaModel model = l.model;
                 cases.put(l.name + FORWARD, () -> model.forward(ids, null).close());
-                cases.put(l.name + ATTENTION_PROJ, () -> projections(model, ATTENTION, inputs, manager));
-                cases.put(l.name + MLP_PROJ, () -> projections(model, MLP, inputs, manager));
-                cases.put(l.name + LM_HEAD, () -> model.lmHead().forward(input(inputs, model.lmHead(), manager)).close());
+                cases.put(l.name + ATTENTION_PROJ, () -> projections(model, ATTENTION, inputs, rows, manager));
+                cases.put(l.name + MLP_PROJ, () -> projections(model, MLP, inputs, rows, manager));
+                cases.put(l.name + LM_HEAD,
+                        () -> model.lmHead().forward(input(inputs, model.lmHead(), rows, manager)).close());
             }
-            report(Counts.of(config), medianMs(cases), dense, nf4);
+            return new Result(LlamaFlops.of(config, batch, seq), medianMs(cases),
+                    List.of(dense.weights(), nf4.weights()));
         }
     }
 
@@ -87,41 +124,30 @@ public final class ForwardBenchmark {
             return new Loaded(name, model, (System.nanoTime() - start) / 1e9);
         }
 
+        Weights weights() {
+            return new Weights(name, loadSeconds, model.bytes());
+        }
+
         @Override
         public void close() {
             model.close();
         }
     }
 
-    /** Parameter and FLOP counts of the config. */
-    private record Counts(long params, long blockMatmulParams, long headParams, double flop) {
-        static Counts of(LlamaConfig c) {
-            long params = 0;
-            long blocks = 0;
-            for (Map.Entry<String, long[]> e : LlamaLoader.expectedShapes(c).entrySet()) {
-                long n = RandomCheckpoint.numel(e.getValue());
-                params += n;
-                blocks += e.getKey().startsWith("model.layers.") && e.getValue().length == 2 ? n : 0;
-            }
-            long head = (long) c.hiddenSize() * c.vocabSize();
-            double attention = 4.0 * c.numHiddenLayers() * SEQ * SEQ * c.queryDim() * BATCH;
-            return new Counts(params, blocks, head, 2.0 * (blocks + head) * BATCH * SEQ + attention);
-        }
-    }
-
     /** Runs the named projections of every block once, on random inputs of the right width. */
-    private static void projections(LlamaModel model, List<String> names, Map<Long, NDArray> inputs, NDManager m) {
+    private static void projections(LlamaModel model, List<String> names, Map<Long, NDArray> inputs, Shape rows,
+            NDManager m) {
         for (int l = 0; l < model.numLayers(); l++) {
             for (String name : names) {
                 FrozenLinear linear = model.block(l).linear(name);
-                linear.forward(input(inputs, linear, m)).close();
+                linear.forward(input(inputs, linear, rows, m)).close();
             }
         }
     }
 
     /** A random input {@code [batch, seq, in]} for the layer, one per width. */
-    private static NDArray input(Map<Long, NDArray> inputs, FrozenLinear linear, NDManager m) {
-        return inputs.computeIfAbsent(linear.inFeatures(), in -> m.randomNormal(new Shape(BATCH, SEQ, in)));
+    private static NDArray input(Map<Long, NDArray> inputs, FrozenLinear linear, Shape rows, NDManager m) {
+        return inputs.computeIfAbsent(linear.inFeatures(), in -> m.randomNormal(rows.addAll(new Shape(in))));
     }
 
     /** Runs every case once per round, in order, and returns each case's median time in ms over the measured rounds. */
@@ -138,54 +164,60 @@ public final class ForwardBenchmark {
             }
         }
         Map<String, Double> medians = new LinkedHashMap<>();
-        times.forEach((name, ms) -> {
-            Arrays.sort(ms);
-            medians.put(name, ms[RUNS / 2]);
-        });
+        times.forEach((name, ms) -> medians.put(name, median(ms)));
         return medians;
     }
 
-    private static int[] randomIds(int vocab) {
+    /** The median of {@code values} (the upper one of an even count). */
+    static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
+    }
+
+    /** {@code n} random token ids below {@code vocab}, always the same. */
+    static long[] randomIds(int vocab, int n) {
         Random random = new Random(7);
-        int[] ids = new int[BATCH * SEQ];
+        long[] ids = new long[n];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = random.nextInt(vocab);
         }
         return ids;
     }
 
-    private static void report(Counts n, Map<String, Double> ms, Loaded dense, Loaded nf4) {
-        double peak = 2.0 * PEAK_N * PEAK_N * PEAK_N / (ms.get(PEAK) * 1e6);
+    private static void report(Result r) {
+        LlamaFlops n = r.flops();
+        Map<String, Double> ms = r.ms();
+        System.out.println("libtorch intra-op threads: " + JniUtils.getNumThreads()
+                + " (-Dai.djl.pytorch.num_threads=N changes it)");
         System.out.printf(Locale.ROOT, "parameters: %.1fM total, %.1fM in matmuls (%.1fM in blocks + %.1fM lm_head)%n",
-                n.params / 1e6, (n.blockMatmulParams + n.headParams) / 1e6, n.blockMatmulParams / 1e6,
-                n.headParams / 1e6);
+                n.params() / 1e6, n.matmulParams() / 1e6, n.blockMatmulParams() / 1e6, n.headParams() / 1e6);
         System.out.printf(Locale.ROOT, "FLOP per forward = 2 * matmul_params * tokens + 4 * layers * seq^2 * hidden"
-                + " * batch = %.2f GFLOP (tokens = batch * seq = %d)%n", n.flop / 1e9, BATCH * SEQ);
-        System.out.printf(Locale.ROOT, "float32 matmul peak: DJL matMul %d^3 = %.1f GFLOP/s%n", PEAK_N, peak);
+                + " * batch = %.2f GFLOP (tokens = batch * seq = %d)%n", n.forward() / 1e9, n.tokens());
+        System.out.println(MatmulPeak.describe(r.peakGflops()));
         System.out.printf(Locale.ROOT, "every time is the median of %d rounds after %d warm-ups; each round runs every"
                 + " measurement once, interleaved%n%n", RUNS, WARMUP);
         System.out.println("weights      load s  weights MB  forward ms  tokens/s  GFLOP/s  of peak  of dense");
-        double denseMs = ms.get(dense.name + FORWARD);
-        for (Loaded l : List.of(dense, nf4)) {
-            double forward = ms.get(l.name + FORWARD);
-            double gflops = n.flop / (forward * 1e6);
-            System.out.printf(Locale.ROOT, "%-11s %7.1f %11.1f %11.1f %9.1f %8.1f %8.2f %9.2f%n", l.name,
-                    l.loadSeconds, l.model.bytes() / 1e6, forward, BATCH * SEQ / (forward / 1e3), gflops,
-                    gflops / peak, denseMs / forward);
+        double denseMs = r.forwardMs(DENSE);
+        for (Weights w : r.weights()) {
+            double forward = r.forwardMs(w.name());
+            System.out.printf(Locale.ROOT, "%-11s %7.1f %11.1f %11.1f %9.1f %8.1f %8.2f %9.2f%n", w.name(),
+                    w.loadSeconds(), w.bytes() / 1e6, forward, n.tokens() / (forward / 1e3),
+                    n.forward() / (forward * 1e6), r.ofPeak(w.name()), denseMs / forward);
         }
         System.out.println();
         System.out.println("time per forward by op class, ms (each class timed on its own; rest = forward - the"
                 + " three: attention scores, norms, RoPE, SiLU, embedding)");
         System.out.println("weights      q/k/v/o proj  gate/up/down proj  lm_head     rest");
-        for (Loaded l : List.of(dense, nf4)) {
-            double attention = ms.get(l.name + ATTENTION_PROJ);
-            double mlp = ms.get(l.name + MLP_PROJ);
-            double head = ms.get(l.name + LM_HEAD);
-            System.out.printf(Locale.ROOT, "%-11s %13.1f %18.1f %8.1f %8.1f%n", l.name, attention, mlp, head,
-                    ms.get(l.name + FORWARD) - attention - mlp - head);
+        for (Weights w : r.weights()) {
+            double attention = ms.get(w.name() + ATTENTION_PROJ);
+            double mlp = ms.get(w.name() + MLP_PROJ);
+            double head = ms.get(w.name() + LM_HEAD);
+            System.out.printf(Locale.ROOT, "%-11s %13.1f %18.1f %8.1f %8.1f%n", w.name(), attention, mlp, head,
+                    r.forwardMs(w.name()) - attention - mlp - head);
         }
-        double denseOfPeak = n.flop / (denseMs * 1e6) / peak;
-        double nf4OfDense = denseMs / ms.get(nf4.name + FORWARD);
+        double denseOfPeak = r.ofPeak(DENSE);
+        double nf4OfDense = denseMs / r.forwardMs(NF4);
         System.out.printf(Locale.ROOT, "%ntargets: dense >= 0.50 of peak: %.2f %s; NF4 >= 0.70 of dense: %.2f %s%n",
                 denseOfPeak, denseOfPeak >= 0.5 ? "MET" : "MISSED", nf4OfDense, nf4OfDense >= 0.7 ? "MET" : "MISSED");
     }

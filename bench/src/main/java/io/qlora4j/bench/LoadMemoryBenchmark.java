@@ -8,7 +8,6 @@ import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.BlockwiseQuantizer;
-import java.io.IOException;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -40,32 +39,46 @@ public final class LoadMemoryBenchmark {
             loadAndReport(Path.of(args[1]));
             return;
         }
-        LlamaConfig config = LlamaConfig.builder(2048, 5632, 22, 32, 32000).optNumKeyValueHeads(4)
-                .optRmsNormEps(1e-5).optTorchDtype("bfloat16").build();
         System.out.println("LoadMemoryBenchmark: NF4+DQ load of a TinyLlama-1.1B-shaped checkpoint"
                 + " (random bf16 weights) through LlamaLoader, measured in a fresh JVM");
         System.out.println(Machine.describe());
+        report(measure(BenchModels.tinyLlama()));
+    }
+
+    /**
+     * The child's figures in bytes by key ({@code hwm}, {@code modelBytes}, {@code projectionBytes},
+     * {@code embedBytes}, {@code baselineRss}, {@code rssAfter}, {@code sampledPeakRss}, ...) and the load in ms
+     * ({@code loadMs}).
+     */
+    record Result(Map<String, Long> values) {
+        /** Peak RSS of the loading JVM ({@code VmHWM}). */
+        long hwm() {
+            return values.get("hwm");
+        }
+
+        /** Bytes held by the loaded model. */
+        long modelBytes() {
+            return values.get("modelBytes");
+        }
+    }
+
+    /** Writes a random bf16 checkpoint of {@code config} to a temp dir and measures its NF4+DQ load in a fresh JVM. */
+    static Result measure(LlamaConfig config) throws Exception {
         long needed = 2L * LlamaLoader.expectedShapes(config).values().stream().mapToLong(RandomCheckpoint::numel).sum();
         Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
         long free = Files.getFileStore(tmp).getUsableSpace();
         if (free < needed + 1_000_000_000L) {
-            System.err.printf(Locale.ROOT, "LoadMemoryBenchmark: %s has %.1f GB free; the checkpoint needs %.1f GB"
-                    + " plus 1 GB headroom (set -Djava.io.tmpdir=DIR)%n", tmp, free / 1e9, needed / 1e9);
-            System.exit(1);
+            throw new IllegalStateException(String.format(Locale.ROOT, "%s has %.1f GB free; the checkpoint needs"
+                    + " %.1f GB plus 1 GB headroom (set -Djava.io.tmpdir=DIR)", tmp, free / 1e9, needed / 1e9));
         }
         long start = System.nanoTime();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 1)) {
             double writeSeconds = (System.nanoTime() - start) / 1e9;
             System.out.printf(Locale.ROOT, "checkpoint: %.2f GB bf16 in %s (%.1f GB free before), written in %.0f s%n",
                     checkpoint.diskBytes() / 1e9, checkpoint.dir(), free / 1e9, writeSeconds);
-            report(runLoader(checkpoint.dir()));
+            System.out.println("loader JVM: java " + String.join(" ", LOADER_JVM) + " ... --load DIR");
+            return new Result(ChildJvm.run(LoadMemoryBenchmark.class, LOADER_JVM, "--load", checkpoint.dir().toString()));
         }
-    }
-
-    /** Spawns this class with {@code --load dir} in a fresh JVM and collects its {@code result.*} lines. */
-    private static Map<String, Long> runLoader(Path dir) throws IOException, InterruptedException {
-        System.out.println("loader JVM: java " + String.join(" ", LOADER_JVM) + " ... --load DIR");
-        return ChildJvm.run(LoadMemoryBenchmark.class, LOADER_JVM, "--load", dir.toString());
     }
 
     /** The child: loads with NF4+DQ while sampling VmRSS, then prints sizes and memory as {@code result.key=value}. */
@@ -103,9 +116,10 @@ public final class LoadMemoryBenchmark {
         }
     }
 
-    private static void report(Map<String, Long> r) {
-        long model = r.get("modelBytes");
-        long hwm = r.get("hwm");
+    private static void report(Result result) {
+        Map<String, Long> r = result.values();
+        long model = result.modelBytes();
+        long hwm = result.hwm();
         long head = model - r.get("projectionBytes") - r.get("embedBytes");
         System.out.printf(Locale.ROOT, "load: %.1f s; VmRSS sampled every %d ms (%d samples)%n%n",
                 r.get("loadMs") / 1e3, SAMPLE_MS, r.get("samples"));

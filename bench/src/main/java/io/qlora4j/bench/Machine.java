@@ -15,10 +15,15 @@ final class Machine {
     static String describe() {
         return String.join("\n",
                 "date:  " + ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME),
-                "cpu:   " + cpuModel() + ", " + Runtime.getRuntime().availableProcessors() + " cores available",
+                "cpu:   " + name() + " available",
                 "os:    " + System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
                         + System.getProperty("os.arch"),
                 "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+    }
+
+    /** The CPU model and the cores this JVM may use, e.g. {@code AMD EPYC, 2 cores}: what a table row names. */
+    static String name() {
+        return cpuModel() + ", " + Runtime.getRuntime().availableProcessors() + " cores";
     }
 
     private static String cpuModel() {

@@ -12,7 +12,6 @@ import io.qlora4j.optim.Parameter;
 import io.qlora4j.optim.PagingStats;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
@@ -52,42 +51,69 @@ public final class OptimizerBenchmark {
                     }
                 }
                 System.out.printf("%-18s step %8.2f ms  = %7.2f ms per M params%n", optim.key(),
-                        median(ms), median(ms) / millions);
+                        ForwardBenchmark.median(ms), ForwardBenchmark.median(ms) / millions);
             }
-            long stateBytes = (long) (8 * millions * 1e6);
-            long budget = stateBytes / 4;
-            // unpaged steps, paged steps and plain copies of the bytes a paged step moves (in and
-            // out: twice the state) alternate, so all three see the same machine load
-            double[][] runs = new double[3][steps];
-            PagingStats last;
-            PlainCopy copy = new PlainCopy(2 * stateBytes);
-            try (AdamW unpaged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).build();
-                    AdamW paged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT)
-                            .optPagedBudget(budget).build()) {
-                for (int i = -WARMUP; i < steps; i++) {
-                    double unpagedMs = timeStep(unpaged, params);
-                    double pagedMs = timeStep(paged, params);
-                    double copyMs = copy.millis();
-                    if (i >= 0) {
-                        runs[0][i] = unpagedMs;
-                        runs[1][i] = pagedMs;
-                        runs[2][i] = copyMs;
-                    }
-                }
-                last = paged.pagingStats();
-            }
-            double unpagedMs = median(runs[0]);
-            double pagedMs = median(runs[1]);
-            long moved = last.pagedInBytes() + last.pagedOutBytes();
+            Paging r = paging(params, steps);
             System.out.printf("paged_adamw_32bit at 25%% budget (%d MiB of %d MiB): step %.2f ms"
                             + " vs %.2f ms unpaged (%.2fx), paged %d MiB in + %d MiB out per step%n",
-                    budget >> 20, stateBytes >> 20, pagedMs, unpagedMs, pagedMs / unpagedMs,
-                    last.pagedInBytes() >> 20, last.pagedOutBytes() >> 20);
-            System.out.printf("paging bandwidth (bytes moved / extra step time): %.2f GB/s%n",
-                    moved / ((pagedMs - unpagedMs) / 1e3) / 1e9);
+                    r.budget() >> 20, r.stateBytes() >> 20, r.pagedMs(), r.unpagedMs(), r.pagedMs() / r.unpagedMs(),
+                    r.pagedIn() >> 20, r.pagedOut() >> 20);
+            System.out.printf("paging bandwidth (bytes moved / extra step time): %.2f GB/s%n", r.pagingGbs());
             System.out.printf("plain copy of %d MiB, direct buffer to direct buffer in 1 MiB pieces: %.2f GB/s%n",
-                    copy.bytes() >> 20, copy.bytes() / (median(runs[2]) / 1e3) / 1e9);
+                    r.copyBytes() >> 20, r.copyGbs());
         }
+    }
+
+    /**
+     * Medians of the paging measurement: the state and its budget, the paged and unpaged step times, the bytes a
+     * paged step moves, and the plain copy of twice the state.
+     */
+    record Paging(long stateBytes, long budget, double pagedMs, double unpagedMs, long pagedIn, long pagedOut,
+            long copyBytes, double copyMs) {
+        /** Bytes moved per second of the time paging adds to a step, GB/s. */
+        double pagingGbs() {
+            return (pagedIn + pagedOut) / ((pagedMs - unpagedMs) / 1e3) / 1e9;
+        }
+
+        /** The plain copy's rate, GB/s. */
+        double copyGbs() {
+            return copyBytes / (copyMs / 1e3) / 1e9;
+        }
+    }
+
+    /** Measures paging on {@code pairs} LoRA A/B pairs over {@code steps} steps (after the warm-up). */
+    static Paging paging(int pairs, int steps) {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            return paging(loraParameters(manager, pairs), steps);
+        }
+    }
+
+    /**
+     * {@code paged_adamw_32bit} under a budget of a quarter of its state against the same unpaged, and a plain copy
+     * of the bytes a paged step moves (in and out: twice the state), alternating so all three see the same load.
+     */
+    private static Paging paging(List<Parameter> params, int steps) {
+        long stateBytes = 8 * params.stream().mapToLong(p -> p.value().size()).sum();
+        long budget = stateBytes / 4;
+        double[][] runs = new double[3][steps];
+        PagingStats last;
+        PlainCopy copy = new PlainCopy(2 * stateBytes);
+        try (AdamW unpaged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).build();
+                AdamW paged = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).optPagedBudget(budget).build()) {
+            for (int i = -WARMUP; i < steps; i++) {
+                double unpagedMs = timeStep(unpaged, params);
+                double pagedMs = timeStep(paged, params);
+                double copyMs = copy.millis();
+                if (i >= 0) {
+                    runs[0][i] = unpagedMs;
+                    runs[1][i] = pagedMs;
+                    runs[2][i] = copyMs;
+                }
+            }
+            last = paged.pagingStats();
+        }
+        return new Paging(stateBytes, budget, ForwardBenchmark.median(runs[1]), ForwardBenchmark.median(runs[0]), last.pagedInBytes(),
+                last.pagedOutBytes(), copy.bytes(), ForwardBenchmark.median(runs[2]));
     }
 
     /** LoRA-shaped float32 parameters with fixed accumulated gradients. */
@@ -152,11 +178,5 @@ public final class OptimizerBenchmark {
             }
             return (System.nanoTime() - start) / 1e6;
         }
-    }
-
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        return sorted[sorted.length / 2];
     }
 }

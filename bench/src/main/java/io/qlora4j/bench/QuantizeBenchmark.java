@@ -5,8 +5,9 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
-import java.util.Collection;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -25,6 +26,7 @@ import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 /**
@@ -111,22 +113,23 @@ public class QuantizeBenchmark {
 
     /** Runs the benchmarks with short warmup and prints GB/s of float32 input and the copy ratio. */
     public static void main(String[] args) throws RunnerException {
-        Collection<RunResult> results = new Runner(new OptionsBuilder()
-                .include(QuantizeBenchmark.class.getName() + "\\.")
-                .build()).run();
-        double copyRate = 0;
-        for (RunResult r : results) {
-            if (r.getParams().getBenchmark().endsWith(".copy")) {
-                copyRate = gigabytesPerSecond(r);
-            }
-        }
+        Map<String, Double> rates = measure(new OptionsBuilder().include(QuantizeBenchmark.class.getName() + "\\."));
         System.out.printf(Locale.ROOT, "%-20s %10s %10s%n", "benchmark", "GB/s", "x copy");
-        for (RunResult r : results) {
-            String name = r.getParams().getBenchmark();
-            double gbs = gigabytesPerSecond(r);
-            System.out.printf(Locale.ROOT, "%-20s %10.2f %10.3f%n",
-                    name.substring(name.lastIndexOf('.') + 1), gbs, gbs / copyRate);
-        }
+        rates.forEach((name, gbs) -> System.out.printf(Locale.ROOT, "%-20s %10.2f %10.3f%n", name, gbs,
+                gbs / rates.get("copy")));
         System.out.printf(Locale.ROOT, "cores: %d%n", Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * Runs the benchmarks {@code options} selects (in a forked JVM, as JMH does) and returns GB/s of float32 input
+     * by benchmark method name ({@code copy}, {@code quantizeNf4Dq}, ...).
+     */
+    static Map<String, Double> measure(ChainedOptionsBuilder options) throws RunnerException {
+        Map<String, Double> rates = new LinkedHashMap<>();
+        for (RunResult r : new Runner(options.build()).run()) {
+            String name = r.getParams().getBenchmark();
+            rates.put(name.substring(name.lastIndexOf('.') + 1), gigabytesPerSecond(r));
+        }
+        return rates;
     }
 }

@@ -1,0 +1,40 @@
+package io.qlora4j.bench;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.Locale;
+
+/** The float32 matmul peak every GFLOP/s figure is divided by: one DJL {@code matMul} of two 2048 x 2048 arrays. */
+final class MatmulPeak implements AutoCloseable {
+    private static final int N = 2048;
+    private final NDArray a;
+
+    /** Creates the operand in {@code manager}. */
+    MatmulPeak(NDManager manager) {
+        a = manager.randomNormal(new Shape(N, N));
+    }
+
+    /** Runs one product and returns its wall time in ms. */
+    double runMs() {
+        long start = System.nanoTime();
+        a.matMul(a).close();
+        return (System.nanoTime() - start) / 1e6;
+    }
+
+    /** GFLOP/s of one product that took {@code ms}. */
+    static double gflops(double ms) {
+        return 2.0 * N * N * N / (ms * 1e6);
+    }
+
+    /** One line saying what the peak is. */
+    static String describe(double gflops) {
+        return String.format(Locale.ROOT, "float32 matmul peak: DJL matMul %d^3 = %.1f GFLOP/s", N, gflops);
+    }
+
+    /** Frees the operand. */
+    @Override
+    public void close() {
+        a.close();
+    }
+}

@@ -1,0 +1,175 @@
+package io.qlora4j.bench;
+
+import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
+import io.qlora4j.data.Batch;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.optim.AdamW;
+import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.trainer.TrainStep;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ through
+ * {@link LlamaLoader}, LoRA r=16 is attached to every linear layer of every block, and each step runs forward and
+ * backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters. Each configuration (a model
+ * shape, recompute on or off) runs in a fresh JVM ({@code -Xmx1g}) that reports the median step time, its
+ * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
+ * {@link LlamaFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
+ * Targets (issue 4): at least 0.4 of peak on the ~100M config; the 1.1B config's peak RSS at most 2.0 GB.
+ */
+public final class TrainBenchmark {
+    private static final List<String> CHILD_JVM = List.of("-Xmx1g");
+    private static final int RANK = 16;
+    private static final int PEAK_RUNS = 3;
+
+    private TrainBenchmark() {}
+
+    /**
+     * The figures of one configuration.
+     *
+     * @param workload what was trained
+     * @param recompute whether blocks were recomputed in the backward pass
+     * @param stepMs the median step time (forward, backward, optimizer)
+     * @param peakGflops the float32 matmul peak measured in the same JVM
+     * @param hwm that JVM's peak RSS ({@code VmHWM}), bytes
+     * @param modelBytes the bytes held by the loaded (packed) model
+     */
+    record Result(Workload workload, boolean recompute, double stepMs, double peakGflops, long hwm, long modelBytes) {
+        /** Trained tokens per second. */
+        double tokensPerSecond() {
+            return workload.flops().tokens() / (stepMs / 1e3);
+        }
+
+        /** Achieved GFLOP/s by {@link LlamaFlops#training}. */
+        double gflops() {
+            return workload.flops().training(recompute) / (stepMs * 1e6);
+        }
+
+        /** Achieved over peak. */
+        double ofPeak() {
+            return gflops() / peakGflops;
+        }
+
+        /** The configuration in a few words, for tables. */
+        String label() {
+            return workload.name() + " b" + workload.batch() + "x" + workload.seq() + (recompute ? " recompute" : " no recompute");
+        }
+    }
+
+    /** Runs the ~100M config (batch 4 x 256) and the 1.1B config (batch 1 x 128), recompute on and off; {@code --train} is the child. */
+    public static void main(String[] args) throws Exception {
+        System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        if (args.length == 7 && args[0].equals("--train")) {
+            train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), Boolean.parseBoolean(args[4]),
+                    Integer.parseInt(args[5]), Integer.parseInt(args[6]));
+            return;
+        }
+        System.out.println("TrainBenchmark: QLoRA steps (NF4+DQ base, LoRA r=" + RANK + " on all linear layers, AdamW),"
+                + " each configuration in a fresh JVM (" + String.join(" ", CHILD_JVM) + ")");
+        System.out.println(Machine.describe());
+        System.out.println("libtorch intra-op threads: " + System.getProperty("ai.djl.pytorch.num_threads", "default")
+                + " (-Dai.djl.pytorch.num_threads=N)");
+        System.out.println("GFLOP per step = 6 * matmul_params * tokens + 4 * attention with recompute, 4 * matmul_params"
+                + " * tokens + 3 * attention without (attention = 4 * layers * seq^2 * hidden * batch per forward)");
+        System.out.println("1 warm-up step, median of 3 measured; peak = DJL matMul 2048^3 in the same JVM, after VmHWM is read");
+        System.out.println();
+        System.out.println(header());
+        List<Result> results = new ArrayList<>();
+        for (Workload w : List.of(new Workload("~100M", BenchModels.hundredMillion(), 4, 256),
+                new Workload("TinyLlama-1.1B", BenchModels.tinyLlama(), 1, 128))) {
+            for (Result r : measure(w, 1, 3)) {
+                System.out.println(row(r));
+                results.add(r);
+            }
+        }
+        double ofPeak = results.get(0).ofPeak();
+        long hwm = results.stream().filter(r -> r.workload().config().numHiddenLayers() == 22 && r.recompute())
+                .mapToLong(Result::hwm).findFirst().orElseThrow();
+        System.out.printf(Locale.ROOT, "%ntargets: ~100M recompute >= 0.40 of peak: %.2f %s; 1.1B recompute peak RSS"
+                + " <= 2.0 GB: %.2f GB %s%n", ofPeak, ofPeak >= 0.4 ? "MET" : "MISSED", hwm / 1e9,
+                hwm <= 2_000_000_000L ? "MET" : "MISSED");
+    }
+
+    /** Writes a random checkpoint of the workload and measures it with recompute on, then off, each in a fresh JVM. */
+    static List<Result> measure(Workload w, int warmup, int steps) throws Exception {
+        List<Result> results = new ArrayList<>();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
+            for (boolean recompute : new boolean[] {true, false}) {
+                Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, CHILD_JVM, "--train",
+                        checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
+                        String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps));
+                results.add(new Result(w, recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3, r.get("hwm"),
+                        r.get("modelBytes")));
+            }
+        }
+        return results;
+    }
+
+    /** The column names of {@link #row}. */
+    static String header() {
+        return String.format(Locale.ROOT, "%-36s %9s %9s %8s %8s %8s %11s %11s", "configuration", "step ms", "tokens/s",
+                "GFLOP/s", "peak", "of peak", "peak RSS MB", "model MB");
+    }
+
+    /** One configuration's figures. */
+    static String row(Result r) {
+        return String.format(Locale.ROOT, "%-36s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f", r.label(), r.stepMs(),
+                r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.hwm() / 1e6, r.modelBytes() / 1e6);
+    }
+
+    /** The child: loads NF4+DQ, attaches LoRA, trains and reports as {@code result.key=value}. */
+    private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps) throws Exception {
+        try (NDManager manager = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
+                        .load(dir, manager);
+                LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
+                AdamW adam = AdamW.builder().build()) {
+            List<Parameter> params = new ArrayList<>();
+            lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+            TrainStep step = TrainStep.builder(model).optRecompute(recompute).build();
+            List<Batch> batches = List.of(randomBatch(model.config().vocabSize(), batch, seq));
+            double[] ms = new double[steps];
+            for (int i = -warmup; i < steps; i++) {
+                long start = System.nanoTime();
+                step.accumulate(batches, i + warmup);
+                adam.step(params, 1e-4);
+                Gradients.zero(params);
+                if (i >= 0) {
+                    ms[i] = (System.nanoTime() - start) / 1e6;
+                }
+            }
+            ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+            ChildJvm.result("stepUs", Math.round(ForwardBenchmark.median(ms) * 1e3));
+            ChildJvm.result("modelBytes", model.bytes());
+            try (MatmulPeak peak = new MatmulPeak(manager)) {
+                double[] peakMs = new double[PEAK_RUNS];
+                peak.runMs();
+                Arrays.setAll(peakMs, i -> peak.runMs());
+                ChildJvm.result("peakMflops", Math.round(MatmulPeak.gflops(ForwardBenchmark.median(peakMs)) * 1e3));
+            }
+        }
+    }
+
+    /** Random token ids, every token real and labelled, positions 0..seq-1 in each row. */
+    private static Batch randomBatch(int vocab, int rows, int seq) {
+        long[] ids = ForwardBenchmark.randomIds(vocab, rows * seq);
+        long[] mask = new long[ids.length];
+        long[] positions = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            mask[i] = 1;
+            positions[i] = i % seq;
+        }
+        return new Batch(rows, seq, ids, mask, positions, ids.clone());
+    }
+}

@@ -1,0 +1,18 @@
+package io.qlora4j.bench;
+
+import io.qlora4j.model.llama.LlamaConfig;
+
+/**
+ * A model shape run at {@code batch} x {@code seq}.
+ *
+ * @param name how tables name it
+ * @param config the model
+ * @param batch rows per step
+ * @param seq tokens per row
+ */
+record Workload(String name, LlamaConfig config, int batch, int seq) {
+    /** The FLOP counts at this shape. */
+    LlamaFlops flops() {
+        return LlamaFlops.of(config, batch, seq);
+    }
+}

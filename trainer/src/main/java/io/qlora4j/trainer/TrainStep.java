@@ -100,19 +100,31 @@ public final class TrainStep {
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
-            inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+            // each block's intermediates die with it: only its output is kept
+            try (NDScope block = new NDScope()) {
+                inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+                NDScope.unregister(inputs[l + 1]);
+            }
         }
         try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
-            NDArray top = leaf(inputs[layers]);
-            NDArray loss = head.loss(top);
-            double value = loss.getFloat();
-            collector.backward(loss);
-            NDArray upstream = top.getGradient();
+            double value;
+            NDArray upstream;
+            try (NDScope lossHead = new NDScope()) {
+                NDArray top = leaf(inputs[layers]);
+                NDArray loss = head.loss(top);
+                value = loss.getFloat();
+                collector.backward(loss);
+                upstream = kept(top.getGradient());
+            }
             for (int l = layers - 1; l >= 0; l--) {
-                NDArray input = leaf(inputs[l]);
+                // the recomputed block's graph and activations are freed before the next block is recomputed
+                try (NDScope block = new NDScope()) {
+                    NDArray input = leaf(inputs[l]);
                     NDArray out = model.block(l).forward(input, context, null);
-                collector.backward(out.mul(upstream).sum());
-                upstream = input.getGradient();
+                    collector.backward(out.mul(upstream).sum());
+                    upstream.close();
+                    upstream = kept(input.getGradient());
+                }
                 inputs[l + 1].close();
             }
             if (trainEmbeddings) {
@@ -134,6 +146,12 @@ public final class TrainStep {
             collector.backward(loss);
             return value;
         }
+    }
+
+    /** {@code array}, taken out of the innermost NDScope so that it outlives it. */
+    private static NDArray kept(NDArray array) {
+        NDScope.unregister(array);
+        return array;
     }
 
     /** A detached copy-free view of a saved hidden state that records a graph from here on. */

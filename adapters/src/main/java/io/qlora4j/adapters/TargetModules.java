@@ -1,8 +1,14 @@
 package io.qlora4j.adapters;
 
 import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaLoader;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -42,6 +48,26 @@ final class TargetModules {
     /** {@code q_proj} for {@code self_attn.q_proj}: the name PEFT's {@code target_modules} uses. */
     static String shortName(String linearName) {
         return linearName.substring(linearName.lastIndexOf('.') + 1);
+    }
+
+    /** The short names of the block linear layers that {@code modulePaths} contains, in block order. */
+    static List<String> shortNamesIn(Collection<String> modulePaths) {
+        Set<String> present = new HashSet<>();
+        modulePaths.forEach(path -> present.add(shortName(path)));
+        return LlamaBlock.LINEAR_NAMES.stream().map(TargetModules::shortName).filter(present::contains).toList();
+    }
+
+    /** Every block projection of a model of this config by module path, in block order, with its {@code {in, out}}. */
+    static Map<String, long[]> projections(LlamaConfig config) {
+        Map<String, long[]> shapes = LlamaLoader.expectedShapes(config);
+        Map<String, long[]> projections = new LinkedHashMap<>();
+        for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                long[] outIn = shapes.get(modulePath(layer, name) + ".weight");
+                projections.put(modulePath(layer, name), new long[] {outIn[1], outIn[0]});
+            }
+        }
+        return projections;
     }
 
     /** The module path of a block's linear layer, as in the Hugging Face checkpoint without {@code .weight}. */

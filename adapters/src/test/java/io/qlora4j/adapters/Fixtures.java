@@ -21,6 +21,14 @@ final class Fixtures {
         return v;
     }
 
+    /** {@code v} multiplied by {@code factor} in place, returned. */
+    static float[] scaled(float[] v, float factor) {
+        for (int i = 0; i < v.length; i++) {
+            v[i] *= factor;
+        }
+        return v;
+    }
+
     static double[] toDoubles(float[] v) {
         double[] d = new double[v.length];
         for (int i = 0; i < v.length; i++) {

@@ -91,8 +91,8 @@ class PeftLoadTest {
                     int rank = module.endsWith("q_proj") ? 2 : 4;
                     double alpha = path.equals("model.layers.1.self_attn.v_proj") ? 2 : 8;
                     long[] shape = tiny.linearShape(module);
-                    float[] a = scaled(Fixtures.gaussian(random, (int) (rank * shape[1])), 0.2f);
-                    float[] b = scaled(Fixtures.gaussian(random, (int) (shape[0] * rank)), 0.3f);
+                    float[] a = Fixtures.scaled(Fixtures.gaussian(random, (int) (rank * shape[1])), 0.2f);
+                    float[] b = Fixtures.scaled(Fixtures.gaussian(random, (int) (shape[0] * rank)), 0.3f);
                     w.addFloats("base_model.model." + path + ".lora_A.weight", DType.F32, new long[] {rank, shape[1]}, a);
                     w.addFloats("base_model.model." + path + ".lora_B.weight", DType.F32, new long[] {shape[0], rank}, b);
                     reference.put(path, new ReferenceForward.Lora(Fixtures.toDoubles(a), Fixtures.toDoubles(b), rank,
@@ -242,12 +242,5 @@ class PeftLoadTest {
             assertEquals(out[i], HalfFloats.f16ToFloat(HalfFloats.floatToF16(out[i])), 0f);
         }
         return out;
-    }
-
-    private static float[] scaled(float[] v, float factor) {
-        for (int i = 0; i < v.length; i++) {
-            v[i] *= factor;
-        }
-        return v;
     }
 }

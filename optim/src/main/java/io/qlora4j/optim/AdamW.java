@@ -3,9 +3,10 @@ package io.qlora4j.optim;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
-import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -22,8 +23,11 @@ import java.util.Set;
  *
  * <p>As in torch, the scalar coefficients are computed in double and each tensor op runs in
  * float32. Updates are in place on the caller's parameter arrays through a detached view, so a step
- * records no graph and works whether or not a GradientCollector is open. The state is kept in a
- * {@link StateStore} this optimizer owns; close the optimizer to free it.
+ * records no graph and works whether or not a GradientCollector is open. The update runs page by
+ * page of the state (elementwise, so the result does not depend on the page size). The state is
+ * kept as the chosen {@link Optim} says: float32 or bitsandbytes' 8-bit blocks (decoded to float32
+ * for the update and coded again after it), resident or paged under a device budget; close the
+ * optimizer to free it.
  */
 public final class AdamW implements AutoCloseable {
 
@@ -31,6 +35,7 @@ public final class AdamW implements AutoCloseable {
     private final double beta2;
     private final double epsilon;
     private final double weightDecay;
+    private final Optim optim;
     private final StateStore state;
 
     private AdamW(Builder builder) {
@@ -38,12 +43,14 @@ public final class AdamW implements AutoCloseable {
         beta2 = builder.beta2;
         epsilon = builder.epsilon;
         weightDecay = builder.weightDecay;
-        state = new DeviceStateStore();
+        optim = builder.optim;
+        long budget = optim.paged() ? builder.budgetBytes : PagedStateStore.UNLIMITED;
+        state = new PagedStateStore(optim, builder.pageBytes, budget);
     }
 
     /**
      * Returns a builder with torch's and HF Trainer's defaults: betas (0.9, 0.999), eps 1e-8,
-     * weight decay 0.
+     * weight decay 0; {@link Optim#ADAMW_TORCH}.
      */
     public static Builder builder() {
         return new Builder();
@@ -58,12 +65,15 @@ public final class AdamW implements AutoCloseable {
         if (!(lr >= 0 && Double.isFinite(lr))) {
             throw new IllegalArgumentException("learning rate must be finite and >= 0, got " + lr);
         }
-        Set<String> seen = new HashSet<>();
+        Set<String> seen = new LinkedHashSet<>();
         for (Parameter param : params) {
             if (!seen.add(param.name())) {
                 throw new IllegalArgumentException(
                         "parameter '" + param.name() + "' is passed twice to one step");
             }
+        }
+        state.beginStep(List.copyOf(seen));
+        for (Parameter param : params) {
             try (NDScope scope = new NDScope()) {
                 update(param, lr);
                 scope.suppressNotUsedWarning();
@@ -71,9 +81,25 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
+    /** The {@code optim:} this optimizer implements. */
+    public Optim optim() {
+        return optim;
+    }
+
     /**
-     * Copies the optimizer state to host tensors keyed {@code <param>.step}, {@code
-     * <param>.exp_avg} and {@code <param>.exp_avg_sq}, for {@code optimizer.safetensors}.
+     * Where the state is now (bytes on the device and on the host) and the bytes the latest step
+     * paged in and out.
+     */
+    public PagingStats pagingStats() {
+        return state.stats();
+    }
+
+    /**
+     * Copies the optimizer state to host float32 tensors for {@code optimizer.safetensors}, from
+     * whichever tier it is in: {@code <param>.step} and, for float32 state, {@code
+     * <param>.exp_avg} and {@code <param>.exp_avg_sq}; for 8-bit state {@code
+     * <param>.exp_avg.codes}, {@code <param>.exp_avg.absmax}, {@code <param>.exp_avg_sq.codes},
+     * {@code <param>.exp_avg_sq.absmax} (the codes 0..255 as floats).
      */
     public Map<String, StateTensor> exportState() {
         return state.export();
@@ -81,8 +107,10 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * Replaces the optimizer state by one {@link #exportState} produced; the next step continues
-     * exactly where the exported optimizer stopped. Shapes are checked at each parameter's next
-     * step.
+     * exactly where the exported optimizer stopped, whatever its budget or page size; the number
+     * formats must match (float32 for {@code adamw_torch} / {@code paged_adamw_32bit}, 8-bit for
+     * the others). Shapes are checked at each parameter's next step; the state sits in host memory
+     * until then.
      */
     public void importState(Map<String, StateTensor> saved) {
         state.load(saved);
@@ -102,28 +130,39 @@ public final class AdamW implements AutoCloseable {
                     "parameter '" + name + "' is " + value.getDataType()
                             + "; AdamW updates float32 parameters");
         }
-        NDArray grad = param.gradient();
         // a detached view shares the parameter's memory and may be changed in place in grad mode
-        NDArray weight = value.stopGradient();
-        NDArray expAvg = state.acquire(name, StateKind.EXP_AVG, value);
-        NDArray expAvgSq = state.acquire(name, StateKind.EXP_AVG_SQ, value);
+        long size = value.size();
+        NDArray weight = value.stopGradient().reshape(size);
+        NDArray grad = param.gradient().reshape(size);
+        StateLayout layout = state.layout(name, value);
         int step = state.nextStep(name);
+        double biasCorrection1 = 1 - Math.pow(beta1, step);
+        double biasCorrection2 = 1 - Math.pow(beta2, step);
+        for (int page = 0; page < layout.pages(); page++) {
+            try (NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                NDArray w = layout.slice(weight, page);
+                Moments moments = state.acquire(name, page, w);
+                update(w, layout.slice(grad, page), moments, lr, biasCorrection1, biasCorrection2);
+                state.release(name, page, moments);
+            }
+        }
+    }
 
+    private void update(NDArray weight, NDArray grad, Moments moments, double lr,
+            double biasCorrection1, double biasCorrection2) {
+        NDArray expAvg = moments.expAvg();
+        NDArray expAvgSq = moments.expAvgSq();
         if (weightDecay != 0) {
             weight.muli((float) (1 - lr * weightDecay));
         }
         expAvg.addi(grad.sub(expAvg).muli((float) (1 - beta1)));
         expAvgSq.muli((float) beta2).addi(grad.mul((float) (1 - beta2)).muli(grad));
 
-        double biasCorrection1 = 1 - Math.pow(beta1, step);
-        double biasCorrection2 = 1 - Math.pow(beta2, step);
         double stepSize = lr / biasCorrection1;
         NDArray denom =
                 expAvgSq.sqrt().divi((float) Math.sqrt(biasCorrection2)).addi((float) epsilon);
         weight.addi(expAvg.mul((float) -stepSize).divi(denom));
-
-        state.release(name, StateKind.EXP_AVG, expAvg);
-        state.release(name, StateKind.EXP_AVG_SQ, expAvgSq);
     }
 
     /**
@@ -136,6 +175,9 @@ public final class AdamW implements AutoCloseable {
         private double beta2 = 0.999;
         private double epsilon = 1e-8;
         private double weightDecay;
+        private Optim optim = Optim.ADAMW_TORCH;
+        private long budgetBytes = PagedStateStore.DEVICE_FREE;
+        private long pageBytes = PagedStateStore.DEFAULT_PAGE_BYTES;
 
         Builder() {}
 
@@ -163,12 +205,58 @@ public final class AdamW implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Sets where and how the state is kept, as the {@code optim:} names say (default {@link
+         * Optim#ADAMW_TORCH}).
+         */
+        public Builder optOptim(Optim optim) {
+            this.optim = Objects.requireNonNull(optim, "optim");
+            return this;
+        }
+
+        /**
+         * Sets the device budget for paged state in bytes ({@code paged_budget_mb}); at least one
+         * page. Default: unlimited on the CPU; on a GPU what it reports free at the first step,
+         * less a safety margin.
+         */
+        public Builder optPagedBudget(long bytes) {
+            this.budgetBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Sets the size of a state page in bytes (default 1 MiB, at least 1 KiB): a page holds
+         * both moments of {@code bytes / 8} elements as float32, or of {@code 256 * floor(bytes /
+         * 520)} elements as 8-bit blocks.
+         */
+        public Builder optPageSize(long bytes) {
+            this.pageBytes = bytes;
+            return this;
+        }
+
         /** Validates the settings as torch does and builds the optimizer. */
         public AdamW build() {
             checkRange("beta1", beta1, 0, 1);
             checkRange("beta2", beta2, 0, 1);
             checkRange("epsilon", epsilon, 0, Double.POSITIVE_INFINITY);
             checkRange("weight decay", weightDecay, 0, Double.POSITIVE_INFINITY);
+            if (pageBytes < PagedStateStore.MIN_PAGE_BYTES) {
+                throw new IllegalArgumentException(
+                        "optimizer page size must be at least " + PagedStateStore.MIN_PAGE_BYTES
+                                + " bytes, got " + pageBytes);
+            }
+            if (budgetBytes != PagedStateStore.DEVICE_FREE) {
+                if (!optim.paged()) {
+                    throw new IllegalArgumentException(
+                            "a paged budget applies to paged optims only, not " + optim.key());
+                }
+                if (budgetBytes < pageBytes) {
+                    throw new IllegalArgumentException(
+                            "paged budget of " + budgetBytes
+                                    + " bytes cannot hold one optimizer state page of " + pageBytes
+                                    + " bytes");
+                }
+            }
             return new AdamW(this);
         }
 

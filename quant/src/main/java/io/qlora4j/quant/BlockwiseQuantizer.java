@@ -8,14 +8,15 @@ import java.util.Objects;
  * {@code quantize_4bit} CUDA kernel does, optionally double-quantizing the scales, and
  * dequantizes them back. Built once with {@link #builder()}, immutable, safe to share.
  *
- * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32
- * reciprocal {@code x * (1 / absmax)}, coded by the type's midpoint rule (strict {@code >}: a
- * value exactly on a midpoint takes the lower code), two codes per byte with the first element in
- * the high nibble. The last block may be partial. An odd element count leaves one nibble, which
- * holds the code of 0.0 as in bitsandbytes (its kernels quantize a padding 0.0 there), so one
- * NF4 element 0.5 packs to 0xF7. An all-zero block stores the code of 0.0 in every nibble (NF4
- * 0x77, FP4 0x00), as bitsandbytes' CPU path does; its CUDA path computes 0 * (1/0) = NaN there
- * and stores 0x00. Both decode to zero. NaN inputs are not supported.
+ * <p>Per block: {@code absmax = max|x|} in float32, each element scaled by the float32 reciprocal
+ * {@code x * (1 / absmax)}, coded by the type's decision constants with strict {@code >} (a value
+ * exactly on one takes the code below it; FP4 compares magnitudes, so there the smaller
+ * magnitude), two codes per byte with the first element in the high nibble. The last block may be
+ * partial. An odd element count leaves one nibble, which holds the code of 0.0 as in bitsandbytes
+ * (its kernels quantize a padding 0.0 there), so one NF4 element 0.5 packs to 0xF7. An all-zero
+ * block stores the code of 0.0 in every nibble (NF4 0x77, FP4 0x00), as bitsandbytes' CPU path
+ * does for NF4; its CUDA kernels compute 0 * (1/0) = NaN there and store 0x00. Both decode to
+ * zero. Infinite and subnormal scales behave as in the CUDA kernel; NaN inputs are not supported.
  */
 public final class BlockwiseQuantizer {
 
@@ -99,7 +100,8 @@ public final class BlockwiseQuantizer {
 
     /** Quantizes blocks {@code [from, to)}: absmax, reciprocal, codes, packing. */
     private void quantizeBlocks(float[] data, byte[] packed, float[] absmax, int from, int to) {
-        QuantType t = type;
+        NibbleLookup code = type.lookup();
+        int zero = type.zeroCode();
         int n = data.length;
         for (int b = from; b < to; b++) {
             int start = b * blocksize;
@@ -108,35 +110,41 @@ public final class BlockwiseQuantizer {
             absmax[b] = amax;
             int p = start >> 1;
             if (amax == 0f) {
-                int zero = t.zeroCode();
                 Arrays.fill(packed, p, p + (end - start + 1) / 2, (byte) (zero << 4 | zero));
                 continue;
             }
-            float r = 1.0f / amax;
-            int i = start;
-            for (; i + 1 < end; i += 2) {
-                packed[p++] = (byte) (t.encode(data[i] * r) << 4 | t.encode(data[i + 1] * r));
-            }
-            if (i < end) {
-                packed[p] = (byte) (t.encode(data[i] * r) << 4 | t.encode(0f * r));
-            }
+            code.pack(data, start, end, 1.0f / amax, packed, p);
         }
     }
 
-    /** {@code max |x|} over {@code [from, to)}, computed on the sign-cleared bits (monotone for non-NaN). */
+    /**
+     * {@code max |x|} over {@code [from, to)}, exact in float32: the sign-cleared bits of non-NaN
+     * floats order as their magnitudes, and integer max in four independent lanes runs faster
+     * than a chain of {@code Math.max(float)}.
+     */
     static float absmax(float[] x, int from, int to) {
-        int m = 0;
-        for (int i = from; i < to; i++) {
-            m = Math.max(m, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+        int m0 = 0;
+        int m1 = 0;
+        int m2 = 0;
+        int m3 = 0;
+        int i = from;
+        for (; i + 3 < to; i += 4) {
+            m0 = Math.max(m0, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+            m1 = Math.max(m1, Float.floatToRawIntBits(x[i + 1]) & 0x7FFFFFFF);
+            m2 = Math.max(m2, Float.floatToRawIntBits(x[i + 2]) & 0x7FFFFFFF);
+            m3 = Math.max(m3, Float.floatToRawIntBits(x[i + 3]) & 0x7FFFFFFF);
         }
-        return Float.intBitsToFloat(m);
+        for (; i < to; i++) {
+            m0 = Math.max(m0, Float.floatToRawIntBits(x[i]) & 0x7FFFFFFF);
+        }
+        return Float.intBitsToFloat(Math.max(Math.max(m0, m1), Math.max(m2, m3)));
     }
 
     /** Rejects a blocksize bitsandbytes does not support, naming the allowed ones. */
     static void checkBlocksize(int blocksize) {
         if (Arrays.binarySearch(BLOCKSIZES, blocksize) < 0) {
-            throw new IllegalArgumentException("blocksize " + blocksize + " is not supported; expected one of "
-                    + Arrays.toString(BLOCKSIZES));
+            throw new IllegalArgumentException(
+                    "blocksize " + blocksize + " is not supported; expected one of " + Arrays.toString(BLOCKSIZES));
         }
     }
 

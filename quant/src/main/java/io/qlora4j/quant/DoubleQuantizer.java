@@ -18,9 +18,10 @@ final class DoubleQuantizer {
      * Double-quantizes float32 block scales.
      *
      * <p>The offset is the mean summed in float64 and rounded once to float32. bitsandbytes takes
-     * {@code absmax.mean()} in float32, whose reduction order depends on the device and the
-     * kernel; the correctly rounded mean can differ from it in the last bits. A checkpoint stores
-     * the offset, so loading never recomputes it.
+     * {@code absmax.mean()} in float32, whose reduction order depends on the device and kernel; on
+     * 35 random arrays of 100 to 2.8M scales libtorch 2.7.1's CPU mean differed from this one in
+     * 15 cases, always by 1 ulp. The codes then follow from whichever offset is used, and a
+     * checkpoint stores it, so loading never recomputes it.
      */
     static DoubleQuantizedScales quantize(float[] absmax, int threads) {
         DynamicMap map = DynamicMap.signed();

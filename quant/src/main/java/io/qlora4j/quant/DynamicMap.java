@@ -25,8 +25,18 @@ public final class DynamicMap {
 
     private final float[] values;
 
+    /** {@code (values[p + 1] + values[p]) * 0.5f}, +infinity for the last entry. */
+    private final float[] midpointAbove = new float[256];
+
+    /** {@code (values[p - 1] + values[p]) * 0.5f}, -infinity for the first entry. */
+    private final float[] midpointBelow = new float[256];
+
     private DynamicMap(float[] values) {
         this.values = values;
+        for (int p = 0; p < 256; p++) {
+            midpointAbove[p] = p < 255 ? (values[p + 1] + values[p]) * 0.5f : Float.POSITIVE_INFINITY;
+            midpointBelow[p] = p > 0 ? (values[p - 1] + values[p]) * 0.5f : Float.NEGATIVE_INFINITY;
+        }
     }
 
     /** The signed map (min -0.99296874, max 1.0) used for double-quantized 4-bit scales. */
@@ -55,8 +65,9 @@ public final class DynamicMap {
     /**
      * The code of a value already scaled into the map's range, exactly as bitsandbytes' CUDA
      * {@code dQuantize}: a 7-step binary search over the sorted map lands on an even index
-     * {@code p}, then the float32 midpoint to the neighbour on {@code x}'s side decides. The
-     * nearest entry wins; a value exactly on a midpoint takes the even code of the pair.
+     * {@code p} with {@code values[p - 1] < x <= values[p + 1]}, then the float32 midpoint to the
+     * neighbour on {@code x}'s side decides (strict comparisons both ways). The nearest entry wins;
+     * a value exactly on a midpoint takes the even code of the pair.
      */
     public int encode(float x) {
         float[] v = values;
@@ -64,18 +75,8 @@ public final class DynamicMap {
         for (int step = 64; step > 0; step >>= 1) {
             p += x > v[p] ? step : -step;
         }
-        if (x > v[p]) {
-            return x > (v[p + 1] + v[p]) * 0.5f ? p + 1 : p;
-        }
-        if (p == 0) {
-            return 0;
-        }
-        return x < (v[p - 1] + v[p]) * 0.5f ? p - 1 : p;
-    }
-
-    /** The shared table, not a copy; callers inside the package must not modify it. */
-    float[] table() {
-        return values;
+        // at most one of the two holds: midpointBelow[p] < values[p] < midpointAbove[p]
+        return p + (x > midpointAbove[p] ? 1 : 0) - (x < midpointBelow[p] ? 1 : 0);
     }
 
     private static float[] build(boolean signed) {

@@ -17,8 +17,9 @@ final class Fp4Codebook {
 
     /**
      * The magnitude thresholds of bitsandbytes' CUDA tree in ascending order, as written in the
-     * kernel. Five of them sit a few ulps below the exact float32 midpoints (0.00260417f,
-     * 0.20833333f, 0.29166667f, 0.583333f, 0.8333333f); the kernel's constants are what decide.
+     * kernel. Five of them miss the float32 midpoints of their neighbours (0.00260417f by 14 ulps
+     * above, 0.583333f by 6 below, 0.20833333f, 0.29166667f and 0.8333333f by 1 below); the
+     * kernel's constants are what decide, while bitsandbytes' CPU path uses the midpoints.
      */
     static final float[] THRESHOLDS = {
         0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f, 0.4166667f, 0.583333f, 0.8333333f,
@@ -27,14 +28,17 @@ final class Fp4Codebook {
     /** The 3-bit magnitude code of each magnitude rank (index = number of thresholds exceeded). */
     private static final int[] RANK_TO_CODE = {0, 1, 6, 7, 4, 5, 2, 3};
 
-    /** The code a scaled value of 0.0 (and -0.0) takes. */
-    static final int ZERO_CODE = 0;
+    /**
+     * Codes in increasing order of the values the rule assigns them: -1 (11) up to -1/192 (9),
+     * then code 8 for negatives too small for 1/192, code 0 from -0.0 on, 1/192 (1) up to 1 (3).
+     */
+    static final int[] ASCENDING_CODES = {11, 10, 13, 12, 15, 14, 9, 8, 0, 1, 6, 7, 4, 5, 2, 3};
 
     static {
-        float[] eighths = {0f, 0.0625f, 8f, 12f, 4f, 6f, 2f, 3f};
+        float[] unscaled = {0f, 0.0625f, 8f, 12f, 4f, 6f, 2f, 3f};
         for (int i = 0; i < 8; i++) {
-            VALUES[i] = eighths[i] / 12f;
-            VALUES[i + 8] = i == 0 ? 0f : -eighths[i] / 12f;
+            VALUES[i] = unscaled[i] / 12f;
+            VALUES[i + 8] = i == 0 ? 0f : -unscaled[i] / 12f;
         }
     }
 

@@ -53,8 +53,8 @@ final class Nf4Codebook {
         0.8614784181118011f,
     };
 
-    /** The code a scaled value of 0.0 (and -0.0) takes: the byte of an all-zero pair is 0x77. */
-    static final int ZERO_CODE = 7;
+    /** Codes in increasing value order: NF4 codes are sorted already. */
+    static final int[] ASCENDING_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
     private Nf4Codebook() {}
 

@@ -3,19 +3,21 @@ package io.qlora4j.quant;
 /** The 4-bit data types of bitsandbytes: NormalFloat (QLoRA's default) and FP4 (E2M1). */
 public enum QuantType {
     /** 4-bit NormalFloat: 16 quantiles of N(0, 1) scaled to [-1, 1], codes sorted by value. */
-    NF4("nf4", Nf4Codebook.VALUES, Nf4Codebook.ZERO_CODE),
+    NF4("nf4", Nf4Codebook.VALUES, new NibbleLookup(Nf4Codebook::encode, Nf4Codebook.ASCENDING_CODES)),
     /** 4-bit float E2M1 (bias 2) scaled to [-1, 1]; bit 3 is the sign. */
-    FP4("fp4", Fp4Codebook.VALUES, Fp4Codebook.ZERO_CODE);
+    FP4("fp4", Fp4Codebook.VALUES, new NibbleLookup(Fp4Codebook::encode, Fp4Codebook.ASCENDING_CODES));
 
     private final String jsonName;
     private final float[] codebook;
     private final int zeroCode;
     private final float[] byteTable = new float[512];
+    private final NibbleLookup lookup;
 
-    QuantType(String jsonName, float[] codebook, int zeroCode) {
+    QuantType(String jsonName, float[] codebook, NibbleLookup lookup) {
         this.jsonName = jsonName;
         this.codebook = codebook;
-        this.zeroCode = zeroCode;
+        this.lookup = lookup;
+        this.zeroCode = lookup.encode(0f);
         for (int b = 0; b < 256; b++) {
             byteTable[2 * b] = codebook[b >>> 4];
             byteTable[2 * b + 1] = codebook[b & 0x0F];
@@ -43,19 +45,14 @@ public enum QuantType {
                 "unknown 4-bit quant type '" + name + "'; expected one of nf4, fp4");
     }
 
-    /** The code of one value already scaled into [-1, 1], by bitsandbytes' CUDA rule. */
-    int encode(float scaled) {
-        return this == NF4 ? Nf4Codebook.encode(scaled) : Fp4Codebook.encode(scaled);
+    /** This type's encode rule (bitsandbytes' CUDA decision tree) in table form. */
+    NibbleLookup lookup() {
+        return lookup;
     }
 
-    /** The code a 0.0 element takes; an all-zero block is filled with it. */
+    /** The code a 0.0 element takes (NF4 7, FP4 0); an all-zero block is filled with it. */
     int zeroCode() {
         return zeroCode;
-    }
-
-    /** The shared code table, not a copy; callers inside the package must not modify it. */
-    float[] table() {
-        return codebook;
     }
 
     /**

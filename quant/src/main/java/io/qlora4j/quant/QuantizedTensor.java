@@ -97,7 +97,8 @@ public record QuantizedTensor(
 
     @Override
     public String toString() {
-        return String.format(Locale.ROOT, "QuantizedTensor[%s, shape=%s, blocksize=%d%s, %d bytes, %.3f bits/param]",
+        return String.format(Locale.ROOT,
+                "QuantizedTensor[%s, shape=%s, blocksize=%d%s, %d bytes, %.3f bits/param]",
                 type, Arrays.toString(shape), blocksize, doubleQuant != null ? ", double-quantized" : "",
                 bytes(), bitsPerParameter());
     }

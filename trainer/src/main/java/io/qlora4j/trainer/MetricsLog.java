@@ -9,7 +9,7 @@ import java.util.List;
 
 /**
  * {@code output_dir/metrics.jsonl}: one JSON object per logged step ({@code step, epoch, loss, lr,
- * grad_norm, tokens_per_s}), appended and flushed as the run goes so a crash keeps what was logged.
+ * grad_norm, tokens_per_s, state_device_bytes, state_host_bytes, paged_bytes_per_step}), appended and flushed as the run goes so a crash keeps what was logged.
  * A resumed run first rewrites it from its checkpoint's history, dropping the lines of the lost steps.
  */
 final class MetricsLog {

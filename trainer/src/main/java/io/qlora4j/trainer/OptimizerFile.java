@@ -13,8 +13,9 @@ import java.util.Map;
 
 /**
  * {@code optimizer.safetensors}: the AdamW state as float32 tensors keyed {@code <param>.exp_avg},
- * {@code <param>.exp_avg_sq} and {@code <param>.step} (a scalar, as torch keeps it), so a resumed run
- * continues with exactly the moments it stopped with.
+ * {@code <param>.exp_avg_sq} and {@code <param>.step} (a scalar, as torch keeps it), or for 8-bit state
+ * {@code <param>.exp_avg.codes}, {@code .exp_avg.absmax}, {@code .exp_avg_sq.codes}, {@code .exp_avg_sq.absmax},
+ * so a resumed run continues with exactly the state it stopped with.
  */
 final class OptimizerFile {
     /** The file name inside a checkpoint. */

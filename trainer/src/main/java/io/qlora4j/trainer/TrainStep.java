@@ -86,7 +86,8 @@ public final class TrainStep {
             NDArray ids = manager.create(batch.inputIds(), shape);
             NDArray labels = manager.create(batch.labels(), shape);
             NDArray mask = manager.create(batch.attentionMask(), shape);
-            AttentionContext context = model.context(manager, batch.columns(), 0, mask);
+            // positions restart at 0 for each packed example; the mask keeps examples apart
+            AttentionContext context = model.context(manager.create(batch.positionIds(), shape), 0, mask);
             LossHead head = new LossHead(model, labels, labelled);
             return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
         }

@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
-import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
@@ -14,8 +13,6 @@ import io.qlora4j.trainer.config.JobConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.Locale;
 
 /**
  * A training job from its {@link JobConfig} to its output: the base model (4-bit for QLoRA, dense for
@@ -50,7 +47,7 @@ public final class Trainer {
         }
         try (NDManager manager = NDManager.newBaseManager(target.device(), "PyTorch");
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
-            DataPipeline data = DataPipeline.load(dataSettings(config), tokenizer);
+            DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
             LlamaModel model = JobModels.loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
             TrainableWeights weights = full ? new FullWeights(model, baseDir)
                     : LoraWeights.create(config, model, manager, checkpoint);
@@ -86,24 +83,5 @@ public final class Trainer {
         if (config.integer("eval_steps") != null) {
             throw new ConfigException("eval_steps: evaluation during training is not implemented yet");
         }
-    }
-
-    private static DataSettings dataSettings(JobConfig config) throws ConfigException, DataException {
-        Integer maxSamples = config.integer("max_samples");
-        return DataSettings.builder()
-                .setDatasets(List.of(config.require("dataset")))
-                .optDatasetDir(Path.of(config.string("dataset_dir")))
-                .optTemplate(config.string("template"))
-                .optCutoffLen(config.integer("cutoff_len"))
-                .optTrainOnPrompt(config.bool("train_on_prompt"))
-                .optMaskHistory(config.bool("mask_history"))
-                .optMaxSamples(maxSamples == null ? 0 : maxSamples)
-                .optValSize(config.number("val_size"))
-                .optPacking(config.bool("packing"))
-                .optGroupByLength(config.bool("group_by_length"))
-                .optSeed(config.integer("seed"))
-                .optBatchSize(config.integer("per_device_train_batch_size"))
-                .optStage(DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT)))
-                .build();
     }
 }

@@ -67,6 +67,9 @@ record TrainerState(
      * @param lr the learning rate of the step
      * @param gradNorm the global gradient norm before clipping
      * @param tokensPerS non-padding tokens per second since the previous entry
+     * @param stateDeviceBytes optimizer state bytes on the device after the step
+     * @param stateHostBytes optimizer state bytes living only in host memory after the step
+     * @param pagedBytesPerStep optimizer state bytes paged in plus out, per step since the previous entry
      */
     record LogEntry(
             @JsonProperty("step") int step,
@@ -74,7 +77,10 @@ record TrainerState(
             @JsonProperty("loss") double loss,
             @JsonProperty("lr") double lr,
             @JsonProperty("grad_norm") double gradNorm,
-            @JsonProperty("tokens_per_s") double tokensPerS) {
+            @JsonProperty("tokens_per_s") double tokensPerS,
+            @JsonProperty("state_device_bytes") long stateDeviceBytes,
+            @JsonProperty("state_host_bytes") long stateHostBytes,
+            @JsonProperty("paged_bytes_per_step") long pagedBytesPerStep) {
 
         /** The entry as one line of JSON. */
         String toJsonLine() throws IOException {

@@ -11,6 +11,8 @@ import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LrSchedule;
 import io.qlora4j.optim.LrSchedules;
+import io.qlora4j.optim.Optim;
+import io.qlora4j.optim.PagingStats;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -23,7 +25,7 @@ import java.util.Locale;
 
 /**
  * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps}, the step,
- * global-norm clipping ({@code max_grad_norm}), AdamW at the scheduled rate, zeroed gradients; logs every
+ * global-norm clipping ({@code max_grad_norm}), AdamW ({@code optim}) at the scheduled rate, zeroed gradients; logs every
  * {@code logging_steps}, checkpoints every {@code save_steps}, the final output at the end. Everything
  * a step depends on is a function of the job, the step number and the saved state, so a run resumed
  * from a checkpoint ends bit-identical to one that never stopped.
@@ -118,8 +120,9 @@ final class TrainingLoop {
                 optimizer.step(params, lr);
                 Gradients.zero(params);
                 globalStep++;
-                window.add(loss, norm);
-                progress.stepped(globalStep, loss, lr, window.tokensPerSecond());
+                PagingStats paging = optimizer.pagingStats();
+                window.add(loss, norm, paging);
+                progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
                 if (globalStep % config.integer("logging_steps") == 0 || globalStep == total) {
                     TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);
                     history.add(entry);
@@ -143,7 +146,7 @@ final class TrainingLoop {
                         weights.save(d);
                         writeRecords(d, state);
                         if (config.bool("plot_loss")) {
-                            LossPlot.write(d, history);
+                            LossPlot.write(d, dir.path().getFileName().toString(), history);
                         }
                     });
                     progress.message(String.format(Locale.ROOT, "trained %d steps, loss %.4f; wrote %s", total,
@@ -167,13 +170,32 @@ final class TrainingLoop {
         }
     }
 
-    private AdamW optimizer() {
-        return AdamW.builder()
+    /**
+     * AdamW as {@code optim} names it, with {@code paged_budget_mb} (MiB, fractions allowed) and {@code
+     * paged_page_kb} for the paged ones.
+     */
+    private AdamW optimizer() throws ConfigException {
+        Optim optim = Optim.of(config.string("optim"));
+        AdamW.Builder builder = AdamW.builder()
                 .optBeta1(config.number("adam_beta1"))
                 .optBeta2(config.number("adam_beta2"))
                 .optEpsilon(config.number("adam_epsilon"))
                 .optWeightDecay(config.number("weight_decay"))
-                .build();
+                .optOptim(optim)
+                .optPageSize(config.integer("paged_page_kb") * 1024L);
+        if (config.isSet("paged_budget_mb")) {
+            if (!optim.paged()) {
+                throw new ConfigException("paged_budget_mb: applies to paged_adamw_32bit and paged_adamw_8bit, not "
+                        + optim.key());
+            }
+            builder.optPagedBudget((long) (config.number("paged_budget_mb") * (1 << 20)));
+        }
+        try {
+            return builder.build();
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("paged_budget_mb: " + e.getMessage() + " (paged_page_kb "
+                    + config.integer("paged_page_kb") + ")");
+        }
     }
 
     /**
@@ -219,11 +241,15 @@ final class TrainingLoop {
         private int steps;
         private float gradNorm;
         private long tokens;
+        private long pagedBytes;
+        private PagingStats paging;
 
-        void add(double loss, float norm) {
+        void add(double loss, float norm, PagingStats stats) {
             lossSum += loss;
             steps++;
             gradNorm = norm;
+            pagedBytes += stats.pagedInBytes() + stats.pagedOutBytes();
+            paging = stats;
         }
 
         double tokensPerSecond() {
@@ -232,7 +258,8 @@ final class TrainingLoop {
         }
 
         TrainerState.LogEntry entry(int step, double epoch, double lr) {
-            return new TrainerState.LogEntry(step, epoch, lossSum / steps, lr, gradNorm, tokensPerSecond());
+            return new TrainerState.LogEntry(step, epoch, lossSum / steps, lr, gradNorm, tokensPerSecond(),
+                    paging.deviceBytes(), paging.hostBytes(), pagedBytes / steps);
         }
     }
 }

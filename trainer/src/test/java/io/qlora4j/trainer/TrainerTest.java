@@ -23,6 +23,8 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** End-to-end runs of {@link Trainer} on a tiny model trained in full (every weight), through files. */
 class TrainerTest {
@@ -141,6 +143,58 @@ class TrainerTest {
         try (var entries = Files.list(killed)) {
             assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".")), "leftovers removed");
         }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"})
+    void resumeEndsBitIdenticalWithEveryOptimAndADifferentPagedBudget(String optim) throws Exception {
+        // 64 wide: the MLP weights (8192 elements) get 8-bit state; the rest stays float32
+        Path wide = TinyModel.write(dir.resolve("wide"), 5, 64);
+        boolean paged = optim.startsWith("paged");
+        Path straight = dir.resolve("straight");
+        Path stopped = dir.resolve("stopped");
+        assertTrue(train(wideJob(wide, straight, optim, paged ? "paged_budget_mb=0.0625" : null)).completed());
+        assertTrue(train(wideJob(wide, stopped, optim, paged ? "paged_budget_mb=0.0625" : null)).completed());
+        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-4"));
+        Files.delete(stopped.resolve("model.safetensors"));
+        // resumed under a budget four times as large
+        List<String> resume = wideJob(wide, stopped, optim, paged ? "paged_budget_mb=0.25" : null);
+        resume.add("resume_from_checkpoint=" + stopped.resolve("checkpoint-2"));
+        TrainingResult resumed = train(resume);
+        assertTrue(resumed.completed(), resumed.failure());
+        assertSameTensors(tensors(straight.resolve("model.safetensors")), tensors(stopped.resolve("model.safetensors")));
+        Map<String, float[]> state = tensors(straight.resolve("checkpoint-4/optimizer.safetensors"));
+        assertSameTensors(state, tensors(stopped.resolve("checkpoint-4/optimizer.safetensors")));
+        assertEquals(optim.contains("8bit"),
+                state.containsKey("model.layers.0.mlp.gate_proj.weight.exp_avg.codes"), state.keySet().toString());
+        assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(stopped.resolve("metrics.jsonl")));
+        JsonNode last = JSON.readTree(Files.readAllLines(straight.resolve("metrics.jsonl")).get(3));
+        assertEquals(paged, last.get("state_host_bytes").asLong() > 0, last.toString());
+        assertEquals(paged, last.get("paged_bytes_per_step").asLong() > 0, last.toString());
+        assertTrue(last.get("state_device_bytes").asLong() <= (paged ? 1 << 16 : Long.MAX_VALUE), last.toString());
+    }
+
+    private List<String> wideJob(Path model, Path output, String optim, String budget) {
+        List<String> keys = new ArrayList<>(List.of("model_name_or_path=" + model, "dataset=" + dataset,
+                "output_dir=" + output, "finetuning_type=full", "learning_rate=0.01", "lr_scheduler_type=constant",
+                "per_device_train_batch_size=4", "seed=3", "logging_steps=1", "max_grad_norm=1.0", "max_steps=4",
+                "save_steps=2", "optim=" + optim, "paged_page_kb=16"));
+        if (budget != null) {
+            keys.add(budget);
+        }
+        return keys;
+    }
+
+    @Test
+    void pagedBudgetIsRefusedForAnUnpagedOptimAndBelowOnePage() throws Exception {
+        ConfigException unpaged = assertThrows(ConfigException.class,
+                () -> train(job(dir.resolve("a"), "max_steps=1", "optim=adamw_8bit", "paged_budget_mb=1")));
+        assertTrue(unpaged.getMessage().startsWith("paged_budget_mb: applies to paged_adamw_32bit"),
+                unpaged.getMessage());
+        ConfigException small = assertThrows(ConfigException.class,
+                () -> train(job(dir.resolve("b"), "max_steps=1", "optim=paged_adamw_32bit", "paged_budget_mb=0.5")));
+        assertTrue(small.getMessage().startsWith("paged_budget_mb: paged budget of 524288 bytes cannot hold one"),
+                small.getMessage());
     }
 
     @Test

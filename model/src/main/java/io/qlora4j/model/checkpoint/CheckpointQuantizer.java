@@ -1,7 +1,6 @@
 package io.qlora4j.model.checkpoint;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.safetensors.DType;
@@ -13,7 +12,6 @@ import io.qlora4j.quant.BnbStateDict;
 import io.qlora4j.quant.QuantType;
 import io.qlora4j.quant.QuantizedTensor;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -26,8 +24,6 @@ import java.util.regex.Pattern;
  */
 public final class CheckpointQuantizer {
     private static final Pattern LINEAR_WEIGHT = Pattern.compile("model\\.layers\\.\\d+\\..+\\.weight");
-    private static final List<String> COPIED_FILES = List.of("tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "tokenizer.model", "generation_config.json");
 
     private final BlockwiseQuantizer quantizer;
     private final QuantType type;
@@ -66,10 +62,10 @@ public final class CheckpointQuantizer {
      * exist or be empty; on any failure nothing is left at {@code target}.
      */
     public Report quantize(Path source, Path target) throws ModelException {
-        Path configFile = source.resolve("config.json");
-        ObjectNode config = readConfig(configFile);
+        ObjectNode config = ModelFiles.readConfig(source);
         if (config.has("quantization_config")) {
-            throw new ModelException(configFile + ": the model is already quantized (quantization_config present)");
+            throw new ModelException(source.resolve("config.json")
+                    + ": the model is already quantized (quantization_config present)");
         }
         try (SafetensorsReader reader = SafetensorsReader.open(source);
                 OutputDirectory out = OutputDirectory.create(target)) {
@@ -77,14 +73,10 @@ public final class CheckpointQuantizer {
             try (SafetensorsWriter writer = SafetensorsWriter.builder(out.path()).optMaxShardBytes(maxShardBytes).build()) {
                 report = copyTensors(reader, writer);
             }
-            config.set("quantization_config", quantizationConfig(config));
-            writeJson(out.path().resolve("config.json"), config);
-            for (String name : COPIED_FILES) {
-                Path file = source.resolve(name);
-                if (Files.isRegularFile(file)) {
-                    Files.copy(file, out.path().resolve(name));
-                }
-            }
+            config.set("quantization_config",
+                    quantizationConfig(config.path("torch_dtype").asText(config.path("dtype").asText("float32"))));
+            ModelFiles.writeConfig(out.path(), config);
+            ModelFiles.copyCompanionFiles(source, out.path());
             out.commit();
             return report;
         } catch (IOException e) {
@@ -92,30 +84,39 @@ public final class CheckpointQuantizer {
         }
     }
 
-    private Report copyTensors(SafetensorsReader reader, SafetensorsWriter writer) throws ModelException, IOException {
+    private Report copyTensors(SafetensorsReader reader, SafetensorsWriter writer) throws ModelException {
         int quantized = 0;
         long params = 0;
         long before = 0;
-        long after = 0;
         double bits = 0;
         List<TensorInfo> tensors = reader.tensors();
         for (TensorInfo info : tensors) {
             before += info.byteSize();
             if (!isQuantizedLinear(info.name(), info.shape().length)) {
-                writer.add(info.name(), info.dtype(), info.shape(), reader.bytes(info.name()));
-                after += info.byteSize();
+                writer.addFrom(reader, info.name());
                 continue;
             }
-            QuantizedTensor q = quantizer.quantize(reader.floats(info.name()), info.shape());
-            for (BnbStateDict.Entry e : BnbStateDict.entries(info.name(), q, torchDtype(info))) {
-                writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
-                after += e.data().length;
-            }
+            QuantizedTensor q = addQuantized(writer, info.name(), reader.floats(info.name()), info.shape(),
+                    torchDtype(info));
             quantized++;
             params += q.numel();
             bits += q.bitsPerParameter() * q.numel();
         }
-        return new Report(tensors.size(), quantized, params, before, after, bits);
+        return new Report(tensors.size(), quantized, params, before, writer.totalBytes(), bits);
+    }
+
+    /**
+     * Quantizes one linear weight ({@code values} row-major in {@code shape}) and adds its bitsandbytes entries
+     * to {@code writer}, recording {@code torchDtype} ({@code bfloat16}, {@code float16}, {@code float32}) as the
+     * dtype it had; the way a job that computes its weights (a merge) writes them in this checkpoint's format.
+     */
+    public QuantizedTensor addQuantized(SafetensorsWriter writer, String weightKey, float[] values, long[] shape,
+            String torchDtype) throws ModelException {
+        QuantizedTensor q = quantizer.quantize(values, shape);
+        for (BnbStateDict.Entry e : BnbStateDict.entries(weightKey, q, torchDtype)) {
+            writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
+        }
+        return q;
     }
 
     private static String torchDtype(TensorInfo info) throws ModelException {
@@ -128,8 +129,11 @@ public final class CheckpointQuantizer {
         };
     }
 
-    private ObjectNode quantizationConfig(ObjectNode config) {
-        String computeDtype = config.path("torch_dtype").asText(config.path("dtype").asText("float32"));
+    /**
+     * The {@code quantization_config} that transformers reads to load this quantizer's checkpoints, computing in
+     * {@code computeDtype} ({@code bfloat16}, {@code float16} or {@code float32}).
+     */
+    public ObjectNode quantizationConfig(String computeDtype) {
         ObjectNode q = new ObjectMapper().createObjectNode();
         q.put("_load_in_4bit", true);
         q.put("_load_in_8bit", false);
@@ -145,24 +149,6 @@ public final class CheckpointQuantizer {
         q.put("load_in_8bit", false);
         q.put("quant_method", "bitsandbytes");
         return q;
-    }
-
-    private static ObjectNode readConfig(Path file) throws ModelException {
-        if (!Files.isRegularFile(file)) {
-            throw new ModelException(file + ": missing (a Hugging Face model directory needs config.json)");
-        }
-        try {
-            if (new ObjectMapper().readTree(file.toFile()) instanceof ObjectNode node) {
-                return node;
-            }
-            throw new ModelException(file + ": expected a JSON object");
-        } catch (IOException e) {
-            throw new ModelException(file + ": not valid JSON: " + e.getMessage().lines().findFirst().orElse(""), e);
-        }
-    }
-
-    private static void writeJson(Path file, Object value) throws IOException {
-        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), value);
     }
 
     /** Settings of a {@link CheckpointQuantizer}. */

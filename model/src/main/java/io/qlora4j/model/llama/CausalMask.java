@@ -8,7 +8,8 @@ import ai.djl.ndarray.types.Shape;
 /**
  * The additive causal mask of transformers' Llama/Mistral: query {@code i} (absolute index
  * {@code past + i}) sees key {@code j} iff {@code j <= past + i}, the key is not padding, and, with a
- * sliding window {@code w}, {@code past + i - j < w}. Allowed entries are 0, the others
+ * sliding window {@code w}, {@code past + i - j < w}. A key mask may also number packed examples
+ * (1, 2, ... within a row, 0 for padding): a query then sees only keys of its own example. Allowed entries are 0, the others
  * {@code -Float.MAX_VALUE} (transformers' {@code finfo.min}), so a fully masked row stays finite.
  */
 final class CausalMask {
@@ -16,7 +17,8 @@ final class CausalMask {
 
     /**
      * Builds the mask {@code [b or 1, 1, seqLen, past + seqLen]} in {@code manager}; {@code keyMask} is null
-     * or {@code [b, past + seqLen]} with 1 for real tokens and 0 for padding.
+     * or {@code [b, past + seqLen]} with 0 for padding and, for real tokens, 1 or the number of the packed
+     * example they belong to.
      */
     static NDArray build(NDManager manager, long seqLen, long past, NDArray keyMask, Integer slidingWindow) {
         long total = past + seqLen;
@@ -33,7 +35,10 @@ final class CausalMask {
             }
             allowed = allowed.reshape(1, 1, seqLen, total);
             if (keyMask != null) {
-                allowed = allowed.logicalAnd(keyMask.neq(0).reshape(new Shape(keyMask.getShape().get(0), 1, 1, total)));
+                long b = keyMask.getShape().get(0);
+                NDArray keys = keyMask.reshape(new Shape(b, 1, 1, total));
+                NDArray queries = keyMask.get(":, {}:", past).reshape(new Shape(b, 1, seqLen, 1));
+                allowed = allowed.logicalAnd(keys.neq(0)).logicalAnd(keys.eq(queries));
             }
             return allowed.toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
         });

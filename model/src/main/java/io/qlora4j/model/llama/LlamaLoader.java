@@ -3,6 +3,7 @@ package io.qlora4j.model.llama;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
@@ -14,6 +15,8 @@ import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.QuantType;
 import io.qlora4j.quant.QuantizedTensor;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -51,10 +54,7 @@ public final class LlamaLoader {
     public LlamaModel load(Path modelDir, NDManager manager) throws ModelException {
         LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
-            Map<String, long[]> expected = expectedShapes(config);
-            for (Map.Entry<String, long[]> e : expected.entrySet()) {
-                check(reader, e.getKey(), e.getValue());
-            }
+            checkTensors(config, reader);
             NDManager arrays = manager.newSubManager();
             try {
                 return assemble(config, reader, arrays);
@@ -65,8 +65,11 @@ public final class LlamaLoader {
         }
     }
 
-    /** Every tensor the config calls for, with its shape, in checkpoint order. */
-    static Map<String, long[]> expectedShapes(LlamaConfig c) {
+    /**
+     * Every tensor the config calls for, with its shape, in checkpoint order: what {@link #load} checks
+     * a checkpoint against, and what a writer of a compatible checkpoint must produce.
+     */
+    public static Map<String, long[]> expectedShapes(LlamaConfig c) {
         Map<String, long[]> shapes = new LinkedHashMap<>();
         long hidden = c.hiddenSize();
         shapes.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
@@ -87,6 +90,18 @@ public final class LlamaLoader {
             shapes.put("lm_head.weight", new long[] {c.vocabSize(), hidden});
         }
         return shapes;
+    }
+
+    /**
+     * Checks that {@code reader} holds every tensor {@code config} calls for, each with its shape (a bitsandbytes
+     * 4-bit weight is checked against its quant state when it is read), before any data is read.
+     *
+     * @throws ModelException naming the first missing or misshapen tensor
+     */
+    public static void checkTensors(LlamaConfig config, SafetensorsReader reader) throws ModelException {
+        for (Map.Entry<String, long[]> e : expectedShapes(config).entrySet()) {
+            check(reader, e.getKey(), e.getValue());
+        }
     }
 
     private static void check(SafetensorsReader reader, String name, long[] shape) throws ModelException {
@@ -163,11 +178,16 @@ public final class LlamaLoader {
         }
         NDArray out = arrays.zeros(new Shape(shape));
         float[] chunk = new float[Math.toIntExact(rowsPerChunk * shape[1])];
+        // One staging buffer for every chunk: on the CPU an array created from a direct buffer shares its
+        // memory, so a fresh buffer per chunk would leave a whole tensor of dead direct memory until a GC.
+        ByteBuffer staging = ByteBuffer.allocateDirect(chunk.length * Float.BYTES).order(ByteOrder.nativeOrder());
         for (long row = 0; row < shape[0]; row += rowsPerChunk) {
             int count = Math.toIntExact(Math.min(rowsPerChunk, shape[0] - row) * shape[1]);
             reader.readFloats(name, row * shape[1], chunk, 0, count);
-            float[] values = count == chunk.length ? chunk : Arrays.copyOf(chunk, count);
-            try (NDArray part = arrays.create(values, new Shape(count / shape[1], shape[1]))) {
+            staging.clear();
+            staging.asFloatBuffer().put(chunk, 0, count);
+            staging.limit(count * Float.BYTES);
+            try (NDArray part = arrays.create(staging, new Shape(count / shape[1], shape[1]), DataType.FLOAT32)) {
                 out.set(new NDIndex("{}:{}", row, row + count / shape[1]), part);
             }
         }

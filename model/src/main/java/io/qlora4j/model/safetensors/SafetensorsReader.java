@@ -255,6 +255,30 @@ public final class SafetensorsReader implements AutoCloseable {
         return values;
     }
 
+    /** Receives a tensor's bytes one mapped chunk at a time; the chunk is unmapped when the call returns. */
+    @FunctionalInterface
+    interface ByteSink {
+        void accept(ByteBuffer chunk) throws IOException;
+    }
+
+    /**
+     * Passes the tensor's bytes to {@code sink} in order, {@code chunkBytes} at a time, unmapping each chunk as
+     * soon as the sink returns, so copying a checkpoint keeps its resident footprint near one chunk.
+     */
+    void forEachChunk(TensorInfo t, long chunkBytes, ByteSink sink) throws IOException {
+        FileChannel channel = channel(t);
+        for (long done = 0; done < t.byteSize(); ) {
+            long n = Math.min(chunkBytes, t.byteSize() - done);
+            MappedByteBuffer chunk = Mappings.map(channel, t.begin() + done, n);
+            try {
+                sink.accept(chunk);
+            } finally {
+                Mappings.release(chunk);
+            }
+            done += n;
+        }
+    }
+
     /** Closes the shard files; buffers returned by {@link #bytes} stay valid. */
     @Override
     public void close() {

@@ -65,6 +65,22 @@ public final class SafetensorsWriter implements AutoCloseable {
         write(name, dtype, shape, size, shard -> shard.append(data.duplicate()));
     }
 
+    /**
+     * Adds the tensor {@code name} of {@code reader} byte for byte under the same name, dtype and shape, mapping it
+     * a chunk at a time and unmapping each at once (a mapping from {@link SafetensorsReader#bytes} stays resident
+     * until a garbage collection), so copying a whole checkpoint keeps memory near one chunk.
+     */
+    public void addFrom(SafetensorsReader reader, String name) throws ModelException {
+        addFrom(reader, name, SafetensorsReader.CHUNK_BYTES);
+    }
+
+    /** {@link #addFrom(SafetensorsReader, String)} with an explicit chunk size, for tests of the chunked path. */
+    void addFrom(SafetensorsReader reader, String name, long chunkBytes) throws ModelException {
+        TensorInfo t = reader.info(name);
+        long size = checkNew(name, t.dtype(), t.shape());
+        write(name, t.dtype(), t.shape(), size, shard -> reader.forEachChunk(t, chunkBytes, shard::append));
+    }
+
     /** Adds a U8, I8 or BOOL tensor (or any type given as little-endian bytes) from an array. */
     public void addBytes(String name, DType dtype, long[] shape, byte[] data) throws ModelException {
         add(name, dtype, shape, ByteBuffer.wrap(data));
@@ -94,6 +110,11 @@ public final class SafetensorsWriter implements AutoCloseable {
                 shard.append(chunk.flip());
             }
         });
+    }
+
+    /** Tensor bytes added so far, over all shards (what the index records as {@code total_size}). */
+    public long totalBytes() {
+        return totalBytes;
     }
 
     /** Gives up: deletes every temp file; nothing appears under a final name. Closing afterwards does nothing. */

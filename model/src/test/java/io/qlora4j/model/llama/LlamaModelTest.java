@@ -124,6 +124,25 @@ class LlamaModelTest {
     }
 
     @Test
+    void packedExamplesSeeOnlyThemselves() {
+        LlamaConfig config = base(16, 4).optNumKeyValueHeads(2).build();
+        TinyLlama tiny = new TinyLlama(config, 13);
+        int[] first = ids(3, 5);
+        int[] second = ids(4, 9);
+        int[] packed = {first[0], first[1], first[2], second[0], second[1], second[2], second[3]};
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+            NDArray segments = m.create(new long[] {1, 1, 1, 2, 2, 2, 2}, new Shape(1, 7));
+            NDArray positions = m.create(new long[] {0, 1, 2, 0, 1, 2, 3}, new Shape(1, 7));
+            float[] logits = model.finalNormAndHead(
+                    model.hiddenStates(idsArray(m, packed), model.context(positions, 0, segments), null)).toFloatArray();
+            int v = config.vocabSize();
+            assertClose(tiny.reference().forward(first, range(0, 3), allReal(3)), Arrays.copyOfRange(logits, 0, 3 * v), 0, 3);
+            assertClose(tiny.reference().forward(second, range(0, 4), allReal(4)),
+                    Arrays.copyOfRange(logits, 3 * v, 7 * v), 0, 4);
+        }
+    }
+
+    @Test
     void kvCacheStepsReproduceTheFullForward() {
         LlamaConfig config = base(32, 4).optNumKeyValueHeads(2).build();
         TinyLlama tiny = new TinyLlama(config, 13);

@@ -252,4 +252,34 @@ class SafetensorsWriterTest {
             assertEquals(Map.of("format", "pt"), reader.metadata());
         }
     }
+
+    @Test
+    void addFromCopiesTensorsByteForByteInChunksThatNeedNotAlignWithElements() throws Exception {
+        Random random = new Random(4);
+        Path source = dir.resolve("source");
+        Map<String, byte[]> data = Map.of("a", new byte[3 * 5 * 4], "b", new byte[2], "c", new byte[0]);
+        data.values().forEach(random::nextBytes);
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(source).build()) {
+            writer.addBytes("a", DType.F32, new long[] {3, 5}, data.get("a"));
+            writer.addBytes("b", DType.BF16, new long[] {1}, data.get("b"));
+            writer.addBytes("c", DType.I64, new long[] {0, 4}, data.get("c"));
+        }
+        Path copy = dir.resolve("copy");
+        try (SafetensorsReader in = SafetensorsReader.open(source);
+                SafetensorsWriter writer = SafetensorsWriter.builder(copy).build()) {
+            for (TensorInfo t : in.tensors()) {
+                writer.addFrom(in, t.name(), 7);
+            }
+        }
+        try (SafetensorsReader in = SafetensorsReader.open(source); SafetensorsReader out = SafetensorsReader.open(copy)) {
+            for (TensorInfo t : in.tensors()) {
+                TensorInfo c = out.info(t.name());
+                assertEquals(t.dtype(), c.dtype(), t.name());
+                assertArrayEquals(t.shape(), c.shape(), t.name());
+                byte[] bytes = new byte[(int) c.byteSize()];
+                out.bytes(t.name()).get(bytes);
+                assertArrayEquals(data.get(t.name()), bytes, t.name());
+            }
+        }
+    }
 }

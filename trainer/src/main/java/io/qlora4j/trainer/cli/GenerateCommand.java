@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
 /** {@code qlora4j generate}: streams a model's continuation of a prompt to stdout. */
 @Command(name = "generate", description = {
     "Continue a prompt, printing tokens as they come. temperature=0 is greedy.",
-    "Keys: model_name_or_path, prompt, max_new_tokens, temperature, top_p, seed, quantization_bit=4, device."})
+    "Keys: model_name_or_path, adapter_name_or_path, prompt, max_new_tokens, temperature, top_p, seed,",
+    "quantization_bit=4, device."})
 final class GenerateCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {

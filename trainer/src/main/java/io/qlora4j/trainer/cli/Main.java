@@ -18,7 +18,7 @@ import picocli.CommandLine.ScopeType;
         version = "qlora4j 0.1.0",
         description = "QLoRA fine-tuning on the JVM. Jobs take a YAML file and/or key=value settings.",
         subcommands = {QuantizeCommand.class, InspectCommand.class, EvalCommand.class, GenerateCommand.class,
-            TrainCommand.class, InitModelCommand.class})
+            DataCommand.class, TrainCommand.class, ExportCommand.class, InitModelCommand.class})
 public final class Main {
     private static boolean debug;
 

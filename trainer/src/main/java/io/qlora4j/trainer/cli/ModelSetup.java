@@ -1,6 +1,7 @@
 package io.qlora4j.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.llama.LlamaModel;
@@ -9,23 +10,29 @@ import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The model side of a job, shared by the commands that run a model: the compute target from
  * {@code device}/{@code bf16}/{@code fp16}, and the base model loaded from {@code model_name_or_path},
- * NF4/FP4-quantized on the fly when {@code quantization_bit=4}.
+ * NF4/FP4-quantized on the fly when {@code quantization_bit=4}, with the PEFT adapters of
+ * {@code adapter_name_or_path} (a comma list, applied in order) on top.
  */
 final class ModelSetup implements AutoCloseable {
     final ComputeTarget target;
     final NDManager manager;
     final LlamaModel model;
     final Path modelDir;
+    private final List<LoraAdapters> adapters;
 
-    private ModelSetup(ComputeTarget target, NDManager manager, LlamaModel model, Path modelDir) {
+    private ModelSetup(ComputeTarget target, NDManager manager, LlamaModel model, Path modelDir,
+            List<LoraAdapters> adapters) {
         this.target = target;
         this.manager = manager;
         this.model = model;
         this.modelDir = modelDir;
+        this.adapters = adapters;
     }
 
     static ModelSetup load(JobConfig config, PrintWriter err) throws ConfigException, ModelException {
@@ -33,7 +40,15 @@ final class ModelSetup implements AutoCloseable {
         ComputeTarget target = JobModels.target(config, line -> err.println("warning: " + line));
         NDManager manager = NDManager.newBaseManager(target.device());
         try {
-            return new ModelSetup(target, manager, JobModels.loader(config).load(dir, manager), dir);
+            LlamaModel model = JobModels.loader(config).load(dir, manager);
+            List<LoraAdapters> adapters = new ArrayList<>();
+            String adapterDirs = config.string("adapter_name_or_path");
+            if (adapterDirs != null) {
+                for (String adapter : adapterDirs.split(",")) {
+                    adapters.add(LoraAdapters.load(Path.of(adapter.trim()), model, manager));
+                }
+            }
+            return new ModelSetup(target, manager, model, dir, adapters);
         } catch (ModelException | RuntimeException e) {
             manager.close();
             throw e;
@@ -42,6 +57,7 @@ final class ModelSetup implements AutoCloseable {
 
     @Override
     public void close() {
+        adapters.forEach(LoraAdapters::close);
         model.close();
         manager.close();
     }

@@ -81,8 +81,12 @@ public final class ConfigKeys {
         add(ConfigKey.of("adam_epsilon", FLOAT, 1e-8, "AdamW epsilon").range(0.0, NO_LIMIT));
         add(ConfigKey.of("max_grad_norm", FLOAT, 1.0, "global gradient-norm clip (0: off)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("optim", STRING, "adamw_torch", "optimizer")
-                .choices("adamw_torch").planned("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"));
-        add(ConfigKey.of("paged_budget_mb", INT, null, "device budget of the paged optimizer state").range(0.0, NO_LIMIT));
+                .choices("adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"));
+        add(ConfigKey.of("paged_budget_mb", FLOAT, null,
+                "device budget of the paged optimizer state in MiB (default: CUDA's free memory less a margin;"
+                        + " unlimited on the CPU)").range(0.0, NO_LIMIT));
+        add(ConfigKey.of("paged_page_kb", INT, 1024, "size of one page of paged optimizer state in KiB")
+                .range(1.0, NO_LIMIT));
         add(ConfigKey.of("bf16", BOOL, false, "bfloat16 compute (mapped to float32: DJL 0.36 has no bfloat16)"));
         add(ConfigKey.of("fp16", BOOL, false, "float16 compute (CUDA only)"));
         add(ConfigKey.of("seed", INT, 42, "random seed"));
@@ -98,7 +102,8 @@ public final class ConfigKeys {
         add(ConfigKey.of("export_dir", STRING, null, "where quantize/export write the model"));
         add(ConfigKey.of("export_size", INT, 5, "GB per output shard").range(1.0, NO_LIMIT));
         add(ConfigKey.of("export_device", STRING, "cpu", "device used while exporting").choices("cpu", "auto"));
-        add(ConfigKey.of("export_legacy_format", BOOL, false, "write .bin files").choices("false"));
+        add(ConfigKey.of("export_legacy_format", BOOL, false, "write .bin files")
+                .notImplemented("qlora4j writes safetensors only; .bin files are Python pickles"));
         add(ConfigKey.of("export_quantization_bit", INT, null, "re-quantize the merged model").choices("4"));
         add(ConfigKey.of("export_dtype", STRING, "bfloat16", "dtype of exported weights").choices("bfloat16", "float16", "float32"));
         add(ConfigKey.of("merge_base", STRING, null, "weights the adapter is added to").choices("original", "dequantized"));
@@ -108,6 +113,7 @@ public final class ConfigKeys {
         add(ConfigKey.of("temperature", FLOAT, 0.0, "sampling temperature (0: greedy)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("top_p", FLOAT, 1.0, "nucleus sampling mass").range(0.0, 1.0));
         add(ConfigKey.of("verify", BOOL, false, "compare the export against base + adapter"));
+        add(ConfigKey.of("n", INT, 3, "examples the data preview prints").range(0.0, NO_LIMIT));
     }
 
     /** axolotl's names for LLaMA-Factory keys; values carry over unchanged. */

@@ -5,7 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.checkpoint.TinyModels;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.llama.Perplexity;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -62,6 +70,32 @@ class ModelCommandsTest {
         assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "quantization_bit=4", "--json"));
         double nf4 = lastJsonLine().path("loss").asDouble();
         assertTrue(dense != nf4 && Math.abs(dense - nf4) < 0.1 * dense, dense + " vs " + nf4);
+    }
+
+    @Test
+    void evalAppliesAPeftAdapter() throws Exception {
+        Path model = TinyModels.writeTinyModel(dir);
+        Path txt = dir.resolve("eval.txt");
+        Files.writeString(txt, "w5 w9 w3 w11 w40 w41\n");
+        Path adapter = dir.resolve("adapter");
+        double expected;
+        try (NDManager m = NDManager.newBaseManager(); LlamaModel base = LlamaLoader.builder().build().load(model, m);
+                LoraAdapters lora = LoraAdapters.attach(base, LoraSettings.defaults(4), m, 3)) {
+            for (NDArray b : lora.parameters().values()) {
+                if (b.getShape().get(1) == 4) {
+                    b.set(new NDIndex("..."), 1f);
+                }
+            }
+            lora.save(adapter, model.toString(), java.util.Map.of());
+            expected = Perplexity.of(base, new long[] {1, 5, 9, 3, 11, 40, 41}).loss();
+        }
+        assertEquals(0, run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));
+        double plain = lastJsonLine().path("loss").asDouble();
+        assertEquals(0, run("eval", "model_name_or_path=" + model, "adapter_name_or_path=" + adapter, "dataset=" + txt,
+                "--json"), err.toString());
+        double adapted = lastJsonLine().path("loss").asDouble();
+        assertEquals(expected, adapted, 1e-6 * expected);
+        assertTrue(Math.abs(adapted - plain) > 1e-3, plain + " vs " + adapted);
     }
 
     @Test

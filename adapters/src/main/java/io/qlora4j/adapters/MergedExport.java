@@ -1,0 +1,372 @@
+package io.qlora4j.adapters;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.BnbEntries;
+import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.checkpoint.ModelFiles;
+import io.qlora4j.model.checkpoint.OutputDirectory;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
+import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.BnbStateDict;
+import io.qlora4j.quant.QuantType;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Merges LoRA adapters into a base model and writes the result as a Hugging Face checkpoint: every block
+ * projection an adapter touches becomes {@code W' = W + scaling * B @ A} (several adapters added in order), with
+ * {@code W} the checkpoint's weight or its 4-bit round trip ({@link MergeBase}); the weights are written as
+ * bf16/fp16/fp32 safetensors shards or re-quantized to bitsandbytes 4-bit, with the base's config (without
+ * quantization_config unless re-quantized), tokenizer and generation files, and a model card.
+ *
+ * <p>The base streams one tensor at a time from its shards to the output shards and each adapter's matrices are
+ * read when their module comes, so memory stays near the largest tensor whatever the model's size. The output is
+ * written to a hidden sibling of the export directory and renamed into place at the end: an interrupted export
+ * leaves no half-written directory. Everything the user can get wrong (adapter for another architecture, shapes
+ * that do not fit, a merge base the checkpoint cannot give) is refused when the export is built.
+ */
+public final class MergedExport {
+    private static final BlockwiseQuantizer DEQUANTIZER = BlockwiseQuantizer.builder().build();
+
+    private final Path baseDir;
+    private final List<Path> adapterDirs;
+    private final LlamaConfig config;
+    private final Map<String, long[]> projections;
+    private final boolean prequantized;
+    private final MergeBase mergeBase;
+    private final QuantizedBase baseQuantization;
+    private final DType dtype;
+    private final long maxShardBytes;
+    private final QuantizedBase requantize;
+    private final Device device;
+    private final List<String> adapterLines;
+
+    private MergedExport(Builder b, LlamaConfig config, Map<String, long[]> projections, boolean prequantized,
+            MergeBase mergeBase, QuantizedBase baseQuantization, List<String> adapterLines) {
+        this.baseDir = b.baseDir;
+        this.adapterDirs = List.copyOf(b.adapterDirs);
+        this.config = config;
+        this.projections = projections;
+        this.prequantized = prequantized;
+        this.mergeBase = mergeBase;
+        this.baseQuantization = baseQuantization;
+        this.dtype = b.dtype;
+        this.maxShardBytes = b.maxShardBytes;
+        this.requantize = b.requantize;
+        this.device = b.device;
+        this.adapterLines = adapterLines;
+    }
+
+    /** Starts an export of {@code baseDir} (a Hugging Face Llama directory) merged with the adapters, in order. */
+    public static Builder builder(Path baseDir, List<Path> adapterDirs) {
+        return new Builder(baseDir, adapterDirs);
+    }
+
+    /** The base model directory. */
+    public Path baseDir() {
+        return baseDir;
+    }
+
+    /** The adapter directories, in merge order. */
+    public List<Path> adapterDirs() {
+        return adapterDirs;
+    }
+
+    /** The weights the adapters are added to, as resolved from the setting, the adapters and the checkpoint. */
+    public MergeBase mergeBase() {
+        return mergeBase;
+    }
+
+    /**
+     * The 4-bit format the base projections go through before the merge: set for {@link MergeBase#DEQUANTIZED}
+     * on a full-precision base; null for {@link MergeBase#ORIGINAL} and for a 4-bit base (its stored format applies).
+     */
+    public QuantizedBase baseQuantization() {
+        return baseQuantization;
+    }
+
+    /** Whether the base checkpoint stores its projections in bitsandbytes 4-bit. */
+    public boolean prequantizedBase() {
+        return prequantized;
+    }
+
+    /** What one export wrote and how fast. */
+    public record Report(int tensors, int mergedModules, long bytesRead, long bytesWritten, double seconds) {
+        /** Base checkpoint bytes streamed per second. */
+        public double bytesPerSecond() {
+            return bytesRead / seconds;
+        }
+    }
+
+    /**
+     * Writes the merged model to {@code exportDir}, which must not exist or be empty.
+     *
+     * @throws ModelException naming the directory, file or tensor when something cannot be read or written
+     */
+    public Report writeTo(Path exportDir) throws ModelException {
+        long start = System.nanoTime();
+        List<PeftAdapterFile> adapters = new ArrayList<>();
+        try (OutputDirectory out = OutputDirectory.create(exportDir);
+                SafetensorsReader reader = SafetensorsReader.open(baseDir);
+                NDManager manager = NDManager.newBaseManager(device)) {
+            for (Path dir : adapterDirs) {
+                adapters.add(PeftAdapterFile.open(dir, projections, config.numHiddenLayers()));
+            }
+            Counts counts;
+            long written;
+            try (SafetensorsWriter writer = SafetensorsWriter.builder(out.path()).optMaxShardBytes(maxShardBytes).build()) {
+                counts = copyTensors(reader, adapters, writer, manager);
+                written = writer.totalBytes();
+            }
+            writeConfig(out.path());
+            ModelFiles.copyCompanionFiles(baseDir, out.path());
+            ModelCard card = new ModelCard(baseDir, prequantized, adapterLines, mergeBase, baseQuantization,
+                    torchDtype(dtype), requantize);
+            Files.writeString(out.path().resolve("README.md"), card.text(exportDir), StandardCharsets.UTF_8);
+            out.commit();
+            return new Report(counts.tensors(), counts.merged(), counts.read(), written,
+                    (System.nanoTime() - start) / 1e9);
+        } catch (IOException e) {
+            throw new ModelException(exportDir + ": cannot write the merged model: " + e.getMessage(), e);
+        } finally {
+            adapters.forEach(PeftAdapterFile::close);
+        }
+    }
+
+    /** Tensors written, projections merged, base bytes read. */
+    private record Counts(int tensors, int merged, long read) {}
+
+    private Counts copyTensors(SafetensorsReader reader, List<PeftAdapterFile> adapters, SafetensorsWriter writer,
+            NDManager manager) throws ModelException {
+        CheckpointQuantizer quantizer = requantizer();
+        int tensors = 0;
+        int merged = 0;
+        long read = 0;
+        for (TensorInfo t : reader.tensors()) {
+            read += t.byteSize();
+            String name = t.name();
+            boolean tiedHead = config.tieWordEmbeddings() && name.equals("lm_head.weight");
+            if (tiedHead || (prequantized && BnbStateDict.isSideEntry(name))) {
+                continue;
+            }
+            tensors++;
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : name;
+            long[] inOut = projections.get(module);
+            if (inOut == null) {
+                copy(reader, t, writer);
+                continue;
+            }
+            long[] shape = {inOut[1], inOut[0]};
+            float[] w = baseWeight(reader, t, shape);
+            List<PeftAdapterFile> touching = adapters.stream().filter(a -> a.modules().containsKey(module)).toList();
+            if (!touching.isEmpty()) {
+                merge(manager, w, module, touching);
+                merged++;
+            }
+            if (quantizer == null) {
+                writer.addFloats(name, dtype, shape, w);
+            } else {
+                quantizer.addQuantized(writer, name, w, shape, torchDtype(dtype));
+            }
+        }
+        return new Counts(tensors, merged, read);
+    }
+
+    /** A block projection before the merge: as stored, its 4-bit round trip, or the stored 4-bit weight decoded. */
+    private float[] baseWeight(SafetensorsReader reader, TensorInfo t, long[] shape) throws ModelException {
+        QuantType stored = prequantized ? BnbEntries.detect(reader, t.name()) : null;
+        if (stored != null) {
+            return DEQUANTIZER.dequantize(BnbEntries.read(reader, t.name(), stored));
+        }
+        float[] w = reader.floats(t.name());
+        if (baseQuantization == null) {
+            return w;
+        }
+        BlockwiseQuantizer q = baseQuantization.quantizer();
+        return q.dequantize(q.quantize(w, shape));
+    }
+
+    /**
+     * Adds {@code scaling * B @ A} of each adapter, in order, to {@code w} in place: the product in float32 on the
+     * export device, the sum in Java (the weight itself never becomes an array of the engine).
+     */
+    private static void merge(NDManager manager, float[] w, String module, List<PeftAdapterFile> adapters)
+            throws ModelException {
+        for (PeftAdapterFile adapter : adapters) {
+            PeftAdapterFile.Module lora = adapter.modules().get(module);
+            float[] delta;
+            try (NDManager m = manager.newSubManager()) {
+                NDArray a = m.create(adapter.floats(lora.a()), new Shape(lora.a().shape()));
+                NDArray b = m.create(adapter.floats(lora.b()), new Shape(lora.b().shape()));
+                delta = b.matMul(a).muli((float) lora.settings().scaling()).toFloatArray();
+            }
+            for (int i = 0; i < w.length; i++) {
+                w[i] += delta[i];
+            }
+        }
+    }
+
+    /** Any other tensor: floating point ones in the export dtype (bytes copied when it is already), others as stored. */
+    private void copy(SafetensorsReader reader, TensorInfo t, SafetensorsWriter writer) throws ModelException {
+        boolean floating = t.dtype() == DType.F32 || t.dtype() == DType.F16 || t.dtype() == DType.BF16
+                || t.dtype() == DType.F64;
+        if (floating && t.dtype() != dtype) {
+            writer.addFloats(t.name(), dtype, t.shape(), reader.floats(t.name()));
+        } else {
+            writer.addFrom(reader, t.name());
+        }
+    }
+
+    private void writeConfig(Path dir) throws ModelException, IOException {
+        ObjectNode json = ModelFiles.readConfig(baseDir);
+        json.remove("quantization_config");
+        json.put("torch_dtype", torchDtype(dtype));
+        if (json.has("dtype")) {
+            json.put("dtype", torchDtype(dtype));
+        }
+        if (requantize != null) {
+            json.set("quantization_config", requantizer().quantizationConfig(torchDtype(dtype)));
+        }
+        ModelFiles.writeConfig(dir, json);
+    }
+
+    /** The bitsandbytes writer of the re-quantized output, or null for a dense one. */
+    private CheckpointQuantizer requantizer() {
+        return requantize == null ? null : CheckpointQuantizer.builder().optType(requantize.type())
+                .optBlocksize(requantize.blocksize()).optDoubleQuant(requantize.doubleQuant()).build();
+    }
+
+    /** The name transformers gives a dtype in config.json and quant states. */
+    static String torchDtype(DType dtype) {
+        return switch (dtype) {
+            case BF16 -> "bfloat16";
+            case F16 -> "float16";
+            default -> "float32";
+        };
+    }
+
+    /** Settings of a {@link MergedExport}; DJL-style {@code opt*} setters. */
+    public static final class Builder {
+        private final Path baseDir;
+        private final List<Path> adapterDirs;
+        private MergeBase mergeBase;
+        private QuantizedBase fallbackQuantization = QuantizedBase.QLORA;
+        private DType dtype = DType.BF16;
+        private long maxShardBytes = 5_000_000_000L;
+        private QuantizedBase requantize;
+        private Device device = Device.cpu();
+
+        private Builder(Path baseDir, List<Path> adapterDirs) {
+            this.baseDir = baseDir;
+            this.adapterDirs = List.copyOf(adapterDirs);
+        }
+
+        /**
+         * The weights to add to (default: {@link MergeBase#DEQUANTIZED} when an adapter records a 4-bit base or the
+         * checkpoint is 4-bit, else {@link MergeBase#ORIGINAL}); null restores the default.
+         */
+        public Builder optMergeBase(MergeBase value) {
+            this.mergeBase = value;
+            return this;
+        }
+
+        /** The 4-bit format of a dequantized merge when no adapter records the one it was trained on (default QLoRA's). */
+        public Builder optBaseQuantization(QuantizedBase value) {
+            this.fallbackQuantization = value;
+            return this;
+        }
+
+        /** The dtype of the written weights: BF16 (default, rounded to nearest even), F16 or F32. */
+        public Builder optDtype(DType value) {
+            if (value != DType.BF16 && value != DType.F16 && value != DType.F32) {
+                throw new IllegalArgumentException("export dtype must be BF16, F16 or F32, got " + value);
+            }
+            this.dtype = value;
+            return this;
+        }
+
+        /** Tensor bytes per output shard (default 5 GB, LLaMA-Factory's export_size). */
+        public Builder optMaxShardBytes(long value) {
+            if (value <= 0) {
+                throw new IllegalArgumentException("maxShardBytes must be positive, got " + value);
+            }
+            this.maxShardBytes = value;
+            return this;
+        }
+
+        /** Re-quantizes the merged block projections to this bitsandbytes 4-bit format (default null: dense). */
+        public Builder optRequantize(QuantizedBase value) {
+            this.requantize = value;
+            return this;
+        }
+
+        /** Where {@code B @ A} is computed (default the CPU), always in float32. */
+        public Builder optDevice(Device value) {
+            this.device = value;
+            return this;
+        }
+
+        /**
+         * Reads the base config and every adapter and checks them against each other (shapes, module names,
+         * target modules, the merge base); nothing is written.
+         *
+         * @throws ModelException one line naming the file and key or tensor at fault
+         */
+        public MergedExport build() throws ModelException {
+            if (adapterDirs.isEmpty()) {
+                throw new ModelException("no adapter to merge (adapter_name_or_path is empty)");
+            }
+            LlamaConfig config = LlamaConfig.read(baseDir.resolve("config.json"));
+            Map<String, long[]> projections = TargetModules.projections(config);
+            boolean prequantized = false;
+            try (SafetensorsReader reader = SafetensorsReader.open(baseDir)) {
+                LlamaLoader.checkTensors(config, reader);
+                for (String module : projections.keySet()) {
+                    prequantized |= BnbEntries.detect(reader, module + ".weight") != null;
+                }
+            }
+            Set<QuantizedBase> recorded = new LinkedHashSet<>();
+            List<String> lines = new ArrayList<>();
+            for (Path dir : adapterDirs) {
+                try (PeftAdapterFile file = PeftAdapterFile.open(dir, projections, config.numHiddenLayers())) {
+                    if (file.config().trainedOn() != null) {
+                        recorded.add(file.config().trainedOn());
+                    }
+                    lines.add(file.describe());
+                }
+            }
+            MergeBase base = mergeBase != null ? mergeBase
+                    : prequantized || !recorded.isEmpty() ? MergeBase.DEQUANTIZED : MergeBase.ORIGINAL;
+            if (prequantized && base == MergeBase.ORIGINAL) {
+                throw new ModelException(baseDir + ": merge_base original needs full-precision weights, but this checkpoint"
+                        + " stores its projections in bitsandbytes 4-bit; use merge_base dequantized");
+            }
+            QuantizedBase format = null;
+            if (base == MergeBase.DEQUANTIZED && !prequantized) {
+                if (recorded.size() > 1) {
+                    throw new ModelException("the adapters were trained against different 4-bit bases (" + recorded
+                            + "); merge them in separate exports, or use merge_base original");
+                }
+                format = recorded.isEmpty() ? fallbackQuantization : recorded.iterator().next();
+            }
+            return new MergedExport(this, config, projections, prequantized, base, format, List.copyOf(lines));
+        }
+    }
+}

@@ -1,0 +1,47 @@
+package io.qlora4j.adapters;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The {@code README.md} of a merged export: Hugging Face's front matter, then what was merged into what and how,
+ * so the checkpoint says where it came from.
+ *
+ * @param baseDir the base model directory
+ * @param prequantized whether the base stored its projections in bitsandbytes 4-bit
+ * @param adapterLines one description per adapter, in merge order
+ * @param mergeBase the weights the adapters were added to
+ * @param baseQuantization the 4-bit round trip of a dequantized merge on a full-precision base, else null
+ * @param dtype the torch name of the written weights' dtype
+ * @param requantize the 4-bit format of the written projections, or null when dense
+ */
+record ModelCard(Path baseDir, boolean prequantized, List<String> adapterLines, MergeBase mergeBase,
+        QuantizedBase baseQuantization, String dtype, QuantizedBase requantize) {
+
+    /** The card of the export written to {@code exportDir}. */
+    String text(Path exportDir) {
+        StringBuilder card = new StringBuilder("---\nlibrary_name: transformers\ntags:\n- qlora4j\n- lora\n- merged\n---\n\n");
+        card.append("# ").append(exportDir.toAbsolutePath().normalize().getFileName()).append("\n\n");
+        card.append("The base model `").append(baseDir).append("` with ").append(adapterLines.size())
+                .append(adapterLines.size() == 1 ? " LoRA adapter" : " LoRA adapters")
+                .append(" merged into its weights by qlora4j.\n\n");
+        card.append("- Base model: `").append(baseDir).append('`')
+                .append(prequantized ? " (stored in bitsandbytes 4-bit)" : "").append('\n');
+        card.append("- Adapters, merged in this order:\n");
+        adapterLines.forEach(line -> card.append("  - ").append(line).append('\n'));
+        card.append("- Merge base: ").append(mergeBase.jsonName()).append(" (").append(formula()).append(")\n");
+        card.append("- Weights: ").append(requantize == null ? dtype + " safetensors"
+                : "bitsandbytes " + requantize + " (block projections; the rest " + dtype
+                        + "), loadable with transformers and bitsandbytes").append('\n');
+        return card.toString();
+    }
+
+    private String formula() {
+        if (mergeBase == MergeBase.ORIGINAL) {
+            return "W' = W + scaling * B @ A on the checkpoint's full-precision weights";
+        }
+        return prequantized ? "W' = dequant(W4) + scaling * B @ A on the checkpoint's stored 4-bit weights"
+                : "W' = dequant(" + baseQuantization + " quantization of W) + scaling * B @ A, the weights the adapter"
+                        + " was trained against";
+    }
+}

@@ -1,0 +1,116 @@
+package io.qlora4j.adapters;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.checkpoint.TinyModels;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.HalfFloats;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import java.nio.FloatBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/** Export test helpers: adapters for {@code TinyModels}' one-layer checkpoint, and logits of stored models. */
+final class ExportFixtures {
+    /** Token ids compared (the tiny vocabulary has 50). */
+    static final long[] IDS = {1, 5, 17, 33, 42, 8, 23, 49};
+    /** The adapters' settings: r 4, alpha 8 (scaling 2), every projection. */
+    static final LoraSettings SETTINGS = new LoraSettings(4, 8, 0, false, List.of("all"));
+
+    private ExportFixtures() {}
+
+    /**
+     * Saves a trained-looking adapter for {@code base} into {@code dir}: A as attached from {@code seed}, B random,
+     * every value representable in float16; with {@code trainedOn} set, attached to the 4-bit base and recording it
+     * as the trainer does.
+     */
+    static Path adapter(Path base, Path dir, QuantizedBase trainedOn, long seed) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LlamaModel model = loader(trainedOn).load(base, m);
+            LoraAdapters adapters = LoraAdapters.attach(model, SETTINGS, m, seed);
+            Fixtures.randomizeB(adapters, seed + 1);
+            for (NDArray p : adapters.parameters().values()) {
+                p.set(FloatBuffer.wrap(representableInF16(p.toFloatArray())));
+            }
+            Map<String, Object> record = trainedOn == null ? Map.of() : Map.of("qlora4j", Map.of(
+                    "quantization_bit", 4, "quantization_type", trainedOn.type().jsonName(),
+                    "double_quantization", trainedOn.doubleQuant(), "quantization_blocksize", trainedOn.blocksize()));
+            adapters.save(dir, "tiny", record);
+        }
+        return dir;
+    }
+
+    /** The logits of {@link #IDS} through {@code base} (4-bit in {@code format} when set) with {@code adapter} attached. */
+    static float[] logits(Path base, QuantizedBase format, Path adapter) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LlamaModel model = loader(format).load(base, m);
+            LoraAdapters.load(adapter, model, m);
+            return forward(model, m);
+        }
+    }
+
+    /** The logits of {@link #IDS} through the model stored in {@code dir}, loaded as it is. */
+    static float[] logits(Path dir) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            return forward(LlamaLoader.builder().build().load(dir, m), m);
+        }
+    }
+
+    /** {@code [out, in]} of a projection of the tiny model (four heads of 16, so k and v are square too). */
+    static long[] projectionShape(String linearName) {
+        return switch (TargetModules.shortName(linearName)) {
+            case "gate_proj", "up_proj" -> new long[] {TinyModels.INTER, TinyModels.HIDDEN};
+            case "down_proj" -> new long[] {TinyModels.HIDDEN, TinyModels.INTER};
+            default -> new long[] {TinyModels.HIDDEN, TinyModels.HIDDEN};
+        };
+    }
+
+    /** {@code max |a - b|}. */
+    static double maxDifference(float[] a, float[] b) {
+        assertEquals(a.length, b.length);
+        double worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs((double) a[i] - b[i]));
+        }
+        return worst;
+    }
+
+    /** {@code max |a|}. */
+    static double maxAbs(float[] a) {
+        double m = 0;
+        for (float v : a) {
+            m = Math.max(m, Math.abs(v));
+        }
+        return m;
+    }
+
+    /** A stored tensor as float32. */
+    static float[] tensor(Path dir, String name) throws Exception {
+        try (SafetensorsReader r = SafetensorsReader.open(dir)) {
+            return r.floats(name);
+        }
+    }
+
+    /** The values rounded to the nearest float16, so F16 and F32 files hold the same numbers. */
+    static float[] representableInF16(float[] v) {
+        float[] out = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = HalfFloats.f16ToFloat(HalfFloats.floatToF16(v[i]));
+        }
+        return out;
+    }
+
+    private static LlamaLoader loader(QuantizedBase format) {
+        return format == null ? LlamaLoader.builder().build()
+                : LlamaLoader.builder().optQuantizer(format.quantizer()).build();
+    }
+
+    private static float[] forward(LlamaModel model, NDManager m) {
+        return model.forward(m.create(IDS, new Shape(1, IDS.length)), null).toFloatArray();
+    }
+}

@@ -1,0 +1,67 @@
+package io.qlora4j.bench;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * The measured part of a benchmark run in a fresh JVM, so that only its own memory counts: the child prints
+ * {@code result.key=value} lines ({@link #result}), which the parent collects; every other line is passed through.
+ */
+final class ChildJvm {
+    private static final String RESULT = "result.";
+
+    private ChildJvm() {}
+
+    /** Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions} and this classpath; returns its results. */
+    static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
+            throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
+        command.addAll(List.of(args));
+        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Map<String, Long> results = new HashMap<>();
+        try (BufferedReader out = new BufferedReader(
+                new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+            for (String line = out.readLine(); line != null; line = out.readLine()) {
+                if (line.startsWith(RESULT)) {
+                    String[] kv = line.substring(RESULT.length()).split("=", 2);
+                    results.put(kv[0], Long.parseLong(kv[1]));
+                } else {
+                    System.out.println(line);
+                }
+            }
+        }
+        int exit = process.waitFor();
+        if (exit != 0) {
+            throw new IllegalStateException("the child JVM (" + main.getSimpleName() + ") exited with status " + exit);
+        }
+        return results;
+    }
+
+    /** In the child: one measurement, read back by {@link #run}. */
+    static void result(String key, long value) {
+        System.out.println(RESULT + key + "=" + value);
+    }
+
+    /** A value in kB from {@code /proc/self/status} ({@code VmRSS}, {@code VmHWM}, ...), in bytes. */
+    static long procStatus(String key) {
+        try (Stream<String> lines = Files.lines(Path.of("/proc/self/status"))) {
+            String line = lines.filter(l -> l.startsWith(key + ":")).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("no " + key + " in /proc/self/status"));
+            return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read /proc/self/status (Linux only): " + e.getMessage(), e);
+        }
+    }
+}

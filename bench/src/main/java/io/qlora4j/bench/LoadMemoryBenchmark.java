@@ -1,0 +1,165 @@
+package io.qlora4j.bench;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.quant.BlockwiseQuantizer;
+import java.io.IOException;
+import java.lang.management.BufferPoolMXBean;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Peak resident memory of loading a TinyLlama-1.1B-shaped checkpoint (random bf16 weights, 2 GB shards,
+ * about 2.2 GB on disk) with NF4+DQ through {@link LlamaLoader}, against the size of the loaded model:
+ * packed projections plus dense float32 embeddings, lm_head and norms. The checkpoint is written here,
+ * then loaded in a fresh JVM with a modest heap so that only the loader's memory counts; that JVM reports
+ * its {@code VmHWM} after the load and the highest {@code VmRSS} sampled during it. The checkpoint is
+ * deleted afterwards. Target (issue 3): peak RSS &lt;= loaded model + 0.6 GB.
+ */
+public final class LoadMemoryBenchmark {
+    /** JVM options of the loading process. */
+    private static final List<String> LOADER_JVM = List.of("-Xmx1g");
+    private static final long BUDGET = 600_000_000L;
+    private static final int SAMPLE_MS = 10;
+
+    private LoadMemoryBenchmark() {}
+
+    /** Writes the checkpoint, measures the load in a child JVM and prints the table; {@code --load DIR} is the child. */
+    public static void main(String[] args) throws Exception {
+        System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        if (args.length == 2 && args[0].equals("--load")) {
+            loadAndReport(Path.of(args[1]));
+            return;
+        }
+        LlamaConfig config = LlamaConfig.builder(2048, 5632, 22, 32, 32000).optNumKeyValueHeads(4)
+                .optRmsNormEps(1e-5).optTorchDtype("bfloat16").build();
+        System.out.println("LoadMemoryBenchmark: NF4+DQ load of a TinyLlama-1.1B-shaped checkpoint"
+                + " (random bf16 weights) through LlamaLoader, measured in a fresh JVM");
+        System.out.println(Machine.describe());
+        long needed = 2L * LlamaLoader.expectedShapes(config).values().stream().mapToLong(RandomCheckpoint::numel).sum();
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        long free = Files.getFileStore(tmp).getUsableSpace();
+        if (free < needed + 1_000_000_000L) {
+            System.err.printf(Locale.ROOT, "LoadMemoryBenchmark: %s has %.1f GB free; the checkpoint needs %.1f GB"
+                    + " plus 1 GB headroom (set -Djava.io.tmpdir=DIR)%n", tmp, free / 1e9, needed / 1e9);
+            System.exit(1);
+        }
+        long start = System.nanoTime();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 1)) {
+            double writeSeconds = (System.nanoTime() - start) / 1e9;
+            System.out.printf(Locale.ROOT, "checkpoint: %.2f GB bf16 in %s (%.1f GB free before), written in %.0f s%n",
+                    checkpoint.diskBytes() / 1e9, checkpoint.dir(), free / 1e9, writeSeconds);
+            report(runLoader(checkpoint.dir()));
+        }
+    }
+
+    /** Spawns this class with {@code --load dir} in a fresh JVM and collects its {@code result.*} lines. */
+    private static Map<String, Long> runLoader(Path dir) throws IOException, InterruptedException {
+        System.out.println("loader JVM: java " + String.join(" ", LOADER_JVM) + " ... --load DIR");
+        return ChildJvm.run(LoadMemoryBenchmark.class, LOADER_JVM, "--load", dir.toString());
+    }
+
+    /** The child: loads with NF4+DQ while sampling VmRSS, then prints sizes and memory as {@code result.key=value}. */
+    private static void loadAndReport(Path dir) throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            manager.zeros(new Shape(1)).close(); // loads libtorch before the baseline
+            long baseline = ChildJvm.procStatus("VmRSS");
+            RssSampler sampler = new RssSampler();
+            sampler.start();
+            long start = System.nanoTime();
+            try (LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
+                    .load(dir, manager)) {
+                long loadMs = (System.nanoTime() - start) / 1_000_000;
+                sampler.interrupt();
+                sampler.join();
+                long projections = 0;
+                for (int l = 0; l < model.numLayers(); l++) {
+                    for (String name : LlamaBlock.LINEAR_NAMES) {
+                        projections += model.block(l).linear(name).bytes();
+                    }
+                }
+                long embed = model.embedTokens().size() * model.embedTokens().getDataType().getNumOfBytes();
+                ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+                ChildJvm.result("rssAfter", ChildJvm.procStatus("VmRSS"));
+                ChildJvm.result("sampledPeakRss", sampler.peak);
+                ChildJvm.result("samples", sampler.samples);
+                ChildJvm.result("baselineRss", baseline);
+                ChildJvm.result("loadMs", loadMs);
+                ChildJvm.result("modelBytes", model.bytes());
+                ChildJvm.result("projectionBytes", projections);
+                ChildJvm.result("embedBytes", embed);
+                ChildJvm.result("heapCommitted", Runtime.getRuntime().totalMemory());
+                ChildJvm.result("directBytes", directBufferBytes());
+            }
+        }
+    }
+
+    private static void report(Map<String, Long> r) {
+        long model = r.get("modelBytes");
+        long hwm = r.get("hwm");
+        long head = model - r.get("projectionBytes") - r.get("embedBytes");
+        System.out.printf(Locale.ROOT, "load: %.1f s; VmRSS sampled every %d ms (%d samples)%n%n",
+                r.get("loadMs") / 1e3, SAMPLE_MS, r.get("samples"));
+        System.out.println("loaded model (bytes held by LlamaModel)               MB");
+        row("  NF4+DQ projections (packed codes, coded scales)", r.get("projectionBytes"));
+        row("  embed_tokens, dense float32", r.get("embedBytes"));
+        row("  lm_head + norms, dense float32", head);
+        row("  total", model);
+        System.out.println("process memory (loader JVM)");
+        row("  RSS after engine start, before load (JVM + libtorch)", r.get("baselineRss"));
+        row("  RSS after load", r.get("rssAfter"));
+        row("  peak VmRSS sampled during load", r.get("sampledPeakRss"));
+        row("  peak RSS (VmHWM)", hwm);
+        row("  heap committed at the end", r.get("heapCommitted"));
+        row("  java.nio direct buffers (model arrays on CPU)", r.get("directBytes"));
+        row("  peak RSS - loaded model (target <= 600 MB)", hwm - model);
+        System.out.printf(Locale.ROOT, "%nratios: peak RSS / loaded model = %.2f; peak RSS / (loaded model + 0.6 GB)"
+                + " = %.2f; overhead / 0.6 GB = %.2f -> target %s%n", (double) hwm / model,
+                (double) hwm / (model + BUDGET), (double) (hwm - model) / BUDGET, hwm <= model + BUDGET ? "MET" : "MISSED");
+        System.out.println("(MB = 10^6 bytes; the loaded model counts every projection packed and embed_tokens,"
+                + " lm_head and norms dense)");
+    }
+
+    private static void row(String label, long bytes) {
+        System.out.printf(Locale.ROOT, "%-56s %9.1f%n", label, bytes / 1e6);
+    }
+
+    /** Bytes in live java.nio direct buffers: on the CPU, DJL arrays created from Java data share them. */
+    private static long directBufferBytes() {
+        return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
+                .filter(pool -> pool.getName().equals("direct")).mapToLong(BufferPoolMXBean::getMemoryUsed).sum();
+    }
+
+    /** Samples VmRSS until interrupted and keeps the highest value. */
+    private static final class RssSampler extends Thread {
+        volatile long peak;
+        volatile int samples;
+
+        RssSampler() {
+            super("rss-sampler");
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            while (true) {
+                peak = Math.max(peak, ChildJvm.procStatus("VmRSS"));
+                samples++;
+                try {
+                    Thread.sleep(SAMPLE_MS);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+package io.qlora4j.bench;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.stream.Stream;
+
+/** The header every benchmark prints first: when, on what CPU and OS, with which JVM, so figures can be compared. */
+final class Machine {
+    private Machine() {}
+
+    /** Date, cores, CPU model (from {@code /proc/cpuinfo}), OS and JVM, one per line. */
+    static String describe() {
+        return String.join("\n",
+                "date:  " + ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME),
+                "cpu:   " + cpuModel() + ", " + Runtime.getRuntime().availableProcessors() + " cores available",
+                "os:    " + System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
+                        + System.getProperty("os.arch"),
+                "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+    }
+
+    private static String cpuModel() {
+        try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+            return lines.filter(l -> l.startsWith("model name"))
+                    .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                    .findFirst().orElse("unknown CPU");
+        } catch (IOException e) {
+            return "unknown CPU (no /proc/cpuinfo)";
+        }
+    }
+}

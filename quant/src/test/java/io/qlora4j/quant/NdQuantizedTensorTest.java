@@ -1,0 +1,109 @@
+package io.qlora4j.quant;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class NdQuantizedTensorTest {
+
+    private static float[] gaussian(int n, long seed) {
+        Random rnd = new Random(seed);
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (rnd.nextGaussian() * 0.05);
+        }
+        return x;
+    }
+
+    @Test
+    void deviceDequantizationEqualsJavaBitForBit() {
+        int[][] cases = {{32, 1}, {64, 4097}, {128, 128 * 300 + 77}, {256, 256 * 257}, {4096, 3 * 4096 + 1}};
+        try (NDManager manager = NDManager.newBaseManager()) {
+            for (int[] c : cases) {
+                int blocksize = c[0];
+                float[] data = gaussian(c[1], c[1]);
+                long[] shape = c[1] % 2 == 0 ? new long[] {2, c[1] / 2} : new long[] {c[1]};
+                for (QuantType type : QuantType.values()) {
+                    for (boolean dq : new boolean[] {false, true}) {
+                        BlockwiseQuantizer q = BlockwiseQuantizer.builder()
+                                .optType(type).optBlocksize(blocksize).optDoubleQuant(dq).build();
+                        QuantizedTensor t = q.quantize(data, shape);
+                        float[] java = q.dequantize(t);
+                        try (NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager);
+                                NDArray out = nd.dequantize()) {
+                            String what = type + " blocksize " + blocksize + " n " + c[1] + " dq " + dq;
+                            assertEquals(new Shape(shape), out.getShape(), what);
+                            assertEquals(DataType.FLOAT32, out.getDataType(), what);
+                            assertArrayEquals(bits(java), bits(out.toFloatArray()), what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static int[] bits(float[] x) {
+        int[] b = new int[x.length];
+        for (int i = 0; i < x.length; i++) {
+            b[i] = Float.floatToRawIntBits(x[i]);
+        }
+        return b;
+    }
+
+    @Test
+    void resultBelongsToTheUploadManagerAndOutlivesTheTensor() {
+        float[] data = gaussian(300, 1);
+        QuantizedTensor t = BlockwiseQuantizer.builder().build().quantize(data, new long[] {300});
+        try (NDManager manager = NDManager.newBaseManager()) {
+            NDArray out;
+            try (NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager)) {
+                out = nd.dequantize();
+            }
+            assertSame(manager, out.getManager());
+            assertArrayEquals(BlockwiseQuantizer.builder().build().dequantize(t), out.toFloatArray());
+        }
+    }
+
+    @Test
+    void resultIsClosedWithTheCallersScope() {
+        QuantizedTensor t = BlockwiseQuantizer.builder().build().quantize(gaussian(200, 2), new long[] {200});
+        try (NDManager manager = NDManager.newBaseManager();
+                NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager)) {
+            NDArray out;
+            try (NDScope scope = new NDScope()) {
+                out = nd.dequantize();
+                assertFalse(out.isReleased());
+            }
+            assertTrue(out.isReleased());
+        }
+    }
+
+    @Test
+    void deviceBytesCountPackedCodesScalesAndTables() {
+        float[] data = gaussian(65536, 3);
+        try (NDManager manager = NDManager.newBaseManager()) {
+            QuantizedTensor dq = BlockwiseQuantizer.builder().build().quantize(data, new long[] {256, 256});
+            try (NdQuantizedTensor nd = NdQuantizedTensor.upload(dq, manager)) {
+                // 32768 packed + 1024 codes + 4 nested * 4 + 2048 byte table + 1024 map + 4 offset
+                assertEquals(36884, nd.bytes());
+                assertArrayEquals(new long[] {256, 256}, nd.shape());
+            }
+            QuantizedTensor plain = BlockwiseQuantizer.builder().optDoubleQuant(false).build()
+                    .quantize(data, new long[] {65536});
+            try (NdQuantizedTensor nd = NdQuantizedTensor.upload(plain, manager)) {
+                // 32768 packed + 1024 * 4 absmax + 2048 byte table
+                assertEquals(38912, nd.bytes());
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package io.qlora4j.trainer.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.qlora4j.trainer.TinyModel;
+import io.qlora4j.trainer.TinyTasks;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ExportCommandTest {
+    private static final Pattern DIFFERENCE = Pattern.compile("max \\|logit difference\\| (\\S+) \\(largest \\|logit\\| (\\S+)\\)");
+
+    @TempDir
+    Path dir;
+
+    private StringWriter out = new StringWriter();
+    private StringWriter err = new StringWriter();
+
+    private int run(String... args) {
+        out = new StringWriter();
+        err = new StringWriter();
+        return Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+    }
+
+    @Test
+    void qloraAdapterFromTrainExportsOntoItsDequantizedBaseOrOnRequestTheOriginalAndBothVerify() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 3);
+        Path data = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 2);
+        Path adapter = dir.resolve("adapter");
+        assertEquals(0, run("train", "model_name_or_path=" + base, "dataset=" + data, "output_dir=" + adapter,
+                "quantization_bit=4", "lora_rank=4", "learning_rate=0.05", "max_steps=3"), err.toString());
+
+        Path merged = dir.resolve("merged");
+        assertEquals(0, run("export", "model_name_or_path=" + base, "adapter_name_or_path=" + adapter,
+                "export_dir=" + merged, "export_dtype=float32", "verify=true", "prompt=copy a b c"), err.toString());
+        assertTrue(out.toString().contains("merge_base dequantized (NF4+DQ, blocksize 64)"), out.toString());
+        assertTrue(out.toString().contains("merged 14 modules"), out.toString());
+        assertTrue(difference() <= 1e-5, out.toString());
+
+        assertEquals(0, run("export", "model_name_or_path=" + base, "adapter_name_or_path=" + adapter,
+                "export_dir=" + dir.resolve("original"), "export_dtype=float32", "merge_base=original", "verify=true"),
+                err.toString());
+        assertTrue(out.toString().contains("merge_base original\n"), out.toString());
+        assertTrue(difference() <= 1e-5, "checked against the dense base + adapter: " + out);
+        assertTrue(Files.readString(merged.resolve("README.md")).contains("- Merge base: dequantized"));
+    }
+
+    @Test
+    void legacyFormatSeveralAdaptersToVerifyAndAnOccupiedExportDirAreOneLineRefusals() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 4);
+        assertEquals(1, run("export", "model_name_or_path=" + base, "adapter_name_or_path=a", "export_dir=x",
+                "export_legacy_format=true"));
+        assertEquals("qlora4j export: command line: export_legacy_format: not implemented yet (qlora4j writes"
+                + " safetensors only; .bin files are Python pickles)", err.toString().strip());
+
+        assertEquals(1, run("export", "model_name_or_path=" + base, "adapter_name_or_path=a,b", "export_dir=x",
+                "verify=true"));
+        assertEquals("qlora4j export: verify: compares base + one adapter with the export, but 2 adapters are merged;"
+                + " verify them one at a time", err.toString().strip());
+
+        Path data = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 2);
+        Path adapter = dir.resolve("adapter");
+        assertEquals(0, run("train", "model_name_or_path=" + base, "dataset=" + data, "output_dir=" + adapter,
+                "lora_rank=2", "max_steps=1"), err.toString());
+        Path occupied = Files.createDirectories(dir.resolve("occupied"));
+        Files.writeString(occupied.resolve("keep.txt"), "x");
+        assertEquals(1, run("export", "model_name_or_path=" + base, "adapter_name_or_path=" + adapter,
+                "export_dir=" + occupied));
+        assertEquals("qlora4j export: " + occupied + ": exists and is not empty; choose another export_dir or remove it",
+                err.toString().strip());
+        assertFalse(out.toString().contains("wrote"), out.toString());
+    }
+
+    /** The maximum logit difference the last run's verify line printed. */
+    private double difference() {
+        Matcher m = DIFFERENCE.matcher(out.toString());
+        assertTrue(m.find(), out.toString());
+        assertTrue(Double.parseDouble(m.group(2)) > 0.01, "logits of a meaningful size: " + out);
+        return Double.parseDouble(m.group(1));
+    }
+}

@@ -296,4 +296,21 @@ class TrainerTest {
                 tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
         assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(stopped.resolve("metrics.jsonl")));
     }
+
+    @Test
+    void evalDatasetPrintsTheSameBeforeAfterTableOnTwoRunsWithOneSeed() throws Exception {
+        Path heldOut = TinyTasks.write(dir.resolve("held-out.json"), "reverse", 4, 3);
+        List<String> tables = new ArrayList<>();
+        for (String run : List.of("a", "b")) {
+            StringWriter out = new StringWriter();
+            List<String> keys = job(dir.resolve(run), "max_steps=3", "eval_dataset=" + heldOut,
+                    "predict_with_generate=true", "max_new_tokens=4");
+            assertTrue(Trainer.train(JobConfig.load(null, keys), new PrintWriter(out, true), false).completed());
+            String text = out.toString();
+            assertTrue(text.contains("held-out evaluation on " + heldOut + " (4 examples)"), text);
+            tables.add(text.substring(text.indexOf("held-out evaluation")));
+        }
+        assertEquals(tables.get(0), tables.get(1));
+        assertTrue(tables.get(0).lines().filter(l -> l.startsWith("  example ")).count() == 3, tables.get(0));
+    }
 }

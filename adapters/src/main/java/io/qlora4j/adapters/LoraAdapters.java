@@ -10,6 +10,7 @@ import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
+import io.qlora4j.model.safetensors.SharedFileModes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -198,7 +199,7 @@ public final class LoraAdapters implements AutoCloseable {
     private static void writeAtomically(Path file, byte[] bytes) throws ModelException {
         Path temp = null;
         try {
-            temp = Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp");
+            temp = SharedFileModes.apply(Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp"));
             try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE)) {
                 ByteBuffer buffer = ByteBuffer.wrap(bytes);
                 while (buffer.hasRemaining()) {

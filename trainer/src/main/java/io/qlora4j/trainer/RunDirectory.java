@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.safetensors.SharedFileModes;
 import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -101,7 +102,7 @@ final class RunDirectory {
      */
     Path saveCheckpoint(int step, Contents contents, Integer limit) throws IOException, ModelException {
         Path target = root.resolve("checkpoint-" + step);
-        Path staging = Files.createTempDirectory(root, STAGING_PREFIX + "checkpoint-" + step + "-");
+        Path staging = SharedFileModes.apply(Files.createTempDirectory(root, STAGING_PREFIX + "checkpoint-" + step + "-"));
         try {
             contents.writeTo(staging);
             if (Files.exists(target)) {
@@ -122,7 +123,7 @@ final class RunDirectory {
 
     /** Writes the final output at the top of the directory: staged whole, then each file renamed into place. */
     void publish(Contents contents) throws IOException, ModelException {
-        Path staging = Files.createTempDirectory(root, STAGING_PREFIX + "final-");
+        Path staging = SharedFileModes.apply(Files.createTempDirectory(root, STAGING_PREFIX + "final-"));
         try {
             contents.writeTo(staging);
             try (Stream<Path> files = Files.list(staging)) {

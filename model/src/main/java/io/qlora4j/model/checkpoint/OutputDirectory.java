@@ -1,6 +1,7 @@
 package io.qlora4j.model.checkpoint;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.safetensors.SharedFileModes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -37,7 +38,7 @@ public final class OutputDirectory implements AutoCloseable {
         try {
             Path parent = absolute.getParent();
             Files.createDirectories(parent);
-            Path staging = Files.createTempDirectory(parent, "." + absolute.getFileName() + ".partial-");
+            Path staging = SharedFileModes.apply(Files.createTempDirectory(parent, "." + absolute.getFileName() + ".partial-"));
             return new OutputDirectory(absolute, staging);
         } catch (IOException e) {
             throw new ModelException(target + ": cannot create the output directory: " + e.getMessage(), e);

@@ -44,7 +44,7 @@ final class ShardWriter {
 
     /** A new hidden, uniquely named file in {@code dir}, never matching {@code *.safetensors}. */
     static Path tempFile(Path dir, String baseName) throws IOException {
-        return Files.createTempFile(dir, "." + baseName + ".", ".tmp");
+        return SharedFileModes.apply(Files.createTempFile(dir, "." + baseName + ".", ".tmp"));
     }
 
     /** Tensor bytes written so far. */

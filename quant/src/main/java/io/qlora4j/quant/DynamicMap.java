@@ -20,6 +20,12 @@ public final class DynamicMap {
     /** {@code 10^(i-6)} as Python evaluates {@code 10 ** (i - 6)}, rounded to float32 by torch. */
     private static final double[] DECADES = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};
 
+    /** Bucket index = float bits >>> SHIFT: sign, exponent and the top 11 mantissa bits. */
+    private static final int SHIFT = 12;
+
+    /** Buckets per sign for magnitudes below 2 (biased exponent up to 127). */
+    private static final int HALF = 1 << 18;
+
     private static final DynamicMap SIGNED = new DynamicMap(build(true));
     private static final DynamicMap UNSIGNED = new DynamicMap(build(false));
 
@@ -31,11 +37,24 @@ public final class DynamicMap {
     /** {@code (values[p - 1] + values[p]) * 0.5f}, -infinity for the first entry. */
     private final float[] midpointBelow = new float[256];
 
+    /**
+     * Codes by bucket of floats sharing sign, exponent and 11 mantissa bits, for magnitudes below 2:
+     * the bucket's code where {@link #search} gives all of its floats one code (the rule is monotone,
+     * so checking both ends suffices), else -1. Relative bucket width is under 0.05%, the map's
+     * entries lie at least 0.7% apart, so only buckets holding a midpoint fall back to the search.
+     */
+    private final short[] buckets = new short[2 * HALF];
+
     private DynamicMap(float[] values) {
         this.values = values;
         for (int p = 0; p < 256; p++) {
             midpointAbove[p] = p < 255 ? (values[p + 1] + values[p]) * 0.5f : Float.POSITIVE_INFINITY;
             midpointBelow[p] = p > 0 ? (values[p - 1] + values[p]) * 0.5f : Float.NEGATIVE_INFINITY;
+        }
+        for (int h = 0; h < buckets.length; h++) {
+            int low = (h >= HALF ? Integer.MIN_VALUE | (h - HALF) << SHIFT : h << SHIFT);
+            int code = search(Float.intBitsToFloat(low));
+            buckets[h] = (short) (code == search(Float.intBitsToFloat(low | ((1 << SHIFT) - 1))) ? code : -1);
         }
     }
 
@@ -70,6 +89,19 @@ public final class DynamicMap {
      * a value exactly on a midpoint takes the even code of the pair.
      */
     public int encode(float x) {
+        int bits = Float.floatToRawIntBits(x);
+        int magnitude = (bits & 0x7FFFFFFF) >>> SHIFT;
+        if (magnitude < HALF) {
+            int code = buckets[(bits >>> 31) * HALF + magnitude];
+            if (code >= 0) {
+                return code;
+            }
+        }
+        return search(x);
+    }
+
+    /** The binary search and midpoint rule of {@link #encode}, for any float. */
+    int search(float x) {
         float[] v = values;
         int p = 127;
         for (int step = 64; step > 0; step >>= 1) {

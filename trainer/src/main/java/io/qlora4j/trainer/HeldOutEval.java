@@ -17,7 +17,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.LinkedHashMap;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.IntUnaryOperator;
 
@@ -57,7 +56,7 @@ public final class HeldOutEval {
         if (dataset == null) {
             return null;
         }
-        DataSettings.Stage stage = DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT));
+        DataSettings.Stage stage = JobData.stage(config);
         boolean generate = config.bool("predict_with_generate");
         if (generate && stage != DataSettings.Stage.SFT) {
             throw new ConfigException("predict_with_generate: needs prompts and answers (stage: sft), not stage: "

@@ -28,7 +28,12 @@ public final class JobData {
                 .optGroupByLength(config.bool("group_by_length"))
                 .optSeed(config.integer("seed"))
                 .optBatchSize(config.integer("per_device_train_batch_size"))
-                .optStage(DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT)))
+                .optStage(stage(config))
                 .build();
+    }
+
+    /** The job's {@code stage} (sft or pt). */
+    static DataSettings.Stage stage(JobConfig config) {
+        return DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT));
     }
 }

@@ -104,6 +104,21 @@ public final class LoraLinear implements FrozenLinear {
     }
 
     /**
+     * {@code gradOutput (W + scaling B A)}, the input gradient of the layer without dropout (as in evaluation),
+     * computed without a graph: the trainable matrices are read through views that record nothing.
+     */
+    @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        NDArray dx = base.inputGradient(gradOutput);
+        try (NDScope scope = new NDScope()) {
+            NDArray update = gradOutput.toType(DataType.FLOAT32, false).matMul(loraB.stopGradient())
+                    .matMul(loraA.stopGradient()).muli((float) settings.scaling());
+            dx.addi(update.toType(dx.getDataType(), false));
+        }
+        return dx;
+    }
+
+    /**
      * What x is multiplied by before the LoRA path: the scaled dropout keep mask while training, a float32 one
      * to widen a float16 input, or null when x goes in unchanged. Always float32, so the product is float32.
      */

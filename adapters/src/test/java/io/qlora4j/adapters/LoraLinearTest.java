@@ -42,7 +42,7 @@ class LoraLinearTest {
     }
 
     @Test
-    void gradientsReachAAndBAndTheInputButNotTheBase() {
+    void gradientsReachAAndBAndTheInputButNotTheBaseAndInputGradientAgrees() {
         Values v = Values.random(2);
         LoraSettings settings = new LoraSettings(R, 8, 0, false, List.of("q_proj"));
         try (NDManager m = NDManager.newBaseManager()) {
@@ -57,6 +57,9 @@ class LoraLinearTest {
             Fixtures.assertClose(expected[1], lora.loraB().getGradient().toFloatArray(), 1e-6);
             Fixtures.assertClose(expected[2], input.getGradient().toFloatArray(), 1e-6);
             assertFalse(((DenseLinear) lora.base()).weight().hasGradient(), "the frozen weight must not collect gradients");
+            // the same input gradient without a graph, as a loss head computes it
+            Fixtures.assertClose(expected[2], lora.inputGradient(m.create(v.u(), new Shape(2, 3, OUT))).toFloatArray(),
+                    1e-6);
         }
     }
 
@@ -162,7 +165,6 @@ class LoraLinearTest {
             assertEquals(4L * (OUT * IN + R * IN + OUT * R), lora.bytes());
         }
     }
-
     /** A layer over a zero base whose update is {@code x * mask / (1 - p)} exactly: A = B = identity, scaling 1. */
     private static LoraLinear identityUpdate(NDManager m, int n, LoraSettings settings, int moduleIndex) {
         return new LoraLinear(new DenseLinear(m.zeros(new Shape(n, n)), null), m.eye(n), m.eye(n), settings, moduleIndex);

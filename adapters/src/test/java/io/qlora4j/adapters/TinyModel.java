@@ -3,6 +3,7 @@ package io.qlora4j.adapters;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.llama.LlamaBlock;
@@ -81,7 +82,8 @@ final class TinyModel {
         }
         long vocab = config.vocabSize();
         long hidden = config.hiddenSize();
-        return new LlamaModel(config, m.create(weights.get("model.embed_tokens.weight"), new Shape(vocab, hidden)),
+        return new LlamaModel(config,
+                new DenseEmbedding(m.create(weights.get("model.embed_tokens.weight"), new Shape(vocab, hidden))),
                 blocks, vector(m, "model.norm.weight"),
                 new DenseLinear(m.create(weights.get("lm_head.weight"), new Shape(vocab, hidden)), null));
     }

@@ -100,7 +100,7 @@ public final class LoadMemoryBenchmark {
                         projections += model.block(l).linear(name).bytes();
                     }
                 }
-                long embed = model.embedTokens().size() * model.embedTokens().getDataType().getNumOfBytes();
+                long embed = model.embedTokens().bytes();
                 ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
                 ChildJvm.result("rssAfter", ChildJvm.procStatus("VmRSS"));
                 ChildJvm.result("sampledPeakRss", sampler.peak);

@@ -38,6 +38,11 @@ public final class DenseLinear extends BiasedLinear {
     }
 
     @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        return gradOutput.matMul(weight);
+    }
+
+    @Override
     public long inFeatures() {
         return weight.getShape().get(1);
     }

@@ -11,6 +11,13 @@ public interface FrozenLinear extends AutoCloseable {
     /** Applies the layer to {@code x [..., in]} and returns {@code [..., out]}. */
     NDArray forward(NDArray x);
 
+    /**
+     * {@code gradOutput W} for {@code gradOutput [..., out]}: the gradient with respect to the input, computed
+     * without a graph, so that a loss head can backpropagate through a large output layer without keeping
+     * its activations or a widened copy of its weight.
+     */
+    NDArray inputGradient(NDArray gradOutput);
+
     /** The input width. */
     long inFeatures();
 

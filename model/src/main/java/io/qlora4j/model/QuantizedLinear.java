@@ -41,6 +41,13 @@ public final class QuantizedLinear extends BiasedLinear {
     }
 
     @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        try (NDArray w = weight.dequantize(); NDArray cast = w.toType(gradOutput.getDataType(), false)) {
+            return gradOutput.matMul(cast);
+        }
+    }
+
+    @Override
     public long inFeatures() {
         return weight.shape()[1];
     }

@@ -32,6 +32,23 @@ class QuantizedLinearTest {
             DenseLinear dense = new DenseLinear(m.create(quantizer.dequantize(q), new Shape(shape)), m.create(bias));
             NDArray x = m.create(gaussian(2 * 3 * 40, 3), new Shape(2, 3, 40));
             assertArrayEquals(dense.forward(x).toFloatArray(), quantized.forward(x).toFloatArray());
+            // the input gradient g W, against float64 on the dequantized weight
+            float[] g = gaussian(2 * 3 * 24, 5);
+            float[] w = quantizer.dequantize(q);
+            NDArray upstream = m.create(g, new Shape(2, 3, 24));
+            float[] dx = quantized.inputGradient(upstream).toFloatArray();
+            assertArrayEquals(dense.inputGradient(upstream).toFloatArray(), dx);
+            for (int n = 0; n < 6; n++) {
+                for (int j = 0; j < 40; j++) {
+                    double expected = 0;
+                    double magnitude = 0;
+                    for (int o = 0; o < 24; o++) {
+                        expected += (double) g[n * 24 + o] * w[o * 40 + j];
+                        magnitude += Math.abs((double) g[n * 24 + o] * w[o * 40 + j]);
+                    }
+                    assertEquals(expected, dx[n * 40 + j], 1e-6 * magnitude);
+                }
+            }
             assertEquals(40, quantized.inFeatures());
             assertEquals(24, quantized.outFeatures());
         }

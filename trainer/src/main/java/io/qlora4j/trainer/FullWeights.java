@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
 import ai.djl.ndarray.NDArray;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
@@ -37,7 +38,11 @@ final class FullWeights implements TrainableWeights {
     FullWeights(LlamaModel model, Path baseDir) throws ModelException {
         this.model = model;
         this.baseDir = baseDir;
-        add("model.embed_tokens.weight", model.embedTokens());
+        if (!(model.embedTokens() instanceof DenseEmbedding embed)) {
+            throw new ModelException("embed_tokens is held in 16 bits: finetuning_type full trains float32 weights "
+                    + "(load with LlamaLoader.Builder.optFloat32Embeddings)");
+        }
+        add("model.embed_tokens.weight", embed.weight());
         for (int l = 0; l < model.numLayers(); l++) {
             LlamaBlock block = model.block(l);
             String prefix = "model.layers." + l + ".";

@@ -153,11 +153,11 @@ public final class HeldOutEval {
                 labels[r * length + t] = e.labels()[t];
             }
         }
-        try (NDManager scope = model.embedTokens().getManager().newSubManager()) {
+        try (NDManager scope = model.manager().newSubManager()) {
             Shape shape = new Shape(rows.size(), length);
             NDArray input = scope.create(ids, shape);
             NDArray hidden = model.hiddenStates(input, model.context(scope, length, 0, null), null);
-            return new LossHead(model, scope.create(labels, shape), 1).loss(hidden).getFloat();
+            return new LossHead(model, scope.create(labels, shape), 1, false).loss(hidden);
         }
     }
 
@@ -193,7 +193,7 @@ public final class HeldOutEval {
         int eos = tokenizer.eosId();
         boolean[] done = new boolean[batch];
         int open = batch;
-        try (NDManager run = model.embedTokens().getManager().newSubManager(); KvCache cache = model.newCache(run)) {
+        try (NDManager run = model.manager().newSubManager(); KvCache cache = model.newCache(run)) {
             long[] input = prompts;
             for (int step = 0; step < maxNewTokens && open > 0; step++) {
                 float[] logits;

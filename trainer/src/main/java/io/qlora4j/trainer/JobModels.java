@@ -19,10 +19,12 @@ public final class JobModels {
 
     /**
      * A loader that quantizes the block linears on the fly when {@code quantization_bit=4} (with
-     * {@code quantization_type}, {@code quantization_blocksize}, {@code double_quantization}), else keeps them dense.
+     * {@code quantization_type}, {@code quantization_blocksize}, {@code double_quantization}), else keeps them dense;
+     * {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32.
      */
     public static LlamaLoader loader(JobConfig config) {
-        LlamaLoader.Builder builder = LlamaLoader.builder();
+        LlamaLoader.Builder builder = LlamaLoader.builder()
+                .optFloat32Embeddings(config.string("finetuning_type").equals("full"));
         if (config.integer("quantization_bit") != null) {
             builder.optQuantizer(BlockwiseQuantizer.builder()
                     .optType(QuantType.fromName(config.string("quantization_type")))

@@ -1,45 +1,114 @@
 package io.qlora4j.trainer;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.GraphScalars;
+import ai.djl.training.GradientCollector;
+import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.llama.LlamaModel;
 
 /**
  * The causal-LM loss of one micro-batch as transformers computes it: final norm and lm_head, logits
  * at position t scored against the label at t + 1 with a float32 log-softmax, labels {@code -100}
  * ignored, the sum divided by the labelled tokens of the whole accumulated batch.
+ *
+ * <p>Its backward pass is written out rather than recorded: the logits' gradient is
+ * {@code (softmax - one_hot(label)) * valid / denominator}, and lm_head's {@link FrozenLinear#inputGradient}
+ * carries it to the normed hidden state, one chunk of tokens at a time. A recorded head would keep the
+ * logits, the log-probabilities and the head's (widened) weight until backward: the largest arrays of a
+ * QLoRA step. Only the final norm is recorded. When lm_head itself is trained (full fine-tuning), its
+ * product is recorded too, so that its weight receives a gradient.
  */
 final class LossHead {
     /** The label that takes no loss (prompt tokens, padding). */
     static final long IGNORE_INDEX = -100;
+    /** Logits computed at once: bounds the {@code [tokens, vocab]} temporaries of a long batch (64 MB). */
+    private static final long CHUNK_LOGITS = 1 << 24;
 
     private final LlamaModel model;
     private final NDArray labels;
     private final long denominator;
+    private final boolean trainHead;
+    private final long chunkLogits;
 
-    /** A head for {@code labels [b, s]} (int64) whose loss is divided by {@code denominator}. */
-    LossHead(LlamaModel model, NDArray labels, long denominator) {
+    /**
+     * A head for {@code labels [b, s]} (int64) whose loss is divided by {@code denominator}; {@code trainHead}
+     * when lm_head's weight is a trained parameter.
+     */
+    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead) {
+        this(model, labels, denominator, trainHead, CHUNK_LOGITS);
+    }
+
+    /** A head computing {@code chunkLogits} logits at once (at least one token's), for tests of the chunking. */
+    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead, long chunkLogits) {
         this.model = model;
         this.labels = labels;
         this.denominator = denominator;
+        this.trainHead = trainHead;
+        this.chunkLogits = chunkLogits;
     }
 
-    /** The scalar loss contribution of the last hidden state {@code [b, s, hidden]}, differentiable. */
-    NDArray loss(NDArray hidden) {
-        NDArray logits = model.finalNormAndHead(hidden);
-        long s = logits.getShape().get(1);
-        NDArray predicting = logits.get(":, :{}, :", s - 1);
-        if (predicting.getDataType() != DataType.FLOAT32) {
-            // toType is not differentiable: promote through an op with a float32 operand instead
-            predicting = predicting.add(predicting.getManager().zeros(new Shape(1)));
+    /** The loss contribution of the last hidden state {@code [b, s, hidden]}, without gradients. */
+    double loss(NDArray hidden) {
+        return run(hidden, null);
+    }
+
+    /**
+     * The loss contribution of {@code hidden [b, s, hidden]}, backpropagated through {@code collector} into
+     * hidden (which must record a graph) and, when it is trained, into lm_head.
+     */
+    double backward(NDArray hidden, GradientCollector collector) {
+        return run(hidden, collector);
+    }
+
+    private double run(NDArray hidden, GradientCollector collector) {
+        long s = hidden.getShape().get(1);
+        long tokens = hidden.getShape().get(0) * (s - 1);
+        if (tokens == 0) {
+            return 0;
         }
-        NDArray target = labels.get(":, 1:");
-        NDArray valid = target.neq(IGNORE_INDEX);
-        NDArray safe = target.mul(valid.toType(DataType.INT64, false));
-        NDArray logProbs = predicting.logSoftmax(-1).gather(safe.expandDims(-1), -1).squeeze(-1);
-        NDArray count = GraphScalars.of(labels.getManager(), denominator);
-        return logProbs.mul(valid.toType(DataType.FLOAT32, false)).sum().neg().div(count);
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            NDArray normed = model.finalNorm(hidden.get(":, :{}, :", s - 1)).reshape(tokens, -1);
+            NDArray target = labels.get(":, 1:").reshape(tokens);
+            NDArray valid = target.neq(IGNORE_INDEX);
+            NDArray safe = target.mul(valid.toType(DataType.INT64, false));
+            NDArray weight = valid.toType(DataType.FLOAT32, false).div((float) denominator);
+            NDArray detached = normed.stopGradient();
+            FrozenLinear head = model.lmHead();
+            int vocab = Math.toIntExact(head.outFeatures());
+            long chunk = Math.max(1, chunkLogits / vocab);
+            double loss = 0;
+            NDList upstream = new NDList();
+            for (long t = 0; t < tokens; t += chunk) {
+                try (NDScope chunkScope = new NDScope()) {
+                    NDIndex rows = new NDIndex("{}:{}", t, Math.min(tokens, t + chunk));
+                    // detached: a trained head's weight would otherwise record these logits
+                    NDArray logProbs = head.forward(detached.get(rows)).toType(DataType.FLOAT32, false).logSoftmax(-1)
+                            .stopGradient();
+                    NDArray label = safe.get(rows);
+                    NDArray w = weight.get(rows);
+                    loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(w).sum().getFloat();
+                    if (collector != null) {
+                        NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(w.expandDims(-1));
+                        // a trained head records its product here; a frozen one passes the gradient on by hand
+                        NDArray part = trainHead ? head.forward(normed.get(rows)).mul(dLogits).sum()
+                                : head.inputGradient(dLogits);
+                        NDScope.unregister(part);
+                        upstream.add(part);
+                    }
+                }
+            }
+            if (collector != null) {
+                NDArray surrogate = trainHead ? NDArrays.stack(upstream).sum()
+                        : normed.mul(NDArrays.concat(upstream)).sum();
+                upstream.forEach(NDScope::register);
+                collector.backward(surrogate);
+            }
+            return loss;
+        }
     }
 }

@@ -79,7 +79,7 @@ public final class TrainStep {
     }
 
     private double microBatch(Batch batch, long labelled) {
-        NDManager root = model.embedTokens().getManager();
+        NDManager root = model.manager();
         try (NDManager manager = root.newSubManager(); NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             Shape shape = new Shape(batch.rows(), batch.columns());
@@ -88,7 +88,7 @@ public final class TrainStep {
             NDArray mask = manager.create(batch.attentionMask(), shape);
             // positions restart at 0 for each packed example; the mask keeps examples apart
             AttentionContext context = model.context(manager.create(batch.positionIds(), shape), 0, mask);
-            LossHead head = new LossHead(model, labels, labelled);
+            LossHead head = new LossHead(model, labels, labelled, trainEmbeddings);
             return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
         }
     }
@@ -111,9 +111,7 @@ public final class TrainStep {
             NDArray upstream;
             try (NDScope lossHead = new NDScope()) {
                 NDArray top = leaf(inputs[layers]);
-                NDArray loss = head.loss(top);
-                value = loss.getFloat();
-                collector.backward(loss);
+                value = head.backward(top, collector);
                 upstream = kept(top.getGradient());
             }
             for (int l = layers - 1; l >= 0; l--) {
@@ -141,10 +139,7 @@ public final class TrainStep {
             for (int l = 0; l < model.numLayers(); l++) {
                     hidden = model.block(l).forward(hidden, context, null);
             }
-            NDArray loss = head.loss(hidden);
-            double value = loss.getFloat();
-            collector.backward(loss);
-            return value;
+            return head.backward(hidden, collector);
         }
     }
 
@@ -178,7 +173,10 @@ public final class TrainStep {
             return this;
         }
 
-        /** Also backpropagates into {@code embed_tokens} (full fine-tuning; the array must require a gradient). */
+        /**
+         * Also backpropagates into {@code embed_tokens} and lm_head (full fine-tuning; their arrays must require a
+         * gradient).
+         */
         public Builder optTrainEmbeddings(boolean trainEmbeddings) {
             this.trainEmbeddings = trainEmbeddings;
             return this;

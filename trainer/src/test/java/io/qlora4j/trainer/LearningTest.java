@@ -25,6 +25,9 @@ import org.junit.jupiter.api.io.TempDir;
  * letters), then fine-tuned with QLoRA on another (reversing them), brings the held-out loss of the new task
  * down by a wide margin, and ends within 2% (of the starting loss) of the same LoRA run on the dense base.
  * Both runs end near zero, so the comparison is on the scale of the loss they start from.
+ *
+ * <p>The pre-training decays its learning rate: at a constant 0.01, Adam's steps near zero loss set off loss
+ * spikes (to 8 and more), so which model the test fine-tuned depended on the CPU's rounding.
  */
 class LearningTest {
     @TempDir
@@ -61,8 +64,8 @@ class LearningTest {
         Path heldOut = TinyTasks.write(dir.resolve("held-out.json"), "reverse", 16, 3);
         Path pretrained = dir.resolve("pretrained");
         assertTrue(train("model_name_or_path=" + TinyModel.write(dir.resolve("random"), 21, 64), "dataset=" + copy,
-                "output_dir=" + pretrained, "finetuning_type=full", "learning_rate=0.01", "max_steps=200",
-                "per_device_train_batch_size=32", "lr_scheduler_type=constant").completed());
+                "output_dir=" + pretrained, "finetuning_type=full", "learning_rate=0.003", "max_steps=200",
+                "per_device_train_batch_size=32", "lr_scheduler_type=cosine", "warmup_ratio=0.1").completed());
         List<String> lora = List.of("model_name_or_path=" + pretrained, "dataset=" + reverse, "lora_rank=8",
                 "learning_rate=0.01", "max_steps=200", "per_device_train_batch_size=32", "lr_scheduler_type=cosine",
                 "warmup_ratio=0.1", "seed=5");

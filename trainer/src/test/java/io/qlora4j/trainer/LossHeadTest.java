@@ -1,65 +1,122 @@
 package io.qlora4j.trainer;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.Float16Weight;
+import io.qlora4j.model.GraphScalars;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+import io.qlora4j.model.safetensors.DType;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+/** The written-out backward pass of the loss head against autograd's through the recorded formula. */
 class LossHeadTest {
+    private static final long[] LABELS = {-100, 13, 14, -100, 7, 8, -100, 9, 10, 11};
+    private static final long DENOMINATOR = 9;
+
     @TempDir
     Path dir;
 
-    /** Collects garbage and refills freed direct memory with NaN, as a long step would by chance. */
-    private static void churnDirectMemory() throws InterruptedException {
-        for (int i = 0; i < 3; i++) {
-            System.gc();
-            Thread.sleep(30);
+    /** transformers' loss recorded op by op: norm, head, shift, log-softmax, masked sum over the denominator. */
+    private static NDArray recordedLoss(LlamaModel model, NDArray hidden, NDArray labels) {
+        NDArray logits = model.finalNormAndHead(hidden);
+        long s = logits.getShape().get(1);
+        NDArray target = labels.get(":, 1:");
+        NDArray valid = target.neq(LossHead.IGNORE_INDEX);
+        NDArray safe = target.mul(valid.toType(DataType.INT64, false));
+        NDArray picked = logits.get(":, :{}, :", s - 1).logSoftmax(-1).gather(safe.expandDims(-1), -1).squeeze(-1);
+        return picked.mul(valid.toType(DataType.FLOAT32, false)).sum().neg()
+                .div(GraphScalars.of(labels.getManager(), DENOMINATOR));
+    }
+
+    /** {loss, dHidden..., dHead...} by autograd (head == null) or by the head under test. */
+    private static float[][] lossAndGradients(LlamaModel model, NDArray headWeight, LossHead head, NDArray hidden,
+            NDArray labels) {
+        hidden.setRequiresGradient(true);
+        double loss;
+        try (GradientCollector collector = hidden.getManager().getEngine().newGradientCollector()) {
+            if (head == null) {
+                NDArray recorded = recordedLoss(model, hidden, labels);
+                loss = recorded.getFloat();
+                collector.backward(recorded);
+            } else {
+                loss = head.backward(hidden, collector);
+            }
         }
-        List<ByteBuffer> junk = new ArrayList<>();
-        for (int i = 0; i < 20_000; i++) {
-            ByteBuffer b = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
-            b.putFloat(0, Float.NaN);
-            junk.add(b);
+        float[] dHead = headWeight == null ? new float[0] : headWeight.getGradient().toFloatArray();
+        return new float[][] {{(float) loss}, hidden.getGradient().toFloatArray(), dHead};
+    }
+
+    private static void assertSame(float[][] expected, float[][] actual) {
+        assertEquals(expected[0][0], actual[0][0], 1e-6 * Math.abs(expected[0][0]), "loss");
+        for (int k = 1; k < expected.length; k++) {
+            assertEquals(expected[k].length, actual[k].length);
+            double scale = 0;
+            for (float v : expected[k]) {
+                scale = Math.max(scale, Math.abs(v));
+            }
+            for (int i = 0; i < expected[k].length; i++) {
+                assertEquals(expected[k][i], actual[k][i], 1e-5 * scale, "gradient " + k + "[" + i + "]");
+            }
         }
     }
 
-    private static float[] hiddenGradient(LlamaModel model, NDManager manager, boolean churn) throws Exception {
-        try (NDManager m = manager.newSubManager()) {
-            NDArray hidden = m.randomNormal(0, 1, new Shape(1, 4, 16), DataType.FLOAT32);
-            hidden.setRequiresGradient(true);
-            NDArray labels = m.create(new long[] {-100, 13, 14, -100}, new Shape(1, 4));
-            try (GradientCollector collector = m.getEngine().newGradientCollector()) {
-                NDArray loss = new LossHead(model, labels, 2).loss(hidden);
-                if (churn) {
-                    churnDirectMemory();
-                }
-                collector.backward(loss);
+    private void assertHeadMatchesAutograd(LlamaModel model, NDArray headWeight, boolean trainHead) {
+        try (NDManager m = model.manager().newSubManager()) {
+            NDArray labels = m.create(LABELS, new Shape(2, 5));
+            m.getEngine().setRandomSeed(5);
+            NDArray x = m.randomNormal(0, 1, new Shape(2, 5, 16), DataType.FLOAT32);
+            float[][] expected = lossAndGradients(model, headWeight, null, x.duplicate(), labels);
+            if (headWeight != null) {
+                headWeight.getGradient().set(new ai.djl.ndarray.index.NDIndex("..."), 0f);
             }
-            return hidden.getGradient().toFloatArray();
+            int vocab = TinyModel.VOCAB.size();
+            // one token per chunk, three per chunk (the last chunk short), all at once
+            for (long chunk : new long[] {vocab, 3L * vocab, 1L << 24}) {
+                LossHead head = new LossHead(model, labels, DENOMINATOR, trainHead, chunk);
+                float[][] actual = lossAndGradients(model, headWeight, head, x.duplicate(), labels);
+                assertSame(expected, actual);
+                if (headWeight != null) {
+                    headWeight.getGradient().set(new ai.djl.ndarray.index.NDIndex("..."), 0f);
+                }
+            }
         }
     }
 
     @Test
-    void gradientSurvivesAGarbageCollectionBetweenForwardAndBackward() throws Exception {
-        try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir.resolve("base"), 3), manager);
-            manager.getEngine().setRandomSeed(1);
-            float[] calm = hiddenGradient(model, manager, false);
-            manager.getEngine().setRandomSeed(1);
-            float[] churned = hiddenGradient(model, manager, true);
-            assertArrayEquals(calm, churned);
+    void frozenDenseHeadBackwardMatchesAutograd() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 3), manager)) {
+            assertInstanceOf(DenseLinear.class, model.lmHead());
+            assertHeadMatchesAutograd(model, null, false);
+        }
+    }
+
+    @Test
+    void frozenSixteenBitHeadBackwardMatchesAutograd() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 4, 16, DType.BF16), manager)) {
+            assertInstanceOf(Float16Weight.class, model.lmHead());
+            assertHeadMatchesAutograd(model, null, false);
+        }
+    }
+
+    @Test
+    void trainedHeadReceivesTheGradientAutogradGives() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 5), manager)) {
+            NDArray weight = ((DenseLinear) model.lmHead()).weight();
+            weight.setRequiresGradient(true);
+            assertHeadMatchesAutograd(model, weight, true);
         }
     }
 }

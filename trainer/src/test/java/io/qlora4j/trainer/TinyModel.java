@@ -43,30 +43,35 @@ public final class TinyModel {
 
     /** Writes a model of hidden size {@code hidden} with weights drawn from {@code seed} into {@code dir}. */
     static Path write(Path dir, long seed, int hidden) throws IOException, ModelException {
+        return write(dir, seed, hidden, DType.F32);
+    }
+
+    /** {@link #write(Path, long, int)} with the weights stored as {@code dtype}. */
+    static Path write(Path dir, long seed, int hidden, DType dtype) throws IOException, ModelException {
         LlamaConfig c = config(hidden);
         Random random = new Random(seed);
         Files.createDirectories(dir);
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
-            put(writer, random, "model.embed_tokens.weight", 1.0, 0, c.vocabSize(), hidden);
+            put(writer, dtype, random, "model.embed_tokens.weight", 1.0, 0, c.vocabSize(), hidden);
             for (int l = 0; l < c.numHiddenLayers(); l++) {
                 String p = "model.layers." + l + ".";
-                put(writer, random, p + "input_layernorm.weight", 0.1, 1, hidden);
+                put(writer, dtype, random, p + "input_layernorm.weight", 0.1, 1, hidden);
                 for (String name : LlamaBlock.LINEAR_NAMES) {
                     long[] shape = RandomModel.outIn(c, name);
-                    put(writer, random, p + name + ".weight", 1 / Math.sqrt(shape[1]), 0, shape);
+                    put(writer, dtype, random, p + name + ".weight", 1 / Math.sqrt(shape[1]), 0, shape);
                 }
-                put(writer, random, p + "post_attention_layernorm.weight", 0.1, 1, hidden);
+                put(writer, dtype, random, p + "post_attention_layernorm.weight", 0.1, 1, hidden);
             }
-            put(writer, random, "model.norm.weight", 0.1, 1, hidden);
-            put(writer, random, "lm_head.weight", 1 / Math.sqrt(hidden), 0, c.vocabSize(), hidden);
+            put(writer, dtype, random, "model.norm.weight", 0.1, 1, hidden);
+            put(writer, dtype, random, "lm_head.weight", 1 / Math.sqrt(hidden), 0, c.vocabSize(), hidden);
         }
         c.write(dir.resolve("config.json"));
         writeTokenizer(dir);
         return dir;
     }
 
-    private static void put(SafetensorsWriter writer, Random random, String name, double scale, double mean,
-            long... shape) throws ModelException {
+    private static void put(SafetensorsWriter writer, DType dtype, Random random, String name, double scale,
+            double mean, long... shape) throws ModelException {
         int n = 1;
         for (long d : shape) {
             n *= (int) d;
@@ -75,7 +80,7 @@ public final class TinyModel {
         for (int i = 0; i < n; i++) {
             values[i] = (float) (mean + scale * random.nextGaussian());
         }
-        writer.addFloats(name, DType.F32, shape, values);
+        writer.addFloats(name, dtype, shape, values);
     }
 
     /** The ids of space-separated pieces. */

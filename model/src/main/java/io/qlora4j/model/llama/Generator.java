@@ -49,7 +49,7 @@ public final class Generator {
         Set<Integer> stops = stopTokenIds != null ? stopTokenIds : new HashSet<>(model.config().eosTokenIds());
         Sampler sampler = new Sampler(temperature, topP, seed);
         List<Integer> out = new ArrayList<>();
-        NDManager base = model.embedTokens().getManager();
+        NDManager base = model.manager();
         try (NDManager run = base.newSubManager(); KvCache cache = model.newCache(run)) {
             long[] input = prompt;
             while (out.size() < maxNewTokens) {

@@ -5,10 +5,13 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.TokenEmbedding;
 import io.qlora4j.model.checkpoint.BnbEntries;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
@@ -28,18 +31,21 @@ import java.util.Map;
  * Loads a Hugging Face Llama directory ({@code config.json} plus {@code model.safetensors} or shards)
  * into a {@link LlamaModel}, streaming tensor by tensor: every shape is checked against the config
  * before any data is read, each linear weight of {@code model.layers.*} is quantized as soon as it is
- * read (when a quantizer is set) and uploaded, and the float32 copy is dropped; embeddings, norms and
- * lm_head stay dense float32, copied to the device in row chunks. The full-precision model never exists
- * in memory: the peak is the loaded model plus about one tensor.
+ * read (when a quantizer is set) and uploaded, and the float32 copy is dropped; embed_tokens and lm_head
+ * are held in 16 bits whenever that is exact ({@link Float16Weight}, as QLoRA keeps them in bf16), else in
+ * float32; norms stay float32. Large matrices reach the device in row chunks. The full-precision model never
+ * exists in memory: the peak is the loaded model plus about one tensor.
  */
 public final class LlamaLoader {
     /** Elements copied to the device at once for a dense tensor. */
     private static final int CHUNK_ELEMENTS = 1 << 22;
 
     private final BlockwiseQuantizer quantizer;
+    private final boolean float32Embeddings;
 
     private LlamaLoader(Builder builder) {
         this.quantizer = builder.quantizer;
+        this.float32Embeddings = builder.float32Embeddings;
     }
 
     /** A loader that keeps every weight dense float32 unless a quantizer is set. */
@@ -121,7 +127,7 @@ public final class LlamaLoader {
 
     private LlamaModel assemble(LlamaConfig config, SafetensorsReader reader, NDManager arrays)
             throws ModelException {
-        NDArray embed = dense(reader, "model.embed_tokens.weight", arrays);
+        TokenEmbedding embed = table(reader, "model.embed_tokens.weight", arrays);
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
@@ -134,8 +140,7 @@ public final class LlamaLoader {
                     dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
         }
         NDArray norm = dense(reader, "model.norm.weight", arrays);
-        FrozenLinear head = config.tieWordEmbeddings()
-                ? null : new DenseLinear(dense(reader, "lm_head.weight", arrays), null);
+        FrozenLinear head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
         return new LlamaModel(config, embed, blocks, norm, head);
     }
 
@@ -161,6 +166,12 @@ public final class LlamaLoader {
         }
         long[] shape = reader.info(weightName).shape();
         return QuantizedLinear.upload(quantizer.quantize(reader.floats(weightName), shape), bias, arrays);
+    }
+
+    /** A [vocab, hidden] matrix: exact float16 rows unless float32 is asked for or needed. */
+    private TokenEmbedding table(SafetensorsReader reader, String name, NDManager arrays) throws ModelException {
+        Float16Weight half = float32Embeddings ? null : Float16Weight.read(reader, name, arrays);
+        return half != null ? half : new DenseEmbedding(dense(reader, name, arrays));
     }
 
     /** A float32 array of the tensor; a large matrix is filled in row chunks so no full float[] copy exists. */
@@ -197,12 +208,22 @@ public final class LlamaLoader {
     /** Settings of a {@link LlamaLoader}. */
     public static final class Builder {
         private BlockwiseQuantizer quantizer;
+        private boolean float32Embeddings;
 
         private Builder() {}
 
         /** Quantizes every linear weight of the decoder blocks with {@code quantizer} (null: keep dense). */
         public Builder optQuantizer(BlockwiseQuantizer quantizer) {
             this.quantizer = quantizer;
+            return this;
+        }
+
+        /**
+         * Keeps embed_tokens and lm_head as float32 arrays, the form full fine-tuning trains; otherwise (the
+         * default) they are held in 16 bits wherever the checkpoint's values allow it exactly.
+         */
+        public Builder optFloat32Embeddings(boolean float32Embeddings) {
+            this.float32Embeddings = float32Embeddings;
             return this;
         }
 

@@ -5,8 +5,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.TokenEmbedding;
 import java.util.List;
 
 /**
@@ -21,21 +21,22 @@ import java.util.List;
  */
 public final class LlamaModel implements AutoCloseable {
     private final LlamaConfig config;
-    private final NDArray embedTokens;
+    private final TokenEmbedding embedTokens;
     private final List<LlamaBlock> layers;
     private final NDArray norm;
     private final FrozenLinear lmHead;
+    private final boolean tied;
     private final RotaryEmbedding rope;
 
     /**
      * Assembles a model from {@code embed_tokens [vocab, hidden]}, the blocks in order, {@code norm [hidden]}
-     * and lm_head; pass a null lm_head for tied embeddings (it then reads the embedding array itself).
+     * and lm_head; pass a null lm_head for tied embeddings (it then reads the embedding table itself).
      */
-    public LlamaModel(LlamaConfig config, NDArray embedTokens, List<LlamaBlock> layers, NDArray norm,
+    public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
             FrozenLinear lmHead) {
         Shape embed = new Shape(config.vocabSize(), config.hiddenSize());
-        if (!embedTokens.getShape().equals(embed)) {
-            throw new IllegalArgumentException("embed_tokens must be " + embed + ", got " + embedTokens.getShape());
+        if (!embedTokens.shape().equals(embed)) {
+            throw new IllegalArgumentException("embed_tokens must be " + embed + ", got " + embedTokens.shape());
         }
         if (!norm.getShape().equals(new Shape(config.hiddenSize()))) {
             throw new IllegalArgumentException("norm must be (" + config.hiddenSize() + "), got " + norm.getShape());
@@ -52,7 +53,7 @@ public final class LlamaModel implements AutoCloseable {
         if (lmHead == null && !config.tieWordEmbeddings()) {
             throw new IllegalArgumentException("lm_head is required unless tie_word_embeddings is set");
         }
-        FrozenLinear head = lmHead == null ? new DenseLinear(embedTokens, null) : lmHead;
+        FrozenLinear head = lmHead == null ? embedTokens.asLinear() : lmHead;
         if (head.inFeatures() != config.hiddenSize() || head.outFeatures() != config.vocabSize()) {
             throw new IllegalArgumentException("lm_head must map " + config.hiddenSize() + " -> "
                     + config.vocabSize() + ", got " + head.inFeatures() + " -> " + head.outFeatures());
@@ -62,6 +63,7 @@ public final class LlamaModel implements AutoCloseable {
         this.layers = List.copyOf(layers);
         this.norm = norm;
         this.lmHead = head;
+        this.tied = lmHead == null;
         this.rope = new RotaryEmbedding(config);
     }
 
@@ -71,8 +73,13 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /** {@code embed_tokens [vocab, hidden]}. */
-    public NDArray embedTokens() {
+    public TokenEmbedding embedTokens() {
         return embedTokens;
+    }
+
+    /** The manager that holds the weights: per-call managers are made under it. */
+    public NDManager manager() {
+        return norm.getManager();
     }
 
     /** The number of decoder blocks. */
@@ -102,13 +109,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Looks up {@code ids [b, s]} (integers) and returns {@code [b, s, hidden]} in the manager of ids. */
     public NDArray embed(NDArray ids) {
-        NDArray index = ids.toType(DataType.INT64, false);
-        NDArray hidden = embedTokens.get(index);
-        if (index != ids) {
-            index.close();
-        }
-        hidden.attach(ids.getManager());
-        return hidden;
+        return embedTokens.lookup(ids);
     }
 
     /**
@@ -151,9 +152,14 @@ public final class LlamaModel implements AutoCloseable {
         return hidden;
     }
 
+    /** The final RMSNorm of {@code [..., hidden]}, what lm_head reads. */
+    public NDArray finalNorm(NDArray hidden) {
+        return RmsNorm.apply(hidden, norm, config.rmsNormEps());
+    }
+
     /** Final RMSNorm and lm_head: {@code [b, s, hidden]} to logits {@code [b, s, vocab]}. */
     public NDArray finalNormAndHead(NDArray hidden) {
-        return Scoped.run(() -> lmHead.forward(RmsNorm.apply(hidden, norm, config.rmsNormEps())));
+        return Scoped.run(() -> lmHead.forward(finalNorm(hidden)));
     }
 
     /** Logits {@code [b, s, vocab]} for {@code inputIds [b, s]} with an optional padding mask {@code [b, s]}. */
@@ -180,11 +186,10 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Bytes held by all weights (the tied lm_head counted once). */
     public long bytes() {
-        long total = (embedTokens.size() + norm.size()) * embedTokens.getDataType().getNumOfBytes();
+        long total = embedTokens.bytes() + norm.size() * norm.getDataType().getNumOfBytes();
         for (LlamaBlock block : layers) {
             total += block.bytes();
         }
-        boolean tied = lmHead instanceof DenseLinear d && d.weight() == embedTokens;
         return tied ? total : total + lmHead.bytes();
     }
 
@@ -194,6 +199,8 @@ public final class LlamaModel implements AutoCloseable {
         embedTokens.close();
         layers.forEach(LlamaBlock::close);
         norm.close();
-        lmHead.close();
+        if (!tied) {
+            lmHead.close();
+        }
     }
 }

@@ -38,7 +38,7 @@ public record Perplexity(long tokens, double nll) {
         if (ids.length < 2) {
             return NONE;
         }
-        try (NDManager scope = model.embedTokens().getManager().newSubManager()) {
+        try (NDManager scope = model.manager().newSubManager()) {
             int n = ids.length;
             NDArray input = scope.create(ids, new Shape(1, n));
             NDArray logits = model.forward(input, null).get("0, :-1, :").toType(DataType.FLOAT32, false);

@@ -9,8 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.safetensors.DType;
@@ -76,7 +79,39 @@ class LlamaLoaderTest {
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
             assertArrayEquals(rounded.get("model.norm.weight"), model.norm().toFloatArray());
+            // embed_tokens and lm_head stay in 16 bits, and every row comes back exactly
+            assertInstanceOf(Float16Weight.class, model.embedTokens());
+            assertInstanceOf(Float16Weight.class, model.lmHead());
+            NDArray all = m.arange(0, CONFIG.vocabSize(), 1, DataType.INT64);
+            assertArrayEquals(rounded.get("model.embed_tokens.weight"), model.embed(all).toFloatArray());
+            long codesAndScales = CONFIG.vocabSize() * (2L * CONFIG.hiddenSize() + 4);
+            assertEquals(2 * codesAndScales, model.embedTokens().bytes() + model.lmHead().bytes());
             LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+        }
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().optFloat32Embeddings(true).build().load(dir, m)) {
+            assertInstanceOf(DenseEmbedding.class, model.embedTokens());
+            assertInstanceOf(DenseLinear.class, model.lmHead());
+            LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+        }
+    }
+
+    @Test
+    void tiedBfloat16EmbeddingServesAsLmHeadInSixteenBits() throws Exception {
+        LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
+        TinyLlama tiny = new TinyLlama(tied, 35);
+        tiny.write(dir, DType.BF16, Long.MAX_VALUE);
+        Map<String, float[]> rounded = new LinkedHashMap<>();
+        try (SafetensorsReader reader = SafetensorsReader.open(dir)) {
+            for (String name : tiny.weights.keySet()) {
+                rounded.put(name, reader.floats(name));
+            }
+        }
+        int[] tokens = LlamaModelTest.ids(5, 4);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+            assertSame(model.embedTokens(), model.lmHead());
+            LlamaModelTest.assertClose(reference(tied, rounded, tokens), logits(model, m, tokens), 0, 5);
         }
     }
 
@@ -121,7 +156,7 @@ class LlamaLoaderTest {
         int[] tokens = LlamaModelTest.ids(5, 4);
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
-            assertSame(model.embedTokens(), ((DenseLinear) model.lmHead()).weight());
+            assertSame(((DenseEmbedding) model.embedTokens()).weight(), ((DenseLinear) model.lmHead()).weight());
             LlamaModelTest.assertClose(reference(tied, tiny.weights, tokens), logits(model, m, tokens), 0, 5);
         }
     }

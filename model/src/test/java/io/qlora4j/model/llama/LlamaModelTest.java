@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import java.util.Arrays;
 import java.util.Random;
@@ -44,7 +45,7 @@ class LlamaModelTest {
         LlamaConfig config = base(16, 2).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(config, 3);
         try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
-            assertSame(model.embedTokens(), ((DenseLinear) model.lmHead()).weight());
+            assertSame(((DenseEmbedding) model.embedTokens()).weight(), ((DenseLinear) model.lmHead()).weight());
         }
         assertMatchesReference(config, 0, 6);
     }

@@ -3,6 +3,7 @@ package io.qlora4j.model.llama;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
@@ -93,7 +94,7 @@ final class TinyLlama {
                     array(m, p + "post_attention_layernorm.weight"), linears));
         }
         FrozenLinear head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
-        return new LlamaModel(config, array(m, "model.embed_tokens.weight"), blocks, array(m, "model.norm.weight"), head);
+        return new LlamaModel(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks, array(m, "model.norm.weight"), head);
     }
 
     /** Writes config.json and the weights as {@code dtype} safetensors (sharded past {@code maxShardBytes}). */

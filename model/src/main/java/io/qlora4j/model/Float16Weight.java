@@ -1,0 +1,207 @@
+package io.qlora4j.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.safetensors.HalfFloats;
+import io.qlora4j.model.safetensors.SafetensorsReader;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.ShortBuffer;
+
+/**
+ * A frozen matrix {@code [rows, cols]} held on the device as float16 with a power-of-two scale per
+ * row, which holds every value of a bfloat16 or float16 checkpoint exactly (a row may span 2^31
+ * between its largest and smallest nonzero magnitude) in half the bytes of float32. QLoRA keeps
+ * {@code embed_tokens} and {@code lm_head} in 16 bits; DJL has no bfloat16, so this is how qlora4j
+ * does the same without changing a single weight. Products widen one chunk of rows at a time to the
+ * input's type, so no full-precision copy of the matrix exists. It serves as lm_head and as the
+ * token embedding (and as both when they are tied).
+ */
+public final class Float16Weight extends BiasedLinear implements TokenEmbedding {
+    /** Elements read or widened at once: 16 MB of float32. */
+    static final int CHUNK_ELEMENTS = 1 << 22;
+    /** Rows are scaled so that their largest magnitude lies in [2^14, 2^15), below float16's 65504. */
+    private static final int TOP_EXPONENT = 14;
+
+    private final NDArray half;
+    private final NDArray scales;
+    private final long rowsPerChunk;
+
+    private Float16Weight(NDArray half, NDArray scales, int chunkElements) {
+        super(null, half.getShape().get(0));
+        this.half = half;
+        this.scales = scales;
+        this.rowsPerChunk = Math.max(1, chunkElements / half.getShape().get(1));
+    }
+
+    /**
+     * Reads the 2-D tensor {@code name} into {@code manager}'s device in 16 bits, streaming row chunks;
+     * null when some value has no exact float16-times-row-scale form (then keep it in float32).
+     */
+    public static Float16Weight read(SafetensorsReader reader, String name, NDManager manager) throws ModelException {
+        return read(reader, name, manager, CHUNK_ELEMENTS);
+    }
+
+    /** {@link #read} with an explicit chunk size (elements) for reading and for products, for tests. */
+    static Float16Weight read(SafetensorsReader reader, String name, NDManager manager, int chunkElements)
+            throws ModelException {
+        long[] shape = reader.info(name).shape();
+        if (shape.length != 2) {
+            throw new IllegalArgumentException(name + " must be a matrix, got " + shape.length + " dimensions");
+        }
+        int cols = Math.toIntExact(shape[1]);
+        int chunkRows = (int) Math.min(shape[0], Math.max(1, chunkElements / cols));
+        float[] values = new float[chunkRows * cols];
+        float[] rowScales = new float[Math.toIntExact(shape[0])];
+        // one staging buffer for every chunk: on the CPU an array made from a direct buffer shares its memory
+        ByteBuffer staging = ByteBuffer.allocateDirect(values.length * 2).order(ByteOrder.nativeOrder());
+        NDManager arrays = manager.newSubManager();
+        NDArray half = arrays.zeros(new Shape(shape), DataType.FLOAT16);
+        for (long row = 0; row < shape[0]; row += chunkRows) {
+            int count = (int) Math.min(chunkRows, shape[0] - row);
+            reader.readFloats(name, row * cols, values, 0, count * cols);
+            staging.clear();
+            ShortBuffer out = staging.asShortBuffer();
+            for (int r = 0; r < count; r++) {
+                if (!encodeRow(values, r * cols, cols, out, rowScales, (int) row + r)) {
+                    arrays.close();
+                    return null;
+                }
+            }
+            staging.limit(count * cols * 2);
+            try (NDArray part = arrays.create(staging, new Shape(count, cols), DataType.FLOAT16)) {
+                half.set(new NDIndex("{}:{}", row, row + count), part);
+            }
+        }
+        return new Float16Weight(half, arrays.create(rowScales, new Shape(shape[0], 1)), chunkElements);
+    }
+
+    /**
+     * Writes the float16 codes of {@code values[from, from + cols)} to {@code out} and the row's scale to
+     * {@code scales[row]}; false when a value would not come back exactly as {@code code * scale}.
+     */
+    static boolean encodeRow(float[] values, int from, int cols, ShortBuffer out, float[] scales, int row) {
+        int maxBits = 0;
+        for (int i = from; i < from + cols; i++) {
+            maxBits = Math.max(maxBits, Float.floatToRawIntBits(values[i]) & 0x7FFFFFFF);
+        }
+        if (maxBits >= 0x7F800000) {
+            return false; // infinity or NaN
+        }
+        int shift = maxBits == 0 ? 0 : TOP_EXPONENT - Math.getExponent(Float.intBitsToFloat(maxBits));
+        float scale = Math.scalb(1f, -shift);
+        if (Math.getExponent(scale) < Float.MIN_EXPONENT) {
+            return false; // a subnormal scale would round the products
+        }
+        for (int i = from; i < from + cols; i++) {
+            short code = HalfFloats.floatToF16(Math.scalb(values[i], shift));
+            if (HalfFloats.f16ToFloat(code) * scale != values[i]) {
+                return false;
+            }
+            out.put(code);
+        }
+        scales[row] = scale;
+        return true;
+    }
+
+    /** Rows {@code [from, to)} as {@code type}: code times row scale, computed in float32 (exact), then cast. */
+    private NDArray widened(long from, long to, DataType type) {
+        NDArray w;
+        try (NDScope scope = new NDScope()) {
+            NDIndex rows = new NDIndex("{}:{}", from, to);
+            w = half.get(rows).toType(DataType.FLOAT32, false).mul(scales.get(rows)).toType(type, false);
+            NDScope.unregister(w);
+        }
+        return w;
+    }
+
+    @Override
+    NDArray multiply(NDArray x) {
+        long rows = outFeatures();
+        NDList parts = new NDList();
+        for (long r = 0; r < rows; r += rowsPerChunk) {
+            try (NDArray w = widened(r, Math.min(rows, r + rowsPerChunk), x.getDataType());
+                    NDArray transposed = w.transpose()) {
+                parts.add(x.matMul(transposed));
+            }
+        }
+        if (parts.size() == 1) {
+            return parts.get(0);
+        }
+        NDArray y = NDArrays.concat(parts, -1);
+        parts.close();
+        return y;
+    }
+
+    @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        long rows = outFeatures();
+        NDArray sum = null;
+        for (long r = 0; r < rows; r += rowsPerChunk) {
+            long end = Math.min(rows, r + rowsPerChunk);
+            NDArray part;
+            try (NDArray w = widened(r, end, gradOutput.getDataType());
+                    NDArray g = gradOutput.get("..., {}:{}", r, end)) {
+                part = g.matMul(w);
+            }
+            if (sum == null) {
+                sum = part;
+            } else {
+                sum.addi(part);
+                part.close();
+            }
+        }
+        return sum;
+    }
+
+    @Override
+    public NDArray lookup(NDArray ids) {
+        NDArray rows;
+        try (NDScope scope = new NDScope()) {
+            NDArray index = ids.toType(DataType.INT64, false);
+            rows = half.get(index).toType(DataType.FLOAT32, false).mul(scales.get(index));
+            NDScope.unregister(rows);
+        }
+        rows.attach(ids.getManager());
+        return rows;
+    }
+
+    @Override
+    public Shape shape() {
+        return half.getShape();
+    }
+
+    /** This matrix itself: x W^T over the same float16 rows. */
+    @Override
+    public FrozenLinear asLinear() {
+        return this;
+    }
+
+    @Override
+    public long inFeatures() {
+        return half.getShape().get(1);
+    }
+
+    @Override
+    public long outFeatures() {
+        return half.getShape().get(0);
+    }
+
+    /** The float16 codes and the float32 row scales. */
+    @Override
+    long weightBytes() {
+        return half.size() * 2 + scales.size() * 4;
+    }
+
+    @Override
+    void closeWeight() {
+        half.close();
+        scales.close();
+    }
+}

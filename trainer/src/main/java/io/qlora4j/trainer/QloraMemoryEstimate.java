@@ -4,13 +4,15 @@ import io.qlora4j.model.llama.LlamaConfig;
 
 /**
  * What a QLoRA run of a Llama-family model needs, from its config alone: the NF4+DQ base (linear
- * weights at 4 bits plus 8-bit block scales), the dense embeddings, norms and lm_head, the LoRA
+ * weights at 4 bits plus 8-bit block scales), the embeddings and lm_head (16 bits for a bf16 or fp16
+ * checkpoint, as {@code Float16Weight} holds them), the norms, the LoRA
  * parameters with their gradients and AdamW state, and the activations of one recomputed step.
  *
  * @param parameters all parameters of the base model
  * @param linearParameters the parameters of the quantized linear layers under model.layers
  * @param baseBytes the packed 4-bit linears with their scales (blocksize 64, double quantization)
- * @param denseBytes embeddings, norms and lm_head in the compute dtype
+ * @param denseBytes embeddings and lm_head (16 bits plus a row scale, or the compute dtype for a float32
+ *     checkpoint) and the norms in the compute dtype
  * @param loraParameters LoRA parameters at the given rank on every linear layer
  * @param loraBytes LoRA weights, gradients and AdamW's two moments, all float32
  * @param activationBytes one saved hidden state per block, one block's transient tensors and the logits
@@ -45,7 +47,10 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
             packed += (n + 1) / 2 + blocks + 4 * ((blocks + 255) / 256);
             lora += (long) rank * (outIn[0] + outIn[1]);
         }
-        long embeddings = (long) c.vocabSize() * h * (c.tieWordEmbeddings() ? 1 : 2);
+        long tables = c.tieWordEmbeddings() ? 1 : 2;
+        long embeddings = tables * c.vocabSize() * h;
+        boolean sixteenBit = "bfloat16".equals(c.torchDtype()) || "float16".equals(c.torchDtype());
+        long tableBytes = sixteenBit ? tables * c.vocabSize() * (2 * h + 4) : embeddings * computeBytes;
         long norms = layers * 2 * h + h;
         long params = layers * linearParams + embeddings + norms;
         long tokens = (long) seqLen * batch;
@@ -56,6 +61,6 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
         long logits = tokens * c.vocabSize() * 4 * 2;
         long activations = saved + scores + mlp + dequantized + logits;
         return new QloraMemoryEstimate(params, layers * linearParams, layers * packed,
-                (embeddings + norms) * computeBytes, layers * lora, layers * lora * 16, activations);
+                tableBytes + norms * computeBytes, layers * lora, layers * lora * 16, activations);
     }
 }

@@ -26,5 +26,10 @@ class QloraMemoryEstimateTest {
         // by hand, r=64 on all 7 linears: 64 * (4 * 8192 + 3 * 15104) per layer * 32 layers = 159,907,840
         assertEquals(159_907_840L, e.loraParameters());
         assertEquals(e.loraParameters() * 16, e.loraBytes());
+        // float32 checkpoint: embed_tokens and lm_head (2 x 32000 x 4096) and 65 norms of 4096 in the compute dtype
+        assertEquals((2L * 32000 * 4096 + 65 * 4096) * 2, e.denseBytes());
+        // bf16 checkpoint: the two tables in float16 codes plus a float32 scale per row, whatever the compute dtype
+        LlamaConfig bf16 = LlamaConfig.builder(4096, 11008, 32, 32, 32000).optTorchDtype("bfloat16").build();
+        assertEquals(2L * 32000 * (2 * 4096 + 4) + 65 * 4096 * 4, QloraMemoryEstimate.of(bf16, 64, 512, 1, 4).denseBytes());
     }
 }

@@ -12,9 +12,9 @@ import java.util.concurrent.ForkJoinTask;
  */
 final class BlockParallel {
 
-    /** Work on blocks {@code [from, to)}. */
-    interface RangeTask {
-        void run(int from, int to);
+    /** Work on blocks {@code [from, to)}, which may fail with {@code E}. */
+    interface RangeTask<E extends Exception> {
+        void run(int from, int to) throws E;
     }
 
     private static final ForkJoinPool POOL = new ForkJoinPool(
@@ -36,9 +36,11 @@ final class BlockParallel {
     /**
      * Splits {@code blocks} blocks of {@code blockElements} elements into at most {@code threads}
      * contiguous ranges, runs all but the first on the pool and the first on the caller, and
-     * waits for all of them.
+     * waits for all of them, even when one fails, so no range still runs once this returns. The
+     * first failure is rethrown as it was thrown (later ones are added to it as suppressed).
      */
-    static void forEachRange(int blocks, int blockElements, int threads, RangeTask task) {
+    static <E extends Exception> void forEachRange(int blocks, int blockElements, int threads, RangeTask<E> task)
+            throws E {
         long elements = (long) blocks * blockElements;
         int parts = (int) Math.max(1, Math.min(threads, elements / MIN_ELEMENTS_PER_TASK));
         parts = Math.min(parts, Math.max(1, blocks));
@@ -50,15 +52,80 @@ final class BlockParallel {
         for (int p = 1; p < parts; p++) {
             int from = bound(blocks, parts, p);
             int to = bound(blocks, parts, p + 1);
-            forked.add(POOL.submit(() -> task.run(from, to)));
+            forked.add(POOL.submit(() -> runWrapped(task, from, to)));
         }
-        task.run(0, bound(blocks, parts, 1));
+        Throwable failure = null;
+        try {
+            task.run(0, bound(blocks, parts, 1));
+        } catch (Exception | Error e) {
+            failure = e;
+        }
         for (ForkJoinTask<?> f : forked) {
-            f.join();
+            try {
+                f.join();
+            } catch (RuntimeException | Error e) {
+                failure = addFailure(failure, unwrap(e));
+            }
         }
+        if (failure != null) {
+            throw BlockParallel.<E>rethrow(failure);
+        }
+    }
+
+    /** Runs a pool range, carrying its exception out in a {@link Failure}. */
+    private static <E extends Exception> void runWrapped(RangeTask<E> task, int from, int to) {
+        try {
+            task.run(from, to);
+        } catch (Exception e) {
+            throw new Failure(e);
+        }
+    }
+
+    /** The task's own exception behind a {@link Failure} (which the pool may have wrapped again), else {@code joined}. */
+    private static Throwable unwrap(Throwable joined) {
+        for (Throwable t = joined; t != null; t = t.getCause()) {
+            if (t instanceof Failure) {
+                return t.getCause();
+            }
+        }
+        return joined;
+    }
+
+    private static Throwable addFailure(Throwable first, Throwable next) {
+        if (first == null) {
+            return next;
+        }
+        if (next != first) {
+            first.addSuppressed(next);
+        }
+        return first;
+    }
+
+    /** Throws {@code t}: unchecked as it is, and otherwise the task's {@code E}, the only checked type it throws. */
+    @SuppressWarnings("unchecked")
+    private static <E extends Exception> E rethrow(Throwable t) throws E {
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        throw (E) t;
     }
 
     private static int bound(int blocks, int parts, int p) {
         return (int) ((long) blocks * p / parts);
+    }
+
+    /**
+     * Carries a pool range's exception to the caller as it was thrown (the pool would otherwise pass an
+     * unchecked one on as a copy of its type); no public constructor, so the pool never copies this either.
+     */
+    private static final class Failure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        private Failure(Exception cause) {
+            super(cause);
+        }
     }
 }

@@ -21,6 +21,14 @@ import java.util.Objects;
 public final class BlockwiseQuantizer {
 
     private static final int[] BLOCKSIZES = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+    /**
+     * Elements a thread reads from a {@link FloatSource} at once: enough to spread a read's fixed
+     * cost (a file mapping), few enough that the 256 KiB buffer stays in cache and is never a G1
+     * humongous object (those are half a region, 512 KiB at the least), which would grow the heap.
+     */
+    static final int CHUNK_ELEMENTS = 1 << 16;
+    /** The largest Java array length the VM reliably allows. */
+    private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
     private final QuantType type;
     private final int blocksize;
@@ -45,22 +53,62 @@ public final class BlockwiseQuantizer {
      */
     public QuantizedTensor quantize(float[] data, long[] shape) {
         Objects.requireNonNull(data, "data");
-        long numel = QuantizedTensor.numel(Objects.requireNonNull(shape, "shape"));
-        if (numel != data.length) {
-            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + numel
-                    + " elements but the data has " + data.length);
+        if (elementCount(shape) != data.length) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds "
+                    + QuantizedTensor.numel(shape) + " elements but the data has " + data.length);
         }
-        int n = data.length;
-        int blocks = (int) (((long) n + blocksize - 1) / blocksize);
-        byte[] packed = new byte[(int) (((long) n + 1) / 2)];
-        float[] absmax = new float[blocks];
-        BlockParallel.forEachRange(blocks, blocksize, threads,
-                (from, to) -> quantizeBlocks(data, packed, absmax, from, to));
+        return quantizeBlocks(shape, (out, from, to) -> out.code(data, 0, from, to));
+    }
+
+    /**
+     * Quantizes the {@code product(shape)} row-major elements of {@code source}, reading whole
+     * blocks about 64K elements at a time per thread into a small buffer, so a weight is quantized
+     * straight from its file without a float array of the whole weight. Gives exactly what {@link #quantize(float[],
+     * long[])} gives for the same values. Reads are for disjoint ranges, from several threads at
+     * once; the first failure is rethrown once every thread has stopped reading.
+     *
+     * @throws E what a read of {@code source} threw
+     */
+    public <E extends Exception> QuantizedTensor quantize(FloatSource<E> source, long[] shape) throws E {
+        return quantize(source, shape, CHUNK_ELEMENTS);
+    }
+
+    /** {@link #quantize(FloatSource, long[])} reading about {@code chunkElements} elements at a time (whole blocks). */
+    <E extends Exception> QuantizedTensor quantize(FloatSource<E> source, long[] shape, int chunkElements) throws E {
+        Objects.requireNonNull(source, "source");
+        int n = elementCount(shape);
+        int chunkBlocks = Math.max(1, chunkElements / blocksize);
+        return quantizeBlocks(shape, (out, from, to) -> {
+            float[] buffer = new float[Math.min(chunkBlocks, to - from) * blocksize];
+            for (int b = from; b < to; b += chunkBlocks) {
+                int end = Math.min(b + chunkBlocks, to);
+                int first = b * blocksize;
+                int count = (int) Math.min((long) end * blocksize, n) - first;
+                source.read(first, buffer, 0, count);
+                out.code(buffer, first, b, end);
+            }
+        });
+    }
+
+    /** Codes every block of a tensor of {@code shape} by {@code work} over parallel ranges, then its scales. */
+    private <E extends Exception> QuantizedTensor quantizeBlocks(long[] shape, BlockWork<E> work) throws E {
+        Output out = new Output(elementCount(shape));
+        BlockParallel.forEachRange(out.absmax.length, blocksize, threads, (from, to) -> work.run(out, from, to));
         if (!doubleQuant) {
-            return new QuantizedTensor(type, shape.clone(), blocksize, packed, absmax, null);
+            return new QuantizedTensor(type, shape.clone(), blocksize, out.packed, out.absmax, null);
         }
-        return new QuantizedTensor(type, shape.clone(), blocksize, packed, null,
-                DoubleQuantizer.quantize(absmax, threads));
+        return new QuantizedTensor(type, shape.clone(), blocksize, out.packed, null,
+                DoubleQuantizer.quantize(out.absmax, threads));
+    }
+
+    /** The element count of {@code shape}, which must fit one Java array. */
+    private static int elementCount(long[] shape) {
+        long numel = QuantizedTensor.numel(Objects.requireNonNull(shape, "shape"));
+        if (numel > MAX_ARRAY) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + numel
+                    + " elements, more than one Java array can hold");
+        }
+        return (int) numel;
     }
 
     /**
@@ -98,25 +146,6 @@ public final class BlockwiseQuantizer {
         return out;
     }
 
-    /** Quantizes blocks {@code [from, to)}: absmax, reciprocal, codes, packing. */
-    private void quantizeBlocks(float[] data, byte[] packed, float[] absmax, int from, int to) {
-        NibbleLookup code = type.lookup();
-        int zero = type.zeroCode();
-        int n = data.length;
-        for (int b = from; b < to; b++) {
-            int start = b * blocksize;
-            int end = (int) Math.min((long) start + blocksize, n);
-            float amax = absmax(data, start, end);
-            absmax[b] = amax;
-            int p = start >> 1;
-            if (amax == 0f) {
-                Arrays.fill(packed, p, p + (end - start + 1) / 2, (byte) (zero << 4 | zero));
-                continue;
-            }
-            code.pack(data, start, end, 1.0f / amax, packed, p);
-        }
-    }
-
     /**
      * {@code max |x|} over {@code [from, to)}, exact in float32: the sign-cleared bits of non-NaN
      * floats order as their magnitudes, and integer max in four independent lanes runs faster
@@ -152,6 +181,46 @@ public final class BlockwiseQuantizer {
     public String toString() {
         return "BlockwiseQuantizer[" + type + ", blocksize=" + blocksize
                 + (doubleQuant ? ", double-quantized" : "") + ", threads=" + threads + "]";
+    }
+
+    /** Codes blocks {@code [from, to)} into {@code out}; reads whatever values it codes. */
+    @FunctionalInterface
+    private interface BlockWork<E extends Exception> {
+        void run(Output out, int from, int to) throws E;
+    }
+
+    /** The codes and scales of one tensor being quantized; ranges of blocks are coded into it in parallel. */
+    private final class Output {
+        final int n;
+        final byte[] packed;
+        final float[] absmax;
+
+        Output(int n) {
+            this.n = n;
+            this.packed = new byte[(int) (((long) n + 1) / 2)];
+            this.absmax = new float[(int) (((long) n + blocksize - 1) / blocksize)];
+        }
+
+        /**
+         * Quantizes blocks {@code [from, to)}, whose elements {@code x} holds from index 0 on as
+         * the tensor's elements from {@code xStart} on: absmax, reciprocal, codes, packing.
+         */
+        void code(float[] x, int xStart, int from, int to) {
+            NibbleLookup lookup = type.lookup();
+            int zero = type.zeroCode();
+            for (int b = from; b < to; b++) {
+                int start = b * blocksize;
+                int end = (int) Math.min((long) start + blocksize, n);
+                float amax = absmax(x, start - xStart, end - xStart);
+                absmax[b] = amax;
+                int p = start >> 1;
+                if (amax == 0f) {
+                    Arrays.fill(packed, p, p + (end - start + 1) / 2, (byte) (zero << 4 | zero));
+                    continue;
+                }
+                lookup.pack(x, start - xStart, end - xStart, 1.0f / amax, packed, p);
+            }
+        }
     }
 
     /** Settings for a {@link BlockwiseQuantizer}; every setting is optional. */

@@ -96,8 +96,11 @@ public final class CheckpointQuantizer {
                 writer.addFrom(reader, info.name());
                 continue;
             }
-            QuantizedTensor q = addQuantized(writer, info.name(), reader.floats(info.name()), info.shape(),
-                    torchDtype(info));
+            String torchDtype = torchDtype(info);
+            // quantized straight from the file a chunk at a time: no float[] of the whole weight
+            QuantizedTensor q = quantizer.quantize((offset, dest, destPos, count)
+                    -> reader.readFloats(info.name(), offset, dest, destPos, count), info.shape());
+            add(writer, info.name(), q, torchDtype);
             quantized++;
             params += q.numel();
             bits += q.bitsPerParameter() * q.numel();
@@ -113,10 +116,16 @@ public final class CheckpointQuantizer {
     public QuantizedTensor addQuantized(SafetensorsWriter writer, String weightKey, float[] values, long[] shape,
             String torchDtype) throws ModelException {
         QuantizedTensor q = quantizer.quantize(values, shape);
+        add(writer, weightKey, q, torchDtype);
+        return q;
+    }
+
+    /** Adds the bitsandbytes entries of a quantized weight to {@code writer}. */
+    private static void add(SafetensorsWriter writer, String weightKey, QuantizedTensor q, String torchDtype)
+            throws ModelException {
         for (BnbStateDict.Entry e : BnbStateDict.entries(weightKey, q, torchDtype)) {
             writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
         }
-        return q;
     }
 
     private static String torchDtype(TensorInfo info) throws ModelException {

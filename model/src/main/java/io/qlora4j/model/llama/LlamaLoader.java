@@ -30,11 +30,11 @@ import java.util.Map;
 /**
  * Loads a Hugging Face Llama directory ({@code config.json} plus {@code model.safetensors} or shards)
  * into a {@link LlamaModel}, streaming tensor by tensor: every shape is checked against the config
- * before any data is read, each linear weight of {@code model.layers.*} is quantized as soon as it is
- * read (when a quantizer is set) and uploaded, and the float32 copy is dropped; embed_tokens and lm_head
- * are held in 16 bits whenever that is exact ({@link Float16Weight}, as QLoRA keeps them in bf16), else in
- * float32; norms stay float32. Large matrices reach the device in row chunks. The full-precision model never
- * exists in memory: the peak is the loaded model plus about one tensor.
+ * before any data is read, each linear weight of {@code model.layers.*} is quantized (when a quantizer
+ * is set) straight from the file a chunk of blocks at a time and uploaded, so no float32 copy of it
+ * exists; embed_tokens and lm_head are held in 16 bits whenever that is exact ({@link Float16Weight}, as
+ * QLoRA keeps them in bf16), else in float32; norms stay float32. Large matrices reach the device in row
+ * chunks. The full-precision model never exists in memory: the peak is the loaded model plus about one tensor.
  */
 public final class LlamaLoader {
     /** Elements copied to the device at once for a dense tensor. */
@@ -164,8 +164,10 @@ public final class LlamaLoader {
         if (quantizer == null) {
             return new DenseLinear(dense(reader, weightName, arrays), bias);
         }
-        long[] shape = reader.info(weightName).shape();
-        return QuantizedLinear.upload(quantizer.quantize(reader.floats(weightName), shape), bias, arrays);
+        // quantized straight from the file a chunk at a time: no float[] of the whole weight
+        QuantizedTensor q = quantizer.quantize((offset, dest, destPos, count)
+                -> reader.readFloats(weightName, offset, dest, destPos, count), reader.info(weightName).shape());
+        return QuantizedLinear.upload(q, bias, arrays);
     }
 
     /** A [vocab, hidden] matrix: exact float16 rows unless float32 is asked for or needed. */

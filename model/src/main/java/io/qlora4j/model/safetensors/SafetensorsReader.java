@@ -206,6 +206,8 @@ public final class SafetensorsReader implements AutoCloseable {
     /**
      * Converts {@code count} elements starting at element {@code offsetElements} of a floating
      * point tensor into {@code dest[destPos..]}: the way to read tensors too large for one array.
+     * Safe to call from several threads at once (until {@link #close}): each call maps, copies and
+     * unmaps its own ranges, and the reader's state is fixed when it is opened.
      */
     public void readFloats(String name, long offsetElements, float[] dest, int destPos, int count) throws ModelException {
         TensorInfo t = requireFloat(info(name));

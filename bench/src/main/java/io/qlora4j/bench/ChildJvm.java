@@ -17,6 +17,15 @@ import java.util.stream.Stream;
  * {@code result.key=value} lines ({@link #result}), which the parent collects; every other line is passed through.
  */
 final class ChildJvm {
+    /**
+     * The heap of every measured JVM: the launcher's small initial heap ({@code -Xms32m}: the model lives off the
+     * Java heap, and a large initial heap would be touched by allocation and counted in RSS) under a 1 GB cap.
+     */
+    static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
+    /** glibc's allocator setting that the {@code qlora4j} launcher exports unless it is set already. */
+    static final String MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_";
+    /** Its value in the launcher: blocks from 8 MB up are returned to the kernel when freed. */
+    static final String LAUNCHER_MMAP_THRESHOLD = "8388608";
     private static final String RESULT = "result.";
     /** libtorch's intra-op thread count, passed on to the child when set here. */
     private static final String THREADS = "ai.djl.pytorch.num_threads";
@@ -24,8 +33,9 @@ final class ChildJvm {
     private ChildJvm() {}
 
     /**
-     * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath and this JVM's
-     * {@code ai.djl.pytorch.num_threads}; returns its results.
+     * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath, this JVM's
+     * {@code ai.djl.pytorch.num_threads} and the launcher's allocator setting (unless the environment has one);
+     * returns its results.
      */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
@@ -38,7 +48,9 @@ final class ChildJvm {
         }
         command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
         command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        ProcessBuilder builder = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT);
+        builder.environment().putIfAbsent(MMAP_THRESHOLD, LAUNCHER_MMAP_THRESHOLD); // measure what the launcher runs
+        Process process = builder.start();
         Map<String, Long> results = new HashMap<>();
         try (BufferedReader out = new BufferedReader(
                 new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {

@@ -22,12 +22,11 @@ import java.util.SplittableRandom;
 /**
  * Throughput and peak memory of a merged export: a TinyLlama-1.1B-shaped checkpoint (random bf16 weights, 2 GB
  * shards, 2.2 GB) and a random r=16 adapter on every projection are written to a temp directory, then each export
- * mode runs in a fresh JVM ({@code -Xmx1g}) that reports its wall time and {@code VmHWM}: merge onto the original
+ * mode runs in a fresh JVM ({@link ChildJvm#HEAP}) that reports its wall time and {@code VmHWM}: merge onto the original
  * weights, onto their NF4+DQ round trip, and the latter re-quantized to NF4+DQ, each writing bf16 into 5 GB
  * shards (one file). Throughput counts base checkpoint bytes per second. Everything is deleted at the end.
  */
 public final class ExportBenchmark {
-    private static final List<String> EXPORT_JVM = List.of("-Xmx1g");
     private static final int RANK = 16;
     private static final List<String> MODES = List.of("original", "dequantized", "dequantized+nf4");
 
@@ -62,7 +61,7 @@ public final class ExportBenchmark {
                     "peak RSS MB", "baseline MB");
             for (String mode : MODES) {
                 Path out = checkpoint.dir().resolve("export-" + mode);
-                Map<String, Long> r = ChildJvm.run(ExportBenchmark.class, EXPORT_JVM, "--export",
+                Map<String, Long> r = ChildJvm.run(ExportBenchmark.class, ChildJvm.HEAP, "--export",
                         checkpoint.dir().toString(), adapter.toString(), out.toString(), mode);
                 double seconds = r.get("exportMs") / 1e3;
                 System.out.printf(Locale.ROOT, "%-18s %9.1f %9.3f %10.2f %12.0f %14.0f%n", mode, seconds,

@@ -19,14 +19,13 @@ import java.util.Map;
 /**
  * Peak resident memory of loading a TinyLlama-1.1B-shaped checkpoint (random bf16 weights, 2 GB shards,
  * about 2.2 GB on disk) with NF4+DQ through {@link LlamaLoader}, against the size of the loaded model:
- * packed projections plus dense float32 embeddings, lm_head and norms. The checkpoint is written here,
+ * packed projections plus 16-bit embeddings and lm_head and float32 norms. The checkpoint is written here,
  * then loaded in a fresh JVM with a modest heap so that only the loader's memory counts; that JVM reports
  * its {@code VmHWM} after the load and the highest {@code VmRSS} sampled during it. The checkpoint is
  * deleted afterwards. Target (issue 3): peak RSS &lt;= loaded model + 0.6 GB.
  */
 public final class LoadMemoryBenchmark {
     /** JVM options of the loading process. */
-    private static final List<String> LOADER_JVM = List.of("-Xmx1g");
     private static final long BUDGET = 600_000_000L;
     private static final int SAMPLE_MS = 10;
 
@@ -76,8 +75,8 @@ public final class LoadMemoryBenchmark {
             double writeSeconds = (System.nanoTime() - start) / 1e9;
             System.out.printf(Locale.ROOT, "checkpoint: %.2f GB bf16 in %s (%.1f GB free before), written in %.0f s%n",
                     checkpoint.diskBytes() / 1e9, checkpoint.dir(), free / 1e9, writeSeconds);
-            System.out.println("loader JVM: java " + String.join(" ", LOADER_JVM) + " ... --load DIR");
-            return new Result(ChildJvm.run(LoadMemoryBenchmark.class, LOADER_JVM, "--load", checkpoint.dir().toString()));
+            System.out.println("loader JVM: java " + String.join(" ", ChildJvm.HEAP) + " ... --load DIR");
+            return new Result(ChildJvm.run(LoadMemoryBenchmark.class, ChildJvm.HEAP, "--load", checkpoint.dir().toString()));
         }
     }
 
@@ -125,8 +124,8 @@ public final class LoadMemoryBenchmark {
                 r.get("loadMs") / 1e3, SAMPLE_MS, r.get("samples"));
         System.out.println("loaded model (bytes held by LlamaModel)               MB");
         row("  NF4+DQ projections (packed codes, coded scales)", r.get("projectionBytes"));
-        row("  embed_tokens, dense float32", r.get("embedBytes"));
-        row("  lm_head + norms, dense float32", head);
+        row("  embed_tokens, float16 rows", r.get("embedBytes"));
+        row("  lm_head (float16 rows) + norms (float32)", head);
         row("  total", model);
         System.out.println("process memory (loader JVM)");
         row("  RSS after engine start, before load (JVM + libtorch)", r.get("baselineRss"));

@@ -5,6 +5,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /** The header every benchmark prints first: when, on what CPU and OS, with which JVM, so figures can be compared. */
@@ -18,7 +21,20 @@ final class Machine {
                 "cpu:   " + name() + " available",
                 "os:    " + System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
                         + System.getProperty("os.arch"),
-                "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+                "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
+                "malloc: " + mallocSettings());
+    }
+
+    /** The glibc allocator settings of the child JVMs: the launcher's threshold unless the environment sets one. */
+    private static String mallocSettings() {
+        Map<String, String> settings = new TreeMap<>(Map.of(ChildJvm.MMAP_THRESHOLD, ChildJvm.LAUNCHER_MMAP_THRESHOLD));
+        System.getenv().forEach((key, value) -> {
+            if (key.startsWith("MALLOC_")) {
+                settings.put(key, value);
+            }
+        });
+        return settings.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).collect(Collectors.joining(" "))
+                + " (in the child JVMs)";
     }
 
     /** The CPU model and the cores this JVM may use, e.g. {@code AMD EPYC, 2 cores}: what a table row names. */

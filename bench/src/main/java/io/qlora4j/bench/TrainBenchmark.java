@@ -23,13 +23,12 @@ import java.util.Map;
  * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ through
  * {@link LlamaLoader}, LoRA r=16 is attached to every linear layer of every block, and each step runs forward and
  * backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters. Each configuration (a model
- * shape, recompute on or off) runs in a fresh JVM ({@code -Xmx1g}) that reports the median step time, its
+ * shape, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP}) that reports the median step time, its
  * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
  * {@link LlamaFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
  * Targets (issue 4): at least 0.4 of peak on the ~100M config; the 1.1B config's peak RSS at most 2.0 GB.
  */
 public final class TrainBenchmark {
-    private static final List<String> CHILD_JVM = List.of("-Xmx1g");
     private static final int RANK = 16;
     private static final int PEAK_RUNS = 3;
 
@@ -76,7 +75,7 @@ public final class TrainBenchmark {
             return;
         }
         System.out.println("TrainBenchmark: QLoRA steps (NF4+DQ base, LoRA r=" + RANK + " on all linear layers, AdamW),"
-                + " each configuration in a fresh JVM (" + String.join(" ", CHILD_JVM) + ")");
+                + " each configuration in a fresh JVM (" + String.join(" ", ChildJvm.HEAP) + ")");
         System.out.println(Machine.describe());
         System.out.println("libtorch intra-op threads: " + System.getProperty("ai.djl.pytorch.num_threads", "default")
                 + " (-Dai.djl.pytorch.num_threads=N)");
@@ -106,7 +105,7 @@ public final class TrainBenchmark {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
             for (boolean recompute : new boolean[] {true, false}) {
-                Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, CHILD_JVM, "--train",
+                Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
                         checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
                         String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps));
                 results.add(new Result(w, recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3, r.get("hwm"),

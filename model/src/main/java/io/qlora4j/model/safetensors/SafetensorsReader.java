@@ -101,6 +101,10 @@ public final class SafetensorsReader implements AutoCloseable {
             Map<String, TensorInfo> found = new LinkedHashMap<>();
             Map<String, String> metadata = null;
             for (String shardName : new LinkedHashSet<>(weightMap.values())) {
+                if (shardName.contains("/") || shardName.contains("\\") || shardName.equals("..")) {
+                    throw new ModelException(indexFile + ": names shard " + shardName
+                            + ", expected a file name in the index's own directory");
+                }
                 Path shard = dir.resolve(shardName);
                 if (!Files.isRegularFile(shard)) {
                     throw new ModelException(indexFile + ": names shard " + shardName + ", which does not exist");

@@ -199,6 +199,16 @@ class SafetensorsReaderValidationTest {
     }
 
     @Test
+    void indexNamingAShardOutsideItsDirectoryIsRefused() throws IOException {
+        Path inner = Files.createDirectories(dir.resolve("model"));
+        shard("model-00001-of-00001.safetensors", "{" + GOOD_W + "}", 8); // exists, but one level up
+        Files.writeString(inner.resolve("model.safetensors.index.json"),
+                "{\"weight_map\":{\"w\":\"../model-00001-of-00001.safetensors\"}}");
+        refused(inner, "model.safetensors.index.json",
+                "names shard ../model-00001-of-00001.safetensors, expected a file name in the index's own directory");
+    }
+
+    @Test
     void indexEntryAbsentFromItsShardIsRefused() throws IOException {
         shard("model-00001-of-00001.safetensors", "{" + GOOD_W + "}", 8);
         index("\"w\":\"model-00001-of-00001.safetensors\",\"v\":\"model-00001-of-00001.safetensors\"");

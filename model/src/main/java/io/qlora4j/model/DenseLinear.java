@@ -1,7 +1,9 @@
 package io.qlora4j.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.function.Function;
 
 /**
  * A frozen linear layer with a full-precision weight {@code [out, in]} (the {@code nn.Linear} layout) and
@@ -30,16 +32,30 @@ public final class DenseLinear extends BiasedLinear {
         return weight;
     }
 
-    @Override
-    NDArray multiply(NDArray x) {
-        try (NDArray transposed = weight.transpose()) {
-            return x.matMul(transposed);
+    /** {@code use} applied to the weight in {@code type}: itself, or a graph-keeping cast (a float16 model). */
+    private NDArray withWeightAs(DataType type, Function<NDArray, NDArray> use) {
+        NDArray w = GraphCasts.to(weight, type);
+        try {
+            return use.apply(w);
+        } finally {
+            if (w != weight) {
+                w.close();
+            }
         }
     }
 
     @Override
+    NDArray multiply(NDArray x) {
+        return withWeightAs(x.getDataType(), w -> {
+            try (NDArray transposed = w.transpose()) {
+                return x.matMul(transposed);
+            }
+        });
+    }
+
+    @Override
     public NDArray inputGradient(NDArray gradOutput) {
-        return gradOutput.matMul(weight);
+        return withWeightAs(gradOutput.getDataType(), gradOutput::matMul);
     }
 
     @Override

@@ -20,11 +20,13 @@ public final class JobModels {
     /**
      * A loader that quantizes the block linears on the fly when {@code quantization_bit=4} (with
      * {@code quantization_type}, {@code quantization_blocksize}, {@code double_quantization}), else keeps them dense;
-     * {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32.
+     * {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model computes in
+     * {@code target}'s dtype.
      */
-    public static LlamaLoader loader(JobConfig config) {
+    public static LlamaLoader loader(JobConfig config, ComputeTarget target) {
         LlamaLoader.Builder builder = LlamaLoader.builder()
-                .optFloat32Embeddings(config.string("finetuning_type").equals("full"));
+                .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
+                .optComputeType(target.dataType());
         if (config.integer("quantization_bit") != null) {
             builder.optQuantizer(BlockwiseQuantizer.builder()
                     .optType(QuantType.fromName(config.string("quantization_type")))

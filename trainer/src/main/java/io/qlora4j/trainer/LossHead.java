@@ -26,12 +26,13 @@ final class LossHead {
     /** The label that takes no loss (prompt tokens, padding). */
     static final long IGNORE_INDEX = -100;
     /** Logits computed at once: bounds the {@code [tokens, vocab]} temporaries of a long batch (64 MB). */
-    private static final long CHUNK_LOGITS = 1 << 24;
+    static final long CHUNK_LOGITS = 1 << 24;
 
     private final LlamaModel model;
     private final NDArray labels;
     private final long denominator;
     private final boolean trainHead;
+    private final float gradientScale;
     private final long chunkLogits;
 
     /**
@@ -39,15 +40,20 @@ final class LossHead {
      * when lm_head's weight is a trained parameter.
      */
     LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead) {
-        this(model, labels, denominator, trainHead, CHUNK_LOGITS);
+        this(model, labels, denominator, trainHead, 1f, CHUNK_LOGITS);
     }
 
-    /** A head computing {@code chunkLogits} logits at once (at least one token's), for tests of the chunking. */
-    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead, long chunkLogits) {
+    /**
+     * A head whose backward pass multiplies every gradient by {@code gradientScale} (float16's loss scale; the
+     * returned loss is not scaled), computing {@code chunkLogits} logits at once (at least one token's).
+     */
+    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead, float gradientScale,
+            long chunkLogits) {
         this.model = model;
         this.labels = labels;
         this.denominator = denominator;
         this.trainHead = trainHead;
+        this.gradientScale = gradientScale;
         this.chunkLogits = chunkLogits;
     }
 
@@ -77,6 +83,7 @@ final class LossHead {
             NDArray valid = target.neq(IGNORE_INDEX);
             NDArray safe = target.mul(valid.toType(DataType.INT64, false));
             NDArray weight = valid.toType(DataType.FLOAT32, false).div((float) denominator);
+            NDArray gradWeight = gradientScale == 1f ? weight : weight.mul(gradientScale);
             NDArray detached = normed.stopGradient();
             FrozenLinear head = model.lmHead();
             int vocab = Math.toIntExact(head.outFeatures());
@@ -90,10 +97,9 @@ final class LossHead {
                     NDArray logProbs = head.forward(detached.get(rows)).toType(DataType.FLOAT32, false).logSoftmax(-1)
                             .stopGradient();
                     NDArray label = safe.get(rows);
-                    NDArray w = weight.get(rows);
-                    loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(w).sum().getFloat();
+                    loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows)).sum().getFloat();
                     if (collector != null) {
-                        NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(w.expandDims(-1));
+                        NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(gradWeight.get(rows).expandDims(-1));
                         // a trained head records its product here; a frozen one passes the gradient on by hand
                         NDArray part = trainHead ? head.forward(normed.get(rows)).mul(dLogits).sum()
                                 : head.inputGradient(dLogits);

@@ -52,6 +52,14 @@ public final class TrainStep {
      * {@code dropoutSeed * microBatches.size() + i}), so a resumed run draws the same ones.
      */
     public double accumulate(List<Batch> microBatches, long dropoutSeed) {
+        return accumulate(microBatches, dropoutSeed, 1f);
+    }
+
+    /**
+     * {@link #accumulate(List, long)} with every gradient multiplied by {@code lossScale} (float16 training's
+     * loss scale: the caller divides the gradients by it again); the returned loss is not scaled.
+     */
+    public double accumulate(List<Batch> microBatches, long dropoutSeed, float lossScale) {
         long labelled = 0;
         for (Batch batch : microBatches) {
             labelled += predictedTokens(batch);
@@ -62,7 +70,7 @@ public final class TrainStep {
         double loss = 0;
         for (int i = 0; i < microBatches.size(); i++) {
             dropoutSeeder.accept(dropoutSeed * microBatches.size() + i);
-            loss += microBatch(microBatches.get(i), labelled);
+            loss += microBatch(microBatches.get(i), labelled, lossScale);
         }
         return loss;
     }
@@ -78,7 +86,7 @@ public final class TrainStep {
         return n;
     }
 
-    private double microBatch(Batch batch, long labelled) {
+    private double microBatch(Batch batch, long labelled, float lossScale) {
         NDManager root = model.manager();
         try (NDManager manager = root.newSubManager(); NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
@@ -88,7 +96,7 @@ public final class TrainStep {
             NDArray mask = manager.create(batch.attentionMask(), shape);
             // positions restart at 0 for each packed example; the mask keeps examples apart
             AttentionContext context = model.context(manager.create(batch.positionIds(), shape), 0, mask);
-            LossHead head = new LossHead(model, labels, labelled, trainEmbeddings);
+            LossHead head = new LossHead(model, labels, labelled, trainEmbeddings, lossScale, LossHead.CHUNK_LOGITS);
             return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
         }
     }

@@ -42,13 +42,15 @@ public final class Trainer {
         RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
         Path checkpoint = resuming ? dir.resumeSource(resume) : null;
         ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
-        if (target.dataType() != DataType.FLOAT32) {
-            throw new ConfigException("fp16: 16-bit training is not implemented yet; leave fp16 unset to train in float32");
+        if (full && target.dataType() != DataType.FLOAT32) {
+            throw new ConfigException("fp16: finetuning_type full trains float32 weights; leave fp16 unset or use "
+                    + "finetuning_type: lora");
         }
         try (NDManager manager = NDManager.newBaseManager(target.device(), "PyTorch");
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
             DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
-            LlamaModel model = JobModels.loader(config).load(full && checkpoint != null ? checkpoint : baseDir, manager);
+            LlamaModel model = JobModels.loader(config, target)
+                    .load(full && checkpoint != null ? checkpoint : baseDir, manager);
             TrainableWeights weights = full ? new FullWeights(model, baseDir)
                     : LoraWeights.create(config, model, manager, checkpoint);
             HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);

@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -23,6 +24,8 @@ import java.util.List;
  * @param logHistory one entry per logged step
  * @param unloggedLoss the summed loss of the steps since the last logged one
  * @param unloggedSteps how many steps that is (a resumed run folds them into its first log entry)
+ * @param lossScale float16 training's loss scale, or null (float32)
+ * @param lossScaleGoodSteps the steps since the scale last changed, or null (float32)
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 record TrainerState(
@@ -33,7 +36,9 @@ record TrainerState(
         @JsonProperty("data_position") Position dataPosition,
         @JsonProperty("log_history") List<LogEntry> logHistory,
         @JsonProperty("unlogged_loss") double unloggedLoss,
-        @JsonProperty("unlogged_steps") int unloggedSteps) {
+        @JsonProperty("unlogged_steps") int unloggedSteps,
+        @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale") Float lossScale,
+        @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale_good_steps") Integer lossScaleGoodSteps) {
 
     /** The file name inside a checkpoint and at the top of output_dir. */
     static final String FILE = "trainer_state.json";

@@ -1,5 +1,6 @@
 package io.qlora4j.trainer;
 
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.data.Batch;
 import io.qlora4j.data.BatchIterator;
 import io.qlora4j.data.DataException;
@@ -9,6 +10,7 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.LrSchedule;
 import io.qlora4j.optim.LrSchedules;
 import io.qlora4j.optim.Optim;
@@ -57,6 +59,15 @@ final class TrainingLoop {
         this.terminal = terminal;
     }
 
+    /** float16 training's loss scaler, resumed from the checkpoint's state when there is one; null in float32. */
+    private LossScaler lossScaler(TrainerState resumed) {
+        if (model.computeType() != DataType.FLOAT16) {
+            return null;
+        }
+        return resumed == null || resumed.lossScale() == null ? new LossScaler()
+                : new LossScaler(resumed.lossScale(), resumed.lossScaleGoodSteps());
+    }
+
     /** Trains to the last step, or stops at a non-finite loss or gradient norm with the reason in the result. */
     TrainingResult run() throws ConfigException, DataException, IOException, ModelException {
         TrainerState resumed = resumedFrom == null ? null : TrainerState.read(resumedFrom);
@@ -90,6 +101,7 @@ final class TrainingLoop {
         Progress progress = new Progress(out, terminal, globalStep, total);
         Path lastCheckpoint = resumedFrom;
         double lastLoss = history.isEmpty() ? Double.NaN : history.get(history.size() - 1).loss();
+        LossScaler scaler = lossScaler(resumed);
         try (AdamW optimizer = optimizer()) {
             if (resumed != null) {
                 optimizer.importState(OptimizerFile.read(resumedFrom));
@@ -107,9 +119,11 @@ final class TrainingLoop {
                     group.add(batch);
                     window.tokens += batch.tokens();
                 }
-                double loss = step.accumulate(group, seed + globalStep);
-                float norm = Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
-                if (!Double.isFinite(loss) || !Float.isFinite(norm)) {
+                double loss = step.accumulate(group, seed + globalStep, scaler == null ? 1f : scaler.scale());
+                // float16: an overflowed step is skipped and lowers the scale, as torch's GradScaler does
+                boolean skipped = scaler != null && Double.isFinite(loss) && !scaler.unscaleAndUpdate(params);
+                float norm = skipped ? Float.NaN : Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
+                if (!skipped && (!Double.isFinite(loss) || !Float.isFinite(norm))) {
                     String failure = String.format(Locale.ROOT, "%s at step %d (learning_rate %s); stopped without"
                             + " saving: %s", !Double.isFinite(loss) ? "loss is " + loss : "gradient norm is " + norm,
                             globalStep + 1, config.number("learning_rate"), lastCheckpoint == null
@@ -118,11 +132,16 @@ final class TrainingLoop {
                     return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, failure);
                 }
                 double lr = schedule.lr(globalStep);
-                optimizer.step(params, lr);
+                if (skipped) {
+                    progress.message(String.format(Locale.ROOT, "step %d: float16 gradients overflowed; step skipped,"
+                            + " loss scale now %.0f", globalStep + 1, scaler.scale()));
+                } else {
+                    optimizer.step(params, lr);
+                }
                 Gradients.zero(params);
                 globalStep++;
                 PagingStats paging = optimizer.pagingStats();
-                window.add(loss, norm, paging);
+                window.add(loss, skipped ? 0f : norm, paging);
                 progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
                 if (globalStep % config.integer("logging_steps") == 0 || globalStep == total) {
                     TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);
@@ -141,7 +160,8 @@ final class TrainingLoop {
                             globalStep, evalLoss, Math.exp(evalLoss), heldOut.name()));
                 }
                 TrainerState state = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
-                        position(batches, seed), List.copyOf(history), window.lossSum, window.steps);
+                        position(batches, seed), List.copyOf(history), window.lossSum, window.steps,
+                        scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps());
                 if (globalStep % config.integer("save_steps") == 0) {
                     lastCheckpoint = dir.saveCheckpoint(globalStep, d -> {
                         weights.save(d);

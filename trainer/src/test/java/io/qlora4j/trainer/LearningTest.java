@@ -10,6 +10,7 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -41,7 +42,7 @@ class LearningTest {
     private static double heldOutLoss(Path base, Path adapter, Path dataset, String quantization) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
-            LlamaModel model = JobModels.loader(JobConfig.of(quantization)).load(base, manager);
+            LlamaModel model = JobModels.loader(JobConfig.of(quantization), ComputeTarget.CPU).load(base, manager);
             if (adapter != null) {
                 LoraAdapters.load(adapter, model, manager);
             }

@@ -82,7 +82,7 @@ class LossHeadTest {
             int vocab = TinyModel.VOCAB.size();
             // one token per chunk, three per chunk (the last chunk short), all at once
             for (long chunk : new long[] {vocab, 3L * vocab, 1L << 24}) {
-                LossHead head = new LossHead(model, labels, DENOMINATOR, trainHead, chunk);
+                LossHead head = new LossHead(model, labels, DENOMINATOR, trainHead, 1f, chunk);
                 float[][] actual = lossAndGradients(model, headWeight, head, x.duplicate(), labels);
                 assertSame(expected, actual);
                 if (headWeight != null) {

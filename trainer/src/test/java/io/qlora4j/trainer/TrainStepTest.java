@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
@@ -14,7 +15,7 @@ import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
-import io.qlora4j.trainer.config.JobConfig;
+import io.qlora4j.quant.BlockwiseQuantizer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -226,34 +227,77 @@ class TrainStepTest {
         }
     }
 
-    @Test
-    void loraGradientsThroughAnNf4BaseAgreeWithAndWithoutRecomputeUnderDropout() throws Exception {
-        try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = JobModels.loader(JobConfig.of("quantization_bit=4"))
-                    .load(TinyModel.write(dir.resolve("base"), 7), manager);
-            LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, 0.3, false, List.of("all")),
+    /** A tiny model with an NF4 base computing in {@code type}, and LoRA (B randomized so that A gets gradients). */
+    private record Nf4Lora(LlamaModel model, LoraAdapters adapters, List<Parameter> params) {
+        static Nf4Lora load(Path base, NDManager manager, DataType type, double dropout) throws Exception {
+            // float16 is for GPUs (ComputeTarget refuses it on a CPU); libtorch's CPU kernels run it for a test
+            LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build())
+                    .optComputeType(type).build().load(base, manager);
+            LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, dropout, false, List.of("all")),
                     manager, 5);
             List<Parameter> params = new ArrayList<>();
             adapters.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+            manager.getEngine().setRandomSeed(11);
             for (Parameter p : params) {
                 // B starts at 0, which would leave A without gradient
                 p.value().stopGradient().addi(manager.randomNormal(p.value().getShape()).muli(0.2f));
             }
             adapters.setTraining(true);
+            return new Nf4Lora(model, adapters, params);
+        }
+
+        TrainStep.Builder step() {
+            return TrainStep.builder(model).optDropoutSeeder(adapters::setDropoutSeed);
+        }
+    }
+
+    @Test
+    void loraGradientsThroughAnNf4BaseAgreeWithAndWithoutRecomputeUnderDropout() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 7), manager, DataType.FLOAT32, 0.3);
+            List<Parameter> params = lora.params();
             List<Batch> group = List.of(FIRST, SECOND);
-            TrainStep.Builder step = TrainStep.builder(model).optDropoutSeeder(adapters::setDropoutSeed);
-            double recomputed = step.optRecompute(true).build().accumulate(group, 4);
+            double recomputed = lora.step().optRecompute(true).build().accumulate(group, 4);
             Map<String, float[]> withRecompute = gradients(params);
             Gradients.zero(params);
-            double kept = step.optRecompute(false).build().accumulate(group, 4);
+            double kept = lora.step().optRecompute(false).build().accumulate(group, 4);
             Map<String, float[]> withGraph = gradients(params);
             assertEquals(kept, recomputed, 1e-6);
             assertClose(withGraph, withRecompute, 1e-5);
             Gradients.zero(params);
-            step.optRecompute(true).build().accumulate(group, 5);
+            lora.step().optRecompute(true).build().accumulate(group, 5);
             float[] otherMasks = gradients(params).get(params.get(0).name());
             float[] sameMasks = withRecompute.get(params.get(0).name());
             assertTrue(!Arrays.equals(sameMasks, otherMasks), "another dropout seed draws other masks");
+        }
+    }
+
+    @Test
+    void float16ComputeGivesTheFloat32LoraGradientsWithinHalfPrecisionUnderALossScale() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        List<Batch> group = List.of(FIRST, SECOND);
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora full = Nf4Lora.load(base, manager, DataType.FLOAT32, 0);
+            double loss32 = full.step().build().accumulate(group, 4);
+            Map<String, float[]> expected = gradients(full.params());
+            Nf4Lora half = Nf4Lora.load(base, manager, DataType.FLOAT16, 0);
+            float scale = 1024;
+            for (boolean recompute : new boolean[] {true, false}) {
+                double loss16 = half.step().optRecompute(recompute).build().accumulate(group, 4, scale);
+                Map<String, float[]> scaled = gradients(half.params());
+                Gradients.zero(half.params());
+                Map<String, float[]> unscaled = new LinkedHashMap<>();
+                scaled.forEach((name, g) -> {
+                    float[] u = new float[g.length];
+                    for (int i = 0; i < g.length; i++) {
+                        u[i] = g[i] / scale;
+                    }
+                    unscaled.put(name, u);
+                });
+                // the loss is not scaled; both follow float32 to about float16's resolution
+                assertEquals(loss32, loss16, 5e-3 * loss32);
+                assertClose(expected, unscaled, 2e-2);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.GraphCasts;
 import io.qlora4j.model.GraphScalars;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -124,8 +125,9 @@ public final class LlamaBlock implements AutoCloseable {
         int kvHeads = config.numKeyValueHeads();
         int hd = config.headDim();
         long groups = heads / kvHeads;
-        NDArray cos = context.cos().expandDims(1);
-        NDArray sin = context.sin().expandDims(1);
+        // the rotary tables are constants: a plain cast to the compute dtype, as transformers does
+        NDArray cos = context.cos().expandDims(1).toType(x.getDataType(), false);
+        NDArray sin = context.sin().expandDims(1).toType(x.getDataType(), false);
         NDArray q = rope(heads(linears.get("self_attn.q_proj").forward(x), b, s, heads), cos, sin);
         NDArray k = rope(heads(linears.get("self_attn.k_proj").forward(x), b, s, kvHeads), cos, sin);
         NDArray v = heads(linears.get("self_attn.v_proj").forward(x), b, s, kvHeads);
@@ -137,7 +139,9 @@ public final class LlamaBlock implements AutoCloseable {
         long t = k.getShape().get(2);
         NDArray grouped = GraphScalars.times(q, 1.0 / Math.sqrt(hd)).reshape(b, kvHeads, groups * s, hd);
         NDArray scores = grouped.matMul(k.transpose(0, 1, 3, 2)).reshape(b, kvHeads, groups, s, t);
-        NDArray probs = scores.add(context.mask().expandDims(1)).softmax(-1).reshape(b, kvHeads, groups * s, t);
+        // the float32 mask promotes the scores: softmax runs in float32, then back to the values' dtype
+        NDArray probs = GraphCasts.to(scores.add(context.mask().expandDims(1)).softmax(-1), v.getDataType())
+                .reshape(b, kvHeads, groups * s, t);
         NDArray out = probs.matMul(v).reshape(b, heads, s, hd).transpose(0, 2, 1, 3).reshape(b, s, (long) heads * hd);
         return linears.get("self_attn.o_proj").forward(out);
     }

@@ -42,10 +42,12 @@ public final class LlamaLoader {
 
     private final BlockwiseQuantizer quantizer;
     private final boolean float32Embeddings;
+    private final DataType computeType;
 
     private LlamaLoader(Builder builder) {
         this.quantizer = builder.quantizer;
         this.float32Embeddings = builder.float32Embeddings;
+        this.computeType = builder.computeType;
     }
 
     /** A loader that keeps every weight dense float32 unless a quantizer is set. */
@@ -141,7 +143,7 @@ public final class LlamaLoader {
         }
         NDArray norm = dense(reader, "model.norm.weight", arrays);
         FrozenLinear head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
-        return new LlamaModel(config, embed, blocks, norm, head);
+        return new LlamaModel(config, embed, blocks, norm, head, computeType);
     }
 
     /**
@@ -211,6 +213,7 @@ public final class LlamaLoader {
     public static final class Builder {
         private BlockwiseQuantizer quantizer;
         private boolean float32Embeddings;
+        private DataType computeType = DataType.FLOAT32;
 
         private Builder() {}
 
@@ -226,6 +229,15 @@ public final class LlamaLoader {
          */
         public Builder optFloat32Embeddings(boolean float32Embeddings) {
             this.float32Embeddings = float32Embeddings;
+            return this;
+        }
+
+        /**
+         * The dtype the model computes in: float32 (default), or float16 on a GPU; the stored weights stay as
+         * they are (4-bit, 16-bit rows, float32 norms) and are cast per use.
+         */
+        public Builder optComputeType(DataType computeType) {
+            this.computeType = computeType;
             return this;
         }
 

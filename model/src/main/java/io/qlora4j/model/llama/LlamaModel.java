@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.GraphCasts;
 import io.qlora4j.model.TokenEmbedding;
 import java.util.List;
 
@@ -26,6 +27,7 @@ public final class LlamaModel implements AutoCloseable {
     private final NDArray norm;
     private final FrozenLinear lmHead;
     private final boolean tied;
+    private final DataType computeType;
     private final RotaryEmbedding rope;
 
     /**
@@ -34,6 +36,19 @@ public final class LlamaModel implements AutoCloseable {
      */
     public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
             FrozenLinear lmHead) {
+        this(config, embedTokens, layers, norm, lmHead, DataType.FLOAT32);
+    }
+
+    /**
+     * As {@link #LlamaModel(LlamaConfig, TokenEmbedding, List, NDArray, FrozenLinear)}, computing in
+     * {@code computeType} (float32, or float16 on a GPU): the embedded tokens are cast to it, and every layer
+     * computes in its input's dtype (norms and softmax in float32 inside).
+     */
+    public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
+            FrozenLinear lmHead, DataType computeType) {
+        if (computeType != DataType.FLOAT32 && computeType != DataType.FLOAT16) {
+            throw new IllegalArgumentException("compute dtype must be float32 or float16, not " + computeType);
+        }
         Shape embed = new Shape(config.vocabSize(), config.hiddenSize());
         if (!embedTokens.shape().equals(embed)) {
             throw new IllegalArgumentException("embed_tokens must be " + embed + ", got " + embedTokens.shape());
@@ -64,6 +79,7 @@ public final class LlamaModel implements AutoCloseable {
         this.norm = norm;
         this.lmHead = head;
         this.tied = lmHead == null;
+        this.computeType = computeType;
         this.rope = new RotaryEmbedding(config);
     }
 
@@ -107,9 +123,19 @@ public final class LlamaModel implements AutoCloseable {
         return rope;
     }
 
-    /** Looks up {@code ids [b, s]} (integers) and returns {@code [b, s, hidden]} in the manager of ids. */
+    /** The dtype the blocks compute in. */
+    public DataType computeType() {
+        return computeType;
+    }
+
+    /** Looks up {@code ids [b, s]} (integers) and returns {@code [b, s, hidden]} in the compute dtype, in ids' manager. */
     public NDArray embed(NDArray ids) {
-        return embedTokens.lookup(ids);
+        NDArray rows = embedTokens.lookup(ids);
+        NDArray hidden = GraphCasts.to(rows, computeType);
+        if (hidden != rows) {
+            rows.close();
+        }
+        return hidden;
     }
 
     /**

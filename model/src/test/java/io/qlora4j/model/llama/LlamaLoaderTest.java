@@ -97,6 +97,38 @@ class LlamaLoaderTest {
     }
 
     @Test
+    void float16ComputeFollowsTheFloat64ReferenceWithinHalfPrecision() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 36);
+        tiny.write(dir, DType.BF16, Long.MAX_VALUE);
+        Map<String, float[]> rounded = new LinkedHashMap<>();
+        try (SafetensorsReader reader = SafetensorsReader.open(dir)) {
+            for (String name : tiny.weights.keySet()) {
+                rounded.put(name, reader.floats(name));
+            }
+        }
+        int[] tokens = LlamaModelTest.ids(6, 5);
+        double[][] expected = reference(CONFIG, rounded, tokens);
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = LlamaLoader.builder().optQuantizer(null).optComputeType(DataType.FLOAT16).build()
+                        .load(dir, m)) {
+            NDArray out = model.forward(LlamaModelTest.idsArray(m, tokens), null);
+            assertEquals(DataType.FLOAT16, out.getDataType());
+            float[] half = out.toType(DataType.FLOAT32, false).toFloatArray();
+            int vocab = CONFIG.vocabSize();
+            double scale = 0;
+            double diff = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                for (int v = 0; v < vocab; v++) {
+                    scale = Math.max(scale, Math.abs(expected[i][v]));
+                    diff = Math.max(diff, Math.abs(expected[i][v] - half[i * vocab + v]));
+                }
+            }
+            // float16 keeps 11 significant bits: a few ulps of the largest logit after two blocks
+            assertTrue(scale > 0.5 && diff <= 1e-2 * scale, "max |fp16 - ref| " + diff + " against " + scale);
+        }
+    }
+
+    @Test
     void tiedBfloat16EmbeddingServesAsLmHeadInSixteenBits() throws Exception {
         LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(tied, 35);

@@ -1,5 +1,6 @@
 package io.qlora4j.trainer;
 
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.llama.LlamaLoader;
@@ -21,12 +22,12 @@ public final class JobModels {
      * A loader that quantizes the block linears on the fly when {@code quantization_bit=4} (with
      * {@code quantization_type}, {@code quantization_blocksize}, {@code double_quantization}), else keeps them dense;
      * {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model computes in
-     * {@code target}'s dtype.
+     * {@code computeType} (a {@link ComputeTarget}'s).
      */
-    public static LlamaLoader loader(JobConfig config, ComputeTarget target) {
+    public static LlamaLoader loader(JobConfig config, DataType computeType) {
         LlamaLoader.Builder builder = LlamaLoader.builder()
                 .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
-                .optComputeType(target.dataType());
+                .optComputeType(computeType);
         if (config.integer("quantization_bit") != null) {
             builder.optQuantizer(BlockwiseQuantizer.builder()
                     .optType(QuantType.fromName(config.string("quantization_type")))

@@ -1,5 +1,6 @@
 package io.qlora4j.trainer;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.data.DataException;
@@ -33,6 +34,16 @@ public final class Trainer {
      */
     public static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal)
             throws ConfigException, ModelException, DataException, IOException {
+        ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
+        return train(config, out, terminal, target.device(), target.dataType());
+    }
+
+    /**
+     * {@link #train(JobConfig, PrintWriter, boolean)} on an explicit device and compute dtype, float16 on a CPU
+     * included (which {@link ComputeTarget} does not offer users): how tests reach the float16 path.
+     */
+    static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal, Device device,
+            DataType computeType) throws ConfigException, ModelException, DataException, IOException {
         boolean full = config.string("finetuning_type").equals("full");
         checkSupported(config, full);
         Path baseDir = Path.of(config.require("model_name_or_path"));
@@ -41,15 +52,14 @@ public final class Trainer {
         boolean resuming = resume != null && !resume.equalsIgnoreCase("false");
         RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
         Path checkpoint = resuming ? dir.resumeSource(resume) : null;
-        ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
-        if (full && target.dataType() != DataType.FLOAT32) {
+        if (full && computeType != DataType.FLOAT32) {
             throw new ConfigException("fp16: finetuning_type full trains float32 weights; leave fp16 unset or use "
                     + "finetuning_type: lora");
         }
-        try (NDManager manager = NDManager.newBaseManager(target.device(), "PyTorch");
+        try (NDManager manager = NDManager.newBaseManager(device, "PyTorch");
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
             DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
-            LlamaModel model = JobModels.loader(config, target)
+            LlamaModel model = JobModels.loader(config, computeType)
                     .load(full && checkpoint != null ? checkpoint : baseDir, manager);
             TrainableWeights weights = full ? new FullWeights(model, baseDir)
                     : LoraWeights.create(config, model, manager, checkpoint);

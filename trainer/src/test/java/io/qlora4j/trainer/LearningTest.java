@@ -3,6 +3,7 @@ package io.qlora4j.trainer;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.data.Batch;
 import io.qlora4j.data.BatchIterator;
@@ -10,7 +11,6 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.TemplateTokenizer;
-import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -42,7 +42,7 @@ class LearningTest {
     private static double heldOutLoss(Path base, Path adapter, Path dataset, String quantization) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
-            LlamaModel model = JobModels.loader(JobConfig.of(quantization), ComputeTarget.CPU).load(base, manager);
+            LlamaModel model = JobModels.loader(JobConfig.of(quantization), DataType.FLOAT32).load(base, manager);
             if (adapter != null) {
                 LoraAdapters.load(adapter, model, manager);
             }

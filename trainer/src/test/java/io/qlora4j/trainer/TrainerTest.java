@@ -6,10 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Device;
+import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.optim.LossScaler;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -20,6 +23,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -260,6 +264,69 @@ class TrainerTest {
         return keys;
     }
 
+    /** A way to run a job: {@link #train} or {@link #trainFloat16}. */
+    private interface Run {
+        TrainingResult apply(List<String> keys) throws Exception;
+    }
+
+    /** The {@link #qlora} job run to the end, its last checkpoint and adapter deleted, then resumed from step 3. */
+    private Path stoppedAndResumed(String name, Run run) throws Exception {
+        Path stopped = dir.resolve(name);
+        assertTrue(run.apply(qlora(stopped)).completed());
+        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
+        Files.delete(stopped.resolve("adapter_model.safetensors"));
+        TrainingResult resumed = run.apply(qlora(stopped, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
+        assertTrue(resumed.completed(), resumed.failure());
+        return stopped;
+    }
+
+    private TrainingResult trainFloat16(List<String> keys) throws Exception {
+        return Trainer.train(JobConfig.load(null, keys), new PrintWriter(log, true), false, Device.cpu(),
+                DataType.FLOAT16);
+    }
+
+    @Test
+    void float16QloraRunScalesItsLossAndResumesBitIdenticalWithTheScale() throws Exception {
+        Path straight = dir.resolve("straight16");
+        TrainingResult first = trainFloat16(qlora(straight));
+        assertTrue(first.completed(), first.failure());
+        JsonNode state = JSON.readTree(straight.resolve("checkpoint-3").resolve(TrainerState.FILE).toFile());
+        float scale = (float) state.get("loss_scale").asDouble();
+        int goodSteps = state.get("loss_scale_good_steps").asInt();
+        // torch's GradScaler from 2^16: halved at each overflowed (skipped) step, which the log names
+        long skipped = log.toString().lines().filter(l -> l.matches("step [123]: float16 gradients overflowed.*")).count();
+        assertEquals(3 - skipped, goodSteps, log.toString());
+        assertEquals(LossScaler.INITIAL_SCALE / (1 << skipped), scale, log.toString());
+        float[] trainedB = tensors(straight.resolve("adapter_model.safetensors"))
+                .get("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight");
+        assertTrue(IntStream.range(0, trainedB.length).anyMatch(i -> trainedB[i] != 0f), "some steps were taken");
+
+        Path stopped = stoppedAndResumed("stopped16", this::trainFloat16);
+        assertSameTensors(tensors(straight.resolve("adapter_model.safetensors")),
+                tensors(stopped.resolve("adapter_model.safetensors")));
+        assertEquals(JSON.readTree(straight.resolve("checkpoint-6").resolve(TrainerState.FILE).toFile()).get("loss_scale"),
+                JSON.readTree(stopped.resolve("checkpoint-6").resolve(TrainerState.FILE).toFile()).get("loss_scale"));
+
+        // resumed at a scale of 2^60 every step overflows float16: skipped, halving the scale, the adapter untouched
+        Path overflowing = dir.resolve("overflowing16");
+        assertTrue(trainFloat16(qlora(overflowing)).completed());
+        Path checkpoint = overflowing.resolve("checkpoint-3");
+        Path stateFile = checkpoint.resolve(TrainerState.FILE);
+        Files.writeString(stateFile, Files.readString(stateFile).replaceFirst("\"loss_scale\" : [0-9.E]+",
+                "\"loss_scale\" : 1.15292150460684698E18"));
+        RunDirectory.deleteRecursively(overflowing.resolve("checkpoint-6"));
+        log.getBuffer().setLength(0);
+        TrainingResult skipping = trainFloat16(qlora(overflowing, "resume_from_checkpoint=" + checkpoint));
+        assertTrue(skipping.completed(), skipping.failure());
+        assertEquals(3, log.toString().lines().filter(l -> l.matches("step [456]: float16 gradients overflowed.*")).count(),
+                log.toString());
+        JsonNode end = JSON.readTree(overflowing.resolve("checkpoint-6").resolve(TrainerState.FILE).toFile());
+        assertEquals(0x1p57f, (float) end.get("loss_scale").asDouble());
+        assertEquals(0, end.get("loss_scale_good_steps").asInt());
+        assertSameTensors(tensors(checkpoint.resolve("adapter_model.safetensors")),
+                tensors(overflowing.resolve("adapter_model.safetensors")));
+    }
+
     @Test
     void qloraRunWritesAPeftAdapterAndResumesBitIdentical() throws Exception {
         Path straight = dir.resolve("straight");
@@ -285,12 +352,7 @@ class TrainerTest {
         }
         assertFalse(Files.exists(straight.resolve("model.safetensors")), "LoRA writes only the adapter");
 
-        Path stopped = dir.resolve("stopped");
-        assertTrue(train(qlora(stopped)).completed());
-        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
-        Files.delete(stopped.resolve("adapter_model.safetensors"));
-        TrainingResult resumed = train(qlora(stopped, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
-        assertTrue(resumed.completed(), resumed.failure());
+        Path stopped = stoppedAndResumed("stopped", this::train);
         assertSameTensors(adapter, tensors(stopped.resolve("adapter_model.safetensors")));
         assertSameTensors(tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
                 tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));

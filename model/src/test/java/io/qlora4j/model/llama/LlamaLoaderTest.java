@@ -96,20 +96,26 @@ class LlamaLoaderTest {
         }
     }
 
+    /** The weights of {@code tiny} as written to {@code dir} (rounded to its dtype), read back in float32. */
+    private Map<String, float[]> storedWeights(TinyLlama tiny) throws ModelException {
+        Map<String, float[]> stored = new LinkedHashMap<>();
+        try (SafetensorsReader reader = SafetensorsReader.open(dir)) {
+            for (String name : tiny.weights.keySet()) {
+                stored.put(name, reader.floats(name));
+            }
+        }
+        return stored;
+    }
+
     @Test
     void float16ComputeFollowsTheFloat64ReferenceWithinHalfPrecision() throws Exception {
         TinyLlama tiny = new TinyLlama(CONFIG, 36);
         tiny.write(dir, DType.BF16, Long.MAX_VALUE);
-        Map<String, float[]> rounded = new LinkedHashMap<>();
-        try (SafetensorsReader reader = SafetensorsReader.open(dir)) {
-            for (String name : tiny.weights.keySet()) {
-                rounded.put(name, reader.floats(name));
-            }
-        }
+        Map<String, float[]> rounded = storedWeights(tiny);
         int[] tokens = LlamaModelTest.ids(6, 5);
         double[][] expected = reference(CONFIG, rounded, tokens);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optQuantizer(null).optComputeType(DataType.FLOAT16).build()
+                LlamaModel model = LlamaLoader.builder().optComputeType(DataType.FLOAT16).build()
                         .load(dir, m)) {
             NDArray out = model.forward(LlamaModelTest.idsArray(m, tokens), null);
             assertEquals(DataType.FLOAT16, out.getDataType());
@@ -133,12 +139,7 @@ class LlamaLoaderTest {
         LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(tied, 35);
         tiny.write(dir, DType.BF16, Long.MAX_VALUE);
-        Map<String, float[]> rounded = new LinkedHashMap<>();
-        try (SafetensorsReader reader = SafetensorsReader.open(dir)) {
-            for (String name : tiny.weights.keySet()) {
-                rounded.put(name, reader.floats(name));
-            }
-        }
+        Map<String, float[]> rounded = storedWeights(tiny);
         int[] tokens = LlamaModelTest.ids(5, 4);
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {

@@ -40,7 +40,7 @@ final class ModelSetup implements AutoCloseable {
         ComputeTarget target = JobModels.target(config, line -> err.println("warning: " + line));
         NDManager manager = NDManager.newBaseManager(target.device());
         try {
-            LlamaModel model = JobModels.loader(config, target).load(dir, manager);
+            LlamaModel model = JobModels.loader(config, target.dataType()).load(dir, manager);
             List<LoraAdapters> adapters = new ArrayList<>();
             String adapterDirs = config.string("adapter_name_or_path");
             if (adapterDirs != null) {

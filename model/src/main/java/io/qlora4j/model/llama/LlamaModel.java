@@ -183,9 +183,12 @@ public final class LlamaModel implements AutoCloseable {
         return RmsNorm.apply(hidden, norm, config.rmsNormEps());
     }
 
-    /** Final RMSNorm and lm_head: {@code [b, s, hidden]} to logits {@code [b, s, vocab]}. */
+    /**
+     * Final RMSNorm and lm_head: {@code [b, s, hidden]} to logits {@code [b, s, vocab]}, in float32 whatever the
+     * compute dtype (as transformers' {@code logits.float()}), so that callers read and score them alike.
+     */
     public NDArray finalNormAndHead(NDArray hidden) {
-        return Scoped.run(() -> lmHead.forward(finalNorm(hidden)));
+        return Scoped.run(() -> GraphCasts.to(lmHead.forward(finalNorm(hidden)), DataType.FLOAT32));
     }
 
     /** Logits {@code [b, s, vocab]} for {@code inputIds [b, s]} with an optional padding mask {@code [b, s]}. */

@@ -2,9 +2,11 @@ package io.qlora4j.model.llama;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,6 +16,19 @@ import org.junit.jupiter.api.Test;
 class GeneratorTest {
     private static final LlamaConfig CONFIG =
             LlamaConfig.builder(32, 48, 2, 4, 37).optNumKeyValueHeads(2).optRopeScaling(RopeScaling.linear(2)).build();
+
+    @Test
+    void float16ModelGeneratesThroughItsCacheWithFloat32Logits() {
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = new TinyLlama(CONFIG, 21).build(m, DataType.FLOAT16)) {
+            List<Integer> streamed = new ArrayList<>();
+            int[] generated = Generator.builder().optMaxNewTokens(10).optStopTokenIds(List.of()).build()
+                    .generate(model, new long[] {5, 9, 2, 30}, streamed::add);
+            assertEquals(10, generated.length);
+            assertArrayEquals(generated, streamed.stream().mapToInt(Integer::intValue).toArray());
+            assertTrue(Arrays.stream(generated).allMatch(t -> t >= 0 && t < CONFIG.vocabSize()));
+        }
+    }
 
     @Test
     void greedyWithCacheEqualsArgmaxOfAFullForwardAtEveryStep() {

@@ -117,9 +117,12 @@ class LlamaLoaderTest {
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel model = LlamaLoader.builder().optComputeType(DataType.FLOAT16).build()
                         .load(dir, m)) {
-            NDArray out = model.forward(LlamaModelTest.idsArray(m, tokens), null);
-            assertEquals(DataType.FLOAT16, out.getDataType());
-            float[] half = out.toType(DataType.FLOAT32, false).toFloatArray();
+            NDArray ids = LlamaModelTest.idsArray(m, tokens);
+            NDArray hidden = model.hiddenStates(ids, model.context(m, tokens.length, 0, null), null);
+            assertEquals(DataType.FLOAT16, hidden.getDataType(), "the blocks compute in float16");
+            NDArray out = model.forward(ids, null);
+            assertEquals(DataType.FLOAT32, out.getDataType(), "logits come out in float32");
+            float[] half = out.toFloatArray();
             int vocab = CONFIG.vocabSize();
             double scale = 0;
             double diff = 0;

@@ -2,6 +2,7 @@ package io.qlora4j.model.llama;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
@@ -83,6 +84,11 @@ final class TinyLlama {
 
     /** The DJL model with dense float32 layers in {@code m}. */
     LlamaModel build(NDManager m) {
+        return build(m, DataType.FLOAT32);
+    }
+
+    /** The model with dense float32 weights, computing in {@code computeType}. */
+    LlamaModel build(NDManager m, DataType computeType) {
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
@@ -94,7 +100,8 @@ final class TinyLlama {
                     array(m, p + "post_attention_layernorm.weight"), linears));
         }
         FrozenLinear head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
-        return new LlamaModel(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks, array(m, "model.norm.weight"), head);
+        return new LlamaModel(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks,
+                array(m, "model.norm.weight"), head, computeType);
     }
 
     /** Writes config.json and the weights as {@code dtype} safetensors (sharded past {@code maxShardBytes}). */

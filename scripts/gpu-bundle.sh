@@ -2,14 +2,17 @@
 # Prepares qlora4j for an air-gapped CUDA node that has Python torch but no Java (see README.md,
 # "Running on a CUDA GPU"): the runtime jars without the 111 MB CPU native jar, a jlink'd Java
 # runtime packed as jre.tar.xz, and run.sh, which points DJL at the node's torch libraries.
+# `run.sh train job.yaml ...` runs the command line; `run.sh cuda-bench [7b|small] [steps]` the GPU
+# training benchmark (CudaTrainBenchmark, issue 4).
 #   scripts/gpu-bundle.sh [OUT_DIR]      (default: gpu-bundle/, ignored by git)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/gpu-bundle}"
-"$root/mvnw" -q -B -DskipTests -f "$root/pom.xml" -pl trainer -am package
+"$root/mvnw" -q -B -DskipTests -f "$root/pom.xml" -pl bench -am package
 rm -rf "$out" && mkdir -p "$out/lib"
-cp "$root"/trainer/target/qlora4j-trainer-*.jar "$out/lib/"
-tr ':' '\n' < "$root/trainer/target/classpath.txt" | grep -v 'pytorch-native-cpu' | while read -r jar; do
+cp "$root"/bench/target/qlora4j-bench-*.jar "$out/lib/"
+# the bench module's classpath holds the command line's; JMH and its helpers are not needed there
+tr ':' '\n' < "$root/bench/target/classpath.txt" | grep -v -E 'pytorch-native-cpu|jmh|jopt-simple|commons-math3' | while read -r jar; do
   cp "$jar" "$out/lib/"
 done
 jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,java.xml,java.desktop \
@@ -26,7 +29,12 @@ site="$(dirname "$torch_dir")"
 export PYTORCH_LIBRARY_PATH="$torch_dir/lib" PYTORCH_FLAVOR="${PYTORCH_FLAVOR:-cu128}"
 export PYTORCH_VERSION="${PYTORCH_VERSION:-2.7.1}" DJL_OFFLINE=true
 export LD_LIBRARY_PATH="$site/nvidia/cuda_runtime/lib:${LD_LIBRARY_PATH:-}"
-exec "$here/jre/bin/java" ${JAVA_OPTS:-} -Dai.djl.offline=true -cp "$here/lib/*" io.qlora4j.trainer.cli.Main "$@"
+main=io.qlora4j.trainer.cli.Main
+if [ "${1:-}" = cuda-bench ]; then
+  main=io.qlora4j.bench.CudaTrainBenchmark
+  shift
+fi
+exec "$here/jre/bin/java" ${JAVA_OPTS:-} -Dai.djl.offline=true -cp "$here/lib/*" "$main" "$@"
 RUN
 chmod +x "$out/run.sh"
 du -sh "$out" "$out/jre.tar.xz" "$out/lib"

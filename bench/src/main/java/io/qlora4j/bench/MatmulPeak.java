@@ -2,6 +2,7 @@ package io.qlora4j.bench;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.util.Locale;
 
@@ -10,9 +11,14 @@ final class MatmulPeak implements AutoCloseable {
     private static final int N = 2048;
     private final NDArray a;
 
-    /** Creates the operand in {@code manager}. */
+    /** Creates the float32 operand in {@code manager}. */
     MatmulPeak(NDManager manager) {
-        a = manager.randomNormal(new Shape(N, N));
+        this(manager, DataType.FLOAT32);
+    }
+
+    /** Creates the operand in {@code manager} as {@code type} (float16 for a GPU's half-precision peak). */
+    MatmulPeak(NDManager manager, DataType type) {
+        a = manager.randomNormal(new Shape(N, N)).toType(type, false);
     }
 
     /** Runs one product and returns its wall time in ms. */

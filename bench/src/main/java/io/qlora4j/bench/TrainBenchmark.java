@@ -161,7 +161,7 @@ public final class TrainBenchmark {
     }
 
     /** Random token ids, every token real and labelled, positions 0..seq-1 in each row. */
-    private static Batch randomBatch(int vocab, int rows, int seq) {
+    static Batch randomBatch(int vocab, int rows, int seq) {
         long[] ids = ForwardBenchmark.randomIds(vocab, rows * seq);
         long[] mask = new long[ids.length];
         long[] positions = new long[ids.length];

@@ -28,6 +28,8 @@ torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__)
 site="$(dirname "$torch_dir")"
 export PYTORCH_LIBRARY_PATH="$torch_dir/lib" PYTORCH_FLAVOR="${PYTORCH_FLAVOR:-cu128}"
 export PYTORCH_VERSION="${PYTORCH_VERSION:-2.7.1}" DJL_OFFLINE=true
+# float32 matmuls in TF32 (DJL 0.36 has no switch for it; libtorch reads this variable)
+export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE="${TORCH_ALLOW_TF32_CUBLAS_OVERRIDE:-1}"
 export LD_LIBRARY_PATH="$site/nvidia/cuda_runtime/lib:${LD_LIBRARY_PATH:-}"
 main=io.qlora4j.trainer.cli.Main
 if [ "${1:-}" = cuda-bench ]; then

@@ -9,8 +9,9 @@ import java.util.function.Consumer;
 /**
  * Where and in which floating-point type qlora4j computes: the one place that decides it. CPU
  * always computes in float32 (float16 matmuls are hundreds of times slower there); CUDA computes
- * in float32 (TF32 matmuls) or float16. bfloat16 is not offered: DJL 0.36's PyTorch engine has no
- * bfloat16 arrays, so {@code bf16: true} maps to float32 with one warning.
+ * in float32 (TF32 matmuls when {@code TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1}, which the launcher
+ * exports) or float16. bfloat16 is not offered: DJL 0.36's PyTorch engine has no bfloat16 arrays,
+ * so {@code bf16: true} maps to float32 with one warning.
  *
  * @param device the compute device
  * @param dataType float32 or float16

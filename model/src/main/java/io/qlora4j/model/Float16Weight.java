@@ -10,8 +10,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.safetensors.HalfFloats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.ShortBuffer;
 
 /**
@@ -51,35 +49,23 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
     /** {@link #read} with an explicit chunk size (elements) for reading and for products, for tests. */
     static Float16Weight read(SafetensorsReader reader, String name, NDManager manager, int chunkElements)
             throws ModelException {
-        long[] shape = reader.info(name).shape();
-        if (shape.length != 2) {
-            throw new IllegalArgumentException(name + " must be a matrix, got " + shape.length + " dimensions");
-        }
-        int cols = Math.toIntExact(shape[1]);
-        int chunkRows = (int) Math.min(shape[0], Math.max(1, chunkElements / cols));
-        float[] values = new float[chunkRows * cols];
-        float[] rowScales = new float[Math.toIntExact(shape[0])];
-        // one staging buffer for every chunk: on the CPU an array made from a direct buffer shares its memory
-        ByteBuffer staging = ByteBuffer.allocateDirect(values.length * 2).order(ByteOrder.nativeOrder());
+        float[] rowScales = new float[Math.toIntExact(reader.info(name).shape()[0])];
         NDManager arrays = manager.newSubManager();
-        NDArray half = arrays.zeros(new Shape(shape), DataType.FLOAT16);
-        for (long row = 0; row < shape[0]; row += chunkRows) {
-            int count = (int) Math.min(chunkRows, shape[0] - row);
-            reader.readFloats(name, row * cols, values, 0, count * cols);
-            staging.clear();
-            ShortBuffer out = staging.asShortBuffer();
-            for (int r = 0; r < count; r++) {
-                if (!encodeRow(values, r * cols, cols, out, rowScales, (int) row + r)) {
-                    arrays.close();
-                    return null;
-                }
-            }
-            staging.limit(count * cols * 2);
-            try (NDArray part = arrays.create(staging, new Shape(count, cols), DataType.FLOAT16)) {
-                half.set(new NDIndex("{}:{}", row, row + count), part);
-            }
+        NDArray half = RowChunks.upload(reader, name, arrays, DataType.FLOAT16, chunkElements,
+                (values, firstRow, rows, cols, staging) -> {
+                    ShortBuffer out = staging.asShortBuffer();
+                    for (int r = 0; r < rows; r++) {
+                        if (!encodeRow(values, r * cols, cols, out, rowScales, (int) firstRow + r)) {
+                            return false;
+                        }
+                    }
+                    return true;
+                });
+        if (half == null) {
+            arrays.close();
+            return null;
         }
-        return new Float16Weight(half, arrays.create(rowScales, new Shape(shape[0], 1)), chunkElements);
+        return new Float16Weight(half, arrays.create(rowScales, new Shape(rowScales.length, 1)), chunkElements);
     }
 
     /**

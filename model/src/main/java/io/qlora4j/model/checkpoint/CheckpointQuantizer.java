@@ -98,8 +98,7 @@ public final class CheckpointQuantizer {
             }
             String torchDtype = torchDtype(info);
             // quantized straight from the file a chunk at a time: no float[] of the whole weight
-            QuantizedTensor q = quantizer.quantize((offset, dest, destPos, count)
-                    -> reader.readFloats(info.name(), offset, dest, destPos, count), info.shape());
+            QuantizedTensor q = quantizer.quantize(reader.floatSource(info.name()), info.shape());
             add(writer, info.name(), q, torchDtype);
             quantized++;
             params += q.numel();

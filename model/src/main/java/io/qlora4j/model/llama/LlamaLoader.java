@@ -2,7 +2,6 @@ package io.qlora4j.model.llama;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
@@ -11,6 +10,7 @@ import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.RowChunks;
 import io.qlora4j.model.TokenEmbedding;
 import io.qlora4j.model.checkpoint.BnbEntries;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -18,8 +18,6 @@ import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.QuantType;
 import io.qlora4j.quant.QuantizedTensor;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -167,8 +165,7 @@ public final class LlamaLoader {
             return new DenseLinear(dense(reader, weightName, arrays), bias);
         }
         // quantized straight from the file a chunk at a time: no float[] of the whole weight
-        QuantizedTensor q = quantizer.quantize((offset, dest, destPos, count)
-                -> reader.readFloats(weightName, offset, dest, destPos, count), reader.info(weightName).shape());
+        QuantizedTensor q = quantizer.quantize(reader.floatSource(weightName), reader.info(weightName).shape());
         return QuantizedLinear.upload(q, bias, arrays);
     }
 
@@ -191,22 +188,11 @@ public final class LlamaLoader {
         if (shape.length != 2 || rowsPerChunk >= shape[0]) {
             return arrays.create(reader.floats(name), new Shape(shape));
         }
-        NDArray out = arrays.zeros(new Shape(shape));
-        float[] chunk = new float[Math.toIntExact(rowsPerChunk * shape[1])];
-        // One staging buffer for every chunk: on the CPU an array created from a direct buffer shares its
-        // memory, so a fresh buffer per chunk would leave a whole tensor of dead direct memory until a GC.
-        ByteBuffer staging = ByteBuffer.allocateDirect(chunk.length * Float.BYTES).order(ByteOrder.nativeOrder());
-        for (long row = 0; row < shape[0]; row += rowsPerChunk) {
-            int count = Math.toIntExact(Math.min(rowsPerChunk, shape[0] - row) * shape[1]);
-            reader.readFloats(name, row * shape[1], chunk, 0, count);
-            staging.clear();
-            staging.asFloatBuffer().put(chunk, 0, count);
-            staging.limit(count * Float.BYTES);
-            try (NDArray part = arrays.create(staging, new Shape(count / shape[1], shape[1]), DataType.FLOAT32)) {
-                out.set(new NDIndex("{}:{}", row, row + count / shape[1]), part);
-            }
-        }
-        return out;
+        return RowChunks.upload(reader, name, arrays, DataType.FLOAT32, chunkElements,
+                (values, firstRow, rows, cols, staging) -> {
+                    staging.asFloatBuffer().put(values, 0, rows * cols);
+                    return true;
+                });
     }
 
     /** Settings of a {@link LlamaLoader}. */

@@ -2,7 +2,6 @@ package io.qlora4j.model.llama;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
@@ -41,7 +40,7 @@ public record Perplexity(long tokens, double nll) {
         try (NDManager scope = model.manager().newSubManager()) {
             int n = ids.length;
             NDArray input = scope.create(ids, new Shape(1, n));
-            NDArray logits = model.forward(input, null).get("0, :-1, :").toType(DataType.FLOAT32, false);
+            NDArray logits = model.forward(input, null).get("0, :-1, :");
             NDArray targets = scope.create(java.util.Arrays.copyOfRange(ids, 1, n), new Shape(n - 1, 1));
             double logLikelihood = logits.logSoftmax(-1).gather(targets, 1).sum().getFloat();
             return new Perplexity(n - 1, -logLikelihood);

@@ -1,6 +1,7 @@
 package io.qlora4j.model.safetensors;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.quant.FloatSource;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.MappedByteBuffer;
@@ -235,6 +236,15 @@ public final class SafetensorsReader implements AutoCloseable {
                 }
             };
         });
+    }
+
+    /**
+     * The floating point tensor {@code name} as a {@link FloatSource}: what
+     * {@link io.qlora4j.quant.BlockwiseQuantizer#quantize(FloatSource, long[])} reads a weight straight from the
+     * file through, from several threads at once.
+     */
+    public FloatSource<ModelException> floatSource(String name) {
+        return (offset, dest, destPos, count) -> readFloats(name, offset, dest, destPos, count);
     }
 
     /** The raw bytes of a U8, I8 or BOOL tensor. */

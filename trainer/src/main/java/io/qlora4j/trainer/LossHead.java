@@ -84,7 +84,8 @@ final class LossHead {
             NDArray safe = target.mul(valid.toType(DataType.INT64, false));
             NDArray weight = valid.toType(DataType.FLOAT32, false).div((float) denominator);
             NDArray gradWeight = gradientScale == 1f ? weight : weight.mul(gradientScale);
-            NDArray detached = normed.stopGradient();
+            // a frozen head reads a detached input: its product records nothing; a trained head's is recorded once
+            NDArray input = trainHead ? normed : normed.stopGradient();
             FrozenLinear head = model.lmHead();
             int vocab = Math.toIntExact(head.outFeatures());
             long chunk = Math.max(1, chunkLogits / vocab);
@@ -93,16 +94,14 @@ final class LossHead {
             for (long t = 0; t < tokens; t += chunk) {
                 try (NDScope chunkScope = new NDScope()) {
                     NDIndex rows = new NDIndex("{}:{}", t, Math.min(tokens, t + chunk));
-                    // detached: a trained head's weight would otherwise record these logits
-                    NDArray logProbs = head.forward(detached.get(rows)).toType(DataType.FLOAT32, false).logSoftmax(-1)
-                            .stopGradient();
+                    NDArray logits = head.forward(input.get(rows));
+                    NDArray logProbs = logits.toType(DataType.FLOAT32, false).logSoftmax(-1).stopGradient();
                     NDArray label = safe.get(rows);
                     loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows)).sum().getFloat();
                     if (collector != null) {
                         NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(gradWeight.get(rows).expandDims(-1));
-                        // a trained head records its product here; a frozen one passes the gradient on by hand
-                        NDArray part = trainHead ? head.forward(normed.get(rows)).mul(dLogits).sum()
-                                : head.inputGradient(dLogits);
+                        // a trained head backpropagates through its recorded product; a frozen one by hand
+                        NDArray part = trainHead ? logits.mul(dLogits).sum() : head.inputGradient(dLogits);
                         NDScope.unregister(part);
                         upstream.add(part);
                     }

@@ -122,8 +122,8 @@ final class TrainingLoop {
                 double loss = step.accumulate(group, seed + globalStep, scaler == null ? 1f : scaler.scale());
                 // float16: an overflowed step is skipped and lowers the scale, as torch's GradScaler does
                 boolean skipped = scaler != null && Double.isFinite(loss) && !scaler.unscaleAndUpdate(params);
-                float norm = skipped ? Float.NaN : Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
-                if (!skipped && (!Double.isFinite(loss) || !Float.isFinite(norm))) {
+                float norm = skipped ? 0f : Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
+                if (!Double.isFinite(loss) || !Float.isFinite(norm)) {
                     String failure = String.format(Locale.ROOT, "%s at step %d (learning_rate %s); stopped without"
                             + " saving: %s", !Double.isFinite(loss) ? "loss is " + loss : "gradient norm is " + norm,
                             globalStep + 1, config.number("learning_rate"), lastCheckpoint == null
@@ -141,7 +141,7 @@ final class TrainingLoop {
                 Gradients.zero(params);
                 globalStep++;
                 PagingStats paging = optimizer.pagingStats();
-                window.add(loss, skipped ? 0f : norm, paging);
+                window.add(loss, norm, paging);
                 progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
                 if (globalStep % config.integer("logging_steps") == 0 || globalStep == total) {
                     TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);

@@ -76,14 +76,13 @@ public final class BlockwiseQuantizer {
     /** {@link #quantize(FloatSource, long[])} reading about {@code chunkElements} elements at a time (whole blocks). */
     <E extends Exception> QuantizedTensor quantize(FloatSource<E> source, long[] shape, int chunkElements) throws E {
         Objects.requireNonNull(source, "source");
-        int n = elementCount(shape);
         int chunkBlocks = Math.max(1, chunkElements / blocksize);
         return quantizeBlocks(shape, (out, from, to) -> {
             float[] buffer = new float[Math.min(chunkBlocks, to - from) * blocksize];
             for (int b = from; b < to; b += chunkBlocks) {
                 int end = Math.min(b + chunkBlocks, to);
                 int first = b * blocksize;
-                int count = (int) Math.min((long) end * blocksize, n) - first;
+                int count = (int) Math.min((long) end * blocksize, out.n) - first;
                 source.read(first, buffer, 0, count);
                 out.code(buffer, first, b, end);
             }

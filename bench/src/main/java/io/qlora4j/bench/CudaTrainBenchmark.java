@@ -7,19 +7,13 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.util.cuda.CudaUtils;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
-import io.qlora4j.data.Batch;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
-import io.qlora4j.optim.AdamW;
-import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
-import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.trainer.TrainStep;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
@@ -75,35 +69,13 @@ public final class CudaTrainBenchmark {
             double loadS = (System.nanoTime() - loadStart) / 1e9;
             long afterLoad = memory.now();
             LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
-            List<Parameter> params = new ArrayList<>();
-            lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
             LossScaler scaler = type == DataType.FLOAT16 ? new LossScaler() : null;
-            TrainStep step = TrainStep.builder(model).build();
-            List<Batch> batches = List.of(TrainBenchmark.randomBatch(config.vocabSize(), 1, SEQ));
-            double[] ms = new double[steps];
-            try (AdamW adam = AdamW.builder().build()) {
-                for (int i = -1; i < steps; i++) {
-                    long t = System.nanoTime();
-                    step.accumulate(batches, i + 1, scaler == null ? 1f : scaler.scale());
-                    if (scaler == null || scaler.unscaleAndUpdate(params)) {
-                        adam.step(params, 1e-4);
-                    }
-                    Gradients.zero(params);
-                    if (i >= 0) {
-                        ms[i] = (System.nanoTime() - t) / 1e6;
-                    }
-                }
-            }
+            double stepMs = TrainBenchmark.medianStepMs(model, lora, TrainBenchmark.randomBatch(config.vocabSize(), 1,
+                    SEQ), true, 1, steps, scaler);
             memory.interrupt();
             memory.join();
-            double stepMs = ForwardBenchmark.median(ms);
             double gflops = workload.flops().training(true) / (stepMs * 1e6);
-            double peak;
-            try (MatmulPeak matmul = new MatmulPeak(manager, type)) {
-                matmul.runMs();
-                double[] runs = {matmul.runMs(), matmul.runMs(), matmul.runMs()};
-                peak = MatmulPeak.gflops(ForwardBenchmark.median(runs));
-            }
+            double peak = MatmulPeak.medianGflops(manager, type, 3);
             System.out.printf(Locale.ROOT, "%s: load %.1f s (model %.0f MB); step %.0f ms, %.0f tokens/s, %.1f GFLOP/s ="
                     + " %.2f of the %s matmul peak (%.1f GFLOP/s); %s %.0f MB after load, %.0f MB at most%s%n",
                     type, loadS, model.bytes() / 1e6, stepMs, SEQ / (stepMs / 1e3), gflops, gflops / peak, type, peak,

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.Arrays;
 import java.util.Locale;
 
 /** The float32 matmul peak every GFLOP/s figure is divided by: one DJL {@code matMul} of two 2048 x 2048 arrays. */
@@ -18,7 +19,21 @@ final class MatmulPeak implements AutoCloseable {
 
     /** Creates the operand in {@code manager} as {@code type} (float16 for a GPU's half-precision peak). */
     MatmulPeak(NDManager manager, DataType type) {
-        a = manager.randomNormal(new Shape(N, N)).toType(type, false);
+        NDArray normal = manager.randomNormal(new Shape(N, N));
+        a = normal.toType(type, false);
+        if (a != normal) {
+            normal.close();
+        }
+    }
+
+    /** The peak in {@code type} on {@code manager}'s device: one warm-up product, then the median of {@code runs}. */
+    static double medianGflops(NDManager manager, DataType type, int runs) {
+        try (MatmulPeak peak = new MatmulPeak(manager, type)) {
+            peak.runMs();
+            double[] ms = new double[runs];
+            Arrays.setAll(ms, i -> peak.runMs());
+            return gflops(ForwardBenchmark.median(ms));
+        }
     }
 
     /** Runs one product and returns its wall time in ms. */

@@ -1,6 +1,7 @@
 package io.qlora4j.bench;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
@@ -9,12 +10,12 @@ import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.trainer.TrainStep;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -132,31 +133,40 @@ public final class TrainBenchmark {
         try (NDManager manager = NDManager.newBaseManager();
                 LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
                         .load(dir, manager);
-                LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
-                AdamW adam = AdamW.builder().build()) {
+                LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
+            double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), recompute,
+                    warmup, steps, null);
+            ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+            ChildJvm.result("stepUs", Math.round(stepMs * 1e3));
+            ChildJvm.result("modelBytes", model.bytes());
+            ChildJvm.result("peakMflops", Math.round(MatmulPeak.medianGflops(manager, DataType.FLOAT32, PEAK_RUNS) * 1e3));
+        }
+    }
+
+    /**
+     * The median time of {@code steps} QLoRA steps after {@code warmup} ones on the adapters {@code lora} attached
+     * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, AdamW, zeroing; with a {@code scaler} (a
+     * float16 model; else null) the steps run under its loss scale, as training does.
+     */
+    static double medianStepMs(LlamaModel model, LoraAdapters lora, Batch batch, boolean recompute, int warmup,
+            int steps, LossScaler scaler) {
+        try (AdamW adam = AdamW.builder().build()) {
             List<Parameter> params = new ArrayList<>();
             lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
             TrainStep step = TrainStep.builder(model).optRecompute(recompute).build();
-            List<Batch> batches = List.of(randomBatch(model.config().vocabSize(), batch, seq));
             double[] ms = new double[steps];
             for (int i = -warmup; i < steps; i++) {
                 long start = System.nanoTime();
-                step.accumulate(batches, i + warmup);
-                adam.step(params, 1e-4);
+                step.accumulate(List.of(batch), i + warmup, scaler == null ? 1f : scaler.scale());
+                if (scaler == null || scaler.unscaleAndUpdate(params)) {
+                    adam.step(params, 1e-4);
+                }
                 Gradients.zero(params);
                 if (i >= 0) {
                     ms[i] = (System.nanoTime() - start) / 1e6;
                 }
             }
-            ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
-            ChildJvm.result("stepUs", Math.round(ForwardBenchmark.median(ms) * 1e3));
-            ChildJvm.result("modelBytes", model.bytes());
-            try (MatmulPeak peak = new MatmulPeak(manager)) {
-                double[] peakMs = new double[PEAK_RUNS];
-                peak.runMs();
-                Arrays.setAll(peakMs, i -> peak.runMs());
-                ChildJvm.result("peakMflops", Math.round(MatmulPeak.gflops(ForwardBenchmark.median(peakMs)) * 1e3));
-            }
+            return ForwardBenchmark.median(ms);
         }
     }
 

@@ -6,18 +6,13 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
-import io.qlora4j.model.safetensors.SharedFileModes;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -197,25 +192,9 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     private static void writeAtomically(Path file, byte[] bytes) throws ModelException {
-        Path temp = null;
         try {
-            temp = SharedFileModes.apply(Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp"));
-            try (FileChannel out = FileChannel.open(temp, StandardOpenOption.WRITE)) {
-                ByteBuffer buffer = ByteBuffer.wrap(bytes);
-                while (buffer.hasRemaining()) {
-                    out.write(buffer);
-                }
-                out.force(true);
-            }
-            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.write(file, bytes);
         } catch (IOException e) {
-            try {
-                if (temp != null) {
-                    Files.deleteIfExists(temp);
-                }
-            } catch (IOException ignored) {
-                // a hidden leftover .tmp file carries no final name
-            }
             throw new ModelException(file + ": cannot write: " + e.getMessage(), e);
         }
     }

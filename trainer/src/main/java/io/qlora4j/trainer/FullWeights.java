@@ -5,6 +5,7 @@ import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.FrozenLinear;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;

@@ -1,5 +1,6 @@
 package io.qlora4j.trainer;
 
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.safetensors.DType;

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.qlora4j.data.DataPosition;
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;

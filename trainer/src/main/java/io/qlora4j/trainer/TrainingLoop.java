@@ -7,6 +7,7 @@ import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;

@@ -1,4 +1,4 @@
-package io.qlora4j.trainer;
+package io.qlora4j.model.checkpoint;
 
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -12,21 +12,22 @@ import java.nio.file.StandardOpenOption;
 /**
  * Files that appear whole or not at all: the bytes go to a hidden temp name in the same directory,
  * are forced to disk, and are renamed onto the final name in one step. A crash leaves at most a
- * {@code .*.tmp} file, which readers ignore.
+ * {@code .*.tmp} file, which readers ignore. Used for every small file qlora4j writes beside its
+ * safetensors (configs, trainer state, metrics, plots).
  */
-final class AtomicFiles {
+public final class AtomicFiles {
     /** The suffix of every temp file, for recognising leftovers. */
-    static final String TEMP_SUFFIX = ".tmp";
+    public static final String TEMP_SUFFIX = ".tmp";
 
     private AtomicFiles() {}
 
     /** Writes {@code text} as UTF-8 to {@code target} through a temp file and a rename. */
-    static void write(Path target, String text) throws IOException {
+    public static void write(Path target, String text) throws IOException {
         write(target, text.getBytes(StandardCharsets.UTF_8));
     }
 
     /** Writes {@code bytes} to {@code target} through a temp file and a rename. */
-    static void write(Path target, byte[] bytes) throws IOException {
+    public static void write(Path target, byte[] bytes) throws IOException {
         Path temp = tempFor(target);
         try {
             Files.write(temp, bytes);
@@ -40,7 +41,7 @@ final class AtomicFiles {
     }
 
     /** Copies {@code source} to {@code target} through a temp file and a rename. */
-    static void copy(Path source, Path target) throws IOException {
+    public static void copy(Path source, Path target) throws IOException {
         Path temp = tempFor(target);
         try {
             Files.copy(source, temp, StandardCopyOption.REPLACE_EXISTING);
@@ -51,7 +52,7 @@ final class AtomicFiles {
     }
 
     /** Renames {@code source} onto {@code target} atomically (replacing it where the file system allows). */
-    static void move(Path source, Path target) throws IOException {
+    public static void move(Path source, Path target) throws IOException {
         try {
             Files.move(source, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {

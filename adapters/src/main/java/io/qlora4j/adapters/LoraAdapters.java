@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaBlock;
@@ -61,7 +61,7 @@ public final class LoraAdapters implements AutoCloseable {
         List<Planned> planned = new ArrayList<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
             for (String name : names) {
-                FrozenLinear base = model.block(layer).linear(name);
+                LinearLayer base = model.block(layer).linear(name);
                 int in = Math.toIntExact(base.inFeatures());
                 float[] a = new float[Math.multiplyExact(settings.rank(), in)];
                 double bound = 1 / Math.sqrt(in);

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.GraphScalars;
 
 /**
@@ -23,8 +23,8 @@ import io.qlora4j.model.GraphScalars;
  * from the seed alone. Reseeding resets the engine's global random stream: code that draws from it itself should
  * seed it again after a training forward pass.
  */
-public final class LoraLinear implements FrozenLinear {
-    private final FrozenLinear base;
+public final class LoraLinear implements LinearLayer {
+    private final LinearLayer base;
     private final NDArray loraA;
     private final NDArray loraB;
     private final LoraSettings settings;
@@ -36,7 +36,7 @@ public final class LoraLinear implements FrozenLinear {
      * Wraps {@code base} with {@code loraA [r, in]} and {@code loraB [out, r]} (float32, r = settings.rank());
      * {@code moduleIndex} tells this module's dropout masks apart from the other modules'.
      */
-    LoraLinear(FrozenLinear base, NDArray loraA, NDArray loraB, LoraSettings settings, int moduleIndex) {
+    LoraLinear(LinearLayer base, NDArray loraA, NDArray loraB, LoraSettings settings, int moduleIndex) {
         Shape a = new Shape(settings.rank(), base.inFeatures());
         Shape b = new Shape(base.outFeatures(), settings.rank());
         if (!loraA.getShape().equals(a) || !loraB.getShape().equals(b)) {
@@ -65,7 +65,7 @@ public final class LoraLinear implements FrozenLinear {
     }
 
     /** The frozen layer this adapter wraps. */
-    public FrozenLinear base() {
+    public LinearLayer base() {
         return base;
     }
 

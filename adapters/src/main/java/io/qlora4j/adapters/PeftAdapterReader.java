@@ -3,7 +3,7 @@ package io.qlora4j.adapters;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
@@ -22,14 +22,14 @@ final class PeftAdapterReader {
     private PeftAdapterReader() {}
 
     /** A module of the model that LoRA may wrap. */
-    private record Slot(int layer, String linearName, FrozenLinear base) {}
+    private record Slot(int layer, String linearName, LinearLayer base) {}
 
     static LoraAdapters read(Path dir, LlamaModel model, NDManager manager) throws ModelException {
         Map<String, Slot> slots = new LinkedHashMap<>();
         Map<String, long[]> projections = new LinkedHashMap<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
             for (String name : LlamaBlock.LINEAR_NAMES) {
-                FrozenLinear base = model.block(layer).linear(name);
+                LinearLayer base = model.block(layer).linear(name);
                 slots.put(TargetModules.modulePath(layer, name), new Slot(layer, name, base));
                 projections.put(TargetModules.modulePath(layer, name), new long[] {base.inFeatures(), base.outFeatures()});
             }

@@ -12,7 +12,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
@@ -125,7 +125,7 @@ class LoraGradientTest {
             adapters.parameters().values().forEach(p -> assertTrue(p.getGradient().abs().sum().getFloat() > 0));
             for (int layer = 0; layer < model.numLayers(); layer++) {
                 for (String name : LlamaBlock.LINEAR_NAMES) {
-                    FrozenLinear base = ((LoraLinear) model.block(layer).linear(name)).base();
+                    LinearLayer base = ((LoraLinear) model.block(layer).linear(name)).base();
                     assertFalse(((DenseLinear) base).weight().hasGradient(), name + " of layer " + layer);
                 }
             }

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaModel;
@@ -24,7 +24,7 @@ final class TinyModel {
     /** Builds one projection from its weight {@code [out, in]} (row-major). */
     @FunctionalInterface
     interface LinearFactory {
-        FrozenLinear create(float[] weight, long out, long in);
+        LinearLayer create(float[] weight, long out, long in);
     }
 
     final LlamaConfig config = LlamaConfig.builder(16, 24, 2, 4, 11).optNumKeyValueHeads(2).optRmsNormEps(1e-5).build();
@@ -72,7 +72,7 @@ final class TinyModel {
     LlamaModel build(NDManager m, LinearFactory factory) {
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
-            Map<String, FrozenLinear> linears = new LinkedHashMap<>();
+            Map<String, LinearLayer> linears = new LinkedHashMap<>();
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 long[] shape = linearShape(name);
                 linears.put(name, factory.create(weights.get(weightName(l, name)), shape[0], shape[1]));

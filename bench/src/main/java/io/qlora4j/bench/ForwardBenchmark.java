@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
@@ -139,14 +139,14 @@ public final class ForwardBenchmark {
             NDManager m) {
         for (int l = 0; l < model.numLayers(); l++) {
             for (String name : names) {
-                FrozenLinear linear = model.block(l).linear(name);
+                LinearLayer linear = model.block(l).linear(name);
                 linear.forward(input(inputs, linear, rows, m)).close();
             }
         }
     }
 
     /** A random input {@code [batch, seq, in]} for the layer, one per width. */
-    private static NDArray input(Map<Long, NDArray> inputs, FrozenLinear linear, Shape rows, NDManager m) {
+    private static NDArray input(Map<Long, NDArray> inputs, LinearLayer linear, Shape rows, NDManager m) {
         return inputs.computeIfAbsent(linear.inFeatures(), in -> m.randomNormal(rows.addAll(new Shape(in))));
     }
 

@@ -3,10 +3,10 @@ package io.qlora4j.model;
 import ai.djl.ndarray.NDArray;
 
 /**
- * What every frozen linear format shares: the optional dense bias {@code [out]} added after the
+ * What every base-weight format shares: the optional dense bias {@code [out]} added after the
  * format's own product {@code x W^T}, and the bookkeeping of bytes and closing.
  */
-abstract class BiasedLinear implements FrozenLinear {
+abstract class BiasedLinear implements BaseLinear {
     private final NDArray bias;
 
     BiasedLinear(NDArray bias, long outFeatures) {
@@ -16,8 +16,22 @@ abstract class BiasedLinear implements FrozenLinear {
         this.bias = bias;
     }
 
-    /** {@code x W^T} for {@code x [..., in]}, in the manager of x. */
-    abstract NDArray multiply(NDArray x);
+    /**
+     * {@code x W^T} for {@code x [..., in]}, in the manager of x, with the weight lent in x's dtype; a format that
+     * can do better than one whole weight at a time overrides it.
+     */
+    NDArray multiply(NDArray x) {
+        return withWeight(x.getDataType(), w -> {
+            try (NDArray transposed = w.transpose()) {
+                return x.matMul(transposed);
+            }
+        });
+    }
+
+    @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        return withWeight(gradOutput.getDataType(), gradOutput::matMul);
+    }
 
     /** Bytes of the weight in its stored form. */
     abstract long weightBytes();
@@ -25,7 +39,7 @@ abstract class BiasedLinear implements FrozenLinear {
     /** Releases the weight. */
     abstract void closeWeight();
 
-    /** The bias array {@code [out]}, or null. */
+    @Override
     public final NDArray bias() {
         return bias;
     }

@@ -42,7 +42,7 @@ public final class DenseEmbedding implements TokenEmbedding {
 
     /** A {@link DenseLinear} reading this very array (no copy). */
     @Override
-    public FrozenLinear asLinear() {
+    public LinearLayer asLinear() {
         return new DenseLinear(weight, null);
     }
 

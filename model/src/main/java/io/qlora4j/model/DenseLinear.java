@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.Shape;
 import java.util.function.Function;
 
 /**
- * A frozen linear layer with a full-precision weight {@code [out, in]} (the {@code nn.Linear} layout) and
+ * A linear layer with a full-precision weight {@code [out, in]} (the {@code nn.Linear} layout) and
  * an optional bias {@code [out]}, kept on their device. The weight is used through a transposed view, not
  * a stored transpose: on CPU both run at the same speed, and the view lets a tied lm_head share the
  * embedding array itself.
@@ -33,7 +33,8 @@ public final class DenseLinear extends BiasedLinear {
     }
 
     /** {@code use} applied to the weight in {@code type}: itself, or a graph-keeping cast (a float16 model). */
-    private NDArray withWeightAs(DataType type, Function<NDArray, NDArray> use) {
+    @Override
+    public <R> R withWeight(DataType type, Function<NDArray, R> use) {
         NDArray w = GraphCasts.to(weight, type);
         try {
             return use.apply(w);
@@ -42,20 +43,6 @@ public final class DenseLinear extends BiasedLinear {
                 w.close();
             }
         }
-    }
-
-    @Override
-    NDArray multiply(NDArray x) {
-        return withWeightAs(x.getDataType(), w -> {
-            try (NDArray transposed = w.transpose()) {
-                return x.matMul(transposed);
-            }
-        });
-    }
-
-    @Override
-    public NDArray inputGradient(NDArray gradOutput) {
-        return withWeightAs(gradOutput.getDataType(), gradOutput::matMul);
     }
 
     @Override

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.safetensors.HalfFloats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import java.nio.ShortBuffer;
+import java.util.function.Function;
 
 /**
  * A frozen matrix {@code [rows, cols]} held on the device as float16 with a power-of-two scale per
@@ -146,6 +147,14 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
         return sum;
     }
 
+    /** The whole matrix widened to {@code type} for the call (products never need it: they go by row chunks). */
+    @Override
+    public <R> R withWeight(DataType type, Function<NDArray, R> use) {
+        try (NDArray w = widened(0, outFeatures(), type)) {
+            return use.apply(w);
+        }
+    }
+
     @Override
     public NDArray lookup(NDArray ids) {
         NDArray rows;
@@ -165,7 +174,7 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
 
     /** This matrix itself: x W^T over the same float16 rows. */
     @Override
-    public FrozenLinear asLinear() {
+    public LinearLayer asLinear() {
         return this;
     }
 

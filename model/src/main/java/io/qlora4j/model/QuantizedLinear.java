@@ -2,12 +2,14 @@ package io.qlora4j.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
 import java.util.Arrays;
+import java.util.function.Function;
 
 /**
- * A frozen linear layer whose weight {@code [out, in]} stays 4-bit (NF4 or FP4, optionally with
+ * A base linear layer whose weight {@code [out, in]} stays 4-bit (NF4 or FP4, optionally with
  * double-quantized scales) on the device. Each call dequantizes the weight on the device, multiplies,
  * and frees the dequantized copy at once, so the layer keeps only the packed form between calls.
  */
@@ -32,18 +34,11 @@ public final class QuantizedLinear extends BiasedLinear {
         return new QuantizedLinear(NdQuantizedTensor.upload(weight, manager), bias);
     }
 
+    /** {@code use} applied to the weight dequantized on the device and cast to {@code type}, freed after the call. */
     @Override
-    NDArray multiply(NDArray x) {
-        try (NDArray w = weight.dequantize(); NDArray cast = w.toType(x.getDataType(), false);
-                NDArray transposed = cast.transpose()) {
-            return x.matMul(transposed);
-        }
-    }
-
-    @Override
-    public NDArray inputGradient(NDArray gradOutput) {
-        try (NDArray w = weight.dequantize(); NDArray cast = w.toType(gradOutput.getDataType(), false)) {
-            return gradOutput.matMul(cast);
+    public <R> R withWeight(DataType type, Function<NDArray, R> use) {
+        try (NDArray w = weight.dequantize(); NDArray cast = w.toType(type, false)) {
+            return use.apply(cast);
         }
     }
 

@@ -16,7 +16,7 @@ public interface TokenEmbedding extends AutoCloseable {
     Shape shape();
 
     /** The same matrix as an output layer {@code hidden -> vocab}, for tied embeddings. */
-    FrozenLinear asLinear();
+    LinearLayer asLinear();
 
     /** Bytes the table keeps resident. */
     long bytes();

@@ -3,7 +3,7 @@ package io.qlora4j.trainer;
 import ai.djl.ndarray.NDArray;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.llama.LlamaBlock;
@@ -63,7 +63,7 @@ final class FullWeights implements TrainableWeights {
         }
     }
 
-    private static DenseLinear dense(FrozenLinear layer, String name) throws ModelException {
+    private static DenseLinear dense(LinearLayer layer, String name) throws ModelException {
         if (layer instanceof DenseLinear dense) {
             return dense;
         }

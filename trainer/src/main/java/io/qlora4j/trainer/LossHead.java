@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.llama.LlamaModel;
 
 /**
@@ -16,7 +16,7 @@ import io.qlora4j.model.llama.LlamaModel;
  * ignored, the sum divided by the labelled tokens of the whole accumulated batch.
  *
  * <p>Its backward pass is written out rather than recorded: the logits' gradient is
- * {@code (softmax - one_hot(label)) * valid / denominator}, and lm_head's {@link FrozenLinear#inputGradient}
+ * {@code (softmax - one_hot(label)) * valid / denominator}, and lm_head's {@link LinearLayer#inputGradient}
  * carries it to the normed hidden state, one chunk of tokens at a time. A recorded head would keep the
  * logits, the log-probabilities and the head's (widened) weight until backward: the largest arrays of a
  * QLoRA step. Only the final norm is recorded. When lm_head itself is trained (full fine-tuning), its
@@ -86,7 +86,7 @@ final class LossHead {
             NDArray gradWeight = gradientScale == 1f ? weight : weight.mul(gradientScale);
             // a frozen head reads a detached input: its product records nothing; a trained head's is recorded once
             NDArray input = trainHead ? normed : normed.stopGradient();
-            FrozenLinear head = model.lmHead();
+            LinearLayer head = model.lmHead();
             int vocab = Math.toIntExact(head.outFeatures());
             long chunk = Math.max(1, chunkLogits / vocab);
             double loss = 0;

@@ -3,7 +3,7 @@ package io.qlora4j.model.llama;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.GraphCasts;
 import io.qlora4j.model.GraphScalars;
 import java.util.LinkedHashMap;
@@ -13,7 +13,7 @@ import java.util.Map;
 /**
  * One Llama decoder layer with transformers' semantics: {@code h = x + o(attn(rope(q), rope(k), v))} on
  * the RMS-normed input, then {@code h + down(silu(gate(n)) * up(n))} on the RMS-normed {@code h}. The seven
- * projections are {@link FrozenLinear}s addressed by their Hugging Face names so that adapters can
+ * projections are {@link LinearLayer}s addressed by their Hugging Face names so that adapters can
  * replace them.
  */
 public final class LlamaBlock implements AutoCloseable {
@@ -25,14 +25,14 @@ public final class LlamaBlock implements AutoCloseable {
     private final int index;
     private final NDArray inputLayernorm;
     private final NDArray postAttentionLayernorm;
-    private final Map<String, FrozenLinear> linears = new LinkedHashMap<>();
+    private final Map<String, LinearLayer> linears = new LinkedHashMap<>();
 
     /**
      * Assembles layer {@code index} from its two norm weights {@code [hidden]} and the seven projections
      * keyed by {@link #LINEAR_NAMES}; shapes are checked against the config. The block owns them all.
      */
     public LlamaBlock(LlamaConfig config, int index, NDArray inputLayernorm, NDArray postAttentionLayernorm,
-            Map<String, ? extends FrozenLinear> linears) {
+            Map<String, ? extends LinearLayer> linears) {
         Shape norm = new Shape(config.hiddenSize());
         if (!inputLayernorm.getShape().equals(norm) || !postAttentionLayernorm.getShape().equals(norm)) {
             throw new IllegalArgumentException("layer " + index + ": norm weights must be " + norm + ", got "
@@ -43,7 +43,7 @@ public final class LlamaBlock implements AutoCloseable {
         this.inputLayernorm = inputLayernorm;
         this.postAttentionLayernorm = postAttentionLayernorm;
         for (String name : LINEAR_NAMES) {
-            FrozenLinear layer = linears.get(name);
+            LinearLayer layer = linears.get(name);
             if (layer == null) {
                 throw new IllegalArgumentException("layer " + index + ": missing " + name);
             }
@@ -67,8 +67,8 @@ public final class LlamaBlock implements AutoCloseable {
     }
 
     /** The projection called {@code name} (one of {@link #LINEAR_NAMES}). */
-    public FrozenLinear linear(String name) {
-        FrozenLinear layer = linears.get(name);
+    public LinearLayer linear(String name) {
+        LinearLayer layer = linears.get(name);
         if (layer == null) {
             throw new IllegalArgumentException("no projection " + name + " (expected one of " + LINEAR_NAMES + ")");
         }
@@ -79,7 +79,7 @@ public final class LlamaBlock implements AutoCloseable {
      * Replaces the projection {@code name} (an adapter wrapping the frozen one) and returns the previous
      * one; the new layer must have the same in/out features.
      */
-    public FrozenLinear setLinear(String name, FrozenLinear layer) {
+    public LinearLayer setLinear(String name, LinearLayer layer) {
         long[] expected = inOut(config, name);
         if (layer.inFeatures() != expected[0] || layer.outFeatures() != expected[1]) {
             throw new IllegalArgumentException("layer " + index + ": " + name + " must map " + expected[0] + " -> "
@@ -162,7 +162,7 @@ public final class LlamaBlock implements AutoCloseable {
     public long bytes() {
         long total = (inputLayernorm.size() + postAttentionLayernorm.size())
                 * inputLayernorm.getDataType().getNumOfBytes();
-        for (FrozenLinear layer : linears.values()) {
+        for (LinearLayer layer : linears.values()) {
             total += layer.bytes();
         }
         return total;
@@ -173,6 +173,6 @@ public final class LlamaBlock implements AutoCloseable {
     public void close() {
         inputLayernorm.close();
         postAttentionLayernorm.close();
-        linears.values().forEach(FrozenLinear::close);
+        linears.values().forEach(LinearLayer::close);
     }
 }

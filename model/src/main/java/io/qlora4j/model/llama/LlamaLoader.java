@@ -7,7 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.RowChunks;
@@ -131,7 +131,7 @@ public final class LlamaLoader {
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
-            Map<String, FrozenLinear> linears = new LinkedHashMap<>();
+            Map<String, LinearLayer> linears = new LinkedHashMap<>();
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 long[] inOut = LlamaBlock.inOut(config, name);
                 linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, arrays));
@@ -140,7 +140,7 @@ public final class LlamaLoader {
                     dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
         }
         NDArray norm = dense(reader, "model.norm.weight", arrays);
-        FrozenLinear head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
+        LinearLayer head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
         return new LlamaModel(config, embed, blocks, norm, head, computeType);
     }
 
@@ -148,7 +148,7 @@ public final class LlamaLoader {
      * A projection: a pre-quantized bitsandbytes 4-bit weight stays as stored; otherwise quantized on the
      * fly when a quantizer is set, else dense. Its bias stays dense.
      */
-    private FrozenLinear linear(SafetensorsReader reader, String prefix, long[] expectedShape, NDManager arrays)
+    private LinearLayer linear(SafetensorsReader reader, String prefix, long[] expectedShape, NDManager arrays)
             throws ModelException {
         String weightName = prefix + ".weight";
         NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;

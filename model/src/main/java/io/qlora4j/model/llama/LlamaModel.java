@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.GraphCasts;
 import io.qlora4j.model.TokenEmbedding;
 import java.util.List;
@@ -25,7 +25,7 @@ public final class LlamaModel implements AutoCloseable {
     private final TokenEmbedding embedTokens;
     private final List<LlamaBlock> layers;
     private final NDArray norm;
-    private final FrozenLinear lmHead;
+    private final LinearLayer lmHead;
     private final boolean tied;
     private final DataType computeType;
     private final RotaryEmbedding rope;
@@ -35,17 +35,17 @@ public final class LlamaModel implements AutoCloseable {
      * and lm_head; pass a null lm_head for tied embeddings (it then reads the embedding table itself).
      */
     public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
-            FrozenLinear lmHead) {
+            LinearLayer lmHead) {
         this(config, embedTokens, layers, norm, lmHead, DataType.FLOAT32);
     }
 
     /**
-     * As {@link #LlamaModel(LlamaConfig, TokenEmbedding, List, NDArray, FrozenLinear)}, computing in
+     * As {@link #LlamaModel(LlamaConfig, TokenEmbedding, List, NDArray, LinearLayer)}, computing in
      * {@code computeType} (float32, or float16 on a GPU): the embedded tokens are cast to it, and every layer
      * computes in its input's dtype (norms and softmax in float32 inside).
      */
     public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
-            FrozenLinear lmHead, DataType computeType) {
+            LinearLayer lmHead, DataType computeType) {
         if (computeType != DataType.FLOAT32 && computeType != DataType.FLOAT16) {
             throw new IllegalArgumentException("compute dtype must be float32 or float16, not " + computeType);
         }
@@ -68,7 +68,7 @@ public final class LlamaModel implements AutoCloseable {
         if (lmHead == null && !config.tieWordEmbeddings()) {
             throw new IllegalArgumentException("lm_head is required unless tie_word_embeddings is set");
         }
-        FrozenLinear head = lmHead == null ? embedTokens.asLinear() : lmHead;
+        LinearLayer head = lmHead == null ? embedTokens.asLinear() : lmHead;
         if (head.inFeatures() != config.hiddenSize() || head.outFeatures() != config.vocabSize()) {
             throw new IllegalArgumentException("lm_head must map " + config.hiddenSize() + " -> "
                     + config.vocabSize() + ", got " + head.inFeatures() + " -> " + head.outFeatures());
@@ -114,7 +114,7 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /** The output projection (reading the embedding array when tied). */
-    public FrozenLinear lmHead() {
+    public LinearLayer lmHead() {
         return lmHead;
     }
 

@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
-import io.qlora4j.model.FrozenLinear;
+import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -92,14 +92,14 @@ final class TinyLlama {
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
-            Map<String, FrozenLinear> linears = new LinkedHashMap<>();
+            Map<String, LinearLayer> linears = new LinkedHashMap<>();
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 linears.put(name, new DenseLinear(array(m, p + name + ".weight"), array(m, p + name + ".bias")));
             }
             blocks.add(new LlamaBlock(config, l, array(m, p + "input_layernorm.weight"),
                     array(m, p + "post_attention_layernorm.weight"), linears));
         }
-        FrozenLinear head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
+        LinearLayer head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
         return new LlamaModel(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks,
                 array(m, "model.norm.weight"), head, computeType);
     }

@@ -3,11 +3,12 @@ package io.qlora4j.model;
 import ai.djl.ndarray.NDArray;
 
 /**
- * A linear layer whose weights never change during fine-tuning: {@code y = x W^T + b} for inputs of shape
- * {@code [..., in]}. Each number format (dense float, NF4, FP4, ...) is one implementation; LoRA wraps this
- * interface. The result belongs to the manager of {@code x} (and to the current {@code NDScope}).
+ * A linear layer a decoder block multiplies through: {@code y = x W^T + b} for inputs of shape {@code [..., in]}.
+ * A frozen base layer in some number format ({@link BaseLinear}), a LoRA-wrapped layer and a fully trained dense
+ * layer all implement it, so a block neither knows nor cares which it holds. The result belongs to the manager of
+ * {@code x} (and to the current {@code NDScope}).
  */
-public interface FrozenLinear extends AutoCloseable {
+public interface LinearLayer extends AutoCloseable {
     /** Applies the layer to {@code x [..., in]} and returns {@code [..., out]}. */
     NDArray forward(NDArray x);
 

@@ -11,7 +11,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.DenseLinear;
-import io.qlora4j.model.safetensors.HalfFloats;
+import io.qlora4j.quant.HalfFloats;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;

@@ -8,8 +8,8 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.safetensors.HalfFloats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.quant.HalfFloats;
 import java.nio.ShortBuffer;
 import java.util.function.Function;
 

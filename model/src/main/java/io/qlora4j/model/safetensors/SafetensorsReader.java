@@ -2,6 +2,7 @@ package io.qlora4j.model.safetensors;
 
 import io.qlora4j.model.ModelException;
 import io.qlora4j.quant.FloatSource;
+import io.qlora4j.quant.HalfFloats;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.MappedByteBuffer;

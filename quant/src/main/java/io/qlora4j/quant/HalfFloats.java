@@ -1,4 +1,4 @@
-package io.qlora4j.model.safetensors;
+package io.qlora4j.quant;
 
 /**
  * Conversions between float32 and the two 16-bit float formats of checkpoints, done in Java

@@ -1,4 +1,4 @@
-package io.qlora4j.model.safetensors;
+package io.qlora4j.quant;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,0 +1,142 @@
+package io.qlora4j.quant.aqlm;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.core.Embedding;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * An {@link AqlmTensor} resident on a DJL device and decoded there per use, never kept dense: the codes stay in
+ * their stored width (one byte up to 8 bits, else two: DJL's PyTorch engine aborts on int16 arrays, so a 16-bit
+ * code is held as its low and high byte), the codebooks in float16 (their checkpoint values exactly) and the
+ * scales in float32. {@link #decode} widens the codebooks, looks the codes up
+ * codebook by codebook ({@code embedding}, which is {@code aqlm}'s {@code embedding_bag} sum done one codebook at
+ * a time so the lookup never holds K copies of the weight), sums, scales and lays the groups out as
+ * {@code [out, in]}; the result equals {@link AqlmTensor#decode} bit for bit.
+ */
+public final class NdAqlmTensor implements AutoCloseable {
+    private final NDManager owner;
+    private final NDManager arrays;
+    private final AqlmScheme scheme;
+    private final long outFeatures;
+    private final long inFeatures;
+    private final NDArray codes;
+    private final NDArray codebooks;
+    private final NDArray scales;
+
+    private NdAqlmTensor(AqlmTensor t, NDManager owner) {
+        this.owner = owner;
+        this.arrays = owner.newSubManager();
+        this.scheme = t.scheme();
+        this.outFeatures = t.outFeatures();
+        this.inFeatures = t.inFeatures();
+        this.codes = storedCodes(t, arrays);
+        try (NDArray cb = arrays.create(t.codebooks(), new Shape(codebooksShape(scheme)))) {
+            this.codebooks = cb.toType(DataType.FLOAT16, false);
+        }
+        this.scales = arrays.create(t.scales());
+    }
+
+    /** Copies {@code t} to {@code manager}'s device, into a sub-manager freed by {@link #close()}. */
+    public static NdAqlmTensor upload(AqlmTensor t, NDManager manager) {
+        return new NdAqlmTensor(t, manager);
+    }
+
+    private static long[] codebooksShape(AqlmScheme s) {
+        return new long[] {s.numCodebooks(), s.codebookSize(), s.groupSize()};
+    }
+
+    /** The codes as uint8 {@code [out/og, in/ig, K]}, or {@code [out/og, in/ig, K, 2]} (low, high byte). */
+    private static NDArray storedCodes(AqlmTensor t, NDManager arrays) {
+        int[] c = t.codes();
+        boolean narrow = t.scheme().nbitsPerCodebook() <= 8;
+        ByteBuffer buffer = ByteBuffer.allocateDirect(c.length * (narrow ? 1 : 2)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int v : c) {
+            if (narrow) {
+                buffer.put((byte) v);
+            } else {
+                buffer.putShort((short) v);
+            }
+        }
+        buffer.rewind();
+        Shape shape = new Shape(t.codesShape());
+        return arrays.create(buffer, narrow ? shape : shape.add(2), DataType.UINT8);
+    }
+
+    /**
+     * The weight {@code [out, in]} in {@code type} (decoded in float32, then cast). The result belongs to the
+     * manager given to {@link #upload} and to the innermost open {@link NDScope}; intermediates are freed.
+     */
+    public NDArray decode(DataType type) {
+        NDArray out;
+        try (NDScope scope = new NDScope()) {
+            NDArray w = decode(scheme, outFeatures, inFeatures, codeIndex(), codebooks.toType(DataType.FLOAT32, false),
+                    scales);
+            out = type == DataType.FLOAT32 ? w : w.toType(type, false);
+            NDScope.unregister(out);
+        }
+        NDScope.register(out);
+        out.attach(owner);
+        return out;
+    }
+
+    /** The codes as int32 indices in {@code [0, 2^nbits)}, shape {@code [out/og, in/ig, K]}. */
+    private NDArray codeIndex() {
+        NDArray index = codes.toType(DataType.INT32, false);
+        if (scheme.nbitsPerCodebook() <= 8) {
+            return index;
+        }
+        return index.get("..., 0").add(index.get("..., 1").mul(256));
+    }
+
+    /**
+     * {@code scales[o] * sum_k codebooks[k, codes[o, i, k]]} laid out as {@code [out, in]}, from int32
+     * {@code index [out/og, in/ig, K]}, float {@code codebooks [K, 2^nbits, og*ig]} and {@code scales [out/og]}.
+     * Differentiable in the codebooks and scales, which is how the quantizer's Adam and block fine-tune use it.
+     */
+    static NDArray decode(AqlmScheme scheme, long out, long in, NDArray index, NDArray codebooks, NDArray scales) {
+        NDArray sum = null;
+        for (int k = 0; k < scheme.numCodebooks(); k++) {
+            NDArray rows = Embedding.embedding(index.get(":, :, " + k), codebooks.get(k), SparseFormat.DENSE)
+                    .singletonOrThrow();
+            sum = sum == null ? rows : sum.add(rows);
+        }
+        long outGroups = out / scheme.outGroupSize();
+        NDArray scaled = sum.mul(scales.reshape(outGroups, 1, 1));
+        if (scheme.outGroupSize() == 1) {
+            return scaled.reshape(out, in);
+        }
+        return scaled.reshape(outGroups, in / scheme.inGroupSize(), scheme.outGroupSize(), scheme.inGroupSize())
+                .transpose(0, 2, 1, 3).reshape(out, in);
+    }
+
+    /** The scheme. */
+    public AqlmScheme scheme() {
+        return scheme;
+    }
+
+    /** {@code {out, in}}. */
+    public long[] shape() {
+        return new long[] {outFeatures, inFeatures};
+    }
+
+    /** Device bytes held: codes, codebooks and scales. */
+    public long bytes() {
+        long total = 0;
+        for (NDArray a : new NDArray[] {codes, codebooks, scales}) {
+            total += a.size() * a.getDataType().getNumOfBytes();
+        }
+        return total;
+    }
+
+    /** Frees the device arrays; decoded weights already returned stay valid. */
+    @Override
+    public void close() {
+        arrays.close();
+    }
+}

@@ -72,7 +72,7 @@ public final class NdAqlmTensor implements AutoCloseable {
      * The weight {@code [out, in]} in {@code type} (decoded in float32, then cast). The result belongs to the
      * manager given to {@link #upload} and to the innermost open {@link NDScope}; intermediates are freed.
      */
-    public NDArray decode(DataType type) {
+    public NDArray dequantize(DataType type) {
         NDArray out;
         try (NDScope scope = new NDScope()) {
             NDArray w = decode(scheme, outFeatures, inFeatures, codeIndex(), codebooks.toType(DataType.FLOAT32, false),

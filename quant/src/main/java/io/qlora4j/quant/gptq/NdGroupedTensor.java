@@ -131,7 +131,7 @@ public final class NdGroupedTensor implements AutoCloseable {
      * kernels do, then cast (float32 holds them exactly). The result belongs to the manager given to upload and to
      * the innermost open {@link NDScope}.
      */
-    public NDArray decode(DataType type) {
+    public NDArray dequantize(DataType type) {
         NDArray out;
         try (NDScope scope = new NDScope()) {
             NDArray q = codes();

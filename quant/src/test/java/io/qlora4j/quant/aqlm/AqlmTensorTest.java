@@ -97,13 +97,13 @@ class AqlmTensorTest {
         try (NDManager manager = NDManager.newBaseManager()) {
             for (AqlmScheme s : schemes) {
                 AqlmTensor t = random(s, 8, 32, 7);
-                try (NdAqlmTensor nd = NdAqlmTensor.upload(t, manager); NDArray w = nd.decode(DataType.FLOAT32)) {
+                try (NdAqlmTensor nd = NdAqlmTensor.upload(t, manager); NDArray w = nd.dequantize(DataType.FLOAT32)) {
                     assertEquals(new Shape(8, 32), w.getShape(), s.toString());
                     assertArrayEquals(t.decode(), w.toFloatArray(), s.toString());
                 }
             }
             AqlmTensor hand = handCase();
-            try (NdAqlmTensor nd = NdAqlmTensor.upload(hand, manager); NDArray w = nd.decode(DataType.FLOAT16)) {
+            try (NdAqlmTensor nd = NdAqlmTensor.upload(hand, manager); NDArray w = nd.dequantize(DataType.FLOAT16)) {
                 assertEquals(DataType.FLOAT16, w.getDataType());
                 assertArrayEquals(hand.decode(), w.toType(DataType.FLOAT32, false).toFloatArray());
             }

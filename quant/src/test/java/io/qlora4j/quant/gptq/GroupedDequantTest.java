@@ -20,7 +20,7 @@ class GroupedDequantTest {
 
     private static float[] decode(GptqTensor t) {
         try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
-                NDArray w = nd.decode(DataType.FLOAT32)) {
+                NDArray w = nd.dequantize(DataType.FLOAT32)) {
             assertEquals(new Shape(t.outFeatures(), t.inFeatures()), w.getShape());
             return w.toFloatArray();
         }
@@ -28,7 +28,7 @@ class GroupedDequantTest {
 
     private static float[] decode(AwqTensor t) {
         try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
-                NDArray w = nd.decode(DataType.FLOAT32)) {
+                NDArray w = nd.dequantize(DataType.FLOAT32)) {
             return w.toFloatArray();
         }
     }

@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -73,16 +74,11 @@ public final class NdAqlmTensor implements AutoCloseable {
      * manager given to {@link #upload} and to the innermost open {@link NDScope}; intermediates are freed.
      */
     public NDArray dequantize(DataType type) {
-        NDArray out;
-        try (NDScope scope = new NDScope()) {
+        return ScopedResult.compute(owner, () -> {
             NDArray w = decode(scheme, outFeatures, inFeatures, codeIndex(), codebooks.toType(DataType.FLOAT32, false),
                     scales);
-            out = type == DataType.FLOAT32 ? w : w.toType(type, false);
-            NDScope.unregister(out);
-        }
-        NDScope.register(out);
-        out.attach(owner);
-        return out;
+            return type == DataType.FLOAT32 ? w : w.toType(type, false);
+        });
     }
 
     /** The codes as int32 indices in {@code [0, 2^nbits)}, shape {@code [out/og, in/ig, K]}. */

@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 
 /**
@@ -132,18 +133,13 @@ public final class NdGroupedTensor implements AutoCloseable {
      * the innermost open {@link NDScope}.
      */
     public NDArray dequantize(DataType type) {
-        NDArray out;
-        try (NDScope scope = new NDScope()) {
+        return ScopedResult.compute(owner, () -> {
             NDArray q = codes();
             NDArray z = gather(zeros.toType(DataType.FLOAT32, false));
             NDArray s = gather(scales.toType(DataType.FLOAT32, false));
             NDArray half = q.sub(z).mul(s).toType(DataType.FLOAT16, false);
-            out = type == DataType.FLOAT16 ? half : half.toType(type, false);
-            NDScope.unregister(out);
-        }
-        NDScope.register(out);
-        out.attach(owner);
-        return out;
+            return type == DataType.FLOAT16 ? half : half.toType(type, false);
+        });
     }
 
     /** The codes {@code [out, in]} as float32. */

@@ -9,7 +9,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.ObjectWriter;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.quant.QuantType;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,17 +32,14 @@ import java.util.regex.PatternSyntaxException;
  * {@code (.*\.)?(key)} matches its whole path, the first matching key winning, as PEFT's
  * {@code get_pattern_key}. {@code fan_in_fan_out} is accepted and ignored: it only describes the layout of a
  * Conv1D base weight for merges, and PEFT itself resets it to false for {@code nn.Linear} layers such as
- * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. qlora4j's own {@code qlora4j}
- * key (which PEFT ignores) records the 4-bit base an adapter was trained against, for merges.
+ * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. The file holds PEFT's keys only;
+ * what qlora4j records besides goes to {@link BaseFormatRecord}.
  */
 record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, List<String> targetList,
-        Pattern targetRegex, Map<String, Integer> rankPattern, Map<String, Double> alphaPattern,
-        QuantizedBase trainedOn) {
+        Pattern targetRegex, Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
 
     /** The file name inside an adapter directory. */
     static final String FILE = "adapter_config.json";
-    /** qlora4j's own key: {@code {"quantization_bit": 4, "quantization_type": ..., ...}} for a 4-bit base. */
-    static final String QLORA4J_KEY = "qlora4j";
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
     private static final ObjectWriter PYTHON_STYLE = JSON.writer(new DefaultPrettyPrinter(Separators.createDefaultInstance()
@@ -148,8 +144,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
             throw new ModelException(file + ": target_modules must be a list of names or a regular expression, got "
                     + targets);
         }
-        return new AdapterConfig(r, alpha, dropout, rslora, targetList, targetRegex, rankPattern, alphaPattern,
-                f.quantizedBase(QLORA4J_KEY));
+        return new AdapterConfig(r, alpha, dropout, rslora, targetList, targetRegex, rankPattern, alphaPattern);
     }
 
     /** Whether {@code target_modules} selects the module at {@code path} (true when the config names none). */
@@ -258,31 +253,6 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
                 out.put(e.getKey(), e.getValue().asDouble());
             }
             return out;
-        }
-
-        /**
-         * The 4-bit base recorded under {@code key} ({@code quantization_bit: 4} with {@code quantization_type},
-         * {@code quantization_blocksize} and {@code double_quantization}, defaults NF4, 64, true), or null when the
-         * adapter records none (a dense base, or an adapter from another tool).
-         */
-        QuantizedBase quantizedBase(String key) throws ModelException {
-            JsonNode v = root.get(key);
-            JsonNode bits = v == null ? null : v.get("quantization_bit");
-            if (bits == null || bits.isNull()) {
-                return null;
-            }
-            String where = file + ": " + key + ".";
-            if (!bits.isIntegralNumber() || bits.asInt() != 4) {
-                throw new ModelException(where + "quantization_bit " + bits + ": only 4-bit bases are supported");
-            }
-            try {
-                QuantizedBase base = new QuantizedBase(QuantType.fromName(v.path("quantization_type").asText("nf4")),
-                        v.path("quantization_blocksize").asInt(64), v.path("double_quantization").asBoolean(true));
-                base.quantizer();
-                return base;
-            } catch (IllegalArgumentException e) {
-                throw new ModelException(where + "quantization_*: " + e.getMessage());
-            }
         }
 
         Pattern regex(String expression, String what) throws ModelException {

@@ -7,11 +7,13 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -152,13 +154,13 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /**
-     * Writes {@code adapter_config.json} (PEFT's fields, sorted keys, indent 2, plus {@code extraConfig}, e.g.
-     * {@code {"qlora4j": {"quantization_bit": 4}}}) and {@code adapter_model.safetensors} (F32, metadata
-     * {@code {"format": "pt"}}) into {@code adapterDir}, each under a temp name renamed into place when complete.
-     *
-     * @throws IllegalArgumentException when an extraConfig key is one of PEFT's fields
+     * Writes {@code adapter_config.json} (PEFT's fields only, sorted keys, indent 2) and
+     * {@code adapter_model.safetensors} (F32, metadata {@code {"format": "pt"}}) as PEFT does, and records
+     * {@code baseFormat}, the format of the base's linear weights during training, in {@code qlora4j.json} and the
+     * {@code README.md} model card, into {@code adapterDir}; each file under a temp name renamed into place when
+     * complete.
      */
-    public void save(Path adapterDir, String baseModelNameOrPath, Map<String, Object> extraConfig) throws ModelException {
+    public void save(Path adapterDir, String baseModelNameOrPath, BaseFormat baseFormat) throws ModelException {
         Map<String, Integer> rankPattern = new TreeMap<>();
         Map<String, Double> alphaPattern = new TreeMap<>();
         modules.forEach((path, lora) -> {
@@ -169,14 +171,7 @@ public final class LoraAdapters implements AutoCloseable {
                 alphaPattern.put(path, lora.settings().alpha());
             }
         });
-        Map<String, Object> fields = AdapterConfig.fields(settings, baseModelNameOrPath, rankPattern, alphaPattern);
-        extraConfig.forEach((key, value) -> {
-            if (fields.containsKey(key)) {
-                throw new IllegalArgumentException("extra adapter config key '" + key + "' would replace PEFT's field");
-            }
-            fields.put(key, value);
-        });
-        byte[] json = AdapterConfig.toJson(fields);
+        byte[] json = AdapterConfig.toJson(AdapterConfig.fields(settings, baseModelNameOrPath, rankPattern, alphaPattern));
         SafetensorsWriter writer = SafetensorsWriter.builder(adapterDir).optBaseName("adapter_model").build();
         try {
             for (Map.Entry<String, NDArray> p : parameters().entrySet()) {
@@ -189,6 +184,9 @@ public final class LoraAdapters implements AutoCloseable {
         }
         writer.close();
         writeAtomically(adapterDir.resolve(AdapterConfig.FILE), json);
+        writeAtomically(adapterDir.resolve(BaseFormatRecord.FILE), BaseFormatRecord.json(baseFormat));
+        writeAtomically(adapterDir.resolve("README.md"), new AdapterCard(baseModelNameOrPath, baseFormat, settings)
+                .text(adapterDir).getBytes(StandardCharsets.UTF_8));
     }
 
     private static void writeAtomically(Path file, byte[] bytes) throws ModelException {

@@ -6,13 +6,14 @@ import java.util.Locale;
 public enum MergeBase {
     /**
      * The checkpoint's full-precision weights, as PEFT's {@code merge_and_unload} and LLaMA-Factory do: right for an
-     * adapter trained on a dense base; for one trained on a 4-bit base it adds {@code W - dequant(W4)}, an error
+     * adapter trained on a dense base; for one trained on a quantized base it adds {@code W - dequant(Wq)}, an error
      * the adapter never saw.
      */
     ORIGINAL,
     /**
-     * {@code dequant(W4)}, every block projection quantized and dequantized with the format the adapter was
-     * trained against: the merged model computes exactly the function base(4-bit) + adapter computed in training.
+     * {@code dequant(Wq)}, every block projection quantized and dequantized with the base format the adapter was
+     * trained against: the merged model computes exactly the function base(quantized) + adapter computed in
+     * training.
      */
     DEQUANTIZED;
 

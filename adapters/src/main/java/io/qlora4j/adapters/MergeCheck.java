@@ -11,7 +11,7 @@ import java.util.List;
 
 /**
  * Checks a merged export against what it replaces: the same token sequences run through the base model with the
- * adapter attached (4-bit when the merge was dequantized, so exactly the trained function) and through the
+ * adapter attached (in its base format when the merge was dequantized, so exactly the trained function) and through the
  * exported model loaded as any checkpoint, and the largest difference of their logits is reported. One model is
  * in memory at a time.
  */
@@ -44,10 +44,7 @@ public final class MergeCheck {
         if (texts.isEmpty()) {
             throw new IllegalArgumentException("a merge check needs at least one text");
         }
-        LlamaLoader.Builder reference = LlamaLoader.builder();
-        if (export.baseQuantization() != null) {
-            reference.optQuantizer(export.baseQuantization().quantizer());
-        }
+        LlamaLoader.Builder reference = LlamaLoader.builder().optFormat(export.baseQuantization());
         List<float[]> expected = new ArrayList<>();
         try (NDManager m = manager.newSubManager()) {
             LlamaModel model = reference.build().load(export.baseDir(), m);

@@ -6,24 +6,26 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.checkpoint.BnbEntries;
-import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.checkpoint.OutputDirectory;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.StoredWeight;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
-import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.BnbStateDict;
-import io.qlora4j.quant.QuantType;
+import io.qlora4j.quant.FloatSource;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -32,9 +34,10 @@ import java.util.Set;
 /**
  * Merges LoRA adapters into a base model and writes the result as a Hugging Face checkpoint: every block
  * projection an adapter touches becomes {@code W' = W + scaling * B @ A} (several adapters added in order), with
- * {@code W} the checkpoint's weight or its 4-bit round trip ({@link MergeBase}); the weights are written as
- * bf16/fp16/fp32 safetensors shards or re-quantized to bitsandbytes 4-bit, with the base's config (without
- * quantization_config unless re-quantized), tokenizer and generation files, and a model card.
+ * {@code W} the checkpoint's weight or its round trip through the base format the adapter was trained over
+ * ({@link MergeBase}; a pre-quantized checkpoint's stored weights, dequantized); the weights are written as
+ * bf16/fp16/fp32 safetensors shards or re-quantized to any {@link BaseFormat}, with the base's config (with the
+ * output format's quantization_config, or none), tokenizer and generation files, and a model card.
  *
  * <p>The base streams one tensor at a time from its shards to the output shards and each adapter's matrices are
  * read when their module comes, so memory stays near the largest tensor whatever the model's size. The output is
@@ -43,28 +46,26 @@ import java.util.Set;
  * that do not fit, a merge base the checkpoint cannot give) is refused when the export is built.
  */
 public final class MergedExport {
-    private static final BlockwiseQuantizer DEQUANTIZER = BlockwiseQuantizer.builder().build();
-
     private final Path baseDir;
     private final List<Path> adapterDirs;
     private final LlamaConfig config;
     private final Map<String, long[]> projections;
-    private final boolean prequantized;
+    private final BaseFormat stored;
     private final MergeBase mergeBase;
-    private final QuantizedBase baseQuantization;
+    private final BaseFormat baseQuantization;
     private final DType dtype;
     private final long maxShardBytes;
-    private final QuantizedBase requantize;
+    private final BaseFormat requantize;
     private final Device device;
     private final List<String> adapterLines;
 
-    private MergedExport(Builder b, LlamaConfig config, Map<String, long[]> projections, boolean prequantized,
-            MergeBase mergeBase, QuantizedBase baseQuantization, List<String> adapterLines) {
+    private MergedExport(Builder b, LlamaConfig config, Map<String, long[]> projections, BaseFormat stored,
+            MergeBase mergeBase, BaseFormat baseQuantization, List<String> adapterLines) {
         this.baseDir = b.baseDir;
         this.adapterDirs = List.copyOf(b.adapterDirs);
         this.config = config;
         this.projections = projections;
-        this.prequantized = prequantized;
+        this.stored = stored;
         this.mergeBase = mergeBase;
         this.baseQuantization = baseQuantization;
         this.dtype = b.dtype;
@@ -95,16 +96,17 @@ public final class MergedExport {
     }
 
     /**
-     * The 4-bit format the base projections go through before the merge: set for {@link MergeBase#DEQUANTIZED}
-     * on a full-precision base; null for {@link MergeBase#ORIGINAL} and for a 4-bit base (its stored format applies).
+     * The base format the projections go through before the merge: set for {@link MergeBase#DEQUANTIZED} on a
+     * full-precision base; null for {@link MergeBase#ORIGINAL} and for a pre-quantized base (its stored format
+     * applies).
      */
-    public QuantizedBase baseQuantization() {
+    public BaseFormat baseQuantization() {
         return baseQuantization;
     }
 
-    /** Whether the base checkpoint stores its projections in bitsandbytes 4-bit. */
-    public boolean prequantizedBase() {
-        return prequantized;
+    /** The format the base checkpoint stores its projections in, or null for a full-precision checkpoint. */
+    public BaseFormat storedFormat() {
+        return stored;
     }
 
     /** What one export wrote and how fast. */
@@ -137,7 +139,7 @@ public final class MergedExport {
             }
             writeConfig(out.path());
             ModelFiles.copyCompanionFiles(baseDir, out.path());
-            ModelCard card = new ModelCard(baseDir, prequantized, adapterLines, mergeBase, baseQuantization,
+            ModelCard card = new ModelCard(baseDir, stored, adapterLines, mergeBase, baseQuantization,
                     torchDtype(dtype), requantize);
             Files.writeString(out.path().resolve("README.md"), card.text(exportDir), StandardCharsets.UTF_8);
             out.commit();
@@ -153,54 +155,72 @@ public final class MergedExport {
     /** Tensors written, projections merged, base bytes read. */
     private record Counts(int tensors, int merged, long read) {}
 
+    /**
+     * Streams the base: each block projection, at the first of the entries that store it, is read (dequantized when
+     * pre-quantized, or put through the base format of a dequantized merge), merged and written in the output
+     * format; its other entries are skipped; every other tensor is copied.
+     */
     private Counts copyTensors(SafetensorsReader reader, List<PeftAdapterFile> adapters, SafetensorsWriter writer,
             NDManager manager) throws ModelException {
-        CheckpointQuantizer quantizer = requantizer();
+        Map<String, String> moduleOfKey = new HashMap<>();
+        for (String module : projections.keySet()) {
+            for (String key : storing(reader, module).storedKeys(reader, module)) {
+                moduleOfKey.put(key, module);
+            }
+        }
+        Set<String> written = new HashSet<>();
         int tensors = 0;
         int merged = 0;
         long read = 0;
         for (TensorInfo t : reader.tensors()) {
             read += t.byteSize();
             String name = t.name();
-            boolean tiedHead = config.tieWordEmbeddings() && name.equals("lm_head.weight");
-            if (tiedHead || (prequantized && BnbStateDict.isSideEntry(name))) {
+            String module = moduleOfKey.get(name);
+            if ((config.tieWordEmbeddings() && name.equals("lm_head.weight")) || (module != null && !written.add(module))) {
                 continue;
             }
             tensors++;
-            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : name;
-            long[] inOut = projections.get(module);
-            if (inOut == null) {
+            if (module == null) {
                 copy(reader, t, writer);
                 continue;
             }
+            long[] inOut = projections.get(module);
             long[] shape = {inOut[1], inOut[0]};
-            float[] w = baseWeight(reader, t, shape);
+            float[] w = baseWeight(reader, module, shape);
             List<PeftAdapterFile> touching = adapters.stream().filter(a -> a.modules().containsKey(module)).toList();
             if (!touching.isEmpty()) {
                 merge(manager, w, module, touching);
                 merged++;
             }
-            if (quantizer == null) {
-                writer.addFloats(name, dtype, shape, w);
+            if (requantize == null) {
+                writer.addFloats(module + ".weight", dtype, shape, w);
             } else {
-                quantizer.addQuantized(writer, name, w, shape, torchDtype(dtype));
+                requantize.quantize(FloatSource.of(w), shape).write(writer, module, torchDtype(dtype));
             }
         }
         return new Counts(tensors, merged, read);
     }
 
-    /** A block projection before the merge: as stored, its 4-bit round trip, or the stored 4-bit weight decoded. */
-    private float[] baseWeight(SafetensorsReader reader, TensorInfo t, long[] shape) throws ModelException {
-        QuantType stored = prequantized ? BnbEntries.detect(reader, t.name()) : null;
-        if (stored != null) {
-            return DEQUANTIZER.dequantize(BnbEntries.read(reader, t.name(), stored));
+    /** The format the checkpoint holds the projection {@code module} in: its stored format, or dense. */
+    private BaseFormat storing(SafetensorsReader reader, String module) {
+        return stored != null && stored.isStored(reader, module) ? stored : BaseFormats.DENSE;
+    }
+
+    /** A block projection before the merge: as stored in float, its round trip through the base format, or decoded. */
+    private float[] baseWeight(SafetensorsReader reader, String module, long[] shape) throws ModelException {
+        if (storing(reader, module) != BaseFormats.DENSE) {
+            StoredWeight w = stored.read(reader, module);
+            if (!Arrays.equals(w.shape(), shape)) {
+                throw new ModelException(baseDir + ": " + stored.describe() + " weight " + module + " has shape "
+                        + Arrays.toString(w.shape()) + ", expected " + Arrays.toString(shape) + " for this config");
+            }
+            return w.dequantize();
         }
-        float[] w = reader.floats(t.name());
+        String name = module + ".weight";
         if (baseQuantization == null) {
-            return w;
+            return reader.floats(name);
         }
-        BlockwiseQuantizer q = baseQuantization.quantizer();
-        return q.dequantize(q.quantize(w, shape));
+        return baseQuantization.quantize(reader.floatSource(name), shape).dequantize();
     }
 
     /**
@@ -242,15 +262,9 @@ public final class MergedExport {
             json.put("dtype", torchDtype(dtype));
         }
         if (requantize != null) {
-            json.set("quantization_config", requantizer().quantizationConfig(torchDtype(dtype)));
+            json.set("quantization_config", requantize.quantizationConfig(torchDtype(dtype)));
         }
         ModelFiles.writeConfig(dir, json);
-    }
-
-    /** The bitsandbytes writer of the re-quantized output, or null for a dense one. */
-    private CheckpointQuantizer requantizer() {
-        return requantize == null ? null : CheckpointQuantizer.builder().optType(requantize.type())
-                .optBlocksize(requantize.blocksize()).optDoubleQuant(requantize.doubleQuant()).build();
     }
 
     /** The name transformers gives a dtype in config.json and quant states. */
@@ -267,10 +281,10 @@ public final class MergedExport {
         private final Path baseDir;
         private final List<Path> adapterDirs;
         private MergeBase mergeBase;
-        private QuantizedBase fallbackQuantization = QuantizedBase.QLORA;
+        private BaseFormat fallbackQuantization = BaseFormats.QLORA;
         private DType dtype = DType.BF16;
         private long maxShardBytes = 5_000_000_000L;
-        private QuantizedBase requantize;
+        private BaseFormat requantize;
         private Device device = Device.cpu();
 
         private Builder(Path baseDir, List<Path> adapterDirs) {
@@ -279,16 +293,19 @@ public final class MergedExport {
         }
 
         /**
-         * The weights to add to (default: {@link MergeBase#DEQUANTIZED} when an adapter records a 4-bit base or the
-         * checkpoint is 4-bit, else {@link MergeBase#ORIGINAL}); null restores the default.
+         * The weights to add to (default: {@link MergeBase#DEQUANTIZED} when an adapter records a quantized base or
+         * the checkpoint is pre-quantized, else {@link MergeBase#ORIGINAL}); null restores the default.
          */
         public Builder optMergeBase(MergeBase value) {
             this.mergeBase = value;
             return this;
         }
 
-        /** The 4-bit format of a dequantized merge when no adapter records the one it was trained on (default QLoRA's). */
-        public Builder optBaseQuantization(QuantizedBase value) {
+        /**
+         * The base format of a dequantized merge when no adapter records the one it was trained over (default
+         * QLoRA's NF4+DQ).
+         */
+        public Builder optBaseQuantization(BaseFormat value) {
             this.fallbackQuantization = value;
             return this;
         }
@@ -311,9 +328,9 @@ public final class MergedExport {
             return this;
         }
 
-        /** Re-quantizes the merged block projections to this bitsandbytes 4-bit format (default null: dense). */
-        public Builder optRequantize(QuantizedBase value) {
-            this.requantize = value;
+        /** Writes the merged block projections in this base format (default null or dense: bf16/fp16/fp32). */
+        public Builder optRequantize(BaseFormat value) {
+            this.requantize = value == BaseFormats.DENSE ? null : value;
             return this;
         }
 
@@ -335,38 +352,36 @@ public final class MergedExport {
             }
             LlamaConfig config = LlamaConfig.read(baseDir.resolve("config.json"));
             Map<String, long[]> projections = TargetModules.projections(config);
-            boolean prequantized = false;
+            BaseFormat stored = BaseFormats.stored(baseDir);
             try (SafetensorsReader reader = SafetensorsReader.open(baseDir)) {
-                LlamaLoader.checkTensors(config, reader);
-                for (String module : projections.keySet()) {
-                    prequantized |= BnbEntries.detect(reader, module + ".weight") != null;
-                }
+                LlamaLoader.checkTensors(config, reader, stored);
             }
-            Set<QuantizedBase> recorded = new LinkedHashSet<>();
+            Set<BaseFormat> recorded = new LinkedHashSet<>();
             List<String> lines = new ArrayList<>();
             for (Path dir : adapterDirs) {
                 try (PeftAdapterFile file = PeftAdapterFile.open(dir, projections, config.numHiddenLayers())) {
-                    if (file.config().trainedOn() != null) {
-                        recorded.add(file.config().trainedOn());
+                    if (file.trainedOn() != null && file.trainedOn() != BaseFormats.DENSE) {
+                        recorded.add(file.trainedOn());
                     }
                     lines.add(file.describe());
                 }
             }
             MergeBase base = mergeBase != null ? mergeBase
-                    : prequantized || !recorded.isEmpty() ? MergeBase.DEQUANTIZED : MergeBase.ORIGINAL;
-            if (prequantized && base == MergeBase.ORIGINAL) {
+                    : stored != null || !recorded.isEmpty() ? MergeBase.DEQUANTIZED : MergeBase.ORIGINAL;
+            if (stored != null && base == MergeBase.ORIGINAL) {
                 throw new ModelException(baseDir + ": merge_base original needs full-precision weights, but this checkpoint"
-                        + " stores its projections in bitsandbytes 4-bit; use merge_base dequantized");
+                        + " stores its projections in " + stored.describe() + "; use merge_base dequantized");
             }
-            QuantizedBase format = null;
-            if (base == MergeBase.DEQUANTIZED && !prequantized) {
+            BaseFormat format = null;
+            if (base == MergeBase.DEQUANTIZED && stored == null) {
                 if (recorded.size() > 1) {
-                    throw new ModelException("the adapters were trained against different 4-bit bases (" + recorded
+                    throw new ModelException("the adapters were trained over different base formats ("
+                            + recorded.stream().map(BaseFormat::describe).toList()
                             + "); merge them in separate exports, or use merge_base original");
                 }
                 format = recorded.isEmpty() ? fallbackQuantization : recorded.iterator().next();
             }
-            return new MergedExport(this, config, projections, prequantized, base, format, List.copyOf(lines));
+            return new MergedExport(this, config, projections, stored, base, format, List.copyOf(lines));
         }
     }
 }

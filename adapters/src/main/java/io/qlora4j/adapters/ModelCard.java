@@ -1,5 +1,6 @@
 package io.qlora4j.adapters;
 
+import io.qlora4j.model.format.BaseFormat;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -8,15 +9,15 @@ import java.util.List;
  * so the checkpoint says where it came from.
  *
  * @param baseDir the base model directory
- * @param prequantized whether the base stored its projections in bitsandbytes 4-bit
+ * @param stored the format the base checkpoint stores its projections in, or null for a float checkpoint
  * @param adapterLines one description per adapter, in merge order
  * @param mergeBase the weights the adapters were added to
- * @param baseQuantization the 4-bit round trip of a dequantized merge on a full-precision base, else null
+ * @param baseQuantization the round trip of a dequantized merge on a full-precision base, else null
  * @param dtype the torch name of the written weights' dtype
- * @param requantize the 4-bit format of the written projections, or null when dense
+ * @param requantize the format of the written projections, or null when dense
  */
-record ModelCard(Path baseDir, boolean prequantized, List<String> adapterLines, MergeBase mergeBase,
-        QuantizedBase baseQuantization, String dtype, QuantizedBase requantize) {
+record ModelCard(Path baseDir, BaseFormat stored, List<String> adapterLines, MergeBase mergeBase,
+        BaseFormat baseQuantization, String dtype, BaseFormat requantize) {
 
     /** The card of the export written to {@code exportDir}. */
     String text(Path exportDir) {
@@ -26,13 +27,13 @@ record ModelCard(Path baseDir, boolean prequantized, List<String> adapterLines, 
                 .append(adapterLines.size() == 1 ? " LoRA adapter" : " LoRA adapters")
                 .append(" merged into its weights by qlora4j.\n\n");
         card.append("- Base model: `").append(baseDir).append('`')
-                .append(prequantized ? " (stored in bitsandbytes 4-bit)" : "").append('\n');
+                .append(stored != null ? " (stored in " + stored.describe() + ")" : "").append('\n');
         card.append("- Adapters, merged in this order:\n");
         adapterLines.forEach(line -> card.append("  - ").append(line).append('\n'));
         card.append("- Merge base: ").append(mergeBase.jsonName()).append(" (").append(formula()).append(")\n");
         card.append("- Weights: ").append(requantize == null ? dtype + " safetensors"
-                : "bitsandbytes " + requantize + " (block projections; the rest " + dtype
-                        + "), loadable with transformers and bitsandbytes").append('\n');
+                : requantize.describe() + " (block projections; the rest " + dtype
+                        + "), with its quantization_config for transformers").append('\n');
         return card.toString();
     }
 
@@ -40,8 +41,8 @@ record ModelCard(Path baseDir, boolean prequantized, List<String> adapterLines, 
         if (mergeBase == MergeBase.ORIGINAL) {
             return "W' = W + scaling * B @ A on the checkpoint's full-precision weights";
         }
-        return prequantized ? "W' = dequant(W4) + scaling * B @ A on the checkpoint's stored 4-bit weights"
-                : "W' = dequant(" + baseQuantization + " quantization of W) + scaling * B @ A, the weights the adapter"
-                        + " was trained against";
+        return stored != null ? "W' = dequant(Wq) + scaling * B @ A on the checkpoint's stored weights"
+                : "W' = dequant(" + baseQuantization.describe() + " quantization of W) + scaling * B @ A, the weights"
+                        + " the adapter was trained against";
     }
 }

@@ -1,6 +1,7 @@
 package io.qlora4j.adapters;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
@@ -33,12 +34,15 @@ final class PeftAdapterFile implements AutoCloseable {
 
     private final Path dir;
     private final AdapterConfig config;
+    private final BaseFormat trainedOn;
     private final SafetensorsReader reader;
     private final Map<String, Module> modules;
 
-    private PeftAdapterFile(Path dir, AdapterConfig config, SafetensorsReader reader, Map<String, Module> modules) {
+    private PeftAdapterFile(Path dir, AdapterConfig config, BaseFormat trainedOn, SafetensorsReader reader,
+            Map<String, Module> modules) {
         this.dir = dir;
         this.config = config;
+        this.trainedOn = trainedOn;
         this.reader = reader;
         this.modules = Collections.unmodifiableMap(modules);
     }
@@ -62,6 +66,7 @@ final class PeftAdapterFile implements AutoCloseable {
         }
         AdapterConfig config = AdapterConfig.read(configFile);
         config.checkTargets(configFile, projections.keySet());
+        BaseFormat trainedOn = BaseFormatRecord.read(dir);
         SafetensorsReader reader = SafetensorsReader.open(weights);
         try {
             Map<String, TensorInfo[]> byModule = matricesByModule(weights, reader, config, projections, layers);
@@ -76,7 +81,7 @@ final class PeftAdapterFile implements AutoCloseable {
                             List.of(TargetModules.shortName(path)))));
                 }
             }
-            return new PeftAdapterFile(dir, config, reader, modules);
+            return new PeftAdapterFile(dir, config, trainedOn, reader, modules);
         } catch (ModelException | RuntimeException e) {
             reader.close();
             throw e;
@@ -93,6 +98,11 @@ final class PeftAdapterFile implements AutoCloseable {
         return config;
     }
 
+    /** The base format the adapter records it was trained over ({@code qlora4j.json}), or null when it records none. */
+    BaseFormat trainedOn() {
+        return trainedOn;
+    }
+
     /** The adapted modules by path, in block order. */
     Map<String, Module> modules() {
         return modules;
@@ -104,13 +114,12 @@ final class PeftAdapterFile implements AutoCloseable {
         return new LoraSettings(config.r(), config.alpha(), config.dropout(), config.useRslora(), names);
     }
 
-    /** One line for a model card: the directory, rank, alpha, modules, and the 4-bit base it records. */
+    /** One line for a model card: the directory, rank, alpha, modules, and the base format it records. */
     String describe() {
         LoraSettings s = settings();
-        QuantizedBase trainedOn = config.trainedOn();
         return "`" + dir + "`: r " + s.rank() + ", alpha " + s.alpha() + (s.useRslora() ? " (rsLoRA)" : "") + ", "
                 + modules.size() + " modules (" + String.join(", ", s.targets()) + ")"
-                + (trainedOn == null ? "" : ", trained on a " + trainedOn + " base");
+                + (trainedOn == null ? "" : ", trained over a " + trainedOn.describe() + " base");
     }
 
     /** A matrix of this adapter as float32, row-major. */

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -46,12 +47,12 @@ class ExportErrorsTest {
     @Test
     void originalMergeOfABitsandbytesBaseIsRefused() throws Exception {
         Path nf4 = dir.resolve("nf4");
-        CheckpointQuantizer.builder().build().quantize(TinyModels.writeTinyModel(dir), nf4);
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(TinyModels.writeTinyModel(dir), nf4);
         Path adapter = ExportFixtures.adapter(nf4, dir.resolve("adapter"), null, 1);
         ModelException e = assertThrows(ModelException.class,
                 () -> MergedExport.builder(nf4, List.of(adapter)).optMergeBase(MergeBase.ORIGINAL).build());
         assertEquals(nf4 + ": merge_base original needs full-precision weights, but this checkpoint stores its"
-                + " projections in bitsandbytes 4-bit; use merge_base dequantized", e.getMessage());
+                + " projections in bitsandbytes NF4+DQ, blocksize 64; use merge_base dequantized", e.getMessage());
     }
 
     @Test

@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.checkpoint.TinyModels;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -13,7 +15,6 @@ import io.qlora4j.quant.HalfFloats;
 import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 
 /** Export test helpers: adapters for {@code TinyModels}' one-layer checkpoint, and logits of stored models. */
 final class ExportFixtures {
@@ -26,10 +27,10 @@ final class ExportFixtures {
 
     /**
      * Saves a trained-looking adapter for {@code base} into {@code dir}: A as attached from {@code seed}, B random,
-     * every value representable in float16; with {@code trainedOn} set, attached to the 4-bit base and recording it
-     * as the trainer does.
+     * every value representable in float16; with {@code trainedOn} set, attached to the base in that format and
+     * recording it as the trainer does (null: the base as stored, recorded as dense).
      */
-    static Path adapter(Path base, Path dir, QuantizedBase trainedOn, long seed) throws Exception {
+    static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = loader(trainedOn).load(base, m);
             LoraAdapters adapters = LoraAdapters.attach(model, SETTINGS, m, seed);
@@ -37,16 +38,13 @@ final class ExportFixtures {
             for (NDArray p : adapters.parameters().values()) {
                 p.set(FloatBuffer.wrap(representableInF16(p.toFloatArray())));
             }
-            Map<String, Object> record = trainedOn == null ? Map.of() : Map.of("qlora4j", Map.of(
-                    "quantization_bit", 4, "quantization_type", trainedOn.type().jsonName(),
-                    "double_quantization", trainedOn.doubleQuant(), "quantization_blocksize", trainedOn.blocksize()));
-            adapters.save(dir, "tiny", record);
+            adapters.save(dir, "tiny", BaseFormats.forModel(base, trainedOn == null ? BaseFormats.DENSE : trainedOn));
         }
         return dir;
     }
 
     /** The logits of {@link #IDS} through {@code base} (4-bit in {@code format} when set) with {@code adapter} attached. */
-    static float[] logits(Path base, QuantizedBase format, Path adapter) throws Exception {
+    static float[] logits(Path base, BaseFormat format, Path adapter) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = loader(format).load(base, m);
             LoraAdapters.load(adapter, model, m);
@@ -105,9 +103,8 @@ final class ExportFixtures {
         return out;
     }
 
-    private static LlamaLoader loader(QuantizedBase format) {
-        return format == null ? LlamaLoader.builder().build()
-                : LlamaLoader.builder().optQuantizer(format.quantizer()).build();
+    private static LlamaLoader loader(BaseFormat format) {
+        return LlamaLoader.builder().optFormat(format).build();
     }
 
     private static float[] forward(LlamaModel model, NDManager m) {

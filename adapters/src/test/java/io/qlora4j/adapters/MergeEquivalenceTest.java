@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.safetensors.DType;
@@ -35,14 +36,14 @@ class MergeEquivalenceTest {
     @Test
     void dequantizedFloat32ExportComputesTheNf4BasePlusAdapter() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
-        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 5);
+        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), BaseFormats.QLORA, 5);
         MergedExport export = MergedExport.builder(base, List.of(adapter)).optDtype(DType.F32).build();
         assertEquals(MergeBase.DEQUANTIZED, export.mergeBase(), "the adapter records its 4-bit base");
-        assertEquals(QuantizedBase.QLORA, export.baseQuantization());
+        assertEquals(BaseFormats.QLORA, export.baseQuantization());
         Path out = dir.resolve("merged");
         assertEquals(7, export.writeTo(out).mergedModules());
 
-        float[] expected = logits(base, QuantizedBase.QLORA, adapter);
+        float[] expected = logits(base, BaseFormats.QLORA, adapter);
         float[] merged = logits(out);
         assertTrue(maxAbs(expected) > 0.01, "logits of a meaningful size: " + maxAbs(expected));
         assertTrue(maxDifference(expected, merged) <= 1e-5, "max difference " + maxDifference(expected, merged));
@@ -53,11 +54,11 @@ class MergeEquivalenceTest {
     @Test
     void dequantizedMergedWeightIsTheNf4RoundTripPlusScaledBTimesA() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
-        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 6);
+        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), BaseFormats.QLORA, 6);
         Path out = float32Export(base, List.of(adapter), "merged");
         String module = "model.layers.0.mlp.down_proj";
         long[] shape = ExportFixtures.projectionShape("mlp.down_proj");
-        BlockwiseQuantizer nf4 = QuantizedBase.QLORA.quantizer();
+        BlockwiseQuantizer nf4 = BlockwiseQuantizer.builder().build(); // NF4, blocksize 64, double quantization
         float[] w = nf4.dequantize(nf4.quantize(tensor(base, module + ".weight"), shape));
         assertClose(expectedMerge(w, shape, module, List.of(adapter)), tensor(out, module + ".weight"), 1e-6);
     }
@@ -86,7 +87,7 @@ class MergeEquivalenceTest {
     @Test
     void bfloat16ExportIsTheFloat32MergeRoundedToTheNearestBfloat16() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
-        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 9);
+        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), BaseFormats.QLORA, 9);
         Path f32 = float32Export(base, List.of(adapter), "f32");
         Path bf16 = dir.resolve("bf16");
         MergedExport.builder(base, List.of(adapter)).build().writeTo(bf16);
@@ -109,10 +110,10 @@ class MergeEquivalenceTest {
     @Test
     void bitsandbytesBaseMergesIntoItsStoredWeightsAndLosesItsQuantizationConfig() throws Exception {
         Path nf4 = dir.resolve("nf4");
-        CheckpointQuantizer.builder().build().quantize(TinyModels.writeTinyModel(dir), nf4);
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(TinyModels.writeTinyModel(dir), nf4);
         Path adapter = ExportFixtures.adapter(nf4, dir.resolve("adapter"), null, 10);
         MergedExport export = MergedExport.builder(nf4, List.of(adapter)).optDtype(DType.F32).build();
-        assertTrue(export.prequantizedBase());
+        assertEquals(BaseFormats.QLORA, export.storedFormat());
         assertEquals(MergeBase.DEQUANTIZED, export.mergeBase());
         assertNull(export.baseQuantization(), "the stored 4-bit weights are used as they are");
         Path out = dir.resolve("merged");
@@ -129,11 +130,11 @@ class MergeEquivalenceTest {
     @Test
     void fourBitExportHoldsTheBitsandbytesEntriesOfTheMergedWeights() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
-        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), QuantizedBase.QLORA, 11);
+        Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), BaseFormats.QLORA, 11);
         Path f32 = float32Export(base, List.of(adapter), "f32");
         Path nf4 = dir.resolve("nf4");
-        MergedExport.builder(base, List.of(adapter)).optRequantize(QuantizedBase.QLORA).build().writeTo(nf4);
-        BlockwiseQuantizer quantizer = QuantizedBase.QLORA.quantizer();
+        MergedExport.builder(base, List.of(adapter)).optRequantize(BaseFormats.QLORA).build().writeTo(nf4);
+        BlockwiseQuantizer quantizer = BlockwiseQuantizer.builder().build();
         try (SafetensorsReader r = SafetensorsReader.open(nf4)) {
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 String key = "model.layers.0." + name + ".weight";

@@ -10,6 +10,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
@@ -116,7 +117,7 @@ class PeftLoadTest {
             });
             logits = Fixtures.logits(m, model);
             Fixtures.assertClose(expected, logits, 1e-5);
-            loaded.save(copy, "tiny", Map.of());
+            loaded.save(copy, "tiny", BaseFormats.DENSE);
         }
         Map<?, ?> saved = JSON.readValue(copy.resolve("adapter_config.json").toFile(), Map.class);
         assertEquals(Map.of("model.layers.0.self_attn.q_proj", 2, "model.layers.1.self_attn.q_proj", 2),

@@ -8,10 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.quant.QuantType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -37,11 +40,6 @@ class PeftSaveTest {
               "lora_dropout": 0.05,
               "modules_to_save": null,
               "peft_type": "LORA",
-              "qlora4j": {
-                "double_quantization": true,
-                "quantization_bit": 4,
-                "quantization_type": "nf4"
-              },
               "r": 8,
               "rank_pattern": {},
               "target_modules": [
@@ -62,14 +60,31 @@ class PeftSaveTest {
     Path dir;
 
     @Test
-    void configIsPeftFieldsWithSortedKeysIndentTwoAndExtraFieldsMerged() throws Exception {
+    void configHoldsPeftFieldsOnlyWithSortedKeysIndentTwoAndTheBaseFormatGoesToTheSideFileAndCard()
+            throws Exception {
         TinyModel tiny = new TinyModel(20);
         try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(8, 16, 0.05, false, List.of("all")), m, 1)) {
-            adapters.save(dir, "meta-llama/Llama-2-7b-hf", Map.of("qlora4j",
-                    Map.of("quantization_bit", 4, "quantization_type", "nf4", "double_quantization", true)));
+            adapters.save(dir, "meta-llama/Llama-2-7b-hf", new Bnb4bitFormat(QuantType.FP4, 128, false));
         }
         assertEquals(EXPECTED_CONFIG, Files.readString(dir.resolve("adapter_config.json")));
+        assertEquals("""
+                {
+                  "base_format": {
+                    "double_quantization": false,
+                    "quantization_bit": 4,
+                    "quantization_blocksize": 128,
+                    "quantization_method": "bnb",
+                    "quantization_type": "fp4"
+                  },
+                  "base_format_description": "bitsandbytes FP4, blocksize 128"
+                }""", Files.readString(dir.resolve("qlora4j.json")));
+        assertEquals(new Bnb4bitFormat(QuantType.FP4, 128, false), BaseFormatRecord.read(dir), "read back");
+        String card = Files.readString(dir.resolve("README.md"));
+        assertTrue(card.startsWith("---\nbase_model: meta-llama/Llama-2-7b-hf\nlibrary_name: peft\n"), card);
+        assertTrue(card.contains("- Base format during training: bitsandbytes FP4, blocksize 128 (quantization_method: bnb,"
+                + " quantization_bit: 4, quantization_type: fp4, double_quantization: false, quantization_blocksize: 128)"),
+                card);
     }
 
     @Test
@@ -78,8 +93,8 @@ class PeftSaveTest {
         try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(2, 4, 0, false, List.of("q_proj", "down_proj")), m, 2)) {
             Fixtures.randomizeB(adapters, 3);
-            adapters.save(dir, "tiny", Map.of());
-            adapters.save(dir, "tiny", Map.of()); // saving again replaces both files
+            adapters.save(dir, "tiny", BaseFormats.DENSE);
+            adapters.save(dir, "tiny", BaseFormats.DENSE); // saving again replaces both files
             try (SafetensorsReader reader = SafetensorsReader.open(dir.resolve("adapter_model.safetensors"))) {
                 assertEquals(Map.of("format", "pt"), reader.metadata());
                 List<String> names = new ArrayList<>();
@@ -105,7 +120,7 @@ class PeftSaveTest {
             }
         }
         try (Stream<Path> files = Files.list(dir)) {
-            assertEquals(List.of("adapter_config.json", "adapter_model.safetensors"),
+            assertEquals(List.of("README.md", "adapter_config.json", "adapter_model.safetensors", "qlora4j.json"),
                     files.map(f -> f.getFileName().toString()).sorted().toList());
         }
     }
@@ -123,7 +138,7 @@ class PeftSaveTest {
             adapters.setTraining(true);
             adapters.setDropoutSeed(99);
             train = Fixtures.logits(m, model);
-            adapters.save(dir, "tiny", Map.of());
+            adapters.save(dir, "tiny", BaseFormats.DENSE);
         }
         try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
@@ -137,17 +152,12 @@ class PeftSaveTest {
     }
 
     @Test
-    void extraConfigMayNotReplacePeftFields() throws Exception {
-        TinyModel tiny = new TinyModel(23);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
-                LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(2), m, 1)) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> adapters.save(dir, "tiny", Map.of("r", 4)));
-            assertTrue(e.getMessage().contains("'r'"), e.getMessage());
-        }
-        try (Stream<Path> files = Files.list(dir)) {
-            assertEquals(0, files.count(), "nothing is written when the config is refused");
-        }
+    void aSideFileNamingABitWidthTheMethodLacksIsOneLineNamingIt() throws Exception {
+        Files.writeString(dir.resolve("qlora4j.json"), "{\"base_format\": {\"quantization_method\": \"bnb\","
+                + " \"quantization_bit\": 3}}");
+        ModelException e = assertThrows(ModelException.class, () -> BaseFormatRecord.read(dir));
+        assertEquals(dir.resolve("qlora4j.json") + ": base_format: quantization_bit 3 is not supported by"
+                + " quantization_method bnb (allowed: 4, 8)", e.getMessage());
     }
 
     @Test

@@ -7,12 +7,12 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.util.cuda.CudaUtils;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.LossScaler;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -64,7 +64,7 @@ public final class CudaTrainBenchmark {
         memory.start();
         try (NDManager manager = NDManager.newBaseManager(device, "PyTorch")) {
             long loadStart = System.nanoTime();
-            LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build())
+            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)
                     .optComputeType(type).build().load(dir, manager);
             double loadS = (System.nanoTime() - loadStart) / 1e9;
             long afterLoad = memory.now();

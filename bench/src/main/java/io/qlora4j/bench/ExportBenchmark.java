@@ -4,8 +4,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.adapters.MergeBase;
 import io.qlora4j.adapters.MergedExport;
-import io.qlora4j.adapters.QuantizedBase;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
@@ -83,7 +83,7 @@ public final class ExportBenchmark {
         MergedExport.Builder builder = MergedExport.builder(base, List.of(adapter))
                 .optMergeBase(mode.equals("original") ? MergeBase.ORIGINAL : MergeBase.DEQUANTIZED);
         if (mode.endsWith("+nf4")) {
-            builder.optRequantize(QuantizedBase.QLORA);
+            builder.optRequantize(BaseFormats.QLORA);
         }
         long start = System.nanoTime();
         MergedExport.Report report = builder.build().writeTo(out);

@@ -6,12 +6,12 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -95,7 +95,7 @@ public final class ForwardBenchmark {
                 RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 42);
                 Loaded dense = Loaded.load(DENSE, LlamaLoader.builder().build(), checkpoint, manager);
                 Loaded nf4 = Loaded.load(NF4, LlamaLoader.builder()
-                        .optQuantizer(BlockwiseQuantizer.builder().build()).build(), checkpoint, manager);
+                        .optFormat(BaseFormats.QLORA).build(), checkpoint, manager);
                 MatmulPeak peak = new MatmulPeak(manager)) {
             NDArray ids = manager.create(randomIds(config.vocabSize(), batch * seq), new Shape(batch, seq));
             Map<Long, NDArray> inputs = new HashMap<>();

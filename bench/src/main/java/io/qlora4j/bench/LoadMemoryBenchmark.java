@@ -2,12 +2,12 @@ package io.qlora4j.bench;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaBlock;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -88,7 +88,7 @@ public final class LoadMemoryBenchmark {
             RssSampler sampler = new RssSampler();
             sampler.start();
             long start = System.nanoTime();
-            try (LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
+            try (LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA).build()
                     .load(dir, manager)) {
                 long loadMs = (System.nanoTime() - start) / 1_000_000;
                 sampler.interrupt();

@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.DType;
@@ -12,7 +13,6 @@ import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.Parameter;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.trainer.TrainStep;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -131,7 +131,7 @@ public final class TrainBenchmark {
     /** The child: loads NF4+DQ, attaches LoRA, trains and reports as {@code result.key=value}. */
     private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
+                LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA).build()
                         .load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
             double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), recompute,

@@ -3,21 +3,23 @@ package io.qlora4j.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
 import java.util.Arrays;
 import java.util.function.Function;
 
 /**
- * A base linear layer whose weight {@code [out, in]} stays 4-bit (NF4 or FP4, optionally with
- * double-quantized scales) on the device. Each call dequantizes the weight on the device, multiplies,
- * and frees the dequantized copy at once, so the layer keeps only the packed form between calls.
+ * A base linear layer whose weight {@code [out, in]} stays in a compact storage format on the device (NF4/FP4,
+ * LLM.int8, ...: any {@link DeviceWeight}). Each call dequantizes the weight on the device in the dtype asked for,
+ * uses it, and frees the dequantized copy at once, so the layer keeps only the stored form between calls. Every
+ * quantized base format is this class over its own {@link DeviceWeight}.
  */
 public final class QuantizedLinear extends BiasedLinear {
-    private final NdQuantizedTensor weight;
+    private final DeviceWeight weight;
 
-    /** Wraps a device-resident quantized weight of shape {@code [out, in]} and a bias {@code [out]} (or null). */
-    public QuantizedLinear(NdQuantizedTensor weight, NDArray bias) {
+    /** Wraps a device-resident weight of shape {@code [out, in]} and a bias {@code [out]} (or null); owns both. */
+    public QuantizedLinear(DeviceWeight weight, NDArray bias) {
         super(bias, requireMatrix(weight.shape())[0]);
         this.weight = weight;
     }
@@ -29,16 +31,16 @@ public final class QuantizedLinear extends BiasedLinear {
         return shape;
     }
 
-    /** Uploads {@code weight} to {@code manager}'s device and wraps it with {@code bias} (or null). */
+    /** Uploads a bitsandbytes 4-bit {@code weight} to {@code manager}'s device and wraps it with {@code bias} (or null). */
     public static QuantizedLinear upload(QuantizedTensor weight, NDArray bias, NDManager manager) {
         return new QuantizedLinear(NdQuantizedTensor.upload(weight, manager), bias);
     }
 
-    /** {@code use} applied to the weight dequantized on the device and cast to {@code type}, freed after the call. */
+    /** {@code use} applied to the weight dequantized on the device as {@code type}, freed after the call. */
     @Override
     public <R> R withWeight(DataType type, Function<NDArray, R> use) {
-        try (NDArray w = weight.dequantize(); NDArray cast = w.toType(type, false)) {
-            return use.apply(cast);
+        try (NDArray w = weight.dequantize(type)) {
+            return use.apply(w);
         }
     }
 
@@ -52,7 +54,7 @@ public final class QuantizedLinear extends BiasedLinear {
         return weight.shape()[0];
     }
 
-    /** Device bytes of the packed codes, scales and tables. */
+    /** Device bytes of the stored weight (codes, scales, tables). */
     @Override
     long weightBytes() {
         return weight.bytes();

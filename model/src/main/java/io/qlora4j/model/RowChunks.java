@@ -17,6 +17,12 @@ import java.nio.ByteOrder;
 public final class RowChunks {
     private RowChunks() {}
 
+    /** Copies float32 rows as they are: the encoder of a float32 upload. */
+    public static final Encoder FLOAT32 = (values, firstRow, rows, cols, staging) -> {
+        staging.asFloatBuffer().put(values, 0, rows * cols);
+        return true;
+    };
+
     /** Encodes rows of float32 values into the staging buffer in the target dtype. */
     @FunctionalInterface
     public interface Encoder {

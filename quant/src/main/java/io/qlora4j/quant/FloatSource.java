@@ -13,4 +13,9 @@ public interface FloatSource<E extends Exception> {
 
     /** Copies elements {@code [offset, offset + count)} into {@code dest[destPos, destPos + count)}. */
     void read(long offset, float[] dest, int destPos, int count) throws E;
+
+    /** The elements of {@code values} (held, not copied), as a source that never fails. */
+    static <E extends Exception> FloatSource<E> of(float[] values) {
+        return (offset, dest, destPos, count) -> System.arraycopy(values, Math.toIntExact(offset), dest, destPos, count);
+    }
 }

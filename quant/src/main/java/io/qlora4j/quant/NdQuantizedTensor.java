@@ -23,7 +23,7 @@ import java.util.Arrays;
  * <p>The packed codes (and the scale codes) are zero-padded on the device to whole blocks, at
  * most {@code blocksize / 2} (and 255) extra bytes, so that every block reshapes to one row.
  */
-public final class NdQuantizedTensor implements AutoCloseable {
+public final class NdQuantizedTensor implements DeviceWeight {
 
     private final NDManager owner;
     private final NDManager arrays;
@@ -96,7 +96,23 @@ public final class NdQuantizedTensor implements AutoCloseable {
         return out;
     }
 
+    /**
+     * {@link #dequantize()} cast to {@code type}: bitsandbytes dequantizes 4-bit weights in float32 and casts the
+     * result to the compute dtype, and so does this.
+     */
+    @Override
+    public NDArray dequantize(DataType type) {
+        NDArray w = dequantize();
+        if (type == DataType.FLOAT32) {
+            return w;
+        }
+        try (w) {
+            return w.toType(type, false);
+        }
+    }
+
     /** Device bytes held: packed codes, scales in their stored form, and the lookup tables. */
+    @Override
     public long bytes() {
         long total = 0;
         for (NDArray a : new NDArray[] {packed, byteTable, absmax, codes, nestedAbsmax, nestedMap, offset}) {
@@ -108,6 +124,7 @@ public final class NdQuantizedTensor implements AutoCloseable {
     }
 
     /** The original shape (a copy). */
+    @Override
     public long[] shape() {
         return shape.clone();
     }

@@ -3,13 +3,21 @@ package io.qlora4j.trainer;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.FormatKeys;
+import io.qlora4j.model.format.FormatOption;
 import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.QuantType;
 import io.qlora4j.trainer.config.JobConfig;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.Consumer;
 
-/** How a job's keys choose the compute target and the base-model loader, for every command that runs a model. */
+/**
+ * How a job's keys choose the compute target, the base format and the base-model loader, for every command that
+ * runs or writes a model: the one place where {@code quantization_method}, {@code quantization_bit} and the formats'
+ * options become a {@link BaseFormat}.
+ */
 public final class JobModels {
     private JobModels() {}
 
@@ -19,22 +27,48 @@ public final class JobModels {
     }
 
     /**
-     * A loader that quantizes the block linears on the fly when {@code quantization_bit=4} (with
-     * {@code quantization_type}, {@code quantization_blocksize}, {@code double_quantization}), else keeps them dense;
-     * {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model computes in
-     * {@code computeType} (a {@link ComputeTarget}'s).
+     * The base format the job asks for: {@code quantization_method} and {@code quantization_bit} with the formats'
+     * options (dense without {@code quantization_bit}).
+     *
+     * @throws ModelException naming the key when the method or bit width is not implemented
      */
-    public static LlamaLoader loader(JobConfig config, DataType computeType) {
-        LlamaLoader.Builder builder = LlamaLoader.builder()
-                .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
-                .optComputeType(computeType);
-        if (config.integer("quantization_bit") != null) {
-            builder.optQuantizer(BlockwiseQuantizer.builder()
-                    .optType(QuantType.fromName(config.string("quantization_type")))
-                    .optBlocksize(config.integer("quantization_blocksize"))
-                    .optDoubleQuant(config.bool("double_quantization"))
-                    .build());
+    public static BaseFormat format(JobConfig config) throws ModelException {
+        return format(config, config.string("quantization_method"), config.integer("quantization_bit"));
+    }
+
+    /**
+     * The format {@code export} writes the merged projections in: {@code export_quantization_method} (default
+     * {@code quantization_method}) and {@code export_quantization_bit} with the same options; dense without
+     * {@code export_quantization_bit}.
+     */
+    public static BaseFormat exportFormat(JobConfig config) throws ModelException {
+        String method = config.string("export_quantization_method");
+        return format(config, method != null ? method : config.string("quantization_method"),
+                config.integer("export_quantization_bit"));
+    }
+
+    /**
+     * The format {@code method} and {@code bits} choose with the job's option values; the way a command that needs a
+     * quantized format when the job gives no bit width asks for a default one.
+     */
+    public static BaseFormat format(JobConfig config, String method, Integer bits) throws ModelException {
+        Map<String, Object> options = new LinkedHashMap<>();
+        for (FormatOption o : BaseFormats.options()) {
+            options.put(o.name(), config.string(o.name()));
         }
-        return builder.build();
+        return BaseFormats.fromKeys(new FormatKeys(method, bits, options));
+    }
+
+    /**
+     * A loader that converts the block linears to the job's {@link #format} (a pre-quantized checkpoint keeps its
+     * own); {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model
+     * computes in {@code computeType} (a {@link ComputeTarget}'s).
+     */
+    public static LlamaLoader loader(JobConfig config, DataType computeType) throws ModelException {
+        return LlamaLoader.builder()
+                .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
+                .optComputeType(computeType)
+                .optFormat(format(config))
+                .build();
     }
 }

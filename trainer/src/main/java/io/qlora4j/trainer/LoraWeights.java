@@ -4,31 +4,31 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
- * LoRA adapters on a frozen (dense or 4-bit) base: new ones from the job's {@code lora_*} keys, or
+ * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} keys, or
  * those of {@code adapter_name_or_path} or of the checkpoint being resumed. Saved as a PEFT adapter
- * whose config also records how the base was quantized.
+ * that records the base format it was trained over (in qlora4j's side file and the model card).
  */
 final class LoraWeights implements TrainableWeights {
     private final LoraAdapters adapters;
     private final String baseModel;
-    private final Map<String, Object> extraConfig;
+    private final BaseFormat baseFormat;
     private final List<Parameter> parameters = new ArrayList<>();
 
-    private LoraWeights(LoraAdapters adapters, String baseModel, Map<String, Object> extraConfig) {
+    private LoraWeights(LoraAdapters adapters, String baseModel, BaseFormat baseFormat) {
         this.adapters = adapters;
         this.baseModel = baseModel;
-        this.extraConfig = extraConfig;
+        this.baseFormat = baseFormat;
         adapters.parameters().forEach((name, value) -> parameters.add(new Parameter(name, value)));
     }
 
@@ -45,7 +45,8 @@ final class LoraWeights implements TrainableWeights {
         Path from = checkpoint != null ? checkpoint : existing == null ? null : Path.of(existing);
         LoraAdapters adapters = from != null ? LoraAdapters.load(from, model, manager)
                 : LoraAdapters.attach(model, settings(config), manager, config.integer("seed"));
-        return new LoraWeights(adapters, config.string("model_name_or_path"), baseRecord(config));
+        String baseModel = config.string("model_name_or_path");
+        return new LoraWeights(adapters, baseModel, BaseFormats.forModel(Path.of(baseModel), JobModels.format(config)));
     }
 
     private static LoraSettings settings(JobConfig config) throws ConfigException {
@@ -57,19 +58,6 @@ final class LoraWeights implements TrainableWeights {
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
-    }
-
-    /** {@code {"qlora4j": {...}}}: the 4-bit format the adapter was trained against, when the base was quantized. */
-    private static Map<String, Object> baseRecord(JobConfig config) {
-        if (config.integer("quantization_bit") == null) {
-            return Map.of();
-        }
-        Map<String, Object> base = new LinkedHashMap<>();
-        base.put("quantization_bit", config.integer("quantization_bit"));
-        base.put("quantization_type", config.string("quantization_type"));
-        base.put("double_quantization", config.bool("double_quantization"));
-        base.put("quantization_blocksize", config.integer("quantization_blocksize"));
-        return Map.of("qlora4j", base);
     }
 
     @Override
@@ -92,9 +80,9 @@ final class LoraWeights implements TrainableWeights {
         adapters.setDropoutSeed(seed);
     }
 
-    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as PEFT does. */
+    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as PEFT does, and the base format record. */
     @Override
     public void save(Path dir) throws ModelException {
-        adapters.save(dir, baseModel, extraConfig);
+        adapters.save(dir, baseModel, baseFormat);
     }
 }

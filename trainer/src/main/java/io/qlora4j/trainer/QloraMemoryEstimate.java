@@ -1,16 +1,17 @@
 package io.qlora4j.trainer;
 
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.llama.LlamaConfig;
 
 /**
- * What a QLoRA run of a Llama-family model needs, from its config alone: the NF4+DQ base (linear
- * weights at 4 bits plus 8-bit block scales), the embeddings and lm_head (16 bits for a bf16 or fp16
+ * What a QLoRA run of a Llama-family model needs, from its config and the base format alone: the linear
+ * weights in that format (its stored bytes, scales included), the embeddings and lm_head (16 bits for a bf16 or fp16
  * checkpoint, as {@code Float16Weight} holds them), the norms, the LoRA
  * parameters with their gradients and AdamW state, and the activations of one recomputed step.
  *
  * @param parameters all parameters of the base model
  * @param linearParameters the parameters of the quantized linear layers under model.layers
- * @param baseBytes the packed 4-bit linears with their scales (blocksize 64, double quantization)
+ * @param baseBytes the linears in the base format with their scales
  * @param denseBytes embeddings and lm_head (16 bits plus a row scale, or the compute dtype for a float32
  *     checkpoint) and the norms in the compute dtype
  * @param loraParameters LoRA parameters at the given rank on every linear layer
@@ -26,11 +27,12 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
     }
 
     /**
-     * Estimates a run with LoRA of {@code rank} on all linear layers, {@code batch} sequences of
-     * {@code seqLen} tokens, gradient checkpointing on, and {@code computeBytes} per dense element
+     * Estimates a run over a base in {@code format} with LoRA of {@code rank} on all linear layers, {@code batch}
+     * sequences of {@code seqLen} tokens, gradient checkpointing on, and {@code computeBytes} per dense element
      * (4 for float32, 2 for float16).
      */
-    public static QloraMemoryEstimate of(LlamaConfig c, int rank, int seqLen, int batch, int computeBytes) {
+    public static QloraMemoryEstimate of(LlamaConfig c, BaseFormat format, int rank, int seqLen, int batch,
+            int computeBytes) {
         long h = c.hiddenSize();
         long q = c.queryDim();
         long kv = c.keyValueDim();
@@ -41,10 +43,8 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
         long packed = 0;
         long lora = 0;
         for (long[] outIn : linears) {
-            long n = outIn[0] * outIn[1];
-            long blocks = (n + 63) / 64;
-            linearParams += n;
-            packed += (n + 1) / 2 + blocks + 4 * ((blocks + 255) / 256);
+            linearParams += outIn[0] * outIn[1];
+            packed += format.storedBytes(outIn);
             lora += (long) rank * (outIn[0] + outIn[1]);
         }
         long tables = c.tieWordEmbeddings() ? 1 : 2;

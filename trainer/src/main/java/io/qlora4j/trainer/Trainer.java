@@ -46,6 +46,7 @@ public final class Trainer {
             DataType computeType) throws ConfigException, ModelException, DataException, IOException {
         boolean full = config.string("finetuning_type").equals("full");
         checkSupported(config, full);
+        JobModels.format(config); // an unimplemented method or bit width is refused before anything is written
         Path baseDir = Path.of(config.require("model_name_or_path"));
         Path outputDir = Path.of(config.require("output_dir"));
         String resume = config.string("resume_from_checkpoint");

@@ -7,17 +7,16 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.checkpoint.TinyModels;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.Parameter;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,7 +36,7 @@ class JavaApiExampleTest {
         double last = Double.NaN;
         try (NDManager manager = NDManager.newBaseManager()) {
             // --- README ---
-            LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()) // NF4 + DQ
+            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)            // NF4 + DQ
                     .build().load(base, manager);
             LoraAdapters lora = LoraAdapters.attach(model, new LoraSettings(8, 16, 0.0, false, List.of("all")), manager, 42);
             List<Parameter> params = lora.parameters().entrySet().stream().map(e -> new Parameter(e.getKey(), e.getValue())).toList();
@@ -51,7 +50,7 @@ class JavaApiExampleTest {
                 first = s == 0 ? loss : first;
                 last = loss;
             }
-            lora.save(dir.resolve("adapter"), base.toString(), Map.of());     // loads in Python PEFT
+            lora.save(dir.resolve("adapter"), base.toString(), BaseFormats.QLORA); // loads in Python PEFT
             // --- end ---
             adamw.close();
             lora.close();

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Gradients;
@@ -231,7 +232,7 @@ class TrainStepTest {
     private record Nf4Lora(LlamaModel model, LoraAdapters adapters, List<Parameter> params) {
         static Nf4Lora load(Path base, NDManager manager, DataType type, double dropout) throws Exception {
             // float16 is for GPUs (ComputeTarget refuses it on a CPU); libtorch's CPU kernels run it for a test
-            LlamaModel model = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build())
+            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)
                     .optComputeType(type).build().load(base, manager);
             LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, dropout, false, List.of("all")),
                     manager, 5);

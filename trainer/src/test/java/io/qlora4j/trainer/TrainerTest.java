@@ -338,8 +338,12 @@ class TrainerTest {
         assertEquals(8.0, config.get("lora_alpha").asDouble(), "LLaMA-Factory's default alpha = 2 x rank");
         assertEquals(0.2, config.get("lora_dropout").asDouble());
         assertEquals(base.toString(), config.get("base_model_name_or_path").asText());
-        assertEquals(4, config.get("qlora4j").get("quantization_bit").asInt());
-        assertEquals("nf4", config.get("qlora4j").get("quantization_type").asText());
+        assertFalse(config.has("qlora4j"), "adapter_config.json holds PEFT's keys only");
+        JsonNode record = JSON.readTree(straight.resolve("qlora4j.json").toFile()).get("base_format");
+        assertEquals("bnb", record.get("quantization_method").asText());
+        assertEquals(4, record.get("quantization_bit").asInt());
+        assertEquals("nf4", record.get("quantization_type").asText());
+        assertTrue(Files.readString(straight.resolve("README.md")).contains("bitsandbytes NF4+DQ, blocksize 64"));
         Map<String, float[]> adapter = tensors(straight.resolve("adapter_model.safetensors"));
         assertEquals(2 * 3 * 2, adapter.size(), "A and B of 3 modules in 2 layers");
         try (SafetensorsReader reader = SafetensorsReader.open(straight.resolve("adapter_model.safetensors"))) {

@@ -5,19 +5,16 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
-import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.RowChunks;
 import io.qlora4j.model.TokenEmbedding;
-import io.qlora4j.model.checkpoint.BnbEntries;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.StoredWeight;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
-import io.qlora4j.quant.BlockwiseQuantizer;
-import io.qlora4j.quant.QuantType;
-import io.qlora4j.quant.QuantizedTensor;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -28,9 +25,9 @@ import java.util.Map;
 /**
  * Loads a Hugging Face Llama directory ({@code config.json} plus {@code model.safetensors} or shards)
  * into a {@link LlamaModel}, streaming tensor by tensor: every shape is checked against the config
- * before any data is read, each linear weight of {@code model.layers.*} is quantized (when a quantizer
- * is set) straight from the file a chunk of blocks at a time and uploaded, so no float32 copy of it
- * exists; embed_tokens and lm_head are held in 16 bits whenever that is exact ({@link Float16Weight}, as
+ * before any data is read, each linear weight of {@code model.layers.*} is brought into the base format
+ * ({@link BaseFormat}: the checkpoint's own when it is pre-quantized, else the one set, dense by default),
+ * quantized straight from the file a chunk at a time and uploaded, so no float32 copy of it exists; embed_tokens and lm_head are held in 16 bits whenever that is exact ({@link Float16Weight}, as
  * QLoRA keeps them in bf16), else in float32; norms stay float32. Large matrices reach the device in row
  * chunks. The full-precision model never exists in memory: the peak is the loaded model plus about one tensor.
  */
@@ -38,32 +35,35 @@ public final class LlamaLoader {
     /** Elements copied to the device at once for a dense tensor. */
     private static final int CHUNK_ELEMENTS = 1 << 22;
 
-    private final BlockwiseQuantizer quantizer;
+    private final BaseFormat format;
     private final boolean float32Embeddings;
     private final DataType computeType;
 
     private LlamaLoader(Builder builder) {
-        this.quantizer = builder.quantizer;
+        this.format = builder.format;
         this.float32Embeddings = builder.float32Embeddings;
         this.computeType = builder.computeType;
     }
 
-    /** A loader that keeps every weight dense float32 unless a quantizer is set. */
+    /** A loader that keeps every weight dense float32 unless a base format is set. */
     public static Builder builder() {
         return new Builder();
     }
 
     /**
      * Loads {@code modelDir} into {@code manager}'s device. Problems (missing config or tensor, a shape
-     * that disagrees with the config, a pre-quantized checkpoint) are one-line errors naming them.
+     * that disagrees with the config, a pre-quantized checkpoint of another format than the one set, or one
+     * qlora4j cannot read) are one-line errors naming them.
      */
     public LlamaModel load(Path modelDir, NDManager manager) throws ModelException {
         LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));
+        BaseFormat stored = BaseFormats.stored(modelDir);
+        BaseFormats.forModel(modelDir, format);
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
-            checkTensors(config, reader);
+            checkTensors(config, reader, stored);
             NDManager arrays = manager.newSubManager();
             try {
-                return assemble(config, reader, arrays);
+                return assemble(config, reader, stored, arrays);
             } catch (ModelException | RuntimeException e) {
                 arrays.close();
                 throw e;
@@ -99,33 +99,36 @@ public final class LlamaLoader {
     }
 
     /**
-     * Checks that {@code reader} holds every tensor {@code config} calls for, each with its shape (a bitsandbytes
-     * 4-bit weight is checked against its quant state when it is read), before any data is read.
+     * Checks that {@code reader} holds every tensor {@code config} calls for, each with its shape, before any data
+     * is read; a linear that {@code stored} (the checkpoint's format, or null) holds is checked when it is read.
      *
      * @throws ModelException naming the first missing or misshapen tensor
      */
-    public static void checkTensors(LlamaConfig config, SafetensorsReader reader) throws ModelException {
+    public static void checkTensors(LlamaConfig config, SafetensorsReader reader, BaseFormat stored)
+            throws ModelException {
         for (Map.Entry<String, long[]> e : expectedShapes(config).entrySet()) {
-            check(reader, e.getKey(), e.getValue());
+            check(reader, e.getKey(), e.getValue(), stored);
         }
     }
 
-    private static void check(SafetensorsReader reader, String name, long[] shape) throws ModelException {
+    private static void check(SafetensorsReader reader, String name, long[] shape, BaseFormat stored)
+            throws ModelException {
+        if (stored != null && name.endsWith(".weight")
+                && stored.isStored(reader, name.substring(0, name.length() - ".weight".length()))) {
+            return; // the format's entries: checked against each other and the config when the layer is read
+        }
         if (!reader.contains(name)) {
             throw new ModelException("missing tensor " + name + " (the config calls for shape "
                     + Arrays.toString(shape) + ")");
         }
         TensorInfo info = reader.info(name);
-        if (BnbEntries.detect(reader, name) != null) {
-            return; // packed bytes: the quant state's shape is checked when the layer is built
-        }
         if (!Arrays.equals(info.shape(), shape)) {
             throw new ModelException(info.file() + ": tensor " + name + " has shape " + Arrays.toString(info.shape())
                     + ", expected " + Arrays.toString(shape) + " for this config");
         }
     }
 
-    private LlamaModel assemble(LlamaConfig config, SafetensorsReader reader, NDManager arrays)
+    private LlamaModel assemble(LlamaConfig config, SafetensorsReader reader, BaseFormat stored, NDManager arrays)
             throws ModelException {
         TokenEmbedding embed = table(reader, "model.embed_tokens.weight", arrays);
         List<LlamaBlock> blocks = new ArrayList<>();
@@ -134,7 +137,7 @@ public final class LlamaLoader {
             Map<String, LinearLayer> linears = new LinkedHashMap<>();
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 long[] inOut = LlamaBlock.inOut(config, name);
-                linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, arrays));
+                linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, stored, arrays));
             }
             blocks.add(new LlamaBlock(config, l, dense(reader, p + "input_layernorm.weight", arrays),
                     dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
@@ -145,28 +148,24 @@ public final class LlamaLoader {
     }
 
     /**
-     * A projection: a pre-quantized bitsandbytes 4-bit weight stays as stored; otherwise quantized on the
-     * fly when a quantizer is set, else dense. Its bias stays dense.
+     * A projection: a pre-quantized weight stays as stored ({@code stored}, the checkpoint's format); a float one
+     * is converted to the loader's format (a module a pre-quantized checkpoint keeps in float stays dense). Its bias
+     * stays dense.
      */
-    private LinearLayer linear(SafetensorsReader reader, String prefix, long[] expectedShape, NDManager arrays)
-            throws ModelException {
-        String weightName = prefix + ".weight";
+    private LinearLayer linear(SafetensorsReader reader, String prefix, long[] expectedShape, BaseFormat stored,
+            NDManager arrays) throws ModelException {
         NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;
-        QuantType stored = BnbEntries.detect(reader, weightName);
-        if (stored != null) {
-            QuantizedTensor q = BnbEntries.read(reader, weightName, stored);
-            if (!Arrays.equals(q.shape(), expectedShape)) {
-                throw new ModelException(reader.info(weightName).file() + ": 4-bit tensor " + weightName + " has shape "
-                        + Arrays.toString(q.shape()) + ", expected " + Arrays.toString(expectedShape) + " for this config");
+        if (stored != null && stored.isStored(reader, prefix)) {
+            StoredWeight w = stored.read(reader, prefix);
+            if (!Arrays.equals(w.shape(), expectedShape)) {
+                throw new ModelException(reader.info(stored.storedKeys(reader, prefix).get(0)).file() + ": "
+                        + stored.describe() + " weight " + prefix
+                        + " has shape " + Arrays.toString(w.shape()) + ", expected " + Arrays.toString(expectedShape)
+                        + " for this config");
             }
-            return QuantizedLinear.upload(q, bias, arrays);
+            return w.upload(bias, arrays);
         }
-        if (quantizer == null) {
-            return new DenseLinear(dense(reader, weightName, arrays), bias);
-        }
-        // quantized straight from the file a chunk at a time: no float[] of the whole weight
-        QuantizedTensor q = quantizer.quantize(reader.floatSource(weightName), reader.info(weightName).shape());
-        return QuantizedLinear.upload(q, bias, arrays);
+        return (stored != null ? BaseFormats.DENSE : format).load(reader, prefix, bias, arrays);
     }
 
     /** A [vocab, hidden] matrix: exact float16 rows unless float32 is asked for or needed. */
@@ -188,24 +187,24 @@ public final class LlamaLoader {
         if (shape.length != 2 || rowsPerChunk >= shape[0]) {
             return arrays.create(reader.floats(name), new Shape(shape));
         }
-        return RowChunks.upload(reader, name, arrays, DataType.FLOAT32, chunkElements,
-                (values, firstRow, rows, cols, staging) -> {
-                    staging.asFloatBuffer().put(values, 0, rows * cols);
-                    return true;
-                });
+        return RowChunks.upload(reader, name, arrays, DataType.FLOAT32, chunkElements, RowChunks.FLOAT32);
     }
 
     /** Settings of a {@link LlamaLoader}. */
     public static final class Builder {
-        private BlockwiseQuantizer quantizer;
+        private BaseFormat format = BaseFormats.DENSE;
         private boolean float32Embeddings;
         private DataType computeType = DataType.FLOAT32;
 
         private Builder() {}
 
-        /** Quantizes every linear weight of the decoder blocks with {@code quantizer} (null: keep dense). */
-        public Builder optQuantizer(BlockwiseQuantizer quantizer) {
-            this.quantizer = quantizer;
+        /**
+         * The base format every linear weight of the decoder blocks is converted to while loading (default
+         * {@link BaseFormats#DENSE}); a pre-quantized checkpoint keeps its own format, and one of another method or
+         * bit width than a quantized {@code format} is refused.
+         */
+        public Builder optFormat(BaseFormat format) {
+            this.format = format == null ? BaseFormats.DENSE : format;
             return this;
         }
 

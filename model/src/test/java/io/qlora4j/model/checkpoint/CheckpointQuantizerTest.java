@@ -9,13 +9,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
-import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.DoubleQuantizedScales;
 import io.qlora4j.quant.QuantType;
-import io.qlora4j.quant.QuantizedTensor;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
@@ -37,7 +38,7 @@ class CheckpointQuantizerTest {
     void quantizesLayerLinearsAndCopiesEverythingElse() throws Exception {
         Path src = TinyModels.writeTinyModel(dir);
         Path out = dir.resolve("nf4");
-        CheckpointQuantizer.Report report = CheckpointQuantizer.builder().build().quantize(src, out);
+        CheckpointQuantizer.Report report = CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(src, out);
         assertEquals(7, report.quantizedTensors());
         assertEquals(12, report.tensors());
         assertEquals(4 * HIDDEN * HIDDEN + 3 * HIDDEN * INTER, report.quantizedParameters());
@@ -79,10 +80,10 @@ class CheckpointQuantizerTest {
             assertEquals(sum / blocks, offset, 1e-6 * offset);
 
             // What a loader rebuilds from those entries dequantizes to the original within NF4's resolution.
-            QuantizedTensor q = BnbEntries.read(quantized, key, QuantType.NF4);
-            float[] back = BlockwiseQuantizer.builder().build().dequantize(q);
-            float[] scales = q.scales();
-            float nested = q.doubleQuant().nestedAbsmax()[0];
+            float[] back = BaseFormats.QLORA.read(quantized, "model.layers.0.mlp.down_proj").dequantize();
+            float nested = quantized.floats(key + ".nested_absmax")[0];
+            float[] scales = new DoubleQuantizedScales(quantized.u8(key + ".absmax"), new float[] {nested},
+                    (float) offset, 256, quantized.floats(key + ".nested_quant_map")).decode();
             for (int b = 0; b < blocks; b++) {
                 float max = 0;
                 for (int i = b * 64; i < b * 64 + 64; i++) {
@@ -112,7 +113,7 @@ class CheckpointQuantizerTest {
     @Test
     void withoutDoubleQuantizationBitsPerParameterIsFourAndAHalf() throws Exception {
         Path src = TinyModels.writeTinyModel(dir);
-        CheckpointQuantizer.Report r = CheckpointQuantizer.builder().optDoubleQuant(false).build()
+        CheckpointQuantizer.Report r = CheckpointQuantizer.builder(new Bnb4bitFormat(QuantType.NF4, 64, false)).build()
                 .quantize(src, dir.resolve("out"));
         assertEquals(4.5, r.bitsPerParameter(), 1e-12);
         try (SafetensorsReader q = SafetensorsReader.open(dir.resolve("out"))) {
@@ -129,7 +130,7 @@ class CheckpointQuantizerTest {
             f.setLength(f.length() - 100);
         }
         Path out = dir.resolve("out");
-        ModelException e = assertThrows(ModelException.class, () -> CheckpointQuantizer.builder().build().quantize(src, out));
+        ModelException e = assertThrows(ModelException.class, () -> CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(src, out));
         assertTrue(e.getMessage().contains("model.safetensors"), e.getMessage());
         assertFalse(Files.exists(out));
         try (Stream<Path> left = Files.list(dir)) {
@@ -143,7 +144,7 @@ class CheckpointQuantizerTest {
         Path out = dir.resolve("out");
         Files.createDirectories(out);
         Files.writeString(out.resolve("keep.txt"), "precious");
-        ModelException e = assertThrows(ModelException.class, () -> CheckpointQuantizer.builder().build().quantize(src, out));
+        ModelException e = assertThrows(ModelException.class, () -> CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(src, out));
         assertEquals(out + ": exists and is not empty; choose another export_dir or remove it", e.getMessage());
         assertEquals("precious", Files.readString(out.resolve("keep.txt")));
     }

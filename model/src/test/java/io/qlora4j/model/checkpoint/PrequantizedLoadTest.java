@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.quant.BlockwiseQuantizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -29,10 +29,10 @@ class PrequantizedLoadTest {
     void quantizedCheckpointLoadsToTheSameModelAsQuantizingOnTheFly() throws Exception {
         Path source = TinyModels.writeTinyModel(dir);
         Path nf4 = dir.resolve("nf4");
-        CheckpointQuantizer.builder().build().quantize(source, nf4);
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(source, nf4);
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel stored = LlamaLoader.builder().build().load(nf4, m);
-                LlamaModel onTheFly = LlamaLoader.builder().optQuantizer(BlockwiseQuantizer.builder().build()).build()
+                LlamaModel onTheFly = LlamaLoader.builder().optFormat(BaseFormats.QLORA).build()
                         .load(source, m)) {
             assertArrayEquals(logits(onTheFly, m), logits(stored, m));
             assertTrue(stored.block(0).linear("mlp.down_proj") instanceof QuantizedLinear);
@@ -43,12 +43,12 @@ class PrequantizedLoadTest {
     void quantizedTensorOfTheWrongShapeIsNamed() throws Exception {
         Path source = TinyModels.writeTinyModel(dir);
         Path nf4 = dir.resolve("nf4");
-        CheckpointQuantizer.builder().build().quantize(source, nf4);
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(source, nf4);
         Path config = nf4.resolve("config.json");
         Files.writeString(config, Files.readString(config).replace("\"intermediate_size\" : 96", "\"intermediate_size\" : 128"));
         try (NDManager m = NDManager.newBaseManager()) {
             ModelException e = assertThrows(ModelException.class, () -> LlamaLoader.builder().build().load(nf4, m));
-            assertTrue(e.getMessage().contains("4-bit tensor model.layers.0.mlp.gate_proj.weight has shape [96, 64], "
+            assertTrue(e.getMessage().contains("bitsandbytes NF4+DQ, blocksize 64 weight model.layers.0.mlp.gate_proj has shape [96, 64], "
                     + "expected [128, 64]"), e.getMessage());
         }
     }

@@ -3,6 +3,7 @@ package io.qlora4j.model.checkpoint;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.nio.file.Files;
+import io.qlora4j.model.format.BaseFormats;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import org.junit.jupiter.api.Test;
@@ -15,7 +16,7 @@ class SharedFileModesTest {
     @Test
     void quantizedModelIsReadableByOtherUsersLikeAPythonWrittenOne() throws Exception {
         Path out = dir.resolve("nf4");
-        CheckpointQuantizer.builder().build().quantize(TinyModels.writeTinyModel(dir), out);
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(TinyModels.writeTinyModel(dir), out);
         // Java's temp files are owner-only; the output must carry the modes of an ordinary write.
         assertEquals("rwxr-xr-x", PosixFilePermissions.toString(Files.getPosixFilePermissions(out)));
         assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(out.resolve("model.safetensors"))));

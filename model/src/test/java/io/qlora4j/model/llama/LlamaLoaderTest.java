@@ -16,6 +16,7 @@ import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -151,8 +152,10 @@ class LlamaLoaderTest {
         }
     }
 
-    private void assertQuantizedModelMatchesReferenceOnDequantizedWeights(BlockwiseQuantizer quantizer)
+    private void assertQuantizedModelMatchesReferenceOnDequantizedWeights(Bnb4bitFormat format)
             throws Exception {
+        BlockwiseQuantizer quantizer = BlockwiseQuantizer.builder().optType(format.type())
+                .optDoubleQuant(format.doubleQuant()).build();
         TinyLlama tiny = new TinyLlama(CONFIG, 33);
         tiny.write(dir, DType.F32, Long.MAX_VALUE);
         Map<String, float[]> dequantized = new LinkedHashMap<>(tiny.weights);
@@ -164,7 +167,7 @@ class LlamaLoaderTest {
         }
         int[] tokens = LlamaModelTest.ids(8, 3);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optQuantizer(quantizer).build().load(dir, m)) {
+                LlamaModel model = LlamaLoader.builder().optFormat(format).build().load(dir, m)) {
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 assertInstanceOf(QuantizedLinear.class, model.block(0).linear(name));
             }
@@ -175,13 +178,13 @@ class LlamaLoaderTest {
 
     @Test
     void nf4DoubleQuantizedModelMatchesReferenceOnDequantizedWeights() throws Exception {
-        assertQuantizedModelMatchesReferenceOnDequantizedWeights(BlockwiseQuantizer.builder().build());
+        assertQuantizedModelMatchesReferenceOnDequantizedWeights(Bnb4bitFormat.QLORA);
     }
 
     @Test
     void fp4ModelMatchesReferenceOnDequantizedWeights() throws Exception {
         assertQuantizedModelMatchesReferenceOnDequantizedWeights(
-                BlockwiseQuantizer.builder().optType(QuantType.FP4).optDoubleQuant(false).build());
+                new Bnb4bitFormat(QuantType.FP4, 64, false));
     }
 
     @Test

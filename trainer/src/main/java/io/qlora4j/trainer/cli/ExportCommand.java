@@ -6,10 +6,10 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.adapters.MergeBase;
 import io.qlora4j.adapters.MergeCheck;
 import io.qlora4j.adapters.MergedExport;
-import io.qlora4j.adapters.QuantizedBase;
 import io.qlora4j.model.Tokenizer;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.safetensors.DType;
-import io.qlora4j.quant.QuantType;
+import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -25,9 +25,10 @@ import picocli.CommandLine.Command;
     "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files and a model card.",
     "Keys: model_name_or_path, adapter_name_or_path (comma list, merged in order), export_dir, export_size=5 (GB",
     "per shard), export_dtype=bfloat16|float16|float32, merge_base=original|dequantized (default: dequantized when",
-    "the adapter records a 4-bit base, the checkpoint is 4-bit or quantization_bit=4), export_quantization_bit=4",
-    "(bitsandbytes 4-bit output), quantization_type, quantization_blocksize, double_quantization (the 4-bit format",
-    "when the adapter records none, and of a 4-bit output), export_device=cpu|auto, verify=true (prompt: one more text)."})
+    "the adapter records a quantized base, the checkpoint is pre-quantized or quantization_bit is set),",
+    "quantization_method/quantization_bit and the format's options (the base format when the adapter records none;",
+    "default NF4+DQ), export_quantization_bit/export_quantization_method (write the merged projections in that base",
+    "format), export_device=cpu|auto, verify=true (prompt: one more text)."})
 final class ExportCommand extends JobCommand {
     /** Texts the check runs besides the job's prompt: a few kinds of English a chat model sees. */
     private static final List<String> CHECK_TEXTS = List.of(
@@ -50,22 +51,21 @@ final class ExportCommand extends JobCommand {
         if (config.isSet("template")) {
             err().println("warning: template is not applied by export; the tokenizer files are copied as they are");
         }
-        QuantizedBase format = new QuantizedBase(QuantType.fromName(config.string("quantization_type")),
-                config.integer("quantization_blocksize"), config.bool("double_quantization"));
+        // the adapter's base when it records none: the job's format, by default QLoRA's 4 bits with the job's options
+        Integer bits = config.integer("quantization_bit");
+        BaseFormat trainedOn = JobModels.format(config, config.string("quantization_method"), bits == null ? 4 : bits);
         Device device = config.string("export_device").equals("cpu") ? Device.cpu() : Engine.getInstance().defaultDevice();
         MergedExport.Builder builder = MergedExport.builder(base, adapters)
                 .optMergeBase(mergeBase(config))
-                .optBaseQuantization(format)
+                .optBaseQuantization(trainedOn)
+                .optRequantize(JobModels.exportFormat(config))
                 .optDtype(dtype(config.string("export_dtype")))
                 .optMaxShardBytes(config.integer("export_size") * 1_000_000_000L)
                 .optDevice(device);
-        if (config.integer("export_quantization_bit") != null) {
-            builder.optRequantize(format);
-        }
         MergedExport export = builder.build();
         out.printf("merging %d adapter%s into %s: merge_base %s%s%n", adapters.size(), adapters.size() == 1 ? "" : "s",
                 base, export.mergeBase().jsonName(), export.baseQuantization() == null ? ""
-                        : " (" + export.baseQuantization() + ")");
+                        : " (" + export.baseQuantization().describe() + ")");
         MergedExport.Report r = export.writeTo(target);
         out.printf(Locale.ROOT, "merged %d modules, wrote %d tensors (%s) in %.1f s (%.2f GB/s of base checkpoint)%n"
                         + "wrote %s%n", r.mergedModules(), r.tensors(), Sizes.human(r.bytesWritten()), r.seconds(),

@@ -1,6 +1,9 @@
 package io.qlora4j.trainer.cli;
 
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.QloraMemoryEstimate;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -8,16 +11,22 @@ import java.nio.file.Path;
 import java.util.Locale;
 import picocli.CommandLine.Command;
 
-/** {@code qlora4j inspect}: a model's architecture, size and the memory a QLoRA run of it needs. */
+/** {@code qlora4j inspect}: a model's architecture, stored format, size and the memory a QLoRA run of it needs. */
 @Command(name = "inspect", description = {
-    "Print a model's architecture, parameter count and the memory a QLoRA run needs.",
-    "Keys: model_name_or_path, lora_rank (default 8), cutoff_len (sequence length, default 2048),",
-    "per_device_train_batch_size (default 1)."})
+    "Print a model's architecture, how its weights are stored, parameter count and the memory a QLoRA run needs.",
+    "Keys: model_name_or_path, quantization_method/quantization_bit and the format's options (the base format of",
+    "the run; default: the checkpoint's own when pre-quantized, else NF4+DQ), lora_rank (default 8), cutoff_len",
+    "(sequence length, default 2048), per_device_train_batch_size (default 1)."})
 final class InspectCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         Path dir = Path.of(config.require("model_name_or_path"));
         LlamaConfig c = LlamaConfig.read(dir.resolve("config.json"));
+        BaseFormat stored = BaseFormats.stored(dir);
+        BaseFormat format = BaseFormats.forModel(dir, JobModels.format(config));
+        if (format == BaseFormats.DENSE) {
+            format = BaseFormats.QLORA;
+        }
         int rank = config.integer("lora_rank");
         int seq = config.integer("cutoff_len");
         int batch = config.integer("per_device_train_batch_size");
@@ -27,18 +36,28 @@ final class InspectCommand extends JobCommand {
                 c.numKeyValueHeads(), c.headDim(), c.vocabSize(), c.tieWordEmbeddings() ? ", tied embeddings" : "");
         out.printf(Locale.ROOT, "rope: theta %s, scaling %s; max positions %d%n", c.ropeTheta(),
                 c.ropeScaling() == null ? "none" : c.ropeScaling(), c.maxPositionEmbeddings());
+        out.printf(Locale.ROOT, "stored: %s%n", stored != null ? "linear layers in " + stored.describe()
+                + " (quantization_config)" : (c.torchDtype() == null ? "float" : c.torchDtype())
+                        + " weights, no quantization_config");
         for (int bytes : new int[] {4, 2}) {
-            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, rank, seq, batch, bytes);
+            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, format, rank, seq, batch, bytes);
             if (bytes == 4) {
                 out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
                         e.parameters(), e.linearParameters(), Sizes.human(e.parameters() * 2));
-                out.printf(Locale.ROOT, "QLoRA, LoRA r=%d on all linear layers (%,d parameters), batch %d x %d tokens, "
-                        + "gradient checkpointing:%n", rank, e.loraParameters(), batch, seq);
+                out.printf(Locale.ROOT, "QLoRA over a %s base (%.3f bits per linear parameter), LoRA r=%d on all linear"
+                        + " layers (%,d parameters), batch %d x %d tokens, gradient checkpointing:%n", format.describe(),
+                        e.baseBytes() * 8.0 / e.linearParameters(), rank, e.loraParameters(), batch, seq);
             }
-            out.printf(Locale.ROOT, "  %s compute: NF4+DQ base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
+            out.printf(Locale.ROOT, "  %s compute: base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
                     + "and AdamW %s + activations %s = %s%n", bytes == 4 ? "float32" : "float16 (CUDA)",
                     Sizes.human(e.baseBytes()), Sizes.human(e.denseBytes()), Sizes.human(e.loraBytes()),
                     Sizes.human(e.activationBytes()), Sizes.human(e.totalBytes()));
+        }
+        out.println("linear layers in each base format:");
+        for (BaseFormat f : BaseFormats.menu()) {
+            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, f, rank, seq, batch, 4);
+            out.printf(Locale.ROOT, "  %-40s %6.3f bits per parameter  %s%n", f.describe(),
+                    e.baseBytes() * 8.0 / e.linearParameters(), Sizes.human(e.baseBytes()));
         }
         return 0;
     }

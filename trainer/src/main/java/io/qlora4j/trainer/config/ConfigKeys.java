@@ -5,6 +5,8 @@ import static io.qlora4j.trainer.config.ConfigKey.Type.FLOAT;
 import static io.qlora4j.trainer.config.ConfigKey.Type.INT;
 import static io.qlora4j.trainer.config.ConfigKey.Type.STRING;
 
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.FormatOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,13 +24,12 @@ public final class ConfigKeys {
         // model
         add(ConfigKey.of("model_name_or_path", STRING, null, "Hugging Face model directory"));
         add(ConfigKey.of("adapter_name_or_path", STRING, null, "PEFT adapter directory (comma list)"));
-        add(ConfigKey.of("quantization_bit", INT, null, "bits of the frozen base weights").choices("4").planned("8"));
-        add(ConfigKey.of("quantization_method", STRING, "bnb", "base-weight format family")
-                .choices("bnb", "bitsandbytes").planned("hqq", "eetq"));
-        add(ConfigKey.of("quantization_type", STRING, "nf4", "4-bit code book").choices("nf4", "fp4"));
-        add(ConfigKey.of("double_quantization", BOOL, true, "quantize the block scales to 8 bits"));
-        add(ConfigKey.of("quantization_blocksize", INT, 64, "elements per 4-bit block")
-                .choices("32", "64", "128", "256", "512", "1024", "2048", "4096"));
+        // the base format: methods and options from the format registry; a method's bit widths are checked there
+        add(ConfigKey.of("quantization_bit", INT, null, "bits of the frozen base weights (per method)").range(1.0, 8.0));
+        add(ConfigKey.of("quantization_method", STRING, "bnb", "base-weight format")
+                .choices(BaseFormats.methods().toArray(String[]::new))
+                .planned(BaseFormats.plannedMethods().toArray(String[]::new)));
+        BaseFormats.options().forEach(o -> add(formatOption(o)));
         add(ConfigKey.of("rope_scaling", STRING, null, "override the model's RoPE scaling")
                 .notImplemented("set rope_scaling in the model's config.json instead"));
         add(ConfigKey.of("infer_dtype", STRING, "auto", "dtype for inference").choices("auto", "float32", "float16")
@@ -105,7 +106,12 @@ public final class ConfigKeys {
         add(ConfigKey.of("export_device", STRING, "cpu", "device used while exporting").choices("cpu", "auto"));
         add(ConfigKey.of("export_legacy_format", BOOL, false, "write .bin files")
                 .notImplemented("qlora4j writes safetensors only; .bin files are Python pickles"));
-        add(ConfigKey.of("export_quantization_bit", INT, null, "re-quantize the merged model").choices("4"));
+        add(ConfigKey.of("export_quantization_bit", INT, null, "write the merged model in a base format of these bits")
+                .range(1.0, 8.0));
+        add(ConfigKey.of("export_quantization_method", STRING, null,
+                "base format of the merged model (default quantization_method)")
+                .choices(BaseFormats.methods().toArray(String[]::new))
+                .planned(BaseFormats.plannedMethods().toArray(String[]::new)));
         add(ConfigKey.of("export_dtype", STRING, "bfloat16", "dtype of exported weights").choices("bfloat16", "float16", "float32"));
         add(ConfigKey.of("merge_base", STRING, null, "weights the adapter is added to").choices("original", "dequantized"));
         // eval and generate
@@ -131,6 +137,13 @@ public final class ConfigKeys {
 
     private static void add(ConfigKey key) {
         KEYS.put(key.name(), key);
+    }
+
+    /** The key of a base format's option, typed by its default. */
+    private static ConfigKey formatOption(FormatOption o) {
+        ConfigKey.Type type = o.defaultValue() instanceof Boolean ? BOOL : o.defaultValue() instanceof Integer ? INT
+                : o.defaultValue() instanceof Double ? FLOAT : STRING;
+        return ConfigKey.of(o.name(), type, o.defaultValue(), o.help()).choices(o.choices().toArray(String[]::new));
     }
 
     /** The key of that name, or null when there is none. */

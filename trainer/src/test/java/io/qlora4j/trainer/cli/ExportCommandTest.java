@@ -33,7 +33,7 @@ class ExportCommandTest {
         Path merged = dir.resolve("merged");
         assertEquals(0, cli.run("export", "model_name_or_path=" + base, "adapter_name_or_path=" + adapter,
                 "export_dir=" + merged, "export_dtype=float32", "verify=true", "prompt=copy a b c"), cli.err());
-        assertTrue(cli.out().contains("merge_base dequantized (NF4+DQ, blocksize 64)"), cli.out());
+        assertTrue(cli.out().contains("merge_base dequantized (bitsandbytes NF4+DQ, blocksize 64)"), cli.out());
         assertTrue(cli.out().contains("merged 14 modules"), cli.out());
         assertTrue(difference() <= 1e-5, cli.out());
 

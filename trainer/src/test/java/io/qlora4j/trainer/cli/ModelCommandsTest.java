@@ -11,6 +11,7 @@ import ai.djl.ndarray.index.NDIndex;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.checkpoint.TinyModels;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.llama.Perplexity;
@@ -78,7 +79,7 @@ class ModelCommandsTest {
                     b.set(new NDIndex("..."), 1f);
                 }
             }
-            lora.save(adapter, model.toString(), java.util.Map.of());
+            lora.save(adapter, model.toString(), BaseFormats.DENSE);
             expected = Perplexity.of(base, new long[] {1, 5, 9, 3, 11, 40, 41}).loss();
         }
         assertEquals(0, cli.run("eval", "model_name_or_path=" + model, "dataset=" + txt, "--json"));

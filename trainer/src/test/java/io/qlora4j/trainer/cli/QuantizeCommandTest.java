@@ -26,7 +26,7 @@ class QuantizeCommandTest {
         int rc = cli.run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=4");
         assertEquals(0, rc, cli.err());
         assertTrue(cli.out().contains("quantized 7 of 12 tensors"), cli.out());
-        assertTrue(cli.out().contains("to NF4+DQ"), cli.out());
+        assertTrue(cli.out().contains("to bitsandbytes NF4+DQ, blocksize 64:"), cli.out());
         // 4 + 8/64 bits, plus one float32 nested absmax per tensor (7 tensors, 34,816 parameters):
         // 4.125 + 7 * 32 / 34816 = 4.1314 (large tensors approach 4.127).
         assertTrue(cli.out().contains("34,816 parameters"), cli.out());
@@ -42,7 +42,7 @@ class QuantizeCommandTest {
         int rc = cli.run("quantize", yaml.toString(), "export_dir=" + dir.resolve("fp4"), "quantization_type=fp4",
                 "double_quantization=false");
         assertEquals(0, rc, cli.err());
-        assertTrue(cli.out().contains("to FP4:"), cli.out());
+        assertTrue(cli.out().contains("to bitsandbytes FP4, blocksize 64:"), cli.out());
         assertTrue(cli.out().contains("4.500 bits"), cli.out());
     }
 

@@ -1,0 +1,31 @@
+package io.qlora4j.quant;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+
+/**
+ * A weight matrix {@code [out, in]} held on a DJL device in a compact storage format (NF4 codes and block scales,
+ * int8 codes and row scales, ...) that dequantizes there with NDArray ops. It is what a base format hands the
+ * generic quantized linear layer of the {@code model} module: the layer only ever asks for the weight in a dtype,
+ * uses it and closes it, so one class per format is all a new format writes for the device side.
+ */
+public interface DeviceWeight extends AutoCloseable {
+
+    /** The logical shape {@code [out, in]} (a copy). */
+    long[] shape();
+
+    /**
+     * The weight as {@code type} (float32 or float16), computed on the device in the order the format's upstream
+     * tool uses for that dtype (each implementation says which). Intermediates are freed before returning; the
+     * result belongs to the weight's manager and, if one is open on this thread, to the innermost
+     * {@code NDScope}. The caller closes it when done.
+     */
+    NDArray dequantize(DataType type);
+
+    /** Device bytes held (codes, scales, tables). */
+    long bytes();
+
+    /** Frees the device arrays; results already returned by {@link #dequantize} stay valid. */
+    @Override
+    void close();
+}

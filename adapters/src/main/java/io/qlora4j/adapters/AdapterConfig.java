@@ -35,8 +35,8 @@ import java.util.regex.PatternSyntaxException;
  * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. The file holds PEFT's keys only;
  * what qlora4j records besides goes to {@link BaseFormatRecord}.
  */
-record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, List<String> targetList,
-        Pattern targetRegex, Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
+record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, AdapterVariant variant,
+        List<String> targetList, Pattern targetRegex, Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
 
     /** The file name inside an adapter directory. */
     static final String FILE = "adapter_config.json";
@@ -71,7 +71,11 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
         f.put("target_modules", TargetModules.linearNames(settings.targets()).stream()
                 .map(TargetModules::shortName).sorted().toList());
         f.put("task_type", "CAUSAL_LM");
-        f.put("use_dora", false);
+        for (AdapterVariant v : AdapterVariants.all()) {
+            if (v.peftFlag() != null) {
+                f.put(v.peftFlag(), v == settings.variant());
+            }
+        }
         f.put("use_rslora", settings.useRslora());
         return f;
     }
@@ -105,7 +109,8 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
         }
         Fields f = new Fields(file, root);
         f.refuseUnless("peft_type", n -> n.isTextual() && n.asText().equals("LORA"), "only LORA adapters are supported");
-        f.refuseUnless("use_dora", n -> n.isBoolean() && !n.asBoolean(), "DoRA adapters are not supported yet");
+        f.refuseUnless("lora_bias", n -> n.isBoolean() && !n.asBoolean(),
+                "trained LoRA biases are not supported (only false)");
         f.refuseUnless("bias", n -> n.isTextual() && n.asText().equals("none"),
                 "trained biases are not supported (only \"none\")");
         f.refuseUnless("modules_to_save", n -> n.isArray() && n.isEmpty(),
@@ -119,6 +124,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
             throw new ModelException(file + ": lora_dropout must be in [0, 1), got " + dropout);
         }
         boolean rslora = f.bool("use_rslora", false);
+        AdapterVariant variant = f.variant();
         Map<String, Integer> rankPattern = new LinkedHashMap<>();
         for (Map.Entry<String, Double> e : f.patterns("rank_pattern").entrySet()) {
             double v = e.getValue();
@@ -144,7 +150,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
             throw new ModelException(file + ": target_modules must be a list of names or a regular expression, got "
                     + targets);
         }
-        return new AdapterConfig(r, alpha, dropout, rslora, targetList, targetRegex, rankPattern, alphaPattern);
+        return new AdapterConfig(r, alpha, dropout, rslora, variant, targetList, targetRegex, rankPattern, alphaPattern);
     }
 
     /** Whether {@code target_modules} selects the module at {@code path} (true when the config names none). */
@@ -220,6 +226,20 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Lis
 
         boolean bool(String key, boolean absent) throws ModelException {
             return value(key, absent, JsonNode::isBoolean, "true or false", JsonNode::asBoolean);
+        }
+
+        /** The registered variant whose flag ({@code use_dora}, ...) is true; plain LoRA when none is. */
+        AdapterVariant variant() throws ModelException {
+            for (AdapterVariant v : AdapterVariants.all()) {
+                if (v.peftFlag() != null) {
+                    bool(v.peftFlag(), false);
+                }
+            }
+            try {
+                return AdapterVariants.fromFlags(flag -> root.path(flag).asBoolean(false));
+            } catch (IllegalArgumentException e) {
+                throw new ModelException(file + ": " + e.getMessage());
+            }
         }
 
         /** The value of {@code key} when it is present and not null, {@code absent} otherwise; a wrong type fails. */

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
@@ -50,9 +51,9 @@ public final class LoraAdapters implements AutoCloseable {
     /**
      * Wraps each targeted linear layer of every block of {@code model} (never lm_head) with a fresh adapter:
      * {@code A ~ U(-1/sqrt(in), 1/sqrt(in))} (PEFT's {@code kaiming_uniform_(a=sqrt(5))}) drawn from
-     * {@code new Random(seed)} layer by layer in block order, and {@code B = 0}, so the model's outputs are
-     * unchanged. The float32 matrices are created in {@code manager} and require gradients; dropout is off until
-     * {@link #setTraining}.
+     * {@code new Random(seed)} layer by layer in block order, {@code B = 0}, and the variant's extra tensors as it
+     * initialises them from the base weight (DoRA: the row norms), so the model's outputs are unchanged. The float32
+     * tensors are created in {@code manager} and require gradients; dropout is off until {@link #setTraining}.
      *
      * @throws IllegalStateException when a targeted layer already carries an adapter
      */
@@ -63,15 +64,18 @@ public final class LoraAdapters implements AutoCloseable {
         List<Planned> planned = new ArrayList<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
             for (String name : names) {
-                LinearLayer base = model.block(layer).linear(name);
+                BaseLinear base = baseOf(model, layer, name);
                 int in = Math.toIntExact(base.inFeatures());
                 float[] a = new float[Math.multiplyExact(settings.rank(), in)];
                 double bound = 1 / Math.sqrt(in);
                 for (int i = 0; i < a.length; i++) {
                     a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
                 }
-                planned.add(new Planned(layer, name, settings, manager.create(a, new Shape(settings.rank(), in)),
-                        manager.zeros(new Shape(base.outFeatures(), settings.rank()), DataType.FLOAT32)));
+                NDArray loraA = manager.create(a, new Shape(settings.rank(), in));
+                NDArray loraB = manager.zeros(new Shape(base.outFeatures(), settings.rank()), DataType.FLOAT32);
+                AdapterTensors start = new AdapterTensors(loraA, loraB, Map.of(), settings.scaling());
+                planned.add(new Planned(layer, name, settings, loraA, loraB,
+                        settings.variant().initExtras(base, start, manager)));
             }
         }
         LoraAdapters adapters = wrap(model, settings, planned);
@@ -84,8 +88,9 @@ public final class LoraAdapters implements AutoCloseable {
      * carry adapters yet), with matrices in {@code manager} that require gradients, so training can continue.
      * Accepted: missing or unknown config keys, keys with or without {@code base_model.model.} and
      * {@code .default}, F16/BF16/F32/F64 weights (widened to float32), {@code use_rslora}, {@code rank_pattern},
-     * {@code alpha_pattern}, {@code fan_in_fan_out}. Refused with one line naming the file and the key or
-     * tensor: DoRA, trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
+     * {@code alpha_pattern}, {@code fan_in_fan_out}, and the registered variants ({@code use_dora} with its
+     * {@code lora_magnitude_vector}). Refused with one line naming the file and the key or
+     * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
      * tensor whose shape does not fit the base layer.
      */
     public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager) throws ModelException {
@@ -98,8 +103,10 @@ public final class LoraAdapters implements AutoCloseable {
         for (Planned p : planned) {
             p.a().setRequiresGradient(true);
             p.b().setRequiresGradient(true);
+            p.extras().values().forEach(t -> t.setRequiresGradient(true));
             LlamaBlock block = model.block(p.layer());
-            LoraLinear lora = new LoraLinear(block.linear(p.linearName()), p.a(), p.b(), p.settings(), wrapped.size());
+            LoraLinear lora = new LoraLinear(baseOf(model, p.layer(), p.linearName()), p.a(), p.b(), p.extras(),
+                    p.settings(), wrapped.size());
             block.setLinear(p.linearName(), lora);
             wrapped.put(TargetModules.modulePath(p.layer(), p.linearName()), lora);
         }
@@ -116,8 +123,26 @@ public final class LoraAdapters implements AutoCloseable {
         }
     }
 
-    /** One module about to be wrapped: where, with which settings, and its float32 matrices. */
-    record Planned(int layer, String linearName, LoraSettings settings, NDArray a, NDArray b) {}
+    /** The base layer a block's projection holds, which an adapter wraps. */
+    static BaseLinear baseOf(LlamaModel model, int layer, String linearName) {
+        LinearLayer layerOf = model.block(layer).linear(linearName);
+        if (!(layerOf instanceof BaseLinear base)) {
+            throw new IllegalStateException(TargetModules.modulePath(layer, linearName) + " is not a base layer ("
+                    + layerOf.getClass().getSimpleName() + "); adapters wrap a base model's projections");
+        }
+        return base;
+    }
+
+    /** One module about to be wrapped: where, with which settings, and its float32 tensors. */
+    record Planned(int layer, String linearName, LoraSettings settings, NDArray a, NDArray b,
+            Map<String, NDArray> extras) {
+        /** Frees the tensors of a module that will not be wrapped. */
+        void close() {
+            a.close();
+            b.close();
+            extras.values().forEach(NDArray::close);
+        }
+    }
 
     /** The adapter-wide settings (a module may differ in rank and alpha when loaded with patterns). */
     public LoraSettings settings() {
@@ -130,16 +155,13 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /**
-     * The trainable matrices under PEFT's saved keys, ordered by layer, module and A before B:
-     * {@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight} {@code [r, in]} and
-     * {@code ...lora_B.weight} {@code [out, r]}.
+     * The trainable tensors under PEFT's saved keys, ordered by layer, module, A, B, then the variant's:
+     * {@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight} {@code [r, in]},
+     * {@code ...lora_B.weight} {@code [out, r]}, and for DoRA {@code ...lora_magnitude_vector} {@code [out]}.
      */
     public Map<String, NDArray> parameters() {
         Map<String, NDArray> params = new LinkedHashMap<>();
-        modules.forEach((path, lora) -> {
-            params.put(KEY_PREFIX + path + ".lora_A.weight", lora.loraA());
-            params.put(KEY_PREFIX + path + ".lora_B.weight", lora.loraB());
-        });
+        modules.forEach((path, lora) -> lora.tensors().forEach((suffix, t) -> params.put(KEY_PREFIX + path + "." + suffix, t)));
         return Collections.unmodifiableMap(params);
     }
 
@@ -197,12 +219,9 @@ public final class LoraAdapters implements AutoCloseable {
         }
     }
 
-    /** Frees the LoRA matrices; the wrapped model is to be discarded with them. */
+    /** Frees the adapter tensors; the wrapped model is to be discarded with them. */
     @Override
     public void close() {
-        modules.values().forEach(m -> {
-            m.loraA().close();
-            m.loraB().close();
-        });
+        modules.values().forEach(LoraLinear::closeAdapter);
     }
 }

@@ -1,10 +1,11 @@
 package io.qlora4j.adapters;
 
 import java.util.List;
+import java.util.Objects;
 
 /**
  * The hyper-parameters of a LoRA adapter, named as LLaMA-Factory names them ({@code lora_rank},
- * {@code lora_alpha}, {@code lora_dropout}, {@code use_rslora}, {@code lora_target}).
+ * {@code lora_alpha}, {@code lora_dropout}, {@code use_rslora}, {@code lora_target}, {@code use_dora}).
  *
  * @param rank the inner dimension r of {@code A [r, in]} and {@code B [out, r]}
  * @param alpha the numerator of the scaling
@@ -12,8 +13,10 @@ import java.util.List;
  * @param useRslora rank-stabilised scaling {@code alpha / sqrt(r)} instead of {@code alpha / r}
  * @param targets {@code ["all"]} (every linear layer of every block, never lm_head) or module names such as
  *     {@code q_proj} or {@code self_attn.q_proj}
+ * @param variant how the adapted layers compute (plain LoRA, DoRA, ...)
  */
-public record LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets) {
+public record LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets,
+        AdapterVariant variant) {
 
     /** Checks the ranges and the target names (an unknown name is an error listing the valid ones). */
     public LoraSettings {
@@ -26,13 +29,24 @@ public record LoraSettings(int rank, double alpha, double dropout, boolean useRs
         if (!(dropout >= 0 && dropout < 1)) {
             throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + dropout);
         }
+        Objects.requireNonNull(variant, "variant");
         targets = List.copyOf(targets);
         TargetModules.linearNames(targets);
+    }
+
+    /** Plain LoRA with these settings. */
+    public LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets) {
+        this(rank, alpha, dropout, useRslora, targets, AdapterVariants.lora());
     }
 
     /** LLaMA-Factory's defaults for a rank: alpha {@code 2 * rank}, no dropout, plain scaling, all linear layers. */
     public static LoraSettings defaults(int rank) {
         return new LoraSettings(rank, 2.0 * rank, 0.0, false, List.of(TargetModules.ALL));
+    }
+
+    /** These settings computing as {@code value}. */
+    public LoraSettings withVariant(AdapterVariant value) {
+        return new LoraSettings(rank, alpha, dropout, useRslora, targets, value);
     }
 
     /** The factor of the LoRA path: {@code alpha / rank}, or {@code alpha / sqrt(rank)} with rsLoRA. */

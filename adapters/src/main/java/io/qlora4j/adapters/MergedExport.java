@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -33,11 +34,12 @@ import java.util.Set;
 
 /**
  * Merges LoRA adapters into a base model and writes the result as a Hugging Face checkpoint: every block
- * projection an adapter touches becomes {@code W' = W + scaling * B @ A} (several adapters added in order), with
- * {@code W} the checkpoint's weight or its round trip through the base format the adapter was trained over
- * ({@link MergeBase}; a pre-quantized checkpoint's stored weights, dequantized); the weights are written as
- * bf16/fp16/fp32 safetensors shards or re-quantized to any {@link BaseFormat}, with the base's config (with the
- * output format's quantization_config, or none), tokenizer and generation files, and a model card.
+ * projection an adapter touches becomes the adapter variant's merge of it ({@code W' = W + scaling * B @ A} for
+ * LoRA; several adapters merged in order), with {@code W} the checkpoint's weight or its round trip through the
+ * base format the adapter was trained over ({@link MergeBase}; a pre-quantized checkpoint's stored weights,
+ * dequantized); the weights are written as bf16/fp16/fp32 safetensors shards or re-quantized to any
+ * {@link BaseFormat}, with the base's config (with the output format's quantization_config, or none), tokenizer and
+ * generation files, and a model card.
  *
  * <p>The base streams one tensor at a time from its shards to the output shards and each adapter's matrices are
  * read when their module comes, so memory stays near the largest tensor whatever the model's size. The output is
@@ -189,7 +191,7 @@ public final class MergedExport {
             float[] w = baseWeight(reader, module, shape);
             List<PeftAdapterFile> touching = adapters.stream().filter(a -> a.modules().containsKey(module)).toList();
             if (!touching.isEmpty()) {
-                merge(manager, w, module, touching);
+                merge(manager, w, shape, module, touching);
                 merged++;
             }
             if (requantize == null) {
@@ -224,23 +226,29 @@ public final class MergedExport {
     }
 
     /**
-     * Adds {@code scaling * B @ A} of each adapter, in order, to {@code w} in place: the product in float32 on the
-     * export device, the sum in Java (the weight itself never becomes an array of the engine).
+     * Replaces {@code w} in place by its merge with each adapter, in order, as the adapter's variant defines it
+     * ({@code W + scaling * B @ A} for LoRA, DoRA's rescaled rows): in float32 on the export device, one projection
+     * at a time.
      */
-    private static void merge(NDManager manager, float[] w, String module, List<PeftAdapterFile> adapters)
+    private static void merge(NDManager manager, float[] w, long[] shape, String module, List<PeftAdapterFile> adapters)
             throws ModelException {
         for (PeftAdapterFile adapter : adapters) {
             PeftAdapterFile.Module lora = adapter.modules().get(module);
-            float[] delta;
             try (NDManager m = manager.newSubManager()) {
-                NDArray a = m.create(adapter.floats(lora.a()), new Shape(lora.a().shape()));
-                NDArray b = m.create(adapter.floats(lora.b()), new Shape(lora.b().shape()));
-                delta = b.matMul(a).muli((float) lora.settings().scaling()).toFloatArray();
-            }
-            for (int i = 0; i < w.length; i++) {
-                w[i] += delta[i];
+                Map<String, NDArray> extras = new LinkedHashMap<>();
+                for (Map.Entry<String, TensorInfo> e : lora.extras().entrySet()) {
+                    extras.put(e.getKey(), array(m, adapter, e.getValue()));
+                }
+                AdapterTensors tensors = new AdapterTensors(array(m, adapter, lora.a()), array(m, adapter, lora.b()),
+                        extras, lora.settings().scaling());
+                float[] merged = lora.settings().variant().merge(m.create(w, new Shape(shape)), tensors).toFloatArray();
+                System.arraycopy(merged, 0, w, 0, w.length);
             }
         }
+    }
+
+    private static NDArray array(NDManager m, PeftAdapterFile adapter, TensorInfo t) throws ModelException {
+        return m.create(adapter.floats(t), new Shape(t.shape()));
     }
 
     /** Any other tensor: floating point ones in the export dtype (bytes copied when it is already), others as stored. */

@@ -39,10 +39,10 @@ record ModelCard(Path baseDir, BaseFormat stored, List<String> adapterLines, Mer
 
     private String formula() {
         if (mergeBase == MergeBase.ORIGINAL) {
-            return "W' = W + scaling * B @ A on the checkpoint's full-precision weights";
+            return "each adapter merged, as its variant merges, into W, the checkpoint's full-precision weights";
         }
-        return stored != null ? "W' = dequant(Wq) + scaling * B @ A on the checkpoint's stored weights"
-                : "W' = dequant(" + baseQuantization.describe() + " quantization of W) + scaling * B @ A, the weights"
+        return stored != null ? "each adapter merged into dequant(Wq), the checkpoint's stored weights"
+                : "each adapter merged into dequant(" + baseQuantization.describe() + " quantization of W), the weights"
                         + " the adapter was trained against";
     }
 }

@@ -22,7 +22,7 @@ final class PeftAdapterReader {
     private PeftAdapterReader() {}
 
     /** A module of the model that LoRA may wrap. */
-    private record Slot(int layer, String linearName, LinearLayer base) {}
+    private record Slot(int layer, String linearName) {}
 
     static LoraAdapters read(Path dir, LlamaModel model, NDManager manager) throws ModelException {
         Map<String, Slot> slots = new LinkedHashMap<>();
@@ -30,7 +30,7 @@ final class PeftAdapterReader {
         for (int layer = 0; layer < model.numLayers(); layer++) {
             for (String name : LlamaBlock.LINEAR_NAMES) {
                 LinearLayer base = model.block(layer).linear(name);
-                slots.put(TargetModules.modulePath(layer, name), new Slot(layer, name, base));
+                slots.put(TargetModules.modulePath(layer, name), new Slot(layer, name));
                 projections.put(TargetModules.modulePath(layer, name), new long[] {base.inFeatures(), base.outFeatures()});
             }
         }
@@ -42,14 +42,15 @@ final class PeftAdapterReader {
                 for (Map.Entry<String, PeftAdapterFile.Module> e : file.modules().entrySet()) {
                     Slot slot = slots.get(e.getKey());
                     PeftAdapterFile.Module m = e.getValue();
+                    Map<String, NDArray> extras = new LinkedHashMap<>();
+                    for (Map.Entry<String, TensorInfo> x : m.extras().entrySet()) {
+                        extras.put(x.getKey(), array(file, manager, x.getValue()));
+                    }
                     planned.add(new LoraAdapters.Planned(slot.layer(), slot.linearName(), m.settings(),
-                            array(file, manager, m.a()), array(file, manager, m.b())));
+                            array(file, manager, m.a()), array(file, manager, m.b()), extras));
                 }
             } catch (ModelException | RuntimeException e) {
-                planned.forEach(p -> {
-                    p.a().close();
-                    p.b().close();
-                });
+                planned.forEach(LoraAdapters.Planned::close);
                 throw e;
             }
             return LoraAdapters.wrap(model, file.settings(), planned);

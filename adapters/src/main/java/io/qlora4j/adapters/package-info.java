@@ -1,6 +1,7 @@
 /**
  * LoRA adapters for the Llama model: {@link io.qlora4j.adapters.LoraLinear} wraps a frozen (dense or 4-bit) linear
- * layer with trainable float32 matrices, {@link io.qlora4j.adapters.LoraAdapters} attaches them to the targeted
+ * layer with trainable float32 tensors that compute as its {@link io.qlora4j.adapters.AdapterVariant} says (LoRA,
+ * DoRA; registered in {@link io.qlora4j.adapters.AdapterVariants}), {@link io.qlora4j.adapters.LoraAdapters} attaches them to the targeted
  * layers of every block and reads and writes them as a PEFT adapter directory that Python PEFT loads unchanged,
  * and {@link io.qlora4j.adapters.LoraSettings} holds LLaMA-Factory's {@code lora_*} settings.
  * {@link io.qlora4j.adapters.MergedExport} streams a base checkpoint through a merge with one or more adapters

@@ -31,9 +31,14 @@ final class ExportFixtures {
      * recording it as the trainer does (null: the base as stored, recorded as dense).
      */
     static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed) throws Exception {
+        return adapter(base, dir, trainedOn, seed, SETTINGS);
+    }
+
+    /** {@link #adapter(Path, Path, BaseFormat, long)} with other settings (another variant, say). */
+    static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed, LoraSettings settings) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = loader(trainedOn).load(base, m);
-            LoraAdapters adapters = LoraAdapters.attach(model, SETTINGS, m, seed);
+            LoraAdapters adapters = LoraAdapters.attach(model, settings, m, seed);
             Fixtures.randomizeB(adapters, seed + 1);
             for (NDArray p : adapters.parameters().values()) {
                 p.set(FloatBuffer.wrap(representableInF16(p.toFloatArray())));

@@ -14,6 +14,7 @@ import io.qlora4j.model.DenseLinear;
 import io.qlora4j.quant.HalfFloats;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -167,7 +168,8 @@ class LoraLinearTest {
     }
     /** A layer over a zero base whose update is {@code x * mask / (1 - p)} exactly: A = B = identity, scaling 1. */
     private static LoraLinear identityUpdate(NDManager m, int n, LoraSettings settings, int moduleIndex) {
-        return new LoraLinear(new DenseLinear(m.zeros(new Shape(n, n)), null), m.eye(n), m.eye(n), settings, moduleIndex);
+        return new LoraLinear(new DenseLinear(m.zeros(new Shape(n, n)), null), m.eye(n), m.eye(n), Map.of(), settings,
+                moduleIndex);
     }
 
     private static LoraLinear layer(NDManager m, Values v, LoraSettings settings, DataType baseType) {
@@ -176,7 +178,7 @@ class LoraLinearTest {
         NDArray loraB = m.create(v.b(), new Shape(OUT, R));
         loraA.setRequiresGradient(true);
         loraB.setRequiresGradient(true);
-        return new LoraLinear(base, loraA, loraB, settings, 0);
+        return new LoraLinear(base, loraA, loraB, Map.of(), settings, 0);
     }
 
     /** Inputs x [N, IN], weights W [OUT, IN], A [R, IN], B [OUT, R] and an upstream gradient u [N, OUT]. */

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.llama.LlamaBlock;
@@ -61,6 +62,21 @@ class MergeEquivalenceTest {
         BlockwiseQuantizer nf4 = BlockwiseQuantizer.builder().build(); // NF4, blocksize 64, double quantization
         float[] w = nf4.dequantize(nf4.quantize(tensor(base, module + ".weight"), shape));
         assertClose(expectedMerge(w, shape, module, List.of(adapter)), tensor(out, module + ".weight"), 1e-6);
+    }
+
+    @Test
+    void doraExportComputesTheBasePlusItsDoraAdapterWithin1e5OnDenseAndNf4Bases() throws Exception {
+        Path base = TinyModels.writeTinyModel(dir);
+        LoraSettings dora = ExportFixtures.SETTINGS.withVariant(Dora.INSTANCE);
+        for (BaseFormat trainedOn : java.util.Arrays.asList(null, BaseFormats.QLORA)) {
+            String name = trainedOn == null ? "dense" : "nf4";
+            Path adapter = ExportFixtures.adapter(base, dir.resolve(name + "-adapter"), trainedOn, 12, dora);
+            Path out = float32Export(base, List.of(adapter), name + "-merged");
+            float[] expected = logits(base, trainedOn, adapter);
+            assertTrue(maxDifference(expected, logits(out)) <= 1e-5, name + ": " + maxDifference(expected, logits(out)));
+            assertTrue(maxDifference(expected, logits(base, trainedOn, ExportFixtures.adapter(base,
+                    dir.resolve(name + "-lora"), trainedOn, 12))) > 1e-3, "DoRA computes another function than LoRA");
+        }
     }
 
     @Test

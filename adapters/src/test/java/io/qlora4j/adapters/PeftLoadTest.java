@@ -138,9 +138,15 @@ class PeftLoadTest {
     }
 
     @Test
-    void doraIsRefused() throws Exception {
+    void doraConfigWithoutMagnitudesIsRefused() throws Exception {
         String message = refusal(Map.of("use_dora", true), t -> {}, Map.of());
-        assertTrue(message.contains("use_dora") && message.contains("DoRA"), message);
+        assertTrue(message.contains("no lora_magnitude_vector (use_dora is true)"), message);
+    }
+
+    @Test
+    void trainedLoraBiasIsRefused() throws Exception {
+        String message = refusal(Map.of("lora_bias", true), t -> {}, Map.of());
+        assertTrue(message.contains("lora_bias") && message.contains("not supported"), message);
     }
 
     @Test

@@ -5,12 +5,20 @@ import java.util.Map;
 
 /**
  * An independent float64 forward of a {@link TinyModel} (one sequence, full causal attention, no RoPE scaling)
- * with LoRA updates {@code W x + scaling * B (A x)} on chosen projections: plain loops from the equations of
- * FORMATS.md sections 6 and 7, sharing nothing with the code under test.
+ * with LoRA updates {@code W x + scaling * B (A x)} on chosen projections, or DoRA's
+ * {@code (m / ||W + scaling B A||_row) (W + scaling B A) x}: plain loops from the equations of FORMATS.md sections 6
+ * and 7 and the DoRA paper, sharing nothing with the code under test.
  */
 final class ReferenceForward {
-    /** A LoRA update in float64: {@code a [rank * in]} and {@code b [out * rank]} row-major. */
-    record Lora(double[] a, double[] b, int rank, double scaling) {}
+    /**
+     * An update in float64: {@code a [rank * in]} and {@code b [out * rank]} row-major, and for DoRA the magnitude
+     * {@code [out]} (null for LoRA).
+     */
+    record Lora(double[] a, double[] b, int rank, double scaling, double[] magnitude) {
+        Lora(double[] a, double[] b, int rank, double scaling) {
+            this(a, b, rank, scaling, null);
+        }
+    }
 
     private final TinyModel tiny;
     private final LlamaConfig c;
@@ -95,10 +103,14 @@ final class ReferenceForward {
         return out;
     }
 
-    /** {@code W x}, plus {@code scaling * B (A x)} when the module has a LoRA update. */
+    /** {@code W x}, plus {@code scaling * B (A x)} when the module has a LoRA update, or DoRA's rescaled rows. */
     private double[] project(String module, double[] x) {
-        double[] y = matVec(tiny.weights.get(module + ".weight"), x);
+        float[] w = tiny.weights.get(module + ".weight");
         Lora u = lora.get(module);
+        if (u != null && u.magnitude() != null) {
+            return dora(w, u, x);
+        }
+        double[] y = matVec(w, x);
         if (u != null) {
             double[] ax = new double[u.rank()];
             for (int r = 0; r < u.rank(); r++) {
@@ -113,6 +125,44 @@ final class ReferenceForward {
             }
         }
         return y;
+    }
+
+    /** {@code (m_o / ||V_o||) V_o . x} per output row o of {@code V = W + scaling B A}. */
+    private static double[] dora(float[] w, Lora u, double[] x) {
+        int in = x.length;
+        double[] y = new double[w.length / in];
+        for (int o = 0; o < y.length; o++) {
+            double norm = 0;
+            double dot = 0;
+            for (int j = 0; j < in; j++) {
+                double v = w[o * in + j];
+                for (int r = 0; r < u.rank(); r++) {
+                    v += u.scaling() * u.b()[o * u.rank() + r] * u.a()[r * in + j];
+                }
+                norm += v * v;
+                dot += v * x[j];
+            }
+            y[o] = u.magnitude()[o] / Math.sqrt(norm) * dot;
+        }
+        return y;
+    }
+
+    /** The mean cross-entropy of {@code ids[1..]} given their prefixes, as {@code qlora4j eval} defines it. */
+    double loss(int[] ids) {
+        double[][] logits = logits(ids);
+        double nll = 0;
+        for (int i = 0; i + 1 < ids.length; i++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (double l : logits[i]) {
+                max = Math.max(max, l);
+            }
+            double total = 0;
+            for (double l : logits[i]) {
+                total += Math.exp(l - max);
+            }
+            nll += max + Math.log(total) - logits[i][ids[i + 1]];
+        }
+        return nll / (ids.length - 1);
     }
 
     /** RoPE in the rotate_half layout: each head's pair (j, j + hd/2) turns by position / theta^(2j / hd). */

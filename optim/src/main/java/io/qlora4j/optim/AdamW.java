@@ -58,7 +58,8 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * Updates every parameter in place from its accumulated gradient with learning rate {@code lr}
-     * (a double, as torch keeps it). Call it after backward and clipping, then zero the gradients.
+     * times the parameter's {@link Parameter#lrScale} (a double, as torch keeps it; decay is scaled
+     * with it, as in a torch parameter group). Call it after backward and clipping, then zero the gradients.
      * A parameter whose gradient was never computed steps with a zero gradient (torch skips it).
      */
     public void step(List<Parameter> params, double lr) {
@@ -75,7 +76,7 @@ public final class AdamW implements AutoCloseable {
         state.beginStep(List.copyOf(seen));
         for (Parameter param : params) {
             try (NDScope scope = new NDScope()) {
-                update(param, lr);
+                update(param, lr * param.lrScale());
                 scope.suppressNotUsedWarning();
             }
         }

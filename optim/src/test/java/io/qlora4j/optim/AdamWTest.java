@@ -104,6 +104,34 @@ class AdamWTest extends EngineTest {
     }
 
     @Test
+    void parameterWithALearningRateScaleStepsAsATorchGroupAtThatRateDecayIncluded() {
+        Random random = new Random(9);
+        float[] a = randomFloats(random, 7, 1.0);
+        float[] b = randomFloats(random, 7, 1.0);
+        Parameter loraA = Backprop.parameter(manager, "m.lora_A.weight", a);
+        Parameter plain = Backprop.parameter(manager, "m.lora_B.weight", b);
+        Parameter loraB = new Parameter(plain.name(), plain.value(), 16);
+        ReferenceAdamW groupA = new ReferenceAdamW(a, 0.9, 0.999, 1e-8, 0.1);
+        ReferenceAdamW groupB = new ReferenceAdamW(b, 0.9, 0.999, 1e-8, 0.1);
+        try (AdamW adam = AdamW.builder().optWeightDecay(0.1).build()) {
+            for (int step = 0; step < 4; step++) {
+                float[] gradA = randomFloats(random, 7, 0.5);
+                float[] gradB = randomFloats(random, 7, 0.5);
+                double lr = 1e-3 * (4 - step);
+                Gradients.zero(List.of(loraA, loraB));
+                Backprop.accumulate(loraA.value(), gradA);
+                Backprop.accumulate(loraB.value(), gradB);
+                adam.step(List.of(loraA, loraB), lr);
+                groupA.step(gradA, lr);
+                groupB.step(gradB, lr * 16);
+            }
+            assertClose(groupA.p, loraA.value().toFloatArray(), 1e-6);
+            assertClose(groupB.p, loraB.value().toFloatArray(), 1e-6);
+        }
+        assertThrows(IllegalArgumentException.class, () -> new Parameter("w", loraA.value(), Double.NaN));
+    }
+
+    @Test
     void defaultsAreTorchAndHfTrainerDefaults() {
         Random random = new Random(11);
         float[] initial = randomFloats(random, 5, 1.0);

@@ -1,6 +1,8 @@
 package io.qlora4j.trainer;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.AdapterVariants;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.ModelException;
@@ -15,9 +17,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} keys, or
- * those of {@code adapter_name_or_path} or of the checkpoint being resumed. Saved as a PEFT adapter
- * that records the base format it was trained over (in qlora4j's side file and the model card).
+ * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} and variant keys
+ * ({@code use_dora}), or those of {@code adapter_name_or_path} or of the checkpoint being resumed. With
+ * {@code loraplus_lr_ratio} the parameters form LLaMA-Factory's LoRA+ groups. Saved as a PEFT adapter that records
+ * the base format it was trained over (in qlora4j's side file and the model card).
  */
 final class LoraWeights implements TrainableWeights {
     private final LoraAdapters adapters;
@@ -25,11 +28,21 @@ final class LoraWeights implements TrainableWeights {
     private final BaseFormat baseFormat;
     private final List<Parameter> parameters = new ArrayList<>();
 
-    private LoraWeights(LoraAdapters adapters, String baseModel, BaseFormat baseFormat) {
+    private LoraWeights(LoraAdapters adapters, String baseModel, BaseFormat baseFormat, Double loraPlusRatio) {
         this.adapters = adapters;
         this.baseModel = baseModel;
         this.baseFormat = baseFormat;
-        adapters.parameters().forEach((name, value) -> parameters.add(new Parameter(name, value)));
+        adapters.parameters().forEach((name, value) -> parameters.add(new Parameter(name, value,
+                loraPlusRatio != null && loraPlusGroupB(name, value) ? loraPlusRatio : 1)));
+    }
+
+    /**
+     * Whether LLaMA-Factory's LoRA+ optimizer groups put the parameter in the "lora_b" group, which trains at
+     * {@code loraplus_lr_ratio} times the learning rate: B matrices and every one-dimensional tensor (DoRA's
+     * magnitude). Every adapter tensor takes weight decay (none is a bias or a norm), so no "nodecay" group arises.
+     */
+    private static boolean loraPlusGroupB(String name, NDArray value) {
+        return name.contains("lora_B") || value.getShape().dimension() == 1;
     }
 
     /**
@@ -43,10 +56,19 @@ final class LoraWeights implements TrainableWeights {
             throw new ConfigException("adapter_name_or_path: training continues one adapter, got '" + existing + "'");
         }
         Path from = checkpoint != null ? checkpoint : existing == null ? null : Path.of(existing);
+        LoraSettings settings = settings(config);
         LoraAdapters adapters = from != null ? LoraAdapters.load(from, model, manager)
-                : LoraAdapters.attach(model, settings(config), manager, config.integer("seed"));
+                : LoraAdapters.attach(model, settings, manager, config.integer("seed"));
+        if (adapters.settings().variant() != settings.variant()) {
+            String flag = settings.variant().peftFlag() != null ? settings.variant().peftFlag()
+                    : adapters.settings().variant().peftFlag();
+            adapters.close();
+            throw new ConfigException(flag + ": the job trains " + settings.variant() + " but the adapter in " + from
+                    + " is " + adapters.settings().variant() + "; set " + flag + " to match it");
+        }
         String baseModel = config.string("model_name_or_path");
-        return new LoraWeights(adapters, baseModel, BaseFormats.forModel(Path.of(baseModel), JobModels.format(config)));
+        return new LoraWeights(adapters, baseModel, BaseFormats.forModel(Path.of(baseModel), JobModels.format(config)),
+                config.number("loraplus_lr_ratio"));
     }
 
     private static LoraSettings settings(JobConfig config) throws ConfigException {
@@ -54,7 +76,8 @@ final class LoraWeights implements TrainableWeights {
         Double alpha = config.number("lora_alpha");
         try {
             return new LoraSettings(rank, alpha == null ? 2.0 * rank : alpha, config.number("lora_dropout"),
-                    config.bool("use_rslora"), List.of(config.string("lora_target").split("\\s*,\\s*")));
+                    config.bool("use_rslora"), List.of(config.string("lora_target").split("\\s*,\\s*")),
+                    AdapterVariants.fromFlags(config::bool));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

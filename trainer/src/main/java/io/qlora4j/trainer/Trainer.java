@@ -14,6 +14,7 @@ import io.qlora4j.trainer.config.JobConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A training job from its {@link JobConfig} to its output: the base model (4-bit for QLoRA, dense for
@@ -22,6 +23,9 @@ import java.nio.file.Path;
  * the two are printed side by side. This is what {@code qlora4j train} runs.
  */
 public final class Trainer {
+    /** Keys that choose how LoRA adapters train, refused with {@code finetuning_type: full} as LLaMA-Factory does. */
+    private static final List<String> LORA_ONLY = List.of("use_dora", "loraplus_lr_ratio");
+
     private Trainer() {}
 
     /**
@@ -88,6 +92,13 @@ public final class Trainer {
     private static void checkSupported(JobConfig config, boolean full) throws ConfigException {
         if (!config.bool("do_train")) {
             throw new ConfigException("do_train: false leaves train nothing to do");
+        }
+        if (full) {
+            for (String key : LORA_ONLY) {
+                if (config.isSet(key) && !Boolean.FALSE.equals(config.explicitValues().get(key))) {
+                    throw new ConfigException(key + ": is only valid for LoRA training (finetuning_type: lora)");
+                }
+            }
         }
         if (full && config.integer("quantization_bit") != null) {
             throw new ConfigException("finetuning_type: full trains every weight in float32 and cannot use "

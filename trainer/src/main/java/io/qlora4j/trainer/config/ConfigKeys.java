@@ -45,7 +45,12 @@ public final class ConfigKeys {
         add(ConfigKey.of("lora_dropout", FLOAT, 0.0, "dropout on the LoRA input").range(0.0, 0.999));
         add(ConfigKey.of("lora_target", STRING, "all", "'all' or a comma list of module names"));
         add(ConfigKey.of("use_rslora", BOOL, false, "scale by alpha / sqrt(r)"));
-        add(ConfigKey.of("use_dora", BOOL, false, "weight-decomposed LoRA").notImplemented("DoRA is not implemented yet"));
+        add(ConfigKey.of("use_dora", BOOL, false, "weight-decomposed LoRA (DoRA): a trained magnitude per output row"));
+        add(ConfigKey.of("loraplus_lr_ratio", FLOAT, null, "LoRA+: learning rate of B (and DoRA's magnitude) over A's")
+                .range(0.0, NO_LIMIT));
+        add(ConfigKey.of("loraplus_lr_embedding", FLOAT, 1e-6,
+                "LoRA+: learning rate of embedding adapters' B (qlora4j adapts no embeddings, so none takes it)")
+                .range(0.0, NO_LIMIT));
         // dataset
         add(ConfigKey.of("dataset", STRING, null, "dataset names or files (comma list)"));
         add(ConfigKey.of("dataset_dir", STRING, "data", "folder holding dataset_info.json"));

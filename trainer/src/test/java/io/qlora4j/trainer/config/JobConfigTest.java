@@ -99,9 +99,9 @@ class JobConfigTest {
 
     @Test
     void notImplementedKeyIsRefusedOnlyWhenItChangesSomething() throws Exception {
-        assertFalse(JobConfig.of("use_dora=false").bool("use_dora"));
-        ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("use_dora=true"));
-        assertTrue(e.getMessage().startsWith("command line: use_dora: not implemented yet"), e.getMessage());
+        assertFalse(JobConfig.of("export_legacy_format=false").bool("export_legacy_format"));
+        ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("export_legacy_format=true"));
+        assertTrue(e.getMessage().startsWith("command line: export_legacy_format: not implemented yet"), e.getMessage());
     }
 
     @Test

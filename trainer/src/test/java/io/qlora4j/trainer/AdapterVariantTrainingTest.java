@@ -1,0 +1,123 @@
+package io.qlora4j.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** QLoRA runs with the adapter variants and LoRA+: PEFT files, exact resume, LLaMA-Factory's groups and refusals. */
+class AdapterVariantTrainingTest {
+    @TempDir
+    Path dir;
+
+    private Path base;
+    private Path dataset;
+
+    @BeforeEach
+    void writeModelAndTask() throws Exception {
+        base = TinyModel.write(dir.resolve("base"), 21);
+        dataset = TinyTasks.write(dir.resolve("reverse.json"), "reverse", 8, 3);
+    }
+
+    /** A 6-step NF4 QLoRA job with dropout, checkpoints at steps 3 and 6, plus {@code variant} (space-separated keys). */
+    private List<String> job(Path output, String variant, String... more) {
+        List<String> keys = new ArrayList<>(List.of("model_name_or_path=" + base, "dataset=" + dataset,
+                "output_dir=" + output, "quantization_bit=4", "lora_rank=4", "lora_dropout=0.2",
+                "lora_target=q_proj,v_proj,down_proj", "learning_rate=0.01", "per_device_train_batch_size=2",
+                "gradient_accumulation_steps=2", "seed=9", "logging_steps=1", "max_steps=6", "save_steps=3"));
+        keys.addAll(Arrays.asList(variant.split(" ")));
+        keys.addAll(List.of(more));
+        return keys;
+    }
+
+    private TrainingResult train(List<String> keys) throws Exception {
+        return Trainer.train(JobConfig.load(null, keys), new PrintWriter(new StringWriter(), true), false);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16", "use_dora=true loraplus_lr_ratio=4"})
+    void variantRunResumesBitIdentical(String variant) throws Exception {
+        Path straight = dir.resolve("straight");
+        TrainingResult first = train(job(straight, variant));
+        assertTrue(first.completed(), first.failure());
+        boolean dora = variant.contains("use_dora");
+        assertEquals(dora, new ObjectMapper().readTree(straight.resolve("adapter_config.json").toFile())
+                .get("use_dora").asBoolean());
+        assertEquals(dora, TrainerTest.tensors(straight.resolve("adapter_model.safetensors")).keySet().stream()
+                .anyMatch(k -> k.endsWith(".lora_magnitude_vector")));
+
+        Path stopped = dir.resolve("stopped");
+        assertTrue(train(job(stopped, variant)).completed());
+        RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
+        Files.delete(stopped.resolve("adapter_model.safetensors"));
+        TrainingResult resumed = train(job(stopped, variant, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
+        assertTrue(resumed.completed(), resumed.failure());
+        TrainerTest.assertSameTensors(TrainerTest.tensors(straight.resolve("adapter_model.safetensors")),
+                TrainerTest.tensors(stopped.resolve("adapter_model.safetensors")));
+        TrainerTest.assertSameTensors(TrainerTest.tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
+                TrainerTest.tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
+    }
+
+    @Test
+    void loraPlusPutsBAndTheMagnitudeInTheRatioGroupAndAInTheBaseGroup() throws Exception {
+        JobConfig config = JobConfig.load(null, job(dir.resolve("out"), "use_dora=true loraplus_lr_ratio=16"));
+        try (NDManager m = NDManager.newBaseManager();
+                LlamaModel model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32).load(base, m)) {
+            List<Parameter> params = LoraWeights.create(config, model, m, null).parameters();
+            assertEquals(2 * 3 * 3, params.size(), "A, B and m of 3 modules in 2 layers");
+            for (Parameter p : params) {
+                double expected = p.name().endsWith("lora_A.weight") ? 1 : 16;
+                assertEquals(expected, p.lrScale(), p.name());
+            }
+        }
+    }
+
+    @Test
+    void loraPlusChangesTheRunAndUnsetRatioTrainsEveryMatrixAtTheSameRate() throws Exception {
+        assertTrue(train(job(dir.resolve("plain"), "seed=9")).completed());
+        assertTrue(train(job(dir.resolve("plus"), "loraplus_lr_ratio=16")).completed());
+        var plain = TrainerTest.tensors(dir.resolve("plain/adapter_model.safetensors"));
+        var plus = TrainerTest.tensors(dir.resolve("plus/adapter_model.safetensors"));
+        String b = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
+        assertFalse(Arrays.equals(plain.get(b), plus.get(b)));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16"})
+    void loraOnlyKeysAreRefusedForFullFinetuningInOneLine(String key) {
+        List<String> keys = List.of("model_name_or_path=" + base, "dataset=" + dataset, "output_dir=" + dir.resolve("full"),
+                "finetuning_type=full", key);
+        ConfigException e = assertThrows(ConfigException.class, () -> train(keys));
+        assertEquals(key.substring(0, key.indexOf('=')) + ": is only valid for LoRA training (finetuning_type: lora)",
+                e.getMessage());
+    }
+
+    @Test
+    void continuingAnAdapterOfAnotherVariantIsRefusedNamingTheFlag() throws Exception {
+        Path dora = dir.resolve("dora");
+        assertTrue(train(job(dora, "use_dora=true", "max_steps=1")).completed());
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> train(job(dir.resolve("plain"), "adapter_name_or_path=" + dora)));
+        assertTrue(e.getMessage().startsWith("use_dora: the job trains LoRA but the adapter in " + dora + " is DoRA"),
+                e.getMessage());
+    }
+}

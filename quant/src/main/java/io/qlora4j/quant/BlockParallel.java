@@ -8,12 +8,13 @@ import java.util.concurrent.ForkJoinTask;
 /**
  * Runs independent work over contiguous ranges of blocks on a shared daemon pool. Every block is
  * computed by the same code whatever the range it falls in, so results never depend on the
- * number of threads.
+ * number of threads. Shared by the formats' quantizers (bitsandbytes 4-bit here, others in subpackages).
  */
-final class BlockParallel {
+public final class BlockParallel {
 
     /** Work on blocks {@code [from, to)}, which may fail with {@code E}. */
-    interface RangeTask<E extends Exception> {
+    public interface RangeTask<E extends Exception> {
+        /** Processes blocks {@code [from, to)}. */
         void run(int from, int to) throws E;
     }
 
@@ -39,7 +40,7 @@ final class BlockParallel {
      * waits for all of them, even when one fails, so no range still runs once this returns. The
      * first failure is rethrown as it was thrown (later ones are added to it as suppressed).
      */
-    static <E extends Exception> void forEachRange(int blocks, int blockElements, int threads, RangeTask<E> task)
+    public static <E extends Exception> void forEachRange(int blocks, int blockElements, int threads, RangeTask<E> task)
             throws E {
         long elements = (long) blocks * blockElements;
         int parts = (int) Math.max(1, Math.min(threads, elements / MIN_ELEMENTS_PER_TASK));

@@ -1,6 +1,7 @@
 package io.qlora4j.adapters;
 
 import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.ReferenceLlama;
 import java.util.Map;
 
 /**
@@ -149,20 +150,7 @@ final class ReferenceForward {
 
     /** The mean cross-entropy of {@code ids[1..]} given their prefixes, as {@code qlora4j eval} defines it. */
     double loss(int[] ids) {
-        double[][] logits = logits(ids);
-        double nll = 0;
-        for (int i = 0; i + 1 < ids.length; i++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (double l : logits[i]) {
-                max = Math.max(max, l);
-            }
-            double total = 0;
-            for (double l : logits[i]) {
-                total += Math.exp(l - max);
-            }
-            nll += max + Math.log(total) - logits[i][ids[i + 1]];
-        }
-        return nll / (ids.length - 1);
+        return ReferenceLlama.meanCrossEntropy(logits(ids), ids);
     }
 
     /** RoPE in the rotate_half layout: each head's pair (j, j + hd/2) turns by position / theta^(2j / hd). */

@@ -10,6 +10,8 @@ import ai.djl.Device;
 import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.optim.LossScaler;
@@ -28,6 +30,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** End-to-end runs of {@link Trainer} on a tiny model trained in full (every weight), through files. */
@@ -270,12 +273,14 @@ class TrainerTest {
     }
 
     /** The {@link #qlora} job run to the end, its last checkpoint and adapter deleted, then resumed from step 3. */
-    private Path stoppedAndResumed(String name, Run run) throws Exception {
+    private Path stoppedAndResumed(String name, Run run, String... more) throws Exception {
         Path stopped = dir.resolve(name);
-        assertTrue(run.apply(qlora(stopped)).completed());
+        assertTrue(run.apply(qlora(stopped, more)).completed());
         RunDirectory.deleteRecursively(stopped.resolve("checkpoint-6"));
         Files.delete(stopped.resolve("adapter_model.safetensors"));
-        TrainingResult resumed = run.apply(qlora(stopped, "resume_from_checkpoint=" + stopped.resolve("checkpoint-3")));
+        List<String> resume = new ArrayList<>(List.of(more));
+        resume.add("resume_from_checkpoint=" + stopped.resolve("checkpoint-3"));
+        TrainingResult resumed = run.apply(qlora(stopped, resume.toArray(String[]::new)));
         assertTrue(resumed.completed(), resumed.failure());
         return stopped;
     }
@@ -361,6 +366,28 @@ class TrainerTest {
         assertSameTensors(tensors(straight.resolve("checkpoint-6/optimizer.safetensors")),
                 tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
         assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(stopped.resolve("metrics.jsonl")));
+    }
+
+    static List<BaseFormat> everyBaseFormat() {
+        return BaseFormats.menu();
+    }
+
+    @ParameterizedTest
+    @MethodSource("everyBaseFormat")
+    void loraOverEveryBaseFormatWithAPagedOptimizerRecordsTheFormatAndResumesBitIdentical(BaseFormat format)
+            throws Exception {
+        List<String> keys = new ArrayList<>(List.of("optim=paged_adamw_32bit"));
+        format.keys().forEach((key, value) -> keys.add(key + "=" + value));
+        String[] more = keys.toArray(String[]::new);
+        Path straight = dir.resolve("straight");
+        TrainingResult first = train(qlora(straight, more));
+        assertTrue(first.completed(), first.failure());
+        assertEquals(JSON.valueToTree(format.keys()), JSON.readTree(straight.resolve("qlora4j.json").toFile())
+                .get("base_format"));
+        assertTrue(Files.readString(straight.resolve("README.md")).contains(format.describe()));
+        Path stopped = stoppedAndResumed("stopped", this::train, more);
+        assertSameTensors(tensors(straight.resolve("adapter_model.safetensors")),
+                tensors(stopped.resolve("adapter_model.safetensors")));
     }
 
     @Test

@@ -8,11 +8,12 @@ import java.util.Map;
  * rotation of the pairs (j, j + hd/2), linear scaling divides positions, and GQA maps query head h to
  * key/value head h / (heads / kv_heads).
  */
-final class ReferenceLlama {
+public final class ReferenceLlama {
     private final LlamaConfig c;
     private final Map<String, float[]> w;
 
-    ReferenceLlama(LlamaConfig config, Map<String, float[]> weights) {
+    /** A reference over {@code weights} (Hugging Face names, float32 values as the model holds them). */
+    public ReferenceLlama(LlamaConfig config, Map<String, float[]> weights) {
         this.c = config;
         this.w = weights;
     }
@@ -22,7 +23,7 @@ final class ReferenceLlama {
      * {@code j <= i}, {@code real[j]} and (with a sliding window) {@code i - j < window}. Rows whose query
      * sees no key are left at zero.
      */
-    double[][] forward(int[] ids, int[] positions, boolean[] real) {
+    public double[][] forward(int[] ids, int[] positions, boolean[] real) {
         int s = ids.length;
         int hidden = c.hiddenSize();
         double[][] h = new double[s][];
@@ -205,5 +206,22 @@ final class ReferenceLlama {
             out[i] = a[i] + b[i];
         }
         return out;
+    }
+
+    /** The mean cross-entropy of {@code ids[1..]} under the {@code logits} of their prefixes, as eval defines it. */
+    public static double meanCrossEntropy(double[][] logits, int[] ids) {
+        double nll = 0;
+        for (int i = 0; i + 1 < ids.length; i++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (double l : logits[i]) {
+                max = Math.max(max, l);
+            }
+            double total = 0;
+            for (double l : logits[i]) {
+                total += Math.exp(l - max);
+            }
+            nll += max + Math.log(total) - logits[i][ids[i + 1]];
+        }
+        return nll / (ids.length - 1);
     }
 }

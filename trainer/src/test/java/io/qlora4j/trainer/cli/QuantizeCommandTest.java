@@ -66,6 +66,20 @@ class QuantizeCommandTest {
     }
 
     @Test
+    void aBitWidthTheMethodLacksAndAMethodNotImplementedAreOneLineRefusalsNamingThem() throws Exception {
+        Path model = TinyModels.writeTinyModel(dir);
+        Path target = dir.resolve("out");
+        assertEquals(1, cli.run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=3"));
+        assertEquals("qlora4j quantize: quantization_bit 3 is not supported by quantization_method bnb (allowed: 4, 8)",
+                cli.err().strip());
+        assertEquals(1, cli.run("quantize", "model_name_or_path=" + model, "export_dir=" + target, "quantization_bit=8",
+                "quantization_method=bitsandbytes", "llm_int8_threshold=-1"));
+        assertEquals("qlora4j quantize: llm_int8_threshold must be a number >= 0, got -1.0",
+                cli.err().strip());
+        assertFalse(Files.exists(target));
+    }
+
+    @Test
     void unknownKeyIsOneLineWithASuggestion() {
         int rc = cli.run("quantize", "model_name_or_pth=x");
         assertEquals(1, rc);

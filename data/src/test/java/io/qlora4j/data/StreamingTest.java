@@ -140,8 +140,7 @@ class StreamingTest extends TokenizerTestBase {
         long tokens = Long.parseLong(m.group(3));
         System.out.println("streaming " + fileMb + " MB JSONL with -Xmx16m: " + m.group());
         assertEquals(5_000, Long.parseLong(m.group(2)));
+        // the heap bound is what proves streaming; the first batch's latency is printed as a figure, not asserted
         assertTrue(tokens * 8 > 2 * (16L << 20), "ids + labels of " + tokens + " tokens should exceed the heap");
-        // about half a second on an idle machine; the bound leaves room for a loaded CI host
-        assertTrue(Long.parseLong(m.group(1)) < 2000, "first batch after " + m.group(1) + " ms");
     }
 }

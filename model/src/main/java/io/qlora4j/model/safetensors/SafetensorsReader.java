@@ -213,7 +213,9 @@ public final class SafetensorsReader implements AutoCloseable {
      * Converts {@code count} elements starting at element {@code offsetElements} of a floating
      * point tensor into {@code dest[destPos..]}: the way to read tensors too large for one array.
      * Safe to call from several threads at once (until {@link #close}): each call maps, copies and
-     * unmaps its own ranges, and the reader's state is fixed when it is opened.
+     * unmaps its own ranges, and the reader's state is fixed when it is opened. Every value read is
+     * checked finite: weights, adapters and optimizer states holding a NaN or an infinity are refused
+     * by file, tensor and element rather than computed with.
      */
     public void readFloats(String name, long offsetElements, float[] dest, int destPos, int count) throws ModelException {
         TensorInfo t = requireFloat(info(name));
@@ -237,6 +239,12 @@ public final class SafetensorsReader implements AutoCloseable {
                 }
             };
         });
+        for (int i = 0; i < count; i++) {
+            if (!Float.isFinite(dest[destPos + i])) {
+                throw new ModelException(t.file() + ": tensor '" + name + "' holds " + dest[destPos + i]
+                        + " at element " + (offsetElements + i) + "; expected finite numbers");
+            }
+        }
     }
 
     /**

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.qlora4j.model.ModelException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -72,10 +73,10 @@ class SafetensorsWriterTest {
 
     @Test
     void floatTensorsRoundTripTheirValues() throws Exception {
-        float[] f32 = {0f, -0f, 1.5f, -3.25e-30f, Float.MAX_VALUE, Float.NEGATIVE_INFINITY};
-        float[] f16 = {1f, -2.5f, 65504f, 0x1p-24f, 0x1p-14f, Float.POSITIVE_INFINITY}; // all exact in binary16
-        float[] bf16 = {1f, -3.140625f, 0x1p-133f, 3.3895314e38f, -0f, Float.NEGATIVE_INFINITY}; // all exact in bfloat16
-        ByteBuffer f64 = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN).putDouble(0.1).putDouble(-1e300).putDouble(2.5);
+        float[] f32 = {0f, -0f, 1.5f, -3.25e-30f, Float.MAX_VALUE, -Float.MAX_VALUE};
+        float[] f16 = {1f, -2.5f, 65504f, 0x1p-24f, 0x1p-14f, -65504f}; // all exact in binary16
+        float[] bf16 = {1f, -3.140625f, 0x1p-133f, 3.3895314e38f, -0f, -3.3895314e38f}; // all exact in bfloat16
+        ByteBuffer f64 = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN).putDouble(0.1).putDouble(-1e30).putDouble(2.5);
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
             writer.addFloats("f32", DType.F32, new long[] {2, 3}, f32);
             writer.addFloats("f16", DType.F16, new long[] {6}, f16);
@@ -86,7 +87,7 @@ class SafetensorsWriterTest {
             assertArrayEquals(f32, reader.floats("f32"));
             assertArrayEquals(f16, reader.floats("f16"));
             assertArrayEquals(bf16, reader.floats("bf16"));
-            assertArrayEquals(new float[] {0.1f, Float.NEGATIVE_INFINITY, 2.5f}, reader.floats("f64"));
+            assertArrayEquals(new float[] {0.1f, -1e30f, 2.5f}, reader.floats("f64"));
             assertEquals(List.of("f32", "f16", "bf16", "f64"), reader.tensors().stream().map(TensorInfo::name).toList());
             float[] part = new float[4];
             reader.readFloats("bf16", 2, part, 1, 3);
@@ -98,30 +99,50 @@ class SafetensorsWriterTest {
     void bf16IsWidenedByTheBitRule() throws Exception {
         // bf16 bits are the high 16 bits of the float32: 0x3F80 -> 0x3F800000 = 1.0, 0xC049 -> -3.140625, ...
         Path file = RawSafetensors.write(dir.resolve("b.safetensors"),
-                "{\"b\":{\"dtype\":\"BF16\",\"shape\":[6],\"data_offsets\":[0,12]}}",
-                RawSafetensors.u16(0x3F80, 0xC049, 0x0001, 0x7F7F, 0xFF80, 0x7FC0));
+                "{\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]}}",
+                RawSafetensors.u16(0x3F80, 0xC049, 0x0001, 0x7F7F));
         try (SafetensorsReader reader = SafetensorsReader.open(file)) {
             float[] values = reader.floats("b");
             assertEquals(1f, values[0]);
             assertEquals(-3.140625f, values[1]);
             assertEquals(0x1p-133f, values[2]);
             assertEquals(3.3895314e38f, values[3]);
-            assertEquals(Float.NEGATIVE_INFINITY, values[4]);
-            assertTrue(Float.isNaN(values[5]));
+        }
+    }
+
+    @Test
+    void infinityOrNanInAnyFloatTensorIsRefusedByFileTensorAndElement() throws Exception {
+        // bf16 -inf (0xFF80), f16 NaN (0x7E00), f32 +inf (0x7F800000) after finite values
+        Path b = RawSafetensors.write(dir.resolve("b.safetensors"),
+                "{\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]}}", RawSafetensors.u16(0x3F80, 0xFF80, 0));
+        Path h = RawSafetensors.write(dir.resolve("h.safetensors"),
+                "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}",
+                RawSafetensors.u16(0x3C00, 0x3C00, 0x3C00, 0x7E00));
+        Path f = RawSafetensors.write(dir.resolve("f.safetensors"),
+                "{\"f\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                RawSafetensors.f32(1f, Float.POSITIVE_INFINITY));
+        for (Object[] c : new Object[][] {{b, "b", "-Infinity at element 1"}, {h, "h", "NaN at element 3"},
+            {f, "f", "Infinity at element 1"}}) {
+            try (SafetensorsReader reader = SafetensorsReader.open((Path) c[0])) {
+                ModelException e = assertThrows(ModelException.class, () -> reader.floats((String) c[1]));
+                assertEquals(c[0] + ": tensor '" + c[1] + "' holds " + c[2] + "; expected finite numbers", e.getMessage());
+                float[] one = new float[1];
+                reader.readFloats((String) c[1], 0, one, 0, 1);
+                assertEquals(1f, one[0], "the finite part stays readable");
+            }
         }
     }
 
     @Test
     void f16IsWidenedFromKnownBitPatterns() throws Exception {
         Path file = RawSafetensors.write(dir.resolve("h.safetensors"),
-                "{\"h\":{\"dtype\":\"F16\",\"shape\":[7],\"data_offsets\":[0,14]}}",
-                RawSafetensors.u16(0x3C00, 0x0001, 0x7BFF, 0x7C00, 0x7E00, 0xC000, 0x3555));
+                "{\"h\":{\"dtype\":\"F16\",\"shape\":[5],\"data_offsets\":[0,10]}}",
+                RawSafetensors.u16(0x3C00, 0x0001, 0x7BFF, 0xC000, 0x3555));
         try (SafetensorsReader reader = SafetensorsReader.open(file)) {
             float[] v = reader.floats("h");
-            assertArrayEquals(new float[] {1f, 5.9604645e-8f, 65504f, Float.POSITIVE_INFINITY}, Arrays.copyOf(v, 4));
-            assertTrue(Float.isNaN(v[4]));
-            assertEquals(-2f, v[5]);
-            assertEquals(0.333251953125f, v[6]); // 0x3555: (1024 + 341) * 2^-12
+            assertArrayEquals(new float[] {1f, 5.9604645e-8f, 65504f}, Arrays.copyOf(v, 3));
+            assertEquals(-2f, v[3]);
+            assertEquals(0.333251953125f, v[4]); // 0x3555: (1024 + 341) * 2^-12
         }
     }
 

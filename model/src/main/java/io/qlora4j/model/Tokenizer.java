@@ -2,7 +2,6 @@ package io.qlora4j.model;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
@@ -19,17 +18,31 @@ public final class Tokenizer implements AutoCloseable {
         this.tokenizer = tokenizer;
     }
 
-    /** Loads {@code tokenizer.json} (or the one inside a model directory) without truncation. */
+    /**
+     * Loads {@code tokenizer.json} (or the one inside a model directory) without truncation, after checking it
+     * ({@link TokenizerFile}).
+     */
     public static Tokenizer load(Path path) throws ModelException {
         return load(path, 0);
     }
 
     /** Loads a tokenizer that truncates encodings to {@code maxLength} tokens (0: never truncate). */
     public static Tokenizer load(Path path, int maxLength) throws ModelException {
-        Path file = Files.isDirectory(path) ? path.resolve("tokenizer.json") : path;
-        if (!Files.isRegularFile(file)) {
-            throw new ModelException(file + ": file not found");
-        }
+        return load(TokenizerFile.read(path), maxLength);
+    }
+
+    /**
+     * Loads the tokenizer of the model directory {@code modelDir}, refusing one that can produce ids beyond the
+     * model's {@code vocabSize} embeddings.
+     */
+    public static Tokenizer forModel(Path modelDir, int vocabSize) throws ModelException {
+        TokenizerFile checked = TokenizerFile.read(modelDir);
+        checked.checkIdsBelow(vocabSize, modelDir.resolve("config.json"));
+        return load(checked, 0);
+    }
+
+    private static Tokenizer load(TokenizerFile checked, int maxLength) throws ModelException {
+        Path file = checked.path();
         if (maxLength < 0) {
             throw new IllegalArgumentException("maxLength must be >= 0, got " + maxLength);
         }

@@ -106,8 +106,19 @@ public final class LlamaLoader {
      */
     public static void checkTensors(LlamaConfig config, SafetensorsReader reader, BaseFormat stored)
             throws ModelException {
-        for (Map.Entry<String, long[]> e : expectedShapes(config).entrySet()) {
+        Map<String, long[]> expected = expectedShapes(config);
+        for (Map.Entry<String, long[]> e : expected.entrySet()) {
             check(reader, e.getKey(), e.getValue(), stored);
+        }
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                String bias = "model.layers." + l + "." + name + ".bias";
+                if (reader.contains(bias) && !expected.containsKey(bias)) {
+                    throw new ModelException(reader.info(bias).file() + ": tensor " + bias + " is a bias, but the config"
+                            + " says " + (name.startsWith("self_attn.") ? "attention_bias" : "mlp_bias")
+                            + " is false; set it to true in config.json or remove the tensor");
+                }
+            }
         }
     }
 

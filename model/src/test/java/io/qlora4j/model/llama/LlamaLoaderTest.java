@@ -223,6 +223,19 @@ class LlamaLoaderTest {
     }
 
     @Test
+    void biasTensorTheConfigDoesNotCallForIsRefusedNotUsed() throws Exception {
+        // CONFIG has attention biases but no MLP biases: a down_proj bias in the file would be added by a loader that
+        // looked at the file rather than the config, and transformers (which follows the config) would not add it
+        TinyLlama tiny = new TinyLlama(CONFIG, 37);
+        tiny.weights.put("model.layers.1.mlp.down_proj.bias", new float[32]);
+        tiny.shapes.put("model.layers.1.mlp.down_proj.bias", new long[] {32});
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        assertEquals(dir.resolve("model.safetensors") + ": tensor model.layers.1.mlp.down_proj.bias is a bias, but the"
+                + " config says mlp_bias is false; set it to true in config.json or remove the tensor",
+                assertThrows(ModelException.class, () -> load(dir)).getMessage());
+    }
+
+    @Test
     void largeMatricesAreCopiedInRowChunksExactly() throws Exception {
         float[] values = new float[7 * 3];
         for (int i = 0; i < values.length; i++) {

@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedReader;
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,14 +49,25 @@ abstract class RecordReader implements Closeable {
             if (name.endsWith(".csv")) {
                 return new Csv(file);
             }
+        } catch (StrictUtf8Reader.Malformed e) {
+            throw notUtf8(file, e);
         } catch (IOException e) {
             throw new DataException(file + ": cannot read: " + e.getMessage(), e);
         }
         throw new DataException(file + ": unsupported file type; expected .json, .jsonl or .csv");
     }
 
+    /** A strictly decoded UTF-8 file, whose bad bytes are reported with their line. */
+    static BufferedReader utf8(Path file) throws IOException {
+        return new BufferedReader(new StrictUtf8Reader(Files.newInputStream(file)));
+    }
+
+    static DataException notUtf8(Path file, StrictUtf8Reader.Malformed e) {
+        return new DataException(file + ":" + e.line() + ": not valid UTF-8", e);
+    }
+
     private static int firstNonBlank(Path file) throws IOException {
-        try (BufferedReader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        try (BufferedReader reader = utf8(file)) {
             int c;
             do {
                 c = reader.read();
@@ -73,7 +83,7 @@ abstract class RecordReader implements Closeable {
 
         Lines(Path file) throws IOException {
             super(file);
-            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+            reader = utf8(file);
         }
 
         @Override
@@ -94,6 +104,8 @@ abstract class RecordReader implements Closeable {
                 } catch (JsonProcessingException e) {
                     return new SourceRecord(file, null, line, "invalid JSON: " + e.getOriginalMessage());
                 }
+            } catch (StrictUtf8Reader.Malformed e) {
+                throw notUtf8(file, e);
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
             }
@@ -122,13 +134,20 @@ abstract class RecordReader implements Closeable {
                 JsonToken token = parser.nextToken();
                 line = parser.currentTokenLocation().getLineNr();
                 if (token == JsonToken.END_ARRAY || token == null) {
+                    if (token == JsonToken.END_ARRAY && parser.nextToken() != null) {
+                        throw new DataException(file + ":" + parser.currentTokenLocation().getLineNr()
+                                + ": unexpected text after the closing ] of the JSON array");
+                    }
                     return null;
                 }
                 JsonNode node = parser.readValueAsTree();
                 return node.isObject() ? new SourceRecord(file, node, line, null)
                         : new SourceRecord(file, null, line, "expected a JSON object");
+            } catch (JsonProcessingException e) {
+                long at = e.getLocation() != null && e.getLocation().getLineNr() > 0 ? e.getLocation().getLineNr() : line;
+                throw new DataException(file + ":" + at + ": invalid JSON: " + firstLine(e.getOriginalMessage()), e);
             } catch (IOException e) {
-                throw new DataException(file + ":" + line + ": invalid JSON: " + firstLine(e.getMessage()), e);
+                throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
             }
         }
 
@@ -146,7 +165,7 @@ abstract class RecordReader implements Closeable {
 
         Csv(Path file) throws IOException {
             super(file);
-            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+            reader = utf8(file);
             reader.mark(1);
             if (reader.read() != '\uFEFF') {
                 reader.reset();
@@ -179,6 +198,8 @@ abstract class RecordReader implements Closeable {
                     }
                 }
                 return new SourceRecord(file, node, start, null);
+            } catch (StrictUtf8Reader.Malformed e) {
+                throw notUtf8(file, e);
             } catch (IOException e) {
                 throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
             }

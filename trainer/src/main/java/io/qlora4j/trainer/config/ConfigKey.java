@@ -30,11 +30,16 @@ public record ConfigKey(
 
     /** How a key's value is written and parsed. */
     public enum Type {
-        STRING, INT, FLOAT, BOOL;
+        /** Text; a YAML mapping or list is refused. */
+        STRING,
+        /** A comma list, written as text ("a,b") or as a YAML list of strings. */
+        LIST,
+        INT, FLOAT, BOOL;
 
         String describe() {
             return switch (this) {
                 case STRING -> "a string";
+                case LIST -> "a string or a list of strings";
                 case INT -> "an integer";
                 case FLOAT -> "a number";
                 case BOOL -> "true or false";

@@ -3,6 +3,7 @@ package io.qlora4j.trainer.config;
 import static io.qlora4j.trainer.config.ConfigKey.Type.BOOL;
 import static io.qlora4j.trainer.config.ConfigKey.Type.FLOAT;
 import static io.qlora4j.trainer.config.ConfigKey.Type.INT;
+import static io.qlora4j.trainer.config.ConfigKey.Type.LIST;
 import static io.qlora4j.trainer.config.ConfigKey.Type.STRING;
 
 import io.qlora4j.model.format.BaseFormats;
@@ -23,7 +24,7 @@ public final class ConfigKeys {
     static {
         // model
         add(ConfigKey.of("model_name_or_path", STRING, null, "Hugging Face model directory"));
-        add(ConfigKey.of("adapter_name_or_path", STRING, null, "PEFT adapter directory (comma list)"));
+        add(ConfigKey.of("adapter_name_or_path", LIST, null, "PEFT adapter directory (comma list)"));
         // the base format: methods and options from the format registry; a method's bit widths are checked there
         add(ConfigKey.of("quantization_bit", INT, null, "bits of the frozen base weights (per method)").range(1.0, 8.0));
         add(ConfigKey.of("quantization_method", STRING, "bnb", "base-weight format")
@@ -43,7 +44,7 @@ public final class ConfigKeys {
         add(ConfigKey.of("lora_rank", INT, 8, "LoRA rank r").range(1.0, 65536.0));
         add(ConfigKey.of("lora_alpha", FLOAT, null, "LoRA alpha (default 2 x lora_rank)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("lora_dropout", FLOAT, 0.0, "dropout on the LoRA input").range(0.0, 0.999));
-        add(ConfigKey.of("lora_target", STRING, "all", "'all' or a comma list of module names"));
+        add(ConfigKey.of("lora_target", LIST, "all", "'all' or a comma list of module names"));
         add(ConfigKey.of("use_rslora", BOOL, false, "scale by alpha / sqrt(r)"));
         add(ConfigKey.of("use_dora", BOOL, false, "weight-decomposed LoRA (DoRA): a trained magnitude per output row"));
         add(ConfigKey.of("loraplus_lr_ratio", FLOAT, null, "LoRA+: learning rate of B (and DoRA's magnitude) over A's")
@@ -52,7 +53,7 @@ public final class ConfigKeys {
                 "LoRA+: learning rate of embedding adapters' B (qlora4j adapts no embeddings, so none takes it)")
                 .range(0.0, NO_LIMIT));
         // dataset
-        add(ConfigKey.of("dataset", STRING, null, "dataset names or files (comma list)"));
+        add(ConfigKey.of("dataset", LIST, null, "dataset names or files (comma list)"));
         add(ConfigKey.of("dataset_dir", STRING, "data", "folder holding dataset_info.json"));
         add(ConfigKey.of("template", STRING, "default", "chat template"));
         add(ConfigKey.of("cutoff_len", INT, 2048, "maximum tokens per example").range(1.0, NO_LIMIT));
@@ -99,7 +100,7 @@ public final class ConfigKeys {
         add(ConfigKey.of("seed", INT, 42, "random seed"));
         add(ConfigKey.of("resume_from_checkpoint", STRING, null, "true (latest) or a checkpoint directory"));
         add(ConfigKey.of("gradient_checkpointing", BOOL, true, "recompute blocks in the backward pass"));
-        add(ConfigKey.of("eval_dataset", STRING, null,
+        add(ConfigKey.of("eval_dataset", LIST, null,
                 "held-out dataset names or files, scored before and after training (same formats as dataset)"));
         add(ConfigKey.of("predict_with_generate", BOOL, false,
                 "also score eval_dataset by exact match of greedy answers (max_new_tokens)"));

@@ -1,8 +1,10 @@
 package io.qlora4j.trainer.config;
 
 import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.qlora4j.model.JsonErrors;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -11,6 +13,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.stream.Collectors;
 import org.apache.commons.text.similarity.LevenshteinDistance;
 
@@ -21,6 +24,9 @@ import org.apache.commons.text.similarity.LevenshteinDistance;
  */
 public final class JobConfig {
     private static final String COMMAND_LINE = "command line";
+    /** YAML as job files are read: a key given twice in one mapping is an error, not "the last one wins". */
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private final Map<String, Object> values;
 
@@ -36,8 +42,9 @@ public final class JobConfig {
     public static JobConfig load(Path yaml, List<String> overrides) throws ConfigException {
         Map<String, Object> values = new LinkedHashMap<>();
         if (yaml != null) {
+            Map<String, String> given = new LinkedHashMap<>();
             for (Map.Entry<String, Object> e : readYaml(yaml).entrySet()) {
-                put(values, yaml.toString(), e.getKey(), e.getValue());
+                put(values, yaml.toString(), e.getKey(), e.getValue(), given);
             }
         }
         for (String override : overrides) {
@@ -45,7 +52,7 @@ public final class JobConfig {
             if (eq <= 0) {
                 throw new ConfigException(COMMAND_LINE + ": '" + override + "' is not key=value");
             }
-            put(values, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1));
+            put(values, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1), null);
         }
         return new JobConfig(values);
     }
@@ -57,7 +64,7 @@ public final class JobConfig {
 
     private static Map<String, Object> readYaml(Path yaml) throws ConfigException {
         try {
-            Object tree = new ObjectMapper(new YAMLFactory()).readValue(Files.readAllBytes(yaml), Object.class);
+            Object tree = YAML.readValue(Files.readAllBytes(yaml), Object.class);
             if (tree == null) {
                 return Map.of();
             }
@@ -70,21 +77,23 @@ public final class JobConfig {
         } catch (NoSuchFileException e) {
             throw new ConfigException(yaml + ": no such file");
         } catch (JacksonException e) {
-            String where = e.getLocation() == null ? ""
-                    : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
-            String reason = e.getOriginalMessage().lines().findFirst().orElse("").strip();
-            throw new ConfigException(yaml + ": not valid YAML" + where + ": " + reason);
+            throw new ConfigException(yaml + ": not valid YAML" + JsonErrors.where(e) + ": " + JsonErrors.reason(e));
         } catch (IOException e) {
             throw new ConfigException(yaml + ": cannot read: " + e.getMessage());
         }
     }
 
-    private static void put(Map<String, Object> values, String source, String rawKey, Object raw)
-            throws ConfigException {
+    /**
+     * Parses and checks one setting into {@code values}. {@code given} (null for the command line, where a later
+     * setting overrides an earlier one) records which spelling set each key of a file, so that a file setting one
+     * key twice under two names (an alias) with different values is refused rather than letting the last win.
+     */
+    private static void put(Map<String, Object> values, String source, String rawKey, Object raw,
+            Map<String, String> given) throws ConfigException {
         switch (rawKey) {
             case "load_in_4bit", "load_in_8bit" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8");
+                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8", given);
                 }
                 return;
             }
@@ -93,15 +102,15 @@ public final class JobConfig {
                 if (!kind.equals("lora") && !kind.equals("qlora")) {
                     throw new ConfigException(source + ": adapter: '" + kind + "' is not supported (allowed: lora, qlora)");
                 }
-                put(values, source, "finetuning_type", "lora");
+                put(values, source, "finetuning_type", "lora", given);
                 if (kind.equals("qlora")) {
-                    put(values, source, "quantization_bit", "4");
+                    put(values, source, "quantization_bit", "4", given);
                 }
                 return;
             }
             case "lora_target_linear" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "lora_target", "all");
+                    put(values, source, "lora_target", "all", given);
                 }
                 return;
             }
@@ -113,6 +122,13 @@ public final class JobConfig {
             throw new ConfigException(source + ": unknown key '" + rawKey + "'" + suggestion(rawKey));
         }
         Object value = parse(source, key, raw);
+        if (given != null) {
+            String earlier = given.putIfAbsent(name, rawKey);
+            if (earlier != null && !Objects.equals(values.get(name), value)) {
+                throw new ConfigException(source + ": " + name + " is given twice with different values (as " + earlier
+                        + " and as " + rawKey + "); keep one");
+            }
+        }
         if (value == null) {
             values.remove(name);
             return;
@@ -140,7 +156,15 @@ public final class JobConfig {
         if (raw == null) {
             return null;
         }
-        if (raw instanceof List<?> list && key.type() == ConfigKey.Type.STRING) {
+        if (raw instanceof Map<?, ?>) {
+            throw new ConfigException(source + ": " + key.name() + ": expected " + key.type().describe()
+                    + ", got a YAML mapping");
+        }
+        if (raw instanceof List<?> list) {
+            if (key.type() != ConfigKey.Type.LIST || list.stream().anyMatch(v -> v instanceof Map || v instanceof List)) {
+                throw new ConfigException(source + ": " + key.name() + ": expected " + key.type().describe()
+                        + ", got a YAML list" + (key.type() == ConfigKey.Type.LIST ? " holding a list or mapping" : ""));
+            }
             return list.stream().map(String::valueOf).collect(Collectors.joining(","));
         }
         String text = String.valueOf(raw).trim();
@@ -149,7 +173,7 @@ public final class JobConfig {
         }
         try {
             return switch (key.type()) {
-                case STRING -> text;
+                case STRING, LIST -> text;
                 case BOOL -> {
                     if (text.equalsIgnoreCase("true")) {
                         yield Boolean.TRUE;

@@ -127,4 +127,36 @@ class JobConfigTest {
         assertEquals("missing required key model_name_or_path (Hugging Face model directory), e.g. model_name_or_path=...",
                 e.getMessage());
     }
+
+    @Test
+    void yamlMappingOrListWhereAScalarIsExpectedIsRefusedByKey() throws Exception {
+        Path map = yaml("output_dir: {a: 1}\n");
+        assertEquals(map + ": output_dir: expected a string, got a YAML mapping",
+                assertThrows(ConfigException.class, () -> JobConfig.load(map, List.of())).getMessage());
+        Path list = yaml("output_dir: [a, b]\n");
+        assertEquals(list + ": output_dir: expected a string, got a YAML list",
+                assertThrows(ConfigException.class, () -> JobConfig.load(list, List.of())).getMessage());
+        Path rank = yaml("lora_rank: {r: 8}\n");
+        assertEquals(rank + ": lora_rank: expected an integer, got a YAML mapping",
+                assertThrows(ConfigException.class, () -> JobConfig.load(rank, List.of())).getMessage());
+        Path nested = yaml("dataset: [a, [b]]\n");
+        assertEquals(nested + ": dataset: expected a string or a list of strings, got a YAML list holding a list or"
+                + " mapping", assertThrows(ConfigException.class, () -> JobConfig.load(nested, List.of())).getMessage());
+        assertEquals("a,b", JobConfig.load(yaml("dataset: [a, b]\n"), List.of()).string("dataset"));
+    }
+
+    @Test
+    void keyGivenTwiceInAFileIsRefusedInsteadOfTheLastWinning() throws Exception {
+        Path twice = yaml("lora_rank: 8\nlearning_rate: 1.0e-4\nlora_rank: 16\n");
+        String msg = assertThrows(ConfigException.class, () -> JobConfig.load(twice, List.of())).getMessage();
+        assertEquals(twice + ": not valid YAML at line 3, column 10: Duplicate field 'lora_rank'", msg);
+        Path alias = yaml("lora_r: 8\nlora_rank: 16\n");
+        assertEquals(alias + ": lora_rank is given twice with different values (as lora_r and as lora_rank); keep one",
+                assertThrows(ConfigException.class, () -> JobConfig.load(alias, List.of())).getMessage());
+        // axolotl files say qlora twice over; agreeing spellings are fine, and the command line still overrides
+        JobConfig agreeing = JobConfig.load(yaml("adapter: qlora\nload_in_4bit: true\n"), List.of("lora_rank=4"));
+        assertEquals(4, agreeing.integer("quantization_bit"));
+        assertEquals(8, JobConfig.load(yaml("lora_rank: 16\n"), List.of("lora_rank=4", "lora_rank=8"))
+                .integer("lora_rank"));
+    }
 }

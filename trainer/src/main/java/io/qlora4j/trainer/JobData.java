@@ -1,12 +1,16 @@
 package io.qlora4j.trainer;
 
 import io.qlora4j.data.DataException;
+import io.qlora4j.data.DataPipeline;
+import io.qlora4j.data.DatasetStats;
+import io.qlora4j.data.Example;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Consumer;
 
 /** How a job's dataset keys become the data pipeline's settings, for training and the data preview. */
 public final class JobData {
@@ -35,5 +39,41 @@ public final class JobData {
     /** The job's {@code stage} (sft or pt). */
     static DataSettings.Stage stage(JobConfig config) {
         return DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT));
+    }
+
+    /**
+     * Warns about the records the pipeline skipped (a count per dataset) and the training examples with no token to
+     * learn (every label masked, as when {@code cutoff_len} cuts the answer off), and refuses a training set in which
+     * no example has one: it would train at loss 0 on nothing.
+     */
+    static void check(JobConfig config, DataPipeline data, Consumer<String> warn) throws DataException {
+        for (DatasetStats s : data.stats()) {
+            if (s.skipped() > 0) {
+                warn.accept("dataset " + s.dataset() + ": skipped " + s.skipped() + " of " + (s.kept() + s.skipped())
+                        + " records (broken, or not in the dataset's format)");
+            }
+        }
+        List<Example> train = data.train();
+        long empty = train.stream().filter(e -> !learns(e)).count();
+        String why = " after cutoff_len " + config.integer("cutoff_len") + " (every label is masked)";
+        if (!train.isEmpty() && empty == train.size()) {
+            throw new DataException("dataset: none of the " + train.size() + " training examples has a token to learn"
+                    + why + "; raise cutoff_len or check that the examples have answers");
+        }
+        if (empty > 0) {
+            warn.accept(empty + " of " + train.size() + " training examples have no token to learn" + why
+                    + "; they add nothing to the loss");
+        }
+    }
+
+    /** Whether the example has a label the loss counts ({@code labels[1:] != -100}: the first has no prediction). */
+    private static boolean learns(Example e) {
+        int[] labels = e.labels();
+        for (int i = 1; i < labels.length; i++) {
+            if (labels[i] != Example.IGNORE_INDEX) {
+                return true;
+            }
+        }
+        return false;
     }
 }

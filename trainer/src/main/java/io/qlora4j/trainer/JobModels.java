@@ -9,6 +9,7 @@ import io.qlora4j.model.format.FormatKeys;
 import io.qlora4j.model.format.FormatOption;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -70,5 +71,21 @@ public final class JobModels {
                 .optComputeType(computeType)
                 .optFormat(format(config))
                 .build();
+    }
+
+    /**
+     * Warns when sequences can reach positions the model was never pre-trained on: {@code cutoff_len} set above the
+     * model's {@code max_position_embeddings}, or a sequence ({@code longest} tokens) longer than it.
+     *
+     * @param configJson the config.json that gives {@code maxPositions}, named in the warning
+     */
+    public static void warnPastPositions(JobConfig config, int maxPositions, Path configJson, int longest,
+            Consumer<String> warn) {
+        int cutoff = config.integer("cutoff_len");
+        if ((config.isSet("cutoff_len") && cutoff > maxPositions) || longest > maxPositions) {
+            warn.accept("cutoff_len " + cutoff + " is above the model's max_position_embeddings " + maxPositions + " ("
+                    + configJson + "), and the longest sequence has " + longest + " tokens: positions past "
+                    + maxPositions + " were never pre-trained");
+        }
     }
 }

@@ -14,7 +14,9 @@ import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} and variant keys
@@ -66,9 +68,36 @@ final class LoraWeights implements TrainableWeights {
             throw new ConfigException(flag + ": the job trains " + settings.variant() + " but the adapter in " + from
                     + " is " + adapters.settings().variant() + "; set " + flag + " to match it");
         }
+        if (from != null) {
+            try {
+                requireSame(config, adapters.settings(), from);
+            } catch (ConfigException e) {
+                adapters.close();
+                throw e;
+            }
+        }
         String baseModel = config.string("model_name_or_path");
         return new LoraWeights(adapters, baseModel, BaseFormats.forModel(Path.of(baseModel), JobModels.format(config)),
                 config.number("loraplus_lr_ratio"));
+    }
+
+    /**
+     * Refuses a job that sets a LoRA hyper-parameter other than the adapter it continues was trained with: the loaded
+     * adapter's settings are the ones that train, and a job saying otherwise must not look as if it had its way.
+     */
+    private static void requireSame(JobConfig config, LoraSettings loaded, Path from) throws ConfigException {
+        Map<String, Object> trained = new LinkedHashMap<>();
+        trained.put("lora_rank", loaded.rank());
+        trained.put("lora_alpha", loaded.alpha());
+        trained.put("lora_dropout", loaded.dropout());
+        trained.put("use_rslora", loaded.useRslora());
+        for (Map.Entry<String, Object> e : trained.entrySet()) {
+            Object job = config.explicitValues().get(e.getKey()); // parsed to the key's type, as the settings are
+            if (job != null && !job.equals(e.getValue())) {
+                throw new ConfigException(e.getKey() + ": " + from + " was trained with " + e.getValue() + ", the job says "
+                        + job + "; training continues that adapter, so leave " + e.getKey() + " unset or give its value");
+            }
+        }
     }
 
     private static LoraSettings settings(JobConfig config) throws ConfigException {

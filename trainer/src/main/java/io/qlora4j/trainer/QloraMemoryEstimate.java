@@ -30,6 +30,8 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
      * Estimates a run over a base in {@code format} with LoRA of {@code rank} on all linear layers, {@code batch}
      * sequences of {@code seqLen} tokens, gradient checkpointing on, and {@code computeBytes} per dense element
      * (4 for float32, 2 for float16).
+     *
+     * @throws IllegalArgumentException when the activations alone overflow a 64-bit byte count
      */
     public static QloraMemoryEstimate of(LlamaConfig c, BaseFormat format, int rank, int seqLen, int batch,
             int computeBytes) {
@@ -53,14 +55,30 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
         long tableBytes = sixteenBit ? tables * c.vocabSize() * (2 * h + 4) : embeddings * computeBytes;
         long norms = layers * 2 * h + h;
         long params = layers * linearParams + embeddings + norms;
-        long tokens = (long) seqLen * batch;
-        long saved = layers * tokens * h * 4;
-        long scores = (long) batch * c.numAttentionHeads() * seqLen * seqLen * 4 * 3;
-        long mlp = tokens * inter * 4 * 4;
-        long dequantized = Math.max(inter * h, q * h) * 4 * 2;
-        long logits = tokens * c.vocabSize() * 4 * 2;
-        long activations = saved + scores + mlp + dequantized + logits;
-        return new QloraMemoryEstimate(params, layers * linearParams, layers * packed,
-                tableBytes + norms * computeBytes, layers * lora, layers * lora * 16, activations);
+        try {
+            long tokens = product(seqLen, batch);
+            long saved = product(layers, tokens, h, 4);
+            long scores = product(batch, c.numAttentionHeads(), seqLen, seqLen, 4 * 3);
+            long mlp = product(tokens, inter, 4 * 4);
+            long dequantized = Math.max(inter * h, q * h) * 4 * 2;
+            long logits = product(tokens, c.vocabSize(), 4 * 2);
+            long activations = Math.addExact(Math.addExact(Math.addExact(saved, scores), Math.addExact(mlp, logits)),
+                    dequantized);
+            long denseBytes = tableBytes + norms * computeBytes;
+            Math.addExact(layers * packed + denseBytes + layers * lora * 16, activations); // the total must fit too
+            return new QloraMemoryEstimate(params, layers * linearParams, layers * packed, denseBytes, layers * lora,
+                    layers * lora * 16, activations);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("a batch of " + batch + " x " + seqLen + " tokens needs more than 2^63"
+                    + " bytes of activations; nothing can run it");
+        }
+    }
+
+    private static long product(long... factors) {
+        long p = 1;
+        for (long f : factors) {
+            p = Math.multiplyExact(p, f);
+        }
+        return p;
     }
 }

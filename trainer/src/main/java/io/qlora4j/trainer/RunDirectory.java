@@ -5,24 +5,27 @@ import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.safetensors.SharedFileModes;
 import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * A run's {@code output_dir}: {@code checkpoint-N/} directories that appear only complete (staged
- * under a hidden name, renamed when every file is written), the final output published file by file
- * through renames, pruning by {@code save_total_limit}, and the rules for reusing a directory.
+ * A run's {@code output_dir}, held under an exclusive {@link DirectoryLock} from the moment it is opened:
+ * {@code checkpoint-N/} directories that appear only complete (staged under a hidden name, every file and the
+ * directory forced to disk, then renamed), checkpoints removed by one rename before their files are deleted
+ * (pruning by {@code save_total_limit}), the final output published file by file with {@code trainer_state.json}
+ * last, and the rules for reusing a directory. What survives a kill or a power loss is in docs/RELIABILITY.md.
  */
-final class RunDirectory {
+final class RunDirectory implements AutoCloseable {
     private static final Pattern CHECKPOINT = Pattern.compile("checkpoint-(\\d+)");
     private static final String STAGING_PREFIX = ".staging-";
+    private static final String TRASH_PREFIX = ".deleting-";
 
     /** Writes the files of a checkpoint or of the final output into a directory. */
     @FunctionalInterface
@@ -32,31 +35,56 @@ final class RunDirectory {
     }
 
     private final Path root;
+    private final DirectoryLock lock;
+    private final Path created;
 
-    private RunDirectory(Path root) {
+    private RunDirectory(Path root, DirectoryLock lock, Path created) {
         this.root = root;
+        this.lock = lock;
+        this.created = created;
     }
 
     /**
-     * Opens {@code root} for a run. A fresh run refuses a non-empty directory unless {@code overwrite},
-     * which first removes the checkpoints and metrics of the earlier run; a resumed run keeps it. Hidden
-     * leftovers of an interrupted save are removed either way.
+     * Locks {@code root} (creating it when missing) for a run, then removes the hidden leftovers of an interrupted
+     * save. A fresh run refuses a directory with anything else in it unless {@code overwrite}, which first removes
+     * the checkpoints, metrics and trainer state of the earlier run; a resumed run keeps it.
+     *
+     * @throws ConfigException when root is a file, or another run holds it, or it is not empty for a fresh run
      */
     static RunDirectory open(Path root, boolean overwrite, boolean resuming) throws ConfigException, IOException {
-        RunDirectory dir = new RunDirectory(root);
-        if (!resuming && Files.isDirectory(root) && !isEmpty(root)) {
-            if (!overwrite) {
-                throw new ConfigException("output_dir " + root + " exists and is not empty; set overwrite_output_dir: true"
-                        + " to replace it or resume_from_checkpoint: true to continue it");
-            }
-            for (Path checkpoint : dir.checkpoints()) {
-                deleteRecursively(checkpoint);
-            }
-            Files.deleteIfExists(root.resolve(MetricsLog.FILE));
+        if (Files.exists(root) && !Files.isDirectory(root)) {
+            throw new ConfigException("output_dir " + root + " is a file; expected a directory (it is created when"
+                    + " missing)");
         }
-        Files.createDirectories(root);
-        dir.removeLeftovers();
-        return dir;
+        Path created = null; // the outermost directory this run creates
+        for (Path p = root.toAbsolutePath(); p != null && !Files.exists(p); p = p.getParent()) {
+            created = p;
+        }
+        try {
+            Files.createDirectories(root);
+        } catch (IOException e) {
+            throw new ConfigException("output_dir " + root + ": cannot create the directory (" + e + ")");
+        }
+        RunDirectory dir = new RunDirectory(root, DirectoryLock.acquire(root), created);
+        try {
+            CrashPoint.reach("startup");
+            dir.removeLeftovers();
+            if (!resuming && !dir.isEmpty()) {
+                if (!overwrite) {
+                    throw new ConfigException("output_dir " + root + " exists and is not empty; set"
+                            + " overwrite_output_dir: true to replace it or resume_from_checkpoint: true to continue it");
+                }
+                Files.deleteIfExists(root.resolve(TrainerState.FILE));
+                for (Path checkpoint : dir.checkpoints()) {
+                    dir.discard(checkpoint);
+                }
+                Files.deleteIfExists(root.resolve(MetricsLog.FILE));
+            }
+            return dir;
+        } catch (ConfigException | IOException | RuntimeException e) {
+            dir.close();
+            throw e;
+        }
     }
 
     /** The directory itself. */
@@ -66,9 +94,6 @@ final class RunDirectory {
 
     /** The complete checkpoints (those holding a trainer_state.json), oldest step first. */
     List<Path> checkpoints() throws IOException {
-        if (!Files.isDirectory(root)) {
-            return List.of();
-        }
         try (Stream<Path> entries = Files.list(root)) {
             return entries.filter(p -> CHECKPOINT.matcher(p.getFileName().toString()).matches())
                     .filter(p -> Files.isRegularFile(p.resolve(TrainerState.FILE)))
@@ -103,37 +128,102 @@ final class RunDirectory {
      */
     Path saveCheckpoint(int step, Contents contents, Integer limit) throws IOException, ModelException {
         Path target = root.resolve("checkpoint-" + step);
-        Path staging = SharedFileModes.apply(Files.createTempDirectory(root, STAGING_PREFIX + "checkpoint-" + step + "-"));
+        Path staging = stage(STAGING_PREFIX + "checkpoint-" + step + "-", contents);
         try {
-            contents.writeTo(staging);
+            CrashPoint.reach("checkpoint.staged");
             if (Files.exists(target)) {
-                deleteRecursively(target);
+                discard(target);
             }
             AtomicFiles.move(staging, target);
+            AtomicFiles.syncDirectory(root);
         } finally {
             deleteRecursively(staging);
         }
-        if (limit != null) {
-            List<Path> all = new ArrayList<>(checkpoints());
-            while (all.size() > limit) {
-                deleteRecursively(all.remove(0));
-            }
-        }
+        CrashPoint.reach("checkpoint.published");
+        prune(limit);
         return target;
     }
 
-    /** Writes the final output at the top of the directory: staged whole, then each file renamed into place. */
+    /** Deletes the oldest checkpoints beyond {@code limit} (null: keeps all). */
+    void prune(Integer limit) throws IOException {
+        if (limit != null) {
+            List<Path> all = new ArrayList<>(checkpoints());
+            while (all.size() > limit) {
+                discard(all.remove(0));
+            }
+        }
+    }
+
+    /**
+     * Writes the final output at the top of the directory: staged whole, then each file renamed into place,
+     * {@code trainer_state.json} last (and an earlier one removed first), so that a top level holding a
+     * trainer_state.json is complete. A run killed in between leaves its last checkpoint, from which a resume
+     * writes the output again.
+     */
     void publish(Contents contents) throws IOException, ModelException {
-        Path staging = SharedFileModes.apply(Files.createTempDirectory(root, STAGING_PREFIX + "final-"));
+        Path staging = stage(STAGING_PREFIX + "final-", contents);
+        try {
+            CrashPoint.reach("final.staged");
+            Files.deleteIfExists(root.resolve(TrainerState.FILE));
+            List<Path> files;
+            try (Stream<Path> entries = Files.list(staging)) {
+                files = entries.sorted(Comparator.comparing((Path p) -> p.endsWith(TrainerState.FILE))
+                        .thenComparing(Path::getFileName)).toList();
+            }
+            for (Path file : files) {
+                AtomicFiles.move(file, root.resolve(file.getFileName()));
+                CrashPoint.reach("final.rename");
+            }
+            AtomicFiles.syncDirectory(root);
+        } finally {
+            deleteRecursively(staging);
+        }
+    }
+
+    /** A new hidden directory holding {@code contents}, its files and entries forced to disk. */
+    private Path stage(String prefix, Contents contents) throws IOException, ModelException {
+        Path staging = SharedFileModes.apply(Files.createTempDirectory(root, prefix));
         try {
             contents.writeTo(staging);
             try (Stream<Path> files = Files.list(staging)) {
                 for (Path file : files.toList()) {
-                    AtomicFiles.move(file, root.resolve(file.getFileName()));
+                    AtomicFiles.force(file);
                 }
             }
-        } finally {
+            AtomicFiles.syncDirectory(staging);
+            return staging;
+        } catch (IOException | ModelException | RuntimeException e) {
             deleteRecursively(staging);
+            throw e;
+        }
+    }
+
+    /** Removes a checkpoint in one rename (to a hidden name that the next open cleans up), then its files. */
+    private void discard(Path checkpoint) throws IOException {
+        Path trash = root.resolve(TRASH_PREFIX + checkpoint.getFileName());
+        deleteRecursively(trash);
+        AtomicFiles.move(checkpoint, trash);
+        CrashPoint.reach("prune");
+        deleteRecursively(trash);
+    }
+
+    /**
+     * Releases the directory. A run that created it (and maybe folders above it) and left nothing in it (it failed
+     * before writing anything) removes them again.
+     */
+    @Override
+    public void close() throws IOException {
+        if (created == null || !isEmpty()) {
+            lock.close();
+            return;
+        }
+        lock.deleteWithDirectory();
+        for (Path p = root.toAbsolutePath().getParent(); p != null && p.startsWith(created); p = p.getParent()) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (DirectoryNotEmptyException e) {
+                return; // something else was put there meanwhile
+            }
         }
     }
 
@@ -141,22 +231,24 @@ final class RunDirectory {
         try (Stream<Path> entries = Files.list(root)) {
             for (Path p : entries.toList()) {
                 String name = p.getFileName().toString();
-                if (name.startsWith(STAGING_PREFIX) || (name.startsWith(".") && name.endsWith(AtomicFiles.TEMP_SUFFIX))) {
+                if (name.startsWith(STAGING_PREFIX) || name.startsWith(TRASH_PREFIX)
+                        || (name.startsWith(".") && name.endsWith(AtomicFiles.TEMP_SUFFIX))) {
                     deleteRecursively(p);
                 }
             }
         }
     }
 
+    /** Whether the directory holds nothing but its lock file. */
+    private boolean isEmpty() throws IOException {
+        try (Stream<Path> entries = Files.list(root)) {
+            return entries.allMatch(p -> p.getFileName().toString().equals(DirectoryLock.FILE));
+        }
+    }
+
     private static long stepOf(Path checkpoint) {
         Matcher m = CHECKPOINT.matcher(checkpoint.getFileName().toString());
         return m.matches() ? Long.parseLong(m.group(1)) : -1;
-    }
-
-    private static boolean isEmpty(Path dir) throws IOException {
-        try (Stream<Path> entries = Files.list(dir)) {
-            return entries.findAny().isEmpty();
-        }
     }
 
     static void deleteRecursively(Path root) throws IOException {

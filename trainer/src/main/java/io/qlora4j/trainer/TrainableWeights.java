@@ -1,5 +1,7 @@
 package io.qlora4j.trainer;
 
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.optim.Parameter;
 import java.io.IOException;
@@ -25,4 +27,20 @@ interface TrainableWeights {
 
     /** Writes the trained weights as a loadable directory (a PEFT adapter or a Hugging Face model). */
     void save(Path dir) throws IOException, ModelException;
+
+    /**
+     * The name of the first parameter holding a NaN or an infinity, or null when every value is finite: checked
+     * before a checkpoint is written, so that no checkpoint of diverged weights is ever called good.
+     */
+    static String firstNonFinite(List<Parameter> parameters) {
+        for (Parameter p : parameters) {
+            try (NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                if (!Float.isFinite(p.value().abs().max().toType(DataType.FLOAT32, false).getFloat())) {
+                    return p.name();
+                }
+            }
+        }
+        return null;
+    }
 }

@@ -5,9 +5,11 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
+import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.TokenizerFile;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -15,6 +17,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * A training job from its {@link JobConfig} to its output: the base model (4-bit for QLoRA, dense for
@@ -55,28 +58,36 @@ public final class Trainer {
         Path outputDir = Path.of(config.require("output_dir"));
         String resume = config.string("resume_from_checkpoint");
         boolean resuming = resume != null && !resume.equalsIgnoreCase("false");
-        RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
-        Path checkpoint = resuming ? dir.resumeSource(resume) : null;
         if (full && computeType != DataType.FLOAT32) {
             throw new ConfigException("fp16: finetuning_type full trains float32 weights; leave fp16 unset or use "
                     + "finetuning_type: lora");
         }
-        try (NDManager manager = NDManager.newBaseManager(device, "PyTorch");
-                TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
-            DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
-            LlamaModel model = JobModels.loader(config, computeType)
-                    .load(full && checkpoint != null ? checkpoint : baseDir, manager);
-            TrainableWeights weights = full ? new FullWeights(model, baseDir)
-                    : LoraWeights.create(config, model, manager, checkpoint);
-            HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);
-            EvalReport before = heldOut == null ? null : evaluate(heldOut, model, weights, out);
-            TrainingResult result = new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal).run();
-            if (heldOut != null && result.completed()) {
-                EvalReport after = evaluate(heldOut, model, weights, out);
-                EvalReport.printComparison(out, heldOut.name(), checkpoint != null ? "at resume" : "base", before,
-                        full ? "trained" : "base + adapter", after);
+        Consumer<String> warn = line -> out.println("warning: " + line);
+        try (RunDirectory dir = RunDirectory.open(outputDir, config.bool("overwrite_output_dir"), resuming);
+                NDManager manager = NDManager.newBaseManager(device, "PyTorch")) {
+            Path checkpoint = resuming ? dir.resumeSource(resume) : null;
+            TokenizerFile tokenizerFile = TokenizerFile.read(baseDir); // checked before native code reads it
+            try (TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
+                DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
+                JobData.check(config, data, warn);
+                LlamaModel model = JobModels.loader(config, computeType)
+                        .load(full && checkpoint != null ? checkpoint : baseDir, manager);
+                tokenizerFile.checkIdsBelow(model.config().vocabSize(), baseDir.resolve("config.json"));
+                JobModels.warnPastPositions(config, model.config().maxPositionEmbeddings(), baseDir.resolve("config.json"),
+                        data.train().stream().mapToInt(Example::length).max().orElse(0), warn);
+                TrainableWeights weights = full ? new FullWeights(model, baseDir)
+                        : LoraWeights.create(config, model, manager, checkpoint);
+                HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);
+                EvalReport before = heldOut == null ? null : evaluate(heldOut, model, weights, out);
+                TrainingResult result = new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal)
+                        .run();
+                if (heldOut != null && result.completed()) {
+                    EvalReport after = evaluate(heldOut, model, weights, out);
+                    EvalReport.printComparison(out, heldOut.name(), checkpoint != null ? "at resume" : "base", before,
+                            full ? "trained" : "base + adapter", after);
+                }
+                return result;
             }
-            return result;
         }
     }
 

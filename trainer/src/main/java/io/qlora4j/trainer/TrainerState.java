@@ -3,11 +3,14 @@ package io.qlora4j.trainer;
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.model.checkpoint.AtomicFiles;
+import io.qlora4j.model.JsonErrors;
+import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -30,12 +33,12 @@ import java.util.List;
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 record TrainerState(
-        @JsonProperty("global_step") int globalStep,
-        @JsonProperty("epoch") double epoch,
-        @JsonProperty("max_steps") int maxSteps,
-        @JsonProperty("seed") long seed,
-        @JsonProperty("data_position") Position dataPosition,
-        @JsonProperty("log_history") List<LogEntry> logHistory,
+        @JsonProperty(value = "global_step", required = true) int globalStep,
+        @JsonProperty(value = "epoch", required = true) double epoch,
+        @JsonProperty(value = "max_steps", required = true) int maxSteps,
+        @JsonProperty(value = "seed", required = true) long seed,
+        @JsonProperty(value = "data_position", required = true) Position dataPosition,
+        @JsonProperty(value = "log_history", required = true) List<LogEntry> logHistory,
         @JsonProperty("unlogged_loss") double unloggedLoss,
         @JsonProperty("unlogged_steps") int unloggedSteps,
         @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale") Float lossScale,
@@ -56,8 +59,8 @@ record TrainerState(
      * @param batch the index of the next micro-batch within that epoch
      * @param seed the seed of the per-epoch shuffle ({@code seed + epoch} seeds epoch's order)
      */
-    record Position(@JsonProperty("epoch") int epoch, @JsonProperty("batch") int batch,
-            @JsonProperty("seed") long seed) {
+    record Position(@JsonProperty(value = "epoch", required = true) int epoch,
+            @JsonProperty(value = "batch", required = true) int batch, @JsonProperty("seed") long seed) {
 
         DataPosition toData() {
             return new DataPosition(epoch, batch);
@@ -99,8 +102,44 @@ record TrainerState(
         AtomicFiles.write(dir.resolve(FILE), JSON.writeValueAsString(this) + "\n");
     }
 
-    /** Reads {@code dir/trainer_state.json}. */
-    static TrainerState read(Path dir) throws IOException {
-        return JSON.readValue(dir.resolve(FILE).toFile(), TrainerState.class);
+    /**
+     * Reads and checks {@code dir/trainer_state.json}.
+     *
+     * @throws ConfigException naming the file and what is wrong with it (not JSON, a field missing or out of range)
+     */
+    static TrainerState read(Path dir) throws ConfigException {
+        Path file = dir.resolve(FILE);
+        TrainerState state;
+        try {
+            state = JSON.readValue(file.toFile(), TrainerState.class);
+        } catch (JacksonException e) {
+            throw new ConfigException(file + ": not a trainer state" + JsonErrors.where(e) + ": "
+                    + JsonErrors.reason(e));
+        } catch (IOException e) {
+            throw new ConfigException(file + ": cannot read: " + e.getMessage());
+        }
+        if (state == null) {
+            throw new ConfigException(file + ": not a trainer state: expected a JSON object");
+        }
+        state.check(file);
+        return state;
+    }
+
+    /** The ranges every field must be in for a run to continue from it. */
+    private void check(Path file) throws ConfigException {
+        String bad = globalStep < 0 ? "global_step is " + globalStep + "; expected 0 or more"
+                : maxSteps < 1 ? "max_steps is " + maxSteps + "; expected 1 or more"
+                : !(epoch >= 0) || Double.isInfinite(epoch) ? "epoch is " + epoch + "; expected a number >= 0"
+                : dataPosition == null ? "data_position is null; expected {epoch, batch, seed}"
+                : dataPosition.epoch() < 0 || dataPosition.batch() < 0 ? "data_position " + dataPosition.epoch()
+                        + "/" + dataPosition.batch() + " is negative; expected epoch and batch 0 or more"
+                : logHistory == null ? "log_history is null; expected a list"
+                : unloggedSteps < 0 ? "unlogged_steps is " + unloggedSteps + "; expected 0 or more"
+                : !Double.isFinite(unloggedLoss) ? "unlogged_loss is " + unloggedLoss + "; expected a finite number"
+                : lossScale != null && !(lossScale > 0 && Float.isFinite(lossScale))
+                        ? "loss_scale is " + lossScale + "; expected a finite number above 0" : null;
+        if (bad != null) {
+            throw new ConfigException(file + ": " + bad);
+        }
     }
 }

@@ -96,17 +96,22 @@ final class TrainingLoop {
                 .optDropoutSeeder(weights::setDropoutSeed)
                 .build();
         List<TrainerState.LogEntry> history = new ArrayList<>(resumed == null ? List.of() : resumed.logHistory());
-        MetricsLog metrics = new MetricsLog(dir.path(), history);
         HeldOutEval heldOut = HeldOutEval.split(config, data);
         int globalStep = resumed == null ? 0 : resumed.globalStep();
+        if (globalStep > total) {
+            throw new ConfigException("max_steps: the checkpoint " + resumedFrom + " is at step " + globalStep
+                    + ", past the " + total + " steps this job plans; resume with max_steps of at least " + globalStep);
+        }
         Progress progress = new Progress(out, terminal, globalStep, total);
         Path lastCheckpoint = resumedFrom;
         double lastLoss = history.isEmpty() ? Double.NaN : history.get(history.size() - 1).loss();
         LossScaler scaler = lossScaler(resumed);
+        TrainerState state = resumed;
         try (AdamW optimizer = optimizer()) {
             if (resumed != null) {
                 optimizer.importState(OptimizerFile.read(resumedFrom));
             }
+            MetricsLog metrics = new MetricsLog(dir.path(), history); // written once every input has been read
             weights.setTraining(true);
             Window window = new Window();
             if (resumed != null) {
@@ -125,12 +130,8 @@ final class TrainingLoop {
                 boolean skipped = scaler != null && Double.isFinite(loss) && !scaler.unscaleAndUpdate(params);
                 float norm = skipped ? 0f : Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
                 if (!Double.isFinite(loss) || !Float.isFinite(norm)) {
-                    String failure = String.format(Locale.ROOT, "%s at step %d (learning_rate %s); stopped without"
-                            + " saving: %s", !Double.isFinite(loss) ? "loss is " + loss : "gradient norm is " + norm,
-                            globalStep + 1, config.number("learning_rate"), lastCheckpoint == null
-                                    ? "no checkpoint was saved yet" : "the last good checkpoint is " + lastCheckpoint);
-                    progress.message(failure);
-                    return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, failure);
+                    return stopped(!Double.isFinite(loss) ? "loss is " + loss : "gradient norm is " + norm,
+                            globalStep + 1, total, lastLoss, lastCheckpoint, progress);
                 }
                 double lr = schedule.lr(globalStep);
                 if (skipped) {
@@ -141,6 +142,7 @@ final class TrainingLoop {
                 }
                 Gradients.zero(params);
                 globalStep++;
+                CrashPoint.reach("step");
                 PagingStats paging = optimizer.pagingStats();
                 window.add(loss, norm, paging);
                 progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
@@ -160,31 +162,51 @@ final class TrainingLoop {
                     progress.message(String.format(Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.3f (%s)",
                             globalStep, evalLoss, Math.exp(evalLoss), heldOut.name()));
                 }
-                TrainerState state = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
+                TrainerState current = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
                         position(batches, seed), List.copyOf(history), window.lossSum, window.steps,
                         scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps());
-                if (globalStep % config.integer("save_steps") == 0) {
+                state = current;
+                // the last step is always saved too (transformers' DefaultFlowCallback does the same), so that a
+                // run killed while writing its final output resumes to a complete one
+                if (globalStep % config.integer("save_steps") == 0 || globalStep == total) {
+                    String bad = TrainableWeights.firstNonFinite(params);
+                    if (bad != null) {
+                        return stopped("weight " + bad + " is not finite after the update", globalStep, total,
+                                lastLoss, lastCheckpoint, progress);
+                    }
                     lastCheckpoint = dir.saveCheckpoint(globalStep, d -> {
                         weights.save(d);
+                        CrashPoint.reach("checkpoint.write");
                         OptimizerFile.write(d, optimizer.exportState());
-                        writeRecords(d, state);
+                        writeRecords(d, current);
                     }, config.integer("save_total_limit"));
                     progress.message("saved " + lastCheckpoint);
                 }
-                if (globalStep == total) {
-                    dir.publish(d -> {
-                        weights.save(d);
-                        writeRecords(d, state);
-                        if (config.bool("plot_loss")) {
-                            LossPlot.write(d, dir.path().getFileName().toString(), history);
-                        }
-                    });
-                    progress.message(String.format(Locale.ROOT, "trained %d steps, loss %.4f; wrote %s", total,
-                            lastLoss, dir.path()));
-                }
             }
         }
+        TrainerState last = state;
+        dir.prune(config.integer("save_total_limit")); // done already unless a kill interrupted it
+        dir.publish(d -> {
+            weights.save(d);
+            writeRecords(d, last);
+            if (config.bool("plot_loss")) {
+                LossPlot.write(d, dir.path().getFileName().toString(), last.logHistory());
+            }
+        });
+        progress.message(String.format(Locale.ROOT, "%s %d steps, loss %.4f; wrote %s",
+                resumedFrom != null && resumed.globalStep() == total ? "training was complete at " + resumedFrom
+                        + ":" : "trained", total, lastLoss, dir.path()));
         return new TrainingResult(globalStep, total, lastLoss, dir.path(), lastCheckpoint, null);
+    }
+
+    /** The result of a run stopped at {@code step} for {@code reason}, which is also reported. */
+    private TrainingResult stopped(String reason, int step, int total, double lastLoss, Path lastCheckpoint,
+            Progress progress) {
+        String failure = String.format(Locale.ROOT, "%s at step %d (learning_rate %s); stopped without saving: %s",
+                reason, step, config.number("learning_rate"), lastCheckpoint == null ? "no checkpoint was saved yet"
+                        : "the last good checkpoint is " + lastCheckpoint);
+        progress.message(failure);
+        return new TrainingResult(step - 1, total, lastLoss, dir.path(), lastCheckpoint, failure);
     }
 
     private BatchIterator batches(TrainerState resumed) throws ConfigException, DataException {

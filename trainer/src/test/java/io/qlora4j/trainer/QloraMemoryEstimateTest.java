@@ -1,6 +1,8 @@
 package io.qlora4j.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaConfig;
@@ -32,5 +34,20 @@ class QloraMemoryEstimateTest {
         // bf16 checkpoint: the two tables in float16 codes plus a float32 scale per row, whatever the compute dtype
         LlamaConfig bf16 = LlamaConfig.builder(4096, 11008, 32, 32, 32000).optTorchDtype("bfloat16").build();
         assertEquals(2L * 32000 * (2 * 4096 + 4) + 65 * 4096 * 4, QloraMemoryEstimate.of(bf16, BaseFormats.QLORA, 64, 512, 1, 4).denseBytes());
+    }
+
+    @Test
+    void hugeBatchTimesCutoffIsRefusedInsteadOfOverflowingToNegativeBytes() {
+        LlamaConfig llama2 = LlamaConfig.builder(4096, 11008, 32, 32, 32000).build();
+        // 2 x 2^28 tokens: attention scores alone are 2 * 32 heads * 2^56 * 12 bytes, past 2^63
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> QloraMemoryEstimate.of(llama2, BaseFormats.QLORA, 8, 1 << 28, 2, 4));
+        assertEquals("a batch of 2 x 268435456 tokens needs more than 2^63 bytes of activations; nothing can run it",
+                e.getMessage());
+        // 64 x 32768 still fits: every part positive, the total their sum
+        QloraMemoryEstimate big = QloraMemoryEstimate.of(llama2, BaseFormats.QLORA, 8, 32768, 64, 4);
+        assertEquals(64L * 32 * 32768 * 32768 * 12, big.activationBytes() - 32L * 64 * 32768 * 4096 * 4
+                - 64L * 32768 * 11008 * 16 - 11008L * 4096 * 8 - 64L * 32768 * 32000 * 8);
+        assertTrue(big.totalBytes() > big.activationBytes());
     }
 }

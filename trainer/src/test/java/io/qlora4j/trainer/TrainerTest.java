@@ -148,7 +148,8 @@ class TrainerTest {
                 tensors(killed.resolve("checkpoint-6/optimizer.safetensors")));
         assertEquals(withoutSpeed(straight.resolve("metrics.jsonl")), withoutSpeed(killed.resolve("metrics.jsonl")));
         try (var entries = Files.list(killed)) {
-            assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".")), "leftovers removed");
+            assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".")
+                    && !p.getFileName().toString().equals(DirectoryLock.FILE)), "leftovers removed");
         }
     }
 
@@ -236,25 +237,43 @@ class TrainerTest {
         assertTrue(train(job(out, "max_steps=1", "save_steps=5", "overwrite_output_dir=true")).completed());
         assertFalse(Files.exists(out.resolve("checkpoint-2")), "overwrite removes the earlier checkpoints");
         assertEquals(1, Files.readAllLines(out.resolve("metrics.jsonl")).size());
+        assertTrue(Files.isDirectory(out.resolve("checkpoint-1")), "the last step is always saved, as transformers does");
+        Path none = dir.resolve("none");
         ConfigException nothing = assertThrows(ConfigException.class,
-                () -> train(job(out, "max_steps=3", "resume_from_checkpoint=true")));
+                () -> train(job(none, "max_steps=3", "resume_from_checkpoint=true")));
         assertTrue(nothing.getMessage().contains("no complete checkpoint-N directory"), nothing.getMessage());
+        assertFalse(Files.exists(none), "a run that wrote nothing removes the output_dir it created");
     }
 
     @Test
     void nonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint() throws Exception {
         Path out = dir.resolve("out");
-        // an update of about 1e38 per weight overflows the next forward pass
-        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e38",
+        // an update of about 1e30 per weight keeps the weights finite but overflows the next forward pass
+        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e30",
                 "max_grad_norm=0"));
         assertFalse(result.completed());
-        assertEquals(1, result.globalStep());
+        assertEquals(1, result.globalStep(), result.failure());
         assertEquals(out.resolve("checkpoint-1"), result.lastCheckpoint());
         assertTrue(result.failure().startsWith("loss is NaN at step 2"), result.failure());
         assertTrue(result.failure().endsWith("the last good checkpoint is " + out.resolve("checkpoint-1")));
         assertTrue(Files.isRegularFile(out.resolve("checkpoint-1/model.safetensors")));
         assertFalse(Files.exists(out.resolve("checkpoint-2")));
         assertFalse(Files.exists(out.resolve("model.safetensors")), "no final output from a diverged run");
+    }
+
+    @Test
+    void updateToNonFiniteWeightsIsNeverSavedAsAGoodCheckpoint() throws Exception {
+        Path out = dir.resolve("out");
+        // an update of about 1e39 per weight overflows float32 itself: the loss of step 1 was finite, the weights are not
+        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e39",
+                "max_grad_norm=0"));
+        assertFalse(result.completed());
+        assertEquals(0, result.globalStep(), result.failure());
+        assertEquals(null, result.lastCheckpoint());
+        assertTrue(result.failure().matches("weight \\S+ is not finite after the update at step 1 \\(learning_rate"
+                + " 1.0E39\\); stopped without saving: no checkpoint was saved yet"), result.failure());
+        assertFalse(Files.exists(out.resolve("checkpoint-1")), "no checkpoint of non-finite weights");
+        assertFalse(Files.exists(out.resolve("model.safetensors")));
     }
 
     private List<String> qlora(Path output, String... more) {

@@ -11,7 +11,8 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Files that appear whole or not at all: the bytes go to a hidden temp name in the same directory,
- * are forced to disk, and are renamed onto the final name in one step. A crash leaves at most a
+ * are forced to disk, and are renamed onto the final name in one step, after which the directory
+ * itself is forced so that the rename survives a power loss too. A crash leaves at most a
  * {@code .*.tmp} file, which readers ignore. Used for every small file qlora4j writes beside its
  * safetensors (configs, trainer state, metrics, plots).
  */
@@ -31,10 +32,9 @@ public final class AtomicFiles {
         Path temp = tempFor(target);
         try {
             Files.write(temp, bytes);
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.WRITE)) {
-                channel.force(true);
-            }
+            force(temp);
             move(temp, target);
+            syncDirectory(target.toAbsolutePath().getParent());
         } finally {
             Files.deleteIfExists(temp);
         }
@@ -45,7 +45,9 @@ public final class AtomicFiles {
         Path temp = tempFor(target);
         try {
             Files.copy(source, temp, StandardCopyOption.REPLACE_EXISTING);
+            force(temp);
             move(temp, target);
+            syncDirectory(target.toAbsolutePath().getParent());
         } finally {
             Files.deleteIfExists(temp);
         }
@@ -57,6 +59,33 @@ public final class AtomicFiles {
             Files.move(source, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
             Files.move(source, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    /** Forces a written file's bytes to the storage device. */
+    public static void force(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            channel.force(true);
+        }
+    }
+
+    /**
+     * Forces a directory's entries to the storage device, so that files created or renamed into it
+     * survive a power loss (POSIX: fsync on the directory). Where the platform cannot open a directory
+     * for that (Windows), this does nothing: its file systems journal renames themselves.
+     */
+    public static void syncDirectory(Path dir) throws IOException {
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(dir, StandardOpenOption.READ);
+        } catch (IOException e) {
+            if (Files.isDirectory(dir)) {
+                return; // the platform cannot open directories
+            }
+            throw e;
+        }
+        try (channel) {
+            channel.force(true);
         }
     }
 

@@ -12,7 +12,7 @@ import java.util.stream.Stream;
 
 /**
  * A model directory written all at once or not at all: files go to a hidden sibling directory,
- * which is renamed onto the target only when {@link #commit()} is called. Closing without a commit
+ * which is forced to disk and renamed onto the target only when {@link #commit()} is called. Closing without a commit
  * deletes the partial work, so a failed or interrupted job never leaves a half-written model.
  */
 public final class OutputDirectory implements AutoCloseable {
@@ -53,11 +53,13 @@ public final class OutputDirectory implements AutoCloseable {
     /** Moves the finished directory onto the target in one rename. */
     public void commit() throws ModelException {
         try {
+            AtomicFiles.syncDirectory(staging); // its files are forced by their writers
             if (Files.isDirectory(target)) {
                 Files.delete(target);
             }
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
             committed = true;
+            AtomicFiles.syncDirectory(target.getParent());
         } catch (IOException e) {
             throw new ModelException(target + ": cannot move the finished output into place: " + e.getMessage(), e);
         }

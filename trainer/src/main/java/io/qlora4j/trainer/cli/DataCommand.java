@@ -4,6 +4,7 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DatasetStats;
 import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.TokenizerFile;
 import io.qlora4j.trainer.JobData;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -24,7 +25,9 @@ final class DataCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         PrintWriter out = out();
-        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(Path.of(config.require("model_name_or_path")))) {
+        Path modelDir = Path.of(config.require("model_name_or_path"));
+        TokenizerFile.read(modelDir); // checked before native code reads it
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(modelDir)) {
             DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
             List<Example> train = data.train();
             TemplateTokenizer bound = data.tokenizer();

@@ -2,14 +2,15 @@ package io.qlora4j.trainer.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.StrictUtf8Reader;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -35,9 +36,10 @@ final class EvalCommand extends JobCommand {
         PrintWriter err = err();
         Perplexity total = Perplexity.NONE;
         int texts = 0;
+        int longest = 0;
         try (ModelSetup setup = ModelSetup.load(config, err);
-                Tokenizer tokenizer = Tokenizer.load(setup.modelDir);
-                BufferedReader lines = Files.newBufferedReader(dataset, StandardCharsets.UTF_8)) {
+                Tokenizer tokenizer = setup.tokenizer();
+                BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(dataset)))) {
             boolean jsonl = dataset.getFileName().toString().endsWith(".jsonl");
             ObjectMapper mapper = new ObjectMapper();
             String line;
@@ -49,14 +51,24 @@ final class EvalCommand extends JobCommand {
                     continue;
                 }
                 long[] ids = tokenizer.encode(text);
-                total = total.plus(Perplexity.of(setup.model, ids.length > cutoff ? Arrays.copyOf(ids, cutoff) : ids));
+                ids = ids.length > cutoff ? Arrays.copyOf(ids, cutoff) : ids;
+                longest = Math.max(longest, ids.length);
+                total = total.plus(Perplexity.of(setup.model, ids));
                 texts++;
             }
+            JobModels.warnPastPositions(config, setup.model.config().maxPositionEmbeddings(),
+                    setup.modelDir.resolve("config.json"), longest, warning -> err.println("warning: " + warning));
         } catch (NoSuchFileException e) {
             throw new ConfigException("dataset: " + dataset + ": no such file");
+        } catch (StrictUtf8Reader.Malformed e) {
+            throw new ConfigException(dataset + ":" + e.line() + ": not valid UTF-8");
         }
         if (total.tokens() == 0) {
             throw new ConfigException("dataset: " + dataset + ": no text with at least two tokens to evaluate");
+        }
+        if (!Double.isFinite(total.loss())) {
+            throw new ConfigException(dataset + ": the loss is " + total.loss() + " (the model's outputs overflow); no"
+                    + " perplexity to report");
         }
         out.printf(Locale.ROOT, "%s: %d texts, %d predicted tokens, loss %.4f, perplexity %.3f%n", dataset, texts,
                 total.tokens(), total.loss(), total.perplexity());

@@ -17,7 +17,7 @@ final class GenerateCommand extends JobCommand {
         String prompt = config.require("prompt");
         PrintWriter out = out();
         try (ModelSetup setup = ModelSetup.load(config, err());
-                Tokenizer tokenizer = Tokenizer.load(setup.modelDir)) {
+                Tokenizer tokenizer = setup.tokenizer()) {
             long[] ids = tokenizer.encode(prompt);
             Tokenizer.DecodeStream stream = tokenizer.stream(ids, true);
             Generator.builder()

@@ -5,6 +5,7 @@ import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.QloraMemoryEstimate;
+import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -40,7 +41,12 @@ final class InspectCommand extends JobCommand {
                 + " (quantization_config)" : (c.torchDtype() == null ? "float" : c.torchDtype())
                         + " weights, no quantization_config");
         for (int bytes : new int[] {4, 2}) {
-            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, format, rank, seq, batch, bytes);
+            QloraMemoryEstimate e;
+            try {
+                e = QloraMemoryEstimate.of(c, format, rank, seq, batch, bytes);
+            } catch (IllegalArgumentException tooLarge) {
+                throw new ConfigException("per_device_train_batch_size x cutoff_len: " + tooLarge.getMessage());
+            }
             if (bytes == 4) {
                 out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
                         e.parameters(), e.linearParameters(), Sizes.human(e.parameters() * 2));

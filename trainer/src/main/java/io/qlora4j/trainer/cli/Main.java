@@ -45,11 +45,12 @@ public final class Main {
             Throwable cause = e instanceof UncheckedIOException u ? u.getCause() : e;
             String prefix = "qlora4j " + commandLine.getCommandName() + ": ";
             if (cause instanceof ConfigException || cause instanceof ModelException || cause instanceof DataException) {
-                err.println(prefix + cause.getMessage());
+                err.println(prefix + oneLine(cause.getMessage()));
             } else if (cause instanceof IOException) {
-                err.println(prefix + "I/O error: " + cause.getMessage());
+                err.println(prefix + "I/O error: " + oneLine(cause.getMessage()));
             } else {
-                err.println(prefix + "internal error: " + cause + (debug ? "" : " (run with --debug for details)"));
+                err.println(prefix + "internal error: " + oneLine(cause.toString())
+                        + (debug ? "" : " (run with --debug for details)"));
             }
             if (debug) {
                 cause.printStackTrace(err);
@@ -58,5 +59,10 @@ public final class Main {
             return 1;
         });
         return cli.execute(args);
+    }
+
+    /** A message that quotes another's (a native library's, a parser's) on one line, as every error is printed. */
+    private static String oneLine(String message) {
+        return message == null ? "" : message.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 }

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
@@ -53,6 +54,11 @@ final class ModelSetup implements AutoCloseable {
             manager.close();
             throw e;
         }
+    }
+
+    /** The model's tokenizer, checked against the model's vocabulary. */
+    Tokenizer tokenizer() throws ModelException {
+        return Tokenizer.forModel(modelDir, model.config().vocabSize());
     }
 
     @Override

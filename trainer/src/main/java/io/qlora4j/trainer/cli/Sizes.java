@@ -7,7 +7,7 @@ final class Sizes {
     private Sizes() {}
 
     static String human(long bytes) {
-        String[] units = {"B", "kB", "MB", "GB", "TB"};
+        String[] units = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
         double v = bytes;
         int u = 0;
         while (v >= 1000 && u < units.length - 1) {

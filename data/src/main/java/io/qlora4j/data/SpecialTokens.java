@@ -84,7 +84,8 @@ record SpecialTokens(
                 }
             }
         } catch (IOException e) {
-            throw new DataException(tokenizerJson + ": cannot read tokenizer.json: " + e.getMessage(), e);
+            throw new DataException(tokenizerJson + ": cannot read tokenizer.json: " + RecordReader.firstLine(e.getMessage()),
+                    e);
         }
         return added;
     }
@@ -96,7 +97,7 @@ record SpecialTokens(
         try {
             return JSON.readTree(file.toFile());
         } catch (IOException e) {
-            throw new DataException(file + ": invalid JSON: " + e.getMessage(), e);
+            throw new DataException(file + ": invalid JSON: " + RecordReader.firstLine(e.getMessage()), e);
         }
     }
 

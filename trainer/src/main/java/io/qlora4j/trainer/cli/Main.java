@@ -61,8 +61,12 @@ public final class Main {
         return cli.execute(args);
     }
 
-    /** A message that quotes another's (a native library's, a parser's) on one line, as every error is printed. */
+    /**
+     * A message that quotes another's (a native library's, a parser's) on one line, as every error is printed, without
+     * the source descriptions Jackson nests in its messages ({@code [Source: REDACTED (...); line: 1, column: 1]}).
+     */
     private static String oneLine(String message) {
-        return message == null ? "" : message.strip().replaceAll("\\s*\\R\\s*", " ");
+        return message == null ? "" : message.strip().replaceAll("\\s*\\R\\s*", " ")
+                .replaceAll("\\[Source: [^;]*; ", "[");
     }
 }

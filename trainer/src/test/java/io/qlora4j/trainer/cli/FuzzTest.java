@@ -74,6 +74,7 @@ class FuzzTest {
                 refusals++;
                 String problem = exit != 1 ? "exit " + exit : err.lines().count() != 1 ? "not one line"
                         : err.contains("internal error") ? "internal error" : !err.startsWith("qlora4j ") ? "no prefix"
+                        : err.contains("REDACTED") ? "parser noise"
                         : output != null && Files.exists(output) ? "wrote " + output : null;
                 if (problem != null) {
                     failures.add(name + " #" + i + ": " + problem + ": " + err + "\n    on " + describe(mutant));

@@ -245,13 +245,19 @@ class TrainerTest {
         assertFalse(Files.exists(none), "a run that wrote nothing removes the output_dir it created");
     }
 
+    /** A run saving every step at {@code learning_rate}, unclipped, expected to stop early. */
+    private TrainingResult diverging(Path out, String learningRate) throws Exception {
+        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=" + learningRate,
+                "max_grad_norm=0"));
+        assertFalse(result.completed());
+        return result;
+    }
+
     @Test
     void nonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint() throws Exception {
         Path out = dir.resolve("out");
         // an update of about 1e30 per weight keeps the weights finite but overflows the next forward pass
-        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e30",
-                "max_grad_norm=0"));
-        assertFalse(result.completed());
+        TrainingResult result = diverging(out, "1e30");
         assertEquals(1, result.globalStep(), result.failure());
         assertEquals(out.resolve("checkpoint-1"), result.lastCheckpoint());
         assertTrue(result.failure().startsWith("loss is NaN at step 2"), result.failure());
@@ -265,9 +271,7 @@ class TrainerTest {
     void updateToNonFiniteWeightsIsNeverSavedAsAGoodCheckpoint() throws Exception {
         Path out = dir.resolve("out");
         // an update of about 1e39 per weight overflows float32 itself: the loss of step 1 was finite, the weights are not
-        TrainingResult result = train(job(out, "max_steps=5", "save_steps=1", "learning_rate=1e39",
-                "max_grad_norm=0"));
-        assertFalse(result.completed());
+        TrainingResult result = diverging(out, "1e39");
         assertEquals(0, result.globalStep(), result.failure());
         assertEquals(null, result.lastCheckpoint());
         assertTrue(result.failure().matches("weight \\S+ is not finite after the update at step 1 \\(learning_rate"

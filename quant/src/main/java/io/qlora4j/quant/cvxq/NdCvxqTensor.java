@@ -1,0 +1,194 @@
+package io.qlora4j.quant.cvxq;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.HalfFloats;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * A {@link CvxqTensor} resident on a DJL device and dequantized there with NDArray ops (DJL has no bitwise ops):
+ * each bit plane's bytes gather rows of a 256 x 8 table of their bits, the planes are summed with weights
+ * {@code 2^k} into the codes of the partitions in plane order (a plane covers a prefix of that order, the rest is
+ * zero), {@code 2^depth + code} indexes the {@link LaplaceCodebook} table, and {@code loc + scale * level} is put back
+ * into partition order, then into {@code [rows, columns]} through the row clusters. Results agree bit for bit with
+ * {@link CvxqTensor#dequantize()}.
+ *
+ * <p>The device holds the packed bit planes and, per partition, the float16 location and scale, {@code 2^depth}
+ * (float16) and its position in plane order (int32): 10 bytes per partition where the file has 5; per row an int32
+ * slot index.
+ */
+public final class NdCvxqTensor implements AutoCloseable {
+    private final NDManager owner;
+    private final NDManager arrays;
+    private final int rows;
+    private final int columns;
+    private final int clusters;
+    private final int slots;
+    private final int partitions;
+    private final int[] deeper;
+    private final NDArray codes;
+    private final NDArray bitTable;
+    private final NDArray levels;
+    private final NDArray locs;
+    private final NDArray scales;
+    private final NDArray base;
+    private final NDArray planePosition;
+    private final NDArray rowSlot;
+
+    private NdCvxqTensor(CvxqTensor t, NDManager owner) {
+        this.owner = owner;
+        this.arrays = owner.newSubManager();
+        this.rows = t.rows();
+        this.columns = t.columns();
+        this.clusters = t.clusters().clusters();
+        this.slots = t.clusters().slots();
+        this.partitions = t.partitions();
+        this.deeper = CvxqTensor.deeperThan(t.depths());
+        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.max(1, t.codes().length));
+        buffer.put(t.codes()).rewind();
+        this.codes = arrays.create(buffer, new Shape(Math.max(1, t.codes().length)), DataType.UINT8);
+        this.bitTable = arrays.create(bits(), new Shape(256, 8));
+        this.levels = arrays.create(LaplaceCodebook.table(), new Shape(LaplaceCodebook.TABLE.length, 1));
+        int[] order = CvxqTensor.planeOrder(t.depths());
+        short[] loc = new short[partitions];
+        short[] scale = new short[partitions];
+        short[] pow = new short[partitions];
+        int[] position = new int[partitions];
+        for (int q = 0; q < partitions; q++) {
+            int p = order[q];
+            loc[q] = t.locs()[p];
+            scale[q] = t.scales()[p];
+            pow[q] = HalfFloats.floatToF16(1 << t.depths()[p]);
+            position[p] = q;
+        }
+        Shape column = new Shape(partitions, 1);
+        this.locs = float16(loc, column);
+        this.scales = float16(scale, column);
+        this.base = float16(pow, column);
+        this.planePosition = arrays.create(position);
+        int[][] members = t.clusters().members();
+        int[] slotOfRow = new int[rows];
+        for (int c = 0; c < clusters; c++) {
+            for (int s = 0; s < members[c].length; s++) {
+                slotOfRow[members[c][s]] = c * slots + s;
+            }
+        }
+        this.rowSlot = arrays.create(slotOfRow);
+    }
+
+    /** Copies {@code t} to {@code manager}'s device, in a sub-manager freed by {@link #close()} or with the manager. */
+    public static NdCvxqTensor upload(CvxqTensor t, NDManager manager) {
+        return new NdCvxqTensor(t, manager);
+    }
+
+    private NDArray float16(short[] values, Shape shape) {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(2 * values.length).order(ByteOrder.nativeOrder());
+        buffer.asShortBuffer().put(values);
+        return arrays.create(buffer, shape, DataType.FLOAT16);
+    }
+
+    private static float[] bits() {
+        float[] table = new float[256 * 8];
+        for (int b = 0; b < 256; b++) {
+            for (int i = 0; i < 8; i++) {
+                table[b * 8 + i] = (b >> i) & 1;
+            }
+        }
+        return table;
+    }
+
+    /**
+     * The float32 weight {@code [rows, columns]}. Intermediates are freed as the decode goes; the result belongs to
+     * the manager given to {@link #upload} and to the innermost open {@link NDScope}.
+     */
+    public NDArray dequantize() {
+        NDArray out;
+        try (NDScope scope = new NDScope()) {
+            NDArray code = planeCodes();
+            NDArray index = code.addi(base.toType(DataType.FLOAT32, false)).toType(DataType.INT32, false).reshape(-1);
+            code.close();
+            NDArray values = gather(index, levels).reshape(partitions, slots);
+            index.close();
+            values.muli(scales.toType(DataType.FLOAT32, false)).addi(locs.toType(DataType.FLOAT32, false));
+            NDArray ordered = gather(planePosition, values);
+            values.close();
+            NDArray slotsByRow = ordered.reshape(clusters, columns, slots).transpose(0, 2, 1)
+                    .reshape(clusters * slots, columns);
+            ordered.close();
+            out = gather(rowSlot, slotsByRow);
+            NDScope.unregister(out);
+        }
+        NDScope.register(out);
+        out.attach(owner);
+        return out;
+    }
+
+    /** The code of every slot, {@code [partitions, slots]} in plane order, as float32. */
+    private NDArray planeCodes() {
+        NDManager m = codes.getManager();
+        NDArray sum = null;
+        long offset = 0;
+        for (int k = 0; k < deeper.length && deeper[k] > 0; k++) {
+            long bytes = CvxqTensor.planeBytes(deeper[k], slots);
+            long n = (long) deeper[k] * slots;
+            NDArray plane = codes.get(new NDIndex().addSliceDim(offset, offset + bytes));
+            NDArray index = plane.toType(DataType.INT32, false);
+            plane.close();
+            NDArray bits = gather(index, bitTable).reshape(-1);
+            index.close();
+            NDArray used = bits.size() == n ? bits : bits.get(new NDIndex().addSliceDim(0, n));
+            NDArray weighted = used.reshape(deeper[k], slots).muli(m.create((float) (1 << k)));
+            if (deeper[k] < partitions) {
+                NDArray zeros = m.zeros(new Shape(partitions - deeper[k], slots));
+                NDArray full = NDArrays.concat(new ai.djl.ndarray.NDList(weighted, zeros));
+                zeros.close();
+                weighted.close();
+                weighted = full;
+            }
+            if (used != bits) {
+                used.close();
+            }
+            bits.close();
+            if (sum == null) {
+                sum = weighted;
+            } else {
+                sum.addi(weighted);
+                weighted.close();
+            }
+            offset += bytes;
+        }
+        return sum != null ? sum : m.zeros(new Shape(partitions, slots));
+    }
+
+    private static NDArray gather(NDArray index, NDArray table) {
+        return Embedding.embedding(index, table, SparseFormat.DENSE).singletonOrThrow();
+    }
+
+    /** Device bytes held: bit planes, per-partition parameters, indices and the two tables. */
+    public long bytes() {
+        long total = 0;
+        for (NDArray a : new NDArray[] {codes, bitTable, levels, locs, scales, base, planePosition, rowSlot}) {
+            total += a.size() * a.getDataType().getNumOfBytes();
+        }
+        return total;
+    }
+
+    /** The shape {@code [rows, columns]}. */
+    public long[] shape() {
+        return new long[] {rows, columns};
+    }
+
+    /** Frees the device arrays; results already returned by {@link #dequantize()} stay valid. */
+    @Override
+    public void close() {
+        arrays.close();
+    }
+}

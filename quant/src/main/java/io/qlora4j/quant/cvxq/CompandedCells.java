@@ -5,7 +5,7 @@ package io.qlora4j.quant.cvxq;
  * {@code z} at depth {@code d} is the reference's {@code min(floor(cdf(z) * 2^d), 2^d - 1)}, with torch's Laplace
  * {@code cdf}. Because that cdf, as computed in double precision, never decreases in {@code z}, the code is also
  * the number of boundaries {@code t_k <= z}, where {@code t_k} is the smallest double whose
- * {@code floor(cdf * 2^d)} reaches {@code k}. The boundaries are found once by bisection over the ordered doubles,
+ * {@code floor(cdf * 2^d)} reaches {@code k}. The boundaries are found once by bisection on values around {@code icdf(k / 2^d)},
  * so quantizing a weight costs a binary search instead of an {@code expm1} per candidate step size.
  */
 final class CompandedCells {
@@ -47,28 +47,23 @@ final class CompandedCells {
         return bounds;
     }
 
-    /** The smallest finite double {@code z} with {@code codeByFormula(z, d) >= k}, by bisection on the ordered doubles. */
+    /**
+     * The smallest double {@code z} with {@code codeByFormula(z, d) >= k}: bisection on values between
+     * {@code icdf(k / 2^d) -+ 1} (the exact boundary, which the formula misses by rounding only) until the two ends
+     * are neighbouring doubles.
+     */
     private static double smallestReaching(int k, int depth) {
-        long lo = ordinal(-Double.MAX_VALUE); // codeByFormula < k here
-        long hi = ordinal(Double.MAX_VALUE); // and >= k here
-        while (Long.compareUnsigned(hi - lo, 1) > 0) {
-            long mid = lo + ((hi - lo) >>> 1); // hi - lo may exceed Long.MAX_VALUE: read it unsigned
-            if (codeByFormula(fromOrdinal(mid), depth) >= k) {
-                hi = mid;
+        double exact = LaplaceCodebook.unitInverseCdf((double) k / (1 << depth));
+        double below = exact - 1;
+        double reached = exact + 1;
+        for (double mid = below + (reached - below) / 2; mid != below && mid != reached;
+                mid = below + (reached - below) / 2) {
+            if (codeByFormula(mid, depth) >= k) {
+                reached = mid;
             } else {
-                lo = mid;
+                below = mid;
             }
         }
-        return fromOrdinal(hi);
-    }
-
-    /** A long that orders doubles as their values do (-0.0 and 0.0 both map to 0). */
-    private static long ordinal(double x) {
-        long bits = Double.doubleToRawLongBits(x);
-        return bits < 0 ? -(bits & Long.MAX_VALUE) : bits;
-    }
-
-    private static double fromOrdinal(long o) {
-        return o < 0 ? Double.longBitsToDouble((-o) | Long.MIN_VALUE) : Double.longBitsToDouble(o);
+        return reached;
     }
 }

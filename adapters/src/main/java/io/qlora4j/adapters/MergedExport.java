@@ -355,12 +355,14 @@ public final class MergedExport {
          * @throws ModelException one line naming the file and key or tensor at fault
          */
         public MergedExport build() throws ModelException {
-            if (adapterDirs.isEmpty()) {
-                throw new ModelException("no adapter to merge (adapter_name_or_path is empty)");
-            }
             LlamaConfig config = LlamaConfig.read(baseDir.resolve("config.json"));
             Map<String, long[]> projections = TargetModules.projections(config);
             BaseFormat stored = BaseFormats.stored(baseDir);
+            if (adapterDirs.isEmpty() && stored == null) {
+                // without adapters an export decodes a pre-quantized checkpoint; a float one has nothing to do
+                throw new ModelException("no adapter to merge (adapter_name_or_path is empty) and " + baseDir
+                        + " is not quantized");
+            }
             try (SafetensorsReader reader = SafetensorsReader.open(baseDir)) {
                 LlamaLoader.checkTensors(config, reader, stored);
             }

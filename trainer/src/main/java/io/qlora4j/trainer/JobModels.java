@@ -5,6 +5,7 @@ import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.model.format.FormatKeys;
 import io.qlora4j.model.format.FormatOption;
 import io.qlora4j.model.llama.LlamaLoader;
@@ -53,6 +54,9 @@ public final class JobModels {
      * quantized format when the job gives no bit width asks for a default one.
      */
     public static BaseFormat format(JobConfig config, String method, Integer bits) throws ModelException {
+        if (CvxqFormat.METHOD.equalsIgnoreCase(method)) {
+            throw new ModelException(CvxqFormat.onTheFly());
+        }
         Map<String, Object> options = new LinkedHashMap<>();
         for (FormatOption o : BaseFormats.options()) {
             options.put(o.name(), config.string(o.name()));

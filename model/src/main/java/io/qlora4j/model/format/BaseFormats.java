@@ -44,7 +44,8 @@ public final class BaseFormats {
     /** Every registered family, in the order messages and {@link #menu()} list them. */
     private static final List<FormatRegistration> REGISTERED = List.of(
             Bnb4bitFormat.REGISTRATION,
-            Bnb8bitFormat.REGISTRATION);
+            Bnb8bitFormat.REGISTRATION,
+            CvxqFormat.REGISTRATION);
 
     /** LLaMA-Factory's on-the-fly methods and the bit widths it accepts for each. */
     private static final Map<String, List<Integer>> LLAMA_FACTORY_MENU = Map.of(

@@ -3,13 +3,14 @@ package io.qlora4j.quant.cvxq;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.HalfFloats;
+import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -25,7 +26,7 @@ import java.nio.ByteOrder;
  * (float16) and its position in plane order (int32): 10 bytes per partition where the file has 5; per row an int32
  * slot index.
  */
-public final class NdCvxqTensor implements AutoCloseable {
+public final class NdCvxqTensor implements DeviceWeight {
     private final NDManager owner;
     private final NDManager arrays;
     private final int rows;
@@ -106,12 +107,13 @@ public final class NdCvxqTensor implements AutoCloseable {
     }
 
     /**
-     * The float32 weight {@code [rows, columns]}. Intermediates are freed as the decode goes; the result belongs to
-     * the manager given to {@link #upload} and to the innermost open {@link NDScope}.
+     * The weight {@code [rows, columns]} as {@code type}: decoded in float32 (the format's definition), then cast
+     * (float16 for a float16 model). Intermediates are freed as the decode goes; the result belongs to the manager
+     * given to {@link #upload} and to the innermost open {@code NDScope}.
      */
-    public NDArray dequantize() {
-        NDArray out;
-        try (NDScope scope = new NDScope()) {
+    @Override
+    public NDArray dequantize(DataType type) {
+        return ScopedResult.compute(owner, () -> {
             NDArray code = planeCodes();
             NDArray index = code.addi(base.toType(DataType.FLOAT32, false)).toType(DataType.INT32, false).reshape(-1);
             code.close();
@@ -123,12 +125,9 @@ public final class NdCvxqTensor implements AutoCloseable {
             NDArray slotsByRow = ordered.reshape(clusters, columns, slots).transpose(0, 2, 1)
                     .reshape(clusters * slots, columns);
             ordered.close();
-            out = gather(rowSlot, slotsByRow);
-            NDScope.unregister(out);
-        }
-        NDScope.register(out);
-        out.attach(owner);
-        return out;
+            NDArray w = gather(rowSlot, slotsByRow);
+            return type == DataType.FLOAT32 ? w : w.toType(type, false);
+        });
     }
 
     /** The code of every slot, {@code [partitions, slots]} in plane order, as float32. */
@@ -173,6 +172,7 @@ public final class NdCvxqTensor implements AutoCloseable {
     }
 
     /** Device bytes held: bit planes, per-partition parameters, indices and the two tables. */
+    @Override
     public long bytes() {
         long total = 0;
         for (NDArray a : new NDArray[] {codes, bitTable, levels, locs, scales, base, planePosition, rowSlot}) {
@@ -181,12 +181,12 @@ public final class NdCvxqTensor implements AutoCloseable {
         return total;
     }
 
-    /** The shape {@code [rows, columns]}. */
+    @Override
     public long[] shape() {
         return new long[] {rows, columns};
     }
 
-    /** Frees the device arrays; results already returned by {@link #dequantize()} stay valid. */
+    /** Frees the device arrays; results already returned by {@link #dequantize} stay valid. */
     @Override
     public void close() {
         arrays.close();

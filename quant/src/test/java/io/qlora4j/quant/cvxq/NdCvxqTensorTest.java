@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -24,7 +25,7 @@ class NdCvxqTensorTest {
     }
 
     private static float[] onDevice(CvxqTensor t) {
-        try (NdCvxqTensor nd = NdCvxqTensor.upload(t, manager); NDArray w = nd.dequantize()) {
+        try (NdCvxqTensor nd = NdCvxqTensor.upload(t, manager); NDArray w = nd.dequantize(DataType.FLOAT32)) {
             return w.toFloatArray();
         }
     }

@@ -23,7 +23,8 @@ import picocli.CommandLine.Command;
 /** {@code qlora4j export}: merges LoRA adapters into the base model and writes a Hugging Face checkpoint. */
 @Command(name = "export", description = {
     "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files and a model card.",
-    "Keys: model_name_or_path, adapter_name_or_path (comma list, merged in order), export_dir, export_size=5 (GB",
+    "Keys: model_name_or_path, adapter_name_or_path (comma list, merged in order; none: the base decoded from its",
+    "stored format, e.g. a CVXQ model's fake-quantized dense checkpoint), export_dir, export_size=5 (GB",
     "per shard), export_dtype=bfloat16|float16|float32, merge_base=original|dequantized (default: dequantized when",
     "the adapter records a quantized base, the checkpoint is pre-quantized or quantization_bit is set),",
     "quantization_method/quantization_bit and the format's options (the base format when the adapter records none;",
@@ -39,7 +40,9 @@ final class ExportCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         Path base = Path.of(config.require("model_name_or_path"));
-        List<Path> adapters = Arrays.stream(config.require("adapter_name_or_path").split(","))
+        // no adapter: the base alone, decoded from its stored format (a CVXQ model's fake-quantized dense checkpoint)
+        String adapterList = config.string("adapter_name_or_path");
+        List<Path> adapters = adapterList == null ? List.of() : Arrays.stream(adapterList.split(","))
                 .map(String::strip).filter(s -> !s.isEmpty()).map(Path::of).toList();
         Path target = Path.of(config.require("export_dir"));
         boolean verify = config.bool("verify");

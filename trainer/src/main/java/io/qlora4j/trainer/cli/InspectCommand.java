@@ -2,11 +2,13 @@ package io.qlora4j.trainer.cli;
 
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.QloraMemoryEstimate;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
+import io.qlora4j.trainer.cvxq.CvxqSize;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -17,7 +19,8 @@ import picocli.CommandLine.Command;
     "Print a model's architecture, how its weights are stored, parameter count and the memory a QLoRA run needs.",
     "Keys: model_name_or_path, quantization_method/quantization_bit and the format's options (the base format of",
     "the run; default: the checkpoint's own when pre-quantized, else NF4+DQ), lora_rank (default 8), cutoff_len",
-    "(sequence length, default 2048), per_device_train_batch_size (default 1)."})
+    "(sequence length, default 2048), per_device_train_batch_size (default 1); target_bits or target_size_gb (with",
+    "cvxq_group_size): the CVXQ base of that target and the QLoRA run over it."})
 final class InspectCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
@@ -54,11 +57,9 @@ final class InspectCommand extends JobCommand {
                         + " layers (%,d parameters), batch %d x %d tokens, gradient checkpointing:%n", format.describe(),
                         e.baseBytes() * 8.0 / e.linearParameters(), rank, e.loraParameters(), batch, seq);
             }
-            out.printf(Locale.ROOT, "  %s compute: base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
-                    + "and AdamW %s + activations %s = %s%n", bytes == 4 ? "float32" : "float16 (CUDA)",
-                    Sizes.human(e.baseBytes()), Sizes.human(e.denseBytes()), Sizes.human(e.loraBytes()),
-                    Sizes.human(e.activationBytes()), Sizes.human(e.totalBytes()));
+            printEstimate(out, e, bytes);
         }
+        cvxqTarget(config, c, rank, seq, batch, out);
         out.println("linear layers in each base format:");
         for (BaseFormat f : BaseFormats.menu()) {
             QloraMemoryEstimate e = QloraMemoryEstimate.of(c, f, rank, seq, batch, 4);
@@ -66,5 +67,37 @@ final class InspectCommand extends JobCommand {
                     e.baseBytes() * 8.0 / e.linearParameters(), Sizes.human(e.baseBytes()));
         }
         return 0;
+    }
+
+    private static void printEstimate(PrintWriter out, QloraMemoryEstimate e, int computeBytes) {
+        out.printf(Locale.ROOT, "  %s compute: base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
+                + "and AdamW %s + activations %s = %s%n", computeBytes == 4 ? "float32" : "float16 (CUDA)",
+                Sizes.human(e.baseBytes()), Sizes.human(e.denseBytes()), Sizes.human(e.loraBytes()),
+                Sizes.human(e.activationBytes()), Sizes.human(e.totalBytes()));
+    }
+
+    /** With target_bits or target_size_gb: the CVXQ base that target gives and the QLoRA run over it. */
+    private static void cvxqTarget(JobConfig config, LlamaConfig c, int rank, int seq, int batch, PrintWriter out)
+            throws ConfigException {
+        Double bits = config.number("target_bits");
+        Double size = config.number("target_size_gb");
+        if (bits == null && size == null) {
+            return;
+        }
+        if (bits == null) {
+            try {
+                bits = CvxqSize.bitsFor(c, size * 1e9);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException(e.getMessage());
+            }
+        }
+        int groupSize = config.integer("cvxq_group_size");
+        out.printf(Locale.ROOT, "CVXQ target: %.4f bits per linear parameter%s, stored model %s; QLoRA over it:%n",
+                bits, size == null ? "" : " (the most that fits target_size_gb " + size + ")",
+                Sizes.human(CvxqSize.storedBytes(c, bits)));
+        for (int bytes : new int[] {4, 2}) {
+            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, new CvxqFormat(bits, groupSize), rank, seq, batch, bytes);
+            printEstimate(out, CvxqSize.qlora(e, c, bits, groupSize), bytes);
+        }
     }
 }

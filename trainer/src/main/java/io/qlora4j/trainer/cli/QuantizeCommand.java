@@ -3,6 +3,7 @@ package io.qlora4j.trainer.cli;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -14,10 +15,15 @@ import picocli.CommandLine.Command;
 @Command(name = "quantize", description = {
     "Quantize every linear weight under model.layers.* into a base format, as transformers saves it.",
     "Keys: model_name_or_path, export_dir, quantization_bit, quantization_method (bnb), the format's options",
-    "(bnb 4-bit: quantization_type=nf4|fp4, double_quantization, quantization_blocksize), export_size=5 (GB per shard)."})
+    "(bnb 4-bit: quantization_type=nf4|fp4, double_quantization, quantization_blocksize), export_size=5 (GB per shard).",
+    "CVXQ (mixed precision from calibration): quantization_method=cvxq, target_bits=B or target_size_gb=S, dataset=FILE",
+    "(.jsonl text or .txt), max_samples=128, cutoff_len=2048, cvxq_group_size=256, cvxq_iterations=1024."})
 final class QuantizeCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
+        if (CvxqFormat.METHOD.equalsIgnoreCase(config.string("quantization_method"))) {
+            return CvxqQuantizeJob.run(config, out());
+        }
         Path source = Path.of(config.require("model_name_or_path"));
         Path target = Path.of(config.require("export_dir"));
         BaseFormat format = JobModels.format(config);

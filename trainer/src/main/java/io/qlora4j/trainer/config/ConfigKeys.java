@@ -31,6 +31,13 @@ public final class ConfigKeys {
                 .choices(BaseFormats.methods().toArray(String[]::new))
                 .planned(BaseFormats.plannedMethods().toArray(String[]::new)));
         BaseFormats.options().forEach(o -> add(formatOption(o)));
+        add(ConfigKey.of("target_bits", FLOAT, null, "CVXQ: stored bits per parameter of the block projections")
+                .range(0.0, 8.0));
+        add(ConfigKey.of("target_size_gb", FLOAT, null, "CVXQ: size of the whole quantized model in GB (1e9 bytes)")
+                .range(0.0, NO_LIMIT));
+        add(ConfigKey.of("cvxq_group_size", INT, 256, "CVXQ: rows per cluster").range(1.0, NO_LIMIT));
+        add(ConfigKey.of("cvxq_iterations", INT, 1024, "CVXQ: calibration sequences processed (cycling over the data)")
+                .range(1.0, NO_LIMIT));
         add(ConfigKey.of("rope_scaling", STRING, null, "override the model's RoPE scaling")
                 .notImplemented("set rope_scaling in the model's config.json instead"));
         add(ConfigKey.of("infer_dtype", STRING, "auto", "dtype for inference").choices("auto", "float32", "float16")

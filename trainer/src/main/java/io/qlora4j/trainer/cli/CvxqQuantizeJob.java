@@ -1,0 +1,98 @@
+package io.qlora4j.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import io.qlora4j.model.Tokenizer;
+import io.qlora4j.model.format.CvxqFormat;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.trainer.config.ConfigException;
+import io.qlora4j.trainer.config.JobConfig;
+import io.qlora4j.trainer.cvxq.CalibrationTexts;
+import io.qlora4j.trainer.cvxq.CvxqCalibration;
+import io.qlora4j.trainer.cvxq.CvxqCheckpoint;
+import io.qlora4j.trainer.cvxq.CvxqSettings;
+import io.qlora4j.trainer.cvxq.CvxqSize;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code quantize quantization_method=cvxq}: CVXQ calibration on a text file and the CVXQ checkpoint of the result.
+ * The size target is {@code target_bits} (stored bits per projection parameter, 0 to 8) or {@code target_size_gb}
+ * (the whole stored model); calibration takes the first {@code max_samples} (default 128) texts of at least
+ * {@code cutoff_len} tokens (default 2048, at most the model's positions), as the reference does.
+ */
+final class CvxqQuantizeJob {
+    private CvxqQuantizeJob() {}
+
+    static int run(JobConfig config, PrintWriter out) throws Exception {
+        Path source = Path.of(config.require("model_name_or_path"));
+        Path target = Path.of(config.require("export_dir"));
+        Path dataset = Path.of(config.require("dataset"));
+        LlamaConfig model = LlamaConfig.read(source.resolve("config.json"));
+        if (!"llama".equals(model.modelType())) {
+            throw new ConfigException("quantization_method cvxq is implemented for model_type llama (its bias"
+                    + " correction needs attention_bias/mlp_bias), not " + model.modelType());
+        }
+        double bits = targetBits(config, model);
+        int length = Math.min(config.integer("cutoff_len"), model.maxPositionEmbeddings());
+        Integer samples = config.integer("max_samples");
+        CvxqSettings settings;
+        try {
+            settings = CvxqSettings.defaults(bits).withGroupSize(config.integer("cvxq_group_size"))
+                    .withIterations(config.integer("cvxq_iterations"));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+        long start = System.nanoTime();
+        try (NDManager manager = NDManager.newBaseManager(); Tokenizer tokenizer = Tokenizer.load(source)) {
+            List<long[]> sequences;
+            try {
+                sequences = CalibrationTexts.read(dataset, tokenizer,
+                        samples == null ? CvxqSettings.SEQUENCES : samples, length);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException(e.getMessage());
+            }
+            out.printf(Locale.ROOT, "calibrating on %d sequences of %d tokens, %d iterations, target %.4f bits per"
+                    + " parameter%n", sequences.size(), length, settings.iterations(), bits);
+            out.flush();
+            CvxqCalibration.Result result;
+            try (LlamaModel dense = LlamaLoader.builder().build().load(source, manager)) {
+                result = CvxqCalibration.run(dense, sequences, settings, line -> {
+                    out.println(line);
+                    out.flush();
+                });
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException(e.getMessage());
+            }
+            long bytes = CvxqCheckpoint.write(source, target, result, settings.groupSize(),
+                    config.integer("export_size") * 1_000_000_000L);
+            out.printf(Locale.ROOT, "quantized %d projections to %s: %.4f bits per parameter (side information and"
+                    + " biases included), %s written in %.1f s over %,d calibration tokens%nwrote %s%n",
+                    result.layers().size(), new CvxqFormat(result.bitsPerParameter(), settings.groupSize()).describe(),
+                    result.bitsPerParameter(), Sizes.human(bytes), (System.nanoTime() - start) / 1e9, result.tokens(),
+                    target);
+        }
+        return 0;
+    }
+
+    /** {@code target_bits}, or the bits {@code target_size_gb} leaves the projections; exactly one must be given. */
+    private static double targetBits(JobConfig config, LlamaConfig model) throws ConfigException {
+        Double bits = config.number("target_bits");
+        Double size = config.number("target_size_gb");
+        if ((bits == null) == (size == null)) {
+            throw new ConfigException("quantization_method cvxq needs exactly one of target_bits (bits per parameter,"
+                    + " 0 to 8) and target_size_gb");
+        }
+        if (bits != null) {
+            return bits;
+        }
+        try {
+            return CvxqSize.bitsFor(model, size * 1e9);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.qlora4j.trainer.cvxq;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.LinearLayer;
+import io.qlora4j.quant.cvxq.CvxqTensor;
+import io.qlora4j.quant.cvxq.RowClusters;
+
+/**
+ * One projection while CVXQ calibrates, the reference's {@code LinearQ}: it keeps the original weight {@code W} and
+ * bias, multiplies through the current fake-quantized weight {@code W_q} and corrected bias {@code b'} (at first
+ * {@code W} itself), and gathers the running statistics the allocation reads: the mean input {@code E[x]} (while
+ * recording), and per backward pass {@code G = (dL/dW_q)^2 = (grad_out^T x)^2}, averaged over columns per row
+ * ({@code grad_sq0}) and over each cluster's rows per column ({@code grad_sq2}). {@code W_q} is a leaf that requires
+ * a gradient, so a block recomputed under a gradient collector leaves {@code dL/dW_q} in it.
+ */
+final class CalibrationLinear implements LinearLayer {
+    private final String prefix;
+    private final NDManager arrays;
+    private final NDArray original;
+    private final NDArray originalBias;
+    private final NDArray inputMean;
+    private final NDArray gradRow;
+    private final NDArray gradPartition;
+    private NDArray weight;
+    private NDArray bias;
+    private NDArray membership;
+    private RowClusters clusters;
+    private CvxqTensor quantized;
+    private long forwards;
+    private boolean recording;
+
+    CalibrationLinear(String prefix, NDArray original, NDArray originalBias, RowClusters clusters, NDManager arrays) {
+        this.prefix = prefix;
+        this.arrays = arrays;
+        this.original = original;
+        this.originalBias = originalBias;
+        long out = original.getShape().get(0);
+        long in = original.getShape().get(1);
+        this.inputMean = arrays.zeros(new Shape(in));
+        this.gradRow = arrays.zeros(new Shape(out));
+        this.gradPartition = arrays.zeros(new Shape(clusters.clusters(), in));
+        this.weight = leaf(original.duplicate());
+        this.bias = originalBias != null ? originalBias.duplicate() : arrays.zeros(new Shape(out));
+        setClusters(clusters);
+    }
+
+    private static NDArray leaf(NDArray w) {
+        w.setRequiresGradient(true);
+        return w;
+    }
+
+    /** The module path, {@code model.layers.{i}.{name}}. */
+    String prefix() {
+        return prefix;
+    }
+
+    int rows() {
+        return Math.toIntExact(original.getShape().get(0));
+    }
+
+    int columns() {
+        return Math.toIntExact(original.getShape().get(1));
+    }
+
+    RowClusters clusters() {
+        return clusters;
+    }
+
+    /** The quantized weight last set, or null before the first quantization. */
+    CvxqTensor quantized() {
+        return quantized;
+    }
+
+    /** The current corrected bias {@code b'} as floats. */
+    float[] correctedBias() {
+        return bias.toFloatArray();
+    }
+
+    /** The original weight, row-major, as floats. */
+    float[] originalWeight() {
+        return original.toFloatArray();
+    }
+
+    /** {@code grad_sq0}: the mean squared weight gradient of every row. */
+    float[] rowGradients() {
+        return gradRow.toFloatArray();
+    }
+
+    /** {@code grad_sq2}: the mean squared weight gradient of every partition {@code c * columns + j}. */
+    float[] partitionGradients() {
+        return gradPartition.toFloatArray();
+    }
+
+    /** Whether forward calls add their input to the running mean (the reference's forward hook). */
+    void recording(boolean on) {
+        recording = on;
+    }
+
+    /**
+     * Regroups the rows: the statistics of {@code grad_sq2} stay indexed by cluster slot, as in the reference
+     * (which does not remap them when rows move between clusters).
+     */
+    void setClusters(RowClusters next) {
+        this.clusters = next;
+        float[] m = new float[next.clusters() * next.rows()];
+        int[][] members = next.members();
+        for (int c = 0; c < members.length; c++) {
+            for (int r : members[c]) {
+                m[c * next.rows() + r] = 1f / members[c].length;
+            }
+        }
+        if (membership != null) {
+            membership.close();
+        }
+        membership = arrays.create(m, new Shape(next.clusters(), next.rows()));
+    }
+
+    /** {@code scale_sq}: a new sequence starts; the running means over sequences shrink by {@code 1 - 1/count}. */
+    void startSequence(long count) {
+        float keep = 1f - 1f / count;
+        gradRow.muli(keep);
+        gradPartition.muli(keep);
+    }
+
+    /**
+     * Adds this backward pass's squared weight gradient to the statistics with weight {@code 1/count} and zeroes the
+     * gradient.
+     */
+    void addGradient(long count) {
+        NDArray g = weight.getGradient();
+        NDArray squared = g.square();
+        NDArray perRow = squared.mean(new int[] {1});
+        gradRow.addi(perRow.divi(count));
+        NDArray perPartition = membership.matMul(squared);
+        gradPartition.addi(perPartition.divi(count));
+        perRow.close();
+        perPartition.close();
+        squared.close();
+        g.set(new NDIndex("..."), 0f);
+        g.close();
+    }
+
+    /** Sets {@code W_q} to {@code q} (decoded) and the bias correction {@code b' = b - (W_q - W) E[x]}. */
+    void setQuantized(CvxqTensor q) {
+        this.quantized = q;
+        NDArray next = leaf(arrays.create(q.dequantize(), original.getShape()));
+        weight.close();
+        weight = next;
+        updateBias();
+    }
+
+    private void updateBias() {
+        NDArray base = originalBias != null ? originalBias : arrays.zeros(new Shape(rows()));
+        NDArray error = weight.stopGradient().sub(original);
+        NDArray shift = error.matMul(inputMean);
+        NDArray next = base.sub(shift);
+        error.close();
+        shift.close();
+        if (base != originalBias) {
+            base.close();
+        }
+        bias.close();
+        bias = next;
+    }
+
+    @Override
+    public NDArray forward(NDArray x) {
+        if (recording) {
+            forwards++;
+            long in = x.getShape().getLastDimension();
+            NDArray mean = x.reshape(-1, in).mean(new int[] {0}).toType(DataType.FLOAT32, false);
+            inputMean.addi(mean.subi(inputMean).divi(forwards));
+            mean.close();
+        }
+        NDArray transposed = weight.transpose();
+        return x.matMul(transposed).add(bias);
+    }
+
+    @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        return gradOutput.matMul(weight.stopGradient());
+    }
+
+    @Override
+    public long inFeatures() {
+        return original.getShape().get(1);
+    }
+
+    @Override
+    public long outFeatures() {
+        return original.getShape().get(0);
+    }
+
+    @Override
+    public long bytes() {
+        return 2 * original.size() * 4;
+    }
+
+    @Override
+    public void close() {
+        for (NDArray a : new NDArray[] {original, originalBias, inputMean, gradRow, gradPartition, weight, bias,
+            membership}) {
+            if (a != null) {
+                a.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+package io.qlora4j.trainer.cvxq;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.model.Tokenizer;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Calibration sequences the reference's way ({@code dataset/c4.py}): the first {@code count} texts of a file that
+ * have at least {@code length} tokens, each cut to its first {@code length} tokens. A {@code .jsonl} file gives one
+ * text per line in its {@code text} field, any other file one text per line.
+ */
+public final class CalibrationTexts {
+    private CalibrationTexts() {}
+
+    /**
+     * Reads up to {@code count} sequences of exactly {@code length} tokens.
+     *
+     * @throws IllegalArgumentException naming the file when it has no text that long or a line is not a text record
+     */
+    public static List<long[]> read(Path file, Tokenizer tokenizer, int count, int length) throws IOException {
+        boolean jsonl = file.getFileName().toString().endsWith(".jsonl");
+        ObjectMapper json = new ObjectMapper();
+        List<long[]> out = new ArrayList<>();
+        try (BufferedReader lines = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            String line;
+            int lineNo = 0;
+            while (out.size() < count && (line = lines.readLine()) != null) {
+                lineNo++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                String text = line;
+                if (jsonl) {
+                    JsonNode t = json.readTree(line).path("text");
+                    if (!t.isTextual()) {
+                        throw new IllegalArgumentException(file + ":" + lineNo
+                                + ": expected a JSON object with a string field \"text\"");
+                    }
+                    text = t.asText();
+                }
+                long[] ids = tokenizer.encode(text);
+                if (ids.length >= length) {
+                    out.add(Arrays.copyOf(ids, length));
+                }
+            }
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("dataset: " + file + ": no such file");
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("dataset: " + file + " has no text of at least " + length
+                    + " tokens for calibration (lower cutoff_len)");
+        }
+        return out;
+    }
+}

@@ -1,0 +1,321 @@
+package io.qlora4j.trainer.cvxq;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import io.qlora4j.model.BaseLinear;
+import io.qlora4j.model.llama.AttentionContext;
+import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.quant.cvxq.BitAllocator;
+import io.qlora4j.quant.cvxq.CvxqTensor;
+import io.qlora4j.quant.cvxq.PartitionQuantizer;
+import io.qlora4j.quant.cvxq.RowClusters;
+import io.qlora4j.quant.cvxq.SymmetricEigen;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * CVXQ's calibration and quantization of a dense {@link LlamaModel}'s block projections, as the reference's
+ * {@code Optimizer} runs it:
+ * <ol>
+ *   <li>the principal directions {@code V} of the final normed hidden state over all calibration tokens (the
+ *       reference's {@code transform}; qlora4j takes the top eigenvectors of the proper covariance, sorted by
+ *       eigenvalue, where the reference scales its mean term by the sequence count and leaves {@code eig}'s order
+ *       unsorted);</li>
+ *   <li>for every calibration sequence (cycling over the data): a forward pass through the current fake-quantized
+ *       model that records each projection's mean input; then, for the tokens {@code t} at the reference's stride and
+ *       direction {@code k = iteration mod pca}, one backward pass each of {@code V_k . h_t}, block by block with the
+ *       block's graph kept across the passes, adding every projection's {@code (grad_out^T x)^2} to its running
+ *       statistics ({@link CalibrationLinear});</li>
+ *   <li>every {@code batchSize} sequences: rows regrouped by {@code log2 var(W_r) + log2 grad_sq0_r}, the dual
+ *       ascent on {@code log2 lambda} over all projections, each projection quantized with its depths (no grid search)
+ *       and its bias corrected;</li>
+ *   <li>at the end: the allocation met within the tolerance counting all side information
+ *       ({@link BitAllocator#meetTarget}), the grid-searched quantizer, the bias correction.</li>
+ * </ol>
+ * The reference's model selection on a validation set (keep the quantization with the best C4 perplexity) is not
+ * done: the last quantization is the result.
+ *
+ * <p>Memory: the float32 model and each projection's current fake-quantized copy (as the reference holds {@code W} and
+ * its clone), plus one sequence's block inputs and one block's graph.
+ */
+public final class CvxqCalibration {
+    /**
+     * One quantized projection.
+     *
+     * @param prefix its module path, {@code model.layers.{i}.{name}}
+     * @param weight the packed weight
+     * @param bias the corrected bias {@code b' = b - (W_q - W) E[x]}
+     */
+    public record Layer(String prefix, CvxqTensor weight, float[] bias) {}
+
+    /**
+     * What calibration produced.
+     *
+     * @param layers every block projection in model order
+     * @param bitsPerParameter stored bits per parameter of the projections, side information and biases included
+     * @param log2Lambda the final multiplier
+     * @param tokens calibration tokens processed (over all iterations)
+     */
+    public record Result(List<Layer> layers, double bitsPerParameter, double log2Lambda, long tokens) {}
+
+    private final LlamaModel model;
+    private final CvxqSettings settings;
+    private final Consumer<String> log;
+    private final List<CalibrationLinear> linears = new ArrayList<>();
+    private final NDManager arrays;
+    private long sequencesSeen;
+    private double log2Lambda = BitAllocator.INITIAL_LOG2_LAMBDA;
+
+    private CvxqCalibration(LlamaModel model, CvxqSettings settings, Consumer<String> log) {
+        this.model = model;
+        this.settings = settings;
+        this.log = log;
+        this.arrays = model.manager().newSubManager();
+    }
+
+    /**
+     * Calibrates on {@code sequences} (token ids, each at least two tokens) and quantizes every block projection of
+     * {@code model}, whose projections must be dense; the model's projections are replaced by calibration layers, so
+     * close it afterwards. {@code log} receives one line per re-allocation.
+     *
+     * @throws IllegalArgumentException when the target cannot be reached
+     */
+    public static Result run(LlamaModel model, List<long[]> sequences, CvxqSettings settings, Consumer<String> log) {
+        CvxqCalibration c = new CvxqCalibration(model, settings, log);
+        try {
+            return c.calibrate(sequences);
+        } finally {
+            c.arrays.close();
+        }
+    }
+
+    private Result calibrate(List<long[]> sequences) {
+        wrap();
+        NDArray directions = principalDirections(sequences);
+        long tokens = 0;
+        for (int it = 0; it < settings.iterations(); it++) {
+            long[] ids = sequences.get(it % sequences.size());
+            step(ids, directions, (int) (it % directions.getShape().get(0)));
+            tokens += ids.length;
+            if ((it + 1) % settings.batchSize() == 0) {
+                List<BitAllocator.Matrix> matrices = regroup();
+                double side = BitAllocator.reachableRates(matrices)[0];
+                log2Lambda = BitAllocator.dualAscent(matrices, settings.targetBits() - side, log2Lambda,
+                        BitAllocator.ASCENT_RATE, BitAllocator.ASCENT_ITERATIONS);
+                List<byte[]> depths = new ArrayList<>();
+                for (BitAllocator.Matrix m : matrices) {
+                    depths.add(BitAllocator.depths(m, log2Lambda));
+                }
+                quantizeAll(depths, PartitionQuantizer.plain());
+                log.accept(String.format(java.util.Locale.ROOT, "sequence %d: log2 lambda %.3f, %.4f bits/param",
+                        it + 1, log2Lambda, BitAllocator.storedRate(matrices, depths)));
+            }
+        }
+        List<BitAllocator.Matrix> matrices = regroup();
+        BitAllocator.Allocation a = BitAllocator.meetTarget(matrices, settings.targetBits(), log2Lambda,
+                settings.tolerance());
+        quantizeAll(a.depths(), PartitionQuantizer.gridSearched());
+        List<Layer> layers = new ArrayList<>();
+        for (CalibrationLinear l : linears) {
+            layers.add(new Layer(l.prefix(), l.quantized(), l.correctedBias()));
+        }
+        directions.close();
+        return new Result(layers, a.bitsPerParameter(), a.log2Lambda(), tokens);
+    }
+
+    /** Replaces every block projection by a calibration layer holding its weight and bias. */
+    private void wrap() {
+        for (int i = 0; i < model.numLayers(); i++) {
+            LlamaBlock block = model.block(i);
+            for (String name : LlamaBlock.LINEAR_NAMES) {
+                if (!(block.linear(name) instanceof BaseLinear base)) {
+                    throw new IllegalArgumentException("CVXQ calibrates base projections; " + name + " is wrapped");
+                }
+                NDArray w = base.withWeight(DataType.FLOAT32, NDArray::duplicate);
+                w.attach(arrays);
+                NDArray b = null;
+                if (base.bias() != null) {
+                    b = base.bias().toType(DataType.FLOAT32, true);
+                    b.attach(arrays);
+                }
+                int rows = Math.toIntExact(w.getShape().get(0));
+                RowClusters clusters = RowClusters.consecutive(rows, RowClusters.count(rows, settings.groupSize()));
+                CalibrationLinear l = new CalibrationLinear("model.layers." + i + "." + name, w, b, clusters, arrays);
+                block.setLinear(name, l).close();
+                linears.add(l);
+            }
+        }
+    }
+
+    /** The top principal directions {@code [k, hidden]} of the final normed hidden state over every sequence. */
+    private NDArray principalDirections(List<long[]> sequences) {
+        int h = Math.toIntExact(model.config().hiddenSize());
+        double[] second = new double[h * h];
+        double[] mean = new double[h];
+        long count = 0;
+        JniUtils.setGradMode(false);
+        for (long[] ids : sequences) {
+            try (NDManager m = model.manager().newSubManager(); NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                NDArray input = m.create(ids, new Shape(1, ids.length));
+                AttentionContext ctx = model.context(m, ids.length, 0, null);
+                NDArray normed = model.finalNorm(model.hiddenStates(input, ctx, null))
+                        .toType(DataType.FLOAT32, false).reshape(ids.length, h);
+                float[] outer = normed.transpose().matMul(normed).toFloatArray();
+                float[] sum = normed.sum(new int[] {0}).toFloatArray();
+                for (int i = 0; i < outer.length; i++) {
+                    second[i] += outer[i];
+                }
+                for (int i = 0; i < h; i++) {
+                    mean[i] += sum[i];
+                }
+                count += ids.length;
+            }
+        }
+        double[] covariance = new double[h * h];
+        for (int i = 0; i < h; i++) {
+            for (int j = 0; j < h; j++) {
+                covariance[i * h + j] = second[i * h + j] / count - (mean[i] / count) * (mean[j] / count);
+            }
+        }
+        double[][] top = new SymmetricEigen(covariance, h).topVectors(Math.min(settings.pca(), h));
+        float[] flat = new float[top.length * h];
+        for (int k = 0; k < top.length; k++) {
+            for (int i = 0; i < h; i++) {
+                flat[k * h + i] = (float) top[k][i];
+            }
+        }
+        return arrays.create(flat, new Shape(top.length, h));
+    }
+
+    /** One calibration sequence: recorded forward, then the backward passes block by block. */
+    private void step(long[] ids, NDArray directions, int component) {
+        sequencesSeen++;
+        linears.forEach(l -> l.startSequence(sequencesSeen));
+        int layers = model.numLayers();
+        int length = ids.length;
+        try (NDManager m = model.manager().newSubManager(); NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            NDArray input = m.create(ids, new Shape(1, length));
+            AttentionContext ctx = model.context(m, length, 0, null);
+            NDArray[] inputs = new NDArray[layers + 1];
+            JniUtils.setGradMode(false);
+            linears.forEach(l -> l.recording(true));
+            inputs[0] = model.embed(input);
+            for (int l = 0; l < layers; l++) {
+                try (NDScope block = new NDScope()) {
+                    inputs[l + 1] = model.block(l).forward(inputs[l], ctx, null);
+                    NDScope.unregister(inputs[l + 1]);
+                }
+            }
+            linears.forEach(l -> l.recording(false));
+            int[] positions = settings.positions(length);
+            NDArray direction = directions.get(component);
+            try (GradientCollector collector = m.getEngine().newGradientCollector()) {
+                NDArray[] upstream = new NDArray[positions.length];
+                for (int i = 0; i < positions.length; i++) {
+                    upstream[i] = topGradient(inputs[layers], positions[i], direction, collector);
+                }
+                for (int l = layers - 1; l >= 0; l--) {
+                    List<CalibrationLinear> mine = linears.subList(l * linearsPerBlock(), (l + 1) * linearsPerBlock());
+                    try (NDScope block = new NDScope()) {
+                        NDArray leaf = inputs[l].stopGradient();
+                        leaf.setRequiresGradient(true);
+                        NDArray out = model.block(l).forward(leaf, ctx, null);
+                        for (int i = 0; i < positions.length; i++) {
+                            JniUtils.backward((PtNDArray) out, (PtNDArray) upstream[i], i < positions.length - 1, false);
+                            mine.forEach(c -> c.addGradient(sequencesSeen));
+                            NDArray g = leaf.getGradient();
+                            upstream[i].close();
+                            upstream[i] = g.duplicate();
+                            NDScope.unregister(upstream[i]);
+                            g.set(new NDIndex("..."), 0f);
+                            g.close();
+                        }
+                    }
+                    for (NDArray u : upstream) {
+                        NDScope.register(u);
+                    }
+                }
+            }
+        }
+    }
+
+    private int linearsPerBlock() {
+        return linears.size() / model.numLayers();
+    }
+
+    /** {@code d(V_k . finalNorm(h_t)) / dh} as a {@code [1, T, hidden]} array zero outside row {@code t}. */
+    private NDArray topGradient(NDArray last, int t, NDArray direction, GradientCollector collector) {
+        NDArray row = last.get(new NDIndex(":, {}:{}, :", t, t + 1)).stopGradient();
+        row.setRequiresGradient(true);
+        NDArray score = model.finalNorm(row).toType(DataType.FLOAT32, false).reshape(-1).dot(direction);
+        collector.backward(score);
+        NDArray g = row.getGradient();
+        NDArray full = last.zerosLike();
+        full.set(new NDIndex(":, {}:{}, :", t, t + 1), g);
+        g.close();
+        return full;
+    }
+
+    /** Regroups every projection's rows and returns the allocation's view of them. */
+    private List<BitAllocator.Matrix> regroup() {
+        List<BitAllocator.Matrix> matrices = new ArrayList<>();
+        for (CalibrationLinear l : linears) {
+            int rows = l.rows();
+            int columns = l.columns();
+            float[] w = l.originalWeight();
+            float[] gradRow = l.rowGradients();
+            double[] rowScore = new double[rows];
+            for (int r = 0; r < rows; r++) {
+                rowScore[r] = log2(unbiasedVariance(w, r * columns, columns)) + log2(gradRow[r]);
+            }
+            RowClusters clusters = RowClusters.byScore(rowScore, l.clusters().clusters());
+            l.setClusters(clusters);
+            double[] s2 = CvxqTensor.log2Variances(w, columns, clusters);
+            float[] g2 = l.partitionGradients();
+            double[] scores = new double[s2.length];
+            for (int p = 0; p < scores.length; p++) {
+                scores[p] = s2[p] + log2(g2[p]);
+            }
+            long fixed = CvxqTensor.sideBytes(rows, columns, clusters.clusters()) + 2L * rows;
+            matrices.add(new BitAllocator.Matrix(scores, clusters.slots(), (long) rows * columns, fixed));
+        }
+        return matrices;
+    }
+
+    private void quantizeAll(List<byte[]> depths, PartitionQuantizer quantizer) {
+        for (int i = 0; i < linears.size(); i++) {
+            CalibrationLinear l = linears.get(i);
+            l.setQuantized(CvxqTensor.quantize(l.originalWeight(), l.rows(), l.columns(), l.clusters(), depths.get(i),
+                    quantizer));
+        }
+    }
+
+    private static double unbiasedVariance(float[] w, int from, int n) {
+        double mean = 0;
+        for (int i = 0; i < n; i++) {
+            mean += w[from + i];
+        }
+        mean /= n;
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            double d = w[from + i] - mean;
+            sum += d * d;
+        }
+        return sum / (n - 1);
+    }
+
+    private static double log2(double x) {
+        return Math.log(x) / Math.log(2);
+    }
+}

@@ -93,7 +93,7 @@ class JobConfigTest {
     @Test
     void plannedValueSaysItIsNotImplementedYet() {
         ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("quantization_method=hqq"));
-        assertEquals("command line: quantization_method: 'hqq' is not implemented yet (available: bnb, bitsandbytes)",
+        assertEquals("command line: quantization_method: 'hqq' is not implemented yet (available: bnb, bitsandbytes, cvxq)",
                 e.getMessage());
     }
 

@@ -5,6 +5,7 @@ import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.HalfFloats;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
@@ -31,6 +32,8 @@ public final class SafetensorsReader implements AutoCloseable {
     static final int CHUNK_BYTES = 64 << 20;
     /** The largest Java array length the VM reliably allows. */
     private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
+    /** Elements converted and checked finite at a time (64 KB of float32: the block stays in cache for the check). */
+    private static final int FINITE_BLOCK = 16384;
 
     private final Path source;
     private final Map<String, TensorInfo> tensors;
@@ -221,7 +224,7 @@ public final class SafetensorsReader implements AutoCloseable {
         TensorInfo t = requireFloat(info(name));
         Objects.checkFromIndexSize(destPos, count, dest.length);
         Objects.checkFromIndexSize(offsetElements, count, t.numel());
-        read(t, offsetElements, count, switch (t.dtype()) {
+        ChunkCopy convert = switch (t.dtype()) {
             case F32 -> (src, at, n) -> src.asFloatBuffer().get(dest, destPos + at, n);
             case F16 -> (src, at, n) -> {
                 for (int i = 0; i < n; i++) {
@@ -238,13 +241,21 @@ public final class SafetensorsReader implements AutoCloseable {
                     dest[destPos + at + i] = (float) src.getDouble(8 * i);
                 }
             };
-        });
-        for (int i = 0; i < count; i++) {
-            if (!Float.isFinite(dest[destPos + i])) {
-                throw new ModelException(t.file() + ": tensor '" + name + "' holds " + dest[destPos + i]
-                        + " at element " + (offsetElements + i) + "; expected finite numbers");
+        };
+        int size = t.dtype().size();
+        // converted and checked a cache-sized block at a time, so the check reads values still in cache
+        read(t, offsetElements, count, (src, at, n) -> {
+            for (int b = 0; b < n; b += FINITE_BLOCK) {
+                int m = Math.min(FINITE_BLOCK, n - b);
+                convert.copy(src.slice(b * size, m * size).order(ByteOrder.LITTLE_ENDIAN), at + b, m);
+                for (int i = destPos + at + b; i < destPos + at + b + m; i++) {
+                    if (!Float.isFinite(dest[i])) {
+                        throw new ModelException(t.file() + ": tensor '" + name + "' holds " + dest[i] + " at element "
+                                + (offsetElements + i - destPos) + "; expected finite numbers");
+                    }
+                }
             }
-        }
+        });
     }
 
     /**
@@ -313,7 +324,7 @@ public final class SafetensorsReader implements AutoCloseable {
     /** Copies one mapped chunk: {@code count} elements at the buffer's start, to output index {@code at}. */
     @FunctionalInterface
     private interface ChunkCopy {
-        void copy(ByteBuffer chunk, int at, int count);
+        void copy(ByteBuffer chunk, int at, int count) throws ModelException;
     }
 
     /** Maps the requested elements a chunk at a time, copies each out, and unmaps it immediately. */

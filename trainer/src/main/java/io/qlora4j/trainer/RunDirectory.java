@@ -128,7 +128,8 @@ final class RunDirectory implements AutoCloseable {
      */
     Path saveCheckpoint(int step, Contents contents, Integer limit) throws IOException, ModelException {
         Path target = root.resolve("checkpoint-" + step);
-        Path staging = stage(STAGING_PREFIX + "checkpoint-" + step + "-", contents);
+        Path staging = stage(STAGING_PREFIX + "checkpoint-" + step + "-", target,
+                "the checkpoints before it are intact", contents);
         try {
             CrashPoint.reach("checkpoint.staged");
             if (Files.exists(target)) {
@@ -161,7 +162,8 @@ final class RunDirectory implements AutoCloseable {
      * writes the output again.
      */
     void publish(Contents contents) throws IOException, ModelException {
-        Path staging = stage(STAGING_PREFIX + "final-", contents);
+        Path staging = stage(STAGING_PREFIX + "final-", root, "the last checkpoint is intact, and"
+                + " resume_from_checkpoint: true writes the output from it", contents);
         try {
             CrashPoint.reach("final.staged");
             Files.deleteIfExists(root.resolve(TrainerState.FILE));
@@ -180,8 +182,11 @@ final class RunDirectory implements AutoCloseable {
         }
     }
 
-    /** A new hidden directory holding {@code contents}, its files and entries forced to disk. */
-    private Path stage(String prefix, Contents contents) throws IOException, ModelException {
+    /**
+     * A new hidden directory holding {@code contents}, its files and entries forced to disk. A write that fails (a
+     * full disk) leaves nothing and is reported as one of {@code target}, saying what is intact ({@code intact}).
+     */
+    private Path stage(String prefix, Path target, String intact, Contents contents) throws IOException, ModelException {
         Path staging = SharedFileModes.apply(Files.createTempDirectory(root, prefix));
         try {
             contents.writeTo(staging);
@@ -192,7 +197,11 @@ final class RunDirectory implements AutoCloseable {
             }
             AtomicFiles.syncDirectory(staging);
             return staging;
-        } catch (IOException | ModelException | RuntimeException e) {
+        } catch (IOException | ModelException e) {
+            deleteRecursively(staging);
+            throw new ModelException(target + ": not written (" + String.valueOf(e.getMessage())
+                    .replace(staging.toString(), target.toString()) + "); " + intact, e);
+        } catch (RuntimeException e) {
             deleteRecursively(staging);
             throw e;
         }

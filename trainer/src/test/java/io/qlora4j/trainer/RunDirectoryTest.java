@@ -87,4 +87,30 @@ class RunDirectoryTest {
             assertTrue(fresh.checkpoints().isEmpty());
         }
     }
+
+    @Test
+    void saveThatFailsLikeAFullDiskLeavesNothingAndNamesWhatIsIntact() throws Exception {
+        Path out = dir.resolve("out");
+        try (RunDirectory run = RunDirectory.open(out, false, false)) {
+            run.saveCheckpoint(2, d -> Files.writeString(d.resolve(TrainerState.FILE), "{}"), null);
+            RunDirectory.Contents full = d -> {
+                Files.writeString(d.resolve("adapter_model.safetensors"), "partial");
+                throw new java.io.IOException(d.resolve("adapter_model.safetensors") + ": No space left on device");
+            };
+            io.qlora4j.model.ModelException e = assertThrows(io.qlora4j.model.ModelException.class,
+                    () -> run.saveCheckpoint(4, full, null));
+            assertEquals(out.resolve("checkpoint-4") + ": not written (" + out.resolve("checkpoint-4")
+                    .resolve("adapter_model.safetensors") + ": No space left on device); the checkpoints before it are"
+                    + " intact", e.getMessage());
+            e = assertThrows(io.qlora4j.model.ModelException.class, () -> run.publish(full));
+            assertEquals(out + ": not written (" + out.resolve("adapter_model.safetensors") + ": No space left on"
+                    + " device); the last checkpoint is intact, and resume_from_checkpoint: true writes the output"
+                    + " from it", e.getMessage());
+            try (var entries = Files.list(out)) {
+                assertEquals(List.of(DirectoryLock.FILE, "checkpoint-2"),
+                        entries.map(p -> p.getFileName().toString()).sorted().toList(), "no staged leftovers");
+            }
+            assertEquals(List.of(out.resolve("checkpoint-2")), run.checkpoints());
+        }
+    }
 }

@@ -104,13 +104,6 @@ public record QuantizedTensor(
     }
 
     static long numel(long[] shape) {
-        long n = 1;
-        for (long d : shape) {
-            if (d < 0) {
-                throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
-            }
-            n = Math.multiplyExact(n, d);
-        }
-        return n;
+        return Shapes.numel(shape);
     }
 }

@@ -1,0 +1,127 @@
+package io.qlora4j.quant.hqq;
+
+import io.qlora4j.quant.Shapes;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Objects;
+
+/**
+ * A weight quantized by HQQ, in the layout HQQ stores it: the codes of the grouped matrix packed by
+ * {@link HqqPacking}, and per group the dequantization scale (the inverse of the quantization scale, as HQQ
+ * stores it) and the zero point, both float32. Element {@code (r, c)} of the grouped matrix dequantizes to
+ * {@code (code - zero[g]) * scale[g]} with {@code g = c} along axis 0 and {@code g = r} along axis 1. Arrays are
+ * held, not copied; treat them as read-only.
+ *
+ * @param params how it was quantized
+ * @param shape the weight's shape, row-major
+ * @param packed the packed codes, {@code params.packing().packedBytes(rows, cols)} bytes
+ * @param scale one dequantization scale per group
+ * @param zero one zero point per group
+ */
+public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] scale, float[] zero) {
+
+    /** Validates sizes against the shape and the group size, naming the one at fault. */
+    public HqqTensor {
+        Objects.requireNonNull(params, "params");
+        Objects.requireNonNull(shape, "shape");
+        Objects.requireNonNull(packed, "packed");
+        Objects.requireNonNull(scale, "scale");
+        Objects.requireNonNull(zero, "zero");
+        long n = Shapes.numel(shape);
+        if (n == 0 || n % params.groupSize() != 0) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n
+                    + " elements, not a positive multiple of the group size " + params.groupSize());
+        }
+        long groups = n / params.groupSize();
+        long rows = params.axis() == 0 ? params.groupSize() : groups;
+        long cols = n / rows;
+        params.packing().checkRows(rows);
+        long expected = params.packing().packedBytes(rows, cols);
+        if (packed.length != expected) {
+            throw new IllegalArgumentException("packed codes have " + packed.length + " bytes, expected " + expected
+                    + " for " + params.nbits() + "-bit shape " + Arrays.toString(shape) + " in groups of "
+                    + params.groupSize() + " along axis " + params.axis());
+        }
+        if (scale.length != groups || zero.length != groups) {
+            throw new IllegalArgumentException("got " + scale.length + " scales and " + zero.length + " zeros, expected "
+                    + groups + " of each for shape " + Arrays.toString(shape) + " in groups of " + params.groupSize());
+        }
+    }
+
+    /** Number of elements. */
+    public long numel() {
+        return Shapes.numel(shape);
+    }
+
+    /** Number of groups, one scale and zero each. */
+    public int groups() {
+        return Math.toIntExact(numel() / params.groupSize());
+    }
+
+    /** Rows of the grouped matrix: the group size along axis 0, the group count along axis 1. */
+    public int groupedRows() {
+        return params.axis() == 0 ? params.groupSize() : groups();
+    }
+
+    /** Columns of the grouped matrix. */
+    public int groupedCols() {
+        return Math.toIntExact(numel() / groupedRows());
+    }
+
+    /** The codes, one per byte, row-major in the grouped matrix (which is the weight's own row-major order). */
+    public byte[] codes() {
+        return params.packing().unpack(packed, groupedRows(), groupedCols());
+    }
+
+    /** The float32 weight, row-major: {@code (code - zero) * scale} per element, as HQQ's float32 dequantization. */
+    public float[] dequantize() {
+        byte[] codes = codes();
+        int rows = groupedRows();
+        int cols = groupedCols();
+        boolean byColumn = params.axis() == 0;
+        float[] out = new float[codes.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                int g = byColumn ? c : r;
+                int i = r * cols + c;
+                out[i] = ((codes[i] & 0xFF) - zero[g]) * scale[g];
+            }
+        }
+        return out;
+    }
+
+    /** Bytes of per-element storage: packed codes plus the float32 scale and zero of every group. */
+    public long bytes() {
+        return packed.length + 8L * scale.length;
+    }
+
+    /** {@code 8 * bytes() / numel()}: e.g. 5.0 for 4 bits in groups of 64 (9.0 at 5 and 6 bits, a byte per code). */
+    public double bitsPerParameter() {
+        return 8.0 * bytes() / numel();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof HqqTensor t
+                && params.equals(t.params)
+                && Arrays.equals(shape, t.shape)
+                && Arrays.equals(packed, t.packed)
+                && Arrays.equals(scale, t.scale)
+                && Arrays.equals(zero, t.zero);
+    }
+
+    @Override
+    public int hashCode() {
+        int h = params.hashCode();
+        h = 31 * h + Arrays.hashCode(shape);
+        h = 31 * h + Arrays.hashCode(packed);
+        h = 31 * h + Arrays.hashCode(scale);
+        return 31 * h + Arrays.hashCode(zero);
+    }
+
+    @Override
+    public String toString() {
+        return String.format(Locale.ROOT, "HqqTensor[%d-bit, shape=%s, group %d, axis %d, %d bytes, %.3f bits/param]",
+                params.nbits(), Arrays.toString(shape), params.groupSize(), params.axis(), bytes(), bitsPerParameter());
+    }
+}

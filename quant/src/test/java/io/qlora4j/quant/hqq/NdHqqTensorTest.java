@@ -1,0 +1,48 @@
+package io.qlora4j.quant.hqq;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import org.junit.jupiter.api.Test;
+
+class NdHqqTensorTest {
+
+    @Test
+    void deviceDequantizationEqualsJavaBitForBitForEveryWidthAndAxis() {
+        long[][] shapes = {{128, 96}, {64, 40}};
+        try (NDManager manager = NDManager.newBaseManager()) {
+            for (long[] shape : shapes) {
+                float[] w = HqqQuantizerTest.lcgWeights((int) (shape[0] * shape[1]), shape[1], 26);
+                for (int axis = 0; axis < 2; axis++) {
+                    for (int bits : HqqParams.BITS) {
+                        HqqTensor t = HqqQuantizer.builder(bits).optAxis(axis).build().quantize(w, shape);
+                        String what = bits + "-bit axis " + axis + " shape " + shape[0] + "x" + shape[1];
+                        try (NdHqqTensor nd = NdHqqTensor.upload(t, manager); NDArray out = nd.dequantize()) {
+                            assertEquals(new Shape(shape), out.getShape(), what);
+                            assertEquals(DataType.FLOAT32, out.getDataType(), what);
+                            assertArrayEquals(HqqQuantizerTest.bits(t.dequantize()),
+                                    HqqQuantizerTest.bits(out.toFloatArray()), what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void deviceHoldsHqqsPackedBytesPlusFloat32Metadata() {
+        float[] w = HqqQuantizerTest.lcgWeights(64 * 64, 3, 26);
+        HqqTensor t = HqqQuantizer.builder(3).build().quantize(w, new long[] {64, 64});
+        try (NDManager manager = NDManager.newBaseManager(); NdHqqTensor nd = NdHqqTensor.upload(t, manager)) {
+            // 7 int32 words per column of 64 codes, 64 columns; scale and zero: 64 floats each
+            assertEquals(7 * 4 * 64 + 2 * 4 * 64, nd.bytes());
+            NDArray out = nd.dequantize();
+            assertSame(manager, out.getManager());
+        }
+    }
+}

@@ -60,6 +60,26 @@ class HqqQuantizerTest {
     }
 
     @Test
+    void largeTensorsMatchTheSerialTranscriptionThroughTheFastPath() throws Exception {
+        // 65536 elements: the stop test sums errors in double (torch splits such sums over its threads), the
+        // steps skip the per-element division unless an error is large enough to shrink (the second case)
+        JsonNode cases;
+        try (InputStream in = getClass().getResourceAsStream("float32-large.json")) {
+            cases = new ObjectMapper().readTree(in).get("cases");
+        }
+        for (JsonNode c : cases) {
+            int nbits = c.get("nbits").asInt();
+            long[] shape = {c.get("shape").get(0).asLong(), c.get("shape").get(1).asLong()};
+            float[] w = lcgWeights((int) (shape[0] * shape[1]), c.get("seed").asLong(), c.get("exponent").asInt());
+            HqqTensor t = HqqQuantizer.builder(nbits).build().quantize(w, shape);
+            String what = c.get("name").asText() + " " + nbits + "-bit";
+            assertEquals(c.get("codesSha256").asText(), sha256(t.codes()), what + " codes");
+            assertEquals(c.get("scaleSha256").asText(), sha256(floatBytes(t.scale())), what + " scale");
+            assertEquals(c.get("zeroSha256").asText(), sha256(floatBytes(t.zero())), what + " zero");
+        }
+    }
+
+    @Test
     void twoBitWithoutTheSolverCodesAndPacksTheHandDerivedVector() {
         // w*1.5 + 1.5 = [0, .75, 1.5, 2.25, 3, 1.875, 1.125, 2.625] rounds half to even to [0,1,2,2,3,2,1,3]
         float[] w = {-1f, -0.5f, 0f, 0.5f, 1f, 0.25f, -0.25f, 0.75f};
@@ -178,6 +198,16 @@ class HqqQuantizerTest {
         assertTrue(e.getMessage().contains("7-bit"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> HqqQuantizer.builder(4).optGroupSize(12).build());
         assertTrue(e.getMessage().contains("multiple of 8"), e.getMessage());
+    }
+
+    private static String sha256(byte[] data) throws java.security.NoSuchAlgorithmException {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(data));
+    }
+
+    private static byte[] floatBytes(float[] values) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * values.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(values);
+        return b.array();
     }
 
     private static byte[] hexBytes(String hex) {

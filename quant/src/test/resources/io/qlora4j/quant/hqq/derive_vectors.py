@@ -120,3 +120,7 @@ for name, shape, g, axis, bits, seed, exp in specs:
                       "scale": [int(v) for v in scale.ravel().view(np.int32)],
                       "zero": [int(v) for v in zero.ravel().view(np.int32)]})
 json.dump({"cases": cases}, sys.stdout, indent=1)
+
+# float32-large.json: 256x256 weights (65536 elements, above torch's serial-reduction grain), SHA-256 of the
+# codes (one byte each, row-major), of the scales and of the zeros (little-endian float32 bits):
+#   ("large-256x256-g64", seed 31, exponent 29, 4 bits) and ("large-256x256-g64-shrink", seed 32, exponent 23, 2 bits)

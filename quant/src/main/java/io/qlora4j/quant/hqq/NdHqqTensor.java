@@ -1,8 +1,6 @@
 package io.qlora4j.quant.hqq;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
@@ -10,19 +8,21 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
  * An {@link HqqTensor} resident on a DJL device in HQQ's own packing, dequantized there with NDArray ops
- * (DJL has no bitwise ops). Byte packings unpack through a lookup table of the {@code 256 x k} code values a byte
- * holds, gathered by the packed bytes and moved so that word row {@code p}'s {@code m}-th code lands on grouped row
- * {@code m * step + p}; 8-bit codes are the bytes themselves; the 3-bit int32 words are split exactly in float64
- * ({@code floor(word / 2^(27 - 3m)) mod 8}). Then {@code (code - zero) * scale} in float32, bit for bit
- * {@link HqqTensor#dequantize()}.
+ * (DJL has no bitwise ops). The packed words stay bytes (an int32 word of the 3-bit packing is four); each byte
+ * indexes a table of the {@code k} codes' bits it carries (the {@code m}-th code of a word at index {@code m}; the
+ * four bytes of a 3-bit word each contribute their bits, and the contributions add up to the codes), and the codes
+ * are moved so that word row {@code p}'s {@code m}-th code lands on grouped row {@code m * step + p}. 8-bit codes are
+ * the bytes themselves. Then {@code (code - zero) * scale} in the compute dtype, as HQQ's {@code dequantize} does
+ * with its metadata cast to that dtype: in float32 bit for bit {@link HqqTensor#dequantize()}.
  */
-public final class NdHqqTensor implements AutoCloseable {
+public final class NdHqqTensor implements DeviceWeight {
     private final NDManager owner;
     private final NDManager arrays;
     private final HqqParams params;
@@ -31,6 +31,7 @@ public final class NdHqqTensor implements AutoCloseable {
     private final int cols;
     private final NDArray packed;
     private final NDArray table;
+    private final NDArray offsets;
     private final NDArray scale;
     private final NDArray zero;
 
@@ -42,15 +43,13 @@ public final class NdHqqTensor implements AutoCloseable {
         this.rows = t.groupedRows();
         this.cols = t.groupedCols();
         HqqPacking packing = params.packing();
-        Shape packedShape = new Shape(packing.packedRows(rows), cols);
-        ByteBuffer buffer = ByteBuffer.allocateDirect(t.packed().length).order(ByteOrder.nativeOrder());
-        if (packing.int32Words()) {
-            buffer.asIntBuffer().put(ByteBuffer.wrap(t.packed()).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer());
-        } else {
-            buffer.put(t.packed()).rewind();
-        }
-        this.packed = arrays.create(buffer, packedShape, packing.int32Words() ? DataType.INT32 : DataType.UINT8);
-        this.table = packing == HqqPacking.BYTE || packing.int32Words() ? null : byteTable(packing);
+        int wordBytes = packing.int32Words() ? 4 : 1;
+        ByteBuffer buffer = ByteBuffer.allocateDirect(t.packed().length);
+        buffer.put(t.packed()).rewind();
+        this.packed = arrays.create(buffer, new Shape(packing.packedRows(rows), cols, wordBytes), DataType.UINT8);
+        boolean lookup = packing != HqqPacking.BYTE;
+        this.table = lookup ? byteTable(packing, wordBytes) : null;
+        this.offsets = lookup && wordBytes > 1 ? arrays.arange(0, 256 * wordBytes, 256, DataType.INT32) : null;
         Shape metaShape = params.axis() == 0 ? new Shape(1, cols) : new Shape(rows, 1);
         this.scale = arrays.create(t.scale(), metaShape);
         this.zero = arrays.create(t.zero(), metaShape);
@@ -65,24 +64,30 @@ public final class NdHqqTensor implements AutoCloseable {
     }
 
     /**
-     * The float32 weight of the original shape. Intermediates are freed before returning; the result belongs to the
-     * manager given to {@link #upload} and, if one is open on this thread, to the innermost {@link NDScope}.
+     * The weight of the original shape as {@code type}: codes minus zero, times scale, in float16 for float16 (HQQ's
+     * order with a float16 compute dtype), else in float32 and cast. Intermediates are freed before returning; the
+     * result belongs to the manager given to {@link #upload} and, if one is open on this thread, to the innermost
+     * {@link NDScope}.
      */
+    @Override
+    public NDArray dequantize(DataType type) {
+        return ScopedResult.compute(owner, () -> {
+            DataType compute = type == DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT32;
+            NDArray w = codes(compute).subi(zero.toType(compute, false)).muli(scale.toType(compute, false));
+            return w.reshape(new Shape(shape)).toType(type, false);
+        });
+    }
+
+    /** The float32 weight of the original shape ({@link #dequantize(DataType)} in float32). */
     public NDArray dequantize() {
-        NDArray out;
-        try (NDScope scope = new NDScope()) {
-            out = codes().subi(zero).muli(scale).reshape(new Shape(shape));
-            NDScope.unregister(out);
-        }
-        NDScope.register(out);
-        out.attach(owner);
-        return out;
+        return dequantize(DataType.FLOAT32);
     }
 
     /** Device bytes held: packed codes, float32 scales and zeros, and the byte table. */
+    @Override
     public long bytes() {
         long total = 0;
-        for (NDArray a : new NDArray[] {packed, table, scale, zero}) {
+        for (NDArray a : new NDArray[] {packed, table, offsets, scale, zero}) {
             if (a != null) {
                 total += a.size() * a.getDataType().getNumOfBytes();
             }
@@ -91,6 +96,7 @@ public final class NdHqqTensor implements AutoCloseable {
     }
 
     /** The weight's shape (a copy). */
+    @Override
     public long[] shape() {
         return shape.clone();
     }
@@ -100,7 +106,7 @@ public final class NdHqqTensor implements AutoCloseable {
         return params;
     }
 
-    /** Frees the device arrays; results already returned by {@link #dequantize()} stay valid. */
+    /** Frees the device arrays; results already returned by {@link #dequantize} stay valid. */
     @Override
     public void close() {
         arrays.close();
@@ -112,43 +118,45 @@ public final class NdHqqTensor implements AutoCloseable {
                 + arrays.getDevice() + "]";
     }
 
-    /** The codes as float32, grouped {@code [rows, cols]}. */
-    private NDArray codes() {
+    /** The codes as {@code type}, grouped {@code [rows, cols]}. */
+    private NDArray codes(DataType type) {
+        if (table == null) {
+            return packed.reshape(rows, cols).toType(type, false);
+        }
         HqqPacking packing = params.packing();
-        if (packing == HqqPacking.BYTE) {
-            return packed.toType(DataType.FLOAT32, false);
-        }
-        if (packing.int32Words()) {
-            return threeBitCodes();
-        }
+        int k = packing.codesPerWord();
+        long words = packed.getShape().get(0);
         NDArray index = packed.toType(DataType.INT32, false);
-        NDArray values = Embedding.embedding(index, table, SparseFormat.DENSE).singletonOrThrow();
-        return values.transpose(2, 0, 1).reshape(rows, cols);
-    }
-
-    /** The ten 3-bit fields of each int32 word, highest first, split exactly in float64; padding rows dropped. */
-    private NDArray threeBitCodes() {
-        int words = Math.toIntExact(packed.getShape().get(0));
-        NDArray wide = packed.toType(DataType.FLOAT64, false);
-        NDList fields = new NDList();
-        for (int m = 0; m < HqqPacking.THREE_BIT.codesPerWord(); m++) {
-            NDArray upper = wide.mul(Math.scalb(1.0, -(27 - 3 * m))).floor();
-            fields.add(upper.sub(upper.mul(0.125).floor().mul(8)));
+        if (offsets != null) {
+            index = index.add(offsets);
         }
-        NDArray all = NDArrays.stack(fields).reshape((long) 10 * words, cols);
-        return all.get(new NDIndex().addSliceDim(0, rows)).toType(DataType.FLOAT32, false);
+        NDArray values = Embedding.embedding(index, table, SparseFormat.DENSE).singletonOrThrow();
+        if (offsets != null) {
+            values = values.sum(new int[] {2});
+        }
+        NDArray grouped = values.reshape(words, cols, k).transpose(2, 0, 1).reshape(k * words, cols);
+        if (k * words > rows) {
+            grouped = grouped.get(new NDIndex().addSliceDim(0, rows));
+        }
+        return grouped.toType(type, false);
     }
 
-    /** Entry {@code [b, m]}: the {@code m}-th code (highest bits first) of byte {@code b}. */
-    private NDArray byteTable(HqqPacking packing) {
+    /**
+     * Entry {@code [256 j + b, m]}: the bits that byte {@code j} (little-endian) of a word, being {@code b}, gives
+     * the word's {@code m}-th code (highest bits first).
+     */
+    private NDArray byteTable(HqqPacking packing, int wordBytes) {
         int k = packing.codesPerWord();
         int bits = packing.fieldBits();
-        float[] values = new float[256 * k];
-        for (int b = 0; b < 256; b++) {
-            for (int m = 0; m < k; m++) {
-                values[b * k + m] = (b >>> (bits * (k - 1 - m))) & ((1 << bits) - 1);
+        float[] values = new float[256 * wordBytes * k];
+        for (int j = 0; j < wordBytes; j++) {
+            for (int b = 0; b < 256; b++) {
+                long word = (long) b << (8 * j);
+                for (int m = 0; m < k; m++) {
+                    values[(j * 256 + b) * k + m] = (word >>> (bits * (k - 1 - m))) & ((1 << bits) - 1);
+                }
             }
         }
-        return arrays.create(values, new Shape(256, k));
+        return arrays.create(values, new Shape(256L * wordBytes, k));
     }
 }

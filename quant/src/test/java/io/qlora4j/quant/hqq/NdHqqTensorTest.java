@@ -35,12 +35,36 @@ class NdHqqTensorTest {
     }
 
     @Test
+    void float16DequantizationRoundsEachStepToHalfAsHqqDoes() {
+        float[] w = HqqQuantizerTest.lcgWeights(64 * 32, 5, 24);
+        HqqTensor t = HqqQuantizer.builder(4).build().quantize(w, new long[] {64, 32});
+        byte[] codes = t.codes();
+        try (NDManager manager = NDManager.newBaseManager(); NdHqqTensor nd = NdHqqTensor.upload(t, manager);
+                NDArray half = nd.dequantize(DataType.FLOAT16)) {
+            assertEquals(DataType.FLOAT16, half.getDataType());
+            float[] got = half.toType(DataType.FLOAT32, false).toFloatArray();
+            for (int i = 0; i < codes.length; i++) {
+                int g = i % 32;
+                float z = toHalf(t.zero()[g]);
+                float s = toHalf(t.scale()[g]);
+                float expected = toHalf(toHalf((codes[i] & 0xFF) - z) * s);
+                assertEquals(expected, got[i], "element " + i);
+            }
+        }
+    }
+
+    private static float toHalf(float x) {
+        return io.qlora4j.quant.HalfFloats.f16ToFloat(io.qlora4j.quant.HalfFloats.floatToF16(x));
+    }
+
+    @Test
     void deviceHoldsHqqsPackedBytesPlusFloat32Metadata() {
         float[] w = HqqQuantizerTest.lcgWeights(64 * 64, 3, 26);
         HqqTensor t = HqqQuantizer.builder(3).build().quantize(w, new long[] {64, 64});
         try (NDManager manager = NDManager.newBaseManager(); NdHqqTensor nd = NdHqqTensor.upload(t, manager)) {
-            // 7 int32 words per column of 64 codes, 64 columns; scale and zero: 64 floats each
-            assertEquals(7 * 4 * 64 + 2 * 4 * 64, nd.bytes());
+            // 7 int32 words per column of 64 codes, 64 columns; scale and zero: 64 floats each; the table of the
+            // ten codes' bits of each of a word's four bytes (float32) and the four byte offsets (int32)
+            assertEquals(7 * 4 * 64 + 2 * 4 * 64 + 4 * 256 * 10 * 4 + 4 * 4, nd.bytes());
             NDArray out = nd.dequantize();
             assertSame(manager, out.getManager());
         }

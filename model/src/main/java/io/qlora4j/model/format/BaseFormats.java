@@ -45,7 +45,8 @@ public final class BaseFormats {
     private static final List<FormatRegistration> REGISTERED = List.of(
             Bnb4bitFormat.REGISTRATION,
             Bnb8bitFormat.REGISTRATION,
-            CvxqFormat.REGISTRATION);
+            CvxqFormat.REGISTRATION,
+            HqqFormat.REGISTRATION);
 
     /** LLaMA-Factory's on-the-fly methods and the bit widths it accepts for each. */
     private static final Map<String, List<Integer>> LLAMA_FACTORY_MENU = Map.of(

@@ -10,15 +10,12 @@ import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
-import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.BnbStateDict;
 import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.QuantFormatException;
 import io.qlora4j.quant.QuantType;
 import io.qlora4j.quant.QuantizedTensor;
-import java.nio.ByteBuffer;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -120,16 +117,7 @@ public record Bnb4bitFormat(QuantType type, int blocksize, boolean doubleQuant) 
     public StoredWeight read(SafetensorsReader reader, String prefix) throws ModelException {
         String weightKey = prefix + ".weight";
         QuantType stored = BnbStateDict.detect(weightKey, reader::contains);
-        Map<String, BnbStateDict.Entry> entries = new HashMap<>();
-        for (String key : BnbStateDict.keys(weightKey, stored)) {
-            if (reader.contains(key)) {
-                TensorInfo info = reader.info(key);
-                ByteBuffer bytes = reader.bytes(key);
-                byte[] data = new byte[bytes.remaining()];
-                bytes.get(data);
-                entries.put(key, new BnbStateDict.Entry(key, info.dtype().name(), info.shape(), data));
-            }
-        }
+        Map<String, BnbStateDict.Entry> entries = StateEntries.read(reader, BnbStateDict.keys(weightKey, stored));
         try {
             return new Weight(BnbStateDict.read(weightKey, stored, entries::get));
         } catch (QuantFormatException e) {

@@ -92,8 +92,8 @@ class JobConfigTest {
 
     @Test
     void plannedValueSaysItIsNotImplementedYet() {
-        ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("quantization_method=hqq"));
-        assertEquals("command line: quantization_method: 'hqq' is not implemented yet (available: bnb, bitsandbytes, cvxq)",
+        ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("finetuning_type=freeze"));
+        assertEquals("command line: finetuning_type: 'freeze' is not implemented yet (available: lora, full)",
                 e.getMessage());
     }
 

@@ -28,4 +28,15 @@ public interface DeviceWeight extends AutoCloseable {
     /** Frees the device arrays; results already returned by {@link #dequantize} stay valid. */
     @Override
     void close();
+
+    /** The bytes {@code arrays} hold on their device (null entries, such as tables a format may not need, skipped). */
+    static long bytesOf(NDArray... arrays) {
+        long total = 0;
+        for (NDArray a : arrays) {
+            if (a != null) {
+                total += a.size() * a.getDataType().getNumOfBytes();
+            }
+        }
+        return total;
+    }
 }

@@ -114,13 +114,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
     /** Device bytes held: packed codes, scales in their stored form, and the lookup tables. */
     @Override
     public long bytes() {
-        long total = 0;
-        for (NDArray a : new NDArray[] {packed, byteTable, absmax, codes, nestedAbsmax, nestedMap, offset}) {
-            if (a != null) {
-                total += a.size() * a.getDataType().getNumOfBytes();
-            }
-        }
-        return total;
+        return DeviceWeight.bytesOf(packed, byteTable, absmax, codes, nestedAbsmax, nestedMap, offset);
     }
 
     /** The original shape (a copy). */

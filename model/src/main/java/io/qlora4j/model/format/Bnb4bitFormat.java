@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
-import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.BlockwiseQuantizer;
@@ -169,9 +168,7 @@ public record Bnb4bitFormat(QuantType type, int blocksize, boolean doubleQuant) 
         /** The packed codes, scales, maps and the JSON quant state recording {@code torchDtype}. */
         @Override
         public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {
-            for (BnbStateDict.Entry e : BnbStateDict.entries(prefix + ".weight", tensor, torchDtype)) {
-                writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
-            }
+            StateEntries.write(writer, BnbStateDict.entries(prefix + ".weight", tensor, torchDtype));
         }
 
         @Override

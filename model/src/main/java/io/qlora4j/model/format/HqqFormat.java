@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
-import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.BnbStateDict;
@@ -183,9 +182,7 @@ public record HqqFormat(HqqParams params) implements BaseFormat {
         /** {@code W_q}, {@code scale}, {@code zero} and the meta entries under {@code prefix}. */
         @Override
         public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {
-            for (BnbStateDict.Entry e : HqqStateDict.entries(prefix, tensor)) {
-                writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
-            }
+            StateEntries.write(writer, HqqStateDict.entries(prefix, tensor));
         }
 
         @Override

@@ -1,7 +1,9 @@
 package io.qlora4j.model.format;
 
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.BnbStateDict;
 import java.nio.ByteBuffer;
@@ -9,7 +11,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The raw state-dict entries of a stored linear, read out of a checkpoint for a format's parser in {@code quant}. */
+/**
+ * The raw state-dict entries of a stored linear: read out of a checkpoint for a format's parser in {@code quant}, and
+ * written from the entries such a parser makes.
+ */
 final class StateEntries {
     private StateEntries() {}
 
@@ -26,5 +31,12 @@ final class StateEntries {
             }
         }
         return entries;
+    }
+
+    /** Adds each of {@code entries} to {@code writer} as it is. */
+    static void write(SafetensorsWriter writer, List<BnbStateDict.Entry> entries) throws ModelException {
+        for (BnbStateDict.Entry e : entries) {
+            writer.addBytes(e.key(), DType.fromName(e.dtype()), e.shape(), e.data());
+        }
     }
 }

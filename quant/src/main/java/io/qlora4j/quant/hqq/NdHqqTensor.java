@@ -86,13 +86,7 @@ public final class NdHqqTensor implements DeviceWeight {
     /** Device bytes held: packed codes, float32 scales and zeros, and the byte table. */
     @Override
     public long bytes() {
-        long total = 0;
-        for (NDArray a : new NDArray[] {packed, table, offsets, scale, zero}) {
-            if (a != null) {
-                total += a.size() * a.getDataType().getNumOfBytes();
-            }
-        }
-        return total;
+        return DeviceWeight.bytesOf(packed, table, offsets, scale, zero);
     }
 
     /** The weight's shape (a copy). */

@@ -1,13 +1,12 @@
 package io.qlora4j.quant.aqlm;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import java.util.List;
 import java.util.Random;
 
 /**
@@ -94,7 +93,7 @@ public final class AqlmQuantizer {
             NDArray codes = m.create(init.codes, new Shape(outGroups, inGroups, scheme.numCodebooks()));
             codebooks.setRequiresGradient(true);
             scaleArray.setRequiresGradient(true);
-            Adam adam = new Adam(m, codebooks, scaleArray);
+            Adam adam = new Adam(m, List.of(codebooks, scaleArray), 0, 0.95, true);
             double previousBest = Double.POSITIVE_INFINITY;
             train:
             for (int epoch = 0; epoch < maxEpochs; epoch++) {
@@ -121,8 +120,8 @@ public final class AqlmQuantizer {
                     codes.attach(m);
                 }
             }
-            float[] cb16 = float16(codebooks);
-            float[] s16 = float16(scaleArray);
+            float[] cb16 = NdAqlmTensor.float16(codebooks);
+            float[] s16 = NdAqlmTensor.float16(scaleArray);
             int[] finalCodes = codes.toIntArray();
             AqlmTensor t = new AqlmTensor(scheme, out, in, finalCodes, cb16, s16);
             return new Result(t, error(t, w64, xtx64, m) / reference);
@@ -153,13 +152,6 @@ public final class AqlmQuantizer {
             NDArray delta = e.create(t.decode(), new Shape(t.outFeatures(), t.inFeatures()))
                     .toType(DataType.FLOAT64, false).sub(w64);
             return delta.matMul(xtx64).mul(delta).sum().getDouble() / t.outFeatures();
-        }
-    }
-
-    private static float[] float16(NDArray a) {
-        try (NDArray v = a.stopGradient(); NDArray h = v.toType(DataType.FLOAT16, false);
-                NDArray f = h.toType(DataType.FLOAT32, false)) {
-            return f.toFloatArray();
         }
     }
 
@@ -210,42 +202,6 @@ public final class AqlmQuantizer {
             }
         }
         return new Init(codebooks, codes);
-    }
-
-    /**
-     * torch's Adam with AMSGrad and betas (0, 0.95), eps 1e-8, on the codebooks and scales: with beta1 = 0 the
-     * first moment is the gradient itself and needs no bias correction.
-     */
-    private static final class Adam {
-        private final NDArray[] params;
-        private final NDArray[] second;
-        private final NDArray[] maxSecond;
-        private int steps;
-
-        Adam(NDManager m, NDArray... params) {
-            this.params = params;
-            this.second = new NDArray[params.length];
-            this.maxSecond = new NDArray[params.length];
-            for (int i = 0; i < params.length; i++) {
-                second[i] = m.zeros(params[i].getShape());
-                maxSecond[i] = m.zeros(params[i].getShape());
-            }
-        }
-
-        void update(double lr) {
-            steps++;
-            double correction = Math.sqrt(1 - Math.pow(0.95, steps));
-            for (int i = 0; i < params.length; i++) {
-                try (NDScope scope = new NDScope()) {
-                    NDArray g = params[i].getGradient();
-                    second[i].muli(0.95f).addi(g.square().muli(0.05f));
-                    maxSecond[i].set(new NDIndex("..."), NDArrays.maximum(maxSecond[i], second[i]));
-                    NDArray denom = maxSecond[i].sqrt().divi((float) correction).addi(1e-8f);
-                    params[i].stopGradient().subi(g.div(denom).muli((float) lr));
-                    g.set(new NDIndex("..."), 0f);
-                }
-            }
-        }
     }
 
     /** Settings of an {@link AqlmQuantizer}; defaults are the AQLM repository's ({@code main.py}). */

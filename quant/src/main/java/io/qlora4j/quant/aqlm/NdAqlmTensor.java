@@ -10,6 +10,7 @@ import ai.djl.nn.core.Embedding;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.List;
 
 /**
  * An {@link AqlmTensor} resident on a DJL device and decoded there per use, never kept dense: the codes stay in
@@ -29,23 +30,62 @@ public final class NdAqlmTensor implements AutoCloseable {
     private final NDArray codes;
     private final NDArray codebooks;
     private final NDArray scales;
+    /** The host tensor whose codes a trainable copy keeps; null for a frozen one. */
+    private final AqlmTensor trained;
 
-    private NdAqlmTensor(AqlmTensor t, NDManager owner) {
+    private NdAqlmTensor(AqlmTensor t, NDManager owner, boolean trainable) {
         this.owner = owner;
         this.arrays = owner.newSubManager();
         this.scheme = t.scheme();
         this.outFeatures = t.outFeatures();
         this.inFeatures = t.inFeatures();
         this.codes = storedCodes(t, arrays);
-        try (NDArray cb = arrays.create(t.codebooks(), new Shape(codebooksShape(scheme)))) {
-            this.codebooks = cb.toType(DataType.FLOAT16, false);
-        }
+        NDArray cb = arrays.create(t.codebooks(), new Shape(codebooksShape(scheme)));
         this.scales = arrays.create(t.scales());
+        if (trainable) {
+            this.codebooks = cb;
+            codebooks.setRequiresGradient(true);
+            scales.setRequiresGradient(true);
+            this.trained = t;
+        } else {
+            this.codebooks = cb.toType(DataType.FLOAT16, false);
+            cb.close();
+            this.trained = null;
+        }
     }
 
     /** Copies {@code t} to {@code manager}'s device, into a sub-manager freed by {@link #close()}. */
     public static NdAqlmTensor upload(AqlmTensor t, NDManager manager) {
-        return new NdAqlmTensor(t, manager);
+        return new NdAqlmTensor(t, manager, false);
+    }
+
+    /**
+     * A copy of {@code t} whose codebooks and scales are float32 arrays that require a gradient
+     * ({@link #parameters}), so that {@link #dequantize} records a graph to them: the block fine-tune's form.
+     */
+    public static NdAqlmTensor trainable(AqlmTensor t, NDManager manager) {
+        return new NdAqlmTensor(t, manager, true);
+    }
+
+    /** The trainable codebooks and scales; empty for a frozen tensor. */
+    public List<NDArray> parameters() {
+        return trained == null ? List.of() : List.of(codebooks, scales);
+    }
+
+    /** A trainable tensor's current state as a host tensor, codebooks and scales rounded to float16 as stored. */
+    public AqlmTensor toTensor() {
+        if (trained == null) {
+            throw new IllegalStateException("only a trainable AQLM tensor is read back");
+        }
+        return new AqlmTensor(scheme, outFeatures, inFeatures, trained.codes(), float16(codebooks), float16(scales));
+    }
+
+    /** The float16 values of a float32 array, as floats. */
+    static float[] float16(NDArray a) {
+        try (NDArray v = a.stopGradient(); NDArray h = v.toType(DataType.FLOAT16, false);
+                NDArray f = h.toType(DataType.FLOAT32, false)) {
+            return f.toFloatArray();
+        }
     }
 
     private static long[] codebooksShape(AqlmScheme s) {
@@ -75,8 +115,9 @@ public final class NdAqlmTensor implements AutoCloseable {
      */
     public NDArray dequantize(DataType type) {
         return ScopedResult.compute(owner, () -> {
-            NDArray w = decode(scheme, outFeatures, inFeatures, codeIndex(), codebooks.toType(DataType.FLOAT32, false),
-                    scales);
+            // a trainable copy's float32 codebooks are used as they are: toType would drop their graph
+            NDArray table = trained != null ? codebooks : codebooks.toType(DataType.FLOAT32, false);
+            NDArray w = decode(scheme, outFeatures, inFeatures, codeIndex(), table, scales);
             return type == DataType.FLOAT32 ? w : w.toType(type, false);
         });
     }

@@ -41,6 +41,11 @@ public record AwqTensor(int inFeatures, int outFeatures, int groupSize, int[] qw
         return nibble(qweight, i * (outFeatures / 8), o);
     }
 
+    /** The dense weight {@code [out, in]} row-major, equal to the device's dequantization. */
+    public float[] dequantize() {
+        return HostDequant.dense(outFeatures, inFeatures, this::code, i -> i / groupSize, zeros, scales);
+    }
+
     /** Reads a checkpoint's tensors, unpacking {@code qzeros [in/groupSize, out/8]}. */
     public static AwqTensor fromCheckpoint(int in, int out, int groupSize, int[] qweight, int[] qzeros,
             float[] scales) {

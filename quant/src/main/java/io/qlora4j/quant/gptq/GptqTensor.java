@@ -54,6 +54,11 @@ public record GptqTensor(int bits, int inFeatures, int outFeatures, int[] qweigh
         return PackedInts.field(qweight, o, outFeatures, i, bits);
     }
 
+    /** The dense weight {@code [out, in]} row-major, equal to the device's dequantization. */
+    public float[] dequantize() {
+        return HostDequant.dense(outFeatures, inFeatures, this::code, i -> groupIndex[i], zeros, scales);
+    }
+
     /**
      * Reads a checkpoint's tensors: {@code qzeros [groups, out*bits/32]} packed along the output axis, stored as
      * {@code zero - 1} when {@code v1} ({@code checkpoint_format: gptq}) and turned into true zeros by gptqmodel's

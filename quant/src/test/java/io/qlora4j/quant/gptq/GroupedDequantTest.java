@@ -22,6 +22,7 @@ class GroupedDequantTest {
         try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
                 NDArray w = nd.dequantize(DataType.FLOAT32)) {
             assertEquals(new Shape(t.outFeatures(), t.inFeatures()), w.getShape());
+            assertArrayEquals(t.dequantize(), w.toFloatArray(), "host and device dequantization");
             return w.toFloatArray();
         }
     }
@@ -29,6 +30,7 @@ class GroupedDequantTest {
     private static float[] decode(AwqTensor t) {
         try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
                 NDArray w = nd.dequantize(DataType.FLOAT32)) {
+            assertArrayEquals(t.dequantize(), w.toFloatArray(), "host and device dequantization");
             return w.toFloatArray();
         }
     }

@@ -46,7 +46,10 @@ public final class BaseFormats {
             Bnb4bitFormat.REGISTRATION,
             Bnb8bitFormat.REGISTRATION,
             CvxqFormat.REGISTRATION,
-            HqqFormat.REGISTRATION);
+            HqqFormat.REGISTRATION,
+            AqlmFormat.REGISTRATION,
+            GptqFormat.REGISTRATION,
+            AwqFormat.REGISTRATION);
 
     /** LLaMA-Factory's on-the-fly methods and the bit widths it accepts for each. */
     private static final Map<String, List<Integer>> LLAMA_FACTORY_MENU = Map.of(

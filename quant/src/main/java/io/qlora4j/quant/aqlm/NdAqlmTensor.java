@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -21,7 +22,7 @@ import java.util.List;
  * a time so the lookup never holds K copies of the weight), sums, scales and lays the groups out as
  * {@code [out, in]}; the result equals {@link AqlmTensor#decode} bit for bit.
  */
-public final class NdAqlmTensor implements AutoCloseable {
+public final class NdAqlmTensor implements DeviceWeight {
     private final NDManager owner;
     private final NDManager arrays;
     private final AqlmScheme scheme;
@@ -113,6 +114,7 @@ public final class NdAqlmTensor implements AutoCloseable {
      * The weight {@code [out, in]} in {@code type} (decoded in float32, then cast). The result belongs to the
      * manager given to {@link #upload} and to the innermost open {@link NDScope}; intermediates are freed.
      */
+    @Override
     public NDArray dequantize(DataType type) {
         return ScopedResult.compute(owner, () -> {
             // a trainable copy's float32 codebooks are used as they are: toType would drop their graph
@@ -158,11 +160,13 @@ public final class NdAqlmTensor implements AutoCloseable {
     }
 
     /** {@code {out, in}}. */
+    @Override
     public long[] shape() {
         return new long[] {outFeatures, inFeatures};
     }
 
     /** Device bytes held: codes, codebooks and scales. */
+    @Override
     public long bytes() {
         long total = 0;
         for (NDArray a : new NDArray[] {codes, codebooks, scales}) {

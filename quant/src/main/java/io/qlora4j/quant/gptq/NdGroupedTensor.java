@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
 
@@ -20,7 +21,7 @@ import java.nio.ByteBuffer;
  * {@code fp16(scale * (q - zero))}: the float32 product is exact and the cast to float16 rounds it once, to
  * nearest even, as PyTorch does, and as every GPTQ/AWQ kernel's dequantization does.
  */
-public final class NdGroupedTensor implements AutoCloseable {
+public final class NdGroupedTensor implements DeviceWeight {
     private final NDManager owner;
     private final NDManager arrays;
     private final int outFeatures;
@@ -132,6 +133,7 @@ public final class NdGroupedTensor implements AutoCloseable {
      * kernels do, then cast (float32 holds them exactly). The result belongs to the manager given to upload and to
      * the innermost open {@link NDScope}.
      */
+    @Override
     public NDArray dequantize(DataType type) {
         return ScopedResult.compute(owner, () -> {
             NDArray q = codes();
@@ -172,11 +174,13 @@ public final class NdGroupedTensor implements AutoCloseable {
     }
 
     /** {@code {out, in}}. */
+    @Override
     public long[] shape() {
         return new long[] {outFeatures, inFeatures};
     }
 
     /** Device bytes held: packed codes, zeros, scales, group index and tables. */
+    @Override
     public long bytes() {
         long total = 0;
         for (NDArray a : new NDArray[] {bytes, zeros, scales, groupIndex}) {

@@ -1,0 +1,52 @@
+package io.qlora4j.model.llama;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Test fixture (shared through the test jar): the token-weighted mean cross-entropy of sequences under the
+ * independent float64 {@link ReferenceLlama}, the figure {@code qlora4j eval} reports.
+ */
+public final class ReferenceEval {
+    private ReferenceEval() {}
+
+    /** Mean over every predicted token (positions 1..) of {@code -log p(token)}, in float64. */
+    public static double loss(LlamaConfig config, Map<String, float[]> weights, List<int[]> sequences) {
+        ReferenceLlama model = new ReferenceLlama(config, weights);
+        double sum = 0;
+        long tokens = 0;
+        for (int[] ids : sequences) {
+            int[] positions = new int[ids.length];
+            boolean[] real = new boolean[ids.length];
+            for (int i = 0; i < ids.length; i++) {
+                positions[i] = i;
+                real[i] = true;
+            }
+            double[][] logits = model.forward(ids, positions, real);
+            for (int i = 0; i + 1 < ids.length; i++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (double v : logits[i]) {
+                    max = Math.max(max, v);
+                }
+                double z = 0;
+                for (double v : logits[i]) {
+                    z += Math.exp(v - max);
+                }
+                sum += max + Math.log(z) - logits[i][ids[i + 1]];
+                tokens++;
+            }
+        }
+        return sum / tokens;
+    }
+
+    /** Logits {@code [s][vocab]} of one sequence at positions 0..s-1. */
+    public static double[][] logits(LlamaConfig config, Map<String, float[]> weights, int[] ids) {
+        int[] positions = new int[ids.length];
+        boolean[] real = new boolean[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            positions[i] = i;
+            real[i] = true;
+        }
+        return new ReferenceLlama(config, weights).forward(ids, positions, real);
+    }
+}

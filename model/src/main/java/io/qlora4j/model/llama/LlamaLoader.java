@@ -144,18 +144,28 @@ public final class LlamaLoader {
         TokenEmbedding embed = table(reader, "model.embed_tokens.weight", arrays);
         List<LlamaBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
-            String p = "model.layers." + l + ".";
-            Map<String, LinearLayer> linears = new LinkedHashMap<>();
-            for (String name : LlamaBlock.LINEAR_NAMES) {
-                long[] inOut = LlamaBlock.inOut(config, name);
-                linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, stored, arrays));
-            }
-            blocks.add(new LlamaBlock(config, l, dense(reader, p + "input_layernorm.weight", arrays),
-                    dense(reader, p + "post_attention_layernorm.weight", arrays), linears));
+            blocks.add(block(config, reader, stored, l, arrays));
         }
         NDArray norm = dense(reader, "model.norm.weight", arrays);
         LinearLayer head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
         return new LlamaModel(config, embed, blocks, norm, head, computeType);
+    }
+
+    /**
+     * Decoder block {@code layer} of a checkpoint whose linears {@code stored} holds pre-quantized (null for a float
+     * checkpoint), its projections in the loader's format: what {@link #load} assembles the model from, and how a
+     * job that runs a model one block at a time (AQLM's calibration) reads it.
+     */
+    public LlamaBlock block(LlamaConfig config, SafetensorsReader reader, BaseFormat stored, int layer,
+            NDManager arrays) throws ModelException {
+        String p = "model.layers." + layer + ".";
+        Map<String, LinearLayer> linears = new LinkedHashMap<>();
+        for (String name : LlamaBlock.LINEAR_NAMES) {
+            long[] inOut = LlamaBlock.inOut(config, name);
+            linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, stored, arrays));
+        }
+        return new LlamaBlock(config, layer, dense(reader, p + "input_layernorm.weight", arrays),
+                dense(reader, p + "post_attention_layernorm.weight", arrays), linears);
     }
 
     /**

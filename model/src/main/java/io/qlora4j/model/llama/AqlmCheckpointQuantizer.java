@@ -45,8 +45,11 @@ import java.util.Map;
 public final class AqlmCheckpointQuantizer {
     /** Progress of a run. */
     public interface Listener {
-        /** After each Adam step on linear {@code module}, the {@code done}-th of {@code total} linears. */
+        /** After each Adam step on linear {@code module}, with {@code done} of {@code total} linears finished. */
         void step(String module, int done, int total, double relativeError);
+
+        /** When linear {@code module} is quantized, the {@code done}-th of {@code total}, with its final error. */
+        default void finished(String module, int done, int total, double relativeError) {}
 
         /** After each epoch of block {@code layer}'s fine-tune. */
         default void tuned(int layer, int epoch, double loss) {}
@@ -178,7 +181,7 @@ public final class AqlmCheckpointQuantizer {
                     }
                     tensors.put(name, result.tensor());
                     done++;
-                    listener.step(module, done, total, result.relativeError());
+                    listener.finished(module, done, total, result.relativeError());
                     parameters += inOut[0] * inOut[1];
                     bits += result.tensor().bitsPerParameter() * inOut[0] * inOut[1];
                     errors += result.relativeError();

@@ -1,18 +1,11 @@
 package io.qlora4j.trainer.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.qlora4j.data.StrictUtf8Reader;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.llama.Perplexity;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
-import java.io.BufferedReader;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
@@ -34,35 +27,21 @@ final class EvalCommand extends JobCommand {
         int cutoff = config.integer("cutoff_len");
         PrintWriter out = out();
         PrintWriter err = err();
-        Perplexity total = Perplexity.NONE;
-        int texts = 0;
-        int longest = 0;
-        try (ModelSetup setup = ModelSetup.load(config, err);
-                Tokenizer tokenizer = setup.tokenizer();
-                BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(dataset)))) {
-            boolean jsonl = dataset.getFileName().toString().endsWith(".jsonl");
-            ObjectMapper mapper = new ObjectMapper();
-            String line;
-            int lineNo = 0;
-            while ((line = lines.readLine()) != null) {
-                lineNo++;
-                String text = jsonl ? text(mapper, dataset, lineNo, line) : line;
-                if (text == null) {
-                    continue;
-                }
+        Perplexity[] sums = {Perplexity.NONE};
+        int[] counts = {0, 0}; // texts, longest
+        try (ModelSetup setup = ModelSetup.load(config, err); Tokenizer tokenizer = setup.tokenizer()) {
+            TextFile.forEach(dataset, text -> {
                 long[] ids = tokenizer.encode(text);
                 ids = ids.length > cutoff ? Arrays.copyOf(ids, cutoff) : ids;
-                longest = Math.max(longest, ids.length);
-                total = total.plus(Perplexity.of(setup.model, ids));
-                texts++;
-            }
+                counts[1] = Math.max(counts[1], ids.length);
+                sums[0] = sums[0].plus(Perplexity.of(setup.model, ids));
+                counts[0]++;
+            });
             JobModels.warnPastPositions(config, setup.model.config().maxPositionEmbeddings(),
-                    setup.modelDir.resolve("config.json"), longest, warning -> err.println("warning: " + warning));
-        } catch (NoSuchFileException e) {
-            throw new ConfigException("dataset: " + dataset + ": no such file");
-        } catch (StrictUtf8Reader.Malformed e) {
-            throw new ConfigException(dataset + ":" + e.line() + ": not valid UTF-8");
+                    setup.modelDir.resolve("config.json"), counts[1], warning -> err.println("warning: " + warning));
         }
+        Perplexity total = sums[0];
+        int texts = counts[0];
         if (total.tokens() == 0) {
             throw new ConfigException("dataset: " + dataset + ": no text with at least two tokens to evaluate");
         }
@@ -77,22 +56,5 @@ final class EvalCommand extends JobCommand {
                     Double.toString(total.loss()), Double.toString(total.perplexity()));
         }
         return 0;
-    }
-
-    /** The record's {@code text}, null for a blank line. */
-    private static String text(ObjectMapper mapper, Path file, int lineNo, String line) throws ConfigException {
-        if (line.isBlank()) {
-            return null;
-        }
-        try {
-            JsonNode text = mapper.readTree(line).path("text");
-            if (!text.isTextual()) {
-                throw new ConfigException(file + ":" + lineNo + ": expected a JSON object with a string field \"text\"");
-            }
-            return text.asText();
-        } catch (IOException e) {
-            throw new ConfigException(file + ":" + lineNo + ": not valid JSON: "
-                    + e.getMessage().lines().findFirst().orElse(""));
-        }
     }
 }

@@ -1,6 +1,7 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.format.AqlmFormat;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
@@ -17,7 +18,9 @@ import picocli.CommandLine.Command;
     "Keys: model_name_or_path, export_dir, quantization_bit, quantization_method (bnb), the format's options",
     "(bnb 4-bit: quantization_type=nf4|fp4, double_quantization, quantization_blocksize), export_size=5 (GB per shard).",
     "CVXQ (mixed precision from calibration): quantization_method=cvxq, target_bits=B or target_size_gb=S, dataset=FILE",
-    "(.jsonl text or .txt), max_samples=128, cutoff_len=2048, cvxq_group_size=256, cvxq_iterations=1024."})
+    "(.jsonl text or .txt), max_samples=128, cutoff_len=2048, cvxq_group_size=256, cvxq_iterations=1024.",
+    "AQLM: quantization_method=aqlm num_codebooks=K nbits_per_codebook=N in_group_size=G dataset=FILE (.txt or .jsonl",
+    "text) cutoff_len (window length) seed, and the aqlm_* keys (beam size, epochs, tolerance, fine-tune)."})
 final class QuantizeCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
@@ -26,6 +29,13 @@ final class QuantizeCommand extends JobCommand {
         }
         Path source = Path.of(config.require("model_name_or_path"));
         Path target = Path.of(config.require("export_dir"));
+        String method = config.string("quantization_method");
+        if (method != null && method.trim().equalsIgnoreCase("aqlm")) {
+            // AQLM learns codebooks from calibration data: its own pipeline, not a tensor-by-tensor conversion
+            AqlmFormat aqlm = (AqlmFormat) JobModels.format(config, "aqlm", 2);
+            AqlmQuantizeRun.run(config, aqlm.scheme(), source, target, out(), System.console() != null);
+            return 0;
+        }
         BaseFormat format = JobModels.format(config);
         if (format == BaseFormats.DENSE) {
             throw new ConfigException("quantize needs quantization_bit (and quantization_method), e.g. quantization_bit=4");

@@ -1,21 +1,13 @@
 package io.qlora4j.model.format;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.QuantizedLinear;
-import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
-import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.gptq.AwqTensor;
-import io.qlora4j.quant.gptq.NdGroupedTensor;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -75,10 +67,7 @@ public record AwqFormat(int groupSize) implements BaseFormat {
 
     @Override
     public Map<String, Object> keys() {
-        Map<String, Object> keys = new LinkedHashMap<>();
-        keys.put(FormatKeys.METHOD, method());
-        keys.put(FormatKeys.BITS, 4);
-        return keys;
+        return StoredEntries.methodAndBits(method(), 4);
     }
 
     @Override
@@ -94,10 +83,10 @@ public record AwqFormat(int groupSize) implements BaseFormat {
     /** Reads qweight, qzeros and scales, checking their shapes against each other and the group size. */
     @Override
     public StoredWeight read(SafetensorsReader reader, String prefix) throws ModelException {
-        TensorInfo qweight = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".qweight", "AWQ"), DType.I32);
-        TensorInfo qzeros = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".qzeros", "AWQ"), DType.I32);
-        TensorInfo scales = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".scales", "AWQ"),
-                DType.F16, DType.BF16, DType.F32);
+        TensorInfo[] entries = StoredEntries.packedInts(reader, prefix, "AWQ");
+        TensorInfo qweight = entries[0];
+        TensorInfo qzeros = entries[1];
+        TensorInfo scales = entries[2];
         StoredEntries.rank(qweight, 2, "[in, out / 8]");
         long in = qweight.shape()[0];
         long out = qweight.shape()[1] * 8;
@@ -109,15 +98,14 @@ public record AwqFormat(int groupSize) implements BaseFormat {
         String because = "4-bit codes of " + in + " x " + out + " in groups of " + group;
         StoredEntries.shape(qzeros, new long[] {in / group, out / 8}, because);
         StoredEntries.shape(scales, new long[] {in / group, out}, because);
-        return new Weight(AwqTensor.fromCheckpoint((int) in, (int) out, (int) group, reader.ints(qweight.name()),
-                reader.ints(qzeros.name()), reader.floats(scales.name())));
+        return GroupedIntWeight.of(AwqTensor.fromCheckpoint((int) in, (int) out, (int) group, reader.ints(qweight.name()),
+                reader.ints(qzeros.name()), reader.floats(scales.name())), storedBytes(new long[] {out, in}));
     }
 
     /** Refused: AWQ checkpoints are read as they are; qlora4j does not write them. */
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {
-        throw new ModelException("AWQ is read from pre-quantized checkpoints only: qlora4j has no AWQ quantizer"
-                + " (quantize with quantization_method bnb, aqlm or another implemented method)");
+        throw GroupedIntWeight.readOnly("AWQ");
     }
 
     @Override
@@ -143,35 +131,5 @@ public record AwqFormat(int groupSize) implements BaseFormat {
     @Override
     public String toString() {
         return describe();
-    }
-
-    /** One AWQ tensor. */
-    private record Weight(AwqTensor tensor) implements StoredWeight {
-        @Override
-        public long[] shape() {
-            return new long[] {tensor.outFeatures(), tensor.inFeatures()};
-        }
-
-        @Override
-        public long bytes() {
-            return new AwqFormat(tensor.groupSize()).storedBytes(shape());
-        }
-
-        @Override
-        public float[] dequantize() {
-            return tensor.dequantize();
-        }
-
-        /** Refused: the merged export writes an AWQ base's projections dequantized or in another format. */
-        @Override
-        public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {
-            throw new ModelException("AWQ entries are not written: export the merged model dense or in another "
-                    + "format (export_quantization_bit / export_quantization_method)");
-        }
-
-        @Override
-        public BaseLinear upload(NDArray bias, NDManager manager) {
-            return new QuantizedLinear(NdGroupedTensor.upload(tensor, manager), bias);
-        }
     }
 }

@@ -1,22 +1,15 @@
 package io.qlora4j.model.format;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
-import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.QuantFormatException;
 import io.qlora4j.quant.gptq.GptqTensor;
-import io.qlora4j.quant.gptq.NdGroupedTensor;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -86,10 +79,7 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
 
     @Override
     public Map<String, Object> keys() {
-        Map<String, Object> keys = new LinkedHashMap<>();
-        keys.put(FormatKeys.METHOD, method());
-        keys.put(FormatKeys.BITS, bits);
-        return keys;
+        return StoredEntries.methodAndBits(method(), bits);
     }
 
     @Override
@@ -105,10 +95,10 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
     /** Reads qweight, qzeros, scales and g_idx (when present), checking their shapes against each other. */
     @Override
     public StoredWeight read(SafetensorsReader reader, String prefix) throws ModelException {
-        TensorInfo qweight = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".qweight", "GPTQ"), DType.I32);
-        TensorInfo qzeros = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".qzeros", "GPTQ"), DType.I32);
-        TensorInfo scales = StoredEntries.dtype(StoredEntries.require(reader, prefix + ".scales", "GPTQ"),
-                DType.F16, DType.BF16, DType.F32);
+        TensorInfo[] entries = StoredEntries.packedInts(reader, prefix, "GPTQ");
+        TensorInfo qweight = entries[0];
+        TensorInfo qzeros = entries[1];
+        TensorInfo scales = entries[2];
         StoredEntries.rank(qweight, 2, "[in * bits / 32, out]");
         StoredEntries.rank(scales, 2, "[groups, out]");
         long in = qweight.shape()[0] * 32 / bits;
@@ -126,8 +116,9 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
             throw new ModelException("missing tensor " + prefix + ".g_idx (desc_act true needs the group of every column)");
         }
         try {
-            return new Weight(GptqTensor.fromCheckpoint(bits, (int) in, (int) out, groupSize,
-                    reader.ints(qweight.name()), reader.ints(qzeros.name()), reader.floats(scales.name()), gIdx, v1));
+            return GroupedIntWeight.of(GptqTensor.fromCheckpoint(bits, (int) in, (int) out, groupSize,
+                    reader.ints(qweight.name()), reader.ints(qzeros.name()), reader.floats(scales.name()), gIdx, v1),
+                    storedBytes(new long[] {out, in}));
         } catch (QuantFormatException e) {
             throw new ModelException(qweight.file() + ": " + prefix + ": " + e.getMessage(), e);
         }
@@ -136,8 +127,7 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
     /** Refused: GPTQ checkpoints are read as they are; qlora4j does not write them. */
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {
-        throw new ModelException("GPTQ is read from pre-quantized checkpoints only: qlora4j has no GPTQ quantizer"
-                + " (quantize with quantization_method bnb, aqlm or another implemented method)");
+        throw GroupedIntWeight.readOnly("GPTQ");
     }
 
     @Override
@@ -164,37 +154,5 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
     @Override
     public String toString() {
         return describe();
-    }
-
-    /** One GPTQ tensor. */
-    private record Weight(GptqTensor tensor) implements StoredWeight {
-        @Override
-        public long[] shape() {
-            return new long[] {tensor.outFeatures(), tensor.inFeatures()};
-        }
-
-        @Override
-        public long bytes() {
-            long perGroup = (long) tensor.groups() * tensor.outFeatures();
-            return 4L * (tensor.qweight().length + tensor.groupIndex().length) + 2 * perGroup
-                    + perGroup * tensor.bits() / 8;
-        }
-
-        @Override
-        public float[] dequantize() {
-            return tensor.dequantize();
-        }
-
-        /** Refused: the merged export writes a GPTQ base's projections dequantized or in another format. */
-        @Override
-        public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {
-            throw new ModelException("GPTQ entries are not written: export the merged model dense or in another "
-                    + "format (export_quantization_bit / export_quantization_method)");
-        }
-
-        @Override
-        public BaseLinear upload(NDArray bias, NDManager manager) {
-            return new QuantizedLinear(NdGroupedTensor.upload(tensor, manager), bias);
-        }
     }
 }

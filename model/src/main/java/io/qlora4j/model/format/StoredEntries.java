@@ -5,7 +5,9 @@ import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The checks every pre-quantized format makes on the entries it reads, each failing with one line that names the
@@ -45,6 +47,24 @@ final class StoredEntries {
             throw new ModelException(info.file() + ": tensor " + info.name() + " has shape "
                     + Arrays.toString(info.shape()) + ", expected " + layout);
         }
+    }
+
+    /**
+     * GPTQ's and AWQ's three entries under {@code prefix}: int32 {@code qweight} and {@code qzeros}, float
+     * {@code scales}, each required.
+     */
+    static TensorInfo[] packedInts(SafetensorsReader reader, String prefix, String format) throws ModelException {
+        return new TensorInfo[] {dtype(require(reader, prefix + ".qweight", format), DType.I32),
+            dtype(require(reader, prefix + ".qzeros", format), DType.I32),
+            dtype(require(reader, prefix + ".scales", format), DType.F16, DType.BF16, DType.F32)};
+    }
+
+    /** The job keys of a format chosen by its method and bit width alone. */
+    static Map<String, Object> methodAndBits(String method, int bits) {
+        Map<String, Object> keys = new LinkedHashMap<>();
+        keys.put(FormatKeys.METHOD, method);
+        keys.put(FormatKeys.BITS, bits);
+        return keys;
     }
 
     /** The entries of {@code keys} under {@code prefix} that {@code reader} holds. */

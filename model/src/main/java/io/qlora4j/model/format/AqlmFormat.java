@@ -184,6 +184,12 @@ public record AqlmFormat(AqlmScheme scheme) implements BaseFormat {
                 scheme.inGroupSize());
     }
 
+    /** False: see {@link #quantize}. */
+    @Override
+    public boolean quantizesOnTheFly() {
+        return false;
+    }
+
     /** Refused: AQLM learns its codebooks from calibration data, which a streamed weight does not come with. */
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {

@@ -102,6 +102,12 @@ public record AwqFormat(int groupSize) implements BaseFormat {
                 reader.ints(qzeros.name()), reader.floats(scales.name())), storedBytes(new long[] {out, in}));
     }
 
+    /** False: see {@link #quantize}. */
+    @Override
+    public boolean quantizesOnTheFly() {
+        return false;
+    }
+
     /** Refused: AWQ checkpoints are read as they are; qlora4j does not write them. */
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {

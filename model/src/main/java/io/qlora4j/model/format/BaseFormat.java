@@ -90,6 +90,16 @@ public interface BaseFormat {
     StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException;
 
     /**
+     * Whether {@link #quantize} makes this format from a float weight alone. False for a format qlora4j only reads
+     * from pre-quantized checkpoints (GPTQ, AWQ) or that learns from calibration data (AQLM, made by its own
+     * {@code quantize} pipeline): such a format is not on the {@link BaseFormats#menu()} of formats a job can
+     * quantize to.
+     */
+    default boolean quantizesOnTheFly() {
+        return true;
+    }
+
+    /**
      * The linear at {@code prefix} of a float checkpoint, converted to this format and uploaded to
      * {@code manager}'s device with {@code bias} (or null): what the loader calls for every module the checkpoint
      * does not store pre-quantized. The default quantizes straight from the file; dense overrides it to copy the

@@ -190,8 +190,9 @@ public final class BaseFormats {
     }
 
     /**
-     * The default format of every registered method and bit width (options at their defaults), in registration
-     * order: what {@code inspect} lists and what a quality table runs over.
+     * The default format of every registered method and bit width (options at their defaults) that quantizes on the
+     * fly ({@link BaseFormat#quantizesOnTheFly}), in registration order: what {@code inspect} lists and what a
+     * quality table runs over.
      */
     public static List<BaseFormat> menu() {
         Map<String, BaseFormat> out = new LinkedHashMap<>();
@@ -201,7 +202,9 @@ public final class BaseFormats {
             }
             for (int bits : r.bits()) {
                 BaseFormat f = r.fromKeys().create(new FormatKeys(r.methods().get(0), bits, Map.of()));
-                out.putIfAbsent(f.describe(), f);
+                if (f.quantizesOnTheFly()) {
+                    out.putIfAbsent(f.describe(), f);
+                }
             }
         }
         return List.copyOf(out.values());

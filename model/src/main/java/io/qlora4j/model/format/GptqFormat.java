@@ -124,6 +124,12 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         }
     }
 
+    /** False: see {@link #quantize}. */
+    @Override
+    public boolean quantizesOnTheFly() {
+        return false;
+    }
+
     /** Refused: GPTQ checkpoints are read as they are; qlora4j does not write them. */
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {

@@ -12,29 +12,11 @@ public final class ReferenceEval {
 
     /** Mean over every predicted token (positions 1..) of {@code -log p(token)}, in float64. */
     public static double loss(LlamaConfig config, Map<String, float[]> weights, List<int[]> sequences) {
-        ReferenceLlama model = new ReferenceLlama(config, weights);
         double sum = 0;
         long tokens = 0;
         for (int[] ids : sequences) {
-            int[] positions = new int[ids.length];
-            boolean[] real = new boolean[ids.length];
-            for (int i = 0; i < ids.length; i++) {
-                positions[i] = i;
-                real[i] = true;
-            }
-            double[][] logits = model.forward(ids, positions, real);
-            for (int i = 0; i + 1 < ids.length; i++) {
-                double max = Double.NEGATIVE_INFINITY;
-                for (double v : logits[i]) {
-                    max = Math.max(max, v);
-                }
-                double z = 0;
-                for (double v : logits[i]) {
-                    z += Math.exp(v - max);
-                }
-                sum += max + Math.log(z) - logits[i][ids[i + 1]];
-                tokens++;
-            }
+            sum += ReferenceLlama.meanCrossEntropy(logits(config, weights, ids), ids) * (ids.length - 1);
+            tokens += ids.length - 1;
         }
         return sum / tokens;
     }

@@ -24,8 +24,11 @@ record AdapterCard(String baseModel, BaseFormat baseFormat, LoraSettings setting
                 + "A LoRA adapter for `" + baseModel + "`, trained by qlora4j.\n\n"
                 + "- Base format during training: " + baseFormat.describe()
                 + (keys.isEmpty() ? "" : " (" + keys + ")") + "; recorded in `" + BaseFormatRecord.FILE + "`\n"
-                + "- LoRA: r " + settings.rank() + ", alpha " + settings.alpha() + (settings.useRslora() ? " (rsLoRA)" : "")
-                + ", dropout " + settings.dropout() + ", modules " + String.join(", ", settings.targets()) + "\n"
+                + "- " + settings.variant() + ": r " + settings.rank() + ", alpha " + settings.alpha()
+                + (settings.useRslora() ? " (rsLoRA)" : "") + ", dropout " + settings.dropout() + ", modules "
+                + String.join(", ", settings.targets()) + "\n"
+                + "- Start: " + settings.init().describe() + (settings.init().rewritesBase() ? "; the base it trained"
+                        + " over is rebuilt from the original weights when the adapter is loaded" : "") + "\n"
                 + "- Loads in PEFT (`PeftModel.from_pretrained`); `qlora4j export` merges it into the weights it was"
                 + " trained against (merge_base dequantized) or the original ones.\n";
     }

@@ -35,7 +35,7 @@ import java.util.regex.PatternSyntaxException;
  * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. The file holds PEFT's keys only;
  * what qlora4j records besides goes to {@link BaseFormatRecord}.
  */
-record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, AdapterVariant variant,
+record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, AdapterVariant variant, AdapterInit init,
         List<String> targetList, Pattern targetRegex, Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
 
     /** The file name inside an adapter directory. */
@@ -60,7 +60,8 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         f.put("bias", "none");
         f.put("fan_in_fan_out", false);
         f.put("inference_mode", true);
-        f.put("init_lora_weights", true);
+        f.put("init_lora_weights", settings.init().peftValue());
+        f.putAll(settings.init().configFields());
         f.put("layers_to_transform", null);
         f.put("lora_alpha", number(settings.alpha()));
         f.put("lora_dropout", settings.dropout());
@@ -150,7 +151,8 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
             throw new ModelException(file + ": target_modules must be a list of names or a regular expression, got "
                     + targets);
         }
-        return new AdapterConfig(r, alpha, dropout, rslora, variant, targetList, targetRegex, rankPattern, alphaPattern);
+        return new AdapterConfig(r, alpha, dropout, rslora, variant, f.init(), targetList, targetRegex, rankPattern,
+                alphaPattern);
     }
 
     /** Whether {@code target_modules} selects the module at {@code path} (true when the config names none). */
@@ -226,6 +228,25 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
 
         boolean bool(String key, boolean absent) throws ModelException {
             return value(key, absent, JsonNode::isBoolean, "true or false", JsonNode::asBoolean);
+        }
+
+        /**
+         * The start {@code init_lora_weights} and {@code loftq_config} describe (LoRA's when absent); a start that
+         * rewrites the base in a way qlora4j does not reproduce is refused.
+         */
+        AdapterInit init() throws ModelException {
+            JsonNode value = root.get("init_lora_weights");
+            if (value != null && !value.isNull() && !value.isBoolean() && !value.isTextual()) {
+                throw new ModelException(file + ": init_lora_weights must be true, false or a string, got " + value);
+            }
+            JsonNode loftq = root.path("loftq_config");
+            try {
+                return AdapterInits.fromPeft(value == null || value.isNull() ? null
+                        : value.isBoolean() ? (Object) value.asBoolean() : value.asText(),
+                        loftq.path("loftq_bits").asInt(4), loftq.path("loftq_iter").asInt(1));
+            } catch (IllegalArgumentException e) {
+                throw new ModelException(file + ": init_lora_weights " + e.getMessage());
+            }
         }
 
         /** The registered variant whose flag ({@code use_dora}, ...) is true; plain LoRA when none is. */

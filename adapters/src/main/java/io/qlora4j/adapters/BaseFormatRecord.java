@@ -24,15 +24,50 @@ final class BaseFormatRecord {
     /** The file name inside an adapter directory. */
     static final String FILE = "qlora4j.json";
     private static final String KEY = "base_format";
+    /** The seed of a randomised start (PiSSA's {@code svd_lowrank} sketch), so the base is rebuilt exactly. */
+    private static final String SEED = "init_seed";
 
     private BaseFormatRecord() {}
 
-    /** The file's bytes for {@code format}: sorted keys, indent 2, as the adapter config. */
-    static byte[] json(BaseFormat format) {
+    /**
+     * The file's bytes for {@code format} and the seed of the adapter's start ({@code initSeed}, null when it
+     * draws nothing from it): sorted keys, indent 2, as the adapter config.
+     */
+    static byte[] json(BaseFormat format, Long initSeed) {
         Map<String, Object> record = new TreeMap<>();
         record.put(KEY, new TreeMap<>(format.keys()));
         record.put(KEY + "_description", format.describe());
+        if (initSeed != null) {
+            record.put(SEED, initSeed);
+        }
         return AdapterConfig.toJson(record);
+    }
+
+    /** The seed of the start recorded in {@code adapterDir}, or null when there is none (or no record). */
+    static Long initSeed(Path adapterDir) throws ModelException {
+        JsonNode seed = readTree(adapterDir).path(SEED);
+        if (seed.isMissingNode() || seed.isNull()) {
+            return null;
+        }
+        if (!seed.canConvertToLong()) {
+            throw new ModelException(adapterDir.resolve(FILE) + ": " + SEED + " must be an integer, got " + seed);
+        }
+        return seed.asLong();
+    }
+
+    /** The file's JSON, or an empty object when the directory has no record. */
+    private static JsonNode readTree(Path adapterDir) throws ModelException {
+        Path file = adapterDir.resolve(FILE);
+        if (!Files.isRegularFile(file)) {
+            return new ObjectMapper().createObjectNode();
+        }
+        try {
+            return new ObjectMapper().readTree(file.toFile());
+        } catch (JacksonException e) {
+            throw new ModelException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new ModelException(file + ": cannot read: " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -46,14 +81,7 @@ final class BaseFormatRecord {
         if (!Files.isRegularFile(file)) {
             return null;
         }
-        JsonNode keys;
-        try {
-            keys = new ObjectMapper().readTree(file.toFile()).path(KEY);
-        } catch (JacksonException e) {
-            throw new ModelException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
-        } catch (IOException e) {
-            throw new ModelException(file + ": cannot read: " + e.getMessage(), e);
-        }
+        JsonNode keys = readTree(adapterDir).path(KEY);
         if (!keys.isObject()) {
             throw new ModelException(file + ": " + KEY + " must be an object of quantization keys, got " + keys);
         }

@@ -42,10 +42,12 @@ public final class LoraAdapters implements AutoCloseable {
 
     private final LoraSettings settings;
     private final Map<String, LoraLinear> modules;
+    private final InitialAdapter start;
 
-    private LoraAdapters(LoraSettings settings, Map<String, LoraLinear> modules) {
+    private LoraAdapters(LoraSettings settings, Map<String, LoraLinear> modules, InitialAdapter start) {
         this.settings = settings;
         this.modules = Collections.unmodifiableMap(modules);
+        this.start = start;
     }
 
     /**
@@ -56,8 +58,25 @@ public final class LoraAdapters implements AutoCloseable {
      * tensors are created in {@code manager} and require gradients; dropout is off until {@link #setTraining}.
      *
      * @throws IllegalStateException when a targeted layer already carries an adapter
+     * @throws IllegalArgumentException when the settings' init rewrites the base (use the overload with its start)
      */
     public static LoraAdapters attach(LlamaModel model, LoraSettings settings, NDManager manager, long seed) {
+        return attach(model, settings, manager, seed, null);
+    }
+
+    /**
+     * {@link #attach(LlamaModel, LoraSettings, NDManager, long)} for an init that rewrites the base (PiSSA, LoftQ):
+     * {@code start} is the {@link InitialAdapter} the model was loaded with, which holds each module's starting A and
+     * B; the variant's extra tensors then start from the rewritten base (DoRA: the row norms of
+     * {@code W_res + s B A}, as PEFT initialises DoRA after PiSSA). The adapter saves the start's seed.
+     */
+    public static LoraAdapters attach(LlamaModel model, LoraSettings settings, NDManager manager, long seed,
+            InitialAdapter start) {
+        if (settings.init().rewritesBase() != (start != null)) {
+            throw new IllegalArgumentException(start == null ? settings.init().describe() + " rewrites the base: attach"
+                    + " with the InitialAdapter the model was loaded through" : "a start is for an init that rewrites"
+                    + " the base, not " + settings.init().describe());
+        }
         List<String> names = TargetModules.linearNames(settings.targets());
         names.forEach(name -> requireUnwrapped(model, name));
         Random random = new Random(seed);
@@ -66,21 +85,29 @@ public final class LoraAdapters implements AutoCloseable {
             for (String name : names) {
                 BaseLinear base = baseOf(model, layer, name);
                 int in = Math.toIntExact(base.inFeatures());
-                float[] a = new float[Math.multiplyExact(settings.rank(), in)];
-                double bound = 1 / Math.sqrt(in);
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
-                }
-                NDArray loraA = manager.create(a, new Shape(settings.rank(), in));
-                NDArray loraB = manager.zeros(new Shape(base.outFeatures(), settings.rank()), DataType.FLOAT32);
-                AdapterTensors start = new AdapterTensors(loraA, loraB, Map.of(), settings.scaling());
+                int out = Math.toIntExact(base.outFeatures());
+                float[][] ab = start != null ? start.start(TargetModules.modulePath(layer, name))
+                        : new float[][] {kaimingUniform(random, settings.rank(), in), new float[out * settings.rank()]};
+                NDArray loraA = manager.create(ab[0], new Shape(settings.rank(), in));
+                NDArray loraB = manager.create(ab[1], new Shape(out, settings.rank()));
+                AdapterTensors tensors = new AdapterTensors(loraA, loraB, Map.of(), settings.scaling());
                 planned.add(new Planned(layer, name, settings, loraA, loraB,
-                        settings.variant().initExtras(base, start, manager)));
+                        settings.variant().initExtras(base, tensors, manager)));
             }
         }
-        LoraAdapters adapters = wrap(model, settings, planned);
+        LoraAdapters adapters = wrap(model, settings, planned, start);
         adapters.setDropoutSeed(seed);
         return adapters;
+    }
+
+    /** {@code A ~ U(-1/sqrt(in), 1/sqrt(in))} ({@code r x in}), PEFT's {@code kaiming_uniform_(a=sqrt(5))}. */
+    private static float[] kaimingUniform(Random random, int rank, int in) {
+        float[] a = new float[Math.multiplyExact(rank, in)];
+        double bound = 1 / Math.sqrt(in);
+        for (int i = 0; i < a.length; i++) {
+            a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
+        }
+        return a;
     }
 
     /**
@@ -91,14 +118,25 @@ public final class LoraAdapters implements AutoCloseable {
      * {@code alpha_pattern}, {@code fan_in_fan_out}, and the registered variants ({@code use_dora} with its
      * {@code lora_magnitude_vector}). Refused with one line naming the file and the key or
      * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
-     * tensor whose shape does not fit the base layer.
+     * tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
+     * (PiSSA, LoftQ), which needs the overload with its start.
      */
     public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager) throws ModelException {
-        return PeftAdapterReader.read(adapterDir, model, manager);
+        return load(adapterDir, model, manager, null);
+    }
+
+    /**
+     * {@link #load(Path, LlamaModel, NDManager)} for an adapter trained from a rewritten base: {@code start} is
+     * {@code InitialAdapter.of(adapterDir, config)}, which the model was loaded through (null for an adapter whose
+     * start keeps the base). Kept for saving and for {@link #saveConverted}.
+     */
+    public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager, InitialAdapter start)
+            throws ModelException {
+        return PeftAdapterReader.read(adapterDir, model, manager, start);
     }
 
     /** Wraps the planned modules into the model's blocks, in order, and makes their matrices trainable. */
-    static LoraAdapters wrap(LlamaModel model, LoraSettings settings, List<Planned> planned) {
+    static LoraAdapters wrap(LlamaModel model, LoraSettings settings, List<Planned> planned, InitialAdapter start) {
         Map<String, LoraLinear> wrapped = new LinkedHashMap<>();
         for (Planned p : planned) {
             p.a().setRequiresGradient(true);
@@ -110,7 +148,7 @@ public final class LoraAdapters implements AutoCloseable {
             block.setLinear(p.linearName(), lora);
             wrapped.put(TargetModules.modulePath(p.layer(), p.linearName()), lora);
         }
-        return new LoraAdapters(settings, wrapped);
+        return new LoraAdapters(settings, wrapped, start);
     }
 
     /** Fails when any block's {@code name} layer is already a {@link LoraLinear}. */
@@ -178,27 +216,93 @@ public final class LoraAdapters implements AutoCloseable {
     /**
      * Writes {@code adapter_config.json} (PEFT's fields only, sorted keys, indent 2) and
      * {@code adapter_model.safetensors} (F32, metadata {@code {"format": "pt"}}) as PEFT does, and records
-     * {@code baseFormat}, the format of the base's linear weights during training, in {@code qlora4j.json} and the
-     * {@code README.md} model card, into {@code adapterDir}; each file under a temp name renamed into place when
-     * complete.
+     * {@code baseFormat}, the format of the base's linear weights during training, in {@code qlora4j.json} (with the
+     * seed of a rewriting start) and the {@code README.md} model card, into {@code adapterDir}; each file under a
+     * temp name renamed into place when complete.
      */
     public void save(Path adapterDir, String baseModelNameOrPath, BaseFormat baseFormat) throws ModelException {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        parameters().forEach((key, t) -> tensors.put(key, new Tensor(t.getShape().getShape(), t.toFloatArray())));
+        write(adapterDir, baseModelNameOrPath, baseFormat, settings, 1, 1, tensors, start == null ? null : start.seed());
+    }
+
+    /**
+     * Writes this PiSSA adapter as an adapter on the original weights, as LLaMA-Factory's {@code pissa_convert} and
+     * PEFT's {@code save_pretrained(path_initial_model_for_weight_conversion=...)} do: since
+     * {@code W = W_res + s B0 A0}, the trained {@code W_res + s B A} is {@code W + s B' A'} with {@code A' = [A; A0]}
+     * and {@code B' = [B, -B0]} at rank 2r and alpha 2 alpha (sqrt(2) alpha with rsLoRA), the same scaling; the
+     * result starts as LoRA ({@code init_lora_weights: true}) and loads onto the original base anywhere. A variant's
+     * tensors are kept (DoRA's norm sees the same combined weight; PEFT's conversion drops the magnitude). Over a
+     * quantized base the converted adapter on {@code Q(W)} is not the trained {@code Q(W_res) + s B A}, as PEFT warns.
+     *
+     * @throws ModelException when rsLoRA meets rank or alpha patterns, which PEFT refuses to convert
+     * @throws IllegalStateException for an adapter that did not start as PiSSA
+     */
+    public void saveConverted(Path adapterDir, String baseModelNameOrPath, BaseFormat baseFormat) throws ModelException {
+        if (start == null || !(start.init() instanceof PissaInit)) {
+            throw new IllegalStateException("only an adapter started by PiSSA converts to a LoRA on the original"
+                    + " weights, not one started by " + settings.init().describe());
+        }
+        boolean patterns = modules.values().stream().anyMatch(l -> l.settings().rank() != settings.rank()
+                || l.settings().alpha() != settings.alpha());
+        if (settings.useRslora() && patterns) {
+            throw new ModelException(adapterDir + ": pissa_convert is not supported with rank_pattern or alpha_pattern"
+                    + " and use_rslora at once (PEFT refuses it too)");
+        }
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, LoraLinear> e : modules.entrySet()) {
+            LoraLinear lora = e.getValue();
+            float[][] initial = start.start(e.getKey());
+            int r = lora.settings().rank();
+            int in = Math.toIntExact(lora.inFeatures());
+            int out = Math.toIntExact(lora.outFeatures());
+            float[] a = concat(lora.loraA().toFloatArray(), initial[0]);
+            float[] b0 = initial[1];
+            float[] bTrained = lora.loraB().toFloatArray();
+            float[] b = new float[out * 2 * r];
+            for (int o = 0; o < out; o++) {
+                for (int k = 0; k < r; k++) {
+                    b[o * 2 * r + k] = bTrained[o * r + k];
+                    b[o * 2 * r + r + k] = -b0[o * r + k];
+                }
+            }
+            String key = KEY_PREFIX + e.getKey() + ".";
+            tensors.put(key + PeftAdapterFile.A, new Tensor(new long[] {2L * r, in}, a));
+            tensors.put(key + PeftAdapterFile.B, new Tensor(new long[] {out, 2L * r}, b));
+            lora.extras().forEach((suffix, t) -> tensors.put(key + suffix, new Tensor(t.getShape().getShape(),
+                    t.toFloatArray())));
+        }
+        double alphaFactor = settings.useRslora() ? Math.sqrt(2) : 2;
+        LoraSettings converted = new LoraSettings(2 * settings.rank(), alphaFactor * settings.alpha(), settings.dropout(),
+                settings.useRslora(), settings.targets(), settings.variant(), AdapterInits.lora());
+        write(adapterDir, baseModelNameOrPath, baseFormat, converted, 2, alphaFactor, tensors, null);
+    }
+
+    /** One tensor to write: its shape and row-major values. */
+    private record Tensor(long[] shape, float[] values) {}
+
+    /**
+     * Writes the adapter files for {@code tensors} under adapter-wide {@code adapterSettings}, each module's rank and
+     * alpha multiplied by the factors (a conversion's) and recorded in the patterns where they differ.
+     */
+    private void write(Path adapterDir, String baseModelNameOrPath, BaseFormat baseFormat, LoraSettings adapterSettings,
+            int rankFactor, double alphaFactor, Map<String, Tensor> tensors, Long initSeed) throws ModelException {
         Map<String, Integer> rankPattern = new TreeMap<>();
         Map<String, Double> alphaPattern = new TreeMap<>();
         modules.forEach((path, lora) -> {
-            if (lora.settings().rank() != settings.rank()) {
-                rankPattern.put(path, lora.settings().rank());
+            if (lora.settings().rank() * rankFactor != adapterSettings.rank()) {
+                rankPattern.put(path, lora.settings().rank() * rankFactor);
             }
-            if (lora.settings().alpha() != settings.alpha()) {
-                alphaPattern.put(path, lora.settings().alpha());
+            if (lora.settings().alpha() * alphaFactor != adapterSettings.alpha()) {
+                alphaPattern.put(path, lora.settings().alpha() * alphaFactor);
             }
         });
-        byte[] json = AdapterConfig.toJson(AdapterConfig.fields(settings, baseModelNameOrPath, rankPattern, alphaPattern));
+        byte[] json = AdapterConfig.toJson(AdapterConfig.fields(adapterSettings, baseModelNameOrPath, rankPattern,
+                alphaPattern));
         SafetensorsWriter writer = SafetensorsWriter.builder(adapterDir).optBaseName("adapter_model").build();
         try {
-            for (Map.Entry<String, NDArray> p : parameters().entrySet()) {
-                NDArray array = p.getValue();
-                writer.addFloats(p.getKey(), DType.F32, array.getShape().getShape(), array.toFloatArray());
+            for (Map.Entry<String, Tensor> t : tensors.entrySet()) {
+                writer.addFloats(t.getKey(), DType.F32, t.getValue().shape(), t.getValue().values());
             }
         } catch (ModelException | RuntimeException e) {
             writer.abort();
@@ -206,9 +310,15 @@ public final class LoraAdapters implements AutoCloseable {
         }
         writer.close();
         writeAtomically(adapterDir.resolve(AdapterConfig.FILE), json);
-        writeAtomically(adapterDir.resolve(BaseFormatRecord.FILE), BaseFormatRecord.json(baseFormat));
-        writeAtomically(adapterDir.resolve("README.md"), new AdapterCard(baseModelNameOrPath, baseFormat, settings)
-                .text(adapterDir).getBytes(StandardCharsets.UTF_8));
+        writeAtomically(adapterDir.resolve(BaseFormatRecord.FILE), BaseFormatRecord.json(baseFormat, initSeed));
+        writeAtomically(adapterDir.resolve("README.md"), new AdapterCard(baseModelNameOrPath, baseFormat,
+                adapterSettings).text(adapterDir).getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static float[] concat(float[] first, float[] second) {
+        float[] out = java.util.Arrays.copyOf(first, first.length + second.length);
+        System.arraycopy(second, 0, out, first.length, second.length);
+        return out;
     }
 
     private static void writeAtomically(Path file, byte[] bytes) throws ModelException {

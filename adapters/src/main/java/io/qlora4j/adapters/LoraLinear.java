@@ -175,12 +175,9 @@ public final class LoraLinear implements LinearLayer {
         return x.getDataType() == DataType.FLOAT32 ? null : manager.ones(new Shape(1), DataType.FLOAT32);
     }
 
-    /** Mixes the dropout seed and the module index (SplitMix64's finalizer) into the engine's 32-bit seed. */
+    /** The dropout seed and the module index mixed into the engine's 32-bit seed. */
     private int maskSeed() {
-        long z = dropoutSeed + 0x9E3779B97F4A7C15L * (moduleIndex + 1L);
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return (int) (z ^ (z >>> 31));
+        return (int) Seeds.mix(dropoutSeed, moduleIndex);
     }
 
     @Override

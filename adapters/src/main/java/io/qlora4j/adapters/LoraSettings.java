@@ -5,7 +5,8 @@ import java.util.Objects;
 
 /**
  * The hyper-parameters of a LoRA adapter, named as LLaMA-Factory names them ({@code lora_rank},
- * {@code lora_alpha}, {@code lora_dropout}, {@code use_rslora}, {@code lora_target}, {@code use_dora}).
+ * {@code lora_alpha}, {@code lora_dropout}, {@code use_rslora}, {@code lora_target}, {@code use_dora},
+ * {@code pissa_init}, {@code loftq_init}).
  *
  * @param rank the inner dimension r of {@code A [r, in]} and {@code B [out, r]}
  * @param alpha the numerator of the scaling
@@ -14,9 +15,10 @@ import java.util.Objects;
  * @param targets {@code ["all"]} (every linear layer of every block, never lm_head) or module names such as
  *     {@code q_proj} or {@code self_attn.q_proj}
  * @param variant how the adapted layers compute (plain LoRA, DoRA, ...)
+ * @param init how the adapter starts (LoRA's, PiSSA, LoftQ), PEFT's {@code init_lora_weights}
  */
 public record LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets,
-        AdapterVariant variant) {
+        AdapterVariant variant, AdapterInit init) {
 
     /** Checks the ranges and the target names (an unknown name is an error listing the valid ones). */
     public LoraSettings {
@@ -30,13 +32,14 @@ public record LoraSettings(int rank, double alpha, double dropout, boolean useRs
             throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + dropout);
         }
         Objects.requireNonNull(variant, "variant");
+        Objects.requireNonNull(init, "init");
         targets = List.copyOf(targets);
         TargetModules.linearNames(targets);
     }
 
-    /** Plain LoRA with these settings. */
+    /** Plain LoRA with LoRA's start and these settings. */
     public LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets) {
-        this(rank, alpha, dropout, useRslora, targets, AdapterVariants.lora());
+        this(rank, alpha, dropout, useRslora, targets, AdapterVariants.lora(), AdapterInits.lora());
     }
 
     /** LLaMA-Factory's defaults for a rank: alpha {@code 2 * rank}, no dropout, plain scaling, all linear layers. */
@@ -46,7 +49,12 @@ public record LoraSettings(int rank, double alpha, double dropout, boolean useRs
 
     /** These settings computing as {@code value}. */
     public LoraSettings withVariant(AdapterVariant value) {
-        return new LoraSettings(rank, alpha, dropout, useRslora, targets, value);
+        return new LoraSettings(rank, alpha, dropout, useRslora, targets, value, init);
+    }
+
+    /** These settings starting as {@code value}. */
+    public LoraSettings withInit(AdapterInit value) {
+        return new LoraSettings(rank, alpha, dropout, useRslora, targets, variant, value);
     }
 
     /** The factor of the LoRA path: {@code alpha / rank}, or {@code alpha / sqrt(rank)} with rsLoRA. */

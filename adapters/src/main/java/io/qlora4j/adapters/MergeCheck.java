@@ -3,6 +3,7 @@ package io.qlora4j.adapters;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import java.nio.file.Path;
@@ -44,11 +45,13 @@ public final class MergeCheck {
         if (texts.isEmpty()) {
             throw new IllegalArgumentException("a merge check needs at least one text");
         }
-        LlamaLoader.Builder reference = LlamaLoader.builder().optFormat(export.baseQuantization());
+        Path adapter = export.adapterDirs().get(0);
+        InitialAdapter start = InitialAdapter.of(adapter, LlamaConfig.read(export.baseDir().resolve("config.json")));
+        LlamaLoader.Builder reference = LlamaLoader.builder().optFormat(export.baseQuantization()).optBaseRewrite(start);
         List<float[]> expected = new ArrayList<>();
         try (NDManager m = manager.newSubManager()) {
             LlamaModel model = reference.build().load(export.baseDir(), m);
-            LoraAdapters.load(export.adapterDirs().get(0), model, m);
+            LoraAdapters.load(adapter, model, m, start);
             for (long[] ids : texts) {
                 expected.add(logits(model, ids, m));
             }

@@ -60,9 +60,10 @@ public final class MergedExport {
     private final BaseFormat requantize;
     private final Device device;
     private final List<String> adapterLines;
+    private final InitialAdapter start;
 
     private MergedExport(Builder b, LlamaConfig config, Map<String, long[]> projections, BaseFormat stored,
-            MergeBase mergeBase, BaseFormat baseQuantization, List<String> adapterLines) {
+            MergeBase mergeBase, BaseFormat baseQuantization, List<String> adapterLines, InitialAdapter start) {
         this.baseDir = b.baseDir;
         this.adapterDirs = List.copyOf(b.adapterDirs);
         this.config = config;
@@ -75,6 +76,7 @@ public final class MergedExport {
         this.requantize = b.requantize;
         this.device = b.device;
         this.adapterLines = adapterLines;
+        this.start = start;
     }
 
     /** Starts an export of {@code baseDir} (a Hugging Face Llama directory) merged with the adapters, in order. */
@@ -188,7 +190,8 @@ public final class MergedExport {
             }
             long[] inOut = projections.get(module);
             long[] shape = {inOut[1], inOut[0]};
-            float[] w = baseWeight(reader, module, shape);
+            float[] w = start != null && start.rewrites(module) ? rewrittenWeight(reader, module, shape, manager)
+                    : baseWeight(reader, module, shape);
             List<PeftAdapterFile> touching = adapters.stream().filter(a -> a.modules().containsKey(module)).toList();
             if (!touching.isEmpty()) {
                 merge(manager, w, shape, module, touching);
@@ -223,6 +226,18 @@ public final class MergedExport {
             return reader.floats(name);
         }
         return baseQuantization.quantize(reader.floatSource(name), shape).dequantize();
+    }
+
+    /**
+     * A projection whose adapter's start rewrote the base (PiSSA, LoftQ): the start's split of the full-precision
+     * weight, in the format the adapter trained over (through its round trip for a dequantized merge, as is for an
+     * original one).
+     */
+    private float[] rewrittenWeight(SafetensorsReader reader, String module, long[] shape, NDManager manager)
+            throws ModelException {
+        BaseFormat format = baseQuantization == null ? BaseFormats.DENSE : baseQuantization;
+        float[] w = start.rewrite(module, reader.floats(module + ".weight"), shape, format, manager);
+        return format == BaseFormats.DENSE ? w : format.quantize(FloatSource.of(w), shape).dequantize();
     }
 
     /**
@@ -368,6 +383,11 @@ public final class MergedExport {
             }
             Set<BaseFormat> recorded = new LinkedHashSet<>();
             List<String> lines = new ArrayList<>();
+            InitialAdapter start = InitialAdapter.of(adapterDirs, config);
+            if (start != null && stored != null) {
+                throw new ModelException(adapterDirs.get(0) + ": " + start.init().describe() + " rebuilds its base from"
+                        + " full-precision weights, but " + baseDir + " stores its projections in " + stored.describe());
+            }
             for (Path dir : adapterDirs) {
                 try (PeftAdapterFile file = PeftAdapterFile.open(dir, projections, config.numHiddenLayers())) {
                     if (file.trainedOn() != null && file.trainedOn() != BaseFormats.DENSE) {
@@ -391,7 +411,12 @@ public final class MergedExport {
                 }
                 format = recorded.isEmpty() ? fallbackQuantization : recorded.iterator().next();
             }
-            return new MergedExport(this, config, projections, stored, base, format, List.copyOf(lines));
+            if (start != null && start.init() instanceof LoftqInit && base == MergeBase.ORIGINAL && format == null
+                    && !recorded.isEmpty()) {
+                throw new ModelException(adapterDirs.get(0) + ": LoftQ's base is the quantized residual itself;"
+                        + " merge_base original has no full-precision counterpart of it, use merge_base dequantized");
+            }
+            return new MergedExport(this, config, projections, stored, base, format, List.copyOf(lines), start);
         }
     }
 }

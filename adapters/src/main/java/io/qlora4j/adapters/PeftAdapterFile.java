@@ -96,7 +96,7 @@ final class PeftAdapterFile implements AutoCloseable {
                     extras.remove(B);
                     modules.put(path, new Module(tensors.get(A), tensors.get(B), extras, new LoraSettings(
                             config.rankOf(path), config.alphaOf(path), config.dropout(), config.useRslora(),
-                            List.of(TargetModules.shortName(path)), config.variant())));
+                            List.of(TargetModules.shortName(path)), config.variant(), config.init())));
                 }
             }
             return new PeftAdapterFile(dir, config, trainedOn, reader, modules);
@@ -133,7 +133,7 @@ final class PeftAdapterFile implements AutoCloseable {
     LoraSettings settings() {
         List<String> names = TargetModules.shortNamesIn(modules.keySet());
         return new LoraSettings(config.r(), config.alpha(), config.dropout(), config.useRslora(), names,
-                config.variant());
+                config.variant(), config.init());
     }
 
     /** One line for a model card: the directory, rank, alpha, variant, modules, and the base format it records. */

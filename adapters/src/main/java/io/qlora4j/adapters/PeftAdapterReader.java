@@ -24,7 +24,9 @@ final class PeftAdapterReader {
     /** A module of the model that LoRA may wrap. */
     private record Slot(int layer, String linearName) {}
 
-    static LoraAdapters read(Path dir, LlamaModel model, NDManager manager) throws ModelException {
+    /** Reads {@code dir} onto {@code model}, which a base-rewriting adapter needs loaded through {@code start}. */
+    static LoraAdapters read(Path dir, LlamaModel model, NDManager manager, InitialAdapter start)
+            throws ModelException {
         Map<String, Slot> slots = new LinkedHashMap<>();
         Map<String, long[]> projections = new LinkedHashMap<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
@@ -35,6 +37,12 @@ final class PeftAdapterReader {
             }
         }
         try (PeftAdapterFile file = PeftAdapterFile.open(dir, projections, model.numLayers())) {
+            AdapterInit init = file.config().init();
+            if (init.rewritesBase() && (start == null || !start.init().equals(init))) {
+                throw new ModelException(dir + ": init_lora_weights '" + init.peftValue() + "' (" + init.describe()
+                        + ") rewrote the base this adapter was trained over; load the base through its"
+                        + " InitialAdapter (qlora4j's commands do)");
+            }
             file.modules().keySet().stream().map(path -> slots.get(path).linearName()).distinct()
                     .forEach(name -> LoraAdapters.requireUnwrapped(model, name));
             List<LoraAdapters.Planned> planned = new ArrayList<>();
@@ -53,7 +61,7 @@ final class PeftAdapterReader {
                 planned.forEach(LoraAdapters.Planned::close);
                 throw e;
             }
-            return LoraAdapters.wrap(model, file.settings(), planned);
+            return LoraAdapters.wrap(model, file.settings(), planned, init.rewritesBase() ? start : null);
         }
     }
 

@@ -56,6 +56,28 @@ class ExportErrorsTest {
     }
 
     @Test
+    void adaptersWhoseStartRewroteTheBaseAreRefusedWhereThatBaseCannotBeRebuilt() throws Exception {
+        Path base = TinyModels.writeTinyModel(dir);
+        Path pissa = ExportFixtures.adapter(base, dir.resolve("pissa"), BaseFormats.QLORA, 1,
+                ExportFixtures.SETTINGS.withInit(AdapterInits.pissa(1)));
+        Path lora = ExportFixtures.adapter(base, dir.resolve("lora"), BaseFormats.QLORA, 2);
+        ModelException e = assertThrows(ModelException.class, () -> MergedExport.builder(base, List.of(lora, pissa)).build());
+        assertTrue(e.getMessage().startsWith(pissa + ": PiSSA (randomised SVD, 1 iteration) rewrote the base")
+                && e.getMessage().contains("cannot be combined with other adapters"), e.getMessage());
+
+        Path nf4 = dir.resolve("nf4");
+        CheckpointQuantizer.builder(BaseFormats.QLORA).build().quantize(base, nf4);
+        e = assertThrows(ModelException.class, () -> MergedExport.builder(nf4, List.of(pissa)).build());
+        assertTrue(e.getMessage().contains("rebuilds its base from full-precision weights"), e.getMessage());
+
+        Path loftq = ExportFixtures.adapter(base, dir.resolve("loftq"), BaseFormats.QLORA, 3,
+                ExportFixtures.SETTINGS.withInit(AdapterInits.loftq(4, 1)));
+        e = assertThrows(ModelException.class,
+                () -> MergedExport.builder(base, List.of(loftq)).optMergeBase(MergeBase.ORIGINAL).build());
+        assertTrue(e.getMessage().contains("LoftQ's base is the quantized residual itself"), e.getMessage());
+    }
+
+    @Test
     void existingNonEmptyExportDirIsRefusedAndLeftAsItWas() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), null, 2);

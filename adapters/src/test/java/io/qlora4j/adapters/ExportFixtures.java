@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -27,7 +28,8 @@ final class ExportFixtures {
 
     /**
      * Saves a trained-looking adapter for {@code base} into {@code dir}: A as attached from {@code seed}, B random,
-     * every value representable in float16; with {@code trainedOn} set, attached to the base in that format and
+     * every value representable in float16 (a start that rewrites the base rewrites it while loading); with
+     * {@code trainedOn} set, attached to the base in that format and
      * recording it as the trainer does (null: the base as stored, recorded as dense).
      */
     static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed) throws Exception {
@@ -37,8 +39,9 @@ final class ExportFixtures {
     /** {@link #adapter(Path, Path, BaseFormat, long)} with other settings (another variant, say). */
     static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed, LoraSettings settings) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            LlamaModel model = loader(trainedOn).load(base, m);
-            LoraAdapters adapters = LoraAdapters.attach(model, settings, m, seed);
+            InitialAdapter start = settings.init().rewritesBase() ? InitialAdapter.fresh(settings, seed) : null;
+            LlamaModel model = loader(trainedOn, start).load(base, m);
+            LoraAdapters adapters = LoraAdapters.attach(model, settings, m, seed, start);
             Fixtures.randomizeB(adapters, seed + 1);
             for (NDArray p : adapters.parameters().values()) {
                 p.set(FloatBuffer.wrap(representableInF16(p.toFloatArray())));
@@ -51,8 +54,9 @@ final class ExportFixtures {
     /** The logits of {@link #IDS} through {@code base} (4-bit in {@code format} when set) with {@code adapter} attached. */
     static float[] logits(Path base, BaseFormat format, Path adapter) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            LlamaModel model = loader(format).load(base, m);
-            LoraAdapters.load(adapter, model, m);
+            InitialAdapter start = InitialAdapter.of(adapter, LlamaConfig.read(base.resolve("config.json")));
+            LlamaModel model = loader(format, start).load(base, m);
+            LoraAdapters.load(adapter, model, m, start);
             return forward(model, m);
         }
     }
@@ -108,8 +112,8 @@ final class ExportFixtures {
         return out;
     }
 
-    private static LlamaLoader loader(BaseFormat format) {
-        return LlamaLoader.builder().optFormat(format).build();
+    private static LlamaLoader loader(BaseFormat format, InitialAdapter start) {
+        return LlamaLoader.builder().optFormat(format).optBaseRewrite(start).build();
     }
 
     private static float[] forward(LlamaModel model, NDManager m) {

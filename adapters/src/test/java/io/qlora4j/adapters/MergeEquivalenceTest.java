@@ -80,6 +80,21 @@ class MergeEquivalenceTest {
     }
 
     @Test
+    void pissaAndLoftqExportsRebuildTheirBaseAndComputeBasePlusAdapterWithin1e5() throws Exception {
+        Path base = TinyModels.writeTinyModel(dir);
+        for (AdapterInit init : List.of(AdapterInits.pissa(2), AdapterInits.loftq(4, 2))) {
+            String name = init.describe().substring(0, 5).trim();
+            LoraSettings settings = ExportFixtures.SETTINGS.withInit(init);
+            Path adapter = ExportFixtures.adapter(base, dir.resolve(name), BaseFormats.QLORA, 13, settings);
+            Path out = float32Export(base, List.of(adapter), name + "-merged");
+            float[] expected = logits(base, BaseFormats.QLORA, adapter);
+            assertTrue(maxDifference(expected, logits(out)) <= 1e-5, name + ": " + maxDifference(expected, logits(out)));
+            assertTrue(maxDifference(expected, logits(base, BaseFormats.QLORA, ExportFixtures.adapter(base,
+                    dir.resolve(name + "-lora"), BaseFormats.QLORA, 13))) > 1e-3, name + " rebuilt another base");
+        }
+    }
+
+    @Test
     void originalFloat32ExportComputesTheDenseBasePlusSeveralAdaptersInOrder() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path first = ExportFixtures.adapter(base, dir.resolve("first"), null, 7);

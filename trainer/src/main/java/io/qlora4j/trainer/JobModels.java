@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
 import ai.djl.ndarray.types.DataType;
+import io.qlora4j.model.BaseRewrite;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
@@ -70,10 +71,16 @@ public final class JobModels {
      * computes in {@code computeType} (a {@link ComputeTarget}'s).
      */
     public static LlamaLoader loader(JobConfig config, DataType computeType) throws ModelException {
+        return loader(config, computeType, null);
+    }
+
+    /** {@link #loader(JobConfig, DataType)} that rewrites the base projections {@code rewrite} chooses (or none). */
+    public static LlamaLoader loader(JobConfig config, DataType computeType, BaseRewrite rewrite) throws ModelException {
         return LlamaLoader.builder()
                 .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
                 .optComputeType(computeType)
                 .optFormat(format(config))
+                .optBaseRewrite(rewrite)
                 .build();
     }
 

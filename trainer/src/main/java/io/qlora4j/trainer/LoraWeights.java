@@ -2,12 +2,16 @@ package io.qlora4j.trainer;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.AdapterInit;
+import io.qlora4j.adapters.AdapterInits;
 import io.qlora4j.adapters.AdapterVariants;
+import io.qlora4j.adapters.InitialAdapter;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
@@ -21,19 +25,26 @@ import java.util.Map;
 /**
  * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} and variant keys
  * ({@code use_dora}), or those of {@code adapter_name_or_path} or of the checkpoint being resumed. With
- * {@code loraplus_lr_ratio} the parameters form LLaMA-Factory's LoRA+ groups. Saved as a PEFT adapter that records
+ * {@code loraplus_lr_ratio} the parameters form LLaMA-Factory's LoRA+ groups. PiSSA and LoftQ starts
+ * ({@code pissa_init}, {@code loftq_init}) rewrite the base as it loads ({@link #start}). Saved as a PEFT adapter that records
  * the base format it was trained over (in qlora4j's side file and the model card).
  */
 final class LoraWeights implements TrainableWeights {
+    /** Where {@code pissa_convert} writes the converted adapter, inside each saved directory. */
+    static final String CONVERTED = "pissa_converted";
+
     private final LoraAdapters adapters;
     private final String baseModel;
     private final BaseFormat baseFormat;
+    private final boolean pissaConvert;
     private final List<Parameter> parameters = new ArrayList<>();
 
-    private LoraWeights(LoraAdapters adapters, String baseModel, BaseFormat baseFormat, Double loraPlusRatio) {
+    private LoraWeights(LoraAdapters adapters, String baseModel, BaseFormat baseFormat, Double loraPlusRatio,
+            boolean pissaConvert) {
         this.adapters = adapters;
         this.baseModel = baseModel;
         this.baseFormat = baseFormat;
+        this.pissaConvert = pissaConvert;
         adapters.parameters().forEach((name, value) -> parameters.add(new Parameter(name, value,
                 loraPlusRatio != null && loraPlusGroupB(name, value) ? loraPlusRatio : 1)));
     }
@@ -48,19 +59,30 @@ final class LoraWeights implements TrainableWeights {
     }
 
     /**
-     * Adapters for {@code model} in {@code manager}: loaded from {@code checkpoint} when resuming, else from
-     * {@code adapter_name_or_path} when set, else attached fresh with the job's settings, seeded by {@code seed}.
+     * The start the base must be loaded through, or null when it loads as it is: that of the adapter being resumed
+     * or continued ({@code checkpoint}, else {@code adapter_name_or_path}) when its start rewrote its base, else a new
+     * PiSSA or LoftQ start from the job's keys ({@code pissa_init}, {@code loftq_init}).
      */
-    static LoraWeights create(JobConfig config, LlamaModel model, NDManager manager, Path checkpoint)
-            throws ConfigException, ModelException {
-        String existing = config.string("adapter_name_or_path");
-        if (existing != null && existing.contains(",")) {
-            throw new ConfigException("adapter_name_or_path: training continues one adapter, got '" + existing + "'");
+    static InitialAdapter start(JobConfig config, Path baseDir, Path checkpoint) throws ConfigException, ModelException {
+        Path from = source(config, checkpoint);
+        if (from != null) {
+            return InitialAdapter.of(from, LlamaConfig.read(baseDir.resolve("config.json")));
         }
-        Path from = checkpoint != null ? checkpoint : existing == null ? null : Path.of(existing);
         LoraSettings settings = settings(config);
-        LoraAdapters adapters = from != null ? LoraAdapters.load(from, model, manager)
-                : LoraAdapters.attach(model, settings, manager, config.integer("seed"));
+        return settings.init().rewritesBase() ? InitialAdapter.fresh(settings, config.integer("seed")) : null;
+    }
+
+    /**
+     * Adapters for {@code model} in {@code manager}: loaded from {@code checkpoint} when resuming, else from
+     * {@code adapter_name_or_path} when set, else attached fresh with the job's settings, seeded by {@code seed};
+     * {@code start} is what {@link #start} gave and the model was loaded through.
+     */
+    static LoraWeights create(JobConfig config, LlamaModel model, NDManager manager, Path checkpoint,
+            InitialAdapter start) throws ConfigException, ModelException {
+        Path from = source(config, checkpoint);
+        LoraSettings settings = settings(config);
+        LoraAdapters adapters = from != null ? LoraAdapters.load(from, model, manager, start)
+                : LoraAdapters.attach(model, settings, manager, config.integer("seed"), start);
         if (adapters.settings().variant() != settings.variant()) {
             String flag = settings.variant().peftFlag() != null ? settings.variant().peftFlag()
                     : adapters.settings().variant().peftFlag();
@@ -76,9 +98,23 @@ final class LoraWeights implements TrainableWeights {
                 throw e;
             }
         }
+        if (config.bool("pissa_convert") && !adapters.settings().init().peftValue().toString().startsWith("pissa")) {
+            adapters.close();
+            throw new ConfigException("pissa_convert: the adapter " + (from == null ? "" : "in " + from + " ")
+                    + "starts as " + adapters.settings().init().describe() + ", not PiSSA; set pissa_init: true");
+        }
         String baseModel = config.string("model_name_or_path");
         return new LoraWeights(adapters, baseModel, BaseFormats.forModel(Path.of(baseModel), JobModels.format(config)),
-                config.number("loraplus_lr_ratio"));
+                config.number("loraplus_lr_ratio"), config.bool("pissa_convert"));
+    }
+
+    /** The adapter directory the run starts from: the checkpoint, else {@code adapter_name_or_path}, else null. */
+    private static Path source(JobConfig config, Path checkpoint) throws ConfigException {
+        String existing = config.string("adapter_name_or_path");
+        if (existing != null && existing.contains(",")) {
+            throw new ConfigException("adapter_name_or_path: training continues one adapter, got '" + existing + "'");
+        }
+        return checkpoint != null ? checkpoint : existing == null ? null : Path.of(existing);
     }
 
     /**
@@ -106,10 +142,34 @@ final class LoraWeights implements TrainableWeights {
         try {
             return new LoraSettings(rank, alpha == null ? 2.0 * rank : alpha, config.number("lora_dropout"),
                     config.bool("use_rslora"), List.of(config.string("lora_target").split("\\s*,\\s*")),
-                    AdapterVariants.fromFlags(config::bool));
+                    AdapterVariants.fromFlags(config::bool), init(config));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
+    }
+
+    /**
+     * The start the job's keys choose: PiSSA ({@code pissa_init}, {@code pissa_iter}), LoftQ ({@code loftq_init},
+     * {@code loftq_iter}, {@code loftq_bits}, by default the base's bits), or LoRA's.
+     */
+    private static AdapterInit init(JobConfig config) throws ConfigException {
+        if (config.bool("pissa_init") && config.bool("loftq_init")) {
+            throw new ConfigException("pissa_init and loftq_init both choose how the adapter starts (PEFT's"
+                    + " init_lora_weights); set one of them");
+        }
+        if (config.bool("pissa_init")) {
+            return AdapterInits.pissa(config.integer("pissa_iter"));
+        }
+        if (config.bool("loftq_init")) {
+            Integer base = config.integer("quantization_bit");
+            Integer bits = config.integer("loftq_bits");
+            if (bits != null && base != null && !bits.equals(base)) {
+                throw new ConfigException("loftq_bits: " + bits + " differs from quantization_bit " + base
+                        + "; LoftQ quantizes in the base's own format, so leave loftq_bits unset or equal");
+            }
+            return AdapterInits.loftq(bits != null ? bits : base != null ? base : 4, config.integer("loftq_iter"));
+        }
+        return AdapterInits.lora();
     }
 
     @Override
@@ -132,9 +192,16 @@ final class LoraWeights implements TrainableWeights {
         adapters.setDropoutSeed(seed);
     }
 
-    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as PEFT does, and the base format record. */
+    /**
+     * Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as PEFT does, and the base format record;
+     * with {@code pissa_convert}, also the adapter converted to a LoRA on the original weights in
+     * {@value #CONVERTED} (LLaMA-Factory's directory name).
+     */
     @Override
     public void save(Path dir) throws ModelException {
         adapters.save(dir, baseModel, baseFormat);
+        if (pissaConvert) {
+            adapters.saveConverted(dir.resolve(CONVERTED), baseModel, baseFormat);
+        }
     }
 }

@@ -3,6 +3,7 @@ package io.qlora4j.trainer;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.qlora4j.adapters.InitialAdapter;
 import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.Example;
@@ -27,7 +28,8 @@ import java.util.function.Consumer;
  */
 public final class Trainer {
     /** Keys that choose how LoRA adapters train, refused with {@code finetuning_type: full} as LLaMA-Factory does. */
-    private static final List<String> LORA_ONLY = List.of("use_dora", "loraplus_lr_ratio");
+    private static final List<String> LORA_ONLY = List.of("use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_convert",
+            "loftq_init");
 
     private Trainer() {}
 
@@ -70,13 +72,18 @@ public final class Trainer {
             try (TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
                 DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
                 JobData.check(config, data, warn);
-                LlamaModel model = JobModels.loader(config, computeType)
+                InitialAdapter start = full ? null : LoraWeights.start(config, baseDir, checkpoint);
+                LlamaModel model = JobModels.loader(config, computeType, start)
                         .load(full && checkpoint != null ? checkpoint : baseDir, manager);
+                if (start != null) {
+                    out.println("base rewritten by " + start.init().describe());
+                    start.report().lines().forEach(out::println);
+                }
                 tokenizerFile.checkIdsBelow(model.config().vocabSize(), baseDir.resolve("config.json"));
                 JobModels.warnPastPositions(config, model.config().maxPositionEmbeddings(), baseDir.resolve("config.json"),
                         data.train().stream().mapToInt(Example::length).max().orElse(0), warn);
                 TrainableWeights weights = full ? new FullWeights(model, baseDir)
-                        : LoraWeights.create(config, model, manager, checkpoint);
+                        : LoraWeights.create(config, model, manager, checkpoint, start);
                 HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);
                 EvalReport before = heldOut == null ? null : evaluate(heldOut, model, weights, out);
                 TrainingResult result = new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal)

@@ -6,9 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.adapters.InitialAdapter;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaLoader;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.cli.Main;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
@@ -22,6 +28,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** QLoRA runs with the adapter variants and LoRA+: PEFT files, exact resume, LLaMA-Factory's groups and refusals. */
@@ -54,7 +61,8 @@ class AdapterVariantTrainingTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16", "use_dora=true loraplus_lr_ratio=4"})
+    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16", "use_dora=true loraplus_lr_ratio=4",
+        "pissa_init=true pissa_iter=2", "pissa_init=true pissa_iter=-1 use_dora=true", "loftq_init=true loftq_iter=2"})
     void variantRunResumesBitIdentical(String variant) throws Exception {
         Path straight = dir.resolve("straight");
         TrainingResult first = train(job(straight, variant));
@@ -82,7 +90,7 @@ class AdapterVariantTrainingTest {
         JobConfig config = JobConfig.load(null, job(dir.resolve("out"), "use_dora=true loraplus_lr_ratio=16"));
         try (NDManager m = NDManager.newBaseManager();
                 LlamaModel model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32).load(base, m)) {
-            List<Parameter> params = LoraWeights.create(config, model, m, null).parameters();
+            List<Parameter> params = LoraWeights.create(config, model, m, null, null).parameters();
             assertEquals(2 * 3 * 3, params.size(), "A, B and m of 3 modules in 2 layers");
             for (Parameter p : params) {
                 double expected = p.name().endsWith("lora_A.weight") ? 1 : 16;
@@ -101,8 +109,78 @@ class AdapterVariantTrainingTest {
         assertFalse(Arrays.equals(plain.get(b), plus.get(b)));
     }
 
+    @Test
+    void pissaConvertWritesALoraOnTheOriginalWeightsThatComputesTheTrainedModel() throws Exception {
+        Path out = dir.resolve("pissa");
+        List<String> keys = new ArrayList<>(job(out, "pissa_init=true pissa_iter=-1 pissa_convert=true lora_dropout=0"));
+        keys.remove("quantization_bit=4"); // a dense base: the converted adapter is exact there
+        assertTrue(train(keys).completed());
+        Path converted = out.resolve(LoraWeights.CONVERTED);
+        var config = new ObjectMapper().readTree(converted.resolve("adapter_config.json").toFile());
+        assertEquals(8, config.get("r").asInt());
+        assertTrue(config.get("init_lora_weights").asBoolean());
+        assertEquals("pissa", new ObjectMapper().readTree(out.resolve("adapter_config.json").toFile())
+                .get("init_lora_weights").asText());
+        float[] trained = logits(out);
+        float[] onOriginal = logits(converted);
+        double worst = 0;
+        double largest = 0;
+        for (int i = 0; i < trained.length; i++) {
+            worst = Math.max(worst, Math.abs(trained[i] - onOriginal[i]));
+            largest = Math.max(largest, Math.abs(trained[i]));
+        }
+        assertTrue(worst <= 1e-5 * largest, "max difference " + worst + " of " + largest);
+        // eval rebuilds the PiSSA adapter's residual base; the converted adapter needs none
+        Path text = Files.writeString(dir.resolve("eval.txt"), "reverse a b c : c b a\n");
+        double rebuilt = evalLoss("adapter_name_or_path=" + out, "dataset=" + text);
+        assertEquals(rebuilt, evalLoss("adapter_name_or_path=" + converted, "dataset=" + text), 1e-5 * rebuilt);
+        assertTrue(Math.abs(rebuilt - evalLoss("dataset=" + text)) > 1e-4, "the adapter changes the loss");
+    }
+
+    /** {@code qlora4j eval --json} on the base with {@code keys}: the loss it reports. */
+    private double evalLoss(String... keys) throws Exception {
+        List<String> args = new ArrayList<>(List.of("eval", "model_name_or_path=" + base, "--json"));
+        args.addAll(List.of(keys));
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        assertEquals(0, Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args.toArray(String[]::new)),
+                err.toString());
+        List<String> lines = out.toString().lines().toList();
+        return new ObjectMapper().readTree(lines.get(lines.size() - 1)).get("loss").asDouble();
+    }
+
+    @Test
+    void loftqRunLogsTheReconstructionErrorOfEveryIteration() throws Exception {
+        StringWriter out = new StringWriter();
+        assertTrue(Trainer.train(JobConfig.load(null, job(dir.resolve("loftq"), "loftq_init=true loftq_iter=3",
+                "max_steps=1")), new PrintWriter(out, true), false).completed());
+        List<String> lines = out.toString().lines().filter(l -> l.startsWith("LoftQ ")).toList();
+        assertEquals(4, lines.size(), out.toString());
+        assertTrue(lines.get(2).matches("LoftQ iteration 3: \\|\\|W - \\(Q \\+ L R\\)\\|\\| / \\|\\|W\\|\\| = 0\\.\\d+ over 6"
+                + " projections"), lines.get(2));
+    }
+
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16"})
+    @CsvSource({"pissa_init=true loftq_init=true, pissa_init and loftq_init", "pissa_convert=true, pissa_convert:",
+        "loftq_init=true loftq_bits=8, loftq_bits:"})
+    void combinationsPeftForbidsAreRefusedInOneLine(String keys, String start) {
+        ConfigException e = assertThrows(ConfigException.class, () -> train(job(dir.resolve("refused"), keys)));
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
+        assertTrue(e.getMessage().startsWith(start), e.getMessage());
+    }
+
+    /** The logits of a fixed sequence through the base with the adapter in {@code adapterDir}. */
+    private float[] logits(Path adapterDir) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            InitialAdapter start = InitialAdapter.of(adapterDir, LlamaConfig.read(base.resolve("config.json")));
+            LlamaModel model = LlamaLoader.builder().optBaseRewrite(start).build().load(base, m);
+            LoraAdapters.load(adapterDir, model, m, start);
+            return model.forward(m.create(new long[] {1, 9, 13, 14, 15, 2}, new Shape(1, 6)), null).toFloatArray();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"use_dora=true", "loraplus_lr_ratio=16", "pissa_init=true", "loftq_init=true"})
     void loraOnlyKeysAreRefusedForFullFinetuningInOneLine(String key) {
         List<String> keys = List.of("model_name_or_path=" + base, "dataset=" + dataset, "output_dir=" + dir.resolve("full"),
                 "finetuning_type=full", key);

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.BaseRewrite;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.LinearLayer;
@@ -15,6 +16,7 @@ import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.StoredWeight;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
+import io.qlora4j.quant.FloatSource;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -36,11 +38,13 @@ public final class LlamaLoader {
     private static final int CHUNK_ELEMENTS = 1 << 22;
 
     private final BaseFormat format;
+    private final BaseRewrite rewrite;
     private final boolean float32Embeddings;
     private final DataType computeType;
 
     private LlamaLoader(Builder builder) {
         this.format = builder.format;
+        this.rewrite = builder.rewrite;
         this.float32Embeddings = builder.float32Embeddings;
         this.computeType = builder.computeType;
     }
@@ -177,6 +181,11 @@ public final class LlamaLoader {
             NDManager arrays) throws ModelException {
         NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;
         if (stored != null && stored.isStored(reader, prefix)) {
+            if (rewrite != null && rewrite.rewrites(prefix)) {
+                throw new ModelException(reader.info(stored.storedKeys(reader, prefix).get(0)).file() + ": " + prefix
+                        + " is stored in " + stored.describe() + ", but the adapter's initialisation rewrites its base"
+                        + " from the full-precision weight (PiSSA, LoftQ); load the float checkpoint instead");
+            }
             StoredWeight w = stored.read(reader, prefix);
             if (!Arrays.equals(w.shape(), expectedShape)) {
                 throw new ModelException(reader.info(stored.storedKeys(reader, prefix).get(0)).file() + ": "
@@ -186,7 +195,12 @@ public final class LlamaLoader {
             }
             return w.upload(bias, arrays);
         }
-        return (stored != null ? BaseFormats.DENSE : format).load(reader, prefix, bias, arrays);
+        BaseFormat target = stored != null ? BaseFormats.DENSE : format;
+        if (rewrite != null && rewrite.rewrites(prefix)) {
+            float[] w = rewrite.rewrite(prefix, reader.floats(prefix + ".weight"), expectedShape, target, arrays);
+            return target.quantize(FloatSource.of(w), expectedShape).upload(bias, arrays);
+        }
+        return target.load(reader, prefix, bias, arrays);
     }
 
     /** A [vocab, hidden] matrix: exact float16 rows unless float32 is asked for or needed. */
@@ -214,6 +228,7 @@ public final class LlamaLoader {
     /** Settings of a {@link LlamaLoader}. */
     public static final class Builder {
         private BaseFormat format = BaseFormats.DENSE;
+        private BaseRewrite rewrite;
         private boolean float32Embeddings;
         private DataType computeType = DataType.FLOAT32;
 
@@ -226,6 +241,16 @@ public final class LlamaLoader {
          */
         public Builder optFormat(BaseFormat format) {
             this.format = format == null ? BaseFormats.DENSE : format;
+            return this;
+        }
+
+        /**
+         * Rewrites the full-precision weights of the projections {@code value} chooses before the base format stores
+         * them (PiSSA's residual, LoftQ's quantized residual); default null: none. A projection a pre-quantized
+         * checkpoint stores cannot be rewritten and is refused by name.
+         */
+        public Builder optBaseRewrite(BaseRewrite value) {
+            this.rewrite = value;
             return this;
         }
 

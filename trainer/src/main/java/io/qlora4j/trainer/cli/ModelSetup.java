@@ -1,10 +1,12 @@
 package io.qlora4j.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
+import io.qlora4j.adapters.InitialAdapter;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.Tokenizer;
+import io.qlora4j.model.llama.LlamaConfig;
 import io.qlora4j.model.llama.LlamaModel;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
@@ -18,7 +20,8 @@ import java.util.List;
  * The model side of a job, shared by the commands that run a model: the compute target from
  * {@code device}/{@code bf16}/{@code fp16}, and the base model loaded from {@code model_name_or_path},
  * NF4/FP4-quantized on the fly when {@code quantization_bit=4}, with the PEFT adapters of
- * {@code adapter_name_or_path} (a comma list, applied in order) on top.
+ * {@code adapter_name_or_path} (a comma list, applied in order) on top; an adapter whose start rewrote its base
+ * (PiSSA, LoftQ) gets that base rebuilt as the checkpoint loads.
  */
 final class ModelSetup implements AutoCloseable {
     final ComputeTarget target;
@@ -41,13 +44,19 @@ final class ModelSetup implements AutoCloseable {
         ComputeTarget target = JobModels.target(config, line -> err.println("warning: " + line));
         NDManager manager = NDManager.newBaseManager(target.device());
         try {
-            LlamaModel model = JobModels.loader(config, target.dataType()).load(dir, manager);
-            List<LoraAdapters> adapters = new ArrayList<>();
-            String adapterDirs = config.string("adapter_name_or_path");
-            if (adapterDirs != null) {
-                for (String adapter : adapterDirs.split(",")) {
-                    adapters.add(LoraAdapters.load(Path.of(adapter.trim()), model, manager));
+            List<Path> adapterDirs = new ArrayList<>();
+            String adapterKey = config.string("adapter_name_or_path");
+            if (adapterKey != null) {
+                for (String adapter : adapterKey.split(",")) {
+                    adapterDirs.add(Path.of(adapter.trim()));
                 }
+            }
+            InitialAdapter start = adapterDirs.isEmpty() ? null
+                    : InitialAdapter.of(adapterDirs, LlamaConfig.read(dir.resolve("config.json")));
+            LlamaModel model = JobModels.loader(config, target.dataType(), start).load(dir, manager);
+            List<LoraAdapters> adapters = new ArrayList<>();
+            for (Path adapter : adapterDirs) {
+                adapters.add(LoraAdapters.load(adapter, model, manager, start));
             }
             return new ModelSetup(target, manager, model, dir, adapters);
         } catch (ModelException | RuntimeException e) {

@@ -56,6 +56,15 @@ public final class ConfigKeys {
         add(ConfigKey.of("use_dora", BOOL, false, "weight-decomposed LoRA (DoRA): a trained magnitude per output row"));
         add(ConfigKey.of("loraplus_lr_ratio", FLOAT, null, "LoRA+: learning rate of B (and DoRA's magnitude) over A's")
                 .range(0.0, NO_LIMIT));
+        add(ConfigKey.of("pissa_init", BOOL, false, "start the adapter from the base's principal singular vectors (PiSSA)"));
+        add(ConfigKey.of("pissa_iter", INT, 16, "power iterations of PiSSA's randomised SVD (-1: exact SVD)")
+                .range(-1.0, NO_LIMIT));
+        add(ConfigKey.of("pissa_convert", BOOL, false,
+                "also write the PiSSA adapter as a LoRA on the original weights (pissa_converted/)"));
+        add(ConfigKey.of("loftq_init", BOOL, false, "start from LoftQ: quantized residual base, its SVD as the adapter"));
+        add(ConfigKey.of("loftq_iter", INT, 1, "LoftQ's alternating quantization and SVD iterations").range(1.0, NO_LIMIT));
+        add(ConfigKey.of("loftq_bits", INT, null, "LoftQ's quantization bits (default the base's, else 4)")
+                .choices("4", "8"));
         add(ConfigKey.of("loraplus_lr_embedding", FLOAT, 1e-6,
                 "LoRA+: learning rate of embedding adapters' B (qlora4j adapts no embeddings, so none takes it)")
                 .range(0.0, NO_LIMIT));

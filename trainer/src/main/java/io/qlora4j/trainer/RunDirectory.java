@@ -173,7 +173,11 @@ final class RunDirectory implements AutoCloseable {
                         .thenComparing(Path::getFileName)).toList();
             }
             for (Path file : files) {
-                AtomicFiles.move(file, root.resolve(file.getFileName()));
+                Path target = root.resolve(file.getFileName());
+                if (Files.isDirectory(file) && Files.isDirectory(target)) {
+                    deleteRecursively(target); // a directory of the output replaces the previous one whole
+                }
+                AtomicFiles.move(file, target);
                 CrashPoint.reach("final.rename");
             }
             AtomicFiles.syncDirectory(root);
@@ -190,12 +194,15 @@ final class RunDirectory implements AutoCloseable {
         Path staging = SharedFileModes.apply(Files.createTempDirectory(root, prefix));
         try {
             contents.writeTo(staging);
-            try (Stream<Path> files = Files.list(staging)) {
-                for (Path file : files.toList()) {
-                    AtomicFiles.force(file);
+            try (Stream<Path> entries = Files.walk(staging)) { // a saved directory may hold one, e.g. pissa_converted
+                for (Path entry : entries.sorted(Comparator.reverseOrder()).toList()) {
+                    if (Files.isDirectory(entry)) {
+                        AtomicFiles.syncDirectory(entry);
+                    } else {
+                        AtomicFiles.force(entry);
+                    }
                 }
             }
-            AtomicFiles.syncDirectory(staging);
             return staging;
         } catch (IOException | ModelException e) {
             deleteRecursively(staging);

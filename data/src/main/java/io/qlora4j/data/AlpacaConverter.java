@@ -21,7 +21,8 @@ record AlpacaConverter(DatasetColumns columns) implements RecordConverter {
         if (history != null && history.isArray()) {
             for (JsonNode pair : history) {
                 if (!pair.isArray() || pair.size() != 2 || !pair.get(0).isTextual() || !pair.get(1).isTextual()) {
-                    throw new InvalidRecordException("'" + historyColumn + "' must be a list of [prompt, response]");
+                    throw new InvalidRecordException("history not a list of [prompt, response]",
+                            "'" + historyColumn + "' must be a list of [prompt, response]");
                 }
                 messages.add(new Message(Role.USER, pair.get(0).asText()));
                 messages.add(new Message(Role.ASSISTANT, pair.get(1).asText()));

@@ -2,14 +2,19 @@ package io.qlora4j.data;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * A chat template as LLaMA-Factory registers it ({@code register_template}): slot formatters for
  * each role, a prefix, a default system prompt, stop words and the eos handling flags. Encoding
  * follows {@code Template._encode}: turn 0 = prefix + system + first user message, every text slot
- * encoded separately without special tokens, bos/eos inserted as ids.
+ * encoded separately without special tokens, bos/eos inserted as ids. Two of LLaMA-Factory's template
+ * classes are flags here: {@code Llama2Template} ({@link Builder#systemInFirstUser}) and
+ * {@code ReasoningTemplate} ({@link Builder#reasoning}: empty thought blocks added, thoughts removed
+ * when thinking is off).
  */
 public final class ChatTemplate {
 
@@ -20,45 +25,78 @@ public final class ChatTemplate {
     private final SlotFormatter observation;
     private final SlotFormatter function;
     private final ToolFormat toolFormat;
+    private final SlotFormatter toolsSlot;
     private final SlotFormatter prefix;
     private final String defaultSystem;
     private final List<String> stopWords;
     private final boolean replaceEos;
     private final boolean systemInFirstUser;
+    private final boolean efficientEos;
+    private final boolean reasoning;
+    private final boolean enableThinking;
+    private final boolean fromTokenizer;
 
     private ChatTemplate(Builder b) {
         this.name = b.name;
         SlotFormatter content = SlotFormatter.of(SlotFormatter.PLACEHOLDER);
         this.user = b.user != null ? b.user : content;
-        this.assistant = b.assistant != null ? b.assistant : SlotFormatter.of(SlotFormatter.PLACEHOLDER, Slot.EOS);
+        this.assistant = b.assistant != null ? b.assistant : defaultAssistant(b.efficientEos);
         this.system = b.system != null ? b.system : content;
         this.observation = b.observation != null ? b.observation : this.user;
         this.function = b.function != null ? b.function : this.assistant;
         this.toolFormat = b.toolFormat;
+        this.toolsSlot = b.toolsSlot;
         this.prefix = b.prefix != null ? b.prefix : SlotFormatter.of();
         this.defaultSystem = b.defaultSystem;
         this.stopWords = List.copyOf(b.stopWords);
         this.replaceEos = b.replaceEos;
         this.systemInFirstUser = b.systemInFirstUser;
+        this.efficientEos = b.efficientEos;
+        this.reasoning = b.reasoning;
+        this.enableThinking = b.enableThinking;
+        this.fromTokenizer = b.fromTokenizer;
     }
 
-    /** The template registered under {@code name}; unknown names fail listing the known ones. */
+    /** register_template's assistant (and function) slots when a template gives none. */
+    private static SlotFormatter defaultAssistant(boolean efficientEos) {
+        return efficientEos ? SlotFormatter.of(SlotFormatter.PLACEHOLDER) : SlotFormatter.of(SlotFormatter.PLACEHOLDER, Slot.EOS);
+    }
+
+    /**
+     * The template registered under {@code name}; LLaMA-Factory's templates qlora4j lacks and unknown names fail
+     * listing the implemented ones.
+     */
     public static ChatTemplate named(String name) throws DataException {
         ChatTemplate template = ChatTemplates.ALL.get(name);
         if (template == null) {
-            throw new DataException("template: unknown template '" + name + "'; known: "
-                    + String.join(", ", ChatTemplates.ALL.keySet()));
+            throw new DataException("template: " + (ChatTemplates.NOT_IMPLEMENTED.contains(name)
+                    ? "LLaMA-Factory's template '" + name + "' is not implemented; implemented: "
+                    : "unknown template '" + name + "'; known: ") + String.join(", ", ChatTemplates.ALL.keySet()));
         }
         return template;
     }
 
     /**
-     * The template {@code name}, or for {@code auto} the known template whose shape the
-     * {@code chat_template} of the tokenizer_config.json beside {@code tokenizerFile} has.
+     * The template {@code name}; for {@code auto} the known template whose shape the {@code chat_template} of
+     * the tokenizer_config.json beside {@code tokenizerFile} has; for null (no {@code template} key) what
+     * LLaMA-Factory does then: the tokenizer's own chat template, here recognised as the known template of its
+     * shape and used with the tokenizer's eos (LLaMA-Factory's {@code parse_template} replaces no eos), or the
+     * {@code empty} template when the tokenizer has none. The choice made for null goes to {@code log}.
      */
-    public static ChatTemplate resolve(String name, Path tokenizerFile) throws DataException {
-        return named("auto".equals(name) ? ChatTemplateDetector.detect(tokenizerFile.resolveSibling("tokenizer_config.json"))
-                : name);
+    public static ChatTemplate resolve(String name, Path tokenizerFile, Consumer<String> log) throws DataException {
+        Path tokenizerConfig = tokenizerFile.resolveSibling("tokenizer_config.json");
+        if (name == null) {
+            String shape = ChatTemplateDetector.detectIfPresent(tokenizerConfig);
+            if (shape == null) {
+                log.accept("template: not set and " + tokenizerConfig + " has no chat_template: using empty,"
+                        + " as LLaMA-Factory does");
+                return named("empty");
+            }
+            log.accept("template: not set: using " + shape + ", recognised from the chat_template in "
+                    + tokenizerConfig + " (set template: to choose another)");
+            return named(shape).toBuilder().recognisedFromTokenizer().build();
+        }
+        return named("auto".equals(name) ? ChatTemplateDetector.detect(tokenizerConfig) : name);
     }
 
     /** The names of all templates, sorted. */
@@ -74,6 +112,36 @@ public final class ChatTemplate {
     /** The system prompt used when a record has none. */
     public String defaultSystem() {
         return defaultSystem;
+    }
+
+    /**
+     * This template with the data keys that adjust a template, as LLaMA-Factory's
+     * {@code get_template_and_fix_tokenizer} applies them: {@code default_system} (null: keep),
+     * {@code tool_format} (null: keep; else function calls become {@code {{content}}} + eos in that format and
+     * tools are described in it) and, for reasoning templates, {@code enable_thinking}.
+     */
+    ChatTemplate configured(String systemPrompt, String toolFormatName, boolean thinking) throws DataException {
+        Builder b = toBuilder();
+        if (systemPrompt != null) {
+            b.defaultSystem(systemPrompt);
+        }
+        if (toolFormatName != null) {
+            b.toolFormat(ToolFormat.named(toolFormatName));
+            b.function = defaultAssistant(efficientEos);
+            b.toolsSlot = null;
+        }
+        b.enableThinking = thinking;
+        return b.build();
+    }
+
+    /** Whether the template ends an example with one eos after the last turn instead of after each answer (gemma2). */
+    boolean efficientEos() {
+        return efficientEos;
+    }
+
+    /** Whether this template was recognised from the tokenizer's chat template rather than named by the job. */
+    boolean recognisedFromTokenizer() {
+        return fromTokenizer;
     }
 
     /**
@@ -98,20 +166,52 @@ public final class ChatTemplate {
 
     /**
      * Encodes a conversation to (prompt, response) id pairs, one per user/assistant exchange, as
-     * {@code Template.encode_multiturn}; {@code tokenizer} must be {@link #bind bound}.
+     * {@code Template.encode_multiturn}; {@code tokenizer} must be {@link #bind bound}. A reasoning template
+     * removes every thought block when thinking is off, with {@code discardHistoryThoughts} those of all but the
+     * last answer, and gives each answer without a block the empty one: in the prompt when thinking is off
+     * (not trained), at the start of the answer when it is on (trained); with {@code discardHistoryThoughts} only
+     * the last answer gets one.
      */
-    List<int[][]> encodeMultiturn(TemplateTokenizer tokenizer, Conversation conversation) {
-        List<int[]> encoded = encode(tokenizer, conversation);
+    List<int[][]> encodeMultiturn(TemplateTokenizer tokenizer, Conversation conversation,
+            boolean discardHistoryThoughts) {
+        List<Message> messages = conversation.messages();
+        boolean discard = reasoning && discardHistoryThoughts;
+        if (reasoning) {
+            List<Message> edited = new ArrayList<>(messages);
+            for (int i = 1; i < edited.size(); i += 2) {
+                boolean history = i < edited.size() - 2;
+                if (!enableThinking || (discard && history)) {
+                    edited.set(i, new Message(edited.get(i).role(), Thoughts.remove(edited.get(i).content())));
+                }
+            }
+            messages = edited;
+        }
+        List<int[]> encoded = encode(tokenizer, conversation, messages);
         List<int[][]> pairs = new ArrayList<>(encoded.size() / 2);
+        int[] thought = reasoning ? tokenizer.encode(Thoughts.EMPTY) : null;
         for (int i = 0; i + 1 < encoded.size(); i += 2) {
-            pairs.add(new int[][] {encoded.get(i), encoded.get(i + 1)});
+            int[] prompt = encoded.get(i);
+            int[] response = encoded.get(i + 1);
+            boolean gets = reasoning && (!discard || i == encoded.size() - 2)
+                    && !Thoughts.mentioned(messages.get(i + 1).content());
+            if (gets && enableThinking) {
+                response = concat(thought, response);
+            } else if (gets) {
+                prompt = concat(prompt, thought);
+            }
+            pairs.add(new int[][] {prompt, response});
         }
         return pairs;
     }
 
-    private List<int[]> encode(TemplateTokenizer tokenizer, Conversation conversation) {
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    private List<int[]> encode(TemplateTokenizer tokenizer, Conversation conversation, List<Message> messages) {
         String systemText = conversation.system().isEmpty() ? defaultSystem : conversation.system();
-        List<Message> messages = conversation.messages();
         List<int[]> encoded = new ArrayList<>(messages.size());
         for (int i = 0; i < messages.size(); i++) {
             Message message = messages.get(i);
@@ -121,7 +221,8 @@ public final class ChatTemplate {
                 elements.addAll(prefix.apply(""));
                 String tools = conversation.tools();
                 if (!systemText.isEmpty() || !tools.isEmpty()) {
-                    String toolText = tools.isEmpty() ? "" : toolFormat.describe(tools);
+                    String toolText = tools.isEmpty() ? ""
+                            : toolsSlot != null ? toolsSlot.apply(tools).get(0).text() : toolFormat.describe(tools);
                     List<Slot> systemSlots = system.apply(systemText + toolText);
                     if (systemInFirstUser) {
                         fused = systemSlots.get(0).text();
@@ -162,6 +263,27 @@ public final class ChatTemplate {
         return ids.toArray();
     }
 
+    private Builder toBuilder() {
+        Builder b = new Builder(name);
+        b.user = user;
+        b.assistant = assistant;
+        b.system = system;
+        b.observation = observation;
+        b.function = function;
+        b.toolFormat = toolFormat;
+        b.toolsSlot = toolsSlot;
+        b.prefix = prefix;
+        b.defaultSystem = defaultSystem;
+        b.stopWords = stopWords;
+        b.replaceEos = replaceEos;
+        b.systemInFirstUser = systemInFirstUser;
+        b.efficientEos = efficientEos;
+        b.reasoning = reasoning;
+        b.enableThinking = enableThinking;
+        b.fromTokenizer = fromTokenizer;
+        return b;
+    }
+
     /** Collects a template's definition; unset formatters take register_template's defaults. */
     static final class Builder {
         private final String name;
@@ -171,11 +293,16 @@ public final class ChatTemplate {
         private SlotFormatter observation;
         private SlotFormatter function;
         private ToolFormat toolFormat = ToolFormat.DEFAULT;
+        private SlotFormatter toolsSlot;
         private SlotFormatter prefix;
         private String defaultSystem = "";
         private List<String> stopWords = List.of();
         private boolean replaceEos;
         private boolean systemInFirstUser;
+        private boolean efficientEos;
+        private boolean reasoning;
+        private boolean enableThinking = true;
+        private boolean fromTokenizer;
 
         Builder(String name) {
             this.name = name;
@@ -212,6 +339,12 @@ public final class ChatTemplate {
             return this;
         }
 
+        /** Tools described by a string formatter around the record's raw tools text (phi4_mini) instead of a tool format. */
+        Builder toolsSlot(Object... slots) {
+            toolsSlot = SlotFormatter.of(slots);
+            return this;
+        }
+
         Builder prefix(Object... slots) {
             prefix = SlotFormatter.of(slots);
             return this;
@@ -235,6 +368,26 @@ public final class ChatTemplate {
         /** LLaMA-Factory's Llama2Template: the formatted system text is prepended to the first user message. */
         Builder systemInFirstUser() {
             systemInFirstUser = true;
+            return this;
+        }
+
+        /** {@code efficient_eos}: answers end without eos (the default assistant slot has none), one eos closes the example. */
+        Builder efficientEos() {
+            efficientEos = true;
+            return this;
+        }
+
+        /** LLaMA-Factory's ReasoningTemplate: thought blocks handled as {@link #encodeMultiturn} says. */
+        Builder reasoning() {
+            reasoning = true;
+            return this;
+        }
+
+        /** As {@code parse_template} builds it from a tokenizer: the tokenizer's eos kept, no stop words. */
+        private Builder recognisedFromTokenizer() {
+            replaceEos = false;
+            stopWords = List.of();
+            fromTokenizer = true;
             return this;
         }
 

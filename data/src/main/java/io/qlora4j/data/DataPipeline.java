@@ -31,22 +31,34 @@ public final class DataPipeline {
         this.stats = stats;
     }
 
+    /** {@link #load(DataSettings, TemplateTokenizer, DataLog)} reporting nothing. */
+    public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
+        return load(settings, tokenizer, DataLog.SILENT);
+    }
+
     /**
      * Reads, formats and tokenizes every dataset of {@code settings}: all into memory, or with
      * {@code streaming} only the held-out head (batches then re-read the files each epoch).
-     * Broken records are skipped and counted; user errors (unknown dataset or template, unreadable
-     * file) fail with one line.
+     * Broken records are skipped and counted by reason; {@code log} hears the template chosen when the job names
+     * none, each dataset's counts and, as detail, the first skipped records. User errors (unknown dataset or
+     * template, unreadable file, a dataset the stage cannot train on) fail with one line.
      */
-    public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer) throws DataException {
-        ChatTemplate template = ChatTemplate.resolve(settings.template(), tokenizer.file());
+    public static DataPipeline load(DataSettings settings, TemplateTokenizer tokenizer, DataLog log)
+            throws DataException {
+        ChatTemplate template = ChatTemplate.resolve(settings.template(), tokenizer.file(), log.info())
+                .configured(settings.defaultSystem(), settings.toolFormat(), settings.enableThinking());
+        if (template.efficientEos() && settings.trainOnPrompt()) {
+            throw new DataException("train_on_prompt: template " + template.name() + " ends answers with one eos"
+                    + " per example (efficient_eos) and does not support it, as in LLaMA-Factory");
+        }
         TemplateTokenizer bound = template.bind(tokenizer);
         ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
         List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());
         if (settings.streaming()) {
             int head = (int) settings.valSize();
             List<Example> eval = new ArrayList<>(head);
-            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
-                    true)) {
+            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, DataLog.SILENT,
+                    settings.seed(), true)) {
                 Example example;
                 while (eval.size() < head && (example = stream.next()) != null) {
                     eval.add(example);
@@ -55,14 +67,15 @@ public final class DataPipeline {
                 throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
             }
             StreamingEpochs epochs = new StreamingEpochs(
-                    log -> new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(), true),
+                    first -> new ExampleStream(specs, settings.maxSamples(), encoder, first ? log : DataLog.SILENT,
+                            settings.seed(), true),
                     settings.seed(),
                     settings.bufferSize(), head);
             return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());
         }
         List<Example> examples = new ArrayList<>();
         List<DatasetStats> stats;
-        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, true, settings.seed(),
+        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(),
                 false)) {
             Example example;
             while ((example = stream.next()) != null) {

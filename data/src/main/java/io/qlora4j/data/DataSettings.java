@@ -10,7 +10,8 @@ import java.util.List;
  * {@code val_size} (a fraction below 1 or a count), {@code packing}, {@code group_by_length},
  * {@code seed}, {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
  * files each epoch instead of holding the examples; shuffled through a buffer of
- * {@code buffer_size}). Build with {@link #builder()}.
+ * {@code buffer_size}), and the template adjustments {@code default_system}, {@code tool_format},
+ * {@code enable_thinking}, {@code preserve_thinking}. Build with {@link #builder()}.
  */
 public record DataSettings(
         List<String> datasets,
@@ -27,7 +28,11 @@ public record DataSettings(
         int batchSize,
         Stage stage,
         boolean streaming,
-        int bufferSize) {
+        int bufferSize,
+        String defaultSystem,
+        String toolFormat,
+        boolean enableThinking,
+        boolean preserveThinking) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -38,8 +43,9 @@ public record DataSettings(
     }
 
     /**
-     * A builder with LLaMA-Factory's defaults: dataset_dir {@code data}, template {@code default},
-     * cutoff_len 2048, seed 42, batch 1, stage sft, packing on for pt only, no streaming.
+     * A builder with LLaMA-Factory's defaults: dataset_dir {@code data}, no template (the tokenizer's chat
+     * template, else {@code empty}), cutoff_len 2048, seed 42, batch 1, stage sft, packing on for pt only, no
+     * streaming, thinking enabled.
      */
     public static Builder builder() {
         return new Builder();
@@ -49,7 +55,7 @@ public record DataSettings(
     public static final class Builder {
         private List<String> datasets = List.of();
         private Path datasetDir = Path.of("data");
-        private String template = "default";
+        private String template;
         private int cutoffLen = 2048;
         private boolean trainOnPrompt;
         private boolean maskHistory;
@@ -62,6 +68,10 @@ public record DataSettings(
         private Stage stage = Stage.SFT;
         private boolean streaming;
         private int bufferSize = 16384;
+        private String defaultSystem;
+        private String toolFormat;
+        private boolean enableThinking = true;
+        private boolean preserveThinking;
 
         private Builder() {
         }
@@ -79,7 +89,7 @@ public record DataSettings(
             return this;
         }
 
-        /** The chat template name ({@code template}). */
+        /** The chat template name ({@code template}); null: the tokenizer's chat template, else {@code empty}. */
         public Builder optTemplate(String name) {
             template = name;
             return this;
@@ -157,6 +167,30 @@ public record DataSettings(
             return this;
         }
 
+        /** The system prompt used when a record has none, instead of the template's ({@code default_system}). */
+        public Builder optDefaultSystem(String text) {
+            defaultSystem = text;
+            return this;
+        }
+
+        /** The tool format of function calls and tool descriptions, instead of the template's ({@code tool_format}). */
+        public Builder optToolFormat(String name) {
+            toolFormat = name;
+            return this;
+        }
+
+        /** Reasoning templates: train the thought blocks (true) or remove them ({@code enable_thinking}). */
+        public Builder optEnableThinking(boolean on) {
+            enableThinking = on;
+            return this;
+        }
+
+        /** Reasoning templates with mask_history: keep the thoughts of earlier answers ({@code preserve_thinking}). */
+        public Builder optPreserveThinking(boolean on) {
+            preserveThinking = on;
+            return this;
+        }
+
         /** Checks the values and builds the settings. */
         public DataSettings build() throws DataException {
             if (datasets.isEmpty()) {
@@ -188,7 +222,8 @@ public record DataSettings(
             }
             boolean pack = packing != null ? packing : stage == Stage.PT;
             return new DataSettings(datasets, datasetDir, template, cutoffLen, trainOnPrompt, maskHistory, maxSamples,
-                    valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize);
+                    valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize, defaultSystem, toolFormat,
+                    enableThinking, preserveThinking);
         }
     }
 }

@@ -16,7 +16,9 @@ import java.util.stream.Stream;
  * {@code columns}, {@code tags}, {@code num_samples}, {@code split}: only {@code train} exists for files); a name that is no entry but an existing file or folder is read
  * directly with the alpaca columns plus {@code system}/{@code history}: sharegpt when its first
  * record holds {@code conversations}, OpenAI-style sharegpt ({@code role}/{@code content}) when it
- * holds {@code messages}, plain text (prompt = {@code text}) when it holds {@code text}.
+ * holds {@code messages}, plain text (prompt = {@code text}) when it holds {@code text}; a {@code .txt} file is
+ * plain text, one record a line. Columns qlora4j cannot train on (images, videos, audios, preference pairs, KTO
+ * labels, {@code ranking} entries) are refused naming the column and the stage they belong to.
  */
 final class DatasetCatalog {
 
@@ -66,7 +68,7 @@ final class DatasetCatalog {
             throw new DataException(where + ": only local datasets are supported; expected 'file_name'");
         }
         if (entry.path("ranking").asBoolean(false)) {
-            throw new DataException(where + ": ranking (preference) datasets are not supported");
+            throw new DataException(where + ": ranking: true marks " + DatasetColumns.untrainable("chosen"));
         }
         String formatting = entry.path("formatting").asText("alpaca");
         DatasetSpec.Formatting format = switch (formatting) {
@@ -91,8 +93,15 @@ final class DatasetCatalog {
         if (!Files.exists(location)) {
             throw new DataException(where + ": file " + location + " not found");
         }
-        return new DatasetSpec(name, files(location), format,
-                DatasetColumns.of(where, entry.get("columns"), entry.get("tags")), numSamples);
+        DatasetColumns columns = DatasetColumns.of(where, entry.get("columns"), entry.get("tags"));
+        columns.refuseUntrainable(where);
+        List<Path> files = files(location);
+        if (extension(files.get(0)).equals("txt")
+                && (format != DatasetSpec.Formatting.ALPACA || !"text".equals(columns.get("prompt")))) {
+            throw new DataException(where + ": a .txt file has one column, 'text' (one record a line); give the entry"
+                    + " \"columns\": {\"prompt\": \"text\"} and alpaca formatting, as LLaMA-Factory's wiki_demo does");
+        }
+        return new DatasetSpec(name, files, format, columns, numSamples);
     }
 
     private static DatasetSpec direct(String name, Path location) throws DataException {
@@ -100,6 +109,12 @@ final class DatasetCatalog {
         DatasetSpec.Formatting format = DatasetSpec.Formatting.ALPACA;
         DatasetColumns columns = DatasetColumns.DIRECT;
         JsonNode first = firstRecord(files.get(0));
+        for (String key : List.of("images", "videos", "audios", "chosen", "rejected")) {
+            JsonNode value = first == null ? null : first.get(key);
+            if (value != null && !value.isNull() && !(value.isContainerNode() && value.isEmpty())) {
+                throw new DataException(files.get(0) + ": column '" + key + "': " + DatasetColumns.untrainable(key));
+            }
+        }
         if (first != null && first.has("messages")) {
             format = DatasetSpec.Formatting.SHAREGPT;
             columns = columns.with("messages", "messages").with("role_tag", "role").with("content_tag", "content")

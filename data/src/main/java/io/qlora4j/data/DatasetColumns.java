@@ -3,6 +3,7 @@ package io.qlora4j.data;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -15,7 +16,7 @@ import java.util.Set;
  */
 record DatasetColumns(Map<String, String> names) {
 
-    /** Column and tag keys LLaMA-Factory knows; the multimodal and preference ones are accepted but unused. */
+    /** Column and tag keys LLaMA-Factory knows; the multimodal and preference ones are refused when mapped. */
     private static final Set<String> KNOWN = Set.of("prompt", "query", "response", "history", "messages", "system",
             "tools", "images", "videos", "audios", "chosen", "rejected", "kto_tag", "role_tag", "content_tag",
             "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag");
@@ -48,6 +49,32 @@ record DatasetColumns(Map<String, String> names) {
             }
         }
         return out;
+    }
+
+    /** Refuses a mapping whose columns qlora4j cannot train on: {@link #untrainable} of each mapped key. */
+    void refuseUntrainable(String where) throws DataException {
+        for (String key : List.of("images", "videos", "audios", "chosen", "rejected", "kto_tag")) {
+            if (names.containsKey(key)) {
+                throw new DataException(where + ": column '" + names.get(key) + "' (" + key + "): " + untrainable(key));
+            }
+        }
+    }
+
+    /**
+     * Why a column of this kind cannot be trained, naming the stage it belongs to; null for the columns qlora4j
+     * trains on. Such data loaded as text would train the wrong thing (an {@code <image>} placeholder as words,
+     * undesirable KTO answers as targets).
+     */
+    static String untrainable(String key) {
+        return switch (key) {
+            case "images", "videos", "audios" -> "multimodal training (" + key + ") is not implemented;"
+                    + " qlora4j trains text-only models with stage sft or pt";
+            case "chosen", "rejected" -> "preference pairs are data for stage rm or dpo, which are not implemented;"
+                    + " qlora4j trains stage sft and pt";
+            case "kto_tag" -> "KTO feedback labels are data for stage kto, which is not implemented;"
+                    + " qlora4j trains stage sft and pt";
+            default -> null;
+        };
     }
 
     /** This mapping with one key set (null unmaps it). */

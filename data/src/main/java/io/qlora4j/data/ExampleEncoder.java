@@ -25,8 +25,8 @@ final class ExampleEncoder {
         this.packing = settings.packing();
         this.cutoff = packing ? Math.max(settings.cutoffLen() - 1, 1) : settings.cutoffLen();
         this.supervised = new SupervisedEncoder(template, boundTokenizer, cutoff, settings.trainOnPrompt(),
-                settings.maskHistory());
-        this.plain = new PretrainEncoder(boundTokenizer, template.name(), cutoff);
+                settings.maskHistory(), settings.maskHistory() && !settings.preserveThinking());
+        this.plain = new PretrainEncoder(boundTokenizer, template, cutoff);
     }
 
     /** Whether examples are collected in groups and packed. */

@@ -1,34 +1,35 @@
 package io.qlora4j.data;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.Deque;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.IntStream;
 
 /**
  * The training sequences of all datasets in file order, produced one at a time: records are read
  * (streamed) in chunks, converted and encoded on all cores and, with packing, packed group by
- * group, so memory holds at most one chunk and one group. Broken records are skipped and counted; the first {@value #WARNINGS} of each
- * dataset are logged with file and line when {@code log} is set, then a kept/skipped summary.
+ * group, so memory holds at most one chunk and one group. Broken records are skipped and counted by reason; when
+ * {@code log} is set, the first {@value #WARNINGS} of each dataset go to the log's detail lines with file, line and
+ * reason, and each dataset's kept/skipped summary to its info lines.
  */
 final class ExampleStream implements Closeable {
 
-    private static final Logger LOG = LoggerFactory.getLogger(ExampleStream.class);
-    static final int WARNINGS = 10;
+    static final int WARNINGS = 5;
     static final int CHUNK = 64;
 
     private final List<DatasetSpec> specs;
     private final int maxRecords;
     private final ExampleEncoder encoder;
-    private final boolean log;
+    private final DataLog log;
     private final long seed;
     private final boolean streaming;
     private final List<DatasetStats> stats = new ArrayList<>();
@@ -42,16 +43,17 @@ final class ExampleStream implements Closeable {
     private long read;
     private long kept;
     private long skipped;
+    private final Map<String, Long> reasons = new HashMap<>();
 
     /** A record's example, or why it was skipped. */
-    private record Outcome(Example example, Path file, long line, String reason) {
+    private record Outcome(Example example, Path file, long line, InvalidRecordException reason) {
     }
 
     /**
-     * A stream over {@code specs}; {@code seed} picks {@code num_samples} subsets, which (as in
-     * LLaMA-Factory) are not drawn when {@code streaming}.
+     * A stream over {@code specs} reporting to {@code log} ({@link DataLog#SILENT} for a quiet pass); {@code seed}
+     * picks {@code num_samples} subsets, which (as in LLaMA-Factory) are not drawn when {@code streaming}.
      */
-    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, boolean log, long seed,
+    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, DataLog log, long seed,
             boolean streaming) {
         this.specs = specs;
         this.maxRecords = maxRecords;
@@ -107,8 +109,10 @@ final class ExampleStream implements Closeable {
                 return outcome.example();
             }
             skipped++;
-            if (log && skipped <= WARNINGS) {
-                LOG.warn("{}:{}: skipped record: {}", outcome.file(), outcome.line(), outcome.reason());
+            reasons.merge(outcome.reason().kind(), 1L, Long::sum);
+            if (skipped <= WARNINGS) {
+                log.detail().accept(outcome.file() + ":" + outcome.line() + ": skipped record: "
+                        + outcome.reason().getMessage());
             }
         }
     }
@@ -138,13 +142,13 @@ final class ExampleStream implements Closeable {
     }
 
     private Outcome encode(SourceRecord record) {
-        String reason = record.error();
+        InvalidRecordException reason = record.error();
         if (reason == null) {
             try {
                 return new Outcome(encoder.encode(converter.convert(record.node())), record.file(), record.line(),
                         null);
             } catch (InvalidRecordException e) {
-                reason = e.getMessage();
+                reason = e;
             }
         }
         return new Outcome(null, record.file(), record.line(), reason);
@@ -166,6 +170,7 @@ final class ExampleStream implements Closeable {
             read = 0;
             kept = 0;
             skipped = 0;
+            reasons.clear();
             converter = specs.get(spec).converter();
         }
         DatasetSpec current = specs.get(spec);
@@ -187,14 +192,20 @@ final class ExampleStream implements Closeable {
     }
 
     private void finishDataset() throws DataException {
-        DatasetSpec done = specs.get(spec);
+        String name = specs.get(spec).name();
+        Map<String, Long> byReason = new LinkedHashMap<>();
+        reasons.entrySet().stream()
+                .sorted(Map.Entry.<String, Long>comparingByValue(Comparator.reverseOrder())
+                        .thenComparing(Map.Entry.comparingByKey()))
+                .forEach(e -> byReason.put(e.getKey(), e.getValue()));
+        DatasetStats counts = new DatasetStats(name, kept, skipped, byReason);
         if (kept == 0) {
-            throw new DataException("dataset " + done.name() + ": no usable record (" + skipped + " skipped)");
+            throw new DataException("dataset " + name + ": no usable record (" + skipped + " skipped"
+                    + (skipped == 0 ? ")" : ": " + counts.reasonCounts() + "; --debug shows the first " + WARNINGS
+                            + " with file and line)"));
         }
-        if (log) {
-            LOG.info("dataset {}: kept {} records, skipped {}", done.name(), kept, skipped);
-        }
-        stats.add(new DatasetStats(done.name(), kept, skipped));
+        log.info().accept(counts.summary());
+        stats.add(counts);
     }
 
     private void closeReader() throws DataException {

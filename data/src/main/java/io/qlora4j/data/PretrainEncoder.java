@@ -6,8 +6,8 @@ import java.util.List;
 
 /**
  * Plain text for {@code stage: pt} as LLaMA-Factory's {@code PretrainDatasetProcessor}: each
- * document is its first message's text followed by the eos token ({@code <|end_of_text|>} with the
- * llama3 template). Without packing a document is one sequence, bos first when tokenizer_config
+ * document is its first message's text followed by the eos token ({@code <|end_of_text|>} when the job
+ * names the llama3 template). Without packing a document is one sequence, bos first when tokenizer_config
  * says {@code add_bos_token}, cut at {@code cutoff_len}. With packing a group of documents is
  * concatenated and cut into full blocks of {@code cutoff_len} (the rest of the group is dropped),
  * each block starting with bos when {@code add_bos_token}. Labels are the ids, except -100 on
@@ -20,9 +20,9 @@ final class PretrainEncoder {
     private final String eosText;
     private final int cutoffLen;
 
-    PretrainEncoder(TemplateTokenizer boundTokenizer, String templateName, int cutoffLen) {
+    PretrainEncoder(TemplateTokenizer boundTokenizer, ChatTemplate template, int cutoffLen) {
         this.tokenizer = boundTokenizer;
-        this.eosText = "llama3".equals(templateName) ? "<|end_of_text|>"
+        this.eosText = "llama3".equals(template.name()) && !template.recognisedFromTokenizer() ? "<|end_of_text|>"
                 : boundTokenizer.eosToken() == null ? "" : boundTokenizer.eosToken();
         this.cutoffLen = cutoffLen;
     }

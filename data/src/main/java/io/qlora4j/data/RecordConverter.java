@@ -18,7 +18,7 @@ interface RecordConverter {
             return null;
         }
         if (!node.isTextual()) {
-            throw new InvalidRecordException("field '" + name + "' must be a string");
+            throw new InvalidRecordException("field not a string", "field '" + name + "' must be a string");
         }
         return node.asText();
     }

@@ -20,12 +20,15 @@ import java.util.List;
  * objects (Jackson's streaming parser, one element materialized at a time) or JSON Lines (one
  * object per line; a broken line is returned as a record with an error so the caller can skip
  * and count it), or CSV with a header row (RFC 4180 quoting; an empty cell reads as null, as
- * pandas' NaN). The format follows the extension: {@code .jsonl} lines, {@code .json} array or
- * lines, {@code .csv}.
+ * pandas' NaN), or plain text, each line one record {@code {"text": line}} as Hugging Face datasets'
+ * {@code text} builder reads it (every line, empty ones included, without its line break; {@code \n},
+ * {@code \r\n} and {@code \r} all end a line). The format follows the extension: {@code .jsonl} lines,
+ * {@code .json} array or lines, {@code .csv}, {@code .txt}.
  */
 abstract class RecordReader implements Closeable {
 
     static final ObjectMapper JSON = new ObjectMapper();
+    private static final InvalidRecordException NOT_AN_OBJECT = new InvalidRecordException("not a JSON object");
 
     final Path file;
 
@@ -41,20 +44,23 @@ abstract class RecordReader implements Closeable {
         String name = file.getFileName().toString().toLowerCase();
         try {
             if (name.endsWith(".jsonl")) {
-                return new Lines(file);
+                return new Lines(file, true, RecordReader::jsonLine);
             }
             if (name.endsWith(".json")) {
-                return firstNonBlank(file) == '[' ? new Array(file) : new Lines(file);
+                return firstNonBlank(file) == '[' ? new Array(file) : new Lines(file, true, RecordReader::jsonLine);
             }
             if (name.endsWith(".csv")) {
                 return new Csv(file);
+            }
+            if (name.endsWith(".txt")) {
+                return new Lines(file, false, RecordReader::textLine);
             }
         } catch (StrictUtf8Reader.Malformed e) {
             throw notUtf8(file, e);
         } catch (IOException e) {
             throw new DataException(file + ": cannot read: " + e.getMessage(), e);
         }
-        throw new DataException(file + ": unsupported file type; expected .json, .jsonl or .csv");
+        throw new DataException(file + ": unsupported file type; expected .json, .jsonl, .csv or .txt");
     }
 
     /** A strictly decoded UTF-8 file, whose bad bytes are reported with their line. */
@@ -76,14 +82,42 @@ abstract class RecordReader implements Closeable {
         }
     }
 
-    /** JSON Lines: each non-blank line one object. */
+    /** How one line of a line-based file becomes a record. */
+    @FunctionalInterface
+    private interface LineParser {
+        /** The record of {@code text} (one line without its break) at 1-based {@code line} of {@code file}. */
+        SourceRecord parse(Path file, String text, long line);
+    }
+
+    /** JSON Lines: each line one object (a broken line is a record with its error). */
+    private static SourceRecord jsonLine(Path file, String text, long line) {
+        try {
+            JsonNode node = JSON.readTree(text);
+            return node.isObject() ? new SourceRecord(file, node, line, null)
+                    : new SourceRecord(file, null, line, NOT_AN_OBJECT);
+        } catch (JsonProcessingException e) {
+            return new SourceRecord(file, null, line,
+                    new InvalidRecordException("invalid JSON", "invalid JSON: " + e.getOriginalMessage()));
+        }
+    }
+
+    /** Plain text: each line one record with the line in {@code text}. */
+    private static SourceRecord textLine(Path file, String text, long line) {
+        return new SourceRecord(file, JSON.createObjectNode().put("text", text), line, null);
+    }
+
+    /** A file read line by line: JSON Lines (blank lines passed over) or plain text (every line a record). */
     private static final class Lines extends RecordReader {
         private final BufferedReader reader;
+        private final boolean skipBlank;
+        private final LineParser parser;
         private long line;
 
-        Lines(Path file) throws IOException {
+        Lines(Path file, boolean skipBlank, LineParser parser) throws IOException {
             super(file);
-            reader = utf8(file);
+            this.reader = utf8(file);
+            this.skipBlank = skipBlank;
+            this.parser = parser;
         }
 
         @Override
@@ -92,22 +126,16 @@ abstract class RecordReader implements Closeable {
                 String text;
                 do {
                     text = reader.readLine();
-                    line++;
                     if (text == null) {
                         return null;
                     }
-                } while (text.isBlank());
-                try {
-                    JsonNode node = JSON.readTree(text);
-                    return node.isObject() ? new SourceRecord(file, node, line, null)
-                            : new SourceRecord(file, null, line, "expected a JSON object");
-                } catch (JsonProcessingException e) {
-                    return new SourceRecord(file, null, line, "invalid JSON: " + e.getOriginalMessage());
-                }
+                    line++;
+                } while (skipBlank && text.isBlank());
+                return parser.parse(file, text, line);
             } catch (StrictUtf8Reader.Malformed e) {
                 throw notUtf8(file, e);
             } catch (IOException e) {
-                throw new DataException(file + ":" + line + ": cannot read: " + e.getMessage(), e);
+                throw new DataException(file + ":" + (line + 1) + ": cannot read: " + e.getMessage(), e);
             }
         }
 
@@ -142,7 +170,7 @@ abstract class RecordReader implements Closeable {
                 }
                 JsonNode node = parser.readValueAsTree();
                 return node.isObject() ? new SourceRecord(file, node, line, null)
-                        : new SourceRecord(file, null, line, "expected a JSON object");
+                        : new SourceRecord(file, null, line, NOT_AN_OBJECT);
             } catch (JsonProcessingException e) {
                 long at = e.getLocation() != null && e.getLocation().getLineNr() > 0 ? e.getLocation().getLineNr() : line;
                 throw new DataException(file + ":" + at + ": invalid JSON: " + firstLine(e.getOriginalMessage()), e);
@@ -187,7 +215,8 @@ abstract class RecordReader implements Closeable {
                     }
                 } while (row.size() == 1 && row.get(0).isEmpty());
                 if (row.size() != header.size()) {
-                    return new SourceRecord(file, null, start, "expected " + header.size() + " fields, found " + row.size());
+                    return new SourceRecord(file, null, start, new InvalidRecordException("wrong number of CSV fields",
+                            "expected " + header.size() + " fields, found " + row.size()));
                 }
                 ObjectNode node = JSON.createObjectNode();
                 for (int i = 0; i < row.size(); i++) {

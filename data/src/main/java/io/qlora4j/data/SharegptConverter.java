@@ -20,7 +20,7 @@ record SharegptConverter(DatasetColumns columns) implements RecordConverter {
         String messagesColumn = columns.get("messages");
         JsonNode messages = record.get(messagesColumn);
         if (messages == null || !messages.isArray()) {
-            throw new InvalidRecordException("missing list '" + messagesColumn + "'");
+            throw new InvalidRecordException("no message list", "missing list '" + messagesColumn + "'");
         }
         String roleTag = columns.get("role_tag");
         String contentTag = columns.get("content_tag");
@@ -47,8 +47,9 @@ record SharegptConverter(DatasetColumns columns) implements RecordConverter {
             boolean allowed = role != null && (userSide ? role == Role.USER || role == Role.OBSERVATION
                     : role == Role.ASSISTANT || role == Role.FUNCTION);
             if (!allowed) {
-                throw new InvalidRecordException("message " + (i + 1) + " has role '" + message.path(roleTag).asText("")
-                        + "' where a " + (userSide ? "user/observation" : "assistant/function call") + " turn belongs");
+                throw new InvalidRecordException("roles out of order", "message " + (i + 1) + " has role '"
+                        + message.path(roleTag).asText("") + "' where a "
+                        + (userSide ? "user/observation" : "assistant/function call") + " turn belongs");
             }
             String content = RecordConverter.text(message, contentTag);
             aligned.add(new Message(role, content == null ? "" : content));

@@ -10,7 +10,9 @@ import java.util.List;
  * {@code SupervisedDatasetProcessor}: each (prompt, response) pair is truncated to what is left of
  * {@code cutoff_len} by {@link #inferSeqLen}, prompt labels are -100 unless {@code train_on_prompt},
  * every response is trained, and with {@code mask_history} the pairs are taken from the last one
- * backwards (the last turn has priority) and only the last response is trained.
+ * backwards (the last turn has priority) and only the last response is trained. A template with
+ * {@code efficient_eos} (gemma2) reserves one token for the eos that ends the example (trained), and every
+ * prompt after the first pair taken labels its first token with eos: the eos that closed the answer before it.
  */
 final class SupervisedEncoder {
 
@@ -19,22 +21,30 @@ final class SupervisedEncoder {
     private final int cutoffLen;
     private final boolean trainOnPrompt;
     private final boolean maskHistory;
+    private final boolean discardHistoryThoughts;
 
+    /**
+     * An encoder with {@code template} over its {@code boundTokenizer}; {@code discardHistoryThoughts} removes
+     * the thought blocks of all but the last answer (a reasoning template with mask_history and no
+     * preserve_thinking).
+     */
     SupervisedEncoder(ChatTemplate template, TemplateTokenizer boundTokenizer, int cutoffLen, boolean trainOnPrompt,
-            boolean maskHistory) {
+            boolean maskHistory, boolean discardHistoryThoughts) {
         this.template = template;
         this.tokenizer = boundTokenizer;
         this.cutoffLen = cutoffLen;
         this.trainOnPrompt = trainOnPrompt;
         this.maskHistory = maskHistory;
+        this.discardHistoryThoughts = discardHistoryThoughts;
     }
 
     /** Encodes one conversation (an even number of messages, ending with the assistant's). */
     Example encode(Conversation conversation) {
-        List<int[][]> pairs = template.encodeMultiturn(tokenizer, conversation);
+        List<int[][]> pairs = template.encodeMultiturn(tokenizer, conversation, discardHistoryThoughts);
+        boolean efficientEos = template.efficientEos();
         Deque<int[]> ids = new ArrayDeque<>();
         Deque<int[]> labels = new ArrayDeque<>();
-        int total = 0;
+        int total = efficientEos ? 1 : 0;
         for (int turn = 0; turn < pairs.size(); turn++) {
             if (total >= cutoffLen) {
                 break;
@@ -45,6 +55,9 @@ final class SupervisedEncoder {
             int[] target = Arrays.copyOf(pair[1], lengths[1]);
             total += lengths[0] + lengths[1];
             int[] sourceLabel = trainOnPrompt ? source : ignored(source.length);
+            if (!trainOnPrompt && efficientEos && turn != 0 && source.length > 0) {
+                sourceLabel[0] = tokenizer.eosId();
+            }
             int[] targetLabel = maskHistory && turn != 0 ? ignored(target.length) : target;
             if (maskHistory) {
                 ids.addFirst(target);
@@ -57,6 +70,11 @@ final class SupervisedEncoder {
                 labels.addLast(sourceLabel);
                 labels.addLast(targetLabel);
             }
+        }
+        if (efficientEos) {
+            int[] eos = {tokenizer.eosId()};
+            ids.addLast(eos);
+            labels.addLast(eos);
         }
         return new Example(concat(ids, total), concat(labels, total));
     }

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.LocalDate;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.regex.Matcher;
@@ -44,11 +45,31 @@ enum ToolFormat {
             + "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, "
             + "\"arguments\": <args-json-object>}\n</tool_call>";
     private static final Pattern TOOL_CALL = Pattern.compile("<tool_call>(.*?)</tool_call>", Pattern.DOTALL);
-    private static final Pattern THOUGHT = Pattern.compile("<think>\n(.*?)\n</think>\n\n", Pattern.DOTALL);
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    /** LLaMA-Factory's other tool formats ({@code tool_utils.TOOLS}), refused by name until implemented. */
+    static final List<String> PLANNED = List.of("gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1", "minimax2",
+            "qwen3_5", "seed_oss");
 
     /** One function call: its name and its arguments as Python-dumped JSON text. */
     private record Call(String name, JsonNode arguments) {
+    }
+
+    /** The format LLaMA-Factory's {@code tool_format} key names; refuses the unimplemented and unknown ones. */
+    static ToolFormat named(String name) throws DataException {
+        for (ToolFormat format : values()) {
+            if (format.key().equals(name)) {
+                return format;
+            }
+        }
+        String known = String.join(", ", Arrays.stream(values()).map(ToolFormat::key).toList());
+        throw new DataException("tool_format: '" + name + "' " + (PLANNED.contains(name)
+                ? "is not implemented yet" : "is not a tool format") + " (available: " + known + ")");
+    }
+
+    /** The name LLaMA-Factory gives this format. */
+    String key() {
+        return name().toLowerCase(Locale.ROOT);
     }
 
     /** The tool description text for the system prompt, from the record's tools JSON (a list). */
@@ -105,7 +126,7 @@ enum ToolFormat {
             String around = content.replace(toolCall.group(0), "");
             return around + functions(calls(toolCall.group(1)));
         }
-        Matcher thought = findWords ? THOUGHT.matcher(content) : null;
+        Matcher thought = findWords ? Thoughts.BLOCK.matcher(content) : null;
         if (thought != null && thought.find()) {
             return thought.group(0) + functions(calls(content.replace(thought.group(0), "")));
         }

@@ -24,7 +24,7 @@ class ChatTemplateDetectorTest {
     }
 
     private String auto(Object chatTemplate) throws Exception {
-        return ChatTemplate.resolve("auto", withChatTemplate(chatTemplate)).name();
+        return ChatTemplate.resolve("auto", withChatTemplate(chatTemplate), line -> { }).name();
     }
 
     @Test
@@ -44,6 +44,34 @@ class ChatTemplateDetectorTest {
     }
 
     @Test
+    void recognisesTheNewFamiliesTemplates() throws Exception {
+        // Abridged from the chat_template strings of Qwen3-8B, Qwen3-4B-Thinking-2507, Qwen3-4B-Instruct-2507,
+        // gemma-2-9b-it, Phi-3-mini, phi-4, Phi-4-mini and Mistral-Small-24B-Instruct-2501.
+        assertEquals("qwen3", auto("{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n"
+                + "\\n</think>\\n\\n' }}{%- endif %}{{- '<|im_start|>' + message.role + '\\n' }}"));
+        assertEquals("qwen3", auto("{{- '<|im_start|>' + message.role }}{%- if add_generation_prompt %}"
+                + "{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"));
+        assertEquals("qwen3_nothink", auto("{%- if '</think>' in content %}{%- set content = content.split('</think>')"
+                + "[-1] %}{%- endif %}{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' }}"
+                + "{{- '<think>' }}"));
+        String gemma = "{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + role + '\\n' + "
+                + "message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}";
+        assertEquals("gemma", auto(gemma));
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"gemma2\"}");
+        assertEquals("gemma2", auto(gemma));
+        assertEquals("phi", auto("{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>' + '\\n'"
+                + " + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}{% endif %}{% endfor %}"));
+        assertEquals("phi4", auto("{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + "
+                + "message['content'] + '<|im_end|>'}}{% endfor %}"));
+        assertEquals("phi4_mini", auto("{% for message in messages %}{% if message['role'] == 'system' and 'tools' in "
+                + "message %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + "
+                + "'<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + "
+                + "'<|end|>' }}{% endif %}{% endfor %}"));
+        assertEquals("mistral_small", auto("{{- bos_token }}{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}"
+                + "{{- '[INST]' + message['content'] + '[/INST]' }}"));
+    }
+
+    @Test
     void namedTemplateListUsesTheDefaultEntry() throws Exception {
         assertEquals("chatml", auto(List.of(Map.of("name", "tool_use", "template", "[INST] x [/INST]"),
                 Map.of("name", "default", "template", "<|im_start|>{{ m }}<|im_end|>"))));
@@ -53,19 +81,19 @@ class ChatTemplateDetectorTest {
     void unknownShapeMissingTemplateAndMissingFileAreOneLine() throws Exception {
         String unknown = assertThrows(DataException.class, () -> auto("{{ messages | tojson }}")).getMessage();
         assertTrue(unknown.startsWith("template: auto: " + dir.resolve("tokenizer_config.json")
-                + ": its chat_template matches none of the known shapes (llama3, qwen, chatml"), unknown);
+                + ": its chat_template matches none of the known shapes (llama3, qwen3, qwen, phi4"), unknown);
         Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\"}");
         String none = assertThrows(DataException.class,
-                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"))).getMessage();
+                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"), line -> { })).getMessage();
         assertTrue(none.contains("has no chat_template; set template: to one of"), none);
         Files.delete(dir.resolve("tokenizer_config.json"));
         String missing = assertThrows(DataException.class,
-                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"))).getMessage();
+                () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"), line -> { })).getMessage();
         assertTrue(missing.endsWith("not found; set template: to one of " + ChatTemplate.names()), missing);
     }
 
     @Test
     void explicitNamesBypassDetection() throws Exception {
-        assertEquals("alpaca", ChatTemplate.resolve("alpaca", dir.resolve("tokenizer.json")).name());
+        assertEquals("alpaca", ChatTemplate.resolve("alpaca", dir.resolve("tokenizer.json"), line -> { }).name());
     }
 }

@@ -15,7 +15,7 @@ class ChatTemplateTest extends TokenizerTestBase {
 
     List<int[][]> encode(String template, Conversation conversation) throws DataException {
         ChatTemplate t = ChatTemplate.named(template);
-        return t.encodeMultiturn(t.bind(tokenizer), conversation);
+        return t.encodeMultiturn(t.bind(tokenizer), conversation, false);
     }
 
     @Test
@@ -77,7 +77,7 @@ class ChatTemplateTest extends TokenizerTestBase {
             ChatTemplate template = ChatTemplate.named("llama3");
             TemplateTokenizer bound = template.bind(tok);
             assertEquals(ids("<|eot_id|>")[0], bound.eosId());
-            List<int[][]> pairs = template.encodeMultiturn(bound, chat("be nice", "hi", "fine", "bye", "ok"));
+            List<int[][]> pairs = template.encodeMultiturn(bound, chat("be nice", "hi", "fine", "bye", "ok"), false);
             assertPair(ids("<|begin_of_text|>",
                     "<|start_header_id|>", "system", "<|end_header_id|>", "\n", "\n", "be", "nice", "<|eot_id|>",
                     "<|start_header_id|>", "user", "<|end_header_id|>", "\n", "\n", "hi", "<|eot_id|>",
@@ -140,5 +140,12 @@ class ChatTemplateTest extends TokenizerTestBase {
     void unknownTemplateFailsListingTheKnownOnes() {
         DataException e = assertThrows(DataException.class, () -> ChatTemplate.named("nope"));
         assertTrue(e.getMessage().contains("'nope'") && e.getMessage().contains("default, empty"), e.getMessage());
+    }
+
+    @Test
+    void llamaFactoryTemplatesQlora4jLacksAreRefusedAsNotImplemented() {
+        DataException e = assertThrows(DataException.class, () -> ChatTemplate.named("qwen3_vl_nothink"));
+        assertTrue(e.getMessage().startsWith("template: LLaMA-Factory's template 'qwen3_vl_nothink' is not implemented;"
+                + " implemented: alpaca, chatml, default"), e.getMessage());
     }
 }

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 class DataPipelineTest extends TokenizerTestBase {
@@ -52,7 +53,10 @@ class DataPipelineTest extends TokenizerTestBase {
                 """);
         DataPipeline pipeline = load(settings("b.jsonl"));
         assertEquals(2, pipeline.train().size());
-        assertEquals(List.of(new DatasetStats("b.jsonl", 2, 3)), pipeline.stats());
+        assertEquals(List.of(new DatasetStats("b.jsonl", 2, 3, Map.of("invalid JSON", 1L,
+                "no response (output) to train on", 1L, "not a JSON object", 1L))), pipeline.stats());
+        assertEquals("b.jsonl: 2 records kept, 3 skipped (1 invalid JSON, 1 no response (output) to train on,"
+                + " 1 not a JSON object)", pipeline.stats().get(0).summary());
     }
 
     @Test
@@ -102,7 +106,8 @@ class DataPipelineTest extends TokenizerTestBase {
                 {"messages": [{"role": "user", "content": "hi"}]}
                 """);
         DataPipeline pipeline = load(settings("chat.jsonl"));
-        assertEquals(List.of(new DatasetStats("chat.jsonl", 1, 1)), pipeline.stats());
+        assertEquals(List.of(new DatasetStats("chat.jsonl", 1, 1, Map.of("conversation does not end with an assistant turn",
+                1L))), pipeline.stats());
         assertArrayEquals(ids("System", ":", "be", "nice", "</s>", "\n", "Human", ":", "hi", "</s>", "\n",
                 "Assistant", ":", "fine", "</s>", "\n"), pipeline.train().get(0).inputIds());
     }

@@ -33,7 +33,7 @@ class RecordReaderTest {
             assertEquals(4, third.line());
             SourceRecord bad = reader.next();
             assertEquals(6, bad.line());
-            assertEquals("expected 3 fields, found 2", bad.error());
+            assertEquals("expected 3 fields, found 2", bad.error().getMessage());
             assertNull(reader.next());
         }
     }
@@ -46,8 +46,9 @@ class RecordReaderTest {
             assertEquals(1, reader.next().line());
             SourceRecord broken = reader.next();
             assertEquals(3, broken.line());
-            assertTrue(broken.error().startsWith("invalid JSON"), broken.error());
-            assertEquals("expected a JSON object", reader.next().error());
+            assertTrue(broken.error().getMessage().startsWith("invalid JSON: "), broken.error().getMessage());
+            assertEquals("invalid JSON", broken.error().kind());
+            assertEquals("not a JSON object", reader.next().error().getMessage());
             assertNull(reader.next());
         }
     }
@@ -66,7 +67,7 @@ class RecordReaderTest {
     @Test
     void unsupportedExtensionIsOneClearLine() {
         DataException e = assertThrows(DataException.class, () -> RecordReader.open(dir.resolve("d.parquet")));
-        assertEquals(dir.resolve("d.parquet") + ": unsupported file type; expected .json, .jsonl or .csv",
+        assertEquals(dir.resolve("d.parquet") + ": unsupported file type; expected .json, .jsonl, .csv or .txt",
                 e.getMessage());
     }
 }

@@ -18,7 +18,7 @@ class SupervisedEncoderTest extends TokenizerTestBase {
 
     Example encode(int cutoff, boolean trainOnPrompt, boolean maskHistory, Conversation c) throws Exception {
         ChatTemplate template = ChatTemplate.named("default");
-        return new SupervisedEncoder(template, template.bind(tokenizer), cutoff, trainOnPrompt, maskHistory).encode(c);
+        return new SupervisedEncoder(template, template.bind(tokenizer), cutoff, trainOnPrompt, maskHistory, false).encode(c);
     }
 
     static int[] concat(int[]... parts) {

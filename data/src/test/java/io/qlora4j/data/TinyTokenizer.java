@@ -78,16 +78,24 @@ final class TinyTokenizer {
         ObjectNode bos = post.putObject("special_tokens").putObject("<s>").put("id", "<s>");
         bos.putArray("ids").add(1);
         bos.putArray("tokens").add("<s>");
+        writeWordLevel(dir, root, VOCAB, "<unk>", config);
+        return dir;
+    }
+
+    /**
+     * Completes {@code root} with a WordLevel model over {@code vocab} (a token's id is its index) and no decoder,
+     * and writes it as tokenizer.json with {@code config} as tokenizer_config.json into {@code dir}.
+     */
+    static void writeWordLevel(Path dir, ObjectNode root, List<String> vocab, String unk, Map<String, Object> config)
+            throws IOException {
         root.putNull("decoder");
-        ObjectNode model = root.putObject("model").put("type", "WordLevel").put("unk_token", "<unk>");
-        ObjectNode vocab = model.putObject("vocab");
-        for (int i = 0; i < VOCAB.size(); i++) {
-            vocab.put(VOCAB.get(i), i);
+        ObjectNode ids = root.putObject("model").put("type", "WordLevel").put("unk_token", unk).putObject("vocab");
+        for (int i = 0; i < vocab.size(); i++) {
+            ids.put(vocab.get(i), i);
         }
         Files.createDirectories(dir);
         JSON.writeValue(dir.resolve("tokenizer.json").toFile(), root);
         JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
-        return dir;
     }
 
     /** A Llama-2-like setup: bos {@code <s>}, eos {@code </s>} (as an AddedToken object), no pad. */

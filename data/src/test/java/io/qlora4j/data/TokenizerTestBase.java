@@ -30,8 +30,9 @@ abstract class TokenizerTestBase {
         return DataPipeline.load(builder.optDatasetDir(dir).build(), tokenizer);
     }
 
+    /** Settings for these datasets with the {@code default} template (the tests' expected ids are written in it). */
     static DataSettings.Builder settings(String... datasets) {
-        return DataSettings.builder().setDatasets(List.of(datasets));
+        return DataSettings.builder().setDatasets(List.of(datasets)).optTemplate("default");
     }
 
     /** A conversation of alternating user and assistant turns. */

@@ -47,7 +47,7 @@ class LearningTest {
                 LoraAdapters.load(adapter, model, manager);
             }
             DataPipeline data = DataPipeline.load(DataSettings.builder().setDatasets(List.of(dataset.toString()))
-                    .optBatchSize(8).build(), tokenizer);
+                    .optTemplate("default").optBatchSize(8).build(), tokenizer);
             List<Batch> batches = new ArrayList<>();
             try (BatchIterator it = data.batches(DataPosition.START)) {
                 for (long i = 0; i < it.batchesPerEpoch(); i++) {

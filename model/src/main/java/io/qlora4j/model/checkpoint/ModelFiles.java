@@ -1,6 +1,5 @@
 package io.qlora4j.model.checkpoint;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -45,9 +44,13 @@ public final class ModelFiles {
         }
     }
 
-    /** Writes {@code config} as an indented {@code config.json} into {@code modelDir}. */
-    public static void writeConfig(Path modelDir, JsonNode config) throws IOException {
-        JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValue(modelDir.resolve("config.json").toFile(), config);
+    /**
+     * Writes {@code config} as an indented {@code config.json} into {@code modelDir}, each dtype and RoPE fact in
+     * both transformers 4.x and 5.x spellings ({@link ConfigSpellings}).
+     */
+    public static void writeConfig(Path modelDir, ObjectNode config) throws IOException {
+        JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValue(modelDir.resolve("config.json").toFile(),
+                ConfigSpellings.both(config));
     }
 
     /** Copies the tokenizer and generation files that {@code source} has into {@code target}; returns their names. */

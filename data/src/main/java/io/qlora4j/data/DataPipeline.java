@@ -103,7 +103,8 @@ public final class DataPipeline {
                 (i < evalCount ? eval : train).add(examples.get(permutation[i]));
             }
         }
-        BatchOrder order = new BatchOrder(settings.seed(), true, settings.groupByLength(), settings.batchSize());
+        BatchOrder order = new BatchOrder(settings.seed(), settings.shuffle(), settings.groupByLength(),
+                settings.batchSize());
         List<Example> trainView = Collections.unmodifiableList(train);
         return new DataPipeline(settings, bound, new MemoryEpochs(trainView, order), trainView,
                 Collections.unmodifiableList(eval), stats);

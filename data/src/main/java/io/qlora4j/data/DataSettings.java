@@ -5,13 +5,15 @@ import java.util.List;
 
 /**
  * The data settings of a job, in LLaMA-Factory's terms: {@code dataset} (names in
- * {@code dataset_dir/dataset_info.json} or direct file paths), {@code template}, {@code cutoff_len},
+ * {@code dataset_dir/dataset_info.json} or direct file paths), {@code template}, {@code cutoff_len} (one less
+ * when {@code packing} is set, as LLaMA-Factory applies it),
  * {@code train_on_prompt}, {@code mask_history}, {@code max_samples} (per dataset, 0 = all),
  * {@code val_size} (a fraction below 1 or a count), {@code packing}, {@code group_by_length},
  * {@code seed}, {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
  * files each epoch instead of holding the examples; shuffled through a buffer of
  * {@code buffer_size}), and the template adjustments {@code default_system}, {@code tool_format},
- * {@code enable_thinking}, {@code preserve_thinking}. Build with {@link #builder()}.
+ * {@code enable_thinking}, {@code preserve_thinking}, {@code disable_shuffling} (as {@code shuffle} false) and
+ * {@code preprocessing_batch_size} (records packed together). Build with {@link #builder()}.
  */
 public record DataSettings(
         List<String> datasets,
@@ -32,7 +34,9 @@ public record DataSettings(
         String defaultSystem,
         String toolFormat,
         boolean enableThinking,
-        boolean preserveThinking) {
+        boolean preserveThinking,
+        boolean shuffle,
+        int preprocessingBatchSize) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -72,6 +76,8 @@ public record DataSettings(
         private String toolFormat;
         private boolean enableThinking = true;
         private boolean preserveThinking;
+        private boolean shuffle = true;
+        private int preprocessingBatchSize = 1000;
 
         private Builder() {
         }
@@ -191,6 +197,18 @@ public record DataSettings(
             return this;
         }
 
+        /** Shuffle the training examples each epoch (false: file order, {@code disable_shuffling}). */
+        public Builder optShuffle(boolean on) {
+            shuffle = on;
+            return this;
+        }
+
+        /** Records processed, and packed, together ({@code preprocessing_batch_size}, default 1000). */
+        public Builder optPreprocessingBatchSize(int records) {
+            preprocessingBatchSize = records;
+            return this;
+        }
+
         /** Checks the values and builds the settings. */
         public DataSettings build() throws DataException {
             if (datasets.isEmpty()) {
@@ -211,6 +229,9 @@ public record DataSettings(
             if (maskHistory && trainOnPrompt) {
                 throw new DataException("mask_history: incompatible with train_on_prompt");
             }
+            if (preprocessingBatchSize < 1) {
+                throw new DataException("preprocessing_batch_size: " + preprocessingBatchSize + " must be at least 1");
+            }
             if (bufferSize < 1) {
                 throw new DataException("buffer_size: " + bufferSize + " must be at least 1");
             }
@@ -221,9 +242,12 @@ public record DataSettings(
                 throw new DataException("group_by_length: needs every length up front; incompatible with streaming");
             }
             boolean pack = packing != null ? packing : stage == Stage.PT;
-            return new DataSettings(datasets, datasetDir, template, cutoffLen, trainOnPrompt, maskHistory, maxSamples,
+            // LLaMA-Factory's DataArguments takes one token off cutoff_len when packing is set, before the parser
+            // turns packing on for stage pt, so pt's default packing keeps the whole cutoff_len
+            int cutoff = Boolean.TRUE.equals(packing) ? Math.max(cutoffLen - 1, 1) : cutoffLen;
+            return new DataSettings(datasets, datasetDir, template, cutoff, trainOnPrompt, maskHistory, maxSamples,
                     valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize, defaultSystem, toolFormat,
-                    enableThinking, preserveThinking);
+                    enableThinking, preserveThinking, shuffle, preprocessingBatchSize);
         }
     }
 }

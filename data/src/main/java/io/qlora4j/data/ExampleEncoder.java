@@ -5,16 +5,13 @@ import java.util.List;
 /**
  * Turns conversations into training sequences for the job's stage: supervised examples
  * ({@link SupervisedEncoder}) or plain-text documents ({@link PretrainEncoder}); with packing,
- * groups of {@value #GROUP} records are packed together ({@link Packer}, or pt blocks), as
- * LLaMA-Factory processes {@code preprocessing_batch_size} records at a time. When packing,
- * cutoff_len is one less, as LLaMA-Factory sets it.
+ * groups of {@code preprocessing_batch_size} records are packed together ({@link Packer}, or pt blocks), as
+ * LLaMA-Factory processes that many records at a time.
  */
 final class ExampleEncoder {
 
-    /** Records processed together when packing (LLaMA-Factory's {@code preprocessing_batch_size}). */
-    static final int GROUP = 1000;
-
     private final boolean pretrain;
+    private final int group;
     private final boolean packing;
     private final int cutoff;
     private final SupervisedEncoder supervised;
@@ -23,10 +20,16 @@ final class ExampleEncoder {
     ExampleEncoder(DataSettings settings, ChatTemplate template, TemplateTokenizer boundTokenizer) {
         this.pretrain = settings.stage() == DataSettings.Stage.PT;
         this.packing = settings.packing();
-        this.cutoff = packing ? Math.max(settings.cutoffLen() - 1, 1) : settings.cutoffLen();
+        this.group = settings.preprocessingBatchSize();
+        this.cutoff = settings.cutoffLen();
         this.supervised = new SupervisedEncoder(template, boundTokenizer, cutoff, settings.trainOnPrompt(),
                 settings.maskHistory(), settings.maskHistory() && !settings.preserveThinking());
         this.plain = new PretrainEncoder(boundTokenizer, template, cutoff);
+    }
+
+    /** Records packed together ({@code preprocessing_batch_size}). */
+    int group() {
+        return group;
     }
 
     /** Whether examples are collected in groups and packed. */

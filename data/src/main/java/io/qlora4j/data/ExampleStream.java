@@ -74,7 +74,7 @@ final class ExampleStream implements Closeable {
                 flushGroup();
             } else if (encoder.packing()) {
                 group.add(example);
-                if (group.size() == ExampleEncoder.GROUP) {
+                if (group.size() == encoder.group()) {
                     flushGroup();
                 }
             } else {

@@ -31,18 +31,24 @@ class PackingTest extends TokenizerTestBase {
     void pretrainPackingCutsTheJoinedDocumentsIntoFullBlocks() throws Exception {
         Files.writeString(dir.resolve("t.jsonl"),
                 "{\"text\": \"one two\"}\n{\"text\": \"three four five\"}\n{\"text\": \"six\"}\n");
-        // packing is the pt default; block = cutoff_len - 1 = 3 of: one two </s> three four five </s> six </s>
-        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
+        // packing set explicitly: block = cutoff_len - 1 = 3 of: one two </s> three four five </s> six </s>
+        DataPipeline pipeline = load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optPacking(true)
                 .optCutoffLen(4));
         assertEquals(3, pipeline.train().size());
         assertArrayEquals(ids("<s>", "two", "</s>"), pipeline.train().get(0).inputIds());
         assertArrayEquals(ids("<s>", "four", "five"), pipeline.train().get(1).inputIds());
         assertArrayEquals(ids("<s>", "six", "</s>"), pipeline.train().get(2).inputIds());
         assertArrayEquals(new int[] {1, ids("six")[0], IGN}, pipeline.train().get(2).labels());
+        // packing left to the pt default: LLaMA-Factory's DataArguments took nothing off, blocks of cutoff_len = 4
+        DataPipeline byDefault = load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optCutoffLen(4));
+        assertEquals(2, byDefault.train().size());
+        assertArrayEquals(ids("<s>", "two", "</s>", "three"), byDefault.train().get(0).inputIds());
+        assertArrayEquals(ids("<s>", "five", "</s>", "six"), byDefault.train().get(1).inputIds());
         TinyTokenizer.write(dir.resolve("plain"), Map.of("eos_token", "</s>", "pad_token", "<pad>"));
         try (TemplateTokenizer noBos = TemplateTokenizer.open(dir.resolve("plain"))) {
             DataPipeline raw = DataPipeline.load(DataSettings.builder().setDatasets(List.of("t.jsonl"))
-                    .optDatasetDir(dir).optStage(DataSettings.Stage.PT).optCutoffLen(4).build(), noBos);
+                    .optDatasetDir(dir).optStage(DataSettings.Stage.PT).optPacking(true).optCutoffLen(4).build(),
+                    noBos);
             assertArrayEquals(ids("</s>", "six", "</s>"), raw.train().get(2).inputIds());
             assertArrayEquals(ids("</s>", "six", "</s>"), raw.train().get(2).labels());
         }

@@ -78,20 +78,29 @@ public final class HeldOutEval {
     }
 
     /**
-     * The held-out split of the training data ({@code val_size}), scored by loss only, or null when the job
-     * has no {@code eval_steps}.
+     * The held-out split of the training data ({@code val_size}), scored by loss only every {@link #interval}
+     * steps, or null when the job asks for no evaluation during training ({@code eval_strategy: no} and no
+     * {@code eval_steps}).
      *
-     * @throws ConfigException when {@code eval_steps} is set but {@code val_size} holds nothing out
+     * @throws ConfigException when evaluation is asked for but {@code val_size} holds nothing out
      */
     static HeldOutEval split(JobConfig config, DataPipeline data) throws ConfigException {
-        if (config.integer("eval_steps") == null) {
+        boolean steps = config.string("eval_strategy").equals("steps");
+        if (!steps && config.integer("eval_steps") == null) {
             return null;
         }
         if (data.eval().isEmpty()) {
-            throw new ConfigException("eval_steps: needs a held-out split; set val_size (a fraction < 1 or a count)");
+            throw new ConfigException((steps ? "eval_strategy: steps" : "eval_steps")
+                    + ": needs a held-out split; set val_size (a fraction < 1 or a count)");
         }
         return new HeldOutEval(data.eval(), data.tokenizer(), false, 0, "the val_size split",
                 config.integer("per_device_eval_batch_size"));
+    }
+
+    /** Steps between evaluations: {@code eval_steps}, else {@code logging_steps} (transformers' fallback). */
+    static int interval(JobConfig config) {
+        Integer steps = config.integer("eval_steps");
+        return steps != null ? steps : config.integer("logging_steps");
     }
 
     /** The dataset as the job names it. */

@@ -16,10 +16,15 @@ import java.util.function.Consumer;
 public final class JobData {
     private JobData() {}
 
-    /** The data settings of the job ({@code dataset}, {@code template}, {@code cutoff_len}, ...). */
+    /**
+     * The data settings of the job ({@code dataset}, {@code template}, {@code cutoff_len}, ...): {@code packing}
+     * unset packs for stage pt only, as LLaMA-Factory; {@code train_sampling_strategy} sequential or
+     * {@code disable_shuffling} keeps the file order, group_by_length either way groups by length.
+     */
     public static DataSettings settings(JobConfig config) throws ConfigException, DataException {
         Integer maxSamples = config.integer("max_samples");
-        return DataSettings.builder()
+        String sampling = config.string("train_sampling_strategy");
+        DataSettings.Builder builder = DataSettings.builder()
                 .setDatasets(List.of(config.require("dataset")))
                 .optDatasetDir(Path.of(config.string("dataset_dir")))
                 .optTemplate(config.string("template"))
@@ -28,12 +33,22 @@ public final class JobData {
                 .optMaskHistory(config.bool("mask_history"))
                 .optMaxSamples(maxSamples == null ? 0 : maxSamples)
                 .optValSize(config.number("val_size"))
-                .optPacking(config.bool("packing"))
-                .optGroupByLength(config.bool("group_by_length"))
+                .optGroupByLength(config.bool("group_by_length") || sampling.equals("group_by_length"))
+                .optShuffle(!config.bool("disable_shuffling") && !sampling.equals("sequential"))
                 .optSeed(config.integer("seed"))
                 .optBatchSize(config.integer("per_device_train_batch_size"))
                 .optStage(stage(config))
-                .build();
+                .optStreaming(config.bool("streaming"))
+                .optBufferSize(config.integer("buffer_size"))
+                .optPreprocessingBatchSize(config.integer("preprocessing_batch_size"))
+                .optDefaultSystem(config.string("default_system"))
+                .optToolFormat(config.string("tool_format"))
+                .optEnableThinking(config.bool("enable_thinking"))
+                .optPreserveThinking(config.bool("preserve_thinking"));
+        if (config.isSet("packing")) {
+            builder.optPacking(config.bool("packing"));
+        }
+        return builder.build();
     }
 
     /** The job's {@code stage} (sft or pt). */

@@ -24,9 +24,13 @@ import java.util.function.Consumer;
 public final class JobModels {
     private JobModels() {}
 
-    /** The target from {@code device}, {@code bf16} and {@code fp16}; each warning line goes to {@code warn}. */
+    /**
+     * The target from {@code device} ({@code cpu} when {@code use_cpu} or its old name {@code no_cuda} is set),
+     * {@code bf16} and {@code fp16}; each warning line goes to {@code warn}.
+     */
     public static ComputeTarget target(JobConfig config, Consumer<String> warn) throws ModelException {
-        return ComputeTarget.resolve(config.string("device"), config.bool("bf16"), config.bool("fp16"), warn);
+        String device = config.bool("use_cpu") || config.bool("no_cuda") ? "cpu" : config.string("device");
+        return ComputeTarget.resolve(device, config.bool("bf16"), config.bool("fp16"), warn);
     }
 
     /**

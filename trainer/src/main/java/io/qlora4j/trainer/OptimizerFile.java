@@ -7,6 +7,8 @@ import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.optim.StateTensor;
+import io.qlora4j.trainer.config.ConfigException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -32,8 +34,15 @@ final class OptimizerFile {
         }
     }
 
-    /** Reads the state a {@link #write} saved in {@code dir}. */
-    static Map<String, StateTensor> read(Path dir) throws ModelException {
+    /**
+     * Reads the state a {@link #write} saved in {@code dir}; a checkpoint saved with {@code save_only_model} has
+     * none and cannot be resumed, as in transformers.
+     */
+    static Map<String, StateTensor> read(Path dir) throws ModelException, ConfigException {
+        if (!Files.isRegularFile(dir.resolve(FILE))) {
+            throw new ConfigException("resume_from_checkpoint: " + dir + " holds no optimizer state (saved with"
+                    + " save_only_model: true) and cannot be resumed; start a new run from its weights instead");
+        }
         Map<String, StateTensor> state = new LinkedHashMap<>();
         try (SafetensorsReader reader = SafetensorsReader.open(dir.resolve(FILE))) {
             for (TensorInfo info : reader.tensors()) {

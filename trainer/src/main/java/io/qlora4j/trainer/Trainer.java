@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.InitialAdapter;
 import io.qlora4j.data.DataException;
+import io.qlora4j.data.DataLog;
 import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
@@ -43,8 +44,17 @@ public final class Trainer {
      */
     public static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal)
             throws ConfigException, ModelException, DataException, IOException {
+        return train(config, out, terminal, DataLog.to(out, false));
+    }
+
+    /**
+     * {@link #train(JobConfig, PrintWriter, boolean)} with the data pipeline reporting to {@code dataLog} (the
+     * template chosen, kept and skipped records by reason, and as detail the first skipped records).
+     */
+    public static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal, DataLog dataLog)
+            throws ConfigException, ModelException, DataException, IOException {
         ComputeTarget target = JobModels.target(config, line -> out.println("warning: " + line));
-        return train(config, out, terminal, target.device(), target.dataType());
+        return train(config, out, terminal, target.device(), target.dataType(), dataLog);
     }
 
     /**
@@ -53,6 +63,11 @@ public final class Trainer {
      */
     static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal, Device device,
             DataType computeType) throws ConfigException, ModelException, DataException, IOException {
+        return train(config, out, terminal, device, computeType, DataLog.to(out, false));
+    }
+
+    private static TrainingResult train(JobConfig config, PrintWriter out, boolean terminal, Device device,
+            DataType computeType, DataLog dataLog) throws ConfigException, ModelException, DataException, IOException {
         boolean full = config.string("finetuning_type").equals("full");
         checkSupported(config, full);
         JobModels.format(config); // an unimplemented method or bit width is refused before anything is written
@@ -70,7 +85,7 @@ public final class Trainer {
             Path checkpoint = resuming ? dir.resumeSource(resume) : null;
             TokenizerFile tokenizerFile = TokenizerFile.read(baseDir); // checked before native code reads it
             try (TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
-                DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
+                DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer, dataLog);
                 JobData.check(config, data, warn);
                 InitialAdapter start = full ? null : LoraWeights.start(config, baseDir, checkpoint);
                 LlamaModel model = JobModels.loader(config, computeType, start)

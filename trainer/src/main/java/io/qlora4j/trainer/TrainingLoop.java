@@ -29,7 +29,8 @@ import java.util.Locale;
 /**
  * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps}, the step,
  * global-norm clipping ({@code max_grad_norm}), AdamW ({@code optim}) at the scheduled rate, zeroed gradients; logs every
- * {@code logging_steps}, checkpoints every {@code save_steps}, the final output at the end. Everything
+ * {@code logging_steps}, checkpoints every {@code save_steps} (weights only with {@code save_only_model}), the
+ * final output at the end. Everything
  * a step depends on is a function of the job, the step number and the saved state, so a run resumed
  * from a checkpoint ends bit-identical to one that never stopped.
  */
@@ -91,7 +92,7 @@ final class TrainingLoop {
                 LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
         List<Parameter> params = weights.parameters();
         TrainStep step = TrainStep.builder(model)
-                .optRecompute(config.bool("gradient_checkpointing"))
+                .optRecompute(config.bool("gradient_checkpointing") && !config.bool("disable_gradient_checkpointing"))
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)
                 .build();
@@ -154,7 +155,7 @@ final class TrainingLoop {
                     lastLoss = entry.loss();
                     window = new Window();
                 }
-                if (heldOut != null && (globalStep % config.integer("eval_steps") == 0 || globalStep == total)) {
+                if (heldOut != null && (globalStep % HeldOutEval.interval(config) == 0 || globalStep == total)) {
                     weights.setTraining(false);
                     double evalLoss = heldOut.run(model).loss();
                     weights.setTraining(true);
@@ -167,8 +168,11 @@ final class TrainingLoop {
                         scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps());
                 state = current;
                 // the last step is always saved too (transformers' DefaultFlowCallback does the same), so that a
-                // run killed while writing its final output resumes to a complete one
-                if (globalStep % config.integer("save_steps") == 0 || globalStep == total) {
+                // run killed while writing its final output resumes to a complete one; save_strategy: no saves
+                // only that one
+                boolean everySaveSteps = config.string("save_strategy").equals("steps")
+                        && globalStep % config.integer("save_steps") == 0;
+                if (everySaveSteps || globalStep == total) {
                     String bad = TrainableWeights.firstNonFinite(params);
                     if (bad != null) {
                         return stopped("weight " + bad + " is not finite after the update", globalStep, total,
@@ -177,7 +181,9 @@ final class TrainingLoop {
                     lastCheckpoint = dir.saveCheckpoint(globalStep, d -> {
                         weights.save(d);
                         CrashPoint.reach("checkpoint.write");
-                        OptimizerFile.write(d, optimizer.exportState());
+                        if (!config.bool("save_only_model")) {
+                            OptimizerFile.write(d, optimizer.exportState());
+                        }
                         writeRecords(d, current);
                     }, config.integer("save_total_limit"));
                     progress.message("saved " + lastCheckpoint);

@@ -89,12 +89,23 @@ public final class TinyModel {
     }
 
     private static void writeTokenizer(Path dir) throws IOException {
+        writeTokenizer(dir, VOCAB, 4,
+                Map.of("bos_token", "<s>", "eos_token", "</s>", "pad_token", "<pad>", "add_bos_token", false));
+    }
+
+    /**
+     * Writes a word-level tokenizer.json over {@code vocab} (a token's id is its index, the first {@code specials}
+     * entries are special added tokens, {@code <unk>} is among the entries) and {@code config} as
+     * tokenizer_config.json; a model of {@link #VOCAB}'s size takes any vocabulary of that size.
+     */
+    public static void writeTokenizer(Path dir, List<String> vocab, int specials, Map<String, Object> config)
+            throws IOException {
         ObjectNode root = JSON.createObjectNode().put("version", "1.0");
         root.putNull("truncation");
         root.putNull("padding");
         ArrayNode added = root.putArray("added_tokens");
-        for (String token : VOCAB.subList(0, 4)) {
-            added.addObject().put("id", VOCAB.indexOf(token)).put("content", token).put("single_word", false)
+        for (String token : vocab.subList(0, specials)) {
+            added.addObject().put("id", vocab.indexOf(token)).put("content", token).put("single_word", false)
                     .put("lstrip", false).put("rstrip", false).put("normalized", false).put("special", true);
         }
         root.putNull("normalizer");
@@ -106,12 +117,11 @@ public final class TinyModel {
         root.putNull("post_processor");
         root.putNull("decoder");
         ObjectNode model = root.putObject("model").put("type", "WordLevel").put("unk_token", "<unk>");
-        ObjectNode vocab = model.putObject("vocab");
-        for (int i = 0; i < VOCAB.size(); i++) {
-            vocab.put(VOCAB.get(i), i);
+        ObjectNode ids = model.putObject("vocab");
+        for (int i = 0; i < vocab.size(); i++) {
+            ids.put(vocab.get(i), i);
         }
         JSON.writeValue(dir.resolve("tokenizer.json").toFile(), root);
-        JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(),
-                Map.of("bos_token", "<s>", "eos_token", "</s>", "pad_token", "<pad>", "add_bos_token", false));
+        JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
     }
 }

@@ -212,6 +212,30 @@ class TrainerTest {
         ConfigException noSplit = assertThrows(ConfigException.class,
                 () -> train(job(dir.resolve("b"), "max_steps=1", "eval_steps=1")));
         assertEquals("eval_steps: needs a held-out split; set val_size (a fraction < 1 or a count)", noSplit.getMessage());
+        // eval_strategy: steps without eval_steps evaluates every logging_steps (2), as transformers falls back
+        Path strategy = dir.resolve("strategy");
+        assertTrue(train(job(strategy, "max_steps=4", "save_steps=100", "val_size=4", "eval_strategy=steps"))
+                .completed());
+        assertEquals(2, Files.readAllLines(strategy.resolve("metrics.jsonl")).stream()
+                .filter(line -> line.contains("eval_loss")).count());
+    }
+
+    @Test
+    void saveOnlyModelCheckpointsHoldNoOptimizerStateAndCannotBeResumed() throws Exception {
+        Path out = dir.resolve("out");
+        assertTrue(train(job(out, "max_steps=4", "save_steps=2", "save_only_model=true")).completed());
+        assertTrue(Files.isRegularFile(out.resolve("checkpoint-2").resolve("model.safetensors")));
+        assertFalse(Files.exists(out.resolve("checkpoint-2").resolve(OptimizerFile.FILE)));
+        Path resumed = dir.resolve("resumed");
+        ConfigException e = assertThrows(ConfigException.class, () -> train(job(resumed, "max_steps=4",
+                "resume_from_checkpoint=" + out.resolve("checkpoint-2"))));
+        assertEquals("resume_from_checkpoint: " + out.resolve("checkpoint-2") + " holds no optimizer state (saved with"
+                + " save_only_model: true) and cannot be resumed; start a new run from its weights instead",
+                e.getMessage());
+        // without it, the same run's checkpoints carry the state
+        Path full = dir.resolve("full");
+        assertTrue(train(job(full, "max_steps=2", "save_steps=2")).completed());
+        assertTrue(Files.isRegularFile(full.resolve("checkpoint-2").resolve(OptimizerFile.FILE)));
     }
 
     @Test

@@ -1,7 +1,6 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.data.DataPipeline;
-import io.qlora4j.data.DatasetStats;
 import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.TokenizerFile;
@@ -17,8 +16,9 @@ import picocli.CommandLine.Command;
 /** {@code qlora4j data}: what a job will train on, before any GPU hour is spent. */
 @Command(name = "data", description = {
     "Print the first n formatted examples with the trained spans marked \u00ab like this \u00bb, their token counts,",
-    "and a length histogram. Keys: the job's dataset keys (dataset, dataset_dir, template, cutoff_len,",
-    "train_on_prompt, mask_history, max_samples, packing, stage), model_name_or_path (tokenizer), n (default 3)."})
+    "each dataset's kept and skipped records by reason (--debug: the first skipped ones with file and line) and a",
+    "length histogram. Keys: the job's dataset keys (dataset, dataset_dir, template, cutoff_len, train_on_prompt,",
+    "mask_history, max_samples, packing, stage), model_name_or_path (tokenizer), n (default 3)."})
 final class DataCommand extends JobCommand {
     private static final int BINS = 10;
 
@@ -28,7 +28,7 @@ final class DataCommand extends JobCommand {
         Path modelDir = Path.of(config.require("model_name_or_path"));
         TokenizerFile.read(modelDir); // checked before native code reads it
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(modelDir)) {
-            DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer);
+            DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer, dataLog());
             List<Example> train = data.train();
             TemplateTokenizer bound = data.tokenizer();
             int n = Math.min(config.integer("n"), train.size());
@@ -36,9 +36,6 @@ final class DataCommand extends JobCommand {
                 Example e = train.get(i);
                 out.printf(Locale.ROOT, "--- example %d: %d tokens, %d trained%n", i + 1, e.length(), trained(e));
                 out.println(marked(bound, e));
-            }
-            for (DatasetStats s : data.stats()) {
-                out.printf(Locale.ROOT, "%s: %d records kept, %d skipped%n", s.dataset(), s.kept(), s.skipped());
             }
             out.printf(Locale.ROOT, "%d training examples, %d held out%n", train.size(), data.eval().size());
             histogram(out, train);

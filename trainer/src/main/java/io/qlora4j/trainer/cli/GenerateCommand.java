@@ -8,9 +8,9 @@ import picocli.CommandLine.Command;
 
 /** {@code qlora4j generate}: streams a model's continuation of a prompt to stdout. */
 @Command(name = "generate", description = {
-    "Continue a prompt, printing tokens as they come. temperature=0 is greedy.",
-    "Keys: model_name_or_path, adapter_name_or_path, prompt, max_new_tokens, temperature, top_p, seed,",
-    "quantization_bit=4, device."})
+    "Continue a prompt, printing tokens as they come. temperature=0 or do_sample=false is greedy.",
+    "Keys: model_name_or_path, adapter_name_or_path, prompt, max_new_tokens, do_sample, temperature, top_p, seed,",
+    "skip_special_tokens, quantization_bit=4, device."})
 final class GenerateCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
@@ -19,10 +19,10 @@ final class GenerateCommand extends JobCommand {
         try (ModelSetup setup = ModelSetup.load(config, err());
                 Tokenizer tokenizer = setup.tokenizer()) {
             long[] ids = tokenizer.encode(prompt);
-            Tokenizer.DecodeStream stream = tokenizer.stream(ids, true);
+            Tokenizer.DecodeStream stream = tokenizer.stream(ids, config.bool("skip_special_tokens"));
             Generator.builder()
                     .optMaxNewTokens(config.integer("max_new_tokens"))
-                    .optTemperature(config.number("temperature"))
+                    .optTemperature(config.bool("do_sample") ? config.number("temperature") : 0)
                     .optTopP(config.number("top_p"))
                     .optSeed(config.integer("seed"))
                     .build()

@@ -1,13 +1,18 @@
 package io.qlora4j.trainer.cli;
 
+import io.qlora4j.data.DataLog;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
-/** A subcommand driven by a job: {@code [JOB.yaml] [key=value...]} parsed into a validated {@link JobConfig}. */
+/**
+ * A subcommand driven by a job: {@code [JOB.yaml] [key=value...]} parsed into a validated {@link JobConfig}; the
+ * keys it sets that change nothing in a qlora4j run are named once in a warning on stderr before it runs.
+ */
 abstract class JobCommand implements Callable<Integer> {
     @Mixin
     JobArguments job;
@@ -17,7 +22,13 @@ abstract class JobCommand implements Callable<Integer> {
 
     @Override
     public final Integer call() throws Exception {
-        return run(job.load());
+        JobConfig config = job.load();
+        List<String> inert = config.inertKeys();
+        if (!inert.isEmpty()) {
+            err().println("warning: accepted without effect in a single-process qlora4j run (README.md, Job keys): "
+                    + String.join(", ", inert));
+        }
+        return run(config);
     }
 
     /** Runs the job and returns the exit status. */
@@ -29,5 +40,10 @@ abstract class JobCommand implements Callable<Integer> {
 
     PrintWriter err() {
         return spec.commandLine().getErr();
+    }
+
+    /** What the data pipeline reports: to stdout, the first skipped records too with {@code --debug}. */
+    DataLog dataLog() {
+        return DataLog.to(out(), Main.debug());
     }
 }

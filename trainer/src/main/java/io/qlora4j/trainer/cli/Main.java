@@ -15,6 +15,7 @@ import picocli.CommandLine.ScopeType;
 @Command(
         name = "qlora4j",
         mixinStandardHelpOptions = true,
+        scope = ScopeType.INHERIT,
         version = "qlora4j 0.1.0",
         description = "QLoRA fine-tuning on the JVM. Jobs take a YAML file and/or key=value settings.",
         subcommands = {QuantizeCommand.class, InspectCommand.class, EvalCommand.class, GenerateCommand.class,
@@ -22,9 +23,15 @@ import picocli.CommandLine.ScopeType;
 public final class Main {
     private static boolean debug;
 
-    @Option(names = "--debug", scope = ScopeType.INHERIT, description = "Show stack traces for errors.")
+    @Option(names = "--debug", scope = ScopeType.INHERIT,
+            description = "Show stack traces for errors and the first skipped records of each dataset.")
     void setDebug(boolean value) {
         debug = value;
+    }
+
+    /** Whether {@code --debug} was given. */
+    static boolean debug() {
+        return debug;
     }
 
     /** Runs the command line and exits with its status. */

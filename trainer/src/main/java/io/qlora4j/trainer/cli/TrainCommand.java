@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
 final class TrainCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
-        TrainingResult result = Trainer.train(config, out(), System.console() != null);
+        TrainingResult result = Trainer.train(config, out(), System.console() != null, dataLog());
         if (!result.completed()) {
             err().println("qlora4j train: " + result.failure());
             return 1;

@@ -20,7 +20,9 @@ import org.apache.commons.text.similarity.LevenshteinDistance;
 /**
  * A validated job: a YAML file in LLaMA-Factory's key names plus {@code key=value} overrides,
  * with aliases resolved, every value parsed to its key's type and checked against its allowed
- * values and range. Unknown keys are refused with the nearest known spelling.
+ * values and range. Unknown keys are refused with the nearest known spelling, keys qlora4j does not
+ * implement are refused by name when set to anything but their default, and the keys that change nothing in a
+ * qlora4j run are collected for one warning ({@link #inertKeys}).
  */
 public final class JobConfig {
     private static final String COMMAND_LINE = "command line";
@@ -156,6 +158,9 @@ public final class JobConfig {
         if (raw == null) {
             return null;
         }
+        if (key.type() == ConfigKey.Type.ANY) {
+            return raw;
+        }
         if (raw instanceof Map<?, ?>) {
             throw new ConfigException(source + ": " + key.name() + ": expected " + key.type().describe()
                     + ", got a YAML mapping");
@@ -173,7 +178,7 @@ public final class JobConfig {
         }
         try {
             return switch (key.type()) {
-                case STRING, LIST -> text;
+                case STRING, LIST, ANY -> key.valueAliases().getOrDefault(text, text);
                 case BOOL -> {
                     if (text.equalsIgnoreCase("true")) {
                         yield Boolean.TRUE;
@@ -205,8 +210,9 @@ public final class JobConfig {
 
     private static void check(String source, ConfigKey key, Object value) throws ConfigException {
         String prefix = source + ": " + key.name() + ": ";
-        if (key.notImplemented() != null && !value.equals(key.defaultValue())) {
-            throw new ConfigException(prefix + "not implemented yet (" + key.notImplemented() + ")");
+        if (key.refuses(value)) {
+            throw new ConfigException(prefix + (key.support() == ConfigKey.Support.PLANNED ? "not implemented yet ("
+                    : "not implemented (") + key.why() + ")");
         }
         String text = value.toString();
         if (key.planned().contains(text)) {
@@ -271,20 +277,32 @@ public final class JobConfig {
         return v;
     }
 
+    /**
+     * The keys the job sets to something other than their default that change nothing in a single-process qlora4j
+     * run (the README key table says why for each), in the order the job gives them.
+     */
+    public List<String> inertKeys() {
+        return values.entrySet().stream()
+                .filter(e -> ConfigKeys.get(e.getKey()).support() == ConfigKey.Support.INERT)
+                .filter(e -> !e.getValue().equals(ConfigKeys.get(e.getKey()).defaultValue()))
+                .map(Map.Entry::getKey).toList();
+    }
+
     /** The keys the job sets explicitly, with their parsed values (for saving the resolved job). */
     public Map<String, Object> explicitValues() {
         return Collections.unmodifiableMap(values);
     }
 
     /**
-     * Every key with the value in effect: the job's own or the default, keys without either left out,
-     * {@code lora_alpha} resolved to {@code 2 x lora_rank} when unset (for saving the job as it ran).
+     * Every implemented key with the value in effect and every other key the job sets: the job's own value or
+     * the default, keys without either left out, {@code lora_alpha} resolved to {@code 2 x lora_rank} when unset
+     * (for saving the job as it ran).
      */
     public Map<String, Object> resolvedValues() {
         Map<String, Object> resolved = new LinkedHashMap<>();
         for (ConfigKey key : ConfigKeys.all()) {
             Object v = value(key.name());
-            if (v != null) {
+            if (v != null && (key.support() == ConfigKey.Support.IMPLEMENTED || values.containsKey(key.name()))) {
                 resolved.put(key.name(), v);
             }
         }

@@ -72,7 +72,7 @@ class HeldOutEvalTest {
                     Map.of("instruction", "copy", "input", "a b c", "output", pieces(answer)),
                     Map.of("instruction", "copy", "input", "a b c", "output", pieces(wrong))));
 
-            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "predict_with_generate=true",
+            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "template=default", "predict_with_generate=true",
                     "max_new_tokens=" + NEW_TOKENS, "per_device_eval_batch_size=2"), tokenizer).run(model);
 
             assertEquals(0.5, report.exactMatch());

@@ -65,9 +65,9 @@ class LearningTest {
         Path heldOut = TinyTasks.write(dir.resolve("held-out.json"), "reverse", 16, 3);
         Path pretrained = dir.resolve("pretrained");
         assertTrue(train("model_name_or_path=" + TinyModel.write(dir.resolve("random"), 21, 64), "dataset=" + copy,
-                "output_dir=" + pretrained, "finetuning_type=full", "learning_rate=0.003", "max_steps=200",
+                "output_dir=" + pretrained, "template=default", "finetuning_type=full", "learning_rate=0.003", "max_steps=200",
                 "per_device_train_batch_size=32", "lr_scheduler_type=cosine", "warmup_ratio=0.1").completed());
-        List<String> lora = List.of("model_name_or_path=" + pretrained, "dataset=" + reverse, "lora_rank=8",
+        List<String> lora = List.of("model_name_or_path=" + pretrained, "dataset=" + reverse, "template=default", "lora_rank=8",
                 "learning_rate=0.01", "max_steps=200", "per_device_train_batch_size=32", "lr_scheduler_type=cosine",
                 "warmup_ratio=0.1", "seed=5");
         List<String> nf4 = new ArrayList<>(lora);

@@ -92,7 +92,7 @@ class BaseFormatsTest {
         ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(dir));
         assertEquals(dir.resolve("config.json") + ": quantization_config quant_method 'compressed-tensors' is not"
                 + " supported (qlora4j loads pre-quantized bitsandbytes 4-bit (NF4, FP4), bitsandbytes 8-bit (LLM.int8),"
-                + " CVXQ, AQLM, GPTQ, AWQ)", e.getMessage());
+                + " CVXQ, HQQ, AQLM, GPTQ, AWQ)", e.getMessage());
     }
 
     @Test

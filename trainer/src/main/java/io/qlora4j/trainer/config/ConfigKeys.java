@@ -193,9 +193,6 @@ public final class ConfigKeys {
         add(ConfigKey.of("loraplus_lr_embedding", FLOAT, 1e-6,
                 "LoRA+: learning rate of embedding adapters' B (qlora4j adapts no embeddings, so none takes it)")
                 .range(0.0, NO_LIMIT));
-        add(ConfigKey.of("pissa_init", BOOL, false, "PiSSA initialization").notImplemented("PiSSA"));
-        add(ConfigKey.of("pissa_iter", INT, 16, "PiSSA's fast SVD iterations").notImplemented("PiSSA"));
-        add(ConfigKey.of("pissa_convert", BOOL, false, "save PiSSA as a plain LoRA").notImplemented("PiSSA"));
         add(ConfigKey.of("additional_target", STRING, null, "modules trained in full besides the adapters")
                 .unsupported("modules_to_save is not implemented"));
         add(ConfigKey.of("create_new_adapter", BOOL, false, "merge adapter_name_or_path, then train a new adapter")

@@ -240,9 +240,6 @@ class LlamaFactoryExamplesTest {
                 + "deepspeed: examples/deepspeed/ds_z3_config.json  # choices: [ds_z0_config.json, ds_z2_config.json,"
                 + " ds_z3_config.json]\n" + data, "FILE: deepspeed: not implemented (qlora4j trains in one process on one"
                 + " device; its paged optimizer state is the memory saving (paged_adamw_*))");
-        refused("pissa_llama3_lora_sft.yaml", sft + "finetuning_type: lora\nlora_rank: 8\nlora_target: all\n"
-                + "pissa_init: true\npissa_iter: 16\npissa_convert: true\n" + data,
-                "FILE: pissa_init: not implemented yet (PiSSA)");
         refused("badam_llama3_full_sft.yaml", sft + "finetuning_type: full\nuse_badam: true\nbadam_mode: layer\n"
                 + "badam_switch_mode: ascending\nbadam_switch_interval: 50\nbadam_verbose: 2\n" + data,
                 "FILE: use_badam: not implemented (badam is not implemented)");

@@ -259,10 +259,10 @@ class JobConfigTest {
                 assertThrows(ConfigException.class, () -> JobConfig.of("deepspeed=ds_z3_config.json")).getMessage());
         assertEquals("command line: stage: 'dpo' is not implemented yet (available: sft, pt)",
                 assertThrows(ConfigException.class, () -> JobConfig.of("stage=dpo")).getMessage());
-        assertEquals("command line: pissa_init: not implemented yet (PiSSA)",
-                assertThrows(ConfigException.class, () -> JobConfig.of("pissa_init=true")).getMessage());
+        assertEquals("command line: use_badam: not implemented (badam is not implemented)",
+                assertThrows(ConfigException.class, () -> JobConfig.of("use_badam=true")).getMessage());
         // at their defaults the same keys are accepted, as LLaMA-Factory's examples write them
-        assertFalse(JobConfig.of("use_galore=false", "pissa_iter=16", "num_beams=1").isSet("deepspeed"));
+        assertFalse(JobConfig.of("use_galore=false", "use_badam=false", "num_beams=1").isSet("deepspeed"));
     }
 
     @Test

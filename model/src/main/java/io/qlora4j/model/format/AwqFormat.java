@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
-import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.gptq.AwqTensor;
 import java.util.List;
 import java.util.Locale;
@@ -22,7 +21,7 @@ import java.util.Map;
  *
  * @param groupSize input rows per group, -1 for all of them
  */
-public record AwqFormat(int groupSize) implements BaseFormat {
+public record AwqFormat(int groupSize) implements ReadOnlyFormat {
     /** The registration: {@code quant_method: awq} checkpoints of version gemm, 4 bits. */
     public static final FormatRegistration REGISTRATION = new FormatRegistration("AWQ", List.of("awq"), List.of(4),
             List.of(), keys -> new AwqFormat(128), AwqFormat::fromConfig);
@@ -100,18 +99,6 @@ public record AwqFormat(int groupSize) implements BaseFormat {
         StoredEntries.shape(scales, new long[] {in / group, out}, because);
         return GroupedIntWeight.of(AwqTensor.fromCheckpoint((int) in, (int) out, (int) group, reader.ints(qweight.name()),
                 reader.ints(qzeros.name()), reader.floats(scales.name())), storedBytes(new long[] {out, in}));
-    }
-
-    /** False: see {@link #quantize}. */
-    @Override
-    public boolean quantizesOnTheFly() {
-        return false;
-    }
-
-    /** Refused: AWQ checkpoints are read as they are; qlora4j does not write them. */
-    @Override
-    public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {
-        throw GroupedIntWeight.readOnly("AWQ");
     }
 
     @Override

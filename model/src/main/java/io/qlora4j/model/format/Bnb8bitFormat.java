@@ -173,22 +173,7 @@ public record Bnb8bitFormat(double threshold) implements BaseFormat {
     }
 
     /** One LLM.int8 weight. */
-    private record Weight(LlmInt8Tensor tensor) implements StoredWeight {
-        @Override
-        public long[] shape() {
-            return tensor.shape();
-        }
-
-        @Override
-        public long bytes() {
-            return tensor.bytes();
-        }
-
-        @Override
-        public float[] dequantize() {
-            return tensor.dequantize();
-        }
-
+    private record Weight(LlmInt8Tensor tensor) implements HostTensorWeight {
         /** {@code weight} (I8), {@code SCB} (F32) and {@code weight_format} (U8 scalar 0), as Linear8bitLt saves them. */
         @Override
         public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {

@@ -212,22 +212,7 @@ public final class CvxqFormat implements BaseFormat {
     }
 
     /** One CVXQ weight. */
-    private record Weight(CvxqTensor tensor) implements StoredWeight {
-        @Override
-        public long[] shape() {
-            return new long[] {tensor.rows(), tensor.columns()};
-        }
-
-        @Override
-        public long bytes() {
-            return tensor.bytes();
-        }
-
-        @Override
-        public float[] dequantize() {
-            return tensor.dequantize();
-        }
-
+    private record Weight(CvxqTensor tensor) implements HostTensorWeight {
         /** The five entries of docs/CVXQ-FORMAT.md; {@code torchDtype} does not enter them. */
         @Override
         public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {

@@ -7,7 +7,6 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
-import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.QuantFormatException;
 import io.qlora4j.quant.gptq.GptqTensor;
 import java.util.List;
@@ -31,7 +30,7 @@ import java.util.Map;
  * @param sym whether the zero-points are all {@code 2^(bits-1)}
  * @param v1 whether zeros are stored minus one ({@code checkpoint_format: gptq})
  */
-public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, boolean v1) implements BaseFormat {
+public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, boolean v1) implements ReadOnlyFormat {
     /** The registration: {@code quant_method: gptq} checkpoints, 2/3/4/8 bits. */
     public static final FormatRegistration REGISTRATION = new FormatRegistration("GPTQ", List.of("gptq"),
             List.of(2, 3, 4, 8), List.of(), keys -> new GptqFormat(keys.bits(), 128, false, true, true),
@@ -122,18 +121,6 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         } catch (QuantFormatException e) {
             throw new ModelException(qweight.file() + ": " + prefix + ": " + e.getMessage(), e);
         }
-    }
-
-    /** False: see {@link #quantize}. */
-    @Override
-    public boolean quantizesOnTheFly() {
-        return false;
-    }
-
-    /** Refused: GPTQ checkpoints are read as they are; qlora4j does not write them. */
-    @Override
-    public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {
-        throw GroupedIntWeight.readOnly("GPTQ");
     }
 
     @Override

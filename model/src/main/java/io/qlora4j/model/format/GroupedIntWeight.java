@@ -36,12 +36,6 @@ record GroupedIntWeight(String name, long[] shape, long bytes, Supplier<float[]>
                 m -> NdGroupedTensor.upload(t, m));
     }
 
-    /** The refusal of a format qlora4j reads but does not produce. */
-    static ModelException readOnly(String name) {
-        return new ModelException(name + " is read from pre-quantized checkpoints only: qlora4j has no " + name
-                + " quantizer (quantize with quantization_method bnb, aqlm or another implemented method)");
-    }
-
     @Override
     public long[] shape() {
         return shape.clone();

@@ -163,22 +163,7 @@ public record HqqFormat(HqqParams params) implements BaseFormat {
     }
 
     /** One HQQ tensor. */
-    private record Weight(HqqTensor tensor) implements StoredWeight {
-        @Override
-        public long[] shape() {
-            return tensor.shape().clone();
-        }
-
-        @Override
-        public long bytes() {
-            return tensor.bytes();
-        }
-
-        @Override
-        public float[] dequantize() {
-            return tensor.dequantize();
-        }
-
+    private record Weight(HqqTensor tensor) implements HostTensorWeight {
         /** {@code W_q}, {@code scale}, {@code zero} and the meta entries under {@code prefix}. */
         @Override
         public void write(SafetensorsWriter writer, String prefix, String torchDtype) throws ModelException {

@@ -1,5 +1,6 @@
 package io.qlora4j.quant.cvxq;
 
+import io.qlora4j.quant.HostTensor;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.stream.IntStream;
@@ -29,7 +30,7 @@ import java.util.stream.IntStream;
  * @param codes the bit planes
  */
 public record CvxqTensor(int rows, int columns, RowClusters clusters, byte[] depths, short[] locs, short[] scales,
-        byte[] codes) {
+        byte[] codes) implements HostTensor {
 
     /** Checks that the arrays agree with the shape, the depths are 0 to 8 and the planes have the bytes they need. */
     public CvxqTensor {
@@ -186,7 +187,14 @@ public record CvxqTensor(int rows, int columns, RowClusters clusters, byte[] dep
         return out;
     }
 
+    /** {@code [rows, columns]}. */
+    @Override
+    public long[] shape() {
+        return new long[] {rows, columns};
+    }
+
     /** The decoded weight, row-major {@code [rows, columns]}, as the device decodes it. */
+    @Override
     public float[] dequantize() {
         int[][] codesOf = unpack();
         int[][] members = clusters.members();
@@ -207,6 +215,7 @@ public record CvxqTensor(int rows, int columns, RowClusters clusters, byte[] dep
     }
 
     /** Bytes as stored: the bit planes plus {@link #sideBytes} (the layer's bias is not part of the tensor). */
+    @Override
     public long bytes() {
         return codes.length + sideBytes(rows, columns, clusters.clusters());
     }

@@ -1,5 +1,6 @@
 package io.qlora4j.quant.hqq;
 
+import io.qlora4j.quant.HostTensor;
 import io.qlora4j.quant.Shapes;
 import java.util.Arrays;
 import java.util.Locale;
@@ -18,7 +19,8 @@ import java.util.Objects;
  * @param scale one dequantization scale per group
  * @param zero one zero point per group
  */
-public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] scale, float[] zero) {
+public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] scale, float[] zero)
+        implements HostTensor {
 
     /** Validates sizes against the shape and the group size, naming the one at fault. */
     public HqqTensor {
@@ -74,6 +76,7 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
     }
 
     /** The float32 weight, row-major: {@code (code - zero) * scale} per element, as HQQ's float32 dequantization. */
+    @Override
     public float[] dequantize() {
         byte[] codes = codes();
         int rows = groupedRows();
@@ -91,6 +94,7 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
     }
 
     /** Bytes of per-element storage: packed codes plus the float32 scale and zero of every group. */
+    @Override
     public long bytes() {
         return packed.length + 8L * scale.length;
     }

@@ -1,5 +1,6 @@
 package io.qlora4j.quant.int8;
 
+import io.qlora4j.quant.HostTensor;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -12,7 +13,7 @@ import java.util.Objects;
  * @param scb one absmax per output row ({@code SCB}, F32 {@code [out]}), each a float16 value
  * @param shape {@code [out, in]}
  */
-public record LlmInt8Tensor(byte[] codes, float[] scb, long[] shape) {
+public record LlmInt8Tensor(byte[] codes, float[] scb, long[] shape) implements HostTensor {
     /** {@code 1/127} as a float32, the factor bitsandbytes multiplies {@code SCB} by ({@code SCB * (1.0 / 127.0)}). */
     static final float INV_127 = (float) (1.0 / 127.0);
 
@@ -56,6 +57,7 @@ public record LlmInt8Tensor(byte[] codes, float[] scb, long[] shape) {
      * The float32 weight, row-major: {@code CB * (SCB * f32(1/127))}, one float32 multiply per element, which is what
      * bitsandbytes' CPU training path ({@code MatMul8bitFp}, 0.47 and later) multiplies by in float32.
      */
+    @Override
     public float[] dequantize() {
         int in = Math.toIntExact(shape[1]);
         float[] scales = rowScales();
@@ -67,6 +69,7 @@ public record LlmInt8Tensor(byte[] codes, float[] scb, long[] shape) {
     }
 
     /** Stored bytes: one per code plus a float32 {@code SCB} per row. */
+    @Override
     public long bytes() {
         return codes.length + 4L * scb.length;
     }

@@ -50,8 +50,22 @@ public final class JobModels {
      */
     public static BaseFormat exportFormat(JobConfig config) throws ModelException {
         String method = config.string("export_quantization_method");
-        return format(config, method != null ? method : config.string("quantization_method"),
-                config.integer("export_quantization_bit"));
+        return written(format(config, method != null ? method : config.string("quantization_method"),
+                config.integer("export_quantization_bit")));
+    }
+
+    /**
+     * {@code format}, when qlora4j writes checkpoints in it ({@link BaseFormats#checkpointRefusal}): what
+     * {@code quantize} and {@code export} call before any work.
+     *
+     * @throws ModelException the format's one-line reason otherwise
+     */
+    public static BaseFormat written(BaseFormat format) throws ModelException {
+        String refusal = BaseFormats.checkpointRefusal(format);
+        if (refusal != null) {
+            throw new ModelException(refusal);
+        }
+        return format;
     }
 
     /**

@@ -98,8 +98,10 @@ public final class BaseFormats {
         REGISTERED.stream().filter(r -> r.methods().contains(method)).forEach(r -> implemented.addAll(r.bits()));
         List<Integer> menu = LLAMA_FACTORY_MENU.getOrDefault(method, List.of());
         if (implemented.isEmpty() && menu.isEmpty()) {
+            List<String> planned = plannedMethods();
             throw new ModelException(FormatKeys.METHOD + " '" + method + "' is not a base-format method (implemented: "
-                    + String.join(", ", methods()) + "; not yet: " + String.join(", ", plannedMethods()) + ")");
+                    + String.join(", ", methods()) + (planned.isEmpty() ? "" : "; not yet: " + String.join(", ", planned))
+                    + ")");
         }
         if (implemented.isEmpty()) {
             throw new ModelException(FormatKeys.METHOD + " " + method + " is not implemented yet (implemented: "
@@ -134,8 +136,21 @@ public final class BaseFormats {
         }
         String method = quantizationConfig.path("quant_method").asText("");
         throw new ModelException(where + ": quantization_config quant_method '" + method + "' is not supported"
-                + " (qlora4j loads pre-quantized " + REGISTERED.stream().map(FormatRegistration::name)
-                        .collect(Collectors.joining(", ")) + ")");
+                + " (qlora4j loads pre-quantized " + REGISTERED.stream().filter(r -> r.checkpointRefusal() == null)
+                        .map(FormatRegistration::name).collect(Collectors.joining(", ")) + ")");
+    }
+
+    /**
+     * Why qlora4j writes no checkpoint in {@code format} ({@link FormatRegistration#checkpointRefusal}), or null when
+     * it writes one: {@code quantize} and {@code export} ask before any work.
+     */
+    public static String checkpointRefusal(BaseFormat format) {
+        for (FormatRegistration r : REGISTERED) {
+            if (r.chosenBy(format.method(), format.bits())) {
+                return r.checkpointRefusal();
+            }
+        }
+        return null;
     }
 
     /**

@@ -16,9 +16,14 @@ import java.util.Objects;
  * @param fromKeys builds the format from the job keys (method and bits already matched)
  * @param fromConfig the format a checkpoint's {@code quantization_config} describes, or null when the config is
  *     not this family's
+ * @param checkpointRefusal null when qlora4j writes and reads this family's checkpoints (every family so far but one);
+ *     otherwise the one-line reason it does neither (EETQ: its saved layout is specific to the GPU architecture that
+ *     wrote it), with which {@code quantize} and {@code export} refuse the format before any work, and which keeps
+ *     the family out of the list of loadable pre-quantized formats. Such a family still quantizes on the fly for
+ *     {@code train}, {@code eval} and {@code generate}.
  */
 public record FormatRegistration(String name, List<String> methods, List<Integer> bits, List<FormatOption> options,
-        FromKeys fromKeys, FromConfig fromConfig) {
+        FromKeys fromKeys, FromConfig fromConfig, String checkpointRefusal) {
 
     /** Builds a format from the job keys. */
     @FunctionalInterface
@@ -40,6 +45,12 @@ public record FormatRegistration(String name, List<String> methods, List<Integer
          * @throws IllegalArgumentException naming the field whose value this family cannot read
          */
         BaseFormat recognise(JsonNode quantizationConfig);
+    }
+
+    /** A family whose checkpoints qlora4j writes and reads. */
+    public FormatRegistration(String name, List<String> methods, List<Integer> bits, List<FormatOption> options,
+            FromKeys fromKeys, FromConfig fromConfig) {
+        this(name, methods, bits, options, fromKeys, fromConfig, null);
     }
 
     /** Copies the lists. */

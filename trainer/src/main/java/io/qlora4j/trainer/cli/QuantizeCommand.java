@@ -36,7 +36,7 @@ final class QuantizeCommand extends JobCommand {
             AqlmQuantizeRun.run(config, aqlm.scheme(), source, target, out(), System.console() != null);
             return 0;
         }
-        BaseFormat format = JobModels.format(config);
+        BaseFormat format = JobModels.written(JobModels.format(config));
         if (format == BaseFormats.DENSE) {
             throw new ConfigException("quantize needs quantization_bit (and quantization_method), e.g. quantization_bit=4");
         }

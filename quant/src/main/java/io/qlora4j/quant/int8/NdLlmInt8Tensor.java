@@ -15,6 +15,9 @@ import java.util.Arrays;
  * path does since 0.47 ({@code MatMul8bitFp}: {@code CB.to(dtype).mul_(SCB.unsqueeze(1).mul(1.0 / 127.0))}): the
  * codes times the row factor in float32, rounded once to the compute dtype; bit for bit
  * {@link LlmInt8Tensor#dequantize()} in float32.
+ *
+ * <p>Any per-output-row int8 format whose weight is {@code code * rowFactor} uploads through
+ * {@link #upload(byte[], float[], long[], NDManager)} (EETQ, whose row factor is its float16 scale).
  */
 public final class NdLlmInt8Tensor implements DeviceWeight {
     private final NDManager owner;
@@ -23,19 +26,32 @@ public final class NdLlmInt8Tensor implements DeviceWeight {
     private final NDArray codes;
     private final NDArray rowScales;
 
-    private NdLlmInt8Tensor(LlmInt8Tensor t, NDManager owner) {
+    private NdLlmInt8Tensor(byte[] codes, float[] rowScales, long[] shape, NDManager owner) {
+        if (shape.length != 2 || codes.length != shape[0] * shape[1] || rowScales.length != shape[0]) {
+            throw new IllegalArgumentException(codes.length + " codes and " + rowScales.length
+                    + " row factors do not make a weight of shape " + Arrays.toString(shape));
+        }
         this.owner = owner;
         this.arrays = owner.newSubManager();
-        this.shape = t.shape();
-        ByteBuffer buffer = ByteBuffer.allocateDirect(t.codes().length);
-        buffer.put(t.codes()).rewind();
+        this.shape = shape.clone();
+        ByteBuffer buffer = ByteBuffer.allocateDirect(codes.length);
+        buffer.put(codes).rewind();
         this.codes = arrays.create(buffer, new Shape(shape), DataType.INT8);
-        this.rowScales = arrays.create(t.rowScales(), new Shape(shape[0], 1));
+        this.rowScales = arrays.create(rowScales, new Shape(shape[0], 1));
     }
 
     /** Copies {@code t} to {@code manager}'s device, into a sub-manager freed by {@link #close()} or with {@code manager}. */
     public static NdLlmInt8Tensor upload(LlmInt8Tensor t, NDManager manager) {
-        return new NdLlmInt8Tensor(t, manager);
+        return new NdLlmInt8Tensor(t.codes(), t.rowScales(), t.shape(), manager);
+    }
+
+    /**
+     * Copies row-major int8 {@code codes} of {@code shape} {@code [out, in]} and one float32 factor per output row to
+     * {@code manager}'s device: a weight that dequantizes to {@code code * rowFactor} in float32, rounded once to the
+     * compute dtype.
+     */
+    public static NdLlmInt8Tensor upload(byte[] codes, float[] rowFactors, long[] shape, NDManager manager) {
+        return new NdLlmInt8Tensor(codes, rowFactors, shape, manager);
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.qlora4j.quant.int8;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -34,6 +35,26 @@ class NdLlmInt8TensorTest {
                 }
             }
             assertEquals(24 * 40 + 24 * 4, device.bytes());
+        }
+    }
+
+    @Test
+    void codesAndRowFactorsUploadAsCodeTimesFactor() {
+        byte[] codes = {-128, 127, 0, 3, -2, 1};
+        float[] factors = {0.5f, 0x1p-7f};
+        try (NDManager m = NDManager.newBaseManager();
+                NdLlmInt8Tensor device = NdLlmInt8Tensor.upload(codes, factors, new long[] {2, 3}, m);
+                NDArray w = device.dequantize(DataType.FLOAT32)) {
+            assertArrayEquals(new float[] {-64f, 63.5f, 0f, 3f / 128, -2f / 128, 1f / 128}, w.toFloatArray());
+        }
+    }
+
+    @Test
+    void codesThatDoNotFitTheShapeAreRefused() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> NdLlmInt8Tensor.upload(new byte[5], new float[2], new long[] {2, 3}, m));
+            assertEquals("5 codes and 2 row factors do not make a weight of shape [2, 3]", e.getMessage());
         }
     }
 }

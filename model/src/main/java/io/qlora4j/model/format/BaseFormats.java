@@ -47,6 +47,7 @@ public final class BaseFormats {
             Bnb8bitFormat.REGISTRATION,
             CvxqFormat.REGISTRATION,
             HqqFormat.REGISTRATION,
+            EetqFormat.REGISTRATION,
             AqlmFormat.REGISTRATION,
             GptqFormat.REGISTRATION,
             AwqFormat.REGISTRATION);

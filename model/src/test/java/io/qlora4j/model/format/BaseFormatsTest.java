@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -52,20 +51,11 @@ class BaseFormatsTest {
     }
 
     @Test
-    void aMethodOfLlamaFactorysMenuNotRegisteredYetIsRefusedAsNotImplemented() {
-        List<String> planned = BaseFormats.plannedMethods();
-        assumeFalse(planned.isEmpty(), "every method of LLaMA-Factory's menu is implemented");
-        String method = planned.get(0);
-        ModelException e = assertThrows(ModelException.class, () -> keys(method, 8, Map.of()));
-        assertEquals("quantization_method " + method + " is not implemented yet (implemented: "
-                + String.join(", ", BaseFormats.methods()) + ")", e.getMessage());
-    }
-
-    @Test
-    void aMethodNoToolKnowsIsRefusedListingTheKnownOnes() {
+    void everyMethodOfLlamaFactorysOnTheFlyMenuIsImplementedAndAnUnknownOneIsRefusedListingThem() {
+        assertEquals(List.of(), BaseFormats.plannedMethods(), "bnb/bitsandbytes 4 and 8, hqq 1-6 and 8, eetq 8");
         ModelException e = assertThrows(ModelException.class, () -> keys("nf4", 4, Map.of()));
-        assertTrue(e.getMessage().startsWith("quantization_method 'nf4' is not a base-format method (implemented: bnb,"),
-                e.getMessage());
+        assertEquals("quantization_method 'nf4' is not a base-format method (implemented: bnb, bitsandbytes, cvxq, hqq,"
+                + " eetq, aqlm, gptq, awq)", e.getMessage());
     }
 
     @Test

@@ -49,9 +49,12 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
             .withObjectIndenter(new DefaultIndenter("  ", "\n"))
             .withArrayIndenter(new DefaultIndenter("  ", "\n")));
 
-    /** The fields PEFT writes for a LoRA adapter, for one of our adapters, sorted by key. */
-    static Map<String, Object> fields(LoraSettings settings, String baseModel, Map<String, Integer> rankPattern,
-            Map<String, Double> alphaPattern) {
+    /**
+     * The fields PEFT writes for a LoRA adapter, for one of our adapters on the modules named {@code targetModules}
+     * (short names), sorted by key.
+     */
+    static Map<String, Object> fields(LoraSettings settings, List<String> targetModules, String baseModel,
+            Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
         Map<String, Object> alphas = new TreeMap<>();
         alphaPattern.forEach((path, alpha) -> alphas.put(path, number(alpha)));
         Map<String, Object> f = new TreeMap<>();
@@ -69,8 +72,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         f.put("peft_type", "LORA");
         f.put("r", settings.rank());
         f.put("rank_pattern", new TreeMap<>(rankPattern));
-        f.put("target_modules", TargetModules.linearNames(settings.targets()).stream()
-                .map(TargetModules::shortName).sorted().toList());
+        f.put("target_modules", targetModules.stream().sorted().toList());
         f.put("task_type", "CAUSAL_LM");
         for (AdapterVariant v : AdapterVariants.all()) {
             if (v.peftFlag() != null) {
@@ -187,7 +189,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
      * LoRA-capable module paths, as PEFT refuses a target the model lacks.
      */
     void checkTargets(Path file, Collection<String> modelPaths) throws ModelException {
-        String known = TargetModules.shortNames();
+        String known = TargetModules.shortNames(modelPaths);
         if (targetRegex != null && modelPaths.stream().noneMatch(p -> targetRegex.matcher(p).matches())) {
             throw new ModelException(file + ": target_modules '" + targetRegex.pattern()
                     + "' matches no linear layer of this model (" + known + ")");

@@ -4,7 +4,8 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.BaseRewrite;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -16,7 +17,7 @@ import java.util.regex.Pattern;
 
 /**
  * The start of an adapter whose initialisation rewrites the base (PiSSA, LoftQ): handed to the loader
- * ({@code LlamaLoader.Builder.optBaseRewrite}), it splits each targeted weight as the checkpoint streams in, one
+ * ({@code ModelLoader.Builder.optBaseRewrite}), it splits each targeted weight as the checkpoint streams in, one
  * projection at a time, keeps the starting A and B, and then gives them to {@link LoraAdapters#attach} (a new
  * adapter) or to {@link LoraAdapters#load} (an adapter trained from that start, which replaces A and B but needs the
  * same base). The split is deterministic: exact decompositions, and a randomised SVD seeded per module from
@@ -41,14 +42,14 @@ public final class InitialAdapter implements BaseRewrite {
     }
 
     /**
-     * The start of a new adapter with {@code settings} (whose init must rewrite the base), its random draws
-     * derived from {@code seed}.
+     * The start of a new adapter with {@code settings} (whose init must rewrite the base) over a base with
+     * {@code config}, its random draws derived from {@code seed}.
      */
-    public static InitialAdapter fresh(LoraSettings settings, long seed) {
+    public static InitialAdapter fresh(LoraSettings settings, DecoderConfig config, long seed) {
         if (!settings.init().rewritesBase()) {
             throw new IllegalArgumentException(settings.init().describe() + " keeps the base; attach without a start");
         }
-        List<String> names = TargetModules.linearNames(settings.targets());
+        List<String> names = TargetModules.linearNames(config, settings.targets());
         return new InitialAdapter(settings.init(), module -> {
             Matcher m = MODULE.matcher(module);
             return m.matches() && names.contains(m.group(1)) ? settings : null;
@@ -62,7 +63,7 @@ public final class InitialAdapter implements BaseRewrite {
      *
      * @throws ModelException naming the file when the adapter cannot be read or does not fit the base
      */
-    public static InitialAdapter of(Path adapterDir, LlamaConfig config) throws ModelException {
+    public static InitialAdapter of(Path adapterDir, DecoderConfig config) throws ModelException {
         try (PeftAdapterFile file = PeftAdapterFile.open(adapterDir, TargetModules.projections(config),
                 config.numHiddenLayers())) {
             AdapterInit init = file.config().init();
@@ -82,7 +83,7 @@ public final class InitialAdapter implements BaseRewrite {
      *
      * @throws ModelException when such an adapter comes with others: its base is its own, as PEFT warns
      */
-    public static InitialAdapter of(List<Path> adapterDirs, LlamaConfig config) throws ModelException {
+    public static InitialAdapter of(List<Path> adapterDirs, DecoderConfig config) throws ModelException {
         InitialAdapter found = null;
         for (Path dir : adapterDirs) {
             InitialAdapter start = of(dir, config);

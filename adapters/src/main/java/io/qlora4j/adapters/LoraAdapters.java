@@ -9,8 +9,8 @@ import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.format.BaseFormat;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -60,24 +60,24 @@ public final class LoraAdapters implements AutoCloseable {
      * @throws IllegalStateException when a targeted layer already carries an adapter
      * @throws IllegalArgumentException when the settings' init rewrites the base (use the overload with its start)
      */
-    public static LoraAdapters attach(LlamaModel model, LoraSettings settings, NDManager manager, long seed) {
+    public static LoraAdapters attach(CausalLM model, LoraSettings settings, NDManager manager, long seed) {
         return attach(model, settings, manager, seed, null);
     }
 
     /**
-     * {@link #attach(LlamaModel, LoraSettings, NDManager, long)} for an init that rewrites the base (PiSSA, LoftQ):
+     * {@link #attach(CausalLM, LoraSettings, NDManager, long)} for an init that rewrites the base (PiSSA, LoftQ):
      * {@code start} is the {@link InitialAdapter} the model was loaded with, which holds each module's starting A and
      * B; the variant's extra tensors then start from the rewritten base (DoRA: the row norms of
      * {@code W_res + s B A}, as PEFT initialises DoRA after PiSSA). The adapter saves the start's seed.
      */
-    public static LoraAdapters attach(LlamaModel model, LoraSettings settings, NDManager manager, long seed,
+    public static LoraAdapters attach(CausalLM model, LoraSettings settings, NDManager manager, long seed,
             InitialAdapter start) {
         if (settings.init().rewritesBase() != (start != null)) {
             throw new IllegalArgumentException(start == null ? settings.init().describe() + " rewrites the base: attach"
                     + " with the InitialAdapter the model was loaded through" : "a start is for an init that rewrites"
                     + " the base, not " + settings.init().describe());
         }
-        List<String> names = TargetModules.linearNames(settings.targets());
+        List<String> names = TargetModules.linearNames(model.config(), settings.targets());
         names.forEach(name -> requireUnwrapped(model, name));
         Random random = new Random(seed);
         List<Planned> planned = new ArrayList<>();
@@ -121,28 +121,28 @@ public final class LoraAdapters implements AutoCloseable {
      * tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
      * (PiSSA, LoftQ), which needs the overload with its start.
      */
-    public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager) throws ModelException {
+    public static LoraAdapters load(Path adapterDir, CausalLM model, NDManager manager) throws ModelException {
         return load(adapterDir, model, manager, null);
     }
 
     /**
-     * {@link #load(Path, LlamaModel, NDManager)} for an adapter trained from a rewritten base: {@code start} is
+     * {@link #load(Path, CausalLM, NDManager)} for an adapter trained from a rewritten base: {@code start} is
      * {@code InitialAdapter.of(adapterDir, config)}, which the model was loaded through (null for an adapter whose
      * start keeps the base). Kept for saving and for {@link #saveConverted}.
      */
-    public static LoraAdapters load(Path adapterDir, LlamaModel model, NDManager manager, InitialAdapter start)
+    public static LoraAdapters load(Path adapterDir, CausalLM model, NDManager manager, InitialAdapter start)
             throws ModelException {
         return PeftAdapterReader.read(adapterDir, model, manager, start);
     }
 
     /** Wraps the planned modules into the model's blocks, in order, and makes their matrices trainable. */
-    static LoraAdapters wrap(LlamaModel model, LoraSettings settings, List<Planned> planned, InitialAdapter start) {
+    static LoraAdapters wrap(CausalLM model, LoraSettings settings, List<Planned> planned, InitialAdapter start) {
         Map<String, LoraLinear> wrapped = new LinkedHashMap<>();
         for (Planned p : planned) {
             p.a().setRequiresGradient(true);
             p.b().setRequiresGradient(true);
             p.extras().values().forEach(t -> t.setRequiresGradient(true));
-            LlamaBlock block = model.block(p.layer());
+            DecoderBlock block = model.block(p.layer());
             LoraLinear lora = new LoraLinear(baseOf(model, p.layer(), p.linearName()), p.a(), p.b(), p.extras(),
                     p.settings(), wrapped.size());
             block.setLinear(p.linearName(), lora);
@@ -152,7 +152,7 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /** Fails when any block's {@code name} layer is already a {@link LoraLinear}. */
-    static void requireUnwrapped(LlamaModel model, String name) {
+    static void requireUnwrapped(CausalLM model, String name) {
         for (int layer = 0; layer < model.numLayers(); layer++) {
             if (model.block(layer).linear(name) instanceof LoraLinear) {
                 throw new IllegalStateException(TargetModules.modulePath(layer, name)
@@ -162,7 +162,7 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /** The base layer a block's projection holds, which an adapter wraps. */
-    static BaseLinear baseOf(LlamaModel model, int layer, String linearName) {
+    static BaseLinear baseOf(CausalLM model, int layer, String linearName) {
         LinearLayer layerOf = model.block(layer).linear(linearName);
         if (!(layerOf instanceof BaseLinear base)) {
             throw new IllegalStateException(TargetModules.modulePath(layer, linearName) + " is not a base layer ("
@@ -297,7 +297,9 @@ public final class LoraAdapters implements AutoCloseable {
                 alphaPattern.put(path, lora.settings().alpha() * alphaFactor);
             }
         });
-        byte[] json = AdapterConfig.toJson(AdapterConfig.fields(adapterSettings, baseModelNameOrPath, rankPattern,
+        List<String> targetModules = TargetModules.shortNamesIn(modules.keySet(), modules.keySet());
+        byte[] json = AdapterConfig.toJson(AdapterConfig.fields(adapterSettings, targetModules, baseModelNameOrPath,
+                rankPattern,
                 alphaPattern));
         SafetensorsWriter writer = SafetensorsWriter.builder(adapterDir).optBaseName("adapter_model").build();
         try {

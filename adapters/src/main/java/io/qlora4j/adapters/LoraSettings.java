@@ -34,7 +34,7 @@ public record LoraSettings(int rank, double alpha, double dropout, boolean useRs
         Objects.requireNonNull(variant, "variant");
         Objects.requireNonNull(init, "init");
         targets = List.copyOf(targets);
-        TargetModules.linearNames(targets);
+        TargetModules.checkKnown(targets);
     }
 
     /** Plain LoRA with LoRA's start and these settings. */

@@ -3,9 +3,9 @@ package io.qlora4j.adapters;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,11 +46,11 @@ public final class MergeCheck {
             throw new IllegalArgumentException("a merge check needs at least one text");
         }
         Path adapter = export.adapterDirs().get(0);
-        InitialAdapter start = InitialAdapter.of(adapter, LlamaConfig.read(export.baseDir().resolve("config.json")));
-        LlamaLoader.Builder reference = LlamaLoader.builder().optFormat(export.baseQuantization()).optBaseRewrite(start);
+        InitialAdapter start = InitialAdapter.of(adapter, ModelFamilies.read(export.baseDir().resolve("config.json")));
+        ModelLoader.Builder reference = ModelLoader.builder().optFormat(export.baseQuantization()).optBaseRewrite(start);
         List<float[]> expected = new ArrayList<>();
         try (NDManager m = manager.newSubManager()) {
-            LlamaModel model = reference.build().load(export.baseDir(), m);
+            CausalLM model = reference.build().load(export.baseDir(), m);
             LoraAdapters.load(adapter, model, m, start);
             for (long[] ids : texts) {
                 expected.add(logits(model, ids, m));
@@ -60,7 +60,7 @@ public final class MergeCheck {
         double maxLogit = 0;
         long tokens = 0;
         try (NDManager m = manager.newSubManager()) {
-            LlamaModel model = LlamaLoader.builder().build().load(exportDir, m);
+            CausalLM model = ModelLoader.builder().build().load(exportDir, m);
             for (int i = 0; i < texts.size(); i++) {
                 float[] want = expected.get(i);
                 float[] got = logits(model, texts.get(i), m);
@@ -74,7 +74,7 @@ public final class MergeCheck {
         return new Result(texts.size(), tokens, maxDifference, maxLogit);
     }
 
-    private static float[] logits(LlamaModel model, long[] ids, NDManager manager) {
+    private static float[] logits(CausalLM model, long[] ids, NDManager manager) {
         try (NDManager step = manager.newSubManager()) {
             return model.forward(step.create(ids, new Shape(1, ids.length)), null).toFloatArray();
         }

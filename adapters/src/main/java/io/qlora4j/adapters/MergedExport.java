@@ -8,8 +8,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.checkpoint.OutputDirectory;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.StoredWeight;
@@ -50,7 +51,7 @@ import java.util.Set;
 public final class MergedExport {
     private final Path baseDir;
     private final List<Path> adapterDirs;
-    private final LlamaConfig config;
+    private final DecoderConfig config;
     private final Map<String, long[]> projections;
     private final BaseFormat stored;
     private final MergeBase mergeBase;
@@ -62,7 +63,7 @@ public final class MergedExport {
     private final List<String> adapterLines;
     private final InitialAdapter start;
 
-    private MergedExport(Builder b, LlamaConfig config, Map<String, long[]> projections, BaseFormat stored,
+    private MergedExport(Builder b, DecoderConfig config, Map<String, long[]> projections, BaseFormat stored,
             MergeBase mergeBase, BaseFormat baseQuantization, List<String> adapterLines, InitialAdapter start) {
         this.baseDir = b.baseDir;
         this.adapterDirs = List.copyOf(b.adapterDirs);
@@ -370,7 +371,7 @@ public final class MergedExport {
          * @throws ModelException one line naming the file and key or tensor at fault
          */
         public MergedExport build() throws ModelException {
-            LlamaConfig config = LlamaConfig.read(baseDir.resolve("config.json"));
+            DecoderConfig config = ModelFamilies.read(baseDir.resolve("config.json"));
             Map<String, long[]> projections = TargetModules.projections(config);
             BaseFormat stored = BaseFormats.stored(baseDir);
             if (adapterDirs.isEmpty() && stored == null) {
@@ -379,7 +380,7 @@ public final class MergedExport {
                         + " is not quantized");
             }
             try (SafetensorsReader reader = SafetensorsReader.open(baseDir)) {
-                LlamaLoader.checkTensors(config, reader, stored);
+                ModelLoader.checkTensors(config, reader, stored);
             }
             Set<BaseFormat> recorded = new LinkedHashSet<>();
             List<String> lines = new ArrayList<>();

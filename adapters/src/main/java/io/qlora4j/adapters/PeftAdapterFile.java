@@ -52,9 +52,11 @@ final class PeftAdapterFile implements AutoCloseable {
     private final BaseFormat trainedOn;
     private final SafetensorsReader reader;
     private final Map<String, Module> modules;
+    private final Map<String, long[]> projections;
 
     private PeftAdapterFile(Path dir, AdapterConfig config, BaseFormat trainedOn, SafetensorsReader reader,
-            Map<String, Module> modules) {
+            Map<String, Module> modules, Map<String, long[]> projections) {
+        this.projections = projections;
         this.dir = dir;
         this.config = config;
         this.trainedOn = trainedOn;
@@ -99,7 +101,7 @@ final class PeftAdapterFile implements AutoCloseable {
                             List.of(TargetModules.shortName(path)), config.variant(), config.init())));
                 }
             }
-            return new PeftAdapterFile(dir, config, trainedOn, reader, modules);
+            return new PeftAdapterFile(dir, config, trainedOn, reader, modules, projections);
         } catch (ModelException | RuntimeException e) {
             reader.close();
             throw e;
@@ -131,7 +133,7 @@ final class PeftAdapterFile implements AutoCloseable {
      * names.
      */
     LoraSettings settings() {
-        List<String> names = TargetModules.shortNamesIn(modules.keySet());
+        List<String> names = TargetModules.shortNamesIn(projections.keySet(), modules.keySet());
         return new LoraSettings(config.r(), config.alpha(), config.dropout(), config.useRslora(), names,
                 config.variant(), config.init());
     }
@@ -183,7 +185,7 @@ final class PeftAdapterFile implements AutoCloseable {
             }
             if (!projections.containsKey(path)) {
                 throw new ModelException(file + ": tensor '" + t.name() + "' is for module '" + path + "', which this"
-                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames()
+                        + " model lacks (" + layers + " layers of " + TargetModules.shortNames(projections.keySet())
                         + "; LoRA on lm_head and embed_tokens is not supported)");
             }
             if (!config.selects(path)) {

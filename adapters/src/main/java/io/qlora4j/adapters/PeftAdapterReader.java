@@ -5,8 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.TensorInfo;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Reads a PEFT LoRA adapter directory onto a Llama model. Everything is checked (config, tensor names, dtypes,
+ * Reads a PEFT LoRA adapter directory onto a model of any family. Everything is checked (config, tensor names, dtypes,
  * shapes against the base layers) before any array is created, so a refused adapter leaves the model as it was.
  */
 final class PeftAdapterReader {
@@ -25,12 +24,12 @@ final class PeftAdapterReader {
     private record Slot(int layer, String linearName) {}
 
     /** Reads {@code dir} onto {@code model}, which a base-rewriting adapter needs loaded through {@code start}. */
-    static LoraAdapters read(Path dir, LlamaModel model, NDManager manager, InitialAdapter start)
+    static LoraAdapters read(Path dir, CausalLM model, NDManager manager, InitialAdapter start)
             throws ModelException {
         Map<String, Slot> slots = new LinkedHashMap<>();
         Map<String, long[]> projections = new LinkedHashMap<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : model.block(layer).linearNames()) {
                 LinearLayer base = model.block(layer).linear(name);
                 slots.put(TargetModules.modulePath(layer, name), new Slot(layer, name));
                 projections.put(TargetModules.modulePath(layer, name), new long[] {base.inFeatures(), base.outFeatures()});

@@ -9,9 +9,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -50,7 +49,7 @@ class DoraFilesTest {
         TinyModel reference = new TinyModel(40);
         if (base.equals("nf4")) {
             for (int l = 0; l < 2; l++) {
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : tiny.config.linearNames()) {
                     String key = TinyModel.weightName(l, name);
                     reference.weights.put(key, nf4.dequantize(nf4.quantize(tiny.weights.get(key), tiny.linearShape(name))));
                 }
@@ -64,7 +63,7 @@ class DoraFilesTest {
             ids[i] = IDS[i];
         }
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = base.equals("nf4")
+                CausalLM model = base.equals("nf4")
                         ? tiny.build(m, (w, out, in) -> QuantizedLinear.upload(nf4.quantize(w, new long[] {out, in}), null, m))
                         : tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
@@ -81,7 +80,7 @@ class DoraFilesTest {
         TinyModel tiny = new TinyModel(41);
         LoraSettings settings = new LoraSettings(2, 4, 0, false, List.of("q_proj", "down_proj")).withVariant(Dora.INSTANCE);
         float[] logits;
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, settings, m, 2)) {
             Fixtures.randomizeB(adapters, 3);
             logits = Fixtures.logits(m, model);
@@ -106,7 +105,7 @@ class DoraFilesTest {
                     .shape());
             assertArrayEquals(new long[] {2, 24}, reader.info(PREFIX + "model.layers.1.mlp.down_proj.lora_A.weight").shape());
         }
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
             assertEquals(settings, loaded.settings());
             assertArrayEquals(logits, Fixtures.logits(m, model), 0f);

@@ -13,7 +13,7 @@ import ai.djl.training.GradientCollector;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.QuantizedLinear;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import java.util.List;
 import java.util.Map;
@@ -135,7 +135,7 @@ class DoraTest {
         TinyModel tiny = new TinyModel(7);
         BlockwiseQuantizer nf4 = BlockwiseQuantizer.builder().build();
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = tiny.build(m, (w, out, in) -> QuantizedLinear.upload(nf4.quantize(w, new long[] {out,
+                CausalLM model = tiny.build(m, (w, out, in) -> QuantizedLinear.upload(nf4.quantize(w, new long[] {out,
                         in}), null, m))) {
             float[] before = Fixtures.logits(m, model);
             LoraAdapters adapters = LoraAdapters.attach(model, SETTINGS, m, 8);

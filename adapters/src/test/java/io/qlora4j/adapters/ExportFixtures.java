@@ -8,9 +8,9 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.quant.HalfFloats;
 import java.nio.FloatBuffer;
@@ -39,8 +39,9 @@ final class ExportFixtures {
     /** {@link #adapter(Path, Path, BaseFormat, long)} with other settings (another variant, say). */
     static Path adapter(Path base, Path dir, BaseFormat trainedOn, long seed, LoraSettings settings) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            InitialAdapter start = settings.init().rewritesBase() ? InitialAdapter.fresh(settings, seed) : null;
-            LlamaModel model = loader(trainedOn, start).load(base, m);
+            InitialAdapter start = settings.init().rewritesBase() ? InitialAdapter.fresh(settings,
+                    ModelFamilies.read(base.resolve("config.json")), seed) : null;
+            CausalLM model = loader(trainedOn, start).load(base, m);
             LoraAdapters adapters = LoraAdapters.attach(model, settings, m, seed, start);
             Fixtures.randomizeB(adapters, seed + 1);
             for (NDArray p : adapters.parameters().values()) {
@@ -54,8 +55,8 @@ final class ExportFixtures {
     /** The logits of {@link #IDS} through {@code base} (4-bit in {@code format} when set) with {@code adapter} attached. */
     static float[] logits(Path base, BaseFormat format, Path adapter) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            InitialAdapter start = InitialAdapter.of(adapter, LlamaConfig.read(base.resolve("config.json")));
-            LlamaModel model = loader(format, start).load(base, m);
+            InitialAdapter start = InitialAdapter.of(adapter, ModelFamilies.read(base.resolve("config.json")));
+            CausalLM model = loader(format, start).load(base, m);
             LoraAdapters.load(adapter, model, m, start);
             return forward(model, m);
         }
@@ -64,7 +65,7 @@ final class ExportFixtures {
     /** The logits of {@link #IDS} through the model stored in {@code dir}, loaded as it is. */
     static float[] logits(Path dir) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            return forward(LlamaLoader.builder().build().load(dir, m), m);
+            return forward(ModelLoader.builder().build().load(dir, m), m);
         }
     }
 
@@ -112,11 +113,11 @@ final class ExportFixtures {
         return out;
     }
 
-    private static LlamaLoader loader(BaseFormat format, InitialAdapter start) {
-        return LlamaLoader.builder().optFormat(format).optBaseRewrite(start).build();
+    private static ModelLoader loader(BaseFormat format, InitialAdapter start) {
+        return ModelLoader.builder().optFormat(format).optBaseRewrite(start).build();
     }
 
-    private static float[] forward(LlamaModel model, NDManager m) {
+    private static float[] forward(CausalLM model, NDManager m) {
         return model.forward(m.create(IDS, new Shape(1, IDS.length)), null).toFloatArray();
     }
 }

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.Random;
@@ -68,7 +68,7 @@ final class Fixtures {
     }
 
     /** The model's logits for {@link TinyModel#ids} of length 6, flattened. */
-    static float[] logits(NDManager m, LlamaModel model) {
+    static float[] logits(NDManager m, CausalLM model) {
         return model.forward(TinyModel.idsArray(m, TinyModel.ids(6)), null).toFloatArray();
     }
 }

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -23,7 +23,7 @@ class LoraAdaptersTest {
     @Test
     void allTargetsWrapEverySevenLinearsOfEveryBlockUnderPeftNamesButNotLmHead() {
         TinyModel tiny = new TinyModel(1);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(4), m, 1)) {
             List<String> expected = new ArrayList<>();
             for (int layer = 0; layer < 2; layer++) {
@@ -50,7 +50,7 @@ class LoraAdaptersTest {
     @Test
     void namedTargetsWrapOnlyThoseModules() {
         TinyModel tiny = new TinyModel(2);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(2, 4, 0, false,
                         List.of("v_proj", "q_proj")), m, 2)) {
             assertEquals(List.of("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
@@ -84,8 +84,8 @@ class LoraAdaptersTest {
     @Test
     void initialisationDrawsAWithinKaimingUniformBoundAndSetsBToZero() {
         TinyModel tiny = new TinyModel(3);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
-                LlamaModel twin = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
+                CausalLM twin = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(8), m, 11);
                 LoraAdapters same = LoraAdapters.attach(twin, LoraSettings.defaults(8), m, 11)) {
             for (Map.Entry<String, LoraLinear> e : adapters.modules().entrySet()) {
@@ -112,7 +112,7 @@ class LoraAdaptersTest {
     @Test
     void attachingLeavesLogitsIdenticalBecauseBIsZero() {
         TinyModel tiny = new TinyModel(4);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             NDArray ids = TinyModel.idsArray(m, TinyModel.ids(7));
             float[] before = model.forward(ids, null).toFloatArray();
             try (LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, 0.1, true, List.of("all")), m, 5)) {
@@ -125,7 +125,7 @@ class LoraAdaptersTest {
     @Test
     void attachingTwiceIsRefused() {
         TinyModel tiny = new TinyModel(5);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(2), m, 1)) {
             IllegalStateException e = assertThrows(IllegalStateException.class,
                     () -> LoraAdapters.attach(model, new LoraSettings(2, 4, 0, false, List.of("v_proj")), m, 1));

@@ -14,8 +14,7 @@ import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.QuantizedLinear;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.QuantizedTensor;
 import java.util.HashMap;
@@ -39,13 +38,13 @@ class LoraGradientTest {
         BlockwiseQuantizer nf4 = BlockwiseQuantizer.builder().build(); // NF4, blocksize 64, double quantization
         LoraSettings settings = new LoraSettings(4, 8, 0, false, List.of("all"));
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel quantized = tiny.build(m, (w, out, in) ->
+                CausalLM quantized = tiny.build(m, (w, out, in) ->
                         QuantizedLinear.upload(nf4.quantize(w, new long[] {out, in}), null, m));
-                LlamaModel dense = tiny.build(m, (w, out, in) -> {
+                CausalLM dense = tiny.build(m, (w, out, in) -> {
                     QuantizedTensor q = nf4.quantize(w, new long[] {out, in});
                     return new DenseLinear(m.create(nf4.dequantize(q), new Shape(out, in)), null);
                 });
-                LlamaModel original = tiny.build(m);
+                CausalLM original = tiny.build(m);
                 LoraAdapters onNf4 = LoraAdapters.attach(quantized, settings, m, 9);
                 LoraAdapters onDense = LoraAdapters.attach(dense, settings, m, 9);
                 LoraAdapters onOriginal = LoraAdapters.attach(original, settings, m, 9)) {
@@ -71,7 +70,7 @@ class LoraGradientTest {
     void loraGradientsMatchFloat64FiniteDifferencesOfAnIndependentForward() {
         TinyModel tiny = new TinyModel(7);
         LoraSettings settings = new LoraSettings(3, 6, 0, false, List.of("all"));
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, settings, m, 12)) {
             Fixtures.randomizeB(adapters, 13);
             float[] upstream = Fixtures.gaussian(new Random(14), IDS.length * tiny.config.vocabSize());
@@ -118,13 +117,13 @@ class LoraGradientTest {
     @Test
     void onlyLoraMatricesReceiveGradientsInAWholeModel() {
         TinyModel tiny = new TinyModel(8);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, LoraSettings.defaults(2), m, 15)) {
             Fixtures.randomizeB(adapters, 16);
             backward(m, model, Fixtures.gaussian(new Random(17), IDS.length * tiny.config.vocabSize()));
             adapters.parameters().values().forEach(p -> assertTrue(p.getGradient().abs().sum().getFloat() > 0));
             for (int layer = 0; layer < model.numLayers(); layer++) {
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : model.block(layer).linearNames()) {
                     LinearLayer base = ((LoraLinear) model.block(layer).linear(name)).base();
                     assertFalse(((DenseLinear) base).weight().hasGradient(), name + " of layer " + layer);
                 }
@@ -135,7 +134,7 @@ class LoraGradientTest {
     }
 
     /** Runs forward and backward of {@code sum(logits * upstream)}; returns the logits. */
-    private static float[] backward(NDManager m, LlamaModel model, float[] upstream) {
+    private static float[] backward(NDManager m, CausalLM model, float[] upstream) {
         try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
             NDArray logits = model.forward(TinyModel.idsArray(m, IDS), null);
             collector.backward(logits.mul(m.create(upstream, logits.getShape())).sum());

@@ -16,7 +16,7 @@ import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.checkpoint.TinyModels;
-import io.qlora4j.model.llama.LlamaBlock;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.quant.BlockwiseQuantizer;
@@ -167,7 +167,7 @@ class MergeEquivalenceTest {
         MergedExport.builder(base, List.of(adapter)).optRequantize(BaseFormats.QLORA).build().writeTo(nf4);
         BlockwiseQuantizer quantizer = BlockwiseQuantizer.builder().build();
         try (SafetensorsReader r = SafetensorsReader.open(nf4)) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : ModelFamilies.read(base.resolve("config.json")).linearNames()) {
                 String key = "model.layers.0." + name + ".weight";
                 var entries = BnbStateDict.entries(key,
                         quantizer.quantize(tensor(f32, key), ExportFixtures.projectionShape(name)), "bfloat16");

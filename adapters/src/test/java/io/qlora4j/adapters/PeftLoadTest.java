@@ -11,8 +11,7 @@ import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.HalfFloats;
@@ -46,7 +45,7 @@ class PeftLoadTest {
         Map<String, float[]> values = new LinkedHashMap<>();
         Map<String, long[]> shapes = new HashMap<>();
         float[] expected;
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters ours = LoraAdapters.attach(model,
                         new LoraSettings(4, 8, 0.05, false, List.of("q_proj", "k_proj", "v_proj", "o_proj")), m, 31)) {
             Fixtures.randomizeB(ours, 32);
@@ -72,7 +71,7 @@ class PeftLoadTest {
                 w.addFloats(stored, dtype, shapes.get(name), values.get(name));
             }
         }
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
             assertArrayEquals(expected, Fixtures.logits(m, model), 0f);
             assertEquals(new LoraSettings(4, 8, 0.05, false, List.of("q_proj", "k_proj", "v_proj", "o_proj")),
@@ -108,7 +107,7 @@ class PeftLoadTest {
         double[] expected = Fixtures.flatten(new ReferenceForward(tiny, reference).logits(TinyModel.ids(6)));
         Path copy = dir.resolve("saved");
         float[] logits;
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
             reference.forEach((path, lora) -> {
                 LoraSettings s = loaded.modules().get(path).settings();
@@ -123,7 +122,7 @@ class PeftLoadTest {
         assertEquals(Map.of("model.layers.0.self_attn.q_proj", 2, "model.layers.1.self_attn.q_proj", 2),
                 saved.get("rank_pattern"));
         assertEquals(Map.of("model.layers.1.self_attn.v_proj", 2), saved.get("alpha_pattern"));
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters reloaded = LoraAdapters.load(copy, model, m)) {
             assertArrayEquals(logits, Fixtures.logits(m, model), 0f);
         }
@@ -192,7 +191,7 @@ class PeftLoadTest {
     void pickleOnlyAdapterIsRefusedWithAHint() throws Exception {
         Files.writeString(dir.resolve("adapter_config.json"), "{\"peft_type\": \"LORA\"}");
         Files.write(dir.resolve("adapter_model.bin"), new byte[] {1, 2, 3});
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyModel(35).build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyModel(35).build(m)) {
             ModelException e = assertThrows(ModelException.class, () -> LoraAdapters.load(dir, model, m));
             assertTrue(e.getMessage().contains("adapter_model.bin") && e.getMessage().contains("safe_serialization"),
                     e.getMessage());
@@ -229,11 +228,11 @@ class PeftLoadTest {
                 w.addFloats(t.getKey(), DType.F32, allShapes.get(t.getKey()), t.getValue());
             }
         }
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             ModelException e = assertThrows(ModelException.class, () -> LoraAdapters.load(dir, model, m));
             assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
             for (int layer = 0; layer < 2; layer++) {
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : model.block(layer).linearNames()) {
                     assertFalse(model.block(layer).linear(name) instanceof LoraLinear, "a refused adapter changes nothing");
                 }
             }

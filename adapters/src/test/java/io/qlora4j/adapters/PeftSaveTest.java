@@ -10,7 +10,7 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.Bnb4bitFormat;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
@@ -63,7 +63,7 @@ class PeftSaveTest {
     void configHoldsPeftFieldsOnlyWithSortedKeysIndentTwoAndTheBaseFormatGoesToTheSideFileAndCard()
             throws Exception {
         TinyModel tiny = new TinyModel(20);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(8, 16, 0.05, false, List.of("all")), m, 1)) {
             adapters.save(dir, "meta-llama/Llama-2-7b-hf", new Bnb4bitFormat(QuantType.FP4, 128, false));
         }
@@ -90,7 +90,7 @@ class PeftSaveTest {
     @Test
     void weightsAreF32UnderPeftKeysWithPtMetadataAndNoTempFilesRemain() throws Exception {
         TinyModel tiny = new TinyModel(21);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(2, 4, 0, false, List.of("q_proj", "down_proj")), m, 2)) {
             Fixtures.randomizeB(adapters, 3);
             adapters.save(dir, "tiny", BaseFormats.DENSE);
@@ -131,7 +131,7 @@ class PeftSaveTest {
         LoraSettings settings = new LoraSettings(4, 12, 0.1, true, List.of("q_proj", "v_proj", "down_proj"));
         float[] eval;
         float[] train;
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters adapters = LoraAdapters.attach(model, settings, m, 4)) {
             Fixtures.randomizeB(adapters, 5);
             eval = Fixtures.logits(m, model);
@@ -140,7 +140,7 @@ class PeftSaveTest {
             train = Fixtures.logits(m, model);
             adapters.save(dir, "tiny", BaseFormats.DENSE);
         }
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
                 LoraAdapters loaded = LoraAdapters.load(dir, model, m)) {
             assertEquals(settings, loaded.settings());
             assertArrayEquals(eval, Fixtures.logits(m, model), 0f);
@@ -162,7 +162,7 @@ class PeftSaveTest {
 
     @Test
     void loadingIntoADirectoryWithoutConfigSaysSo() {
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyModel(24).build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyModel(24).build(m)) {
             ModelException e = assertThrows(ModelException.class, () -> LoraAdapters.load(dir, model, m));
             assertTrue(e.getMessage().contains("no adapter_config.json"), e.getMessage());
         }

@@ -13,9 +13,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.List;
@@ -93,7 +94,7 @@ class PissaTest {
     @Test
     void aPissaStartedModelComputesTheBaseAndReloadsItsTrainedStateBitForBit() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
-        LlamaConfig config = LlamaConfig.read(base.resolve("config.json"));
+        DecoderConfig config = ModelFamilies.read(base.resolve("config.json"));
         LoraSettings settings = SETTINGS.withInit(AdapterInits.pissa(3));
         float[] plain = ExportFixtures.logits(base);
         float[] trained;
@@ -112,12 +113,12 @@ class PissaTest {
         assertEquals(7, new ObjectMapper().readTree(adapter.resolve("qlora4j.json").toFile()).get("init_seed").asLong());
         try (NDManager m = NDManager.newBaseManager()) {
             InitialAdapter start = InitialAdapter.of(adapter, config);
-            LlamaModel model = LlamaLoader.builder().optBaseRewrite(start).build().load(base, m);
+            CausalLM model = ModelLoader.builder().optBaseRewrite(start).build().load(base, m);
             LoraAdapters.load(adapter, model, m, start);
             assertArrayEquals(trained, forward(model, m), "the rebuilt base and the trained adapter");
         }
         try (NDManager m = NDManager.newBaseManager()) {
-            LlamaModel model = LlamaLoader.builder().build().load(base, m);
+            CausalLM model = ModelLoader.builder().build().load(base, m);
             ModelException e = assertThrows(ModelException.class, () -> LoraAdapters.load(adapter, model, m));
             assertTrue(e.getMessage().contains("init_lora_weights 'pissa_niter_3'") && !e.getMessage().contains("\n"),
                     e.getMessage());
@@ -157,11 +158,11 @@ class PissaTest {
     }
 
     /** A model loaded through a new start of its settings, and the adapter attached from that start. */
-    private record Started(LlamaModel model, LoraAdapters adapters) {}
+    private record Started(CausalLM model, LoraAdapters adapters) {}
 
     private static Started started(Path base, LoraSettings settings, long seed, NDManager m) throws Exception {
-        InitialAdapter start = InitialAdapter.fresh(settings, seed);
-        LlamaModel model = LlamaLoader.builder().optBaseRewrite(start).build().load(base, m);
+        InitialAdapter start = InitialAdapter.fresh(settings, ModelFamilies.read(base.resolve("config.json")), seed);
+        CausalLM model = ModelLoader.builder().optBaseRewrite(start).build().load(base, m);
         return new Started(model, LoraAdapters.attach(model, settings, m, seed, start));
     }
 
@@ -177,7 +178,7 @@ class PissaTest {
         }
     }
 
-    private static float[] forward(LlamaModel model, NDManager m) {
+    private static float[] forward(CausalLM model, NDManager m) {
         return model.forward(m.create(ExportFixtures.IDS, new Shape(1, ExportFixtures.IDS.length)), null).toFloatArray();
     }
 }

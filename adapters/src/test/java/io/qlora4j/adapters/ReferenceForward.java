@@ -1,6 +1,6 @@
 package io.qlora4j.adapters;
 
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.llama.ReferenceLlama;
 import java.util.Map;
 
@@ -22,7 +22,7 @@ final class ReferenceForward {
     }
 
     private final TinyModel tiny;
-    private final LlamaConfig c;
+    private final DecoderConfig c;
     private final Map<String, Lora> lora;
 
     /** {@code lora} maps module paths ({@code model.layers.0.self_attn.q_proj}) to their updates. */

@@ -6,9 +6,12 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.LinearLayer;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.TransformerBlock;
+import io.qlora4j.model.decoder.TransformerLM;
+import io.qlora4j.model.llama.LlamaFamily;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -18,7 +21,7 @@ import java.util.Random;
 
 /**
  * Test fixture: a two-layer Llama (GQA 4/2 heads, head_dim 4) with random float32 weights keyed by Hugging Face
- * names, built into a {@link LlamaModel} whose block projections come from any frozen-layer factory.
+ * names, built into a {@link CausalLM} whose block projections come from any frozen-layer factory.
  */
 final class TinyModel {
     /** Builds one projection from its weight {@code [out, in]} (row-major). */
@@ -27,7 +30,7 @@ final class TinyModel {
         LinearLayer create(float[] weight, long out, long in);
     }
 
-    final LlamaConfig config = LlamaConfig.builder(16, 24, 2, 4, 11).optNumKeyValueHeads(2).optRmsNormEps(1e-5).build();
+    final DecoderConfig config = LlamaFamily.builder(16, 24, 2, 4, 11).optNumKeyValueHeads(2).optRmsNormEps(1e-5).build();
     final Map<String, float[]> weights = new HashMap<>();
     private final Random random;
 
@@ -38,7 +41,7 @@ final class TinyModel {
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             weights.put("model.layers." + l + ".input_layernorm.weight", norm());
             weights.put("model.layers." + l + ".post_attention_layernorm.weight", norm());
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : config.linearNames()) {
                 long[] shape = linearShape(name);
                 weights.put(weightName(l, name), gaussian((int) (shape[0] * shape[1]), 1.2 / Math.sqrt(shape[1])));
             }
@@ -64,25 +67,28 @@ final class TinyModel {
     }
 
     /** The model with dense float32 projections. */
-    LlamaModel build(NDManager m) {
+    CausalLM build(NDManager m) {
         return build(m, (w, out, in) -> new DenseLinear(m.create(w, new Shape(out, in)), null));
     }
 
     /** The model with projections made by {@code factory}; embeddings, norms and lm_head dense float32. */
-    LlamaModel build(NDManager m, LinearFactory factory) {
-        List<LlamaBlock> blocks = new ArrayList<>();
+    CausalLM build(NDManager m, LinearFactory factory) {
+        List<DecoderBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             Map<String, LinearLayer> linears = new LinkedHashMap<>();
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : config.linearNames()) {
                 long[] shape = linearShape(name);
                 linears.put(name, factory.create(weights.get(weightName(l, name)), shape[0], shape[1]));
             }
-            blocks.add(new LlamaBlock(config, l, vector(m, "model.layers." + l + ".input_layernorm.weight"),
-                    vector(m, "model.layers." + l + ".post_attention_layernorm.weight"), linears));
+            Map<String, NDArray> norms = new LinkedHashMap<>();
+            for (String norm : config.normShapes().keySet()) {
+                norms.put(norm, vector(m, "model.layers." + l + "." + norm + ".weight"));
+            }
+            blocks.add(new TransformerBlock(config, l, norms, linears));
         }
         long vocab = config.vocabSize();
         long hidden = config.hiddenSize();
-        return new LlamaModel(config,
+        return new TransformerLM(config,
                 new DenseEmbedding(m.create(weights.get("model.embed_tokens.weight"), new Shape(vocab, hidden))),
                 blocks, vector(m, "model.norm.weight"),
                 new DenseLinear(m.create(weights.get("lm_head.weight"), new Shape(vocab, hidden)), null));

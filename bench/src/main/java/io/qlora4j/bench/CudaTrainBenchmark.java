@@ -8,9 +8,10 @@ import ai.djl.util.cuda.CudaUtils;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.llama.LlamaFamily;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.LossScaler;
 import java.nio.file.Path;
@@ -35,14 +36,14 @@ public final class CudaTrainBenchmark {
     private CudaTrainBenchmark() {}
 
     /** Llama-2-7B's shape: hidden 4096, intermediate 11008, 32 layers, 32 heads, vocab 32000. */
-    static LlamaConfig llama2SevenB() {
-        return LlamaConfig.builder(4096, 11008, 32, 32, 32000).optTorchDtype("bfloat16").build();
+    static DecoderConfig llama2SevenB() {
+        return LlamaFamily.builder(4096, 11008, 32, 32, 32000).optTorchDtype("bfloat16").build();
     }
 
     /** Writes the checkpoint once, then measures float32 and (on a GPU) float16. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        LlamaConfig config = args.length > 0 && args[0].equals("small") ? BenchModels.small() : llama2SevenB();
+        DecoderConfig config = args.length > 0 && args[0].equals("small") ? BenchModels.small() : llama2SevenB();
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 3;
         Device device = Engine.getEngine("PyTorch").getGpuCount() > 0 ? Device.gpu() : Device.cpu();
         System.out.println("CudaTrainBenchmark: " + BenchModels.describe(config) + ", NF4+DQ, LoRA r=" + RANK
@@ -58,13 +59,13 @@ public final class CudaTrainBenchmark {
         }
     }
 
-    private static void measure(Path dir, LlamaConfig config, Device device, DataType type, int steps) throws Exception {
+    private static void measure(Path dir, DecoderConfig config, Device device, DataType type, int steps) throws Exception {
         Workload workload = new Workload("run", config, 1, SEQ);
         DeviceMemory memory = new DeviceMemory(device);
         memory.start();
         try (NDManager manager = NDManager.newBaseManager(device, "PyTorch")) {
             long loadStart = System.nanoTime();
-            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)
+            CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA)
                     .optComputeType(type).build().load(dir, manager);
             double loadS = (System.nanoTime() - loadStart) / 1e9;
             long afterLoad = memory.now();

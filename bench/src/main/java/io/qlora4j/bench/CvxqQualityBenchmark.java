@@ -7,10 +7,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Tokenizer;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.HalfFloats;
 import io.qlora4j.quant.cvxq.CvxqTensor;
@@ -86,7 +86,7 @@ public final class CvxqQualityBenchmark {
         try (NDManager manager = NDManager.newBaseManager(); Tokenizer tokenizer = Tokenizer.load(model)) {
             List<long[]> calib = CalibrationTexts.read(calibration, tokenizer, CvxqSettings.SEQUENCES, length);
             List<long[]> eval = heldOut(heldOut, tokenizer, length);
-            try (LlamaModel dense = LlamaLoader.builder().build().load(model, manager)) {
+            try (CausalLM dense = ModelLoader.builder().build().load(model, manager)) {
                 System.out.printf(Locale.ROOT, "RESULT dense bits=32 ppl=%.4f%n", perplexity(dense, eval));
             }
             for (int[] bg : RTN) {
@@ -116,7 +116,7 @@ public final class CvxqQualityBenchmark {
                 });
             }
             for (double target : TARGETS) {
-                try (LlamaModel m = LlamaLoader.builder().build().load(model, manager)) {
+                try (CausalLM m = ModelLoader.builder().build().load(model, manager)) {
                     long start = System.nanoTime();
                     CvxqCalibration.Result r = CvxqCalibration.run(m, calib, CvxqSettings.defaults(target)
                             .withGroupSize(groupSize).withIterations(iterations), line -> { });
@@ -152,9 +152,9 @@ public final class CvxqQualityBenchmark {
     private static void report(String name, Path model, NDManager manager, List<long[]> eval, FakeQuant f)
             throws Exception {
         double[] acc = new double[2];
-        try (LlamaModel m = LlamaLoader.builder().build().load(model, manager)) {
+        try (CausalLM m = ModelLoader.builder().build().load(model, manager)) {
             for (int l = 0; l < m.numLayers(); l++) {
-                for (String projection : LlamaBlock.LINEAR_NAMES) {
+                for (String projection : m.block(l).linearNames()) {
                     BaseLinear base = (BaseLinear) m.block(l).linear(projection);
                     int rows = (int) base.outFeatures();
                     int cols = (int) base.inFeatures();
@@ -168,7 +168,7 @@ public final class CvxqQualityBenchmark {
         }
     }
 
-    private static double perplexity(LlamaModel model, List<long[]> eval) {
+    private static double perplexity(CausalLM model, List<long[]> eval) {
         Perplexity p = Perplexity.NONE;
         for (long[] ids : eval) {
             p = p.plus(Perplexity.of(model, ids));

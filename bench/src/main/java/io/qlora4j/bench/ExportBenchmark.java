@@ -6,9 +6,8 @@ import io.qlora4j.adapters.MergeBase;
 import io.qlora4j.adapters.MergedExport;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -39,11 +38,11 @@ public final class ExportBenchmark {
             export(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args[4]);
             return;
         }
-        LlamaConfig config = BenchModels.tinyLlama();
+        DecoderConfig config = BenchModels.tinyLlama();
         System.out.println("ExportBenchmark: LoRA merge + bf16 export of a TinyLlama-1.1B-shaped checkpoint"
                 + " (random bf16 weights, r=" + RANK + " on every projection), each mode in a fresh JVM");
         System.out.println(Machine.describe());
-        long checkpointBytes = 2L * LlamaLoader.expectedShapes(config).values().stream()
+        long checkpointBytes = 2L * ModelLoader.expectedShapes(config).values().stream()
                 .mapToLong(RandomCheckpoint::numel).sum();
         Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
         long free = Files.getFileStore(tmp).getUsableSpace();
@@ -98,12 +97,12 @@ public final class ExportBenchmark {
      * A PEFT adapter of rank {@link #RANK} on every projection: A uniform with standard deviation
      * {@code 1/sqrt(3 in)} (PEFT's initialisation), B small and random as after training; float32.
      */
-    private static Path writeAdapter(LlamaConfig config, Path dir, long seed) throws IOException, ModelException {
+    private static Path writeAdapter(DecoderConfig config, Path dir, long seed) throws IOException, ModelException {
         SplittableRandom random = new SplittableRandom(seed);
-        Map<String, long[]> shapes = LlamaLoader.expectedShapes(config);
+        Map<String, long[]> shapes = ModelLoader.expectedShapes(config);
         try (SafetensorsWriter w = SafetensorsWriter.builder(dir).optBaseName("adapter_model").build()) {
             for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : config.linearNames()) {
                     String module = "model.layers." + layer + "." + name;
                     long[] outIn = shapes.get(module + ".weight");
                     w.addFloats("base_model.model." + module + ".lora_A.weight", DType.F32, new long[] {RANK, outIn[1]},

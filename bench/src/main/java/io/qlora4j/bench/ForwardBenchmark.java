@@ -7,10 +7,9 @@ import ai.djl.pytorch.jni.JniUtils;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -23,7 +22,7 @@ import java.util.Random;
 /**
  * Forward-pass throughput of a ~100M-parameter Llama (batch 1, sequence 256) with dense float32 and
  * NF4+DQ weights, against the float32 matmul peak of this machine measured in the same run. A random bf16
- * checkpoint is written to a temporary directory and loaded through {@link LlamaLoader} (the real path),
+ * checkpoint is written to a temporary directory and loaded through {@link ModelLoader} (the real path),
  * then deleted. The time of each op class (block projections, lm_head, the rest) is also measured on its
  * own so that a shortfall can be traced. All measurements run interleaved, one of each per round, so that
  * load from other processes hits them alike; each figure is the median of {@value #RUNS} rounds after
@@ -32,8 +31,6 @@ import java.util.Random;
 public final class ForwardBenchmark {
     private static final int WARMUP = 2;
     private static final int RUNS = 5;
-    private static final List<String> ATTENTION = LlamaBlock.LINEAR_NAMES.subList(0, 4);
-    private static final List<String> MLP = LlamaBlock.LINEAR_NAMES.subList(4, 7);
     private static final String PEAK = "peak";
     private static final String FORWARD = "forward";
     private static final String ATTENTION_PROJ = "q/k/v/o";
@@ -49,9 +46,9 @@ public final class ForwardBenchmark {
     /** Runs the benchmark on the ~100M config (batch 1 x seq 256) and prints the machine, the measured values and their ratios. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        LlamaConfig config = BenchModels.hundredMillion();
+        DecoderConfig config = BenchModels.hundredMillion();
         System.out.println("ForwardBenchmark: Llama forward pass, batch 1 x seq 256, random bf16 checkpoint loaded"
-                + " through LlamaLoader");
+                + " through ModelLoader");
         System.out.println(Machine.describe());
         System.out.println("config: " + BenchModels.describe(config) + ", untied lm_head");
         report(measure(config, 1, 256));
@@ -87,14 +84,14 @@ public final class ForwardBenchmark {
     record Weights(String name, double loadSeconds, long bytes) {}
 
     /**
-     * Writes a random bf16 checkpoint of {@code config}, loads it dense and NF4+DQ through {@link LlamaLoader}
+     * Writes a random bf16 checkpoint of {@code config}, loads it dense and NF4+DQ through {@link ModelLoader}
      * and times the forward pass at {@code batch} x {@code seq}, interleaved with the peak and the op classes.
      */
-    static Result measure(LlamaConfig config, int batch, int seq) throws Exception {
+    static Result measure(DecoderConfig config, int batch, int seq) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 42);
-                Loaded dense = Loaded.load(DENSE, LlamaLoader.builder().build(), checkpoint, manager);
-                Loaded nf4 = Loaded.load(NF4, LlamaLoader.builder()
+                Loaded dense = Loaded.load(DENSE, ModelLoader.builder().build(), checkpoint, manager);
+                Loaded nf4 = Loaded.load(NF4, ModelLoader.builder()
                         .optFormat(BaseFormats.QLORA).build(), checkpoint, manager);
                 MatmulPeak peak = new MatmulPeak(manager)) {
             NDArray ids = manager.create(randomIds(config.vocabSize(), batch * seq), new Shape(batch, seq));
@@ -103,10 +100,10 @@ public final class ForwardBenchmark {
             Map<String, Runnable> cases = new LinkedHashMap<>();
             cases.put(PEAK, peak::runMs);
             for (Loaded l : List.of(dense, nf4)) {
-                LlamaModel model = l.model;
+                CausalLM model = l.model;
                 cases.put(l.name + FORWARD, () -> model.forward(ids, null).close());
-                cases.put(l.name + ATTENTION_PROJ, () -> projections(model, ATTENTION, inputs, rows, manager));
-                cases.put(l.name + MLP_PROJ, () -> projections(model, MLP, inputs, rows, manager));
+                cases.put(l.name + ATTENTION_PROJ, () -> projections(model, "self_attn.", inputs, rows, manager));
+                cases.put(l.name + MLP_PROJ, () -> projections(model, "mlp.", inputs, rows, manager));
                 cases.put(l.name + LM_HEAD,
                         () -> model.lmHead().forward(input(inputs, model.lmHead(), rows, manager)).close());
             }
@@ -116,11 +113,11 @@ public final class ForwardBenchmark {
     }
 
     /** A model loaded from the checkpoint, with its load time. */
-    private record Loaded(String name, LlamaModel model, double loadSeconds) implements AutoCloseable {
-        static Loaded load(String name, LlamaLoader loader, RandomCheckpoint checkpoint, NDManager manager)
+    private record Loaded(String name, CausalLM model, double loadSeconds) implements AutoCloseable {
+        static Loaded load(String name, ModelLoader loader, RandomCheckpoint checkpoint, NDManager manager)
                 throws ModelException {
             long start = System.nanoTime();
-            LlamaModel model = loader.load(checkpoint.dir(), manager);
+            CausalLM model = loader.load(checkpoint.dir(), manager);
             return new Loaded(name, model, (System.nanoTime() - start) / 1e9);
         }
 
@@ -134,11 +131,11 @@ public final class ForwardBenchmark {
         }
     }
 
-    /** Runs the named projections of every block once, on random inputs of the right width. */
-    private static void projections(LlamaModel model, List<String> names, Map<Long, NDArray> inputs, Shape rows,
+    /** Runs the projections under {@code module} of every block once, on random inputs of the right width. */
+    private static void projections(CausalLM model, String module, Map<Long, NDArray> inputs, Shape rows,
             NDManager m) {
         for (int l = 0; l < model.numLayers(); l++) {
-            for (String name : names) {
+            for (String name : model.block(l).linearNames().stream().filter(n -> n.startsWith(module)).toList()) {
                 LinearLayer linear = model.block(l).linear(name);
                 linear.forward(input(inputs, linear, rows, m)).close();
             }

@@ -1,7 +1,7 @@
 package io.qlora4j.bench;
 
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
 import java.util.Map;
 
 /**
@@ -21,10 +21,10 @@ import java.util.Map;
 record LlamaFlops(long params, long blockMatmulParams, long headParams, long tokens, double attention) {
 
     /** The counts of {@code config} at {@code batch} x {@code seq}. */
-    static LlamaFlops of(LlamaConfig config, int batch, int seq) {
+    static LlamaFlops of(DecoderConfig config, int batch, int seq) {
         long params = 0;
         long blocks = 0;
-        for (Map.Entry<String, long[]> e : LlamaLoader.expectedShapes(config).entrySet()) {
+        for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(config).entrySet()) {
             long n = RandomCheckpoint.numel(e.getValue());
             params += n;
             blocks += e.getKey().startsWith("model.layers.") && e.getValue().length == 2 ? n : 0;

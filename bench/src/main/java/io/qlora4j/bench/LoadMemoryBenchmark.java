@@ -3,10 +3,9 @@ package io.qlora4j.bench;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
@@ -18,7 +17,7 @@ import java.util.Map;
 
 /**
  * Peak resident memory of loading a TinyLlama-1.1B-shaped checkpoint (random bf16 weights, 2 GB shards,
- * about 2.2 GB on disk) with NF4+DQ through {@link LlamaLoader}, against the size of the loaded model:
+ * about 2.2 GB on disk) with NF4+DQ through {@link ModelLoader}, against the size of the loaded model:
  * packed projections plus 16-bit embeddings and lm_head and float32 norms. The checkpoint is written here,
  * then loaded in a fresh JVM with a modest heap so that only the loader's memory counts; that JVM reports
  * its {@code VmHWM} after the load and the highest {@code VmRSS} sampled during it. The checkpoint is
@@ -39,7 +38,7 @@ public final class LoadMemoryBenchmark {
             return;
         }
         System.out.println("LoadMemoryBenchmark: NF4+DQ load of a TinyLlama-1.1B-shaped checkpoint"
-                + " (random bf16 weights) through LlamaLoader, measured in a fresh JVM");
+                + " (random bf16 weights) through ModelLoader, measured in a fresh JVM");
         System.out.println(Machine.describe());
         report(measure(BenchModels.tinyLlama()));
     }
@@ -62,8 +61,8 @@ public final class LoadMemoryBenchmark {
     }
 
     /** Writes a random bf16 checkpoint of {@code config} to a temp dir and measures its NF4+DQ load in a fresh JVM. */
-    static Result measure(LlamaConfig config) throws Exception {
-        long needed = 2L * LlamaLoader.expectedShapes(config).values().stream().mapToLong(RandomCheckpoint::numel).sum();
+    static Result measure(DecoderConfig config) throws Exception {
+        long needed = 2L * ModelLoader.expectedShapes(config).values().stream().mapToLong(RandomCheckpoint::numel).sum();
         Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
         long free = Files.getFileStore(tmp).getUsableSpace();
         if (free < needed + 1_000_000_000L) {
@@ -88,14 +87,14 @@ public final class LoadMemoryBenchmark {
             RssSampler sampler = new RssSampler();
             sampler.start();
             long start = System.nanoTime();
-            try (LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA).build()
+            try (CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build()
                     .load(dir, manager)) {
                 long loadMs = (System.nanoTime() - start) / 1_000_000;
                 sampler.interrupt();
                 sampler.join();
                 long projections = 0;
                 for (int l = 0; l < model.numLayers(); l++) {
-                    for (String name : LlamaBlock.LINEAR_NAMES) {
+                    for (String name : model.block(l).linearNames()) {
                         projections += model.block(l).linear(name).bytes();
                     }
                 }
@@ -122,7 +121,7 @@ public final class LoadMemoryBenchmark {
         long head = model - r.get("projectionBytes") - r.get("embedBytes");
         System.out.printf(Locale.ROOT, "load: %.1f s; VmRSS sampled every %d ms (%d samples)%n%n",
                 r.get("loadMs") / 1e3, SAMPLE_MS, r.get("samples"));
-        System.out.println("loaded model (bytes held by LlamaModel)               MB");
+        System.out.println("loaded model (bytes held by CausalLM)               MB");
         row("  NF4+DQ projections (packed codes, coded scales)", r.get("projectionBytes"));
         row("  embed_tokens, float16 rows", r.get("embedBytes"));
         row("  lm_head (float16 rows) + norms (float32)", head);

@@ -1,8 +1,8 @@
 package io.qlora4j.bench;
 
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -15,7 +15,7 @@ import java.util.SplittableRandom;
 import java.util.stream.Stream;
 
 /**
- * A Hugging Face Llama directory with random weights in a fresh temporary directory, deleted by
+ * A Hugging Face directory with random weights in a fresh temporary directory, deleted by
  * {@link #close}. Tensors are generated and streamed to disk one at a time (2 GB shards), so the writer
  * holds at most one tensor's floats. Matrices are uniform with standard deviation {@code 1/sqrt(in)}
  * (activations stay in range, no denormals), embeddings have unit variance, norm weights (and biases, when
@@ -26,17 +26,17 @@ final class RandomCheckpoint implements AutoCloseable {
     private static final long SHARD_BYTES = 2_000_000_000L;
 
     private final Path dir;
-    private final LlamaConfig config;
+    private final DecoderConfig config;
     private final SplittableRandom random;
 
-    private RandomCheckpoint(Path dir, LlamaConfig config, long seed) {
+    private RandomCheckpoint(Path dir, DecoderConfig config, long seed) {
         this.dir = dir;
         this.config = config;
         this.random = new SplittableRandom(seed);
     }
 
     /** Writes {@code config.json} and every weight the config calls for, stored as {@code dtype}. */
-    static RandomCheckpoint write(LlamaConfig config, DType dtype, long seed) throws IOException, ModelException {
+    static RandomCheckpoint write(DecoderConfig config, DType dtype, long seed) throws IOException, ModelException {
         RandomCheckpoint checkpoint = new RandomCheckpoint(Files.createTempDirectory("qlora4j-bench-"), config, seed);
         try {
             checkpoint.writeTensors(dtype);
@@ -86,7 +86,7 @@ final class RandomCheckpoint implements AutoCloseable {
 
     private void writeTensors(DType dtype) throws ModelException {
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).optMaxShardBytes(SHARD_BYTES).build()) {
-            for (Map.Entry<String, long[]> e : LlamaLoader.expectedShapes(config).entrySet()) {
+            for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(config).entrySet()) {
                 String name = e.getKey();
                 long[] shape = e.getValue();
                 double std = shape.length == 1 ? 0 : name.equals("model.embed_tokens.weight") ? 1 : 1 / Math.sqrt(shape[1]);

@@ -6,8 +6,8 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
@@ -22,7 +22,7 @@ import java.util.Map;
 
 /**
  * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ through
- * {@link LlamaLoader}, LoRA r=16 is attached to every linear layer of every block, and each step runs forward and
+ * {@link ModelLoader}, LoRA r=16 is attached to every linear layer of every block, and each step runs forward and
  * backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters. Each configuration (a model
  * shape, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP}) that reports the median step time, its
  * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
@@ -131,7 +131,7 @@ public final class TrainBenchmark {
     /** The child: loads NF4+DQ, attaches LoRA, trains and reports as {@code result.key=value}. */
     private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA).build()
+                CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build()
                         .load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
             double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), recompute,
@@ -148,7 +148,7 @@ public final class TrainBenchmark {
      * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, AdamW, zeroing; with a {@code scaler} (a
      * float16 model; else null) the steps run under its loss scale, as training does.
      */
-    static double medianStepMs(LlamaModel model, LoraAdapters lora, Batch batch, boolean recompute, int warmup,
+    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, boolean recompute, int warmup,
             int steps, LossScaler scaler) {
         try (AdamW adam = AdamW.builder().build()) {
             List<Parameter> params = new ArrayList<>();

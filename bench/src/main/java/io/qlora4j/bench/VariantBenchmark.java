@@ -12,9 +12,9 @@ import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.trainer.Trainer;
 import io.qlora4j.trainer.TrainingResult;
 import io.qlora4j.trainer.config.JobConfig;
@@ -32,6 +32,7 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import io.qlora4j.model.family.ModelFamilies;
 
 /**
  * The adapter variants over NF4 on the demo model ({@code examples/demo-base}): LoRA, DoRA, PiSSA, LoftQ and LoRA+
@@ -144,8 +145,9 @@ public final class VariantBenchmark {
                 BaseFormat format = e.getValue().format();
                 LoraSettings settings = e.getValue().settings();
                 try (NDManager m = NDManager.newBaseManager()) {
-                    InitialAdapter start = settings == null ? null : InitialAdapter.fresh(settings, 42);
-                    LlamaModel model = LlamaLoader.builder().optFormat(format).optBaseRewrite(start).build()
+                    InitialAdapter start = settings == null ? null : InitialAdapter.fresh(settings,
+                            ModelFamilies.read(demo.resolve("config.json")), 42);
+                    CausalLM model = ModelLoader.builder().optFormat(format).optBaseRewrite(start).build()
                             .load(demo, m);
                     if (start != null) {
                         LoraAdapters.attach(model, settings, m, 42, start);

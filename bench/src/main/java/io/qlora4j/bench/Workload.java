@@ -1,6 +1,6 @@
 package io.qlora4j.bench;
 
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
 
 /**
  * A model shape run at {@code batch} x {@code seq}.
@@ -10,7 +10,7 @@ import io.qlora4j.model.llama.LlamaConfig;
  * @param batch rows per step
  * @param seq tokens per row
  */
-record Workload(String name, LlamaConfig config, int batch, int seq) {
+record Workload(String name, DecoderConfig config, int batch, int seq) {
     /** The FLOP counts at this shape. */
     LlamaFlops flops() {
         return LlamaFlops.of(config, batch, seq);

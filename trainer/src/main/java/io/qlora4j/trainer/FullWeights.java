@@ -6,8 +6,8 @@ import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.optim.Parameter;
@@ -27,7 +27,7 @@ final class FullWeights implements TrainableWeights {
     static final List<String> MODEL_FILES = List.of("tokenizer.json", "tokenizer_config.json",
             "special_tokens_map.json", "tokenizer.model", "generation_config.json");
 
-    private final LlamaModel model;
+    private final CausalLM model;
     private final Path baseDir;
     private final List<Parameter> parameters = new ArrayList<>();
 
@@ -36,31 +36,37 @@ final class FullWeights implements TrainableWeights {
      *
      * @throws ModelException when a projection is quantized (full fine-tuning needs a dense base)
      */
-    FullWeights(LlamaModel model, Path baseDir) throws ModelException {
+    FullWeights(CausalLM model, Path baseDir) throws ModelException {
         this.model = model;
         this.baseDir = baseDir;
         if (!(model.embedTokens() instanceof DenseEmbedding embed)) {
             throw new ModelException("embed_tokens is held in 16 bits: finetuning_type full trains float32 weights "
-                    + "(load with LlamaLoader.Builder.optFloat32Embeddings)");
+                    + "(load with ModelLoader.Builder.optFloat32Embeddings)");
         }
-        add("model.embed_tokens.weight", embed.weight());
-        for (int l = 0; l < model.numLayers(); l++) {
-            LlamaBlock block = model.block(l);
-            String prefix = "model.layers." + l + ".";
-            add(prefix + "input_layernorm.weight", block.inputLayernorm());
-            for (String name : LlamaBlock.LINEAR_NAMES) {
-                DenseLinear linear = dense(block.linear(name), prefix + name);
-                add(prefix + name + ".weight", linear.weight());
-                if (linear.bias() != null) {
-                    add(prefix + name + ".bias", linear.bias());
-                }
-            }
-            add(prefix + "post_attention_layernorm.weight", block.postAttentionLayernorm());
+        for (String name : model.config().tensorShapes().keySet()) {
+            add(name, array(model, embed, name));
         }
-        add("model.norm.weight", model.norm());
-        if (!model.config().tieWordEmbeddings()) {
-            add("lm_head.weight", dense(model.lmHead(), "lm_head").weight());
+    }
+
+    /** The array of the checkpoint tensor {@code name} in {@code model}. */
+    private static NDArray array(CausalLM model, DenseEmbedding embed, String name) throws ModelException {
+        if (name.equals("model.embed_tokens.weight")) {
+            return embed.weight();
         }
+        if (name.equals("model.norm.weight")) {
+            return model.norm();
+        }
+        if (name.equals("lm_head.weight")) {
+            return dense(model.lmHead(), "lm_head").weight();
+        }
+        String rest = name.substring("model.layers.".length());
+        DecoderBlock block = model.block(Integer.parseInt(rest.substring(0, rest.indexOf('.'))));
+        String module = rest.substring(rest.indexOf('.') + 1, rest.lastIndexOf('.'));
+        if (block.norms().containsKey(module)) {
+            return block.norms().get(module);
+        }
+        DenseLinear linear = dense(block.linear(module), name.substring(0, name.lastIndexOf('.')));
+        return name.endsWith(".bias") ? linear.bias() : linear.weight();
     }
 
     private static DenseLinear dense(LinearLayer layer, String name) throws ModelException {
@@ -88,12 +94,12 @@ final class FullWeights implements TrainableWeights {
 
     @Override
     public void setTraining(boolean training) {
-        // a dense Llama has no dropout
+        // a dense decoder has no dropout
     }
 
     @Override
     public void setDropoutSeed(long seed) {
-        // a dense Llama has no dropout
+        // a dense decoder has no dropout
     }
 
     /** Writes {@code model.safetensors} (float32, Hugging Face names), config.json and the base's tokenizer files. */

@@ -8,8 +8,8 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
-import io.qlora4j.model.llama.KvCache;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.KvCache;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
@@ -113,7 +113,7 @@ public final class HeldOutEval {
      * equal length (for the loss) and of equal prompt length (for generation) run together, at most
      * {@code per_device_eval_batch_size} at a time, so no row is padded.
      */
-    public EvalReport run(LlamaModel model) {
+    public EvalReport run(CausalLM model) {
         double nll = 0;
         long tokens = 0;
         for (List<Integer> rows : groups(i -> examples.get(i).length())) {
@@ -151,7 +151,7 @@ public final class HeldOutEval {
     }
 
     /** The summed negative log-likelihood of the labelled tokens of {@code rows} (all of one length). */
-    private double answerLoss(LlamaModel model, List<Integer> rows) {
+    private double answerLoss(CausalLM model, List<Integer> rows) {
         int length = examples.get(rows.get(0)).length();
         long[] ids = new long[rows.size() * length];
         long[] labels = new long[ids.length];
@@ -171,7 +171,7 @@ public final class HeldOutEval {
     }
 
     /** Greedy answers for {@code rows} (all of one prompt length), stored at their indices in {@code out}. */
-    private void predict(LlamaModel model, List<Integer> rows, EvalReport.Prediction[] out) {
+    private void predict(CausalLM model, List<Integer> rows, EvalReport.Prediction[] out) {
         int promptLength = Math.max(promptLength(rows.get(0)), 1);
         long[] prompts = new long[rows.size() * promptLength];
         for (int r = 0; r < rows.size(); r++) {
@@ -194,7 +194,7 @@ public final class HeldOutEval {
      * including its first eos, at most {@code max_new_tokens}; a row that stopped keeps being fed (its later
      * tokens are dropped) so the batch stays rectangular.
      */
-    private int[][] greedy(LlamaModel model, long[] prompts, int batch) {
+    private int[][] greedy(CausalLM model, long[] prompts, int batch) {
         List<List<Integer>> answers = new ArrayList<>();
         for (int r = 0; r < batch; r++) {
             answers.add(new ArrayList<>());

@@ -9,7 +9,7 @@ import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.model.format.FormatKeys;
 import io.qlora4j.model.format.FormatOption;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -88,13 +88,13 @@ public final class JobModels {
      * own); {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model
      * computes in {@code computeType} (a {@link ComputeTarget}'s).
      */
-    public static LlamaLoader loader(JobConfig config, DataType computeType) throws ModelException {
+    public static ModelLoader loader(JobConfig config, DataType computeType) throws ModelException {
         return loader(config, computeType, null);
     }
 
     /** {@link #loader(JobConfig, DataType)} that rewrites the base projections {@code rewrite} chooses (or none). */
-    public static LlamaLoader loader(JobConfig config, DataType computeType, BaseRewrite rewrite) throws ModelException {
-        return LlamaLoader.builder()
+    public static ModelLoader loader(JobConfig config, DataType computeType, BaseRewrite rewrite) throws ModelException {
+        return ModelLoader.builder()
                 .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
                 .optComputeType(computeType)
                 .optFormat(format(config))

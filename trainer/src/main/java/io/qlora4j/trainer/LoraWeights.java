@@ -11,8 +11,8 @@ import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import io.qlora4j.model.decoder.DecoderConfig;
 
 /**
  * LoRA adapters on a frozen base in any base format: new ones from the job's {@code lora_*} and variant keys
@@ -65,11 +66,12 @@ final class LoraWeights implements TrainableWeights {
      */
     static InitialAdapter start(JobConfig config, Path baseDir, Path checkpoint) throws ConfigException, ModelException {
         Path from = source(config, checkpoint);
+        DecoderConfig base = ModelFamilies.read(baseDir.resolve("config.json"));
         if (from != null) {
-            return InitialAdapter.of(from, LlamaConfig.read(baseDir.resolve("config.json")));
+            return InitialAdapter.of(from, base);
         }
         LoraSettings settings = settings(config);
-        return settings.init().rewritesBase() ? InitialAdapter.fresh(settings, config.integer("seed")) : null;
+        return settings.init().rewritesBase() ? InitialAdapter.fresh(settings, base, config.integer("seed")) : null;
     }
 
     /**
@@ -77,7 +79,7 @@ final class LoraWeights implements TrainableWeights {
      * {@code adapter_name_or_path} when set, else attached fresh with the job's settings, seeded by {@code seed};
      * {@code start} is what {@link #start} gave and the model was loaded through.
      */
-    static LoraWeights create(JobConfig config, LlamaModel model, NDManager manager, Path checkpoint,
+    static LoraWeights create(JobConfig config, CausalLM model, NDManager manager, Path checkpoint,
             InitialAdapter start) throws ConfigException, ModelException {
         Path from = source(config, checkpoint);
         LoraSettings settings = settings(config);

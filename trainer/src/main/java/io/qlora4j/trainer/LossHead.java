@@ -8,7 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.LinearLayer;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 
 /**
  * The causal-LM loss of one micro-batch as transformers computes it: final norm and lm_head, logits
@@ -28,7 +28,7 @@ final class LossHead {
     /** Logits computed at once: bounds the {@code [tokens, vocab]} temporaries of a long batch (64 MB). */
     static final long CHUNK_LOGITS = 1 << 24;
 
-    private final LlamaModel model;
+    private final CausalLM model;
     private final NDArray labels;
     private final long denominator;
     private final boolean trainHead;
@@ -39,7 +39,7 @@ final class LossHead {
      * A head for {@code labels [b, s]} (int64) whose loss is divided by {@code denominator}; {@code trainHead}
      * when lm_head's weight is a trained parameter.
      */
-    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead) {
+    LossHead(CausalLM model, NDArray labels, long denominator, boolean trainHead) {
         this(model, labels, denominator, trainHead, 1f, CHUNK_LOGITS);
     }
 
@@ -47,7 +47,7 @@ final class LossHead {
      * A head whose backward pass multiplies every gradient by {@code gradientScale} (float16's loss scale; the
      * returned loss is not scaled), computing {@code chunkLogits} logits at once (at least one token's).
      */
-    LossHead(LlamaModel model, NDArray labels, long denominator, boolean trainHead, float gradientScale,
+    LossHead(CausalLM model, NDArray labels, long denominator, boolean trainHead, float gradientScale,
             long chunkLogits) {
         this.model = model;
         this.labels = labels;

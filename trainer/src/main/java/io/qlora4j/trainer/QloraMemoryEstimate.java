@@ -1,10 +1,10 @@
 package io.qlora4j.trainer;
 
 import io.qlora4j.model.format.BaseFormat;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
 
 /**
- * What a QLoRA run of a Llama-family model needs, from its config and the base format alone: the linear
+ * What a QLoRA run of a decoder model of any family needs, from its config and the base format alone: the linear
  * weights in that format (its stored bytes, scales included), the embeddings and lm_head (16 bits for a bf16 or fp16
  * checkpoint, as {@code Float16Weight} holds them), the norms, the LoRA
  * parameters with their gradients and AdamW state, and the activations of one recomputed step.
@@ -33,18 +33,18 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
      *
      * @throws IllegalArgumentException when the activations alone overflow a 64-bit byte count
      */
-    public static QloraMemoryEstimate of(LlamaConfig c, BaseFormat format, int rank, int seqLen, int batch,
+    public static QloraMemoryEstimate of(DecoderConfig c, BaseFormat format, int rank, int seqLen, int batch,
             int computeBytes) {
         long h = c.hiddenSize();
         long q = c.queryDim();
-        long kv = c.keyValueDim();
         long inter = c.intermediateSize();
         long layers = c.numHiddenLayers();
-        long[][] linears = {{q, h}, {kv, h}, {kv, h}, {h, q}, {inter, h}, {inter, h}, {h, inter}};
         long linearParams = 0;
         long packed = 0;
         long lora = 0;
-        for (long[] outIn : linears) {
+        for (String name : c.linearNames()) {
+            long[] inOut = c.inOut(name);
+            long[] outIn = {inOut[1], inOut[0]};
             linearParams += outIn[0] * outIn[1];
             packed += format.storedBytes(outIn);
             lora += (long) rank * (outIn[0] + outIn[1]);
@@ -53,7 +53,10 @@ public record QloraMemoryEstimate(long parameters, long linearParameters, long b
         long embeddings = tables * c.vocabSize() * h;
         boolean sixteenBit = "bfloat16".equals(c.torchDtype()) || "float16".equals(c.torchDtype());
         long tableBytes = sixteenBit ? tables * c.vocabSize() * (2 * h + 4) : embeddings * computeBytes;
-        long norms = layers * 2 * h + h;
+        long norms = h;
+        for (long[] shape : c.normShapes().values()) {
+            norms += layers * shape[0];
+        }
         long params = layers * linearParams + embeddings + norms;
         try {
             long tokens = product(seqLen, batch);

@@ -2,20 +2,23 @@ package io.qlora4j.trainer;
 
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
 import java.util.Random;
 
 /**
- * A freshly initialized Llama written as a Hugging Face directory, the starting point for pre-training a
- * base model with {@code finetuning_type: full}. Initialization follows transformers' Llama: every
- * projection, the embeddings and lm_head drawn from N(0, std^2) ({@code initializer_range}, 0.02), every
- * RMSNorm weight 1. Weights are drawn in file order from one seeded generator, so a seed gives one model.
+ * A freshly initialized model of any family written as a Hugging Face directory, the starting point for
+ * pre-training a base model with {@code finetuning_type: full}. Initialization follows transformers: every
+ * projection, the embeddings and lm_head drawn from N(0, std^2) ({@code initializer_range}, 0.02), biases 0, every
+ * RMSNorm weight the identity of its flavour. Weights are drawn in file order from one seeded generator, so a seed
+ * gives one model.
  */
 public final class RandomModel {
     private RandomModel() {}
@@ -28,26 +31,17 @@ public final class RandomModel {
      * @throws ModelException when config.json is missing or invalid
      */
     public static void write(Path sourceDir, Path outDir, long seed, double std) throws ModelException, IOException {
-        LlamaConfig c = LlamaConfig.read(sourceDir.resolve("config.json"));
+        DecoderConfig c = ModelFamilies.read(sourceDir.resolve("config.json"));
         Random random = new Random(seed);
         Files.createDirectories(outDir);
         int hidden = c.hiddenSize();
         try (SafetensorsWriter writer = SafetensorsWriter.builder(outDir).build()) {
-            writer.addFloats("model.embed_tokens.weight", DType.F32, new long[] {c.vocabSize(), hidden},
-                    normal(random, (long) c.vocabSize() * hidden, std));
-            for (int l = 0; l < c.numHiddenLayers(); l++) {
-                String p = "model.layers." + l + ".";
-                writer.addFloats(p + "input_layernorm.weight", DType.F32, new long[] {hidden}, ones(hidden));
-                for (String name : LlamaBlock.LINEAR_NAMES) {
-                    long[] shape = outIn(c, name);
-                    writer.addFloats(p + name + ".weight", DType.F32, shape, normal(random, shape[0] * shape[1], std));
-                }
-                writer.addFloats(p + "post_attention_layernorm.weight", DType.F32, new long[] {hidden}, ones(hidden));
-            }
-            writer.addFloats("model.norm.weight", DType.F32, new long[] {hidden}, ones(hidden));
-            if (!c.tieWordEmbeddings()) {
-                writer.addFloats("lm_head.weight", DType.F32, new long[] {c.vocabSize(), hidden},
-                        normal(random, (long) c.vocabSize() * hidden, std));
+            for (Map.Entry<String, long[]> t : c.tensorShapes().entrySet()) {
+                long[] shape = t.getValue();
+                long n = shape.length == 1 ? shape[0] : shape[0] * shape[1];
+                float[] values = shape.length == 2 ? normal(random, n, std)
+                        : t.getKey().endsWith(".bias") ? new float[(int) n] : norm(c, (int) n);
+                writer.addFloats(t.getKey(), DType.F32, shape, values);
             }
         }
         AtomicFiles.copy(sourceDir.resolve("config.json"), outDir.resolve("config.json"));
@@ -59,18 +53,6 @@ public final class RandomModel {
         }
     }
 
-    /** The Hugging Face {@code [out, in]} shape of projection {@code name} (one of {@link LlamaBlock#LINEAR_NAMES}). */
-    static long[] outIn(LlamaConfig c, String name) {
-        long hidden = c.hiddenSize();
-        return switch (name) {
-            case "self_attn.q_proj" -> new long[] {c.queryDim(), hidden};
-            case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {c.keyValueDim(), hidden};
-            case "self_attn.o_proj" -> new long[] {hidden, c.queryDim()};
-            case "mlp.down_proj" -> new long[] {hidden, c.intermediateSize()};
-            default -> new long[] {c.intermediateSize(), hidden};
-        };
-    }
-
     private static float[] normal(Random random, long n, double std) {
         float[] values = new float[Math.toIntExact(n)];
         for (int i = 0; i < values.length; i++) {
@@ -79,9 +61,10 @@ public final class RandomModel {
         return values;
     }
 
-    private static float[] ones(int n) {
+    /** A norm weight that leaves its input unscaled ({@code 1} for {@code x * w}, {@code 0} for {@code x * (1 + w)}). */
+    private static float[] norm(DecoderConfig c, int n) {
         float[] values = new float[n];
-        java.util.Arrays.fill(values, 1f);
+        Arrays.fill(values, (float) c.parts().norm().identityWeight());
         return values;
     }
 }

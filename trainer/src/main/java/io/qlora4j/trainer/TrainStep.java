@@ -7,8 +7,8 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.data.Batch;
-import io.qlora4j.model.llama.AttentionContext;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.CausalLM;
 import java.util.List;
 import java.util.function.LongConsumer;
 
@@ -28,7 +28,7 @@ import java.util.function.LongConsumer;
  * a micro-batch creates dies with it.
  */
 public final class TrainStep {
-    private final LlamaModel model;
+    private final CausalLM model;
     private final boolean recompute;
     private final boolean trainEmbeddings;
     private final LongConsumer dropoutSeeder;
@@ -41,7 +41,7 @@ public final class TrainStep {
     }
 
     /** A step over {@code model} with recompute on, the embeddings frozen and no dropout to seed. */
-    public static Builder builder(LlamaModel model) {
+    public static Builder builder(CausalLM model) {
         return new Builder(model);
     }
 
@@ -166,12 +166,12 @@ public final class TrainStep {
 
     /** Settings of a {@link TrainStep}. */
     public static final class Builder {
-        private final LlamaModel model;
+        private final CausalLM model;
         private boolean recompute = true;
         private boolean trainEmbeddings;
         private LongConsumer dropoutSeeder = seed -> { };
 
-        private Builder(LlamaModel model) {
+        private Builder(CausalLM model) {
             this.model = model;
         }
 

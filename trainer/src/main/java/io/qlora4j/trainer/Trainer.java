@@ -12,7 +12,8 @@ import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.TokenizerFile;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.IOException;
@@ -88,7 +89,7 @@ public final class Trainer {
                 DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer, dataLog);
                 JobData.check(config, data, warn);
                 InitialAdapter start = full ? null : LoraWeights.start(config, baseDir, checkpoint);
-                LlamaModel model = JobModels.loader(config, computeType, start)
+                CausalLM model = JobModels.loader(config, computeType, start)
                         .load(full && checkpoint != null ? checkpoint : baseDir, manager);
                 if (start != null) {
                     out.println("base rewritten by " + start.init().describe());
@@ -114,7 +115,7 @@ public final class Trainer {
     }
 
     /** Scores the model with LoRA dropout off, announcing it first (generation takes a while). */
-    private static EvalReport evaluate(HeldOutEval heldOut, LlamaModel model, TrainableWeights weights,
+    private static EvalReport evaluate(HeldOutEval heldOut, CausalLM model, TrainableWeights weights,
             PrintWriter out) {
         out.println("evaluating on " + heldOut.name() + " ...");
         out.flush();

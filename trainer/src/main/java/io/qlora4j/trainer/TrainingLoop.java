@@ -8,7 +8,7 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
@@ -36,7 +36,7 @@ import java.util.Locale;
  */
 final class TrainingLoop {
     private final JobConfig config;
-    private final LlamaModel model;
+    private final CausalLM model;
     private final TrainableWeights weights;
     private final DataPipeline data;
     private final RunDirectory dir;
@@ -49,7 +49,7 @@ final class TrainingLoop {
      * checkpoint {@code resumedFrom} (null: from the start), reporting to {@code out} ({@code terminal}: as
      * a redrawn progress bar).
      */
-    TrainingLoop(JobConfig config, LlamaModel model, TrainableWeights weights, DataPipeline data, RunDirectory dir,
+    TrainingLoop(JobConfig config, CausalLM model, TrainableWeights weights, DataPipeline data, RunDirectory dir,
             Path resumedFrom, PrintWriter out, boolean terminal) {
         this.config = config;
         this.model = model;

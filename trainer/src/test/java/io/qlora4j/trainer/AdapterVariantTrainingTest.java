@@ -10,9 +10,11 @@ import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.adapters.InitialAdapter;
 import io.qlora4j.adapters.LoraAdapters;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.cli.Main;
 import io.qlora4j.trainer.config.ConfigException;
@@ -89,7 +91,7 @@ class AdapterVariantTrainingTest {
     void loraPlusPutsBAndTheMagnitudeInTheRatioGroupAndAInTheBaseGroup() throws Exception {
         JobConfig config = JobConfig.load(null, job(dir.resolve("out"), "use_dora=true loraplus_lr_ratio=16"));
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32).load(base, m)) {
+                CausalLM model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32).load(base, m)) {
             List<Parameter> params = LoraWeights.create(config, model, m, null, null).parameters();
             assertEquals(2 * 3 * 3, params.size(), "A, B and m of 3 modules in 2 layers");
             for (Parameter p : params) {
@@ -172,8 +174,8 @@ class AdapterVariantTrainingTest {
     /** The logits of a fixed sequence through the base with the adapter in {@code adapterDir}. */
     private float[] logits(Path adapterDir) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            InitialAdapter start = InitialAdapter.of(adapterDir, LlamaConfig.read(base.resolve("config.json")));
-            LlamaModel model = LlamaLoader.builder().optBaseRewrite(start).build().load(base, m);
+            InitialAdapter start = InitialAdapter.of(adapterDir, ModelFamilies.read(base.resolve("config.json")));
+            CausalLM model = ModelLoader.builder().optBaseRewrite(start).build().load(base, m);
             LoraAdapters.load(adapterDir, model, m, start);
             return model.forward(m.create(new long[] {1, 9, 13, 14, 15, 2}, new Shape(1, 6)), null).toFloatArray();
         }

@@ -9,8 +9,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.Tokenizer;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.trainer.cli.Main;
@@ -89,7 +89,7 @@ class CvxqPipelineTest {
                     bytes += t.byteSize(); // codes, depth, loc, scale, cluster ids and the corrected bias
                 }
             }
-            for (Map.Entry<String, long[]> e : LlamaLoader.expectedShapes(TinyModel.config(64)).entrySet()) {
+            for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(TinyModel.config(64)).entrySet()) {
                 if (e.getKey().contains("_proj.weight")) {
                     parameters += e.getValue()[0] * e.getValue()[1];
                 }
@@ -146,7 +146,7 @@ class CvxqPipelineTest {
         JsonNode adapterConfig = JSON.readTree(straight.resolve("adapter_config.json").toFile());
         assertEquals("LORA", adapterConfig.path("peft_type").asText());
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(packed, manager);
+                CausalLM model = ModelLoader.builder().build().load(packed, manager);
                 LoraAdapters lora = LoraAdapters.load(straight, model, manager)) {
             assertEquals(28, lora.parameters().size(), "A and B of 14 projections");
             boolean trained = false;

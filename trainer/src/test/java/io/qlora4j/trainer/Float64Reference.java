@@ -1,6 +1,7 @@
 package io.qlora4j.trainer;
 
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import java.nio.file.Path;
 
@@ -10,11 +11,11 @@ import java.nio.file.Path;
  * reference for the loss of a sequence. Plain loops; it shares nothing with the code under test but config parsing.
  */
 final class Float64Reference {
-    private final LlamaConfig c;
+    private final DecoderConfig c;
     private final SafetensorsReader reader;
 
     Float64Reference(Path dir, SafetensorsReader reader) throws Exception {
-        this.c = LlamaConfig.read(dir.resolve("config.json"));
+        this.c = ModelFamilies.read(dir.resolve("config.json"));
         this.reader = reader;
     }
 

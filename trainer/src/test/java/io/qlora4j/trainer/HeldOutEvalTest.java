@@ -10,8 +10,8 @@ import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.data.Batch;
 import io.qlora4j.data.TemplateTokenizer;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
@@ -33,7 +33,7 @@ class HeldOutEvalTest {
     Path dir;
 
     /** Greedy ids after {@code prompt}: a full forward per token, argmax of the last position. */
-    private static long[] greedy(LlamaModel model, NDManager manager, long[] prompt, int n) {
+    private static long[] greedy(CausalLM model, NDManager manager, long[] prompt, int n) {
         long[] ids = prompt;
         for (int i = 0; i < n; i++) {
             try (NDManager m = manager.newSubManager()) {
@@ -59,7 +59,7 @@ class HeldOutEvalTest {
         Path base = TinyModel.write(dir.resolve("base"), 7);
         try (NDManager manager = NDManager.newBaseManager();
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
-            LlamaModel model = LlamaLoader.builder().build().load(base, manager);
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
             long[] prompt = TinyModel.ids(PROMPT);
             long[] answer = greedy(model, manager, prompt, NEW_TOKENS);
             assertTrue(Arrays.stream(answer).allMatch(id -> id > TinyModel.VOCAB.indexOf("<unk>")),

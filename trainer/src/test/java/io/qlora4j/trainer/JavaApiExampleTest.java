@@ -8,8 +8,8 @@ import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Optim;
@@ -36,7 +36,7 @@ class JavaApiExampleTest {
         double last = Double.NaN;
         try (NDManager manager = NDManager.newBaseManager()) {
             // --- README ---
-            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)            // NF4 + DQ
+            CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA)            // NF4 + DQ
                     .build().load(base, manager);
             LoraAdapters lora = LoraAdapters.attach(model, new LoraSettings(8, 16, 0.0, false, List.of("all")), manager, 42);
             List<Parameter> params = lora.parameters().entrySet().stream().map(e -> new Parameter(e.getKey(), e.getValue())).toList();

@@ -11,7 +11,7 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataPosition;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.TemplateTokenizer;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -42,7 +42,7 @@ class LearningTest {
     private static double heldOutLoss(Path base, Path adapter, Path dataset, String quantization) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
-            LlamaModel model = JobModels.loader(JobConfig.of(quantization), DataType.FLOAT32).load(base, manager);
+            CausalLM model = JobModels.loader(JobConfig.of(quantization), DataType.FLOAT32).load(base, manager);
             if (adapter != null) {
                 LoraAdapters.load(adapter, model, manager);
             }

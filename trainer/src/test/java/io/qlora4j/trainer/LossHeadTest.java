@@ -11,8 +11,8 @@ import ai.djl.training.GradientCollector;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.GraphScalars;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -27,7 +27,7 @@ class LossHeadTest {
     Path dir;
 
     /** transformers' loss recorded op by op: norm, head, shift, log-softmax, masked sum over the denominator. */
-    private static NDArray recordedLoss(LlamaModel model, NDArray hidden, NDArray labels) {
+    private static NDArray recordedLoss(CausalLM model, NDArray hidden, NDArray labels) {
         NDArray logits = model.finalNormAndHead(hidden);
         long s = logits.getShape().get(1);
         NDArray target = labels.get(":, 1:");
@@ -39,7 +39,7 @@ class LossHeadTest {
     }
 
     /** {loss, dHidden..., dHead...} by autograd (head == null) or by the head under test. */
-    private static float[][] lossAndGradients(LlamaModel model, NDArray headWeight, LossHead head, NDArray hidden,
+    private static float[][] lossAndGradients(CausalLM model, NDArray headWeight, LossHead head, NDArray hidden,
             NDArray labels) {
         hidden.setRequiresGradient(true);
         double loss;
@@ -70,7 +70,7 @@ class LossHeadTest {
         }
     }
 
-    private void assertHeadMatchesAutograd(LlamaModel model, NDArray headWeight, boolean trainHead) {
+    private void assertHeadMatchesAutograd(CausalLM model, NDArray headWeight, boolean trainHead) {
         try (NDManager m = model.manager().newSubManager()) {
             NDArray labels = m.create(LABELS, new Shape(2, 5));
             m.getEngine().setRandomSeed(5);
@@ -95,7 +95,7 @@ class LossHeadTest {
     @Test
     void frozenDenseHeadBackwardMatchesAutograd() throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 3), manager)) {
+                CausalLM model = ModelLoader.builder().build().load(TinyModel.write(dir, 3), manager)) {
             assertInstanceOf(DenseLinear.class, model.lmHead());
             assertHeadMatchesAutograd(model, null, false);
         }
@@ -104,7 +104,7 @@ class LossHeadTest {
     @Test
     void frozenSixteenBitHeadBackwardMatchesAutograd() throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 4, 16, DType.BF16), manager)) {
+                CausalLM model = ModelLoader.builder().build().load(TinyModel.write(dir, 4, 16, DType.BF16), manager)) {
             assertInstanceOf(Float16Weight.class, model.lmHead());
             assertHeadMatchesAutograd(model, null, false);
         }
@@ -113,7 +113,7 @@ class LossHeadTest {
     @Test
     void trainedHeadReceivesTheGradientAutogradGives() throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(TinyModel.write(dir, 5), manager)) {
+                CausalLM model = ModelLoader.builder().build().load(TinyModel.write(dir, 5), manager)) {
             NDArray weight = ((DenseLinear) model.lmHead()).weight();
             weight.setRequiresGradient(true);
             assertHeadMatchesAutograd(model, weight, true);

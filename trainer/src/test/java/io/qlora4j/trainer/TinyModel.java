@@ -3,9 +3,9 @@ package io.qlora4j.trainer;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.qlora4j.model.llama.LlamaFamily;
 import io.qlora4j.model.ModelException;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -32,8 +32,8 @@ public final class TinyModel {
     private TinyModel() {}
 
     /** {@code hidden} wide (MLP twice that), 2 layers, 4 query heads over 2 key/value heads, the vocabulary above. */
-    static LlamaConfig config(int hidden) {
-        return LlamaConfig.builder(hidden, 2 * hidden, 2, 4, VOCAB.size()).optNumKeyValueHeads(2).build();
+    static DecoderConfig config(int hidden) {
+        return LlamaFamily.builder(hidden, 2 * hidden, 2, 4, VOCAB.size()).optNumKeyValueHeads(2).build();
     }
 
     /** Writes a model of hidden size 16 with weights drawn from {@code seed} into {@code dir} and returns it. */
@@ -48,7 +48,7 @@ public final class TinyModel {
 
     /** {@link #write(Path, long, int)} with the weights stored as {@code dtype}. */
     static Path write(Path dir, long seed, int hidden, DType dtype) throws IOException, ModelException {
-        LlamaConfig c = config(hidden);
+        DecoderConfig c = config(hidden);
         Random random = new Random(seed);
         Files.createDirectories(dir);
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
@@ -56,8 +56,9 @@ public final class TinyModel {
             for (int l = 0; l < c.numHiddenLayers(); l++) {
                 String p = "model.layers." + l + ".";
                 put(writer, dtype, random, p + "input_layernorm.weight", 0.1, 1, hidden);
-                for (String name : LlamaBlock.LINEAR_NAMES) {
-                    long[] shape = RandomModel.outIn(c, name);
+                for (String name : c.linearNames()) {
+                    long[] inOut = c.inOut(name);
+                    long[] shape = {inOut[1], inOut[0]};
                     put(writer, dtype, random, p + name + ".weight", 1 / Math.sqrt(shape[1]), 0, shape);
                 }
                 put(writer, dtype, random, p + "post_attention_layernorm.weight", 0.1, 1, hidden);

@@ -12,8 +12,8 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.BlockwiseQuantizer;
@@ -66,11 +66,11 @@ class TrainStepTest {
             new long[][] {{IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 15, 16, 2}, {IGNORE, IGNORE, IGNORE, IGNORE, 21, 2},
                 {IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 17, 18, 19, 2}});
 
-    private LlamaModel load(NDManager manager) throws Exception {
-        return LlamaLoader.builder().build().load(TinyModel.write(dir.resolve("base"), 7), manager);
+    private CausalLM load(NDManager manager) throws Exception {
+        return ModelLoader.builder().build().load(TinyModel.write(dir.resolve("base"), 7), manager);
     }
 
-    private static TrainStep fullStep(LlamaModel model, boolean recompute) {
+    private static TrainStep fullStep(CausalLM model, boolean recompute) {
         return TrainStep.builder(model).optRecompute(recompute).optTrainEmbeddings(true).build();
     }
 
@@ -102,7 +102,7 @@ class TrainStepTest {
     @Test
     void recomputeAndWholeGraphGiveTheSameGradients() throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = load(manager);
+            CausalLM model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             List<Batch> group = List.of(FIRST, SECOND);
             double recomputed = fullStep(model, true).accumulate(group, 3);
@@ -122,7 +122,7 @@ class TrainStepTest {
     }
 
     /** Mean cross-entropy over the shifted labelled tokens, in float64 from the inference path's logits. */
-    static double referenceLoss(LlamaModel model, NDManager manager, List<Batch> group) {
+    static double referenceLoss(CausalLM model, NDManager manager, List<Batch> group) {
         double sum = 0;
         long count = 0;
         for (Batch b : group) {
@@ -158,7 +158,7 @@ class TrainStepTest {
     @Test
     void accumulatedMicroBatchesAverageOverAllLabelledTokensLikeOneBatch() throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = load(manager);
+            CausalLM model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             // labels that count after the shift: 3 + 2 in FIRST, 4 in SECOND
             assertEquals(5, TrainStep.predictedTokens(FIRST));
@@ -178,7 +178,7 @@ class TrainStepTest {
     @Test
     void gradientsMatchFiniteDifferencesOfTheLoss() throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = load(manager);
+            CausalLM model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             List<Batch> group = List.of(FIRST, SECOND);
             fullStep(model, true).accumulate(group, 0);
@@ -212,7 +212,7 @@ class TrainStepTest {
     @Test
     void stepsLeaveNoArraysBehind() throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
-            LlamaModel model = load(manager);
+            CausalLM model = load(manager);
             FullWeights weights = new FullWeights(model, dir.resolve("base"));
             TrainStep step = fullStep(model, true);
             step.accumulate(List.of(FIRST, SECOND), 0);
@@ -229,10 +229,10 @@ class TrainStepTest {
     }
 
     /** A tiny model with an NF4 base computing in {@code type}, and LoRA (B randomized so that A gets gradients). */
-    private record Nf4Lora(LlamaModel model, LoraAdapters adapters, List<Parameter> params) {
+    private record Nf4Lora(CausalLM model, LoraAdapters adapters, List<Parameter> params) {
         static Nf4Lora load(Path base, NDManager manager, DataType type, double dropout) throws Exception {
             // float16 is for GPUs (ComputeTarget refuses it on a CPU); libtorch's CPU kernels run it for a test
-            LlamaModel model = LlamaLoader.builder().optFormat(BaseFormats.QLORA)
+            CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA)
                     .optComputeType(type).build().load(base, manager);
             LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, dropout, false, List.of("all")),
                     manager, 5);

@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,7 +19,7 @@ class PerplexityTest {
     void nllEqualsLogSoftmaxOfTheLogitsComputedInDouble() throws Exception {
         Path source = TinyModels.writeTinyModel(dir);
         long[] ids = {1, 5, 9, 9, 44, 3, 17};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaLoader.builder().build().load(source, m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = ModelLoader.builder().build().load(source, m)) {
             float[] logits = model.forward(m.create(ids, new Shape(1, ids.length)), null).toFloatArray();
             int vocab = TinyModels.VOCAB;
             double expected = 0;

@@ -14,10 +14,11 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.llama.ReferenceEval;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -38,11 +39,11 @@ class PrequantizedFormatsTest {
     private static void loadsAsTheDenseModel(PrequantizedModels.Written w, String described) throws Exception {
         BaseFormat stored = BaseFormats.stored(w.dir());
         assertEquals(described, stored.describe());
-        LlamaConfig config = LlamaConfig.read(w.dir().resolve("config.json"));
+        DecoderConfig config = ModelFamilies.read(w.dir().resolve("config.json"));
         int[] ids = {1, 7, 3, 49, 12, 0, 33};
         double[][] reference = ReferenceEval.logits(config, w.weights(), ids);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaLoader.builder().build().load(w.dir(), m)) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = ModelLoader.builder().build().load(w.dir(), m)) {
+            for (String name : config.linearNames()) {
                 BaseLinear layer = (BaseLinear) model.block(0).linear(name);
                 assertTrue(layer instanceof QuantizedLinear, name);
                 float[] lent = layer.withWeight(DataType.FLOAT32, NDArray::toFloatArray);
@@ -102,7 +103,7 @@ class PrequantizedFormatsTest {
 
     private static ModelException loadFails(Path model) {
         try (NDManager m = NDManager.newBaseManager()) {
-            return assertThrows(ModelException.class, () -> LlamaLoader.builder().build().load(model, m));
+            return assertThrows(ModelException.class, () -> ModelLoader.builder().build().load(model, m));
         }
     }
 

@@ -12,8 +12,8 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.checkpoint.TinyModels;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -83,8 +83,8 @@ class Bnb8bitFormatTest {
         Path out = int8Checkpoint();
         long[] ids = {1, 7, 3, 49, 12, 0};
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel stored = LlamaLoader.builder().build().load(out, m);
-                LlamaModel onTheFly = LlamaLoader.builder().optFormat(new Bnb8bitFormat(0.0)).build()
+                CausalLM stored = ModelLoader.builder().build().load(out, m);
+                CausalLM onTheFly = ModelLoader.builder().optFormat(new Bnb8bitFormat(0.0)).build()
                         .load(dir.resolve("tiny"), m)) {
             assertInstanceOf(QuantizedLinear.class, stored.block(0).linear("mlp.down_proj"));
             assertArrayEquals(onTheFly.forward(m.create(ids, new Shape(1, ids.length)), null).toFloatArray(),
@@ -114,7 +114,7 @@ class Bnb8bitFormatTest {
     private ModelException loadFails(Path model) {
         return assertThrows(ModelException.class, () -> {
             try (NDManager m = NDManager.newBaseManager()) {
-                LlamaLoader.builder().build().load(model, m).close();
+                ModelLoader.builder().build().load(model, m).close();
             }
         });
     }
@@ -145,7 +145,7 @@ class Bnb8bitFormatTest {
         Path out = int8Checkpoint();
         ModelException e = assertThrows(ModelException.class, () -> {
             try (NDManager m = NDManager.newBaseManager()) {
-                LlamaLoader.builder().optFormat(BaseFormats.QLORA).build().load(out, m).close();
+                ModelLoader.builder().optFormat(BaseFormats.QLORA).build().load(out, m).close();
             }
         });
         assertEquals(out.resolve("config.json") + ": the checkpoint is stored in bitsandbytes LLM.int8, threshold 6.0"

@@ -12,7 +12,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.TinyModels;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
@@ -175,7 +175,7 @@ class EetqFormatTest {
         }
         try (NDManager m = NDManager.newBaseManager()) {
             ModelException e = assertThrows(ModelException.class,
-                    () -> LlamaLoader.builder().optFormat(EETQ).build().load(bad, m));
+                    () -> ModelLoader.builder().optFormat(EETQ).build().load(bad, m));
             assertEquals(bad.resolve("model.safetensors") + ": tensor " + name + " has shape [32, 128], expected [64, 64]"
                     + " for this config", e.getMessage());
         }

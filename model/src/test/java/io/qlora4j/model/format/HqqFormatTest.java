@@ -13,8 +13,8 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.checkpoint.TinyModels;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -99,8 +99,8 @@ class HqqFormatTest {
                 assertTrue(reader.contains("lm_head.weight"), "lm_head is skipped");
             }
             try (NDManager m = NDManager.newBaseManager();
-                    LlamaModel stored = LlamaLoader.builder().build().load(out, m);
-                    LlamaModel onTheFly = LlamaLoader.builder().optFormat(f).build().load(source, m)) {
+                    CausalLM stored = ModelLoader.builder().build().load(out, m);
+                    CausalLM onTheFly = ModelLoader.builder().optFormat(f).build().load(source, m)) {
                 assertArrayEquals(logits(onTheFly, m), logits(stored, m), bits + "-bit");
                 assertTrue(stored.block(0).linear("self_attn.q_proj") instanceof QuantizedLinear);
             }
@@ -128,7 +128,7 @@ class HqqFormatTest {
             }
         }
         try (NDManager m = NDManager.newBaseManager()) {
-            ModelException e = assertThrows(ModelException.class, () -> LlamaLoader.builder().build().load(corrupt, m));
+            ModelException e = assertThrows(ModelException.class, () -> ModelLoader.builder().build().load(corrupt, m));
             assertEquals(corrupt.resolve("model.safetensors") + ": " + bad + ": U8 [31, 64], expected U8 [32, 64] for"
                     + " 4-bit shape [64, 64] in groups of 64 along axis 0", e.getMessage());
         }
@@ -138,7 +138,7 @@ class HqqFormatTest {
     void aWeightThatDoesNotSplitIntoGroupsIsNamed() throws Exception {
         Path source = TinyModels.writeTinyModel(dir);
         try (NDManager m = NDManager.newBaseManager()) {
-            ModelException e = assertThrows(ModelException.class, () -> LlamaLoader.builder()
+            ModelException e = assertThrows(ModelException.class, () -> ModelLoader.builder()
                     .optFormat(hqq(4, Map.of("hqq_group_size", 80))).build().load(source, m));
             assertEquals(source.resolve("model.safetensors") + ": tensor model.layers.0.self_attn.q_proj.weight: of shape"
                     + " [64, 64] (4096 elements) does not split into groups of 80 (hqq_group_size)", e.getMessage());
@@ -157,7 +157,7 @@ class HqqFormatTest {
                 .path("quantization_config").path("quant_method").asText());
     }
 
-    private static float[] logits(LlamaModel model, NDManager m) {
+    private static float[] logits(CausalLM model, NDManager m) {
         long[] ids = {1, 7, 3, 49, 12, 0};
         return model.forward(m.create(ids, new Shape(1, ids.length)), null).toFloatArray();
     }

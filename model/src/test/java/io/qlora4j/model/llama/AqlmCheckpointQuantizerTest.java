@@ -27,6 +27,11 @@ import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.calibration.AqlmCheckpointQuantizer;
 
 class AqlmCheckpointQuantizerTest {
     @TempDir
@@ -81,16 +86,16 @@ class AqlmCheckpointQuantizerTest {
         assertEquals("[\"model.layers.0.input_layernorm.weight\",\"model.layers.0.post_attention_layernorm.weight\","
                 + "\"model.embed_tokens.weight\",\"model.norm.weight\",\"lm_head.weight\"]",
                 q.path("linear_weights_not_to_quantize").toString());
-        LlamaConfig config = LlamaConfig.read(target.resolve("config.json"));
+        DecoderConfig config = ModelFamilies.read(target.resolve("config.json"));
         try (SafetensorsReader reader = SafetensorsReader.open(target); NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(target, m)) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+                CausalLM model = ModelLoader.builder().build().load(target, m)) {
+            for (String name : config.linearNames()) {
                 String p = "model.layers.0." + name;
                 assertFalse(reader.contains(p + ".weight"), p);
                 assertEquals(DType.I8, reader.info(p + ".codes").dtype());
                 assertEquals(DType.F16, reader.info(p + ".codebooks").dtype());
                 assertEquals(DType.F16, reader.info(p + ".scales").dtype());
-                long[] inOut = LlamaBlock.inOut(config, name);
+                long[] inOut = config.inOut(name);
                 float[] expected = decodeIndependently(reader, p, (int) inOut[1], (int) inOut[0]);
                 float[] lent = ((BaseLinear) model.block(0).linear(name)).withWeight(DataType.FLOAT32,
                         NDArray::toFloatArray);

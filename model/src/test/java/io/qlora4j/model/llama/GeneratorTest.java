@@ -8,19 +8,23 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.RopeScaling;
+import io.qlora4j.model.generation.Generator;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class GeneratorTest {
-    private static final LlamaConfig CONFIG =
-            LlamaConfig.builder(32, 48, 2, 4, 37).optNumKeyValueHeads(2).optRopeScaling(RopeScaling.linear(2)).build();
+    private static final DecoderConfig CONFIG =
+            LlamaFamily.builder(32, 48, 2, 4, 37).optNumKeyValueHeads(2).optRopeScaling(RopeScaling.linear(2)).build();
 
     @Test
     void float16ModelGeneratesThroughItsCacheWithFloat32Logits() {
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = new TinyLlama(CONFIG, 21).build(m, DataType.FLOAT16)) {
+                CausalLM model = new TinyLlama(CONFIG, 21).build(m, DataType.FLOAT16)) {
             List<Integer> streamed = new ArrayList<>();
             int[] generated = Generator.builder().optMaxNewTokens(10).optStopTokenIds(List.of()).build()
                     .generate(model, new long[] {5, 9, 2, 30}, streamed::add);
@@ -33,7 +37,7 @@ class GeneratorTest {
     @Test
     void greedyWithCacheEqualsArgmaxOfAFullForwardAtEveryStep() {
         long[] prompt = {5, 9, 2, 30};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 21).build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyLlama(CONFIG, 21).build(m)) {
             List<Integer> streamed = new ArrayList<>();
             int[] generated = Generator.builder().optMaxNewTokens(10).optStopTokenIds(List.of()).build()
                     .generate(model, prompt, streamed::add);
@@ -55,7 +59,7 @@ class GeneratorTest {
     @Test
     void generationStopsAfterTheFirstStopToken() {
         long[] prompt = {5, 9, 2, 30};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 21).build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyLlama(CONFIG, 21).build(m)) {
             int[] free = Generator.builder().optMaxNewTokens(6).optStopTokenIds(List.of()).build()
                     .generate(model, prompt, null);
             int[] stopped = Generator.builder().optMaxNewTokens(6).optStopTokenIds(List.of(free[2])).build()
@@ -70,7 +74,7 @@ class GeneratorTest {
 
     @Test
     void seededSamplingIsReproducibleAndLeavesNoArrays() {
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(CONFIG, 22).build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyLlama(CONFIG, 22).build(m)) {
             Generator sampler = Generator.builder().optMaxNewTokens(8).optTemperature(0.8).optTopP(0.9).optSeed(3)
                     .optStopTokenIds(List.of()).build();
             int before = m.getManagedArrays().size();

@@ -10,16 +10,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
-import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.QuantType;
 import java.nio.file.Files;
@@ -30,17 +31,17 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class LlamaLoaderTest {
-    private static final LlamaConfig CONFIG = LlamaConfig.builder(32, 56, 2, 4, 37).optNumKeyValueHeads(2)
-            .optAttentionBias(true).optRmsNormEps(1e-5).build();
+    private static final DecoderConfig CONFIG = LlamaFamily.builder(32, 56, 2, 4, 37).optNumKeyValueHeads(2)
+            .optBiases(LlamaFamily.biases(true, false)).optRmsNormEps(1e-5).build();
 
     @TempDir
     Path dir;
 
-    private float[] logits(LlamaModel model, NDManager m, int[] tokens) {
+    private float[] logits(CausalLM model, NDManager m, int[] tokens) {
         return model.forward(LlamaModelTest.idsArray(m, tokens), null).toFloatArray();
     }
 
-    private static double[][] reference(LlamaConfig config, Map<String, float[]> weights, int[] tokens) {
+    private static double[][] reference(DecoderConfig config, Map<String, float[]> weights, int[] tokens) {
         int[] positions = new int[tokens.length];
         boolean[] real = new boolean[tokens.length];
         for (int i = 0; i < tokens.length; i++) {
@@ -57,7 +58,7 @@ class LlamaLoaderTest {
         assertTrue(Files.exists(dir.resolve("model.safetensors.index.json")));
         int[] tokens = LlamaModelTest.ids(7, 1);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+                CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertInstanceOf(DenseLinear.class, model.block(1).linear("mlp.down_proj"));
             LlamaModelTest.assertClose(reference(CONFIG, tiny.weights, tokens), logits(model, m, tokens), 0, 7);
         }
@@ -78,7 +79,7 @@ class LlamaLoaderTest {
         });
         int[] tokens = LlamaModelTest.ids(6, 2);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+                CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertArrayEquals(rounded.get("model.norm.weight"), model.norm().toFloatArray());
             // embed_tokens and lm_head stay in 16 bits, and every row comes back exactly
             assertInstanceOf(Float16Weight.class, model.embedTokens());
@@ -90,7 +91,7 @@ class LlamaLoaderTest {
             LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
         }
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optFloat32Embeddings(true).build().load(dir, m)) {
+                CausalLM model = ModelLoader.builder().optFloat32Embeddings(true).build().load(dir, m)) {
             assertInstanceOf(DenseEmbedding.class, model.embedTokens());
             assertInstanceOf(DenseLinear.class, model.lmHead());
             LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
@@ -116,7 +117,7 @@ class LlamaLoaderTest {
         int[] tokens = LlamaModelTest.ids(6, 5);
         double[][] expected = reference(CONFIG, rounded, tokens);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optComputeType(DataType.FLOAT16).build()
+                CausalLM model = ModelLoader.builder().optComputeType(DataType.FLOAT16).build()
                         .load(dir, m)) {
             NDArray ids = LlamaModelTest.idsArray(m, tokens);
             NDArray hidden = model.hiddenStates(ids, model.context(m, tokens.length, 0, null), null);
@@ -140,13 +141,13 @@ class LlamaLoaderTest {
 
     @Test
     void tiedBfloat16EmbeddingServesAsLmHeadInSixteenBits() throws Exception {
-        LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
+        DecoderConfig tied = LlamaFamily.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(tied, 35);
         tiny.write(dir, DType.BF16, Long.MAX_VALUE);
         Map<String, float[]> rounded = storedWeights(tiny);
         int[] tokens = LlamaModelTest.ids(5, 4);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+                CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertSame(model.embedTokens(), model.lmHead());
             LlamaModelTest.assertClose(reference(tied, rounded, tokens), logits(model, m, tokens), 0, 5);
         }
@@ -160,15 +161,15 @@ class LlamaLoaderTest {
         tiny.write(dir, DType.F32, Long.MAX_VALUE);
         Map<String, float[]> dequantized = new LinkedHashMap<>(tiny.weights);
         for (int l = 0; l < CONFIG.numHiddenLayers(); l++) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : CONFIG.linearNames()) {
                 String key = "model.layers." + l + "." + name + ".weight";
                 dequantized.put(key, quantizer.dequantize(quantizer.quantize(tiny.weights.get(key), tiny.shapes.get(key))));
             }
         }
         int[] tokens = LlamaModelTest.ids(8, 3);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().optFormat(format).build().load(dir, m)) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+                CausalLM model = ModelLoader.builder().optFormat(format).build().load(dir, m)) {
+            for (String name : CONFIG.linearNames()) {
                 assertInstanceOf(QuantizedLinear.class, model.block(0).linear(name));
             }
             assertInstanceOf(DenseLinear.class, model.lmHead());
@@ -189,12 +190,12 @@ class LlamaLoaderTest {
 
     @Test
     void tiedCheckpointWithoutLmHeadSharesTheEmbedding() throws Exception {
-        LlamaConfig tied = LlamaConfig.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
+        DecoderConfig tied = LlamaFamily.builder(16, 24, 1, 2, 37).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(tied, 34);
         tiny.write(dir, DType.F32, Long.MAX_VALUE);
         int[] tokens = LlamaModelTest.ids(5, 4);
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel model = LlamaLoader.builder().build().load(dir, m)) {
+                CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertSame(((DenseEmbedding) model.embedTokens()).weight(), ((DenseLinear) model.lmHead()).weight());
             LlamaModelTest.assertClose(reference(tied, tiny.weights, tokens), logits(model, m, tokens), 0, 5);
         }
@@ -235,25 +236,9 @@ class LlamaLoaderTest {
                 assertThrows(ModelException.class, () -> load(dir)).getMessage());
     }
 
-    @Test
-    void largeMatricesAreCopiedInRowChunksExactly() throws Exception {
-        float[] values = new float[7 * 3];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = i * 0.5f - 3;
-        }
-        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
-            writer.addFloats("w", DType.F32, new long[] {7, 3}, values);
-        }
-        try (NDManager m = NDManager.newBaseManager(); SafetensorsReader reader = SafetensorsReader.open(dir)) {
-            NDArray chunked = LlamaLoader.dense(reader, "w", m, 7); // two rows per chunk: 2, 2, 2, 1
-            assertEquals(new Shape(7, 3), chunked.getShape());
-            assertArrayEquals(values, chunked.toFloatArray());
-        }
-    }
-
     private static void load(Path modelDir) throws ModelException {
         try (NDManager m = NDManager.newBaseManager()) {
-            LlamaLoader.builder().build().load(modelDir, m).close();
+            ModelLoader.builder().build().load(modelDir, m).close();
         }
     }
 }

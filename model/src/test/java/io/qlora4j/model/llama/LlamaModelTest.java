@@ -9,6 +9,11 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.KvCache;
+import io.qlora4j.model.decoder.RopeScaling;
+import io.qlora4j.model.mistral.MistralFamily;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -20,8 +25,12 @@ import org.junit.jupiter.api.Test;
 class LlamaModelTest {
     private static final double TOLERANCE = 1e-4;
 
-    private static LlamaConfig.Builder base(int hidden, int heads) {
-        return LlamaConfig.builder(hidden, 2 * hidden - 8, 2, heads, 37).optRmsNormEps(1e-5);
+    private static DecoderConfig.Builder base(int hidden, int heads) {
+        return LlamaFamily.builder(hidden, 2 * hidden - 8, 2, heads, 37).optRmsNormEps(1e-5);
+    }
+
+    private static DecoderConfig.Builder mistral(int hidden, int heads) {
+        return MistralFamily.builder(hidden, 2 * hidden - 8, 2, heads, 37).optRmsNormEps(1e-5);
     }
 
     @Test
@@ -42,9 +51,9 @@ class LlamaModelTest {
 
     @Test
     void tiedEmbeddingsShareOneArrayAndMatchReference() {
-        LlamaConfig config = base(16, 2).optTieWordEmbeddings(true).build();
+        DecoderConfig config = base(16, 2).optTieWordEmbeddings(true).build();
         TinyLlama tiny = new TinyLlama(config, 3);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             assertSame(((DenseEmbedding) model.embedTokens()).weight(), ((DenseLinear) model.lmHead()).weight());
         }
         assertMatchesReference(config, 0, 6);
@@ -52,7 +61,7 @@ class LlamaModelTest {
 
     @Test
     void attentionAndMlpBiasMatchReference() {
-        assertMatchesReference(base(16, 4).optNumKeyValueHeads(2).optAttentionBias(true).optMlpBias(true).build(), 0, 6);
+        assertMatchesReference(base(16, 4).optNumKeyValueHeads(2).optBiases(LlamaFamily.biases(true, true)).build(), 0, 6);
     }
 
     @Test
@@ -69,27 +78,27 @@ class LlamaModelTest {
 
     @Test
     void dynamicScalingBeyondMaxPositionEmbeddingsMatchesReference() {
-        LlamaConfig config = base(32, 4).optMaxPositionEmbeddings(8).optRopeScaling(RopeScaling.dynamic(3)).build();
+        DecoderConfig config = base(32, 4).optMaxPositionEmbeddings(8).optRopeScaling(RopeScaling.dynamic(3)).build();
         assertScalingMatters(config, 0); // 12 tokens > 8 positions: theta is rescaled for length 12
     }
 
     @Test
     void slidingWindowHidesKeysOutsideTheWindow() {
-        LlamaConfig config = base(16, 2).optModelType("mistral").optSlidingWindow(3).build();
+        DecoderConfig config = mistral(16, 2).optSlidingWindow(3).build();
         assertMatchesReference(config, 0, 10);
-        LlamaConfig full = base(16, 2).optModelType("mistral").build();
+        DecoderConfig full = mistral(16, 2).build();
         assertTrue(maxDiff(referenceLogits(config, ids(10, 5), 0), referenceLogits(full, ids(10, 5), 0), 3, 10) > 1e-2,
                 "the window must change the logits of late tokens");
     }
 
     @Test
     void rightPaddingLeavesLogitsOfRealTokensUnchanged() {
-        LlamaConfig config = base(16, 4).optNumKeyValueHeads(2).build();
+        DecoderConfig config = base(16, 4).optNumKeyValueHeads(2).build();
         TinyLlama tiny = new TinyLlama(config, 11);
         int[] longRow = ids(7, 1);
         int[] shortRow = Arrays.copyOf(ids(4, 2), 7); // 3 trailing pads with id 0
         long[] mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             float[] logits = model.forward(idsArray(m, longRow, shortRow), m.create(mask, new Shape(2, 7))).toFloatArray();
             int vocab = config.vocabSize();
             assertClose(tiny.reference().forward(longRow, range(0, 7), allReal(7)), slice(logits, 0, 7, vocab), 0, 7);
@@ -100,11 +109,11 @@ class LlamaModelTest {
 
     @Test
     void leftPaddingWithMaskAndCountedPositionsMatchesTheUnpaddedRun() {
-        LlamaConfig config = base(16, 4).optNumKeyValueHeads(2).build();
+        DecoderConfig config = base(16, 4).optNumKeyValueHeads(2).build();
         TinyLlama tiny = new TinyLlama(config, 12);
         int[] real = ids(4, 3);
         int[] padded = {0, 0, 0, real[0], real[1], real[2], real[3]};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             NDArray mask = m.create(new long[] {0, 0, 0, 1, 1, 1, 1}, new Shape(1, 7));
             NDArray positions = m.create(new long[] {1, 1, 1, 0, 1, 2, 3}, new Shape(1, 7));
             NDArray ids = idsArray(m, padded);
@@ -126,12 +135,12 @@ class LlamaModelTest {
 
     @Test
     void packedExamplesSeeOnlyThemselves() {
-        LlamaConfig config = base(16, 4).optNumKeyValueHeads(2).build();
+        DecoderConfig config = base(16, 4).optNumKeyValueHeads(2).build();
         TinyLlama tiny = new TinyLlama(config, 13);
         int[] first = ids(3, 5);
         int[] second = ids(4, 9);
         int[] packed = {first[0], first[1], first[2], second[0], second[1], second[2], second[3]};
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             NDArray segments = m.create(new long[] {1, 1, 1, 2, 2, 2, 2}, new Shape(1, 7));
             NDArray positions = m.create(new long[] {0, 1, 2, 0, 1, 2, 3}, new Shape(1, 7));
             float[] logits = model.finalNormAndHead(
@@ -145,11 +154,11 @@ class LlamaModelTest {
 
     @Test
     void kvCacheStepsReproduceTheFullForward() {
-        LlamaConfig config = base(32, 4).optNumKeyValueHeads(2).build();
+        DecoderConfig config = base(32, 4).optNumKeyValueHeads(2).build();
         TinyLlama tiny = new TinyLlama(config, 13);
         int[] tokens = ids(8, 4);
         int vocab = config.vocabSize();
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m); KvCache cache = model.newCache(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m); KvCache cache = model.newCache(m)) {
             float[] full = model.forward(idsArray(m, tokens), null).toFloatArray();
             float[] prefill = model.forward(idsArray(m, Arrays.copyOf(tokens, 5)), null, cache).toFloatArray();
             assertArrayClose(Arrays.copyOf(full, 5 * vocab), prefill);
@@ -163,8 +172,8 @@ class LlamaModelTest {
 
     @Test
     void repeatedForwardKeepsTheManagersArrayCountFlat() {
-        LlamaConfig config = base(16, 4).optNumKeyValueHeads(2).build();
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = new TinyLlama(config, 14).build(m)) {
+        DecoderConfig config = base(16, 4).optNumKeyValueHeads(2).build();
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyLlama(config, 14).build(m)) {
             NDArray ids = idsArray(m, ids(6, 6));
             NDArray mask = m.ones(new Shape(1, 6));
             int before = m.getManagedArrays().size();
@@ -176,10 +185,10 @@ class LlamaModelTest {
     }
 
     /** Runs the DJL model at positions {@code start ..} and checks it against the reference. */
-    private static void assertMatchesReference(LlamaConfig config, int start, int length) {
+    private static void assertMatchesReference(DecoderConfig config, int start, int length) {
         TinyLlama tiny = new TinyLlama(config, 7);
         int[] tokens = ids(length, 9);
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tiny.build(m)) {
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             NDArray positions = m.create(toLong(range(start, length)), new Shape(1, length));
             float[] logits = model.finalNormAndHead(
                     model.hiddenStates(idsArray(m, tokens), model.context(positions, 0, null), null)).toFloatArray();
@@ -188,17 +197,18 @@ class LlamaModelTest {
     }
 
     /** Checks a scaled-RoPE config against the reference and that the scaling visibly changes the logits. */
-    private static void assertScalingMatters(LlamaConfig config, int start) {
+    private static void assertScalingMatters(DecoderConfig config, int start) {
         assertMatchesReference(config, start, 12);
-        LlamaConfig plain = new LlamaConfig(config.modelType(), config.hiddenSize(), config.intermediateSize(),
-                config.numHiddenLayers(), config.numAttentionHeads(), config.numKeyValueHeads(), config.headDim(),
-                config.vocabSize(), config.rmsNormEps(), config.ropeTheta(), null, config.maxPositionEmbeddings(),
-                null, false, false, false, null, null, null);
+        DecoderConfig plain = LlamaFamily.builder(config.hiddenSize(), config.intermediateSize(),
+                config.numHiddenLayers(), config.numAttentionHeads(), config.vocabSize())
+                .optNumKeyValueHeads(config.numKeyValueHeads()).optHeadDim(config.headDim())
+                .optRmsNormEps(config.rmsNormEps()).optRopeTheta(config.ropeTheta())
+                .optMaxPositionEmbeddings(config.maxPositionEmbeddings()).build();
         double diff = maxDiff(referenceLogits(config, ids(12, 9), start), referenceLogits(plain, ids(12, 9), start), 0, 12);
         assertTrue(diff > 1e-2, "scaling must change the logits, max diff " + diff);
     }
 
-    private static double[][] referenceLogits(LlamaConfig config, int[] tokens, int start) {
+    private static double[][] referenceLogits(DecoderConfig config, int[] tokens, int start) {
         return new TinyLlama(config, 7).reference().forward(tokens, range(start, tokens.length), allReal(tokens.length));
     }
 

@@ -2,6 +2,7 @@ package io.qlora4j.model.llama;
 
 import java.util.List;
 import java.util.Map;
+import io.qlora4j.model.decoder.DecoderConfig;
 
 /**
  * Test fixture (shared through the test jar): the token-weighted mean cross-entropy of sequences under the
@@ -11,7 +12,7 @@ public final class ReferenceEval {
     private ReferenceEval() {}
 
     /** Mean over every predicted token (positions 1..) of {@code -log p(token)}, in float64. */
-    public static double loss(LlamaConfig config, Map<String, float[]> weights, List<int[]> sequences) {
+    public static double loss(DecoderConfig config, Map<String, float[]> weights, List<int[]> sequences) {
         double sum = 0;
         long tokens = 0;
         for (int[] ids : sequences) {
@@ -22,7 +23,7 @@ public final class ReferenceEval {
     }
 
     /** Logits {@code [s][vocab]} of one sequence at positions 0..s-1. */
-    public static double[][] logits(LlamaConfig config, Map<String, float[]> weights, int[] ids) {
+    public static double[][] logits(DecoderConfig config, Map<String, float[]> weights, int[] ids) {
         int[] positions = new int[ids.length];
         boolean[] real = new boolean[ids.length];
         for (int i = 0; i < ids.length; i++) {

@@ -1,5 +1,7 @@
 package io.qlora4j.model.llama;
 
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.RopeScaling;
 import java.util.Map;
 
 /**
@@ -9,11 +11,11 @@ import java.util.Map;
  * key/value head h / (heads / kv_heads).
  */
 public final class ReferenceLlama {
-    private final LlamaConfig c;
+    private final DecoderConfig c;
     private final Map<String, float[]> w;
 
     /** A reference over {@code weights} (Hugging Face names, float32 values as the model holds them). */
-    public ReferenceLlama(LlamaConfig config, Map<String, float[]> weights) {
+    public ReferenceLlama(DecoderConfig config, Map<String, float[]> weights) {
         this.c = config;
         this.w = weights;
     }

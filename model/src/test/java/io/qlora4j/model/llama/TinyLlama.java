@@ -8,6 +8,11 @@ import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.TransformerBlock;
+import io.qlora4j.model.decoder.TransformerLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -20,12 +25,12 @@ import java.util.Random;
 
 /** Random float32 weights for a tiny config, keyed by Hugging Face tensor names, and the model built from them. */
 final class TinyLlama {
-    final LlamaConfig config;
+    final DecoderConfig config;
     final Map<String, float[]> weights = new LinkedHashMap<>();
     final Map<String, long[]> shapes = new LinkedHashMap<>();
     private final Random random;
 
-    TinyLlama(LlamaConfig config, long seed) {
+    TinyLlama(DecoderConfig config, long seed) {
         this.config = config;
         this.random = new Random(seed);
         int hidden = config.hiddenSize();
@@ -33,14 +38,14 @@ final class TinyLlama {
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
             norm(p + "input_layernorm.weight");
-            linear(p + "self_attn.q_proj", config.queryDim(), hidden, config.attentionBias());
-            linear(p + "self_attn.k_proj", config.keyValueDim(), hidden, config.attentionBias());
-            linear(p + "self_attn.v_proj", config.keyValueDim(), hidden, config.attentionBias());
-            linear(p + "self_attn.o_proj", hidden, config.queryDim(), config.attentionBias());
+            linear(p, "self_attn.q_proj", config.queryDim(), hidden);
+            linear(p, "self_attn.k_proj", config.keyValueDim(), hidden);
+            linear(p, "self_attn.v_proj", config.keyValueDim(), hidden);
+            linear(p, "self_attn.o_proj", hidden, config.queryDim());
             norm(p + "post_attention_layernorm.weight");
-            linear(p + "mlp.gate_proj", config.intermediateSize(), hidden, config.mlpBias());
-            linear(p + "mlp.up_proj", config.intermediateSize(), hidden, config.mlpBias());
-            linear(p + "mlp.down_proj", hidden, config.intermediateSize(), config.mlpBias());
+            linear(p, "mlp.gate_proj", config.intermediateSize(), hidden);
+            linear(p, "mlp.up_proj", config.intermediateSize(), hidden);
+            linear(p, "mlp.down_proj", hidden, config.intermediateSize());
         }
         norm("model.norm.weight");
         if (!config.tieWordEmbeddings()) {
@@ -48,10 +53,10 @@ final class TinyLlama {
         }
     }
 
-    private void linear(String name, int out, int in, boolean bias) {
-        put(name + ".weight", 1.5 / Math.sqrt(in), out, in);
-        if (bias) {
-            put(name + ".bias", 0.2, out);
+    private void linear(String prefix, String name, int out, int in) {
+        put(prefix + name + ".weight", 1.5 / Math.sqrt(in), out, in);
+        if (config.biases().contains(name)) {
+            put(prefix + name + ".bias", 0.2, out);
         }
     }
 
@@ -83,24 +88,27 @@ final class TinyLlama {
     }
 
     /** The DJL model with dense float32 layers in {@code m}. */
-    LlamaModel build(NDManager m) {
+    CausalLM build(NDManager m) {
         return build(m, DataType.FLOAT32);
     }
 
     /** The model with dense float32 weights, computing in {@code computeType}. */
-    LlamaModel build(NDManager m, DataType computeType) {
-        List<LlamaBlock> blocks = new ArrayList<>();
+    CausalLM build(NDManager m, DataType computeType) {
+        List<DecoderBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
             Map<String, LinearLayer> linears = new LinkedHashMap<>();
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : config.linearNames()) {
                 linears.put(name, new DenseLinear(array(m, p + name + ".weight"), array(m, p + name + ".bias")));
             }
-            blocks.add(new LlamaBlock(config, l, array(m, p + "input_layernorm.weight"),
-                    array(m, p + "post_attention_layernorm.weight"), linears));
+            Map<String, NDArray> norms = new LinkedHashMap<>();
+            for (String norm : config.normShapes().keySet()) {
+                norms.put(norm, array(m, p + norm + ".weight"));
+            }
+            blocks.add(new TransformerBlock(config, l, norms, linears));
         }
         LinearLayer head = config.tieWordEmbeddings() ? null : new DenseLinear(array(m, "lm_head.weight"), null);
-        return new LlamaModel(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks,
+        return new TransformerLM(config, new DenseEmbedding(array(m, "model.embed_tokens.weight")), blocks,
                 array(m, "model.norm.weight"), head, computeType);
     }
 

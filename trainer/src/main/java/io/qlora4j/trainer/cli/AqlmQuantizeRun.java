@@ -4,8 +4,9 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.format.AqlmFormat;
 import io.qlora4j.model.format.FormatOption;
-import io.qlora4j.model.llama.AqlmCheckpointQuantizer;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.calibration.AqlmCheckpointQuantizer;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.quant.aqlm.AqlmBlockTuner;
 import io.qlora4j.quant.aqlm.AqlmQuantizer;
 import io.qlora4j.quant.aqlm.AqlmScheme;
@@ -28,7 +29,7 @@ final class AqlmQuantizeRun {
 
     static void run(JobConfig config, AqlmScheme scheme, Path source, Path target, PrintWriter out, boolean terminal)
             throws Exception {
-        LlamaConfig model = LlamaConfig.read(source.resolve("config.json"));
+        DecoderConfig model = ModelFamilies.read(source.resolve("config.json"));
         int length = Math.min(config.integer("cutoff_len"), model.maxPositionEmbeddings());
         long seed = config.integer("seed");
         List<int[]> windows = windows(source, Path.of(config.require("dataset")), length,

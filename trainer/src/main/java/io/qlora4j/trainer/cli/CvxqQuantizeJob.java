@@ -3,9 +3,10 @@ package io.qlora4j.trainer.cli;
 import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.format.CvxqFormat;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import io.qlora4j.trainer.cvxq.CalibrationTexts;
@@ -31,7 +32,7 @@ final class CvxqQuantizeJob {
         Path source = Path.of(config.require("model_name_or_path"));
         Path target = Path.of(config.require("export_dir"));
         Path dataset = Path.of(config.require("dataset"));
-        LlamaConfig model = LlamaConfig.read(source.resolve("config.json"));
+        DecoderConfig model = ModelFamilies.read(source.resolve("config.json"));
         if (!"llama".equals(model.modelType())) {
             throw new ConfigException("quantization_method cvxq is implemented for model_type llama (its bias"
                     + " correction needs attention_bias/mlp_bias), not " + model.modelType());
@@ -59,7 +60,7 @@ final class CvxqQuantizeJob {
                     + " parameter%n", sequences.size(), length, settings.iterations(), bits);
             out.flush();
             CvxqCalibration.Result result;
-            try (LlamaModel dense = LlamaLoader.builder().build().load(source, manager)) {
+            try (CausalLM dense = ModelLoader.builder().build().load(source, manager)) {
                 result = CvxqCalibration.run(dense, sequences, settings, line -> {
                     out.println(line);
                     out.flush();
@@ -79,7 +80,7 @@ final class CvxqQuantizeJob {
     }
 
     /** {@code target_bits}, or the bits {@code target_size_gb} leaves the projections; exactly one must be given. */
-    private static double targetBits(JobConfig config, LlamaConfig model) throws ConfigException {
+    private static double targetBits(JobConfig config, DecoderConfig model) throws ConfigException {
         Double bits = config.number("target_bits");
         Double size = config.number("target_size_gb");
         if ((bits == null) == (size == null)) {

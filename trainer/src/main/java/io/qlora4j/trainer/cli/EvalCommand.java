@@ -1,8 +1,9 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.model.Tokenizer;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.trainer.JobModels;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;

@@ -1,7 +1,7 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.model.Tokenizer;
-import io.qlora4j.model.llama.Generator;
+import io.qlora4j.model.generation.Generator;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import picocli.CommandLine.Command;

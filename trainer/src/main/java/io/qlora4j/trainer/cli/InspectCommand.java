@@ -3,7 +3,10 @@ package io.qlora4j.trainer.cli;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.QloraMemoryEstimate;
 import io.qlora4j.trainer.config.ConfigException;
@@ -25,7 +28,7 @@ final class InspectCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         Path dir = Path.of(config.require("model_name_or_path"));
-        LlamaConfig c = LlamaConfig.read(dir.resolve("config.json"));
+        DecoderConfig c = ModelFamilies.read(dir.resolve("config.json"));
         BaseFormat stored = BaseFormats.stored(dir);
         BaseFormat format = BaseFormats.forModel(dir, JobModels.format(config));
         if (format == BaseFormats.DENSE) {
@@ -77,7 +80,7 @@ final class InspectCommand extends JobCommand {
     }
 
     /** With target_bits or target_size_gb: the CVXQ base that target gives and the QLoRA run over it. */
-    private static void cvxqTarget(JobConfig config, LlamaConfig c, int rank, int seq, int batch, PrintWriter out)
+    private static void cvxqTarget(JobConfig config, DecoderConfig c, int rank, int seq, int batch, PrintWriter out)
             throws ConfigException {
         Double bits = config.number("target_bits");
         Double size = config.number("target_size_gb");

@@ -6,8 +6,10 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.Tokenizer;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -26,11 +28,11 @@ import java.util.List;
 final class ModelSetup implements AutoCloseable {
     final ComputeTarget target;
     final NDManager manager;
-    final LlamaModel model;
+    final CausalLM model;
     final Path modelDir;
     private final List<LoraAdapters> adapters;
 
-    private ModelSetup(ComputeTarget target, NDManager manager, LlamaModel model, Path modelDir,
+    private ModelSetup(ComputeTarget target, NDManager manager, CausalLM model, Path modelDir,
             List<LoraAdapters> adapters) {
         this.target = target;
         this.manager = manager;
@@ -52,8 +54,8 @@ final class ModelSetup implements AutoCloseable {
                 }
             }
             InitialAdapter start = adapterDirs.isEmpty() ? null
-                    : InitialAdapter.of(adapterDirs, LlamaConfig.read(dir.resolve("config.json")));
-            LlamaModel model = JobModels.loader(config, target.dataType(), start).load(dir, manager);
+                    : InitialAdapter.of(adapterDirs, ModelFamilies.read(dir.resolve("config.json")));
+            CausalLM model = JobModels.loader(config, target.dataType(), start).load(dir, manager);
             List<LoraAdapters> adapters = new ArrayList<>();
             for (Path adapter : adapterDirs) {
                 adapters.add(LoraAdapters.load(adapter, model, manager, start));

@@ -10,9 +10,9 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.BaseLinear;
-import io.qlora4j.model.llama.AttentionContext;
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.quant.cvxq.BitAllocator;
 import io.qlora4j.quant.cvxq.CvxqTensor;
 import io.qlora4j.quant.cvxq.PartitionQuantizer;
@@ -23,7 +23,7 @@ import java.util.List;
 import java.util.function.Consumer;
 
 /**
- * CVXQ's calibration and quantization of a dense {@link LlamaModel}'s block projections, as the reference's
+ * CVXQ's calibration and quantization of a dense {@link CausalLM}'s block projections, as the reference's
  * {@code Optimizer} runs it:
  * <ol>
  *   <li>the principal directions {@code V} of the final normed hidden state over all calibration tokens (the
@@ -67,7 +67,7 @@ public final class CvxqCalibration {
      */
     public record Result(List<Layer> layers, double bitsPerParameter, double log2Lambda, long tokens) {}
 
-    private final LlamaModel model;
+    private final CausalLM model;
     private final CvxqSettings settings;
     private final Consumer<String> log;
     private final List<CalibrationLinear> linears = new ArrayList<>();
@@ -75,7 +75,7 @@ public final class CvxqCalibration {
     private long sequencesSeen;
     private double log2Lambda = BitAllocator.INITIAL_LOG2_LAMBDA;
 
-    private CvxqCalibration(LlamaModel model, CvxqSettings settings, Consumer<String> log) {
+    private CvxqCalibration(CausalLM model, CvxqSettings settings, Consumer<String> log) {
         this.model = model;
         this.settings = settings;
         this.log = log;
@@ -89,7 +89,7 @@ public final class CvxqCalibration {
      *
      * @throws IllegalArgumentException when the target cannot be reached
      */
-    public static Result run(LlamaModel model, List<long[]> sequences, CvxqSettings settings, Consumer<String> log) {
+    public static Result run(CausalLM model, List<long[]> sequences, CvxqSettings settings, Consumer<String> log) {
         CvxqCalibration c = new CvxqCalibration(model, settings, log);
         try {
             return c.calibrate(sequences);
@@ -135,8 +135,8 @@ public final class CvxqCalibration {
     /** Replaces every block projection by a calibration layer holding its weight and bias. */
     private void wrap() {
         for (int i = 0; i < model.numLayers(); i++) {
-            LlamaBlock block = model.block(i);
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            DecoderBlock block = model.block(i);
+            for (String name : block.linearNames()) {
                 if (!(block.linear(name) instanceof BaseLinear base)) {
                     throw new IllegalArgumentException("CVXQ calibrates base projections; " + name + " is wrapped");
                 }

@@ -1,8 +1,9 @@
 package io.qlora4j.trainer.cvxq;
 
-import io.qlora4j.model.llama.LlamaBlock;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.quant.cvxq.CvxqTensor;
 import io.qlora4j.quant.cvxq.RowClusters;
 import io.qlora4j.trainer.QloraMemoryEstimate;
@@ -20,13 +21,13 @@ public final class CvxqSize {
     private CvxqSize() {}
 
     /** The {@code [out, in]} shapes of one block's projections. */
-    private static List<long[]> blockShapes(LlamaConfig c) {
-        Map<String, long[]> shapes = LlamaLoader.expectedShapes(c);
-        return LlamaBlock.LINEAR_NAMES.stream().map(n -> shapes.get("model.layers.0." + n + ".weight")).toList();
+    private static List<long[]> blockShapes(DecoderConfig c) {
+        Map<String, long[]> shapes = ModelLoader.expectedShapes(c);
+        return c.linearNames().stream().map(n -> shapes.get("model.layers.0." + n + ".weight")).toList();
     }
 
     /** Parameters of the block projections. */
-    public static long linearParameters(LlamaConfig c) {
+    public static long linearParameters(DecoderConfig c) {
         long n = 0;
         for (long[] outIn : blockShapes(c)) {
             n += outIn[0] * outIn[1];
@@ -35,19 +36,19 @@ public final class CvxqSize {
     }
 
     /** Bytes per element of the checkpoint's float tensors: 2 for bfloat16 or float16, else 4. */
-    private static int elementBytes(LlamaConfig c) {
+    private static int elementBytes(DecoderConfig c) {
         return "bfloat16".equals(c.torchDtype()) || "float16".equals(c.torchDtype()) ? 2 : 4;
     }
 
     /** Bytes of everything but the block projections as stored: embed_tokens, lm_head (unless tied), norms. */
-    public static long unquantizedBytes(LlamaConfig c) {
+    public static long unquantizedBytes(DecoderConfig c) {
         long tables = (c.tieWordEmbeddings() ? 1L : 2L) * c.vocabSize() * c.hiddenSize();
         long norms = (2L * c.numHiddenLayers() + 1) * c.hiddenSize();
         return (tables + norms) * elementBytes(c);
     }
 
     /** Stored bytes of the whole CVXQ model at {@code bits} per projection parameter. */
-    public static long storedBytes(LlamaConfig c, double bits) {
+    public static long storedBytes(DecoderConfig c, double bits) {
         return (long) Math.ceil(linearParameters(c) * bits / 8) + unquantizedBytes(c);
     }
 
@@ -56,7 +57,7 @@ public final class CvxqSize {
      *
      * @throws IllegalArgumentException when {@code bytes} does not even hold the unquantized parts
      */
-    public static double bitsFor(LlamaConfig c, double bytes) {
+    public static double bitsFor(DecoderConfig c, double bytes) {
         long fixed = unquantizedBytes(c);
         if (bytes <= fixed) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "target_size_gb=%s is smaller than the"
@@ -71,7 +72,7 @@ public final class CvxqSize {
      * what {@code NdCvxqTensor} keeps beyond the file (5 more bytes per partition, an int32 slot per row in place of
      * the stored cluster id) and the bias widened to float32.
      */
-    public static long deviceBytes(LlamaConfig c, double bits, int groupSize) {
+    public static long deviceBytes(DecoderConfig c, double bits, int groupSize) {
         long extra = 0;
         for (long[] outIn : blockShapes(c)) {
             int rows = Math.toIntExact(outIn[0]);
@@ -82,7 +83,7 @@ public final class CvxqSize {
     }
 
     /** {@code estimate} with its base replaced by a CVXQ base at {@code bits}: the memory a QLoRA run over it takes. */
-    public static QloraMemoryEstimate qlora(QloraMemoryEstimate estimate, LlamaConfig c, double bits, int groupSize) {
+    public static QloraMemoryEstimate qlora(QloraMemoryEstimate estimate, DecoderConfig c, double bits, int groupSize) {
         return new QloraMemoryEstimate(estimate.parameters(), estimate.linearParameters(),
                 deviceBytes(c, bits, groupSize), estimate.denseBytes(), estimate.loraParameters(), estimate.loraBytes(),
                 estimate.activationBytes());

@@ -14,9 +14,9 @@ import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.format.FormatKeys;
-import io.qlora4j.model.llama.LlamaConfig;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.llama.ReferenceLlama;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -100,7 +100,7 @@ class EveryFormatTest {
             positions[i] = i;
             real[i] = true;
         }
-        double[][] logits = new ReferenceLlama(LlamaConfig.read(model.resolve("config.json")), weights)
+        double[][] logits = new ReferenceLlama(ModelFamilies.read(model.resolve("config.json")), weights)
                 .forward(IDS, positions, real);
         double expected = ReferenceLlama.meanCrossEntropy(logits, IDS);
         double tolerance = format.bits() == 8 ? 2e-5 : 1e-4;
@@ -132,7 +132,7 @@ class EveryFormatTest {
         Path model = TinyModels.writeTinyModel(dir);
         Path adapter = dir.resolve("adapter");
         try (NDManager m = NDManager.newBaseManager();
-                LlamaModel base = LlamaLoader.builder().optFormat(format).build().load(model, m);
+                CausalLM base = ModelLoader.builder().optFormat(format).build().load(model, m);
                 LoraAdapters lora = LoraAdapters.attach(base, LoraSettings.defaults(4), m, 3)) {
             Random random = new Random(5);
             for (Map.Entry<String, NDArray> p : lora.parameters().entrySet()) {

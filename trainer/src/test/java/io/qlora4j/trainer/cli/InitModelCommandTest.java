@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.llama.LlamaFamily;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.TensorInfo;
 import java.io.PrintWriter;
@@ -21,7 +21,7 @@ class InitModelCommandTest {
     private Path init(String out, String... options) throws Exception {
         Path source = dir.resolve("source");
         Files.createDirectories(source);
-        LlamaConfig.builder(32, 64, 2, 4, 40).build().write(source.resolve("config.json"));
+        LlamaFamily.builder(32, 64, 2, 4, 40).build().write(source.resolve("config.json"));
         Files.writeString(source.resolve("tokenizer.json"), "{}");
         StringWriter err = new StringWriter();
         String[] args = new String[3 + options.length];

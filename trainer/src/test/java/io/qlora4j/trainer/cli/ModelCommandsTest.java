@@ -12,9 +12,9 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.model.checkpoint.TinyModels;
 import io.qlora4j.model.format.BaseFormats;
-import io.qlora4j.model.llama.LlamaLoader;
-import io.qlora4j.model.llama.LlamaModel;
-import io.qlora4j.model.llama.Perplexity;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -72,7 +72,7 @@ class ModelCommandsTest {
         Files.writeString(txt, "w5 w9 w3 w11 w40 w41\n");
         Path adapter = dir.resolve("adapter");
         double expected;
-        try (NDManager m = NDManager.newBaseManager(); LlamaModel base = LlamaLoader.builder().build().load(model, m);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM base = ModelLoader.builder().build().load(model, m);
                 LoraAdapters lora = LoraAdapters.attach(base, LoraSettings.defaults(4), m, 3)) {
             for (NDArray b : lora.parameters().values()) {
                 if (b.getShape().get(1) == 4) {

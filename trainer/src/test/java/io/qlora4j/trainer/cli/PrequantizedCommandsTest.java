@@ -7,7 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.checkpoint.PrequantizedModels;
-import io.qlora4j.model.llama.LlamaConfig;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.llama.ReferenceEval;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import java.nio.file.Files;
@@ -44,7 +45,7 @@ class PrequantizedCommandsTest {
     }
 
     private static double reference(PrequantizedModels.Written w) throws Exception {
-        return ReferenceEval.loss(LlamaConfig.read(w.dir().resolve("config.json")), w.weights(), IDS);
+        return ReferenceEval.loss(ModelFamilies.read(w.dir().resolve("config.json")), w.weights(), IDS);
     }
 
     private void evalEqualsTheFloat64Llama(PrequantizedModels.Written w) throws Exception {
@@ -128,7 +129,7 @@ class PrequantizedCommandsTest {
                 updated.put(key, sum);
             }
         }
-        double expected = ReferenceEval.loss(LlamaConfig.read(w.dir().resolve("config.json")), updated, IDS);
+        double expected = ReferenceEval.loss(ModelFamilies.read(w.dir().resolve("config.json")), updated, IDS);
         assertEquals(expected, withAdapter, 1e-4 * expected);
         assertTrue(Math.abs(expected - reference(w)) > 1e-3, "the adapter changes the model");
     }

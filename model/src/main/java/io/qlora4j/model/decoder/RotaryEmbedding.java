@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.decoder;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -6,9 +6,9 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
- * Llama's rotary position embedding ({@code rotate_half} layout): {@code inv_freq[i] = 1 / theta^(2i / hd)}
+ * The rotary position embedding of transformers' decoders ({@code rotate_half} layout): {@code inv_freq[i] = 1 / theta^(2i / hd)}
  * with the configured scaling, and the {@code cos}/{@code sin} tables {@code cat(freqs, freqs)} that
- * {@link LlamaBlock} applies to queries and keys.
+ * {@link TransformerBlock} applies to queries and keys.
  *
  * <p>Dynamic NTK follows transformers' {@code _compute_dynamic_ntk_parameters} with the sequence length of
  * the current call ({@code max(position) + 1}). transformers additionally keeps the largest length seen so
@@ -16,10 +16,10 @@ import ai.djl.ndarray.types.Shape;
  * computed as a fresh transformers model would compute it.
  */
 public final class RotaryEmbedding {
-    private final LlamaConfig config;
+    private final DecoderConfig config;
 
     /** Creates the embedding for a config's head_dim, rope_theta and rope_scaling. */
-    public RotaryEmbedding(LlamaConfig config) {
+    public RotaryEmbedding(DecoderConfig config) {
         RopeScaling s = config.ropeScaling();
         if (s != null && s.type() == RopeScaling.Type.DYNAMIC && config.headDim() <= 2) {
             throw new IllegalArgumentException("dynamic rope scaling needs head_dim > 2");

@@ -1,8 +1,9 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.generation;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.decoder.CausalLM;
 
 /**
  * Token-weighted cross-entropy of a model on text, as {@code qlora4j eval} reports it: every position
@@ -33,7 +34,7 @@ public record Perplexity(long tokens, double nll) {
     }
 
     /** The summed negative log-likelihood of {@code ids[1..]} given their prefixes, in one forward pass. */
-    public static Perplexity of(LlamaModel model, long[] ids) {
+    public static Perplexity of(CausalLM model, long[] ids) {
         if (ids.length < 2) {
             return NONE;
         }

@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.calibration;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
@@ -16,6 +16,11 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.checkpoint.OutputDirectory;
+import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.AqlmFormat;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -31,7 +36,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes the AQLM checkpoint of a float Llama checkpoint the way the AQLM repository's {@code main.py} makes one
+ * Writes the AQLM checkpoint of a float checkpoint of any registered family the way the AQLM repository's {@code main.py} makes one
  * and {@code convert_to_hf.py} saves it, one decoder block at a time: the calibration sequences are embedded; then
  * for each block its float weights are read, its inputs run through it to record {@code X^T X} for every linear and
  * the block's original outputs, each linear is quantized against its statistic ({@link AqlmQuantizer}), the
@@ -89,11 +94,11 @@ public final class AqlmCheckpointQuantizer {
             throw new ModelException(source.resolve("config.json")
                     + ": the model is already quantized (quantization_config present)");
         }
-        LlamaConfig config = LlamaConfig.read(source.resolve("config.json"));
+        DecoderConfig config = ModelFamilies.read(source.resolve("config.json"));
         checkSequences(sequences, config);
         AqlmFormat format = new AqlmFormat(layers.scheme());
-        for (String name : LlamaBlock.LINEAR_NAMES) {
-            long[] inOut = LlamaBlock.inOut(config, name);
+        for (String name : config.linearNames()) {
+            long[] inOut = config.inOut(name);
             String problem = layers.scheme().shapeProblem(inOut[1], inOut[0]);
             if (problem != null) {
                 throw new ModelException(source.resolve("config.json") + ": " + name + " cannot take AQLM "
@@ -103,7 +108,7 @@ public final class AqlmCheckpointQuantizer {
         try (SafetensorsReader reader = SafetensorsReader.open(source);
                 OutputDirectory out = OutputDirectory.create(target);
                 NDManager manager = NDManager.newBaseManager()) {
-            LlamaLoader.checkTensors(config, reader, null);
+            ModelLoader.checkTensors(config, reader, null);
             Report report;
             List<String> floatWeights = new ArrayList<>();
             try (SafetensorsWriter writer = SafetensorsWriter.builder(out.path()).optMaxShardBytes(maxShardBytes).build()) {
@@ -122,7 +127,7 @@ public final class AqlmCheckpointQuantizer {
         }
     }
 
-    private static void checkSequences(List<int[]> sequences, LlamaConfig config) throws ModelException {
+    private static void checkSequences(List<int[]> sequences, DecoderConfig config) throws ModelException {
         if (sequences.isEmpty()) {
             throw new ModelException("AQLM calibration needs at least one sequence");
         }
@@ -141,18 +146,16 @@ public final class AqlmCheckpointQuantizer {
         }
     }
 
-    private Report run(LlamaConfig config, SafetensorsReader reader, SafetensorsWriter writer, NDManager manager,
+    private Report run(DecoderConfig config, SafetensorsReader reader, SafetensorsWriter writer, NDManager manager,
             List<int[]> sequences, List<String> floatWeights, Listener listener) throws ModelException {
         int n = sequences.size();
         int length = sequences.get(0).length;
         NDArray hidden = embed(reader, manager, sequences, config);
         writer.addFrom(reader, "model.embed_tokens.weight");
         NDArray positions = manager.arange(0f, (float) length, 1f, DataType.FLOAT32).reshape(1, length);
-        NDList cosSin = new RotaryEmbedding(config).cosSin(positions);
-        AttentionContext context = new AttentionContext(cosSin.get(0), cosSin.get(1),
-                CausalMask.build(manager, length, 0, null, config.slidingWindow()));
-        LlamaLoader dense = LlamaLoader.builder().build();
-        int total = config.numHiddenLayers() * LlamaBlock.LINEAR_NAMES.size();
+        AttentionContext context = AttentionContext.of(config, positions, 0, null);
+        ModelLoader dense = ModelLoader.builder().build();
+        int total = config.numHiddenLayers() * config.linearNames().size();
         int done = 0;
         long parameters = 0;
         double bits = 0;
@@ -160,18 +163,18 @@ public final class AqlmCheckpointQuantizer {
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             String p = "model.layers." + l + ".";
             try (NDManager blockArrays = manager.newSubManager()) {
-                LlamaBlock block = dense.block(config, reader, null, l, blockArrays);
+                DecoderBlock block = dense.block(config, reader, null, l, blockArrays);
                 Map<String, XtxRecorder> recorders = new LinkedHashMap<>();
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : config.linearNames()) {
                     XtxRecorder r = new XtxRecorder(block.linear(name), blockArrays);
                     recorders.put(name, r);
                     block.setLinear(name, r);
                 }
                 NDArray targets = forward(block, hidden, context, blockArrays);
                 Map<String, AqlmTensor> tensors = new LinkedHashMap<>();
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : config.linearNames()) {
                     String module = p + name;
-                    long[] inOut = LlamaBlock.inOut(config, name);
+                    long[] inOut = config.inOut(name);
                     float[] weight = reader.floats(module + ".weight");
                     int finished = done;
                     AqlmQuantizer.Result result;
@@ -191,7 +194,7 @@ public final class AqlmCheckpointQuantizer {
                 if (tuner.epochs() > 0) {
                     tensors = tune(block, tensors, hidden, targets, context, blockArrays, l, listener);
                 }
-                for (String name : LlamaBlock.LINEAR_NAMES) {
+                for (String name : config.linearNames()) {
                     LinearLayer old = block.setLinear(name, new QuantizedLinear(
                             NdAqlmTensor.upload(tensors.get(name), blockArrays), null));
                     old.close();
@@ -201,7 +204,7 @@ public final class AqlmCheckpointQuantizer {
                 next.attach(manager);
                 hidden.close();
                 hidden = next;
-                writeBlock(reader, writer, p, tensors, floatWeights);
+                writeBlock(config, reader, writer, p, tensors, floatWeights);
             }
         }
         hidden.close();
@@ -217,11 +220,11 @@ public final class AqlmCheckpointQuantizer {
     }
 
     /** The block's codebooks and scales trained towards its original outputs; the tuned tensors. */
-    private Map<String, AqlmTensor> tune(LlamaBlock block, Map<String, AqlmTensor> tensors, NDArray inputs,
+    private Map<String, AqlmTensor> tune(DecoderBlock block, Map<String, AqlmTensor> tensors, NDArray inputs,
             NDArray targets, AttentionContext context, NDManager arrays, int layer, Listener listener) {
         List<NdAqlmTensor> trainable = new ArrayList<>();
         Map<String, LinearLayer> dense = new LinkedHashMap<>();
-        for (String name : LlamaBlock.LINEAR_NAMES) {
+        for (String name : block.linearNames()) {
             NdAqlmTensor t = NdAqlmTensor.trainable(tensors.get(name), arrays);
             trainable.add(t);
             dense.put(name, block.setLinear(name, new QuantizedLinear(t, null)));
@@ -229,8 +232,8 @@ public final class AqlmCheckpointQuantizer {
         tuner.tune(trainable, x -> block.forward(x, context, null), inputs, targets,
                 (epoch, loss) -> listener.tuned(layer, epoch, loss));
         Map<String, AqlmTensor> tuned = new LinkedHashMap<>();
-        for (int i = 0; i < LlamaBlock.LINEAR_NAMES.size(); i++) {
-            String name = LlamaBlock.LINEAR_NAMES.get(i);
+        for (int i = 0; i < block.linearNames().size(); i++) {
+            String name = block.linearNames().get(i);
             tuned.put(name, trainable.get(i).toTensor());
             block.setLinear(name, dense.get(name)).close();
         }
@@ -238,7 +241,7 @@ public final class AqlmCheckpointQuantizer {
     }
 
     /** The block applied to every sequence, {@code forwardBatch} at a time, without a graph. */
-    private NDArray forward(LlamaBlock block, NDArray hidden, AttentionContext context, NDManager arrays) {
+    private NDArray forward(DecoderBlock block, NDArray hidden, AttentionContext context, NDManager arrays) {
         long n = hidden.getShape().get(0);
         NDList parts = new NDList();
         for (long from = 0; from < n; from += forwardBatch) {
@@ -256,9 +259,11 @@ public final class AqlmCheckpointQuantizer {
         return all;
     }
 
-    private static void writeBlock(SafetensorsReader reader, SafetensorsWriter writer, String p,
+    /** Writes block {@code p}'s tensors in checkpoint order: the first norm, the projections, the other norms. */
+    private static void writeBlock(DecoderConfig config, SafetensorsReader reader, SafetensorsWriter writer, String p,
             Map<String, AqlmTensor> tensors, List<String> floatWeights) throws ModelException {
-        writer.addFrom(reader, p + "input_layernorm.weight");
+        List<String> norms = List.copyOf(config.normShapes().keySet());
+        writer.addFrom(reader, p + norms.get(0) + ".weight");
         for (Map.Entry<String, AqlmTensor> e : tensors.entrySet()) {
             String module = p + e.getKey();
             AqlmFormat.stored(e.getValue()).write(writer, module, null);
@@ -267,13 +272,16 @@ public final class AqlmCheckpointQuantizer {
                 floatWeights.add(module + ".bias");
             }
         }
-        writer.addFrom(reader, p + "post_attention_layernorm.weight");
-        floatWeights.add(p + "input_layernorm.weight");
-        floatWeights.add(p + "post_attention_layernorm.weight");
+        for (String norm : norms.subList(1, norms.size())) {
+            writer.addFrom(reader, p + norm + ".weight");
+        }
+        for (String norm : norms) {
+            floatWeights.add(p + norm + ".weight");
+        }
     }
 
     private static NDArray embed(SafetensorsReader reader, NDManager manager, List<int[]> sequences,
-            LlamaConfig config) throws ModelException {
+            DecoderConfig config) throws ModelException {
         int length = sequences.get(0).length;
         int[] ids = new int[sequences.size() * length];
         for (int s = 0; s < sequences.size(); s++) {

@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.decoder;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;

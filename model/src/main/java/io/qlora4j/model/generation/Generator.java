@@ -1,8 +1,11 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.generation;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.KvCache;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -42,7 +45,7 @@ public final class Generator {
      * Continues {@code prompt} (at least one id) and returns the new ids; {@code onToken} (may be null)
      * receives each id as soon as it is chosen.
      */
-    public int[] generate(LlamaModel model, long[] prompt, IntConsumer onToken) {
+    public int[] generate(CausalLM model, long[] prompt, IntConsumer onToken) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("the prompt must hold at least one token");
         }
@@ -69,7 +72,7 @@ public final class Generator {
     }
 
     /** Runs the new tokens through the model and returns the logits of the last one. */
-    private static float[] lastLogits(LlamaModel model, NDManager run, KvCache cache, long[] input) {
+    private static float[] lastLogits(CausalLM model, NDManager run, KvCache cache, long[] input) {
         try (NDManager step = run.newSubManager()) {
             NDArray ids = step.create(input, new Shape(1, input.length));
             AttentionContext context = model.context(step, input.length, cache.length(), null);

@@ -1,7 +1,6 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.decoder;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -11,19 +10,15 @@ import io.qlora4j.model.TokenEmbedding;
 import java.util.List;
 
 /**
- * A Llama-family causal language model on DJL NDArrays: the embedding, the decoder blocks, the final
- * norm and lm_head, plus the forward pass with transformers' semantics. The model owns its arrays (created
- * by the caller in the manager and on the device of its choice); every forward call keeps its temporaries
- * in a scope, so memory stays flat across calls.
- *
- * <p>The trainer drives the pieces one by one: {@link #embed}, {@link #context}, {@link #block}(i)
- * {@code .forward}, {@link #finalNormAndHead}; {@code finalNormAndHead(hiddenStates(ids, context, cache))}
- * runs a whole call under a context of one's own (explicit positions, packing masks).
+ * The generic decoder-only causal LM every family is built as: the embedding, the {@link DecoderBlock}s, the
+ * final norm and lm_head, with the parts the config names. The model owns its arrays (created by the caller in
+ * the manager and on the device of its choice); every forward call keeps its temporaries in a scope, so memory
+ * stays flat across calls.
  */
-public final class LlamaModel implements AutoCloseable {
-    private final LlamaConfig config;
+public final class TransformerLM implements CausalLM {
+    private final DecoderConfig config;
     private final TokenEmbedding embedTokens;
-    private final List<LlamaBlock> layers;
+    private final List<DecoderBlock> layers;
     private final NDArray norm;
     private final LinearLayer lmHead;
     private final boolean tied;
@@ -34,17 +29,17 @@ public final class LlamaModel implements AutoCloseable {
      * Assembles a model from {@code embed_tokens [vocab, hidden]}, the blocks in order, {@code norm [hidden]}
      * and lm_head; pass a null lm_head for tied embeddings (it then reads the embedding table itself).
      */
-    public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
+    public TransformerLM(DecoderConfig config, TokenEmbedding embedTokens, List<? extends DecoderBlock> layers, NDArray norm,
             LinearLayer lmHead) {
         this(config, embedTokens, layers, norm, lmHead, DataType.FLOAT32);
     }
 
     /**
-     * As {@link #LlamaModel(LlamaConfig, TokenEmbedding, List, NDArray, LinearLayer)}, computing in
+     * As {@link #TransformerLM(DecoderConfig, TokenEmbedding, List, NDArray, LinearLayer)}, computing in
      * {@code computeType} (float32, or float16 on a GPU): the embedded tokens are cast to it, and every layer
      * computes in its input's dtype (norms and softmax in float32 inside).
      */
-    public LlamaModel(LlamaConfig config, TokenEmbedding embedTokens, List<LlamaBlock> layers, NDArray norm,
+    public TransformerLM(DecoderConfig config, TokenEmbedding embedTokens, List<? extends DecoderBlock> layers, NDArray norm,
             LinearLayer lmHead, DataType computeType) {
         if (computeType != DataType.FLOAT32 && computeType != DataType.FLOAT16) {
             throw new IllegalArgumentException("compute dtype must be float32 or float16, not " + computeType);
@@ -83,52 +78,47 @@ public final class LlamaModel implements AutoCloseable {
         this.rope = new RotaryEmbedding(config);
     }
 
-    /** The architecture. */
-    public LlamaConfig config() {
+    @Override
+    public DecoderConfig config() {
         return config;
     }
 
-    /** {@code embed_tokens [vocab, hidden]}. */
+    @Override
     public TokenEmbedding embedTokens() {
         return embedTokens;
     }
 
-    /** The manager that holds the weights: per-call managers are made under it. */
+    @Override
     public NDManager manager() {
         return norm.getManager();
     }
 
-    /** The number of decoder blocks. */
+    @Override
     public int numLayers() {
         return layers.size();
     }
 
-    /** Decoder block {@code i}. */
-    public LlamaBlock block(int i) {
+    @Override
+    public DecoderBlock block(int i) {
         return layers.get(i);
     }
 
-    /** The final norm weight {@code [hidden]}. */
+    @Override
     public NDArray norm() {
         return norm;
     }
 
-    /** The output projection (reading the embedding array when tied). */
+    @Override
     public LinearLayer lmHead() {
         return lmHead;
     }
 
-    /** The rotary embedding, for callers that build their own {@link AttentionContext} (packing). */
-    public RotaryEmbedding rope() {
-        return rope;
-    }
-
-    /** The dtype the blocks compute in. */
+    @Override
     public DataType computeType() {
         return computeType;
     }
 
-    /** Looks up {@code ids [b, s]} (integers) and returns {@code [b, s, hidden]} in the compute dtype, in ids' manager. */
+    @Override
     public NDArray embed(NDArray ids) {
         NDArray rows = embedTokens.lookup(ids);
         NDArray hidden = GraphCasts.to(rows, computeType);
@@ -138,11 +128,7 @@ public final class LlamaModel implements AutoCloseable {
         return hidden;
     }
 
-    /**
-     * The context for {@code seqLen} new tokens after {@code pastLength} cached ones, at positions
-     * {@code pastLength .. pastLength + seqLen - 1}; {@code attentionMask} is null or {@code [b, past + s]}
-     * (1 real, 0 padding).
-     */
+    @Override
     public AttentionContext context(NDManager manager, long seqLen, long pastLength, NDArray attentionMask) {
         NDArray positions = manager.arange((float) pastLength, (float) (pastLength + seqLen), 1f, DataType.FLOAT32)
                 .reshape(1, seqLen);
@@ -153,21 +139,15 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
-    /**
-     * The context for explicit {@code positions [b or 1, s]} (e.g. counted from the first real token of a
-     * left-padded row); the causal mask still follows token order.
-     */
+    @Override
     public AttentionContext context(NDArray positions, long pastLength, NDArray attentionMask) {
-        NDList cosSin = rope.cosSin(positions);
-        NDArray mask = CausalMask.build(positions.getManager(), positions.getShape().get(1), pastLength,
-                attentionMask, config.slidingWindow());
-        return new AttentionContext(cosSin.get(0), cosSin.get(1), mask);
+        return AttentionContext.of(config, rope, positions, pastLength, attentionMask);
     }
 
-    /** The last hidden state {@code [b, s, hidden]} (before the final norm) for {@code ids [b, s]}. */
+    @Override
     public NDArray hiddenStates(NDArray ids, AttentionContext context, KvCache cache) {
         NDArray hidden = embed(ids);
-        for (LlamaBlock block : layers) {
+        for (DecoderBlock block : layers) {
             NDArray next = block.forward(hidden, context, cache);
             hidden.close();
             hidden = next;
@@ -178,28 +158,22 @@ public final class LlamaModel implements AutoCloseable {
         return hidden;
     }
 
-    /** The final RMSNorm of {@code [..., hidden]}, what lm_head reads. */
+    @Override
     public NDArray finalNorm(NDArray hidden) {
-        return RmsNorm.apply(hidden, norm, config.rmsNormEps());
+        return config.parts().norm().apply(hidden, norm, config.rmsNormEps());
     }
 
-    /**
-     * Final RMSNorm and lm_head: {@code [b, s, hidden]} to logits {@code [b, s, vocab]}, in float32 whatever the
-     * compute dtype (as transformers' {@code logits.float()}), so that callers read and score them alike.
-     */
+    @Override
     public NDArray finalNormAndHead(NDArray hidden) {
         return Scoped.run(() -> GraphCasts.to(lmHead.forward(finalNorm(hidden)), DataType.FLOAT32));
     }
 
-    /** Logits {@code [b, s, vocab]} for {@code inputIds [b, s]} with an optional padding mask {@code [b, s]}. */
+    @Override
     public NDArray forward(NDArray inputIds, NDArray attentionMask) {
         return forward(inputIds, attentionMask, null);
     }
 
-    /**
-     * Logits for {@code inputIds [b, s]} following the tokens already in {@code cache} (null for none);
-     * the mask, when given, covers cached and new tokens {@code [b, past + s]}.
-     */
+    @Override
     public NDArray forward(NDArray inputIds, NDArray attentionMask, KvCache cache) {
         long past = cache == null ? 0 : cache.length();
         return Scoped.run(() -> {
@@ -208,25 +182,24 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
-    /** A new empty cache whose arrays live under {@code manager}. */
+    @Override
     public KvCache newCache(NDManager manager) {
         return new KvCache(manager, layers.size());
     }
 
-    /** Bytes held by all weights (the tied lm_head counted once). */
+    @Override
     public long bytes() {
         long total = embedTokens.bytes() + norm.size() * norm.getDataType().getNumOfBytes();
-        for (LlamaBlock block : layers) {
+        for (DecoderBlock block : layers) {
             total += block.bytes();
         }
         return tied ? total : total + lmHead.bytes();
     }
 
-    /** Releases every weight. */
     @Override
     public void close() {
         embedTokens.close();
-        layers.forEach(LlamaBlock::close);
+        layers.forEach(DecoderBlock::close);
         norm.close();
         if (!tied) {
             lmHead.close();

@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.generation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

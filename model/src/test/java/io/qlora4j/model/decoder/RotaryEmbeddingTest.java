@@ -1,13 +1,14 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.decoder;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
+import io.qlora4j.model.llama.LlamaFamily;
 import org.junit.jupiter.api.Test;
 
 /** Inverse frequencies for head_dim 4, theta 10000 (unscaled: 1 and 0.01), derived by hand per scaling rule. */
 class RotaryEmbeddingTest {
-    private static LlamaConfig.Builder config() {
-        return LlamaConfig.builder(8, 16, 1, 2, 10).optMaxPositionEmbeddings(8);
+    private static DecoderConfig.Builder config() {
+        return LlamaFamily.builder(8, 16, 1, 2, 10).optMaxPositionEmbeddings(8);
     }
 
     @Test

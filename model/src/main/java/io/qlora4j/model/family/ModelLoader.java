@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.family;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -11,6 +11,11 @@ import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.RowChunks;
 import io.qlora4j.model.TokenEmbedding;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.decoder.TransformerBlock;
+import io.qlora4j.model.decoder.TransformerLM;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.StoredWeight;
@@ -25,15 +30,15 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Loads a Hugging Face Llama directory ({@code config.json} plus {@code model.safetensors} or shards)
- * into a {@link LlamaModel}, streaming tensor by tensor: every shape is checked against the config
+ * Loads a Hugging Face directory ({@code config.json} plus {@code model.safetensors} or shards) of any registered
+ * family ({@link ModelFamilies}) into a {@link CausalLM}, streaming tensor by tensor: every shape is checked against the config
  * before any data is read, each linear weight of {@code model.layers.*} is brought into the base format
  * ({@link BaseFormat}: the checkpoint's own when it is pre-quantized, else the one set, dense by default),
  * quantized straight from the file a chunk at a time and uploaded, so no float32 copy of it exists; embed_tokens and lm_head are held in 16 bits whenever that is exact ({@link Float16Weight}, as
  * QLoRA keeps them in bf16), else in float32; norms stay float32. Large matrices reach the device in row
  * chunks. The full-precision model never exists in memory: the peak is the loaded model plus about one tensor.
  */
-public final class LlamaLoader {
+public final class ModelLoader {
     /** Elements copied to the device at once for a dense tensor. */
     private static final int CHUNK_ELEMENTS = 1 << 22;
 
@@ -42,7 +47,7 @@ public final class LlamaLoader {
     private final boolean float32Embeddings;
     private final DataType computeType;
 
-    private LlamaLoader(Builder builder) {
+    private ModelLoader(Builder builder) {
         this.format = builder.format;
         this.rewrite = builder.rewrite;
         this.float32Embeddings = builder.float32Embeddings;
@@ -59,8 +64,8 @@ public final class LlamaLoader {
      * that disagrees with the config, a pre-quantized checkpoint of another format than the one set, or one
      * qlora4j cannot read) are one-line errors naming them.
      */
-    public LlamaModel load(Path modelDir, NDManager manager) throws ModelException {
-        LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));
+    public CausalLM load(Path modelDir, NDManager manager) throws ModelException {
+        DecoderConfig config = ModelFamilies.read(modelDir.resolve("config.json"));
         BaseFormat stored = BaseFormats.stored(modelDir);
         BaseFormats.forModel(modelDir, format);
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
@@ -79,27 +84,8 @@ public final class LlamaLoader {
      * Every tensor the config calls for, with its shape, in checkpoint order: what {@link #load} checks
      * a checkpoint against, and what a writer of a compatible checkpoint must produce.
      */
-    public static Map<String, long[]> expectedShapes(LlamaConfig c) {
-        Map<String, long[]> shapes = new LinkedHashMap<>();
-        long hidden = c.hiddenSize();
-        shapes.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
-        for (int l = 0; l < c.numHiddenLayers(); l++) {
-            String p = "model.layers." + l + ".";
-            shapes.put(p + "input_layernorm.weight", new long[] {hidden});
-            for (String name : LlamaBlock.LINEAR_NAMES) {
-                long[] inOut = LlamaBlock.inOut(c, name);
-                shapes.put(p + name + ".weight", new long[] {inOut[1], inOut[0]});
-                if (name.startsWith("self_attn.") ? c.attentionBias() : c.mlpBias()) {
-                    shapes.put(p + name + ".bias", new long[] {inOut[1]});
-                }
-            }
-            shapes.put(p + "post_attention_layernorm.weight", new long[] {hidden});
-        }
-        shapes.put("model.norm.weight", new long[] {hidden});
-        if (!c.tieWordEmbeddings()) {
-            shapes.put("lm_head.weight", new long[] {c.vocabSize(), hidden});
-        }
-        return shapes;
+    public static Map<String, long[]> expectedShapes(DecoderConfig c) {
+        return c.tensorShapes();
     }
 
     /**
@@ -108,19 +94,21 @@ public final class LlamaLoader {
      *
      * @throws ModelException naming the first missing or misshapen tensor
      */
-    public static void checkTensors(LlamaConfig config, SafetensorsReader reader, BaseFormat stored)
+    public static void checkTensors(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
             throws ModelException {
         Map<String, long[]> expected = expectedShapes(config);
         for (Map.Entry<String, long[]> e : expected.entrySet()) {
             check(reader, e.getKey(), e.getValue(), stored);
         }
         for (int l = 0; l < config.numHiddenLayers(); l++) {
-            for (String name : LlamaBlock.LINEAR_NAMES) {
+            for (String name : config.linearNames()) {
                 String bias = "model.layers." + l + "." + name + ".bias";
                 if (reader.contains(bias) && !expected.containsKey(bias)) {
-                    throw new ModelException(reader.info(bias).file() + ": tensor " + bias + " is a bias, but the config"
-                            + " says " + (name.startsWith("self_attn.") ? "attention_bias" : "mlp_bias")
-                            + " is false; set it to true in config.json or remove the tensor");
+                    String key = config.family().biasKey(name);
+                    throw new ModelException(reader.info(bias).file() + ": tensor " + bias + " is a bias, but "
+                            + (key != null ? "the config says " + key + " is false; set it to true in config.json or"
+                            : "a " + config.modelType() + " model has no bias on " + name + ";")
+                            + " remove the tensor");
                 }
             }
         }
@@ -143,16 +131,16 @@ public final class LlamaLoader {
         }
     }
 
-    private LlamaModel assemble(LlamaConfig config, SafetensorsReader reader, BaseFormat stored, NDManager arrays)
+    private CausalLM assemble(DecoderConfig config, SafetensorsReader reader, BaseFormat stored, NDManager arrays)
             throws ModelException {
         TokenEmbedding embed = table(reader, "model.embed_tokens.weight", arrays);
-        List<LlamaBlock> blocks = new ArrayList<>();
+        List<DecoderBlock> blocks = new ArrayList<>();
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             blocks.add(block(config, reader, stored, l, arrays));
         }
         NDArray norm = dense(reader, "model.norm.weight", arrays);
         LinearLayer head = config.tieWordEmbeddings() ? null : table(reader, "lm_head.weight", arrays).asLinear();
-        return new LlamaModel(config, embed, blocks, norm, head, computeType);
+        return new TransformerLM(config, embed, blocks, norm, head, computeType);
     }
 
     /**
@@ -160,26 +148,30 @@ public final class LlamaLoader {
      * checkpoint), its projections in the loader's format: what {@link #load} assembles the model from, and how a
      * job that runs a model one block at a time (AQLM's calibration) reads it.
      */
-    public LlamaBlock block(LlamaConfig config, SafetensorsReader reader, BaseFormat stored, int layer,
+    public DecoderBlock block(DecoderConfig config, SafetensorsReader reader, BaseFormat stored, int layer,
             NDManager arrays) throws ModelException {
         String p = "model.layers." + layer + ".";
         Map<String, LinearLayer> linears = new LinkedHashMap<>();
-        for (String name : LlamaBlock.LINEAR_NAMES) {
-            long[] inOut = LlamaBlock.inOut(config, name);
-            linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, stored, arrays));
+        for (String name : config.linearNames()) {
+            long[] inOut = config.inOut(name);
+            linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]},
+                    config.biases().contains(name), stored, arrays));
         }
-        return new LlamaBlock(config, layer, dense(reader, p + "input_layernorm.weight", arrays),
-                dense(reader, p + "post_attention_layernorm.weight", arrays), linears);
+        Map<String, NDArray> norms = new LinkedHashMap<>();
+        for (String norm : config.normShapes().keySet()) {
+            norms.put(norm, dense(reader, p + norm + ".weight", arrays));
+        }
+        return new TransformerBlock(config, layer, norms, linears);
     }
 
     /**
      * A projection: a pre-quantized weight stays as stored ({@code stored}, the checkpoint's format); a float one
-     * is converted to the loader's format (a module a pre-quantized checkpoint keeps in float stays dense). Its bias
-     * stays dense.
+     * is converted to the loader's format (a module a pre-quantized checkpoint keeps in float stays dense). Its bias,
+     * when the config gives it one, stays dense.
      */
-    private LinearLayer linear(SafetensorsReader reader, String prefix, long[] expectedShape, BaseFormat stored,
-            NDManager arrays) throws ModelException {
-        NDArray bias = reader.contains(prefix + ".bias") ? dense(reader, prefix + ".bias", arrays) : null;
+    private LinearLayer linear(SafetensorsReader reader, String prefix, long[] expectedShape, boolean biased,
+            BaseFormat stored, NDManager arrays) throws ModelException {
+        NDArray bias = biased ? dense(reader, prefix + ".bias", arrays) : null;
         if (stored != null && stored.isStored(reader, prefix)) {
             if (rewrite != null && rewrite.rewrites(prefix)) {
                 throw new ModelException(reader.info(stored.storedKeys(reader, prefix).get(0)).file() + ": " + prefix
@@ -225,7 +217,7 @@ public final class LlamaLoader {
         return RowChunks.upload(reader, name, arrays, DataType.FLOAT32, chunkElements, RowChunks.FLOAT32);
     }
 
-    /** Settings of a {@link LlamaLoader}. */
+    /** Settings of a {@link ModelLoader}. */
     public static final class Builder {
         private BaseFormat format = BaseFormats.DENSE;
         private BaseRewrite rewrite;
@@ -273,8 +265,8 @@ public final class LlamaLoader {
         }
 
         /** Builds the loader. */
-        public LlamaLoader build() {
-            return new LlamaLoader(this);
+        public ModelLoader build() {
+            return new ModelLoader(this);
         }
     }
 }

@@ -1,4 +1,4 @@
-package io.qlora4j.model.llama;
+package io.qlora4j.model.decoder;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
- * The additive causal mask of transformers' Llama/Mistral: query {@code i} (absolute index
+ * The additive causal mask of transformers' decoders (masking_utils): query {@code i} (absolute index
  * {@code past + i}) sees key {@code j} iff {@code j <= past + i}, the key is not padding, and, with a
  * sliding window {@code w}, {@code past + i - j < w}. A key mask may also number packed examples
  * (1, 2, ... within a row, 0 for padding): a query then sees only keys of its own example. Allowed entries are 0, the others

@@ -1,0 +1,345 @@
+package io.qlora4j.model.decoder;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The architecture of a decoder-only causal LM, whatever its family: the sizes, RoPE, the attention window of
+ * each layer, which projections carry a bias, the block's parts ({@link DecoderParts}) and the token ids. A
+ * family ({@link ModelFamily}) reads it from config.json with its own transformers defaults and writes it back;
+ * the generic decoder ({@link TransformerLM}, {@link TransformerBlock}) and the loader read only this record.
+ *
+ * @param family the family that read the config (it names {@code model_type} and writes config.json)
+ * @param hiddenSize the residual stream width
+ * @param intermediateSize the MLP width
+ * @param numHiddenLayers the number of decoder blocks
+ * @param numAttentionHeads query heads
+ * @param numKeyValueHeads key/value heads (GQA when fewer than query heads, MQA at one)
+ * @param headDim the width of one head (not necessarily hidden / heads)
+ * @param vocabSize the vocabulary size
+ * @param rmsNormEps the RMSNorm epsilon
+ * @param ropeTheta the RoPE base
+ * @param ropeScaling the RoPE scaling, or null for none
+ * @param maxPositionEmbeddings the pre-training context length
+ * @param slidingWindow the attention window of the sliding layers (a key is seen iff {@code q - k < window}), or
+ *     null when no layer slides
+ * @param slidingLayers for each layer, whether it attends through {@code slidingWindow}
+ * @param tieWordEmbeddings whether lm_head shares the embedding matrix
+ * @param biases the projections ({@link #linearNames()} entries) that carry a bias
+ * @param parts the pieces of the block and model that differ between families
+ * @param bosTokenId the beginning-of-sequence id, or null
+ * @param eosTokenIds the end-of-sequence ids (possibly empty)
+ * @param torchDtype the checkpoint's dtype name ({@code bfloat16}, ...), or null
+ */
+public record DecoderConfig(
+        ModelFamily family,
+        int hiddenSize,
+        int intermediateSize,
+        int numHiddenLayers,
+        int numAttentionHeads,
+        int numKeyValueHeads,
+        int headDim,
+        int vocabSize,
+        double rmsNormEps,
+        double ropeTheta,
+        RopeScaling ropeScaling,
+        int maxPositionEmbeddings,
+        Integer slidingWindow,
+        List<Boolean> slidingLayers,
+        boolean tieWordEmbeddings,
+        Set<String> biases,
+        DecoderParts parts,
+        Integer bosTokenId,
+        List<Integer> eosTokenIds,
+        String torchDtype) {
+
+    /** The four attention projections of an unfused block, in block order. */
+    public static final List<String> ATTENTION_LINEARS =
+            List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj");
+    /** The three MLP projections of an unfused block, in block order. */
+    public static final List<String> MLP_LINEARS = List.of("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj");
+
+    /** Every projection name a block of some family has: what a LoRA target may name before a model is known. */
+    public static final List<String> KNOWN_LINEARS = concat(ATTENTION_LINEARS, MLP_LINEARS);
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Checks that the sizes are consistent (heads a multiple of kv heads, even head_dim, positive sizes). */
+    public DecoderConfig {
+        if (family == null || parts == null) {
+            throw new IllegalArgumentException("a config needs its family and parts");
+        }
+        if (hiddenSize <= 0 || intermediateSize <= 0 || numHiddenLayers <= 0 || numAttentionHeads <= 0
+                || numKeyValueHeads <= 0 || headDim <= 0 || vocabSize <= 0 || maxPositionEmbeddings <= 0) {
+            throw new IllegalArgumentException("sizes must be positive");
+        }
+        if (numAttentionHeads % numKeyValueHeads != 0) {
+            throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads
+                    + " is not a multiple of num_key_value_heads " + numKeyValueHeads);
+        }
+        if (headDim % 2 != 0) {
+            throw new IllegalArgumentException("head_dim " + headDim + " must be even for rotate_half RoPE");
+        }
+        if (!(rmsNormEps > 0) || !(ropeTheta > 0)) {
+            throw new IllegalArgumentException("rms_norm_eps and rope_theta must be positive");
+        }
+        if (slidingWindow != null && slidingWindow <= 0) {
+            throw new IllegalArgumentException("sliding_window must be positive, got " + slidingWindow);
+        }
+        slidingLayers = List.copyOf(slidingLayers == null
+                ? Collections.nCopies(numHiddenLayers, slidingWindow != null) : slidingLayers);
+        if (slidingLayers.size() != numHiddenLayers) {
+            throw new IllegalArgumentException("layer_types has " + slidingLayers.size() + " entries for "
+                    + numHiddenLayers + " layers");
+        }
+        biases = Set.copyOf(biases == null ? Set.of() : biases);
+        eosTokenIds = List.copyOf(eosTokenIds == null ? List.of() : eosTokenIds);
+        for (String biased : biases) {
+            if (!linearNames(parts).contains(biased)) {
+                throw new IllegalArgumentException("no projection " + biased + " to carry a bias");
+            }
+        }
+    }
+
+    /** Starts a config of {@code family} with the required sizes and neutral defaults for everything else. */
+    public static Builder builder(ModelFamily family, int hiddenSize, int intermediateSize, int layers, int heads,
+            int vocabSize) {
+        return new Builder(family, hiddenSize, intermediateSize, layers, heads, vocabSize);
+    }
+
+    /** config.json's {@code model_type}. */
+    public String modelType() {
+        return family.modelType();
+    }
+
+    /** Width of the concatenated query heads ({@code heads * head_dim}). */
+    public int queryDim() {
+        return numAttentionHeads * headDim;
+    }
+
+    /** Width of the concatenated key (or value) heads ({@code kv_heads * head_dim}). */
+    public int keyValueDim() {
+        return numKeyValueHeads * headDim;
+    }
+
+    /** The attention window of layer {@code layer}, or null for full causal attention. */
+    public Integer windowOf(int layer) {
+        return slidingLayers.get(layer) ? slidingWindow : null;
+    }
+
+    /** The projection names of a block as in {@code model.layers.{i}.<name>.weight}, in block order. */
+    public List<String> linearNames() {
+        return linearNames(parts);
+    }
+
+    private static List<String> linearNames(DecoderParts parts) {
+        return concat(ATTENTION_LINEARS, MLP_LINEARS);
+    }
+
+    private static List<String> concat(List<String> first, List<String> second) {
+        List<String> names = new ArrayList<>(first);
+        names.addAll(second);
+        return List.copyOf(names);
+    }
+
+    /** {in, out} features of the projection {@code name}. */
+    public long[] inOut(String name) {
+        long hidden = hiddenSize;
+        return switch (name) {
+            case "self_attn.q_proj" -> new long[] {hidden, queryDim()};
+            case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {hidden, keyValueDim()};
+            case "self_attn.o_proj" -> new long[] {queryDim(), hidden};
+            case "mlp.gate_proj", "mlp.up_proj" -> new long[] {hidden, intermediateSize};
+            case "mlp.down_proj" -> new long[] {intermediateSize, hidden};
+            default -> throw new IllegalArgumentException(
+                    "no projection " + name + " (expected one of " + linearNames() + ")");
+        };
+    }
+
+    /** The norm modules of a block ({@code input_layernorm}, ...) with their weight shapes, in block order. */
+    public Map<String, long[]> normShapes() {
+        Map<String, long[]> norms = new LinkedHashMap<>();
+        norms.put("input_layernorm", new long[] {hiddenSize});
+        norms.put("post_attention_layernorm", new long[] {hiddenSize});
+        return norms;
+    }
+
+    /**
+     * Every tensor of a checkpoint of this config with its shape: embed_tokens; per layer the first norm, the
+     * projections (each weight {@code [out, in]}, then its bias), the other norms; the final norm; lm_head unless
+     * tied. This is what a loader checks a checkpoint against and what a writer of a compatible one produces.
+     */
+    public Map<String, long[]> tensorShapes() {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        shapes.put("model.embed_tokens.weight", new long[] {vocabSize, hiddenSize});
+        for (int l = 0; l < numHiddenLayers; l++) {
+            String p = "model.layers." + l + ".";
+            List<Map.Entry<String, long[]>> norms = List.copyOf(normShapes().entrySet());
+            shapes.put(p + norms.get(0).getKey() + ".weight", norms.get(0).getValue());
+            for (String name : linearNames()) {
+                long[] inOut = inOut(name);
+                shapes.put(p + name + ".weight", new long[] {inOut[1], inOut[0]});
+                if (biases.contains(name)) {
+                    shapes.put(p + name + ".bias", new long[] {inOut[1]});
+                }
+            }
+            for (Map.Entry<String, long[]> norm : norms.subList(1, norms.size())) {
+                shapes.put(p + norm.getKey() + ".weight", norm.getValue());
+            }
+        }
+        shapes.put("model.norm.weight", new long[] {hiddenSize});
+        if (!tieWordEmbeddings) {
+            shapes.put("lm_head.weight", new long[] {vocabSize, hiddenSize});
+        }
+        return shapes;
+    }
+
+    /** The config as config.json content, as transformers writes it for this family. */
+    public ObjectNode toJson() {
+        return family.toJson(this);
+    }
+
+    /** Writes {@link #toJson()} as an indented config.json. */
+    public void write(Path configJson) throws IOException {
+        Files.writeString(configJson, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(toJson()) + "\n",
+                StandardCharsets.UTF_8);
+    }
+
+    /** Builds a config in code (tests, benchmarks, families reading config.json). */
+    public static final class Builder {
+        private final ModelFamily family;
+        private final int hiddenSize;
+        private final int intermediateSize;
+        private final int numHiddenLayers;
+        private final int numAttentionHeads;
+        private final int vocabSize;
+        private int numKeyValueHeads;
+        private int headDim;
+        private double rmsNormEps = 1e-6;
+        private double ropeTheta = 10000.0;
+        private RopeScaling ropeScaling;
+        private int maxPositionEmbeddings = 2048;
+        private Integer slidingWindow;
+        private List<Boolean> slidingLayers;
+        private boolean tieWordEmbeddings;
+        private Set<String> biases = Set.of();
+        private DecoderParts parts = DecoderParts.LLAMA;
+        private Integer bosTokenId;
+        private List<Integer> eosTokenIds = List.of();
+        private String torchDtype;
+
+        private Builder(ModelFamily family, int hiddenSize, int intermediateSize, int layers, int heads,
+                int vocabSize) {
+            this.family = family;
+            this.hiddenSize = hiddenSize;
+            this.intermediateSize = intermediateSize;
+            this.numHiddenLayers = layers;
+            this.numAttentionHeads = heads;
+            this.vocabSize = vocabSize;
+            this.numKeyValueHeads = heads;
+            this.headDim = heads > 0 ? hiddenSize / heads : 0;
+        }
+
+        /** Sets num_key_value_heads (default: the number of attention heads). */
+        public Builder optNumKeyValueHeads(int value) {
+            numKeyValueHeads = value;
+            return this;
+        }
+
+        /** Sets head_dim (default: hidden / heads). */
+        public Builder optHeadDim(int value) {
+            headDim = value;
+            return this;
+        }
+
+        /** Sets rms_norm_eps (default 1e-6). */
+        public Builder optRmsNormEps(double value) {
+            rmsNormEps = value;
+            return this;
+        }
+
+        /** Sets rope_theta (default 10000). */
+        public Builder optRopeTheta(double value) {
+            ropeTheta = value;
+            return this;
+        }
+
+        /** Sets the RoPE scaling (default none). */
+        public Builder optRopeScaling(RopeScaling value) {
+            ropeScaling = value;
+            return this;
+        }
+
+        /** Sets max_position_embeddings (default 2048). */
+        public Builder optMaxPositionEmbeddings(int value) {
+            maxPositionEmbeddings = value;
+            return this;
+        }
+
+        /** Sets the attention window; every layer slides unless {@link #optSlidingLayers} says otherwise. */
+        public Builder optSlidingWindow(Integer value) {
+            slidingWindow = value;
+            return this;
+        }
+
+        /** Sets which layers use the sliding window (default: all when a window is set). */
+        public Builder optSlidingLayers(List<Boolean> value) {
+            slidingLayers = value;
+            return this;
+        }
+
+        /** Sets tie_word_embeddings (default false). */
+        public Builder optTieWordEmbeddings(boolean value) {
+            tieWordEmbeddings = value;
+            return this;
+        }
+
+        /** Sets the projections that carry a bias (default none). */
+        public Builder optBiases(Set<String> value) {
+            biases = value;
+            return this;
+        }
+
+        /** Sets the family's block parts (default Llama's). */
+        public Builder optParts(DecoderParts value) {
+            parts = value;
+            return this;
+        }
+
+        /** Sets bos_token_id (default none). */
+        public Builder optBosTokenId(Integer value) {
+            bosTokenId = value;
+            return this;
+        }
+
+        /** Sets the eos_token_id list (default empty). */
+        public Builder optEosTokenIds(List<Integer> value) {
+            eosTokenIds = value;
+            return this;
+        }
+
+        /** Sets the checkpoint dtype name (default none). */
+        public Builder optTorchDtype(String value) {
+            torchDtype = value;
+            return this;
+        }
+
+        /** Builds the validated config. */
+        public DecoderConfig build() {
+            return new DecoderConfig(family, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                    numKeyValueHeads, headDim, vocabSize, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings,
+                    slidingWindow, slidingLayers, tieWordEmbeddings, biases, parts, bosTokenId, eosTokenIds,
+                    torchDtype);
+        }
+    }
+}

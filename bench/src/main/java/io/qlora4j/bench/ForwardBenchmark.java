@@ -63,7 +63,7 @@ public final class ForwardBenchmark {
      * @param ms the median times by case
      * @param weights the loaded models, dense first
      */
-    record Result(LlamaFlops flops, Map<String, Double> ms, List<Weights> weights) {
+    record Result(ModelFlops flops, Map<String, Double> ms, List<Weights> weights) {
         /** The float32 matmul peak in GFLOP/s. */
         double peakGflops() {
             return MatmulPeak.gflops(ms.get(PEAK));
@@ -107,7 +107,7 @@ public final class ForwardBenchmark {
                 cases.put(l.name + LM_HEAD,
                         () -> model.lmHead().forward(input(inputs, model.lmHead(), rows, manager)).close());
             }
-            return new Result(LlamaFlops.of(config, batch, seq), medianMs(cases),
+            return new Result(ModelFlops.of(config, batch, seq), medianMs(cases),
                     List.of(dense.weights(), nf4.weights()));
         }
     }
@@ -183,7 +183,7 @@ public final class ForwardBenchmark {
     }
 
     private static void report(Result r) {
-        LlamaFlops n = r.flops();
+        ModelFlops n = r.flops();
         Map<String, Double> ms = r.ms();
         System.out.println("libtorch intra-op threads: " + JniUtils.getNumThreads()
                 + " (-Dai.djl.pytorch.num_threads=N changes it)");

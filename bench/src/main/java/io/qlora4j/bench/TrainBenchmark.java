@@ -26,7 +26,7 @@ import java.util.Map;
  * backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters. Each configuration (a model
  * shape, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP}) that reports the median step time, its
  * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
- * {@link LlamaFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
+ * {@link ModelFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
  * Targets (issue 4): at least 0.4 of peak on the ~100M config; the 1.1B config's peak RSS at most 2.0 GB.
  */
 public final class TrainBenchmark {
@@ -51,7 +51,7 @@ public final class TrainBenchmark {
             return workload.flops().tokens() / (stepMs / 1e3);
         }
 
-        /** Achieved GFLOP/s by {@link LlamaFlops#training}. */
+        /** Achieved GFLOP/s by {@link ModelFlops#training}. */
         double gflops() {
             return workload.flops().training(recompute) / (stepMs * 1e6);
         }
@@ -103,9 +103,14 @@ public final class TrainBenchmark {
 
     /** Writes a random checkpoint of the workload and measures it with recompute on, then off, each in a fresh JVM. */
     static List<Result> measure(Workload w, int warmup, int steps) throws Exception {
+        return measure(w, warmup, steps, List.of(true, false));
+    }
+
+    /** {@link #measure(Workload, int, int)} with the recompute settings given, in order. */
+    static List<Result> measure(Workload w, int warmup, int steps, List<Boolean> recomputes) throws Exception {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            for (boolean recompute : new boolean[] {true, false}) {
+            for (boolean recompute : recomputes) {
                 Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
                         checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
                         String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps));

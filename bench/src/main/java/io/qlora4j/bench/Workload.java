@@ -12,7 +12,7 @@ import io.qlora4j.model.decoder.DecoderConfig;
  */
 record Workload(String name, DecoderConfig config, int batch, int seq) {
     /** The FLOP counts at this shape. */
-    LlamaFlops flops() {
-        return LlamaFlops.of(config, batch, seq);
+    ModelFlops flops() {
+        return ModelFlops.of(config, batch, seq);
     }
 }

@@ -8,6 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.LinearLayer;
+import io.qlora4j.model.decoder.SoftCap;
 import io.qlora4j.model.decoder.CausalLM;
 
 /**
@@ -20,7 +21,8 @@ import io.qlora4j.model.decoder.CausalLM;
  * carries it to the normed hidden state, one chunk of tokens at a time. A recorded head would keep the
  * logits, the log-probabilities and the head's (widened) weight until backward: the largest arrays of a
  * QLoRA step. Only the final norm is recorded. When lm_head itself is trained (full fine-tuning), its
- * product is recorded too, so that its weight receives a gradient.
+ * product is recorded too, so that its weight receives a gradient. A final logit soft-cap (Gemma 2) is applied to
+ * each chunk's logits and its derivative {@code 1 - (capped / cap)^2} folded into their gradient.
  */
 final class LossHead {
     /** The label that takes no loss (prompt tokens, padding). */
@@ -87,6 +89,7 @@ final class LossHead {
             // a frozen head reads a detached input: its product records nothing; a trained head's is recorded once
             NDArray input = trainHead ? normed : normed.stopGradient();
             LinearLayer head = model.lmHead();
+            Double softcap = model.config().parts().finalLogitSoftcapping();
             int vocab = Math.toIntExact(head.outFeatures());
             long chunk = Math.max(1, chunkLogits / vocab);
             double loss = 0;
@@ -95,11 +98,18 @@ final class LossHead {
                 try (NDScope chunkScope = new NDScope()) {
                     NDIndex rows = new NDIndex("{}:{}", t, Math.min(tokens, t + chunk));
                     NDArray logits = head.forward(input.get(rows));
-                    NDArray logProbs = logits.toType(DataType.FLOAT32, false).logSoftmax(-1).stopGradient();
+                    NDArray scored = logits.toType(DataType.FLOAT32, false).stopGradient();
+                    if (softcap != null) {
+                        scored = SoftCap.apply(scored, softcap);
+                    }
+                    NDArray logProbs = scored.logSoftmax(-1);
                     NDArray label = safe.get(rows);
                     loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows)).sum().getFloat();
                     if (collector != null) {
                         NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(gradWeight.get(rows).expandDims(-1));
+                        if (softcap != null) {
+                            dLogits = dLogits.muli(SoftCap.derivative(scored, softcap));
+                        }
                         // a trained head backpropagates through its recorded product; a frozen one by hand
                         NDArray part = trainHead ? logits.mul(dLogits).sum() : head.inputGradient(dLogits);
                         NDScope.unregister(part);

@@ -2,8 +2,10 @@ package io.qlora4j.trainer;
 
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelFamilies;
+import io.qlora4j.model.family.ReferenceDecoder;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import java.nio.file.Path;
+import java.util.Arrays;
 
 /**
  * A float64 Llama forward written out from transformers' equations (RMSNorm, rotary embedding with rotate_half,
@@ -145,18 +147,7 @@ final class Float64Reference {
             }
         }
         double[][] logits = linear(norm(h, "model.norm.weight"), "lm_head");
-        double total = 0;
-        for (int t = 0; t + 1 < s; t++) {
-            double max = Double.NEGATIVE_INFINITY;
-            for (double z : logits[t]) {
-                max = Math.max(max, z);
-            }
-            double sum = 0;
-            for (double z : logits[t]) {
-                sum += Math.exp(z - max);
-            }
-            total += Math.log(sum) + max - logits[t][(int) ids[t + 1]];
-        }
-        return total / (s - 1);
+        return ReferenceDecoder.crossEntropy(logits, Arrays.stream(ids).mapToInt(Math::toIntExact).toArray())
+                / (s - 1);
     }
 }

@@ -13,8 +13,11 @@ import io.qlora4j.model.Float16Weight;
 import io.qlora4j.model.GraphScalars;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.FamilyCheckpoint;
+import io.qlora4j.model.family.ReferenceDecoder.Spec;
 import io.qlora4j.model.safetensors.DType;
 import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -117,6 +120,21 @@ class LossHeadTest {
             NDArray weight = ((DenseLinear) model.lmHead()).weight();
             weight.setRequiresGradient(true);
             assertHeadMatchesAutograd(model, weight, true);
+        }
+    }
+
+    /** Gemma 2's final soft-cap, small enough to bend the logits: its derivative is folded into the written backward. */
+    @Test
+    void softCappedHeadBackwardMatchesAutograd() throws Exception {
+        Spec spec = Spec.of("gemma2", 16, 24, 1, 2, 1, 8, TinyModel.VOCAB.size()).with(b -> b.offsetNorm(true)
+                .scaledEmbedding(true).activation("gelu_tanh").sandwich(true).scoreScale(0.25).finalCap(2.0));
+        FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 6);
+        Path model = checkpoint.write(dir.resolve("gemma2"), DType.F32, checkpoint.config(false,
+                Map.of("query_pre_attn_scalar", 16, "final_logit_softcapping", 2.0, "attn_logit_softcapping", 50.0)));
+        try (NDManager manager = NDManager.newBaseManager();
+                CausalLM loaded = ModelLoader.builder().build().load(model, manager)) {
+            assertEquals(2.0, loaded.config().parts().finalLogitSoftcapping());
+            assertHeadMatchesAutograd(loaded, null, false);
         }
     }
 }

@@ -23,7 +23,7 @@ import java.util.Random;
  */
 public final class TinyModel {
     /** The vocabulary; a token's id is its index. */
-    static final List<String> VOCAB = List.of("<pad>", "<s>", "</s>", "<unk>", "Human", "Assistant", "System",
+    public static final List<String> VOCAB = List.of("<pad>", "<s>", "</s>", "<unk>", "Human", "Assistant", "System",
             ":", "\n", "copy", "reverse", "first", "last", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
             "l", "m", "n", "o", "p", "q", "r", "s");
 
@@ -85,11 +85,12 @@ public final class TinyModel {
     }
 
     /** The ids of space-separated pieces. */
-    static long[] ids(String text) {
+    public static long[] ids(String text) {
         return Arrays.stream(text.split(" ")).mapToLong(VOCAB::indexOf).toArray();
     }
 
-    private static void writeTokenizer(Path dir) throws IOException {
+    /** Writes the word-level tokenizer over {@link #VOCAB} (tokenizer.json, tokenizer_config.json) into {@code dir}. */
+    public static void writeTokenizer(Path dir) throws IOException {
         writeTokenizer(dir, VOCAB, 4,
                 Map.of("bos_token", "<s>", "eos_token", "</s>", "pad_token", "<pad>", "add_bos_token", false));
     }

@@ -291,7 +291,7 @@ public final class AqlmCheckpointQuantizer {
             NDArray table = m.create(reader.floats("model.embed_tokens.weight"),
                     new Shape(config.vocabSize(), config.hiddenSize()));
             NDArray rows = Embedding.embedding(m.create(ids, new Shape(sequences.size(), length)), table,
-                    SparseFormat.DENSE).singletonOrThrow();
+                    SparseFormat.DENSE).singletonOrThrow().mul((float) config.embeddingScale());
             rows.attach(manager);
             return rows;
         }

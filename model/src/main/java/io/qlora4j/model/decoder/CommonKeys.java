@@ -4,21 +4,25 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntPredicate;
 
 /**
  * The config.json keys every family shares, read and written the same way: the sizes, RMSNorm epsilon, RoPE in
  * both spellings (transformers 4.x's top-level {@code rope_theta}/{@code rope_scaling} and v5's
- * {@code rope_parameters}), tied embeddings, the token ids and the dtype ({@code torch_dtype} or {@code dtype}).
- * Keys a family's config class defaults differently come from its {@link Defaults}.
+ * {@code rope_parameters}), tied embeddings, the token ids, the dtype ({@code torch_dtype} or {@code dtype}) and
+ * {@code layer_types}. Keys a family's config class defaults differently come from its {@link Defaults}.
  */
 public final class CommonKeys {
-    private static final String ROPE_TYPES = "default, linear, dynamic, llama3";
+    private static final String ROPE_TYPES = "default, linear, dynamic, llama3, longrope";
+    private static final String FULL = "full_attention";
+    private static final String SLIDING = "sliding_attention";
 
     private CommonKeys() {}
 
     /**
-     * What a family's transformers config class puts in place of an absent key.
+     * What a family's transformers config class puts in place of an absent key, and which RoPE options it has.
      *
      * @param maxPositionEmbeddings {@code max_position_embeddings}
      * @param rmsNormEps {@code rms_norm_eps}
@@ -26,9 +30,39 @@ public final class CommonKeys {
      * @param tieWordEmbeddings {@code tie_word_embeddings}
      * @param numKeyValueHeads {@code num_key_value_heads}, or null for the number of attention heads
      * @param headDim {@code head_dim}, or null for {@code hidden_size / num_attention_heads}
+     * @param phi3Rope Phi-3's RoPE: {@code partial_rotary_factor} (in the rope object or at the top level), legacy
+     *     type names {@code su} and {@code yarn} for longrope, and a top-level
+     *     {@code original_max_position_embeddings} (default {@code originalMaxPositionEmbeddings})
+     * @param originalMaxPositionEmbeddings with {@code phi3Rope}: the class default of
+     *     {@code original_max_position_embeddings}
      */
     public record Defaults(int maxPositionEmbeddings, double rmsNormEps, double ropeTheta, boolean tieWordEmbeddings,
-            Integer numKeyValueHeads, Integer headDim) {}
+            Integer numKeyValueHeads, Integer headDim, boolean phi3Rope, int originalMaxPositionEmbeddings) {
+
+        /** Defaults with key/value heads equal to the attention heads, head_dim hidden / heads, Llama's RoPE. */
+        public static Defaults of(int maxPositionEmbeddings, double rmsNormEps, double ropeTheta,
+                boolean tieWordEmbeddings) {
+            return new Defaults(maxPositionEmbeddings, rmsNormEps, ropeTheta, tieWordEmbeddings, null, null, false, 0);
+        }
+
+        /** These defaults with {@code num_key_value_heads} defaulting to {@code value}. */
+        public Defaults withKeyValueHeads(int value) {
+            return new Defaults(maxPositionEmbeddings, rmsNormEps, ropeTheta, tieWordEmbeddings, value, headDim,
+                    phi3Rope, originalMaxPositionEmbeddings);
+        }
+
+        /** These defaults with {@code head_dim} defaulting to {@code value}. */
+        public Defaults withHeadDim(int value) {
+            return new Defaults(maxPositionEmbeddings, rmsNormEps, ropeTheta, tieWordEmbeddings, numKeyValueHeads,
+                    value, phi3Rope, originalMaxPositionEmbeddings);
+        }
+
+        /** These defaults with Phi-3's RoPE options and {@code original_max_position_embeddings} default. */
+        public Defaults withPhi3Rope(int originalMax) {
+            return new Defaults(maxPositionEmbeddings, rmsNormEps, ropeTheta, tieWordEmbeddings, numKeyValueHeads,
+                    headDim, true, originalMax);
+        }
+    }
 
     /**
      * A builder of {@code family} holding the shared keys of {@code f}: {@code hidden_size},
@@ -41,10 +75,12 @@ public final class CommonKeys {
         int heads = f.requiredInt("num_attention_heads");
         DecoderConfig.Builder b = DecoderConfig.builder(family, hidden, f.requiredInt("intermediate_size"),
                 f.requiredInt("num_hidden_layers"), heads, f.requiredInt("vocab_size"));
-        b.optNumKeyValueHeads(f.optInt("num_key_value_heads",
-                defaults.numKeyValueHeads() == null ? heads : defaults.numKeyValueHeads()));
+        // an explicit null means "as many as the attention heads" in every config class; absent takes the default
+        boolean nullKv = f.contains("num_key_value_heads") || defaults.numKeyValueHeads() == null;
+        b.optNumKeyValueHeads(f.optInt("num_key_value_heads", nullKv ? heads : defaults.numKeyValueHeads()));
         int derivedHeadDim = heads > 0 ? hidden / heads : 0;
-        b.optHeadDim(f.optInt("head_dim", defaults.headDim() == null ? derivedHeadDim : defaults.headDim()));
+        int headDim = f.optInt("head_dim", defaults.headDim() == null ? derivedHeadDim : defaults.headDim());
+        b.optHeadDim(headDim);
         b.optRmsNormEps(f.optDouble("rms_norm_eps", defaults.rmsNormEps()));
         int maxPositions = f.optInt("max_position_embeddings", defaults.maxPositionEmbeddings());
         b.optMaxPositionEmbeddings(maxPositions);
@@ -52,7 +88,7 @@ public final class CommonKeys {
         b.optBosTokenId(f.optInteger("bos_token_id"));
         b.optEosTokenIds(f.intOrIntList("eos_token_id"));
         b.optTorchDtype(f.optString("torch_dtype", f.optString("dtype", null)));
-        readRope(f, b, defaults.ropeTheta(), maxPositions);
+        readRope(f, b, defaults, maxPositions, headDim);
         return b;
     }
 
@@ -69,6 +105,32 @@ public final class CommonKeys {
         return activation;
     }
 
+    /**
+     * Which of the {@code layers} layers slide: config.json's {@code layer_types} when written (each
+     * {@code full_attention} or {@code sliding_attention}, one per layer), else {@code defaultSliding}.
+     */
+    public static List<Boolean> slidingLayers(ConfigFields f, int layers, IntPredicate defaultSliding)
+            throws ModelException {
+        List<String> types = f.optStringList("layer_types");
+        List<Boolean> sliding = new ArrayList<>();
+        if (types == null) {
+            for (int i = 0; i < layers; i++) {
+                sliding.add(defaultSliding.test(i));
+            }
+            return sliding;
+        }
+        if (types.size() != layers) {
+            throw f.invalid("layer_types has " + types.size() + " entries for num_hidden_layers " + layers);
+        }
+        for (String type : types) {
+            if (!type.equals(FULL) && !type.equals(SLIDING)) {
+                throw f.unsupported("layer_types", type, FULL + ", " + SLIDING);
+            }
+            sliding.add(type.equals(SLIDING));
+        }
+        return sliding;
+    }
+
     /** Builds {@code b}, turning a broken rule into a one-line error naming the file. */
     public static DecoderConfig build(ConfigFields f, DecoderConfig.Builder b) throws ModelException {
         try {
@@ -82,40 +144,56 @@ public final class CommonKeys {
      * RoPE settings as transformers resolves them: a non-null {@code rope_scaling} wins over
      * {@code rope_parameters}; {@code rope_theta} inside that object wins over the top-level key.
      */
-    private static void readRope(ConfigFields f, DecoderConfig.Builder b, double defaultTheta, int maxPositions)
+    private static void readRope(ConfigFields f, DecoderConfig.Builder b, Defaults defaults, int maxPositions,
+            int headDim)
             throws ModelException {
         ConfigFields rope = f.object("rope_scaling");
         if (rope == null) {
             rope = f.object("rope_parameters");
         }
         b.optRopeTheta(rope != null && rope.has("rope_theta")
-                ? rope.optDouble("rope_theta", 0) : f.optDouble("rope_theta", defaultTheta));
-        for (ConfigFields where : rope == null ? List.of(f) : List.of(f, rope)) {
-            double partial = where.optDouble("partial_rotary_factor", 1.0);
-            if (partial != 1.0) {
-                throw where.unsupported("partial_rotary_factor", Double.toString(partial), "1.0");
-            }
+                ? rope.optDouble("rope_theta", 0) : f.optDouble("rope_theta", defaults.ropeTheta()));
+        ConfigFields partialAt = rope != null && rope.has("partial_rotary_factor") ? rope : f;
+        double partial = partialAt.optDouble("partial_rotary_factor", 1.0);
+        if (partial != 1.0 && !defaults.phi3Rope()) {
+            throw partialAt.unsupported("partial_rotary_factor", Double.toString(partial), "1.0");
         }
+        b.optPartialRotaryFactor(partial);
         if (rope == null) {
             return;
         }
         String typeKey = rope.has("rope_type") ? "rope_type" : "type";
         String type = rope.optString(typeKey, "default");
-        switch (type) {
-            case "default" -> b.optRopeScaling(null);
-            case "linear" -> b.optRopeScaling(RopeScaling.linear(rope.requiredDouble("factor")));
-            case "dynamic" -> b.optRopeScaling(RopeScaling.dynamic(rope.requiredDouble("factor")));
-            case "llama3" -> {
-                int original = f.optInt("original_max_position_embeddings",
-                        rope.optInt("original_max_position_embeddings", maxPositions));
-                try {
-                    b.optRopeScaling(RopeScaling.llama3(rope.requiredDouble("factor"),
-                            rope.requiredDouble("low_freq_factor"), rope.requiredDouble("high_freq_factor"), original));
-                } catch (IllegalArgumentException e) {
-                    throw rope.invalid(e.getMessage());
+        if (defaults.phi3Rope() && (type.equals("su") || type.equals("yarn"))) {
+            type = "longrope";
+        }
+        try {
+            switch (type) {
+                case "default" -> b.optRopeScaling(null);
+                case "linear" -> b.optRopeScaling(RopeScaling.linear(rope.requiredDouble("factor")));
+                case "dynamic" -> b.optRopeScaling(RopeScaling.dynamic(rope.requiredDouble("factor")));
+                case "llama3" -> b.optRopeScaling(RopeScaling.llama3(rope.requiredDouble("factor"),
+                        rope.requiredDouble("low_freq_factor"), rope.requiredDouble("high_freq_factor"),
+                        f.optInt("original_max_position_embeddings",
+                                rope.optInt("original_max_position_embeddings", maxPositions))));
+                case "longrope" -> {
+                    int original = rope.has("original_max_position_embeddings") || !defaults.phi3Rope()
+                            ? rope.requiredInt("original_max_position_embeddings")
+                            : f.optInt("original_max_position_embeddings", defaults.originalMaxPositionEmbeddings());
+                    double factor = rope.has("factor") ? rope.optDouble("factor", 0) : (double) maxPositions / original;
+                    List<Double> shortFactor = rope.requiredDoubleList("short_factor");
+                    int frequencies = (int) (headDim * partial) / 2;
+                    if (shortFactor.size() != frequencies) {
+                        throw rope.invalid("longrope short_factor and long_factor must have " + frequencies
+                                + " entries (rotated features / 2), got " + shortFactor.size());
+                    }
+                    b.optRopeScaling(RopeScaling.longrope(factor, original, shortFactor,
+                            rope.requiredDoubleList("long_factor"), rope.optNullableDouble("attention_factor", null)));
                 }
+                default -> throw rope.unsupported(typeKey, type, ROPE_TYPES);
             }
-            default -> throw rope.unsupported(typeKey, type, ROPE_TYPES);
+        } catch (IllegalArgumentException e) {
+            throw rope.invalid(e.getMessage());
         }
     }
 
@@ -146,6 +224,9 @@ public final class CommonKeys {
         o.put("vocab_size", c.vocabSize());
         o.put("rms_norm_eps", c.rmsNormEps());
         o.put("rope_theta", c.ropeTheta());
+        if (c.partialRotaryFactor() != 1.0) {
+            o.put("partial_rotary_factor", c.partialRotaryFactor());
+        }
         RopeScaling s = c.ropeScaling();
         if (s == null) {
             o.putNull("rope_scaling");
@@ -156,7 +237,14 @@ public final class CommonKeys {
             if (s.type() == RopeScaling.Type.LLAMA3) {
                 r.put("low_freq_factor", s.lowFreqFactor());
                 r.put("high_freq_factor", s.highFreqFactor());
+            }
+            if (s.type() == RopeScaling.Type.LLAMA3 || s.type() == RopeScaling.Type.LONGROPE) {
                 r.put("original_max_position_embeddings", s.originalMaxPositionEmbeddings());
+            }
+            if (s.type() == RopeScaling.Type.LONGROPE) {
+                s.shortFactor().forEach(r.putArray("short_factor")::add);
+                s.longFactor().forEach(r.putArray("long_factor")::add);
+                r.put("attention_factor", s.attentionFactor());
             }
         }
         o.put("max_position_embeddings", c.maxPositionEmbeddings());
@@ -173,5 +261,16 @@ public final class CommonKeys {
         if (c.torchDtype() != null) {
             o.put("torch_dtype", c.torchDtype());
         }
+    }
+
+    /** Writes {@code sliding_window} (null for none) and the {@code layer_types} of {@code c}. */
+    public static void writeWindows(DecoderConfig c, ObjectNode o) {
+        if (c.slidingWindow() == null) {
+            o.putNull("sliding_window");
+        } else {
+            o.put("sliding_window", c.slidingWindow());
+        }
+        ArrayNode types = o.putArray("layer_types");
+        c.slidingLayers().forEach(sliding -> types.add(sliding ? SLIDING : FULL));
     }
 }

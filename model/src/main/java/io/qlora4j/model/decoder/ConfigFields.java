@@ -137,6 +137,53 @@ public final class ConfigFields {
         return v.asDouble();
     }
 
+    /**
+     * The number at {@code key} where absent and null differ: {@code absent} when the key is not written, null when
+     * it is JSON null (transformers' "disabled", e.g. a soft-cap of None).
+     */
+    public Double optNullableDouble(String key, Double absent) throws ModelException {
+        if (!contains(key)) {
+            return absent;
+        }
+        return has(key) ? optDouble(key, 0) : null;
+    }
+
+    /** The list of numbers at {@code key}; absent or any other value is an error naming the key. */
+    public List<Double> requiredDoubleList(String key) throws ModelException {
+        require(key);
+        JsonNode v = node.get(key);
+        List<Double> out = new ArrayList<>();
+        for (JsonNode item : v.isArray() ? v : List.<JsonNode>of()) {
+            if (!item.isNumber()) {
+                throw error(key, "must be a list of numbers", v);
+            }
+            out.add(item.asDouble());
+        }
+        if (!v.isArray()) {
+            throw error(key, "must be a list of numbers", v);
+        }
+        return out;
+    }
+
+    /** The list of strings at {@code key}, or null when absent or null; any other value is an error naming the key. */
+    public List<String> optStringList(String key) throws ModelException {
+        if (!has(key)) {
+            return null;
+        }
+        JsonNode v = node.get(key);
+        List<String> out = new ArrayList<>();
+        for (JsonNode item : v.isArray() ? v : List.<JsonNode>of()) {
+            if (!item.isTextual()) {
+                throw error(key, "must be a list of strings", v);
+            }
+            out.add(item.asText());
+        }
+        if (!v.isArray()) {
+            throw error(key, "must be a list of strings", v);
+        }
+        return out;
+    }
+
     /** The boolean at {@code key}, or {@code defaultValue} when absent or null. */
     public boolean optBoolean(String key, boolean defaultValue) throws ModelException {
         if (!has(key)) {

@@ -30,10 +30,12 @@ import java.util.Set;
  * @param rmsNormEps the RMSNorm epsilon
  * @param ropeTheta the RoPE base
  * @param ropeScaling the RoPE scaling, or null for none
+ * @param partialRotaryFactor the share of each head's features that RoPE rotates (the first
+ *     {@code int(head_dim * factor)}; the rest pass through), 1 for all
  * @param maxPositionEmbeddings the pre-training context length
  * @param slidingWindow the attention window of the sliding layers (a key is seen iff {@code q - k < window}), or
  *     null when no layer slides
- * @param slidingLayers for each layer, whether it attends through {@code slidingWindow}
+ * @param slidingLayers for each layer, whether it attends through {@code slidingWindow} (all false without one)
  * @param tieWordEmbeddings whether lm_head shares the embedding matrix
  * @param biases the projections ({@link #linearNames()} entries) that carry a bias
  * @param parts the pieces of the block and model that differ between families
@@ -53,6 +55,7 @@ public record DecoderConfig(
         double rmsNormEps,
         double ropeTheta,
         RopeScaling ropeScaling,
+        double partialRotaryFactor,
         int maxPositionEmbeddings,
         Integer slidingWindow,
         List<Boolean> slidingLayers,
@@ -69,8 +72,13 @@ public record DecoderConfig(
     /** The three MLP projections of an unfused block, in block order. */
     public static final List<String> MLP_LINEARS = List.of("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj");
 
+    /** q, k and v fused into one projection (Phi-3). */
+    public static final String QKV_PROJ = "self_attn.qkv_proj";
+    /** gate and up fused into one projection (Phi-3). */
+    public static final String GATE_UP_PROJ = "mlp.gate_up_proj";
     /** Every projection name a block of some family has: what a LoRA target may name before a model is known. */
-    public static final List<String> KNOWN_LINEARS = concat(ATTENTION_LINEARS, MLP_LINEARS);
+    public static final List<String> KNOWN_LINEARS = concat(ATTENTION_LINEARS, MLP_LINEARS, List.of(QKV_PROJ,
+            GATE_UP_PROJ));
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -87,8 +95,19 @@ public record DecoderConfig(
             throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads
                     + " is not a multiple of num_key_value_heads " + numKeyValueHeads);
         }
-        if (headDim % 2 != 0) {
-            throw new IllegalArgumentException("head_dim " + headDim + " must be even for rotate_half RoPE");
+        if (!(partialRotaryFactor > 0 && partialRotaryFactor <= 1)) {
+            throw new IllegalArgumentException("partial_rotary_factor must be in (0, 1], got " + partialRotaryFactor);
+        }
+        int rotaryDim = (int) (headDim * partialRotaryFactor);
+        if (rotaryDim % 2 != 0 || rotaryDim == 0) {
+            throw new IllegalArgumentException("head_dim " + headDim + (partialRotaryFactor == 1 ? ""
+                    : " x partial_rotary_factor " + partialRotaryFactor) + " must give an even number of rotated"
+                    + " features for rotate_half RoPE");
+        }
+        if (ropeScaling != null && ropeScaling.type() == RopeScaling.Type.LONGROPE
+                && ropeScaling.shortFactor().size() != rotaryDim / 2) {
+            throw new IllegalArgumentException("longrope short_factor and long_factor must have " + rotaryDim / 2
+                    + " entries (rotated features / 2), got " + ropeScaling.shortFactor().size());
         }
         if (!(rmsNormEps > 0) || !(ropeTheta > 0)) {
             throw new IllegalArgumentException("rms_norm_eps and rope_theta must be positive");
@@ -96,7 +115,7 @@ public record DecoderConfig(
         if (slidingWindow != null && slidingWindow <= 0) {
             throw new IllegalArgumentException("sliding_window must be positive, got " + slidingWindow);
         }
-        slidingLayers = List.copyOf(slidingLayers == null
+        slidingLayers = List.copyOf(slidingLayers == null || slidingWindow == null
                 ? Collections.nCopies(numHiddenLayers, slidingWindow != null) : slidingLayers);
         if (slidingLayers.size() != numHiddenLayers) {
             throw new IllegalArgumentException("layer_types has " + slidingLayers.size() + " entries for "
@@ -132,6 +151,19 @@ public record DecoderConfig(
         return numKeyValueHeads * headDim;
     }
 
+    /**
+     * What embedded rows are multiplied by: {@code sqrt(hidden_size)} with a scaled embedding (Gemma's
+     * {@code embed_scale}, in float32 as a float32 model has it), else 1.
+     */
+    public double embeddingScale() {
+        return parts.scaledEmbedding() ? Math.sqrt(hiddenSize) : 1;
+    }
+
+    /** The features of each head that RoPE rotates: {@code int(head_dim * partial_rotary_factor)}. */
+    public int rotaryDim() {
+        return (int) (headDim * partialRotaryFactor);
+    }
+
     /** The attention window of layer {@code layer}, or null for full causal attention. */
     public Integer windowOf(int layer) {
         return slidingLayers.get(layer) ? slidingWindow : null;
@@ -143,26 +175,35 @@ public record DecoderConfig(
     }
 
     private static List<String> linearNames(DecoderParts parts) {
-        return concat(ATTENTION_LINEARS, MLP_LINEARS);
+        List<String> attention = parts.fusedQkv() ? List.of(QKV_PROJ, "self_attn.o_proj") : ATTENTION_LINEARS;
+        List<String> mlp = parts.fusedGateUp() ? List.of(GATE_UP_PROJ, "mlp.down_proj") : MLP_LINEARS;
+        return concat(attention, mlp);
     }
 
-    private static List<String> concat(List<String> first, List<String> second) {
-        List<String> names = new ArrayList<>(first);
-        names.addAll(second);
+    @SafeVarargs
+    private static List<String> concat(List<String>... lists) {
+        List<String> names = new ArrayList<>();
+        for (List<String> list : lists) {
+            names.addAll(list);
+        }
         return List.copyOf(names);
     }
 
     /** {in, out} features of the projection {@code name}. */
     public long[] inOut(String name) {
         long hidden = hiddenSize;
+        if (!linearNames().contains(name)) {
+            throw new IllegalArgumentException("no projection " + name + " (expected one of " + linearNames() + ")");
+        }
         return switch (name) {
+            case QKV_PROJ -> new long[] {hidden, queryDim() + 2L * keyValueDim()};
+            case GATE_UP_PROJ -> new long[] {hidden, 2L * intermediateSize};
             case "self_attn.q_proj" -> new long[] {hidden, queryDim()};
             case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {hidden, keyValueDim()};
             case "self_attn.o_proj" -> new long[] {queryDim(), hidden};
             case "mlp.gate_proj", "mlp.up_proj" -> new long[] {hidden, intermediateSize};
             case "mlp.down_proj" -> new long[] {intermediateSize, hidden};
-            default -> throw new IllegalArgumentException(
-                    "no projection " + name + " (expected one of " + linearNames() + ")");
+            default -> throw new IllegalStateException("no shape for " + name);
         };
     }
 
@@ -170,7 +211,15 @@ public record DecoderConfig(
     public Map<String, long[]> normShapes() {
         Map<String, long[]> norms = new LinkedHashMap<>();
         norms.put("input_layernorm", new long[] {hiddenSize});
+        if (parts.qkNorm()) {
+            norms.put("self_attn.q_norm", new long[] {headDim});
+            norms.put("self_attn.k_norm", new long[] {headDim});
+        }
         norms.put("post_attention_layernorm", new long[] {hiddenSize});
+        if (parts.sandwichNorms()) {
+            norms.put("pre_feedforward_layernorm", new long[] {hiddenSize});
+            norms.put("post_feedforward_layernorm", new long[] {hiddenSize});
+        }
         return norms;
     }
 
@@ -228,6 +277,7 @@ public record DecoderConfig(
         private double rmsNormEps = 1e-6;
         private double ropeTheta = 10000.0;
         private RopeScaling ropeScaling;
+        private double partialRotaryFactor = 1.0;
         private int maxPositionEmbeddings = 2048;
         private Integer slidingWindow;
         private List<Boolean> slidingLayers;
@@ -277,6 +327,12 @@ public record DecoderConfig(
         /** Sets the RoPE scaling (default none). */
         public Builder optRopeScaling(RopeScaling value) {
             ropeScaling = value;
+            return this;
+        }
+
+        /** Sets partial_rotary_factor (default 1: every feature rotates). */
+        public Builder optPartialRotaryFactor(double value) {
+            partialRotaryFactor = value;
             return this;
         }
 
@@ -337,7 +393,8 @@ public record DecoderConfig(
         /** Builds the validated config. */
         public DecoderConfig build() {
             return new DecoderConfig(family, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
-                    numKeyValueHeads, headDim, vocabSize, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings,
+                    numKeyValueHeads, headDim, vocabSize, rmsNormEps, ropeTheta, ropeScaling, partialRotaryFactor,
+                    maxPositionEmbeddings,
                     slidingWindow, slidingLayers, tieWordEmbeddings, biases, parts, bosTokenId, eosTokenIds,
                     torchDtype);
         }

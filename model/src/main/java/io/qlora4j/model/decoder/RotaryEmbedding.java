@@ -21,15 +21,18 @@ public final class RotaryEmbedding {
     /** Creates the embedding for a config's head_dim, rope_theta and rope_scaling. */
     public RotaryEmbedding(DecoderConfig config) {
         RopeScaling s = config.ropeScaling();
-        if (s != null && s.type() == RopeScaling.Type.DYNAMIC && config.headDim() <= 2) {
-            throw new IllegalArgumentException("dynamic rope scaling needs head_dim > 2");
+        if (s != null && s.type() == RopeScaling.Type.DYNAMIC && config.rotaryDim() <= 2) {
+            throw new IllegalArgumentException("dynamic rope scaling needs more than 2 rotated features");
         }
         this.config = config;
     }
 
-    /** The {@code head_dim / 2} inverse frequencies for a call covering positions {@code 0 .. seqLen - 1}. */
+    /**
+     * The {@code rotary_dim / 2} inverse frequencies for a call covering positions {@code 0 .. seqLen - 1} (the
+     * length matters to dynamic NTK and longrope only).
+     */
     public double[] inverseFrequencies(long seqLen) {
-        int hd = config.headDim();
+        int hd = config.rotaryDim();
         double theta = config.ropeTheta();
         RopeScaling s = config.ropeScaling();
         RopeScaling.Type type = s == null ? null : s.type();
@@ -45,6 +48,8 @@ public final class RotaryEmbedding {
                 f /= s.factor();
             } else if (type == RopeScaling.Type.LLAMA3) {
                 f = llama3(f, s);
+            } else if (type == RopeScaling.Type.LONGROPE) {
+                f /= (seqLen > s.originalMaxPositionEmbeddings() ? s.longFactor() : s.shortFactor()).get(i);
             }
             inv[i] = f;
         }
@@ -67,20 +72,25 @@ public final class RotaryEmbedding {
 
     /**
      * The tables for {@code positions [b or 1, s]} (any numeric type): {@code cos} and {@code sin}, float32
-     * {@code [b or 1, s, head_dim]}, in the manager of {@code positions}.
+     * {@code [b or 1, s, rotary_dim]}, in the manager of {@code positions}; longrope multiplies both by its
+     * attention factor. Dynamic NTK and longrope take the call's length as {@code max(positions) + 1}, as
+     * transformers' {@code dynamic_rope_update} does.
      */
     public NDList cosSin(NDArray positions) {
         return Scoped.runAll(() -> {
             NDArray pos = positions.toType(DataType.FLOAT32, false);
             RopeScaling s = config.ropeScaling();
-            boolean dynamic = s != null && s.type() == RopeScaling.Type.DYNAMIC;
-            double[] inv = inverseFrequencies(dynamic ? (long) pos.max().getFloat() + 1 : 0);
+            boolean byLength = s != null && (s.type() == RopeScaling.Type.DYNAMIC || s.type() == RopeScaling.Type.LONGROPE);
+            double[] inv = inverseFrequencies(byLength ? (long) pos.max().getFloat() + 1 : 0);
             float[] invF = new float[inv.length];
             for (int i = 0; i < inv.length; i++) {
                 invF[i] = (float) inv[i];
             }
             NDArray freqs = pos.expandDims(-1).mul(pos.getManager().create(invF, new Shape(invF.length)));
             NDArray emb = freqs.concat(freqs, -1);
+            if (s != null && s.type() == RopeScaling.Type.LONGROPE) {
+                return new NDList(emb.cos().mul((float) s.attentionFactor()), emb.sin().mul((float) s.attentionFactor()));
+            }
             return new NDList(emb.cos(), emb.sin());
         });
     }

@@ -11,10 +11,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The generic pre-norm decoder layer with transformers' semantics, its parts chosen by the config:
- * {@code h = x + o(attn(rope(q), rope(k), v))} on the normed input, then {@code h + down(act(gate(n)) * up(n))} on
- * the normed {@code h}. The projections are {@link LinearLayer}s addressed by their Hugging Face names so that
- * adapters can replace them.
+ * The generic pre-norm decoder layer with transformers' semantics, its parts chosen by the config
+ * ({@link DecoderParts}): {@code h = x + o(attn(rope(q), rope(k), v))} on the normed input, then
+ * {@code h + down(act(gate(n)) * up(n))} on the normed {@code h}; q/k/v and gate/up may come from fused
+ * projections, q and k may pass a per-head norm, RoPE may rotate part of each head, scores may be soft-capped, and
+ * the attention and MLP outputs may be normed too (Gemma 2). The projections are {@link LinearLayer}s addressed by
+ * their Hugging Face names so that adapters can replace them.
  */
 public final class TransformerBlock implements DecoderBlock {
     private final DecoderConfig config;
@@ -87,14 +89,30 @@ public final class TransformerBlock implements DecoderBlock {
 
     @Override
     public NDArray forward(NDArray hidden, AttentionContext context, KvCache cache) {
+        boolean sandwich = config.parts().sandwichNorms();
         return Scoped.run(() -> {
             NDArray attn = attention(norm("input_layernorm", hidden), context, cache);
-            NDArray h = hidden.add(attn);
-            NDArray n = norm("post_attention_layernorm", h);
-            NDArray gate = linears.get("mlp.gate_proj").forward(n);
-            NDArray act = config.parts().activation().apply(gate).mul(linears.get("mlp.up_proj").forward(n));
-            return h.add(linears.get("mlp.down_proj").forward(act));
+            NDArray h = hidden.add(sandwich ? norm("post_attention_layernorm", attn) : attn);
+            NDArray mlp = mlp(norm(sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm", h));
+            return h.add(sandwich ? norm("post_feedforward_layernorm", mlp) : mlp);
         });
+    }
+
+    /** {@code down(act(gate(n)) * up(n))}, gate and up from their own projections or the first and second half of one. */
+    private NDArray mlp(NDArray n) {
+        NDArray gate;
+        NDArray up;
+        if (config.parts().fusedGateUp()) {
+            NDArray gateUp = linears.get(DecoderConfig.GATE_UP_PROJ).forward(n);
+            long inter = config.intermediateSize();
+            gate = gateUp.get("..., :" + inter);
+            up = gateUp.get("..., " + inter + ":");
+        } else {
+            gate = linears.get("mlp.gate_proj").forward(n);
+            up = null;
+        }
+        NDArray act = config.parts().activation().apply(gate);
+        return linears.get("mlp.down_proj").forward(act.mul(up != null ? up : linears.get("mlp.up_proj").forward(n)));
     }
 
     private NDArray norm(String name, NDArray x) {
@@ -112,17 +130,24 @@ public final class TransformerBlock implements DecoderBlock {
         // the rotary tables are constants: a plain cast to the compute dtype, as transformers does
         NDArray cos = context.cos().expandDims(1).toType(x.getDataType(), false);
         NDArray sin = context.sin().expandDims(1).toType(x.getDataType(), false);
-        NDArray q = rope(heads(linears.get("self_attn.q_proj").forward(x), b, s, heads), cos, sin);
-        NDArray k = rope(heads(linears.get("self_attn.k_proj").forward(x), b, s, kvHeads), cos, sin);
-        NDArray v = heads(linears.get("self_attn.v_proj").forward(x), b, s, kvHeads);
+        NDArray[] qkv = projectQkv(x);
+        NDArray q = rope(queryKeyNorm("self_attn.q_norm", heads(qkv[0], b, s, heads)), cos, sin);
+        NDArray k = rope(queryKeyNorm("self_attn.k_norm", heads(qkv[1], b, s, kvHeads)), cos, sin);
+        NDArray v = heads(qkv[2], b, s, kvHeads);
         if (cache != null) {
             NDArray[] kv = cache.append(index, k, v);
             k = kv[0];
             v = kv[1];
         }
         long t = k.getShape().get(2);
-        NDArray grouped = GraphScalars.times(q, 1.0 / Math.sqrt(hd)).reshape(b, kvHeads, groups * s, hd);
+        Double scalar = config.parts().queryPreAttnScalar();
+        double scale = scalar != null ? Math.pow(scalar, -0.5) : 1.0 / Math.sqrt(hd);
+        NDArray grouped = GraphScalars.times(q, scale).reshape(b, kvHeads, groups * s, hd);
         NDArray scores = grouped.matMul(k.transpose(0, 1, 3, 2)).reshape(b, kvHeads, groups, s, t);
+        Double softcap = config.parts().attnLogitSoftcapping();
+        if (softcap != null) {
+            scores = SoftCap.apply(scores, softcap);
+        }
         NDArray mask = context.mask(config.windowOf(index) != null);
         // the float32 mask promotes the scores: softmax runs in float32, then back to the values' dtype
         NDArray probs = GraphCasts.to(scores.add(mask.expandDims(1)).softmax(-1), v.getDataType())
@@ -131,14 +156,42 @@ public final class TransformerBlock implements DecoderBlock {
         return linears.get("self_attn.o_proj").forward(out);
     }
 
+    /** q, k and v {@code [b, s, heads * hd]}: from their own projections, or the row blocks of the fused one. */
+    private NDArray[] projectQkv(NDArray x) {
+        if (!config.parts().fusedQkv()) {
+            return new NDArray[] {linears.get("self_attn.q_proj").forward(x), linears.get("self_attn.k_proj").forward(x),
+                linears.get("self_attn.v_proj").forward(x)};
+        }
+        NDArray qkv = linears.get(DecoderConfig.QKV_PROJ).forward(x);
+        int q = config.queryDim();
+        int kv = config.keyValueDim();
+        return new NDArray[] {qkv.get("..., :" + q), qkv.get("..., " + q + ":" + (q + kv)), qkv.get("..., " + (q + kv) + ":")};
+    }
+
+    /** Qwen3's per-head RMSNorm of {@code [b, n, s, hd]} over hd, when the block has one. */
+    private NDArray queryKeyNorm(String name, NDArray x) {
+        return config.parts().qkNorm() ? norm(name, x) : x;
+    }
+
     /** {@code [b, s, n * hd]} to {@code [b, n, s, hd]}. */
     private NDArray heads(NDArray projected, long b, long s, int n) {
         return projected.reshape(b, s, n, config.headDim()).transpose(0, 2, 1, 3);
     }
 
-    /** {@code x * cos + rotate_half(x) * sin} with {@code rotate_half(x) = cat(-x[hd/2:], x[:hd/2])}. */
+    /**
+     * {@code x * cos + rotate_half(x) * sin} with {@code rotate_half(x) = cat(-x[d/2:], x[:d/2])} over the first
+     * {@code d = rotary_dim} features; the others pass unchanged (partial rotary, Phi-3's
+     * {@code apply_rotary_pos_emb}).
+     */
     private NDArray rope(NDArray x, NDArray cos, NDArray sin) {
-        int half = config.headDim() / 2;
+        int rotary = config.rotaryDim();
+        if (rotary == config.headDim()) {
+            return rotate(x, cos, sin, rotary / 2);
+        }
+        return rotate(x.get("..., :" + rotary), cos, sin, rotary / 2).concat(x.get("..., " + rotary + ":"), -1);
+    }
+
+    private static NDArray rotate(NDArray x, NDArray cos, NDArray sin, int half) {
         NDArray rotated = x.get("..., " + half + ":").neg().concat(x.get("..., :" + half), -1);
         return x.mul(cos).add(rotated.mul(sin));
     }

@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.GraphCasts;
+import io.qlora4j.model.GraphScalars;
 import io.qlora4j.model.TokenEmbedding;
 import java.util.List;
 
@@ -118,6 +119,10 @@ public final class TransformerLM implements CausalLM {
         return computeType;
     }
 
+    /**
+     * {@inheritDoc} With a scaled embedding (Gemma) the rows are multiplied by {@code sqrt(hidden_size)} rounded to
+     * the compute dtype, as transformers' {@code embed_scale.to(weight.dtype)} does for a model in that dtype.
+     */
     @Override
     public NDArray embed(NDArray ids) {
         NDArray rows = embedTokens.lookup(ids);
@@ -125,7 +130,12 @@ public final class TransformerLM implements CausalLM {
         if (hidden != rows) {
             rows.close();
         }
-        return hidden;
+        if (!config.parts().scaledEmbedding()) {
+            return hidden;
+        }
+        NDArray scaled = GraphScalars.times(hidden, config.embeddingScale());
+        hidden.close();
+        return scaled;
     }
 
     @Override
@@ -163,9 +173,14 @@ public final class TransformerLM implements CausalLM {
         return config.parts().norm().apply(hidden, norm, config.rmsNormEps());
     }
 
+    /** {@inheritDoc} A final soft-cap (Gemma 2) applies to the float32 logits. */
     @Override
     public NDArray finalNormAndHead(NDArray hidden) {
-        return Scoped.run(() -> GraphCasts.to(lmHead.forward(finalNorm(hidden)), DataType.FLOAT32));
+        Double softcap = config.parts().finalLogitSoftcapping();
+        return Scoped.run(() -> {
+            NDArray logits = GraphCasts.to(lmHead.forward(finalNorm(hidden)), DataType.FLOAT32);
+            return softcap == null ? logits : SoftCap.apply(logits, softcap);
+        });
     }
 
     @Override

@@ -4,8 +4,13 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.decoder.ConfigFields;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.ModelFamily;
+import io.qlora4j.model.gemma.GemmaFamily;
+import io.qlora4j.model.gemma2.Gemma2Family;
 import io.qlora4j.model.llama.LlamaFamily;
 import io.qlora4j.model.mistral.MistralFamily;
+import io.qlora4j.model.phi3.Phi3Family;
+import io.qlora4j.model.qwen2.Qwen2Family;
+import io.qlora4j.model.qwen3.Qwen3Family;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,7 +22,8 @@ import java.util.Map;
  * ones. Adding a family is adding its {@link ModelFamily} to {@link #FAMILIES}.
  */
 public final class ModelFamilies {
-    private static final List<ModelFamily> FAMILIES = List.of(LlamaFamily.INSTANCE, MistralFamily.INSTANCE);
+    private static final List<ModelFamily> FAMILIES = List.of(LlamaFamily.INSTANCE, MistralFamily.INSTANCE,
+            Qwen2Family.INSTANCE, Qwen3Family.INSTANCE, GemmaFamily.INSTANCE, Gemma2Family.INSTANCE, Phi3Family.INSTANCE);
     private static final Map<String, ModelFamily> BY_TYPE = new LinkedHashMap<>();
 
     static {

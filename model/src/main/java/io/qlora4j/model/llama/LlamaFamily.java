@@ -7,7 +7,6 @@ import io.qlora4j.model.decoder.ConfigFields;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.DecoderParts;
 import io.qlora4j.model.decoder.ModelFamily;
-import io.qlora4j.model.decoder.RmsNorm;
 import java.util.HashSet;
 import java.util.Set;
 
@@ -21,7 +20,7 @@ public final class LlamaFamily implements ModelFamily {
     /** The family. */
     public static final LlamaFamily INSTANCE = new LlamaFamily();
 
-    private static final CommonKeys.Defaults DEFAULTS = new CommonKeys.Defaults(2048, 1e-6, 10000.0, false, null, null);
+    private static final CommonKeys.Defaults DEFAULTS = CommonKeys.Defaults.of(2048, 1e-6, 10000.0, false);
 
     private LlamaFamily() {}
 
@@ -51,7 +50,7 @@ public final class LlamaFamily implements ModelFamily {
     @Override
     public DecoderConfig read(ConfigFields f) throws ModelException {
         DecoderConfig.Builder b = CommonKeys.read(this, f, DEFAULTS);
-        b.optParts(new DecoderParts(RmsNorm.WEIGHTED, CommonKeys.activation(f, "hidden_act", "silu")));
+        b.optParts(DecoderParts.builder().optActivation(CommonKeys.activation(f, "hidden_act", "silu")).build());
         b.optBiases(biases(f.optBoolean("attention_bias", false), f.optBoolean("mlp_bias", false)));
         return CommonKeys.build(f, b);
     }

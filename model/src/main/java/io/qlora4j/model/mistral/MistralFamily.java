@@ -7,7 +7,6 @@ import io.qlora4j.model.decoder.ConfigFields;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.DecoderParts;
 import io.qlora4j.model.decoder.ModelFamily;
-import io.qlora4j.model.decoder.RmsNorm;
 
 /**
  * {@code model_type: mistral} as transformers' {@code MistralConfig} and {@code modular_mistral} define it: Llama's
@@ -19,8 +18,8 @@ public final class MistralFamily implements ModelFamily {
     /** The family. */
     public static final MistralFamily INSTANCE = new MistralFamily();
 
-    private static final CommonKeys.Defaults DEFAULTS = new CommonKeys.Defaults(4096 * 32, 1e-6, 10000.0, false, 8,
-            null);
+    private static final CommonKeys.Defaults DEFAULTS = CommonKeys.Defaults.of(4096 * 32, 1e-6, 10000.0, false)
+            .withKeyValueHeads(8);
     private static final int DEFAULT_WINDOW = 4096;
 
     private MistralFamily() {}
@@ -39,7 +38,7 @@ public final class MistralFamily implements ModelFamily {
     @Override
     public DecoderConfig read(ConfigFields f) throws ModelException {
         DecoderConfig.Builder b = CommonKeys.read(this, f, DEFAULTS);
-        b.optParts(new DecoderParts(RmsNorm.WEIGHTED, CommonKeys.activation(f, "hidden_act", "silu")));
+        b.optParts(DecoderParts.builder().optActivation(CommonKeys.activation(f, "hidden_act", "silu")).build());
         b.optSlidingWindow(f.contains("sliding_window") ? f.optInteger("sliding_window") : (Integer) DEFAULT_WINDOW);
         return CommonKeys.build(f, b);
     }

@@ -137,18 +137,19 @@ class LlamaConfigTest {
 
     @Test
     void unsupportedRopeTypeIsNamed() {
-        assertEquals("config.json: rope_scaling.rope_type 'yarn' is not supported (supported: default, linear, dynamic, llama3)",
+        assertEquals("config.json: rope_scaling.rope_type 'yarn' is not supported (supported: default, linear,"
+                + " dynamic, llama3, longrope)",
                 error(REQUIRED + ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}"));
-        assertEquals("config.json: rope_parameters.type 'longrope' is not supported (supported: default, linear, dynamic, llama3)",
-                error(REQUIRED + ", \"rope_parameters\": {\"type\": \"longrope\"}"));
+        assertEquals("config.json: rope_parameters.type 'su' is not supported (supported: default, linear, dynamic,"
+                + " llama3, longrope)", error(REQUIRED + ", \"rope_parameters\": {\"type\": \"su\"}"));
     }
 
     @Test
     void unsupportedModelTypeAndActivationAreNamed() {
-        assertEquals("config.json: model_type 'gpt2' is not supported (supported: llama, mistral)",
-                error(REQUIRED.replace("llama", "gpt2")));
-        assertEquals("config.json: hidden_act 'gelu' is not supported (supported: silu)",
-                error(REQUIRED + ", \"hidden_act\": \"gelu\""));
+        assertEquals("config.json: model_type 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma,"
+                + " gemma2, phi3)", error(REQUIRED.replace("llama", "gpt2")));
+        assertEquals("config.json: hidden_act 'relu' is not supported (supported: silu, swish, gelu, gelu_pytorch_tanh,"
+                + " gelu_new)", error(REQUIRED + ", \"hidden_act\": \"relu\""));
     }
 
     @Test

@@ -17,6 +17,7 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.LogitAsserts;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.Bnb4bitFormat;
 import io.qlora4j.model.safetensors.DType;
@@ -60,7 +61,7 @@ class LlamaLoaderTest {
         try (NDManager m = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertInstanceOf(DenseLinear.class, model.block(1).linear("mlp.down_proj"));
-            LlamaModelTest.assertClose(reference(CONFIG, tiny.weights, tokens), logits(model, m, tokens), 0, 7);
+            LogitAsserts.assertClose(reference(CONFIG, tiny.weights, tokens), logits(model, m, tokens), 0, 7);
         }
     }
 
@@ -88,13 +89,13 @@ class LlamaLoaderTest {
             assertArrayEquals(rounded.get("model.embed_tokens.weight"), model.embed(all).toFloatArray());
             long codesAndScales = CONFIG.vocabSize() * (2L * CONFIG.hiddenSize() + 4);
             assertEquals(2 * codesAndScales, model.embedTokens().bytes() + model.lmHead().bytes());
-            LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+            LogitAsserts.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
         }
         try (NDManager m = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().optFloat32Embeddings(true).build().load(dir, m)) {
             assertInstanceOf(DenseEmbedding.class, model.embedTokens());
             assertInstanceOf(DenseLinear.class, model.lmHead());
-            LlamaModelTest.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+            LogitAsserts.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
         }
     }
 
@@ -149,7 +150,7 @@ class LlamaLoaderTest {
         try (NDManager m = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertSame(model.embedTokens(), model.lmHead());
-            LlamaModelTest.assertClose(reference(tied, rounded, tokens), logits(model, m, tokens), 0, 5);
+            LogitAsserts.assertClose(reference(tied, rounded, tokens), logits(model, m, tokens), 0, 5);
         }
     }
 
@@ -173,7 +174,7 @@ class LlamaLoaderTest {
                 assertInstanceOf(QuantizedLinear.class, model.block(0).linear(name));
             }
             assertInstanceOf(DenseLinear.class, model.lmHead());
-            LlamaModelTest.assertClose(reference(CONFIG, dequantized, tokens), logits(model, m, tokens), 0, 8);
+            LogitAsserts.assertClose(reference(CONFIG, dequantized, tokens), logits(model, m, tokens), 0, 8);
         }
     }
 
@@ -197,7 +198,7 @@ class LlamaLoaderTest {
         try (NDManager m = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().build().load(dir, m)) {
             assertSame(((DenseEmbedding) model.embedTokens()).weight(), ((DenseLinear) model.lmHead()).weight());
-            LlamaModelTest.assertClose(reference(tied, tiny.weights, tokens), logits(model, m, tokens), 0, 5);
+            LogitAsserts.assertClose(reference(tied, tiny.weights, tokens), logits(model, m, tokens), 0, 5);
         }
     }
 

@@ -13,6 +13,7 @@ import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.KvCache;
 import io.qlora4j.model.decoder.RopeScaling;
+import io.qlora4j.model.family.LogitAsserts;
 import io.qlora4j.model.mistral.MistralFamily;
 import java.util.Arrays;
 import java.util.Random;
@@ -23,7 +24,6 @@ import org.junit.jupiter.api.Test;
  * {@code max |djl - ref| <= 1e-4 * max |ref|} (an absolute tolerance scaled to the logits' magnitude).
  */
 class LlamaModelTest {
-    private static final double TOLERANCE = 1e-4;
 
     private static DecoderConfig.Builder base(int hidden, int heads) {
         return LlamaFamily.builder(hidden, 2 * hidden - 8, 2, heads, 37).optRmsNormEps(1e-5);
@@ -101,9 +101,9 @@ class LlamaModelTest {
         try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m)) {
             float[] logits = model.forward(idsArray(m, longRow, shortRow), m.create(mask, new Shape(2, 7))).toFloatArray();
             int vocab = config.vocabSize();
-            assertClose(tiny.reference().forward(longRow, range(0, 7), allReal(7)), slice(logits, 0, 7, vocab), 0, 7);
+            LogitAsserts.assertClose(tiny.reference().forward(longRow, range(0, 7), allReal(7)), slice(logits, 0, 7, vocab), 0, 7);
             int[] real = Arrays.copyOf(shortRow, 4);
-            assertClose(tiny.reference().forward(real, range(0, 4), allReal(4)), slice(logits, 1, 7, vocab), 0, 4);
+            LogitAsserts.assertClose(tiny.reference().forward(real, range(0, 4), allReal(4)), slice(logits, 1, 7, vocab), 0, 4);
         }
     }
 
@@ -120,7 +120,7 @@ class LlamaModelTest {
             float[] logits = model.finalNormAndHead(model.hiddenStates(ids, model.context(positions, 0, mask), null)).toFloatArray();
             double[][] expected = tiny.reference().forward(real, range(0, 4), allReal(4));
             float[] realRows = Arrays.copyOfRange(logits, 3 * config.vocabSize(), 7 * config.vocabSize());
-            assertClose(expected, realRows, 0, 4);
+            LogitAsserts.assertClose(expected, realRows, 0, 4);
             float[] unmasked = model.finalNormAndHead(model.hiddenStates(ids, model.context(positions, 0, null), null)).toFloatArray();
             double[][] wrong = new double[4][];
             for (int i = 0; i < 4; i++) {
@@ -146,8 +146,8 @@ class LlamaModelTest {
             float[] logits = model.finalNormAndHead(
                     model.hiddenStates(idsArray(m, packed), model.context(positions, 0, segments), null)).toFloatArray();
             int v = config.vocabSize();
-            assertClose(tiny.reference().forward(first, range(0, 3), allReal(3)), Arrays.copyOfRange(logits, 0, 3 * v), 0, 3);
-            assertClose(tiny.reference().forward(second, range(0, 4), allReal(4)),
+            LogitAsserts.assertClose(tiny.reference().forward(first, range(0, 3), allReal(3)), Arrays.copyOfRange(logits, 0, 3 * v), 0, 3);
+            LogitAsserts.assertClose(tiny.reference().forward(second, range(0, 4), allReal(4)),
                     Arrays.copyOfRange(logits, 3 * v, 7 * v), 0, 4);
         }
     }
@@ -161,11 +161,11 @@ class LlamaModelTest {
         try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m); KvCache cache = model.newCache(m)) {
             float[] full = model.forward(idsArray(m, tokens), null).toFloatArray();
             float[] prefill = model.forward(idsArray(m, Arrays.copyOf(tokens, 5)), null, cache).toFloatArray();
-            assertArrayClose(Arrays.copyOf(full, 5 * vocab), prefill);
+            LogitAsserts.assertArrayClose(Arrays.copyOf(full, 5 * vocab), prefill);
             for (int i = 5; i < 8; i++) {
                 float[] step = model.forward(idsArray(m, new int[] {tokens[i]}), null, cache).toFloatArray();
                 assertEquals(i + 1, cache.length());
-                assertArrayClose(Arrays.copyOfRange(full, i * vocab, (i + 1) * vocab), step);
+                LogitAsserts.assertArrayClose(Arrays.copyOfRange(full, i * vocab, (i + 1) * vocab), step);
             }
         }
     }
@@ -192,7 +192,7 @@ class LlamaModelTest {
             NDArray positions = m.create(toLong(range(start, length)), new Shape(1, length));
             float[] logits = model.finalNormAndHead(
                     model.hiddenStates(idsArray(m, tokens), model.context(positions, 0, null), null)).toFloatArray();
-            assertClose(tiny.reference().forward(tokens, range(start, length), allReal(length)), logits, 0, length);
+            LogitAsserts.assertClose(tiny.reference().forward(tokens, range(start, length), allReal(length)), logits, 0, length);
         }
     }
 
@@ -212,31 +212,7 @@ class LlamaModelTest {
         return new TinyLlama(config, 7).reference().forward(tokens, range(start, tokens.length), allReal(tokens.length));
     }
 
-    /** Asserts rows {@code from .. to-1} of {@code actual} (flattened {@code [s, vocab]}) match {@code expected}. */
-    static void assertClose(double[][] expected, float[] actual, int from, int to) {
-        int vocab = expected[0].length;
-        double scale = 0;
-        double diff = 0;
-        for (int i = from; i < to; i++) {
-            for (int v = 0; v < vocab; v++) {
-                scale = Math.max(scale, Math.abs(expected[i][v]));
-                diff = Math.max(diff, Math.abs(expected[i][v] - actual[i * vocab + v]));
-            }
-        }
-        assertTrue(scale > 0.5, "logits must not be degenerate, max |ref| " + scale);
-        assertTrue(diff <= TOLERANCE * scale, "max |djl - ref| " + diff + " > 1e-4 * " + scale);
-    }
 
-    private static void assertArrayClose(float[] expected, float[] actual) {
-        assertEquals(expected.length, actual.length);
-        double scale = 0;
-        double diff = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-        }
-        assertTrue(diff <= TOLERANCE * scale, "max diff " + diff + " > 1e-4 * " + scale);
-    }
 
     private static double maxDiff(double[][] a, double[][] b, int from, int to) {
         double diff = 0;

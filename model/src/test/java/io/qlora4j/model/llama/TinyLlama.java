@@ -13,6 +13,7 @@ import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.TransformerBlock;
 import io.qlora4j.model.decoder.TransformerLM;
+import io.qlora4j.model.family.FamilyCheckpoint;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -70,15 +71,7 @@ final class TinyLlama {
     }
 
     private void put(String name, double scale, long... shape) {
-        long n = 1;
-        for (long d : shape) {
-            n *= d;
-        }
-        float[] v = new float[(int) n];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) (scale * random.nextGaussian());
-        }
-        weights.put(name, v);
+        weights.put(name, FamilyCheckpoint.gaussian(random, scale, shape));
         shapes.put(name, shape);
     }
 

@@ -5,7 +5,7 @@ import io.qlora4j.model.family.ModelLoader;
 import java.util.Map;
 
 /**
- * Parameter and FLOP counts of a Llama config at one batch shape. A forward pass costs
+ * Parameter and FLOP counts of a decoder config of any family at one batch shape. A forward pass costs
  * {@code 2 * N * tokens} in the projections and lm_head ({@code N} = their parameters) plus the attention products
  * {@code QK^T} and {@code PV} at full, unmasked cost ({@code 4 * layers * seq^2 * queryDim * batch}). A QLoRA step
  * computes no gradient for the frozen weights, so its backward costs one more forward per matmul (the input
@@ -18,10 +18,10 @@ import java.util.Map;
  * @param tokens batch times sequence length
  * @param attention the FLOP of one forward pass's attention products
  */
-record LlamaFlops(long params, long blockMatmulParams, long headParams, long tokens, double attention) {
+record ModelFlops(long params, long blockMatmulParams, long headParams, long tokens, double attention) {
 
     /** The counts of {@code config} at {@code batch} x {@code seq}. */
-    static LlamaFlops of(DecoderConfig config, int batch, int seq) {
+    static ModelFlops of(DecoderConfig config, int batch, int seq) {
         long params = 0;
         long blocks = 0;
         for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(config).entrySet()) {
@@ -31,7 +31,7 @@ record LlamaFlops(long params, long blockMatmulParams, long headParams, long tok
         }
         long head = (long) config.hiddenSize() * config.vocabSize();
         double attention = 4.0 * config.numHiddenLayers() * seq * seq * config.queryDim() * batch;
-        return new LlamaFlops(params, blocks, head, (long) batch * seq, attention);
+        return new ModelFlops(params, blocks, head, (long) batch * seq, attention);
     }
 
     /** The parameters of every matmul with a weight: block projections and lm_head. */

@@ -1,5 +1,9 @@
 package io.qlora4j.bench;
 
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.format.FormatKeys;
+import io.qlora4j.quant.aqlm.AqlmScheme;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -10,26 +14,34 @@ import org.openjdk.jmh.runner.options.TimeValue;
 import org.openjdk.jmh.runner.options.VerboseMode;
 
 /**
- * The end-to-end suite ({@code ./qlora4j bench [quick|full]}): runs the benchmarks of this package and prints one
- * table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
- * uses a ~20M model, the ~100M load and short runs (under a minute); {@code full} uses the issue's sizes (the ~100M forward and
- * training configs, the 1.1B training and load; an estimated 6-8 minutes on two cores).
+ * The end-to-end suite ({@code ./qlora4j bench [quick|full|formats]}): runs the benchmarks of this package and prints
+ * one table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
+ * uses a ~20M model, the ~100M load and short runs (under a minute); {@code full} uses the issue's sizes (the ~100M
+ * forward and training configs, the 1.1B training and load) and adds the base-format rows; {@code formats} runs only
+ * those: every on-the-fly format's quantize throughput against a copy, the 1.1B checkpoint's HQQ 4-bit quantize time
+ * against its NF4 time, and the ~100M training step over every format (and two random AQLM bases) against NF4's.
  */
 public final class BenchSuite {
     private static final Workload SMALL = new Workload("~20M", BenchModels.small(), 1, 128);
     private static final Workload HUNDRED_M = new Workload("~100M", BenchModels.hundredMillion(), 1, 256);
     private static final Workload TINY_LLAMA = new Workload("TinyLlama-1.1B", BenchModels.tinyLlama(), 1, 128);
-    private static final Sizes QUICK = new Sizes("quick", 1 << 22, 1, SMALL,
-            List.of(new Workload(SMALL.name(), SMALL.config(), 2, 128)), 3, HUNDRED_M, 8, 10);
-    private static final Sizes FULL = new Sizes("full", 1 << 24, 3, HUNDRED_M,
-            List.of(new Workload(HUNDRED_M.name(), HUNDRED_M.config(), 4, 256), TINY_LLAMA), 3, TINY_LLAMA, 8, 10);
+    private static final Workload HUNDRED_M_TRAIN = new Workload(HUNDRED_M.name(), HUNDRED_M.config(), 4, 256);
+    private static final Formats ISSUE_FORMATS = new Formats(1 << 24, TINY_LLAMA, HUNDRED_M_TRAIN, 3,
+            List.of(new AqlmScheme(2, 8, 8, 1), new AqlmScheme(1, 16, 8, 1)));
+    private static final Sizes QUICK = new Sizes("quick", true, 1 << 22, 1, SMALL,
+            List.of(new Workload(SMALL.name(), SMALL.config(), 2, 128)), 3, HUNDRED_M, 8, 10, null);
+    private static final Sizes FULL = new Sizes("full", true, 1 << 24, 3, HUNDRED_M,
+            List.of(HUNDRED_M_TRAIN, TINY_LLAMA), 3, TINY_LLAMA, 8, 10, ISSUE_FORMATS);
+    private static final Sizes FORMATS = new Sizes("formats", false, 1 << 24, 3, HUNDRED_M, List.of(), 3, TINY_LLAMA,
+            8, 10, ISSUE_FORMATS);
 
     private BenchSuite() {}
 
     /**
      * The sizes of one suite.
      *
-     * @param name {@code quick} or {@code full}
+     * @param name {@code quick}, {@code full} or {@code formats}
+     * @param general whether the suite runs the general rows (quantize NF4, forward, training, load, paging)
      * @param quantizeElements floats per quantized tensor
      * @param jmhIterations measured one-second JMH iterations (after one warm-up)
      * @param forward the forward benchmark's workload
@@ -38,9 +50,23 @@ public final class BenchSuite {
      * @param load the model whose NF4+DQ load is measured (its batch and seq unused)
      * @param optimizerPairs LoRA A/B pairs of [16, 4096] for the paging measurement
      * @param optimizerSteps its measured steps
+     * @param formats the base-format rows' sizes, or null for none
      */
-    private record Sizes(String name, int quantizeElements, int jmhIterations, Workload forward,
-            List<Workload> train, int trainSteps, Workload load, int optimizerPairs, int optimizerSteps) {}
+    private record Sizes(String name, boolean general, int quantizeElements, int jmhIterations, Workload forward,
+            List<Workload> train, int trainSteps, Workload load, int optimizerPairs, int optimizerSteps,
+            Formats formats) {}
+
+    /**
+     * The sizes of the base-format rows.
+     *
+     * @param quantizeElements floats per quantized tensor
+     * @param model the checkpoint quantized whole to NF4+DQ and HQQ 4-bit (its batch and seq unused)
+     * @param train the workload trained over every format (recompute on)
+     * @param trainSteps measured training steps (after one warm-up)
+     * @param aqlm the AQLM schemes of the random pre-quantized bases trained over
+     */
+    private record Formats(int quantizeElements, Workload model, Workload train, int trainSteps,
+            List<AqlmScheme> aqlm) {}
 
     /** One line of the table: what is divided by what, the ratio, and the two figures behind it. */
     private record Row(String ratio, double value, String detail) {}
@@ -49,9 +75,9 @@ public final class BenchSuite {
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         String name = args.length == 0 ? QUICK.name() : args[0];
-        Sizes sizes = name.equals(QUICK.name()) ? QUICK : name.equals(FULL.name()) ? FULL : null;
+        Sizes sizes = List.of(QUICK, FULL, FORMATS).stream().filter(s -> s.name().equals(name)).findFirst().orElse(null);
         if (sizes == null || args.length > 1) {
-            System.err.println("bench: expected one suite name, quick or full, got " + String.join(" ", args));
+            System.err.println("bench: expected one suite name, quick, full or formats, got " + String.join(" ", args));
             System.exit(2);
         }
         long start = System.nanoTime();
@@ -60,11 +86,18 @@ public final class BenchSuite {
         System.out.println("libtorch intra-op threads: " + System.getProperty("ai.djl.pytorch.num_threads", "default")
                 + " (-Dai.djl.pytorch.num_threads=N)");
         List<Row> rows = new ArrayList<>();
-        rows.add(quantize(sizes));
-        rows.addAll(forward(sizes));
-        rows.addAll(train(sizes));
-        rows.add(load(sizes));
-        rows.add(paging(sizes));
+        if (sizes.general()) {
+            rows.add(quantize(sizes));
+            rows.addAll(forward(sizes));
+            rows.addAll(train(sizes));
+            rows.add(load(sizes));
+            rows.add(paging(sizes));
+        }
+        if (sizes.formats() != null) {
+            rows.addAll(quantizeFormats(sizes));
+            rows.addAll(quantizeModel(sizes.formats().model()));
+            rows.addAll(trainFormats(sizes.formats()));
+        }
         System.out.printf(Locale.ROOT, "%nqlora4j bench %s: ratios against baselines measured in the same run (%.0f s)%n",
                 sizes.name(), (System.nanoTime() - start) / 1e9);
         String machine = Machine.name();
@@ -86,6 +119,62 @@ public final class BenchSuite {
         double copy = gbs.get("copy");
         return new Row("quantize NF4+DQ GB/s / copy GB/s", quantize / copy, String.format(Locale.ROOT,
                 "%.2f / %.2f GB/s, %dM floats", quantize, copy, s.quantizeElements() >> 20));
+    }
+
+    /** Every menu format's {@code quantize} of one tensor against the copy (JMH, one forked JVM per format). */
+    private static List<Row> quantizeFormats(Sizes s) throws Exception {
+        int elements = s.formats().quantizeElements();
+        System.out.println("\n-- quantize one [" + (elements / 4096) + ", 4096] tensor in every format (JMH, forked JVMs)");
+        Map<String, Double> gbs = QuantizeBenchmark.measure(new OptionsBuilder()
+                .include(QuantizeBenchmark.class.getName() + "\\.(copy|quantizeFormat)$")
+                .param("size", String.valueOf(elements))
+                .param("format", BenchFormats.menu().stream().map(BenchFormats::id).toArray(String[]::new))
+                .warmupIterations(1).warmupTime(TimeValue.seconds(1))
+                .measurementIterations(s.jmhIterations()).measurementTime(TimeValue.seconds(1))
+                .timeUnit(TimeUnit.SECONDS).verbosity(VerboseMode.SILENT));
+        double copy = gbs.get("copy");
+        List<Row> rows = new ArrayList<>();
+        for (BaseFormat f : BenchFormats.menu()) {
+            double rate = gbs.get(QuantizeBenchmark.key(f));
+            rows.add(new Row("quantize GB/s / copy GB/s, " + f.describe(), rate / copy, String.format(Locale.ROOT,
+                    "%.3f / %.2f GB/s, %dM floats", rate, copy, elements >> 20)));
+        }
+        return rows;
+    }
+
+    /** A whole random checkpoint through {@code quantize}: HQQ 4-bit against NF4+DQ, NF4+DQ against a file copy. */
+    private static List<Row> quantizeModel(Workload model) throws Exception {
+        System.out.println("\n-- quantize a random " + model.name() + " checkpoint (bf16) to NF4+DQ and HQQ 4-bit");
+        BaseFormat hqq4 = BaseFormats.fromKeys(new FormatKeys("hqq", 4, Map.of()));
+        Map<String, Double> seconds = QuantizeBenchmark.model(model.config(), List.of(BaseFormats.QLORA, hqq4));
+        double nf4 = seconds.get(BaseFormats.QLORA.describe());
+        double hqq = seconds.get(hqq4.describe());
+        return List.of(
+                new Row("quantize time, HQQ 4-bit / NF4+DQ, " + model.name() + " (target < 10)", hqq / nf4,
+                        String.format(Locale.ROOT, "%.1f / %.1f s", hqq, nf4)),
+                new Row("quantize time, NF4+DQ / file copy, " + model.name(), nf4 / seconds.get("copy"),
+                        String.format(Locale.ROOT, "%.1f / %.1f s", nf4, seconds.get("copy"))));
+    }
+
+    /** The training step over every format (and the AQLM bases) against the step over NF4+DQ. */
+    private static List<Row> trainFormats(Formats f) throws Exception {
+        Workload w = f.train();
+        System.out.println("\n-- training " + w.name() + " b" + w.batch() + "x" + w.seq() + " over every base format ("
+                + BenchModels.describe(w.config()) + ")");
+        System.out.println(TrainBenchmark.header());
+        List<TrainBenchmark.Result> results = TrainBenchmark.measureFormats(w, BenchFormats.menu(), f.aqlm(), 1,
+                f.trainSteps());
+        TrainBenchmark.Result nf4 = results.stream().filter(r -> r.format().equals(BaseFormats.QLORA.describe()))
+                .findFirst().orElseThrow();
+        List<Row> rows = new ArrayList<>();
+        for (TrainBenchmark.Result r : results) {
+            if (r == nf4) {
+                continue;
+            }
+            rows.add(new Row("step time over " + r.format() + " / NF4+DQ, " + w.name(), r.stepMs() / nf4.stepMs(),
+                    String.format(Locale.ROOT, "%.0f / %.0f ms", r.stepMs(), nf4.stepMs())));
+        }
+        return rows;
     }
 
     private static List<Row> forward(Sizes s) throws Exception {

@@ -2,10 +2,21 @@ package io.qlora4j.bench;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.StoredWeight;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
@@ -30,11 +41,13 @@ import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 /**
- * NF4 quantization and dequantization throughput against {@code System.arraycopy} of the same
- * float32 bytes, all cores. Run after {@code ./mvnw -B -o -pl bench -am package -DskipTests}:
- * {@code java -cp bench/target/classes:$(cat bench/target/classpath.txt)
- * io.qlora4j.bench.QuantizeBenchmark} prints GB/s of float32 input and the ratio to the copy rate
- * (or pass the class to {@code org.openjdk.jmh.Main} with {@code -f 1 -wi 2 -i 3}).
+ * Quantization throughput against {@code System.arraycopy} of the same float32 bytes, all cores: NF4 quantize and
+ * dequantize, and every on-the-fly base format of the registry ({@link #quantizeFormat}, one JMH parameter value per
+ * format: HQQ with its optimizer, LLM.int8, EETQ, ...). Run after {@code ./mvnw -B -o -pl bench -am package
+ * -DskipTests}: {@code java -cp bench/target/classes:$(cat bench/target/classpath.txt)
+ * io.qlora4j.bench.QuantizeBenchmark} prints GB/s of float32 input and the ratio to the copy rate (or pass the class
+ * to {@code org.openjdk.jmh.Main} with {@code -f 1 -wi 2 -i 3}). {@link #model} times whole checkpoints instead: a
+ * random model quantized by {@code quantize}'s {@link CheckpointQuantizer} in each format, against a file copy.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -106,6 +119,28 @@ public class QuantizeBenchmark {
         }
     }
 
+    /** The base format {@link #quantizeFormat} quantizes to. */
+    @State(Scope.Benchmark)
+    public static class FormatChoice {
+        /** A format of the registry's menu as {@code method:bits} ({@link BenchFormats#id}); the suite passes all. */
+        @Param("bnb:4")
+        public String format;
+
+        private BaseFormat chosen;
+
+        /** Chooses the format. */
+        @Setup(Level.Trial)
+        public void setUp() throws ModelException {
+            chosen = BenchFormats.of(format);
+        }
+    }
+
+    /** The input through a base format's {@link BaseFormat#quantize}, as the loader and {@code quantize} call it. */
+    @Benchmark
+    public StoredWeight quantizeFormat(FormatChoice choice) throws ModelException {
+        return choice.chosen.quantize(FloatSource.of(data), shape);
+    }
+
     /** Float32 input bytes processed per second, in GB/s. */
     private static double gigabytesPerSecond(RunResult r) {
         return r.getPrimaryResult().getScore() * 4.0 * Integer.parseInt(r.getParams().getParam("size")) / 1e9;
@@ -113,9 +148,10 @@ public class QuantizeBenchmark {
 
     /** Runs the benchmarks with short warmup and prints GB/s of float32 input and the copy ratio. */
     public static void main(String[] args) throws RunnerException {
-        Map<String, Double> rates = measure(new OptionsBuilder().include(QuantizeBenchmark.class.getName() + "\\."));
-        System.out.printf(Locale.ROOT, "%-20s %10s %10s%n", "benchmark", "GB/s", "x copy");
-        rates.forEach((name, gbs) -> System.out.printf(Locale.ROOT, "%-20s %10.2f %10.3f%n", name, gbs,
+        Map<String, Double> rates = measure(new OptionsBuilder().include(QuantizeBenchmark.class.getName() + "\\.")
+                .param("format", BenchFormats.menu().stream().map(BenchFormats::id).toArray(String[]::new)));
+        System.out.printf(Locale.ROOT, "%-26s %10s %10s%n", "benchmark", "GB/s", "x copy");
+        rates.forEach((name, gbs) -> System.out.printf(Locale.ROOT, "%-26s %10.2f %10.3f%n", name, gbs,
                 gbs / rates.get("copy")));
         System.out.printf(Locale.ROOT, "cores: %d%n", Runtime.getRuntime().availableProcessors());
     }
@@ -128,8 +164,50 @@ public class QuantizeBenchmark {
         Map<String, Double> rates = new LinkedHashMap<>();
         for (RunResult r : new Runner(options.build()).run()) {
             String name = r.getParams().getBenchmark();
-            rates.put(name.substring(name.lastIndexOf('.') + 1), gigabytesPerSecond(r));
+            String format = r.getParams().getParam("format");
+            rates.put(name.substring(name.lastIndexOf('.') + 1) + (format == null ? "" : "[" + format + "]"),
+                    gigabytesPerSecond(r));
         }
         return rates;
+    }
+
+    /** The {@link #measure} key of {@link #quantizeFormat} over {@code format}. */
+    static String key(BaseFormat format) {
+        return "quantizeFormat[" + BenchFormats.id(format) + "]";
+    }
+
+    /**
+     * Seconds to copy a random bf16 checkpoint of {@code config} file by file (key {@code copy}), and to quantize it
+     * with {@link CheckpointQuantizer} (what {@code qlora4j quantize} runs: read, quantize, write, tensor by tensor)
+     * into each of {@code formats} (keyed by {@link BaseFormat#describe}), in this JVM, one after the other; every
+     * output is deleted after it is timed.
+     */
+    static Map<String, Double> model(DecoderConfig config, List<BaseFormat> formats) throws IOException, ModelException {
+        Map<String, Double> seconds = new LinkedHashMap<>();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(config, DType.BF16, 7)) {
+            Path work = Files.createTempDirectory("qlora4j-bench-quantize-");
+            try {
+                Path copy = Files.createDirectory(work.resolve("copy"));
+                long start = System.nanoTime();
+                try (var files = Files.list(checkpoint.dir())) {
+                    for (Path f : (Iterable<Path>) files::iterator) {
+                        Files.copy(f, copy.resolve(f.getFileName()));
+                    }
+                }
+                seconds.put("copy", (System.nanoTime() - start) / 1e9);
+                RandomCheckpoint.deleteTree(copy);
+                for (BaseFormat format : formats) {
+                    Path out = work.resolve("out");
+                    start = System.nanoTime();
+                    CheckpointQuantizer.builder(format).build().quantize(checkpoint.dir(), out);
+                    seconds.put(format.describe(), (System.nanoTime() - start) / 1e9);
+                    System.out.printf(Locale.ROOT, "   %s: %.1f s%n", format.describe(), seconds.get(format.describe()));
+                    RandomCheckpoint.deleteTree(out);
+                }
+            } finally {
+                RandomCheckpoint.deleteTree(work);
+            }
+        }
+        return seconds;
     }
 }

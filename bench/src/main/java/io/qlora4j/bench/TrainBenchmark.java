@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.decoder.CausalLM;
@@ -13,6 +14,7 @@ import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.Parameter;
+import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.TrainStep;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,10 +23,11 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ through
- * {@link ModelLoader}, LoRA r=16 is attached to every linear layer of every block, and each step runs forward and
- * backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters. Each configuration (a model
- * shape, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP}) that reports the median step time, its
+ * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ (or another base format,
+ * {@link #measureFormats}) through {@link ModelLoader}, LoRA r=16 is attached to every linear layer of every block,
+ * and each step runs forward and backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters.
+ * Each configuration (a model shape, a base format, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP})
+ * that reports the median step time, its
  * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
  * {@link ModelFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
  * Targets (issue 4): at least 0.4 of peak on the ~100M config; the 1.1B config's peak RSS at most 2.0 GB.
@@ -39,13 +42,15 @@ public final class TrainBenchmark {
      * The figures of one configuration.
      *
      * @param workload what was trained
+     * @param format the base format trained over ({@link BaseFormat#describe})
      * @param recompute whether blocks were recomputed in the backward pass
      * @param stepMs the median step time (forward, backward, optimizer)
      * @param peakGflops the float32 matmul peak measured in the same JVM
      * @param hwm that JVM's peak RSS ({@code VmHWM}), bytes
      * @param modelBytes the bytes held by the loaded (packed) model
      */
-    record Result(Workload workload, boolean recompute, double stepMs, double peakGflops, long hwm, long modelBytes) {
+    record Result(Workload workload, String format, boolean recompute, double stepMs, double peakGflops, long hwm,
+            long modelBytes) {
         /** Trained tokens per second. */
         double tokensPerSecond() {
             return workload.flops().tokens() / (stepMs / 1e3);
@@ -63,16 +68,17 @@ public final class TrainBenchmark {
 
         /** The configuration in a few words, for tables. */
         String label() {
-            return workload.name() + " b" + workload.batch() + "x" + workload.seq() + (recompute ? " recompute" : " no recompute");
+            return workload.name() + " b" + workload.batch() + "x" + workload.seq() + (recompute ? " recompute" : " no recompute")
+                    + ", " + format;
         }
     }
 
     /** Runs the ~100M config (batch 4 x 256) and the 1.1B config (batch 1 x 128), recompute on and off; {@code --train} is the child. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        if (args.length == 7 && args[0].equals("--train")) {
+        if (args.length == 8 && args[0].equals("--train")) {
             train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), Boolean.parseBoolean(args[4]),
-                    Integer.parseInt(args[5]), Integer.parseInt(args[6]));
+                    Integer.parseInt(args[5]), Integer.parseInt(args[6]), BenchFormats.of(args[7]));
             return;
         }
         System.out.println("TrainBenchmark: QLoRA steps (NF4+DQ base, LoRA r=" + RANK + " on all linear layers, AdamW),"
@@ -101,7 +107,10 @@ public final class TrainBenchmark {
                 hwm <= 2_000_000_000L ? "MET" : "MISSED");
     }
 
-    /** Writes a random checkpoint of the workload and measures it with recompute on, then off, each in a fresh JVM. */
+    /**
+     * Writes a random checkpoint of the workload and measures it over NF4+DQ with recompute on, then off, each in a
+     * fresh JVM.
+     */
     static List<Result> measure(Workload w, int warmup, int steps) throws Exception {
         return measure(w, warmup, steps, List.of(true, false));
     }
@@ -111,33 +120,63 @@ public final class TrainBenchmark {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
             for (boolean recompute : recomputes) {
-                Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
-                        checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
-                        String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps));
-                results.add(new Result(w, recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3, r.get("hwm"),
-                        r.get("modelBytes")));
+                results.add(child(w, checkpoint, BaseFormats.QLORA, recompute, warmup, steps));
             }
         }
         return results;
     }
 
+    /**
+     * Steps with recompute over each of {@code formats}, quantized on the fly from one random checkpoint of the
+     * workload, then over a random pre-quantized AQLM checkpoint of the same shape for each of {@code aqlm}; each in
+     * a fresh JVM, one after the other.
+     */
+    static List<Result> measureFormats(Workload w, List<BaseFormat> formats, List<AqlmScheme> aqlm, int warmup,
+            int steps) throws Exception {
+        List<Result> results = new ArrayList<>();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
+            for (BaseFormat format : formats) {
+                results.add(child(w, checkpoint, format, true, warmup, steps));
+                System.out.println(row(results.get(results.size() - 1)));
+            }
+        }
+        for (AqlmScheme scheme : aqlm) {
+            try (RandomCheckpoint checkpoint = RandomCheckpoint.writeAqlm(w.config(), scheme, 3)) {
+                results.add(child(w, checkpoint, BaseFormats.stored(checkpoint.dir()), true, warmup, steps));
+                System.out.println(row(results.get(results.size() - 1)));
+            }
+        }
+        return results;
+    }
+
+    /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
+    private static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, boolean recompute,
+            int warmup, int steps) throws Exception {
+        BaseFormat requested = BaseFormats.stored(checkpoint.dir()) == null ? format : BaseFormats.DENSE;
+        Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
+                checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
+                String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
+        return new Result(w, format.describe(), recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
+                r.get("hwm"), r.get("modelBytes"));
+    }
+
     /** The column names of {@link #row}. */
     static String header() {
-        return String.format(Locale.ROOT, "%-36s %9s %9s %8s %8s %8s %11s %11s", "configuration", "step ms", "tokens/s",
+        return String.format(Locale.ROOT, "%-60s %9s %9s %8s %8s %8s %11s %11s", "configuration", "step ms", "tokens/s",
                 "GFLOP/s", "peak", "of peak", "peak RSS MB", "model MB");
     }
 
     /** One configuration's figures. */
     static String row(Result r) {
-        return String.format(Locale.ROOT, "%-36s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f", r.label(), r.stepMs(),
+        return String.format(Locale.ROOT, "%-60s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f", r.label(), r.stepMs(),
                 r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.hwm() / 1e6, r.modelBytes() / 1e6);
     }
 
-    /** The child: loads NF4+DQ, attaches LoRA, trains and reports as {@code result.key=value}. */
-    private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps) throws Exception {
+    /** The child: loads the base in {@code format}, attaches LoRA, trains and reports as {@code result.key=value}. */
+    private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps, BaseFormat format)
+            throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
-                CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build()
-                        .load(dir, manager);
+                CausalLM model = ModelLoader.builder().optFormat(format).build().load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
             double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), recompute,
                     warmup, steps, null);

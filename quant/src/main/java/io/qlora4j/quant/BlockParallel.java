@@ -18,6 +18,15 @@ public final class BlockParallel {
         void run(int from, int to) throws E;
     }
 
+    /** Work on whole rows read from a source: {@code rows} rows from {@code firstRow} on, in {@code buffer[0, rows * in)}. */
+    public interface RowTask<E extends Exception> {
+        /** Processes the rows held in {@code buffer}. */
+        void run(float[] buffer, int firstRow, int rows) throws E;
+    }
+
+    /** Elements {@link #forEachRows} reads at once per thread (whole rows, at least one). */
+    private static final int ROW_CHUNK_ELEMENTS = 1 << 16;
+
     private static final ForkJoinPool POOL = new ForkJoinPool(
             Runtime.getRuntime().availableProcessors(),
             pool -> {
@@ -71,6 +80,24 @@ public final class BlockParallel {
         if (failure != null) {
             throw BlockParallel.<E>rethrow(failure);
         }
+    }
+
+    /**
+     * Reads the {@code rows * in} row-major values of {@code source} a chunk of whole rows at a time (about 64K
+     * elements) on every core and hands each chunk to {@code task}, so no float array of the whole tensor exists:
+     * how per-row quantizers (LLM.int8, EETQ) stream a weight from a checkpoint.
+     */
+    public static <E extends Exception> void forEachRows(FloatSource<E> source, int rows, int in, RowTask<E> task)
+            throws E {
+        int chunkRows = Math.max(1, ROW_CHUNK_ELEMENTS / Math.max(1, in));
+        forEachRange(rows, in, Runtime.getRuntime().availableProcessors(), (from, to) -> {
+            float[] buffer = new float[Math.min(chunkRows, to - from) * in];
+            for (int r = from; r < to; r += chunkRows) {
+                int n = Math.min(chunkRows, to - r);
+                source.read((long) r * in, buffer, 0, n * in);
+                task.run(buffer, r, n);
+            }
+        });
     }
 
     /** Runs a pool range, carrying its exception out in a {@link Failure}. */

@@ -57,9 +57,6 @@ public record EetqFormat() implements BaseFormat {
     public static final FormatRegistration REGISTRATION = new FormatRegistration("EETQ", List.of("eetq"), List.of(8),
             List.of(), keys -> new EetqFormat(), EetqFormat::fromConfig, REFUSAL);
 
-    /** Elements read from a source at once per thread (whole rows). */
-    private static final int CHUNK_ELEMENTS = 1 << 16;
-
     /** Refuses {@code quant_method: eetq}; any other config is not EETQ's. */
     private static EetqFormat fromConfig(JsonNode config) {
         if ("eetq".equalsIgnoreCase(config.path("quant_method").asText())) {
@@ -120,15 +117,9 @@ public record EetqFormat() implements BaseFormat {
         int in = Math.toIntExact(shape[1]);
         byte[] codes = new byte[rows * in];
         short[] scales = new short[rows];
-        int chunkRows = Math.max(1, CHUNK_ELEMENTS / in);
-        BlockParallel.<ModelException>forEachRange(rows, in, Runtime.getRuntime().availableProcessors(), (from, to) -> {
-            float[] buffer = new float[Math.min(chunkRows, to - from) * in];
-            for (int r = from; r < to; r += chunkRows) {
-                int n = Math.min(chunkRows, to - r);
-                source.read((long) r * in, buffer, 0, n * in);
-                for (int i = 0; i < n; i++) {
-                    scales[r + i] = quantizeRow(buffer, i * in, in, codes, (r + i) * in, r + i);
-                }
+        BlockParallel.forEachRows(source, rows, in, (buffer, first, n) -> {
+            for (int i = 0; i < n; i++) {
+                scales[first + i] = quantizeRow(buffer, i * in, in, codes, (first + i) * in, first + i);
             }
         });
         return new Weight(codes, scales, shape.clone());

@@ -22,9 +22,6 @@ import java.util.Arrays;
  * more) would make {@code SCB} infinite and the row meaningless, so it is refused.
  */
 public final class LlmInt8Quantizer {
-    /** Elements read from a source at once per thread (whole rows). */
-    private static final int CHUNK_ELEMENTS = 1 << 16;
-
     private LlmInt8Quantizer() {}
 
     /**
@@ -43,15 +40,9 @@ public final class LlmInt8Quantizer {
         int in = Math.toIntExact(shape[1]);
         byte[] codes = new byte[rows * in];
         float[] scb = new float[rows];
-        int chunkRows = Math.max(1, CHUNK_ELEMENTS / Math.max(1, in));
-        BlockParallel.forEachRange(rows, in, Runtime.getRuntime().availableProcessors(), (from, to) -> {
-            float[] buffer = new float[Math.min(chunkRows, to - from) * in];
-            for (int r = from; r < to; r += chunkRows) {
-                int n = Math.min(chunkRows, to - r);
-                source.read((long) r * in, buffer, 0, n * in);
-                for (int i = 0; i < n; i++) {
-                    quantizeRow(buffer, i * in, in, codes, r + i, scb);
-                }
+        BlockParallel.forEachRows(source, rows, in, (buffer, first, n) -> {
+            for (int i = 0; i < n; i++) {
+                quantizeRow(buffer, i * in, in, codes, first + i, scb);
             }
         });
         return new LlmInt8Tensor(codes, scb, shape);

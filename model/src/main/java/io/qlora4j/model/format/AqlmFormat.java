@@ -221,6 +221,12 @@ public record AqlmFormat(AqlmScheme scheme) implements BaseFormat {
         return codes + 2L * scheme.numCodebooks() * scheme.codebookSize() * scheme.groupSize() + 2 * outGroups;
     }
 
+    /** On the device ({@code NdAqlmTensor}) the stored form, with the scales widened to float32. */
+    @Override
+    public long deviceBytes(long[] shape) {
+        return storedBytes(shape) + 2 * (shape[0] / scheme.outGroupSize());
+    }
+
     @Override
     public String toString() {
         return describe();

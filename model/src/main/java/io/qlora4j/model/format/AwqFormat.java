@@ -121,6 +121,12 @@ public record AwqFormat(int groupSize) implements ReadOnlyFormat {
         return in * out / 2 + groups * out / 2 + groups * out * 2;
     }
 
+    /** On the device: {@link GroupedIntWeight#deviceBytes}. */
+    @Override
+    public long deviceBytes(long[] shape) {
+        return GroupedIntWeight.deviceBytes(shape[0], shape[1], groupSize <= 0 ? 1 : shape[1] / groupSize, 4);
+    }
+
     @Override
     public String toString() {
         return describe();

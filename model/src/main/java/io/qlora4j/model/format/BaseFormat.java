@@ -121,6 +121,15 @@ public interface BaseFormat {
     /** Bytes a weight of {@code shape} takes in this format, every per-element scale included (per-tensor constants not). */
     long storedBytes(long[] shape);
 
+    /**
+     * Bytes a weight of {@code shape} holds on the compute device once uploaded (its {@code DeviceWeight.bytes()}):
+     * what memory planning counts for a base projection. The stored bytes unless the device form differs (codes
+     * widened for DJL's ops, lookup tables, indices kept wider than in the file).
+     */
+    default long deviceBytes(long[] shape) {
+        return storedBytes(shape);
+    }
+
     /** {@code 8 * storedBytes / elements}: 4.127 for NF4 with double quantization at blocksize 64. */
     default double bitsPerParameter(long[] shape) {
         long n = 1;

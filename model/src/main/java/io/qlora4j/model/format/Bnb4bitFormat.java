@@ -143,6 +143,20 @@ public record Bnb4bitFormat(QuantType type, int blocksize, boolean doubleQuant) 
         return (n + 1) / 2 + (doubleQuant ? blocks + 4 * ((blocks + 255) / 256) : 4 * blocks);
     }
 
+    /**
+     * On the device ({@code NdQuantizedTensor}): the packed codes of whole blocks, the 256-entry code table as float32
+     * pairs, and float32 block scales, or with double quantization the u8 scale codes of whole groups of 256, their
+     * float32 absmax, the 256-entry dynamic map and the offset.
+     */
+    @Override
+    public long deviceBytes(long[] shape) {
+        long blocks = (shape[0] * shape[1] + blocksize - 1) / blocksize;
+        long packed = blocks * blocksize / 2 + 256L * 2 * Float.BYTES;
+        long nested = (blocks + 255) / 256;
+        return packed + (doubleQuant ? nested * 256 + Float.BYTES * nested + 256L * Float.BYTES + Float.BYTES
+                : Float.BYTES * blocks);
+    }
+
     @Override
     public String toString() {
         return describe();

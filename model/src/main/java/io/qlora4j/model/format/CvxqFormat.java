@@ -14,6 +14,7 @@ import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
 import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.cvxq.CvxqTensor;
+import io.qlora4j.quant.cvxq.LaplaceCodebook;
 import io.qlora4j.quant.cvxq.NdCvxqTensor;
 import io.qlora4j.quant.cvxq.RowClusters;
 import java.nio.ByteBuffer;
@@ -204,6 +205,21 @@ public final class CvxqFormat implements BaseFormat {
             n *= d;
         }
         return (long) Math.ceil(bitsPerParameter * n / 8);
+    }
+
+    /**
+     * On the device ({@code NdCvxqTensor}): the stored bytes, plus 5 more bytes per partition, an int32 slot per row in
+     * place of the stored cluster id, the row bias widened from float16 (as the stored size counts it) to float32, and
+     * the float32 tables the decode gathers from (the bits of a byte, the Laplace levels).
+     */
+    @Override
+    public long deviceBytes(long[] shape) {
+        int rows = Math.toIntExact(shape[0]);
+        int clusters = RowClusters.count(rows, groupSize);
+        long partitions = 5L * clusters * shape[1];
+        long slots = (long) rows * (Integer.BYTES - CvxqTensor.clusterIdBytes(clusters));
+        long tables = Float.BYTES * (256L * 8 + LaplaceCodebook.table().length);
+        return storedBytes(shape) + partitions + slots + 2L * rows + tables;
     }
 
     /** The stored form of a packed CVXQ weight, for a writer of CVXQ checkpoints. */

@@ -166,6 +166,12 @@ public record EetqFormat() implements BaseFormat {
         return shape[0] * shape[1] + 2 * shape[0];
     }
 
+    /** On the device ({@code NdLlmInt8Tensor}) the codes and a float32 scale per output channel. */
+    @Override
+    public long deviceBytes(long[] shape) {
+        return shape[0] * shape[1] + 4 * shape[0];
+    }
+
     @Override
     public String toString() {
         return describe();

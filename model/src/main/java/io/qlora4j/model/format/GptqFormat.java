@@ -144,6 +144,13 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         return in * out * bits / 8 + groups * out * bits / 8 + groups * out * 2 + in * 4;
     }
 
+    /** On the device: {@link GroupedIntWeight#deviceBytes}. */
+    @Override
+    public long deviceBytes(long[] shape) {
+        long groups = groupSize <= 0 ? 1 : (shape[1] + groupSize - 1) / groupSize;
+        return GroupedIntWeight.deviceBytes(shape[0], shape[1], groups, bits);
+    }
+
     @Override
     public String toString() {
         return describe();

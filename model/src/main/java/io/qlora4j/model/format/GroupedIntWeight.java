@@ -36,6 +36,17 @@ record GroupedIntWeight(String name, long[] shape, long bytes, Supplier<float[]>
                 m -> NdGroupedTensor.upload(t, m));
     }
 
+    /**
+     * Bytes a GPTQ or AWQ weight of {@code [out, in]} in {@code groups} groups of {@code bits}-wide codes holds on the
+     * device ({@link NdGroupedTensor}): the packed codes as stored, one uint8 zero and one float16 scale per group and
+     * output, an int32 group index per input, and the float32 tables that unpack a byte of codes ({@code [256, 8/bits]},
+     * or three {@code [256, 8]} at 3 bits).
+     */
+    static long deviceBytes(long out, long in, long groups, int bits) {
+        long tableFloats = 256L * (8 % bits == 0 ? 8 / bits : 8L * bits);
+        return in * out * bits / 8 + groups * out * (1 + 2) + Integer.BYTES * in + Float.BYTES * tableFloats;
+    }
+
     @Override
     public long[] shape() {
         return shape.clone();

@@ -157,6 +157,21 @@ public record HqqFormat(HqqParams params) implements BaseFormat {
         return params.packing().packedBytes(rows, (n + rows - 1) / rows) + 8 * groups;
     }
 
+    /**
+     * On the device ({@code NdHqqTensor}): the stored form, plus for packed codes the float32 table that unpacks every
+     * byte of a word ({@code 256 x word bytes x codes per word}) and, for int32 words, the byte offsets into it.
+     */
+    @Override
+    public long deviceBytes(long[] shape) {
+        HqqPacking packing = params.packing();
+        if (packing == HqqPacking.BYTE) {
+            return storedBytes(shape);
+        }
+        long wordBytes = packing.int32Words() ? Integer.BYTES : 1;
+        return storedBytes(shape) + 256L * wordBytes * packing.codesPerWord() * Float.BYTES
+                + (wordBytes > 1 ? wordBytes * Integer.BYTES : 0);
+    }
+
     @Override
     public String toString() {
         return describe();

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.ModelException;
@@ -72,6 +73,14 @@ class CvxqFormatTest {
             assertArrayEquals(new long[] {40, 24}, read.shape());
             assertEquals(t.bytes(), read.bytes());
             assertArrayEquals(t.dequantize(), read.dequantize());
+            try (NDManager m = NDManager.newBaseManager();
+                    BaseLinear uploaded = read.upload(m.zeros(new Shape(40)), m)) {
+                // what the device keeps beyond the file (the float16 bias the stored size counts now float32), as
+                // memory planning counts it for a format of t's 3 clusters (40 rows / 13)
+                CvxqFormat threeClusters = new CvxqFormat(3.1, 13);
+                assertEquals(threeClusters.deviceBytes(read.shape()) - threeClusters.storedBytes(read.shape()),
+                        uploaded.bytes() - (t.bytes() + 2 * 40));
+            }
         }
     }
 

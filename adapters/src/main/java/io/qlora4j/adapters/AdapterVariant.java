@@ -35,6 +35,22 @@ public abstract class AdapterVariant {
     abstract long[] extraShape(String name, long in, long out);
 
     /**
+     * Elements of all extra tensors of a layer of {@code in} and {@code out} features (DoRA: {@code out}), trained and
+     * stored beside A and B: what memory planning counts for the variant.
+     */
+    public long extraElements(long in, long out) {
+        long total = 0;
+        for (String name : extraNames()) {
+            long n = 1;
+            for (long d : extraShape(name, in, out)) {
+                n = Math.multiplyExact(n, d);
+            }
+            total = Math.addExact(total, n);
+        }
+        return total;
+    }
+
+    /**
      * The starting values of the extra tensors of a layer over {@code base} whose A and B start as in
      * {@code start}, created in {@code manager} (float32, not yet trainable).
      */

@@ -1,5 +1,6 @@
 package io.qlora4j.adapters;
 
+import io.qlora4j.model.decoder.DecoderConfig;
 import java.util.List;
 import java.util.Objects;
 
@@ -40,6 +41,16 @@ public record LoraSettings(int rank, double alpha, double dropout, boolean useRs
     /** Plain LoRA with LoRA's start and these settings. */
     public LoraSettings(int rank, double alpha, double dropout, boolean useRslora, List<String> targets) {
         this(rank, alpha, dropout, useRslora, targets, AdapterVariants.lora(), AdapterInits.lora());
+    }
+
+    /**
+     * The block projections of {@code config} ({@code self_attn.q_proj}, ...) that {@link #targets} selects, in block
+     * order.
+     *
+     * @throws IllegalArgumentException for a name this family's block lacks
+     */
+    public List<String> linearNames(DecoderConfig config) {
+        return TargetModules.linearNames(config, targets);
     }
 
     /** LLaMA-Factory's defaults for a rank: alpha {@code 2 * rank}, no dropout, plain scaling, all linear layers. */

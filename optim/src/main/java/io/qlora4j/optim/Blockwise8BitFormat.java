@@ -54,6 +54,12 @@ final class Blockwise8BitFormat implements PageFormat {
     }
 
     @Override
+    public long bytes(long elements) {
+        long blocks = (elements + BlockwiseStateCodec.BLOCK - 1) / BlockwiseStateCodec.BLOCK;
+        return Math.addExact(Math.multiplyExact(elements, 2L), Math.multiplyExact(blocks, 2L * Float.BYTES));
+    }
+
+    @Override
     public List<PagePart> parts(int elements) {
         PagePart codes = new PagePart(DataType.UINT8, elements);
         PagePart absmax = new PagePart(DataType.FLOAT32, BlockwiseStateCodec.blocks(elements));

@@ -25,6 +25,11 @@ final class Float32Format implements PageFormat {
     }
 
     @Override
+    public long bytes(long elements) {
+        return Math.multiplyExact(elements, 2L * Float.BYTES);
+    }
+
+    @Override
     public List<PagePart> parts(int elements) {
         PagePart moment = new PagePart(DataType.FLOAT32, elements);
         return List.of(moment, moment);

@@ -47,6 +47,17 @@ public enum Optim {
         return eightBit;
     }
 
+    /**
+     * Bytes of the state this optimizer keeps for a tensor of {@code elements}: both moments in float32 (8 bytes per
+     * element), or for 8-bit states of a large enough tensor one code byte per moment and element plus two float32
+     * absmax per block of 256.
+     */
+    public long stateBytes(long elements) {
+        PageFormat format = eightBit && elements >= Blockwise8BitFormat.MIN_8BIT_SIZE
+                ? Blockwise8BitFormat.INSTANCE : Float32Format.INSTANCE;
+        return format.bytes(elements);
+    }
+
     /** All names in declaration order, for configuration choices and messages. */
     public static List<String> keys() {
         return Arrays.stream(values()).map(Optim::key).collect(Collectors.toList());

@@ -13,6 +13,9 @@ interface PageFormat {
     /** The elements a page of {@code pageBytes} bytes holds; at least one. */
     long pageElements(long pageBytes);
 
+    /** Bytes of the state of a tensor of {@code elements} elements, all its pages together. */
+    long bytes(long elements);
+
     /** The device arrays of a page of {@code elements} elements; all-zero bytes are fresh state. */
     List<PagePart> parts(int elements);
 

@@ -396,8 +396,8 @@ final class PagedStateStore implements StateStore {
 
     /**
      * The default budget: unlimited on the CPU; on a GPU what CUDA reports free at the first step
-     * (after the model and the first step's activations are allocated), less a margin of 5% of the
-     * device's memory but at least 512 MiB; never less than one page. CUDA's figures come from
+     * (after the model and the first step's activations are allocated), less {@link DeviceBudget}'s
+     * margin; never less than one page. CUDA's figures come from
      * {@code cudaMemGetInfo} through DJL's {@link CudaUtils}, which loads the CUDA runtime the engine
      * already uses: no further dependency.
      */
@@ -407,7 +407,6 @@ final class PagedStateStore implements StateStore {
         }
         MemoryUsage memory = CudaUtils.getGpuMemory(device);
         long free = memory.getMax() - memory.getCommitted();
-        long margin = Math.max(512L << 20, memory.getMax() / 20);
-        return Math.max(pageBytes, free - margin);
+        return DeviceBudget.of(free, memory.getMax(), pageBytes);
     }
 }

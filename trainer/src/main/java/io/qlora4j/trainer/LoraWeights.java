@@ -138,7 +138,8 @@ final class LoraWeights implements TrainableWeights {
         }
     }
 
-    private static LoraSettings settings(JobConfig config) throws ConfigException {
+    /** The adapter settings the job's keys choose (memory planning reads the same). */
+    static LoraSettings settings(JobConfig config) throws ConfigException {
         int rank = config.integer("lora_rank");
         Double alpha = config.number("lora_alpha");
         try {

@@ -92,7 +92,7 @@ final class TrainingLoop {
                 LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
         List<Parameter> params = weights.parameters();
         TrainStep step = TrainStep.builder(model)
-                .optRecompute(config.bool("gradient_checkpointing") && !config.bool("disable_gradient_checkpointing"))
+                .optRecompute(JobPlan.recomputes(config))
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)
                 .build();

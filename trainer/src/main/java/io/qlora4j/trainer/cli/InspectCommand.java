@@ -1,86 +1,86 @@
 package io.qlora4j.trainer.cli;
 
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
-import io.qlora4j.model.decoder.DecoderConfig;
-import io.qlora4j.model.family.ModelFamilies;
-import io.qlora4j.model.decoder.DecoderConfig;
-import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.trainer.JobModels;
-import io.qlora4j.trainer.QloraMemoryEstimate;
+import io.qlora4j.trainer.JobPlan;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import io.qlora4j.trainer.cvxq.CvxqSize;
+import io.qlora4j.trainer.plan.MemoryPlanner;
+import io.qlora4j.trainer.plan.ModelShape;
+import io.qlora4j.trainer.plan.PlanReport;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** {@code qlora4j inspect}: a model's architecture, stored format, size and the memory a QLoRA run of it needs. */
+/**
+ * {@code qlora4j inspect}: a model's architecture, stored format and size, and the memory plan of the job's training
+ * run: device and host memory part by part, and whether it fits {@code device_memory_gb} (or the GPU, or the
+ * machine), with the settings that would make it fit when it does not. Only config.json is read.
+ */
 @Command(name = "inspect", description = {
-    "Print a model's architecture, how its weights are stored, parameter count and the memory a QLoRA run needs.",
-    "Keys: model_name_or_path, quantization_method/quantization_bit and the format's options (the base format of",
-    "the run; default: the checkpoint's own when pre-quantized, else NF4+DQ), lora_rank (default 8), cutoff_len",
-    "(sequence length, default 2048), per_device_train_batch_size (default 1); target_bits or target_size_gb (with",
-    "cvxq_group_size): the CVXQ base of that target and the QLoRA run over it."})
+    "Print a model's architecture, how its weights are stored, its parameter count and the memory plan of the job's",
+    "training run (the job keys as train reads them: base format, lora_rank/lora_target/use_dora, optim,",
+    "paged_budget_mb, gradient_checkpointing, per_device_train_batch_size, cutoff_len, device, fp16), and whether it",
+    "fits device_memory_gb (default: the GPU's memory, or the machine's on a CPU). model_name_or_path may be a",
+    "directory holding only config.json, or the config.json file itself. target_bits or target_size_gb (with",
+    "cvxq_group_size): the CVXQ base of that target and the plan of the run over it."})
 final class InspectCommand extends JobCommand {
+    @Option(names = "--json", description = "End with one JSON line: device_bytes, host_bytes, fits, margin and parts.")
+    boolean json;
+
     @Override
     int run(JobConfig config) throws Exception {
-        Path dir = Path.of(config.require("model_name_or_path"));
+        Path path = Path.of(config.require("model_name_or_path"));
+        Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
+        if (!Files.isRegularFile(dir.resolve("config.json"))) {
+            throw new ConfigException("model_name_or_path: " + path + " holds no config.json");
+        }
         DecoderConfig c = ModelFamilies.read(dir.resolve("config.json"));
         BaseFormat stored = BaseFormats.stored(dir);
         BaseFormat format = BaseFormats.forModel(dir, JobModels.format(config));
-        if (format == BaseFormats.DENSE) {
-            format = BaseFormats.QLORA;
-        }
-        int rank = config.integer("lora_rank");
-        int seq = config.integer("cutoff_len");
-        int batch = config.integer("per_device_train_batch_size");
+        ModelShape shape = ModelShape.of(c);
         PrintWriter out = out();
         out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d key/value, head_dim %d), vocab %d%s%n",
-                dir, c.modelType(), c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize(), c.numAttentionHeads(),
+                path, c.modelType(), c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize(), c.numAttentionHeads(),
                 c.numKeyValueHeads(), c.headDim(), c.vocabSize(), c.tieWordEmbeddings() ? ", tied embeddings" : "");
         out.printf(Locale.ROOT, "rope: theta %s, scaling %s; max positions %d%n", c.ropeTheta(),
                 c.ropeScaling() == null ? "none" : c.ropeScaling(), c.maxPositionEmbeddings());
         out.printf(Locale.ROOT, "stored: %s%n", stored != null ? "linear layers in " + stored.describe()
                 + " (quantization_config)" : (c.torchDtype() == null ? "float" : c.torchDtype())
                         + " weights, no quantization_config");
-        for (int bytes : new int[] {4, 2}) {
-            QloraMemoryEstimate e;
-            try {
-                e = QloraMemoryEstimate.of(c, format, rank, seq, batch, bytes);
-            } catch (IllegalArgumentException tooLarge) {
-                throw new ConfigException("per_device_train_batch_size x cutoff_len: " + tooLarge.getMessage());
-            }
-            if (bytes == 4) {
-                out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
-                        e.parameters(), e.linearParameters(), Sizes.human(e.parameters() * 2));
-                out.printf(Locale.ROOT, "QLoRA over a %s base (%.3f bits per linear parameter), LoRA r=%d on all linear"
-                        + " layers (%,d parameters), batch %d x %d tokens, gradient checkpointing:%n", format.describe(),
-                        e.baseBytes() * 8.0 / e.linearParameters(), rank, e.loraParameters(), batch, seq);
-            }
-            printEstimate(out, e, bytes);
-        }
-        cvxqTarget(config, c, rank, seq, batch, out);
+        long linear = Math.multiplyExact(shape.blockLinearParameters(), shape.layers());
+        out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
+                shape.parameters(), linear, Sizes.human(shape.parameters() * 2));
+        MemoryPlanner planner = JobPlan.planner(config, c, format, JobPlan.device(config));
+        PlanReport report = JobPlan.report(config, planner);
+        report.print(out);
         out.println("linear layers in each base format:");
         for (BaseFormat f : BaseFormats.menu()) {
-            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, f, rank, seq, batch, 4);
-            out.printf(Locale.ROOT, "  %-40s %6.3f bits per parameter  %s%n", f.describe(),
-                    e.baseBytes() * 8.0 / e.linearParameters(), Sizes.human(e.baseBytes()));
+            long bytes = 0;
+            for (ModelShape.Linear l : shape.linears()) {
+                bytes += f.storedBytes(l.shape());
+            }
+            bytes *= shape.layers();
+            out.printf(Locale.ROOT, "  %-40s %6.3f bits per parameter  %s%n", f.describe(), bytes * 8.0 / linear,
+                    Sizes.human(bytes));
+        }
+        cvxqTarget(config, c, planner, out);
+        if (json) {
+            out.println(report.json());
         }
         return 0;
     }
 
-    private static void printEstimate(PrintWriter out, QloraMemoryEstimate e, int computeBytes) {
-        out.printf(Locale.ROOT, "  %s compute: base %s + dense embeddings/norms/lm_head %s + LoRA with grads "
-                + "and AdamW %s + activations %s = %s%n", computeBytes == 4 ? "float32" : "float16 (CUDA)",
-                Sizes.human(e.baseBytes()), Sizes.human(e.denseBytes()), Sizes.human(e.loraBytes()),
-                Sizes.human(e.activationBytes()), Sizes.human(e.totalBytes()));
-    }
-
-    /** With target_bits or target_size_gb: the CVXQ base that target gives and the QLoRA run over it. */
-    private static void cvxqTarget(JobConfig config, DecoderConfig c, int rank, int seq, int batch, PrintWriter out)
+    /** With target_bits or target_size_gb: the CVXQ base that target gives and the plan of the run over it. */
+    private static void cvxqTarget(JobConfig config, DecoderConfig c, MemoryPlanner planner, PrintWriter out)
             throws ConfigException {
         Double bits = config.number("target_bits");
         Double size = config.number("target_size_gb");
@@ -94,13 +94,10 @@ final class InspectCommand extends JobCommand {
                 throw new ConfigException(e.getMessage());
             }
         }
-        int groupSize = config.integer("cvxq_group_size");
-        out.printf(Locale.ROOT, "CVXQ target: %.4f bits per linear parameter%s, stored model %s; QLoRA over it:%n",
+        CvxqFormat cvxq = new CvxqFormat(bits, config.integer("cvxq_group_size"));
+        out.printf(Locale.ROOT, "CVXQ target: %.4f bits per linear parameter%s, stored model %s; the run over it: %s%n",
                 bits, size == null ? "" : " (the most that fits target_size_gb " + size + ")",
-                Sizes.human(CvxqSize.storedBytes(c, bits)));
-        for (int bytes : new int[] {4, 2}) {
-            QloraMemoryEstimate e = QloraMemoryEstimate.of(c, new CvxqFormat(bits, groupSize), rank, seq, batch, bytes);
-            printEstimate(out, CvxqSize.qlora(e, c, bits, groupSize), bytes);
-        }
+                Sizes.human(CvxqSize.storedBytes(c, bits)),
+                JobPlan.report(config, planner.toBuilder().optFormat(cvxq).build()).verdict());
     }
 }

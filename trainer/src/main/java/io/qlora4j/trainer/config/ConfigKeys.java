@@ -242,6 +242,9 @@ public final class ConfigKeys {
                         + " unlimited on the CPU)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("paged_page_kb", INT, 1024, "size of one page of paged optimizer state in KiB")
                 .range(1.0, NO_LIMIT));
+        add(ConfigKey.of("device_memory_gb", FLOAT, null,
+                "memory the run must fit, in GB (default: the GPU's, or the machine's on a CPU); inspect and train plan"
+                        + " against it").range(0.0, NO_LIMIT));
         add(ConfigKey.of("export_dtype", STRING, "bfloat16", "dtype of exported weights").choices("bfloat16", "float16", "float32"));
         add(ConfigKey.of("merge_base", STRING, null, "weights the adapter is added to").choices("original", "dequantized"));
         add(ConfigKey.of("prompt", STRING, null, "text to continue"));

@@ -1,19 +1,15 @@
 package io.qlora4j.trainer.cvxq;
 
-import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.decoder.DecoderConfig;
-import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.family.ModelLoader;
-import io.qlora4j.quant.cvxq.CvxqTensor;
-import io.qlora4j.quant.cvxq.RowClusters;
-import io.qlora4j.trainer.QloraMemoryEstimate;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
  * Sizes of a CVXQ base from a model's config alone: what {@code quantize target_size_gb=S} turns into a bit budget
- * and what {@code inspect} reports for a CVXQ target; a memory planner calls the same functions. The block
+ * and what {@code inspect} reports for a CVXQ target (the device bytes the memory planner counts are
+ * {@code CvxqFormat.deviceBytes}). The block
  * projections take {@code bits} per parameter as stored (side information and the corrected biases included, the
  * quantity CVXQ meets within 0.01); everything else (embed_tokens, lm_head, norms) stays as the checkpoint stores it.
  */
@@ -65,27 +61,5 @@ public final class CvxqSize {
                     bytes / 1e9, fixed / 1e9));
         }
         return Math.min(8, Math.floor(8 * (bytes - fixed) / linearParameters(c) * 1e4) / 1e4);
-    }
-
-    /**
-     * Device bytes of the projections at {@code bits} with clusters of {@code groupSize} rows: the stored bytes, plus
-     * what {@code NdCvxqTensor} keeps beyond the file (5 more bytes per partition, an int32 slot per row in place of
-     * the stored cluster id) and the bias widened to float32.
-     */
-    public static long deviceBytes(DecoderConfig c, double bits, int groupSize) {
-        long extra = 0;
-        for (long[] outIn : blockShapes(c)) {
-            int rows = Math.toIntExact(outIn[0]);
-            int clusters = RowClusters.count(rows, groupSize);
-            extra += 5L * clusters * outIn[1] + (long) rows * (4 - CvxqTensor.clusterIdBytes(clusters)) + 2L * rows;
-        }
-        return (long) Math.ceil(linearParameters(c) * bits / 8) + extra * c.numHiddenLayers();
-    }
-
-    /** {@code estimate} with its base replaced by a CVXQ base at {@code bits}: the memory a QLoRA run over it takes. */
-    public static QloraMemoryEstimate qlora(QloraMemoryEstimate estimate, DecoderConfig c, double bits, int groupSize) {
-        return new QloraMemoryEstimate(estimate.parameters(), estimate.linearParameters(),
-                deviceBytes(c, bits, groupSize), estimate.denseBytes(), estimate.loraParameters(), estimate.loraBytes(),
-                estimate.activationBytes());
     }
 }

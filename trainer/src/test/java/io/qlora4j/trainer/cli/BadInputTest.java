@@ -76,9 +76,9 @@ class BadInputTest {
         Path garbage = Files.writeString(dir.resolve("g.json"), Files.readString(data) + "\n{\"extra\": 1}\n");
         assertTrue(refused(train(base, garbage, dir.resolve("g"))).endsWith(": unexpected text after the closing ] of"
                 + " the JSON array"), cli.err());
-        // 4 heads x 3 x (2^28)^2 attention scores of 12 bytes: past 2^63, which used to print negative sizes
+        // 4 heads x 3 x (2^28)^2 attention scores of 4 bytes: past 2^63, which used to print negative sizes
         assertEquals("qlora4j inspect: per_device_train_batch_size x cutoff_len: a batch of 3 x 268435456 tokens needs"
-                + " more than 2^63 bytes of activations; nothing can run it",
+                + " more than 2^63 bytes; nothing can run it",
                 refused("inspect", "model_name_or_path=" + base, "cutoff_len=268435456", "per_device_train_batch_size=3"));
     }
 

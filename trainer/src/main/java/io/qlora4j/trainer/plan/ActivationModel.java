@@ -1,0 +1,187 @@
+package io.qlora4j.trainer.plan;
+
+/**
+ * The memory of one training step's activations, from the model's shape alone: the arrays {@code TrainStep}, the
+ * decoder block, {@code LoraLinear} and {@code LossHead} keep alive for a micro-batch of {@code batch x seq} tokens,
+ * counted array by array so that each can be told apart by size (a CPU allocator serves small and large blocks
+ * differently: {@link Bytes}). The planner adds the result to the resident parts; a change to what the step keeps
+ * (selective recompute) adds a {@link Recompute} policy here and the planner follows.
+ *
+ * <p>What it counts, per policy:
+ * <ul>
+ *   <li>{@link Recompute#BLOCK} (gradient checkpointing): the forward pass runs without a graph and keeps one hidden
+ *       state per block boundary ({@code layers + 1} of {@code [tokens, hidden]}); then the loss head; then each block
+ *       again with a graph, one at a time, holding its saved tensors, its forward intermediates until the block's
+ *       forward returns, the dequantized weights of its projections (autograd keeps them for the input gradient) and
+ *       the gradients of its backward pass. The peak is the largest of the three phases.</li>
+ *   <li>{@link Recompute#NONE}: every block's saved tensors and dequantized weights at once until the one backward
+ *       pass, plus the last block's intermediates or the loss head.</li>
+ * </ul>
+ * Block arrays, from {@code LlamaBlock.forward}: per RMSNorm the square (transient), quotient and output (saved),
+ * float32 inside; the residual sum (saved); per projection its LoRA product {@code [tokens, r]} float32 (saved) and,
+ * with dropout, the float32 mask and masked input (or, in float16, the widened input); the query's and key's outputs
+ * and four rotary-embedding arrays each (transients, the key's result saved); the scaled query and the attention
+ * output copy (saved) and the value (saved); scores, masked float32 scores (transients) and probabilities (saved,
+ * float32) of {@code [b, heads, s, s]}; the five {@code [tokens, intermediate]} MLP arrays (saved); o_proj's and
+ * down_proj's outputs (transients). The loss head holds {@code chunk} tokens' logits, log-probabilities, their
+ * exponent and the float32 one-hot labels, with the int64 one-hot they are cast from (float32, {@code chunk =
+ * CHUNK_LOGITS / vocab}), lm_head's float32 row chunks, and the normed hidden state.
+ */
+public final class ActivationModel {
+    /** What the backward pass recomputes. */
+    public enum Recompute {
+        /** Nothing: the whole graph is kept ({@code gradient_checkpointing: false}). */
+        NONE,
+        /** Every decoder block, one at a time, from its saved input ({@code gradient_checkpointing: true}). */
+        BLOCK
+    }
+
+    /** Logits the loss head computes at once (trainer's {@code LossHead.CHUNK_LOGITS}). */
+    static final long CHUNK_LOGITS = 1L << 24;
+    /** Elements of lm_head widened to float32 at once ({@code Float16Weight}'s row chunks). */
+    static final long HEAD_ROW_CHUNK = 1L << 22;
+    private static final long F32 = 4;
+
+    private final ModelShape shape;
+    private final long e;
+    private final long rank;
+    private final boolean dropout;
+    private final long threshold;
+
+    /**
+     * The model of {@code shape} computing in {@code computeBytes} per element (4: float32, 2: float16), with LoRA of
+     * {@code rank} on every projection ({@code rank} 0: none) and dropout on its input when {@code dropout}; arrays
+     * of {@code smallBelow} bytes or fewer count as {@link Bytes#small}.
+     */
+    public ActivationModel(ModelShape shape, int computeBytes, int rank, boolean dropout, long smallBelow) {
+        this.shape = shape;
+        this.e = computeBytes;
+        this.rank = rank;
+        this.dropout = dropout;
+        this.threshold = smallBelow;
+    }
+
+    /**
+     * Bytes of live arrays, split by array size.
+     *
+     * @param small bytes in arrays below the size threshold (on a CPU, what glibc serves from its heap)
+     * @param large bytes in arrays at or above it (on a CPU, separate mappings returned when freed)
+     */
+    public record Bytes(long small, long large) {
+        static final Bytes ZERO = new Bytes(0, 0);
+
+        /** Both together. */
+        public long total() {
+            return Exact.sum(small, large);
+        }
+
+        Bytes plus(Bytes o) {
+            return new Bytes(Exact.sum(small, o.small), Exact.sum(large, o.large));
+        }
+
+        Bytes times(long n) {
+            return new Bytes(Exact.product(small, n), Exact.product(large, n));
+        }
+
+        /** The larger of the two by {@link #total}. */
+        static Bytes max(Bytes a, Bytes b) {
+            return a.total() >= b.total() ? a : b;
+        }
+
+        /** The larger small part and the larger large part of the two, each on its own. */
+        static Bytes highWater(Bytes a, Bytes b) {
+            return new Bytes(Math.max(a.small, b.small), Math.max(a.large, b.large));
+        }
+    }
+
+    /** {@code count} arrays of {@code bytes} each. */
+    private Bytes arrays(long count, long bytes) {
+        long all = Exact.product(count, bytes);
+        return bytes < threshold ? new Bytes(all, 0) : new Bytes(0, all);
+    }
+
+    /**
+     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code policy}.
+     *
+     * @throws ArithmeticException when a figure exceeds 2^63 bytes
+     */
+    public Activations of(Recompute policy, long batch, long seq) {
+        long t = Exact.product(batch, seq);
+        long h = shape.hidden();
+        long q = shape.queryDim();
+        long kv = shape.keyValueDim();
+        long inter = shape.intermediate();
+        long scores = Exact.product(batch, shape.heads(), seq, seq);
+        // what autograd keeps after the block's forward pass
+        Bytes saved = (e == F32 ? arrays(4, Exact.product(t, h, F32))
+                : arrays(4, Exact.product(t, h, F32)).plus(arrays(4, Exact.product(t, h, e))))
+                .plus(arrays(1, Exact.product(t, h, e)))
+                .plus(arrays(2, Exact.product(t, q, e))).plus(arrays(2, Exact.product(t, kv, e)))
+                .plus(arrays(5, Exact.product(t, inter, e)))
+                .plus(arrays(1, Exact.product(scores, F32))).plus(e == F32 ? Bytes.ZERO : arrays(1, Exact.product(scores, e)));
+        for (ModelShape.Linear l : shape.linears()) {
+            if (rank > 0) {
+                saved = saved.plus(arrays(1, Exact.product(t, rank, F32)));
+                long inputs = dropout ? 2 : e == F32 ? 0 : 1;
+                saved = saved.plus(arrays(inputs, Exact.product(t, l.in(), F32)));
+            }
+        }
+        // what lives only until the block's forward pass returns
+        Bytes transients = arrays(2, Exact.product(t, h, F32)).plus(arrays(2, Exact.product(t, h, e)))
+                .plus(arrays(6, Exact.product(t, q, e))).plus(arrays(1, Exact.product(t, q / 2, e)))
+                .plus(arrays(4, Exact.product(t, kv, e))).plus(arrays(1, Exact.product(t, kv / 2, e)))
+                .plus(arrays(1, Exact.product(scores, e))).plus(arrays(1, Exact.product(scores, F32)));
+        Bytes weights = Bytes.ZERO;
+        long largest = 0;
+        for (ModelShape.Linear l : shape.linears()) {
+            weights = weights.plus(arrays(1, Exact.product(l.out(), l.in(), e)));
+            largest = Math.max(largest, Exact.product(l.out(), l.in()));
+        }
+        Bytes dequantizing = arrays(1, Exact.product(largest, F32));
+        // the MLP's backward pass: gradients of the intermediate arrays and of the hidden state
+        Bytes backward = arrays(4, Exact.product(t, inter, e)).plus(arrays(2, Exact.product(t, h, e)));
+        Bytes head = lossHead(batch, seq);
+        if (policy == Recompute.NONE) {
+            Bytes hidden = arrays(1, Exact.product(t, h, e));
+            Bytes graph = saved.plus(weights).times(shape.layers());
+            Bytes last = transients.plus(dequantizing);
+            Bytes peak = hidden.plus(graph).plus(Bytes.max(last, head));
+            return new Activations(policy, hidden, graph, Bytes.ZERO, head, peak,
+                    hidden.plus(graph).plus(Bytes.highWater(last, head)));
+        }
+        Bytes boundaries = arrays(shape.layers() + 1L, Exact.product(t, h, e));
+        Bytes block = weights.plus(Bytes.max(saved.plus(transients).plus(dequantizing), saved.plus(backward)));
+        Bytes forward = transients.plus(saved).plus(dequantizing);
+        Bytes peak = boundaries.plus(Bytes.max(block, Bytes.max(head, forward)));
+        return new Activations(policy, boundaries, Bytes.ZERO, block, head, peak,
+                boundaries.plus(Bytes.highWater(block, Bytes.highWater(head, forward))));
+    }
+
+    /** The loss head's arrays at its largest: six chunk-sized float32 units, lm_head's row chunks, the normed state. */
+    private Bytes lossHead(long batch, long seq) {
+        long tokens = Exact.product(batch, Math.max(0, seq - 1));
+        long vocab = shape.vocab();
+        long chunk = Math.min(tokens, Math.max(1, CHUNK_LOGITS / vocab));
+        long logits = Exact.product(chunk, vocab, F32);
+        long rows = Math.max(1, HEAD_ROW_CHUNK / shape.hidden()) * shape.hidden();
+        return arrays(4, logits).plus(arrays(1, 2 * logits)).plus(arrays(3, Exact.product(rows, F32)))
+                .plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));
+    }
+
+    /**
+     * One micro-batch's activation memory.
+     *
+     * @param policy what the backward pass recomputes
+     * @param hiddenStates the hidden states kept across the whole step (block boundaries under recompute, the
+     *     embedding output without)
+     * @param graph every block's saved tensors and dequantized weights kept for one backward pass (no recompute)
+     * @param block one recomputed block at its largest: its dequantized weights, saved tensors and the larger of its
+     *     forward intermediates and its backward gradients (recompute)
+     * @param lossHead the loss head's chunk at its largest
+     * @param peak the step's peak: the hidden states plus the largest phase
+     * @param highWater the hidden states plus, for small and large arrays each, their largest phase: what a
+     *     process keeps when its allocator holds on to freed small blocks (a CPU's glibc heap) but returns large ones
+     */
+    public record Activations(Recompute policy, Bytes hiddenStates, Bytes graph, Bytes block, Bytes lossHead,
+            Bytes peak, Bytes highWater) {}
+}

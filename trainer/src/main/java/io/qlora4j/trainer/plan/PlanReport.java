@@ -1,0 +1,87 @@
+package io.qlora4j.trainer.plan;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A plan as people and programs read it: one line per part, the two totals, the verdict (fits with a margin, or
+ * the single settings that would make it fit), and for {@code --json} one JSON line with every figure.
+ *
+ * @param plan the plan
+ * @param advice settings that each alone would make it fit (empty when it fits)
+ */
+public record PlanReport(MemoryPlan plan, List<String> advice) {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The report of {@code planner}'s plan, with advice when it does not fit. */
+    public static PlanReport of(MemoryPlanner planner) {
+        MemoryPlan plan = planner.plan();
+        return new PlanReport(plan, FitAdvice.of(planner, plan));
+    }
+
+    /** One line: fits with its margin, does not fit by how much, or no limit known. */
+    public String verdict() {
+        String what = plan.onCpu() ? "process memory" : "device memory";
+        if (plan.limitBytes() == null) {
+            return String.format(Locale.ROOT, "%s %s; no limit known (set device_memory_gb)", what,
+                    gb(plan.limitedBytes()));
+        }
+        String limit = gb(plan.limitBytes()) + " (" + plan.limitSource() + ")";
+        return plan.fits()
+                ? String.format(Locale.ROOT, "fits: %s %s of %s, margin %s", what, gb(plan.limitedBytes()), limit,
+                        gb(plan.marginBytes()))
+                : String.format(Locale.ROOT, "does not fit: %s %s of %s, %s over", what, gb(plan.limitedBytes()),
+                        limit, gb(-plan.marginBytes()));
+    }
+
+    /** The parts, totals and verdict, with the settings that would make it fit. */
+    public void print(PrintWriter out) {
+        out.printf(Locale.ROOT, "memory plan on %s:%n", plan.device());
+        for (MemoryPlan.Part p : plan.parts()) {
+            out.printf(Locale.ROOT, "  %-6s %-22s %10s  %s%n", plan.onCpu() ? "host" : p.place().key(), p.key(),
+                    gb(p.bytes()), p.detail());
+        }
+        if (plan.onCpu()) {
+            out.printf(Locale.ROOT, "  host total (the process's peak) %s%n", gb(plan.hostBytes()));
+        } else {
+            out.printf(Locale.ROOT, "  device total %s; host total %s%n", gb(plan.deviceBytes()), gb(plan.hostBytes()));
+        }
+        out.println(verdict());
+        if (!plan.fits()) {
+            out.println(advice.isEmpty() ? "no single setting makes it fit; combine them or use a larger device"
+                    : "any one of these makes it fit:");
+            advice.forEach(a -> out.println("  " + a));
+        }
+    }
+
+    /** Every figure as one JSON object: totals, limit, verdict, parts and advice. */
+    public String json() {
+        ObjectNode root = JSON.createObjectNode();
+        root.put("device", plan.device());
+        root.put("device_bytes", plan.deviceBytes());
+        root.put("host_bytes", plan.hostBytes());
+        if (plan.limitBytes() != null) {
+            root.put("limit_bytes", plan.limitBytes());
+            root.put("limit_source", plan.limitSource());
+            root.put("margin_bytes", plan.marginBytes());
+        }
+        root.put("fits", plan.fits());
+        ObjectNode parts = root.putObject("parts");
+        for (MemoryPlan.Part p : plan.parts()) {
+            ObjectNode part = parts.putObject(p.key());
+            part.put("bytes", p.bytes());
+            part.put("where", plan.onCpu() ? "host" : p.place().key());
+        }
+        ArrayNode settings = root.putArray("would_fit_with");
+        advice.forEach(settings::add);
+        return root.toString();
+    }
+
+    private static String gb(long bytes) {
+        return String.format(Locale.ROOT, "%.2f GB", bytes / 1e9);
+    }
+}

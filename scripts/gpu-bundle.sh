@@ -3,7 +3,8 @@
 # "Running on a CUDA GPU"): the runtime jars without the 111 MB CPU native jar, a jlink'd Java
 # runtime packed as jre.tar.xz, and run.sh, which points DJL at the node's torch libraries.
 # `run.sh train job.yaml ...` runs the command line; `run.sh cuda-bench [7b|small] [steps]` the GPU
-# training benchmark (CudaTrainBenchmark, issue 4).
+# training benchmark (CudaTrainBenchmark, issue 4); `run.sh inspect configs/guanaco-65b.yaml
+# model_name_or_path=llama-65b-config device=cuda` the memory plan of the Guanaco-65B run on the node's GPU.
 #   scripts/gpu-bundle.sh [OUT_DIR]      (default: gpu-bundle/, ignored by git)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +16,22 @@ cp "$root"/bench/target/qlora4j-bench-*.jar "$out/lib/"
 tr ':' '\n' < "$root/bench/target/classpath.txt" | grep -v -E 'pytorch-native-cpu|jmh|jopt-simple|commons-math3' | while read -r jar; do
   cp "$jar" "$out/lib/"
 done
+# org.bytedeco's native glue for the CUDA runtime (pinned optimizer pages, cudaMemGetInfo): only libjnicudart.so
+# of the cuda natives jar (the rest binds libraries qlora4j does not call) and javacpp's own; they link against the
+# node's libcudart.so.12, which torch ships
+javacpp="$(sed -n 's:.*<javacpp.version>\(.*\)</javacpp.version>.*:\1:p' "$root/pom.xml")"
+cuda="$(sed -n 's:.*<cuda.version>\(.*\)</cuda.version>.*:\1:p' "$root/pom.xml" | sed "s/\${javacpp.version}/$javacpp/")"
+natives="$(mktemp -d)"
+for artifact in "org.bytedeco:javacpp:$javacpp:jar:linux-x86_64" "org.bytedeco:cuda:$cuda:jar:linux-x86_64"; do
+  "$root/mvnw" -q -B dependency:copy -Dartifact="$artifact" -DoutputDirectory="$natives"
+done
+cp "$natives/javacpp-$javacpp-linux-x86_64.jar" "$out/lib/"
+(cd "$natives" && unzip -q "cuda-$cuda-linux-x86_64.jar" 'org/bytedeco/cuda/linux-x86_64/libjnicudart.so' \
+  && jar cf "$out/lib/cuda-$cuda-cudart-linux-x86_64.jar" org/bytedeco/cuda/linux-x86_64/libjnicudart.so)
+rm -rf "$natives"
+# the job files and LLaMA-65B's config.json: `run.sh inspect configs/guanaco-65b.yaml model_name_or_path=llama-65b-config`
+cp -r "$root/configs" "$out/configs"
+cp -r "$root/examples/llama-65b-config" "$out/llama-65b-config"
 jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,java.xml,java.desktop \
   --strip-debug --no-man-pages --no-header-files --compress=2 --output "$out/jre"
 tar -C "$out" -cJf "$out/jre.tar.xz" jre && rm -rf "$out/jre"

@@ -45,7 +45,7 @@ public final class AdamW implements AutoCloseable {
         weightDecay = builder.weightDecay;
         optim = builder.optim;
         long budget = optim.paged() ? builder.budgetBytes : PagedStateStore.UNLIMITED;
-        state = new PagedStateStore(optim, builder.pageBytes, budget);
+        state = new PagedStateStore(optim, builder.pageBytes, budget, builder.hostPages);
     }
 
     /**
@@ -179,6 +179,7 @@ public final class AdamW implements AutoCloseable {
         private Optim optim = Optim.ADAMW_TORCH;
         private long budgetBytes = PagedStateStore.DEVICE_FREE;
         private long pageBytes = PagedStateStore.DEFAULT_PAGE_BYTES;
+        private HostPages hostPages = HostPages.direct();
 
         Builder() {}
 
@@ -232,6 +233,15 @@ public final class AdamW implements AutoCloseable {
          */
         public Builder optPageSize(long bytes) {
             this.pageBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Sets where paged-out state lives and how it is copied (default {@link HostPages#direct}; on CUDA
+         * {@link HostPages#forDevice} gives pinned pages). The optimizer closes it when it closes.
+         */
+        public Builder optHostPages(HostPages hostPages) {
+            this.hostPages = Objects.requireNonNull(hostPages, "hostPages");
             return this;
         }
 

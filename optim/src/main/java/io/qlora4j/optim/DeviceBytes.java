@@ -3,6 +3,7 @@ package io.qlora4j.optim;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -24,13 +25,17 @@ final class DeviceBytes {
 
     /** A new device array holding a copy of {@code src}'s remaining {@code part.bytes()} bytes. */
     static NDArray upload(NDManager manager, PagePart part, ByteBuffer src) {
-        ByteBuffer bytes = src.slice().limit(Math.toIntExact(part.bytes()));
-        Shape shape = new Shape(part.count());
+        return upload(manager, new Shape(part.count()), part.type(), src);
+    }
+
+    /** A new device array of {@code shape} and {@code type} holding a copy of the bytes {@code src} has left. */
+    static NDArray upload(NDManager manager, Shape shape, DataType type, ByteBuffer src) {
+        ByteBuffer bytes = src.slice().limit(Math.toIntExact(shape.size() * type.getNumOfBytes()));
         if (!onCpu(manager.getDevice())) {
             // off the CPU the engine copies the buffer to the device itself
-            return manager.create(bytes.order(ByteOrder.nativeOrder()), shape, part.type());
+            return manager.create(bytes.order(ByteOrder.nativeOrder()), shape, type);
         }
-        NDArray array = manager.create(shape, part.type());
+        NDArray array = manager.create(shape, type);
         array.toByteBuffer(true).put(bytes);
         return array;
     }

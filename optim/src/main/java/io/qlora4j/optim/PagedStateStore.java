@@ -5,10 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.util.cuda.CudaUtils;
-import java.lang.management.MemoryUsage;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -29,8 +26,9 @@ import java.util.concurrent.Future;
  * page is being updated, a single background thread already copies the next one in when the
  * budget has room for both. With the whole state within budget nothing is ever copied after the
  * first step. Loaded state starts on the host and moves in at first use, so a run can resume with
- * any budget. Host buffers are plain direct buffers, not pinned: DJL offers no CUDA host allocator,
- * so on a GPU the engine stages each copy through pageable memory.
+ * any budget. Host buffers and the copies come from {@link HostPages}: direct buffers and the
+ * engine's copies by default; on CUDA pinned memory with copies on a side stream (the {@code cuda}
+ * module). Every copy is exact, so the pages' home never changes a result.
  */
 final class PagedStateStore implements StateStore {
 
@@ -50,6 +48,7 @@ final class PagedStateStore implements StateStore {
     private final Optim optim;
     private final long pageBytes;
     private final long requestedBudget;
+    private final HostPages hostPages;
     private long budget;
 
     private Map<String, ParamState> params = new LinkedHashMap<>();
@@ -101,9 +100,10 @@ final class PagedStateStore implements StateStore {
 
     /**
      * A store for {@code optim}'s state in pages of {@code pageBytes}, with a device budget in
-     * bytes, {@link #UNLIMITED} or {@link #DEVICE_FREE}.
+     * bytes, {@link #UNLIMITED} or {@link #DEVICE_FREE}, keeping evicted pages in {@code hostPages}.
      */
-    PagedStateStore(Optim optim, long pageBytes, long budgetBytes) {
+    PagedStateStore(Optim optim, long pageBytes, long budgetBytes, HostPages hostPages) {
+        this.hostPages = hostPages;
         this.optim = optim;
         this.pageBytes = pageBytes;
         this.requestedBudget = budgetBytes;
@@ -137,7 +137,7 @@ final class PagedStateStore implements StateStore {
         }
         if (manager == null) {
             manager = value.getManager().getEngine().newBaseManager(value.getDevice());
-            budget = requestedBudget != DEVICE_FREE ? requestedBudget : deviceDefault(pageBytes, value.getDevice());
+            budget = requestedBudget != DEVICE_FREE ? requestedBudget : deviceDefault(value.getDevice());
         } else if (!manager.getDevice().equals(value.getDevice())) {
             throw new IllegalArgumentException(
                     "parameter '" + param + "' is on " + value.getDevice()
@@ -225,12 +225,15 @@ final class PagedStateStore implements StateStore {
             state.step = entry.step();
             List<ByteBuffer> bytes = PageTensors.pages(entry.format(), entry.tensors(), state.layout);
             for (int i = 0; i < state.pages.length; i++) {
-                state.pages[i].host = bytes.get(i);
+                ByteBuffer host = hostPages.allocate(Math.toIntExact(state.pages[i].bytes));
+                host.put(bytes.get(i).duplicate().clear()).clear();
+                state.pages[i].host = host;
                 state.pages[i].hostCurrent = true;
             }
             loaded.put(param, state);
         });
         freeDevice();
+        freeHost();
         params = loaded;
     }
 
@@ -242,7 +245,20 @@ final class PagedStateStore implements StateStore {
             prefetcher = null;
         }
         freeDevice();
+        freeHost();
         params = new LinkedHashMap<>();
+        hostPages.close();
+    }
+
+    private void freeHost() {
+        for (ParamState state : params.values()) {
+            for (Page page : state.pages) {
+                if (page.host != null) {
+                    hostPages.free(page.host);
+                    page.host = null;
+                }
+            }
+        }
     }
 
     private PageFormat formatFor(long size) {
@@ -301,12 +317,11 @@ final class PagedStateStore implements StateStore {
         for (Page victim : victims) {
             if (!victim.hostCurrent) {
                 if (victim.host == null) {
-                    victim.host = ByteBuffer.allocateDirect(Math.toIntExact(victim.bytes))
-                            .order(ByteOrder.nativeOrder());
+                    victim.host = hostPages.allocate(Math.toIntExact(victim.bytes));
                 }
                 ByteBuffer host = victim.host.clear();
                 for (NDArray part : victim.device) {
-                    DeviceBytes.download(part, host);
+                    hostPages.download(part, host);
                 }
                 victim.hostCurrent = true;
             }
@@ -319,7 +334,8 @@ final class PagedStateStore implements StateStore {
         ByteBuffer host = target.host == null ? null : target.host.clear();
         for (int i = 0; i < arrays.length; i++) {
             PagePart part = target.parts.get(i);
-            arrays[i] = host == null ? DeviceBytes.zeros(manager, part) : DeviceBytes.upload(manager, part, host);
+            arrays[i] = host == null ? DeviceBytes.zeros(manager, part)
+                    : hostPages.upload(manager, new Shape(part.count()), part.type(), host);
             if (host != null) {
                 host.position(host.position() + Math.toIntExact(part.bytes()));
             }
@@ -395,18 +411,15 @@ final class PagedStateStore implements StateStore {
     }
 
     /**
-     * The default budget: unlimited on the CPU; on a GPU what CUDA reports free at the first step
-     * (after the model and the first step's activations are allocated), less {@link DeviceBudget}'s
-     * margin; never less than one page. CUDA's figures come from
-     * {@code cudaMemGetInfo} through DJL's {@link CudaUtils}, which loads the CUDA runtime the engine
-     * already uses: no further dependency.
+     * The default budget: unlimited on the CPU; on a GPU what it reports free at the first step (after
+     * the model and the first step's activations are allocated) by {@link HostPages#deviceMemory}
+     * ({@code cudaMemGetInfo}), less {@link DeviceBudget}'s margin.
      */
-    private static long deviceDefault(long pageBytes, Device device) {
+    private long deviceDefault(Device device) {
         if (!device.isGpu()) {
             return UNLIMITED;
         }
-        MemoryUsage memory = CudaUtils.getGpuMemory(device);
-        long free = memory.getMax() - memory.getCommitted();
-        return DeviceBudget.of(free, memory.getMax(), pageBytes);
+        long[] freeTotal = hostPages.deviceMemory(device);
+        return DeviceBudget.of(freeTotal[0], freeTotal[1], pageBytes);
     }
 }

@@ -5,8 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -64,6 +73,70 @@ class PagedStateStoreTest extends EngineTest {
         SyntheticRun initial = new SyntheticRun(manager, SIZES);
         assertTrue(Math.abs(initial.values().get(0)[0] - reference.params().get(0)[0]) > 1e-3);
         assertEquals(eightBit, reference.state().containsKey("layer0.lora_A.weight.exp_avg.codes"));
+    }
+
+    /**
+     * Host pages that are not plain direct buffers, as pinned memory is not: each page is carved out of one
+     * preallocated slab, and every copy goes through a staging buffer of its own, counted.
+     */
+    private static final class SlabPages implements HostPages {
+        private final ByteBuffer slab = ByteBuffer.allocateDirect(8 << 20);
+        private final Set<ByteBuffer> live = Collections.newSetFromMap(new IdentityHashMap<>());
+        private int uploads;
+        private int downloads;
+        private boolean closed;
+
+        @Override
+        public ByteBuffer allocate(int bytes) {
+            ByteBuffer page = slab.slice(slab.position(), bytes).order(ByteOrder.nativeOrder());
+            slab.position(slab.position() + bytes);
+            live.add(page);
+            return page;
+        }
+
+        @Override
+        public void free(ByteBuffer buffer) {
+            assertTrue(live.remove(buffer), "freed a buffer it did not allocate");
+        }
+
+        @Override
+        public NDArray upload(NDManager manager, Shape shape, DataType type, ByteBuffer src) {
+            uploads++;
+            int bytes = Math.toIntExact(shape.size() * type.getNumOfBytes());
+            ByteBuffer staged = ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
+            staged.put(src.slice().limit(bytes)).flip();
+            return HostPages.super.upload(manager, shape, type, staged);
+        }
+
+        @Override
+        public void download(NDArray array, ByteBuffer dst) {
+            downloads++;
+            HostPages.super.download(array, dst);
+        }
+
+        @Override
+        public String describe() {
+            return "slab pages";
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+        }
+    }
+
+    @Test
+    void pagesKeptInAnotherHostMemoryEndBitIdenticalAndAreAllGivenBack() {
+        Outcome reference = run(AdamW.builder().optOptim(Optim.ADAMW_TORCH), Long.MAX_VALUE);
+        SlabPages pages = new SlabPages();
+        Outcome slab = run(AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).optPageSize(PAGE).optPagedBudget(PAGE)
+                .optHostPages(pages), PAGE);
+        for (int p = 0; p < SIZES.length; p++) {
+            assertArrayEquals(reference.params().get(p), slab.params().get(p), "param " + p);
+        }
+        assertTrue(pages.uploads > STEPS && pages.downloads > STEPS, pages.uploads + " / " + pages.downloads);
+        assertTrue(pages.live.isEmpty(), pages.live.size() + " pages not freed");
+        assertTrue(pages.closed);
     }
 
     @Test

@@ -11,6 +11,7 @@ import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.HostPages;
 import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.LrSchedule;
 import io.qlora4j.optim.LrSchedules;
@@ -241,6 +242,10 @@ final class TrainingLoop {
                 .optWeightDecay(config.number("weight_decay"))
                 .optOptim(optim)
                 .optPageSize(config.integer("paged_page_kb") * 1024L);
+        if (optim.paged()) {
+            // pinned pages and side-stream copies on CUDA; on the CPU nothing of the cuda module is touched
+            builder.optHostPages(HostPages.forDevice(model.manager().getDevice(), line -> out.println("warning: " + line)));
+        }
         if (config.isSet("paged_budget_mb")) {
             if (!optim.paged()) {
                 throw new ConfigException("paged_budget_mb: applies to paged_adamw_32bit and paged_adamw_8bit, not "

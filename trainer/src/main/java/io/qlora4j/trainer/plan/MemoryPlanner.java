@@ -100,7 +100,7 @@ public final class MemoryPlanner {
         long onDevice = optimizerOnDevice(state, resident);
         parts.add(new Part("optimizer_device", onDevice, Place.DEVICE, optimizerDetail(state, onDevice)));
         parts.add(new Part("optimizer_host", state - onDevice, Place.HOST, b.device == Device.CUDA
-                ? "paged out to host memory" : "paged out: host buffers"));
+                ? "paged out: pinned host memory" : "paged out: host buffers"));
         parts.add(new Part("activations", (b.device == Device.CPU ? act.highWater() : act.peak()).total(), Place.DEVICE,
                 activationDetail(act)));
         if (b.device == Device.CUDA) {

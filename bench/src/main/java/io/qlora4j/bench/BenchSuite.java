@@ -92,6 +92,9 @@ public final class BenchSuite {
             rows.addAll(train(sizes));
             rows.add(load(sizes));
             rows.add(paging(sizes));
+            if (sizes == FULL) {
+                rows.add(trainCommand());
+            }
         }
         if (sizes.formats() != null) {
             rows.addAll(quantizeFormats(sizes));
@@ -203,9 +206,19 @@ public final class BenchSuite {
                 rows.add(new Row("training GFLOP/s / matmul peak, " + r.label(), r.ofPeak(), String.format(Locale.ROOT,
                         "%.1f / %.1f GFLOP/s, %.0f tokens/s, RSS %.0f MB", r.gflops(), r.peakGflops(),
                         r.tokensPerSecond(), r.hwm() / 1e6)));
+                rows.add(new Row("peak RSS / planned peak, " + r.label(), r.ofPlan(), String.format(Locale.ROOT,
+                        "%.0f / %.0f MB (qlora4j inspect's plan)", r.hwm() / 1e6, r.plannedBytes() / 1e6)));
             }
         }
         return rows;
+    }
+
+    private static Row trainCommand() throws Exception {
+        System.out.println("\n-- qlora4j train of the ~100M model (4 x 256 packed, r 16, recompute, paged_adamw_32bit),"
+                + " VmHWM read from outside");
+        TrainCommandMemory.Result r = TrainCommandMemory.measure(4);
+        return new Row("train peak RSS / planned peak, ~100M b4x256 paged", (double) r.hwm() / r.planned(),
+                String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, r.planned() / 1e6));
     }
 
     private static Row load(Sizes s) throws Exception {

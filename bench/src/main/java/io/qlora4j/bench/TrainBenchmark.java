@@ -13,9 +13,13 @@ import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
+import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.TrainStep;
+import io.qlora4j.trainer.plan.ActivationModel.Recompute;
+import io.qlora4j.trainer.plan.MemoryPlanner;
+import io.qlora4j.trainer.plan.ModelShape;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -48,9 +52,15 @@ public final class TrainBenchmark {
      * @param peakGflops the float32 matmul peak measured in the same JVM
      * @param hwm that JVM's peak RSS ({@code VmHWM}), bytes
      * @param modelBytes the bytes held by the loaded (packed) model
+     * @param plannedBytes the memory planner's peak for the same run on this machine kind (process included)
      */
     record Result(Workload workload, String format, boolean recompute, double stepMs, double peakGflops, long hwm,
-            long modelBytes) {
+            long modelBytes, long plannedBytes) {
+        /** Measured peak RSS over the planned peak. */
+        double ofPlan() {
+            return (double) hwm / plannedBytes;
+        }
+
         /** Trained tokens per second. */
         double tokensPerSecond() {
             return workload.flops().tokens() / (stepMs / 1e3);
@@ -152,24 +162,33 @@ public final class TrainBenchmark {
     /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
     private static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, boolean recompute,
             int warmup, int steps) throws Exception {
-        BaseFormat requested = BaseFormats.stored(checkpoint.dir()) == null ? format : BaseFormats.DENSE;
+        BaseFormat stored = BaseFormats.stored(checkpoint.dir());
+        BaseFormat requested = stored == null ? format : BaseFormats.DENSE;
         Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
                 checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
                 String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
         return new Result(w, format.describe(), recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
-                r.get("hwm"), r.get("modelBytes"));
+                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, recompute));
+    }
+
+    /** The planner's peak for the child's run: the base in {@code format}, LoRA r 16 on all projections, adamw_torch. */
+    static long planned(Workload w, BaseFormat format, boolean recompute) {
+        return MemoryPlanner.builder(ModelShape.of(w.config())).optFormat(format).optRank(RANK)
+                .optOptim(Optim.ADAMW_TORCH).optRecompute(recompute ? Recompute.BLOCK : Recompute.NONE)
+                .optBatch(w.batch()).optSeq(w.seq()).optDevice(MemoryPlanner.Device.CPU).build().plan().hostBytes();
     }
 
     /** The column names of {@link #row}. */
     static String header() {
-        return String.format(Locale.ROOT, "%-60s %9s %9s %8s %8s %8s %11s %11s", "configuration", "step ms", "tokens/s",
-                "GFLOP/s", "peak", "of peak", "peak RSS MB", "model MB");
+        return String.format(Locale.ROOT, "%-60s %9s %9s %8s %8s %8s %11s %11s %8s %8s", "configuration", "step ms",
+                "tokens/s", "GFLOP/s", "peak", "of peak", "peak RSS MB", "model MB", "plan MB", "RSS/plan");
     }
 
     /** One configuration's figures. */
     static String row(Result r) {
-        return String.format(Locale.ROOT, "%-60s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f", r.label(), r.stepMs(),
-                r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.hwm() / 1e6, r.modelBytes() / 1e6);
+        return String.format(Locale.ROOT, "%-60s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f %8.0f %8.3f", r.label(),
+                r.stepMs(), r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.hwm() / 1e6,
+                r.modelBytes() / 1e6, r.plannedBytes() / 1e6, r.ofPlan());
     }
 
     /** The child: loads the base in {@code format}, attaches LoRA, trains and reports as {@code result.key=value}. */

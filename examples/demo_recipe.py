@@ -4,6 +4,8 @@
   demo_recipe.py text KJV.txt OUT.jsonl        one JSON line {"text": ...} per chapter, verse numbers dropped
   demo_recipe.py tokenizer OUT_DIR             character-level tokenizer.json + tokenizer_config.json
   demo_recipe.py dataset KJV.txt DATA_DIR      last three letters of a word: demo_train.json, demo_test.json
+  demo_recipe.py split TEXT.jsonl OUT_DIR      every tenth chapter (0, 10, ...) to heldout.jsonl, the rest to
+                                               train.jsonl: the quality benchmarks' held-out and calibration text
 
 Everything is deterministic (fixed seeds, sorted inputs), so the recipe regenerates the same files.
 """
@@ -91,6 +93,14 @@ def write_dataset(kjv_path, data_dir):
         (data_dir / name).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
 
 
+def write_split(text_path, out_dir):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = Path(text_path).read_text(encoding="utf-8").splitlines(keepends=True)
+    (out_dir / "heldout.jsonl").write_text("".join(lines[0::10]), encoding="utf-8")
+    (out_dir / "train.jsonl").write_text("".join(l for i, l in enumerate(lines) if i % 10), encoding="utf-8")
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "text" and len(sys.argv) == 4:
@@ -99,5 +109,7 @@ if __name__ == "__main__":
         write_tokenizer(sys.argv[2])
     elif command == "dataset" and len(sys.argv) == 4:
         write_dataset(sys.argv[2], sys.argv[3])
+    elif command == "split" and len(sys.argv) == 4:
+        write_split(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

@@ -94,6 +94,8 @@ public final class QualityBenchmark {
             "EETQ int8");
     /** Families whose label keeps the family name (it is the method's name; formats' labels name it themselves). */
     private static final Set<String> CURVES = Set.of("cvxq", "rtn", "uniform", "aqlm");
+    /** The largest perplexity over the float model's that a plot still shows on a linear axis. */
+    private static final double EXCESS_SPAN = 1.5;
     /** The smallest perplexity excess a logarithmic plot shows. */
     private static final double EXCESS_FLOOR = 1e-4;
 
@@ -357,8 +359,8 @@ public final class QualityBenchmark {
 
     /**
      * The markdown table (label, bits, perplexity, the line's other figures) and the curve of the {@code RESULT}
-     * lines in {@code lines}: one series per family. When the points span more than a factor of 3 and a float
-     * line is given, the curve shows each point's perplexity above the float model's on a logarithmic axis (so the
+     * lines in {@code lines}: one series per family. When a point's perplexity is more than {@value #EXCESS_SPAN}
+     * times the float model's (a float line is given), the curve shows each point's perplexity above the float model's on a logarithmic axis (so the
      * 4- to 8-bit points do not sit on one line next to a 1-bit one); otherwise perplexity itself, the float model
      * a dashed line.
      */
@@ -397,7 +399,7 @@ public final class QualityBenchmark {
         }
         double lo = points.stream().mapToDouble(p -> Double.parseDouble(p[3])).min().orElse(1);
         double hi = points.stream().mapToDouble(p -> Double.parseDouble(p[3])).max().orElse(1);
-        boolean excess = dense != null && hi / Math.min(lo, dense) > 3;
+        boolean excess = dense != null && hi / dense > EXCESS_SPAN;
         Map<String, XYSeries> series = new LinkedHashMap<>();
         for (String[] p : points) {
             String family = p[0];

@@ -40,8 +40,10 @@ import io.qlora4j.model.family.ModelFamilies;
  * on a harder one made from the same words (the whole word reversed), each scored on its 100 held-out words before
  * and after training (loss per answer token, exact match of greedy answers). Also the held-out perplexity of the
  * LoftQ-initialised model before training against plain NF4 and the float32 base, and each variant's step time
- * against LoRA's (median training tokens/s of the logging windows after the first). Run from the repository root;
- * the first argument overrides {@code max_steps}.
+ * against LoRA's (median training tokens/s of the logging windows after the first). Run from the repository root:
+ * {@code VariantBenchmark [max_steps|-] [demo|reverse|both] [variant,variant,...]}: the first argument overrides
+ * {@code max_steps} ({@code -}: the demo's 400), the second chooses the tasks, the third the variants by name prefix
+ * ({@code LoRA,DoRA}; LoRA, the baseline of the step-time ratio, always runs).
  */
 public final class VariantBenchmark {
     private static final Pattern ROW = Pattern.compile("\\s+(base|base \\+ adapter)\\s+([\\d.]+)%\\s+([\\d.]+)");
@@ -72,18 +74,29 @@ public final class VariantBenchmark {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         List<String> common = new ArrayList<>(List.of("overwrite_output_dir=true", "plot_loss=false",
                 "save_steps=100000"));
-        if (args.length > 0) {
+        if (args.length > 0 && !args[0].equals("-")) {
             common.add("max_steps=" + Integer.parseInt(args[0]));
         }
+        String which = args.length > 1 ? args[1] : "both";
+        List<String> chosen = args.length > 2 ? Arrays.asList(args[2].split(",")) : List.of("");
         System.out.println(Machine.describe());
-        startPerplexities();
+        if (!which.equals("reverse")) {
+            startPerplexities();
+        }
         Path work = Files.createTempDirectory("qlora4j-variants");
         Map<String, List<String>> tasks = new LinkedHashMap<>();
-        tasks.put("last three letters (demo)", List.of());
-        tasks.put("reverse the word", reverseTask(work.resolve("reverse")));
+        if (!which.equals("reverse")) {
+            tasks.put("last three letters (demo)", List.of());
+        }
+        if (!which.equals("demo")) {
+            tasks.put("reverse the word", reverseTask(work.resolve("reverse")));
+        }
         for (Map.Entry<String, List<String>> task : tasks.entrySet()) {
             Map<String, Scores> scores = new LinkedHashMap<>();
             for (Variant v : VARIANTS) {
+                if (!v.name().equals("LoRA") && chosen.stream().noneMatch(v.name()::startsWith)) {
+                    continue;
+                }
                 List<String> keys = new ArrayList<>(common);
                 keys.addAll(task.getValue());
                 keys.addAll(v.keys());

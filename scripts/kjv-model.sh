@@ -11,27 +11,12 @@ python3 examples/demo_recipe.py split out/demo-kjv/kjv.jsonl out/kjv-split
 rm -rf out/kjv-src out/kjv-init
 mkdir -p out/kjv-src
 cp examples/demo-base/{tokenizer.json,tokenizer_config.json,generation_config.json} out/kjv-src/
-cat > out/kjv-src/config.json <<'JSON'
-{
-  "architectures": ["LlamaForCausalLM"],
-  "model_type": "llama",
-  "hidden_size": 192,
-  "intermediate_size": 512,
-  "num_hidden_layers": 6,
-  "num_attention_heads": 6,
-  "num_key_value_heads": 6,
-  "vocab_size": 100,
-  "max_position_embeddings": 256,
-  "rms_norm_eps": 1e-5,
-  "rope_theta": 10000.0,
-  "tie_word_embeddings": false,
-  "bos_token_id": 1,
-  "eos_token_id": 2,
-  "pad_token_id": 0,
-  "initializer_range": 0.02,
-  "torch_dtype": "float32"
-}
-JSON
+# the demo's architecture, wider and deeper
+python3 -c "
+import json
+c = json.load(open('examples/demo-base/config.json'))
+c.update(hidden_size=192, intermediate_size=512, num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=6)
+json.dump(c, open('out/kjv-src/config.json', 'w'), indent=2)"
 ./qlora4j init-model out/kjv-src out/kjv-init --seed 1611 --std 0.02
 start=$(date +%s)
 ./qlora4j train configs/kjv-pretrain.yaml

@@ -16,8 +16,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
 /**
  * The end-to-end suite ({@code ./qlora4j bench [quick|full|formats]}): runs the benchmarks of this package and prints
  * one table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
- * uses a ~20M model, the ~100M load and short runs (under a minute); {@code full} uses the issue's sizes (the ~100M
- * forward and training configs, the 1.1B training and load) and adds the base-format rows; {@code formats} runs only
+ * uses a ~20M model, the ~100M load and short runs (about a minute); {@code full} uses the issue's sizes (the ~100M
+ * forward and training configs and step profile, the 1.1B training and load) and adds the base-format rows; {@code formats} runs only
  * those: every on-the-fly format's quantize throughput against a copy, the 1.1B checkpoint's HQQ 4-bit quantize time
  * against its NF4 time, and the ~100M training step over every format (and two random AQLM bases) against NF4's.
  */
@@ -90,6 +90,7 @@ public final class BenchSuite {
             rows.add(quantize(sizes));
             rows.addAll(forward(sizes));
             rows.addAll(train(sizes));
+            rows.addAll(profile(sizes));
             rows.add(load(sizes));
             rows.add(paging(sizes));
             if (sizes == FULL) {
@@ -219,6 +220,26 @@ public final class BenchSuite {
         TrainCommandMemory.Result r = TrainCommandMemory.measure(4);
         return new Row("train peak RSS / planned peak, ~100M b4x256 paged", (double) r.hwm() / r.planned(),
                 String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, r.planned() / 1e6));
+    }
+
+    /** The step profile (issue 20) of the first training workload: the 6N matmul-only bound over each step, NF4 over dense. */
+    private static List<Row> profile(Sizes s) throws Exception {
+        Workload w = s.train().get(0);
+        System.out.println("\n-- step profile " + w.name() + " b" + w.batch() + "x" + w.seq() + " recompute, dense and NF4+DQ");
+        List<StepProfile.Profile> profiles = StepProfile.measure(w);
+        System.out.print(StepProfile.table(profiles));
+        List<Row> rows = new ArrayList<>();
+        for (StepProfile.Profile p : profiles) {
+            rows.add(new Row("6N lower bound / step, " + p.weights() + ", " + w.name() + " b" + w.batch() + "x" + w.seq(),
+                    p.lowerBoundMs() / p.stepMs(), String.format(Locale.ROOT, "%.0f / %.0f ms, peak %.1f GFLOP/s",
+                            p.lowerBoundMs(), p.stepMs(), p.peakGflops())));
+        }
+        StepProfile.Profile dense = profiles.get(0);
+        StepProfile.Profile nf4 = profiles.get(1);
+        rows.add(new Row("NF4 step time / dense, " + w.name() + " b" + w.batch() + "x" + w.seq(),
+                nf4.stepMs() / dense.stepMs(), String.format(Locale.ROOT, "%.0f / %.0f ms", nf4.stepMs(),
+                        dense.stepMs())));
+        return rows;
     }
 
     private static Row load(Sizes s) throws Exception {

@@ -4,9 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.BlockwiseQuantizer;
+import io.qlora4j.quant.FloatSource;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -163,6 +165,19 @@ public final class FamilyCheckpoint {
         Map<String, float[]> rounded = new LinkedHashMap<>(weights);
         for (String name : linearWeights()) {
             rounded.put(name, quantizer.dequantize(quantizer.quantize(weights.get(name), shapes.get(name))));
+        }
+        return new ReferenceDecoder(spec, rounded);
+    }
+
+    /**
+     * The float64 reference on these weights with every block projection replaced by its round trip through
+     * {@code format} (quantized from float32, dequantized on the host), which the format's own tests hold to the
+     * upstream quantizer.
+     */
+    public ReferenceDecoder formatReference(BaseFormat format) throws ModelException {
+        Map<String, float[]> rounded = new LinkedHashMap<>(weights);
+        for (String name : linearWeights()) {
+            rounded.put(name, format.quantize(FloatSource.of(weights.get(name)), shapes.get(name)).dequantize());
         }
         return new ReferenceDecoder(spec, rounded);
     }

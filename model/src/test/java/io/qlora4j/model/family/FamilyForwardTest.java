@@ -171,6 +171,19 @@ class FamilyForwardTest {
         }
     }
 
+    /** Every family over every on-the-fly base format equals the float64 reference over that format's round trip. */
+    @Test
+    void everyFamilyOverEveryBaseFormatMatchesReference() throws Exception {
+        for (Spec spec : FamilyCheckpoint.oneOfEachFamily(2, 40)) {
+            FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 13);
+            Path model = checkpoint.write(dir.resolve(spec.modelType() + "-formats"), DType.F32,
+                    checkpoint.config(true, FamilyCheckpoint.familyKeys(spec)));
+            for (BaseFormat format : BaseFormats.menu()) {
+                assertMatches(model, format, checkpoint.formatReference(format), IDS, false);
+            }
+        }
+    }
+
     @Test
     void unsupportedModelTypeIsRefusedWithTheSupportedList() {
         ModelException e = assertThrows(ModelException.class,

@@ -2,14 +2,10 @@ package io.qlora4j.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.qlora4j.model.decoder.DecoderConfig;
-import io.qlora4j.model.family.ModelFamilies;
-import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.trainer.JobPlan;
 import io.qlora4j.trainer.cli.Main;
 import io.qlora4j.trainer.config.JobConfig;
-import io.qlora4j.trainer.plan.MemoryPlanner;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -66,7 +62,7 @@ public final class TrainCommandMemory {
                         "per_device_train_batch_size=4", "quantization_bit=4", "lora_rank=16",
                         "gradient_checkpointing=true", "optim=paged_adamw_32bit", "max_steps=" + steps,
                         "logging_steps=1", "save_steps=100000", "device=cpu", "template=empty");
-                long planned = plan(job, checkpoint.dir());
+                long planned = plan(job);
                 List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                         .toString()));
                 command.addAll(ChildJvm.HEAP);
@@ -97,11 +93,9 @@ public final class TrainCommandMemory {
         }
     }
 
-    /** The job's plan on the CPU, as {@code train} computes it at its start: host bytes, the process's peak. */
-    private static long plan(List<String> job, Path model) throws Exception {
-        JobConfig config = JobConfig.of(job.toArray(String[]::new));
-        DecoderConfig shape = ModelFamilies.read(model.resolve("config.json"));
-        return JobPlan.planner(config, shape, BaseFormats.QLORA, MemoryPlanner.Device.CPU).plan().hostBytes();
+    /** The job's plan ({@link JobPlan}, what {@code train} prints at its start): host bytes, the process's peak. */
+    private static long plan(List<String> job) throws Exception {
+        return JobPlan.of(JobConfig.of(job.toArray(String[]::new))).planner().plan().hostBytes();
     }
 
     private static long readHwm(Path status) {

@@ -55,6 +55,16 @@ public record DataSettings(
         return new Builder();
     }
 
+    /**
+     * The most tokens a row holds for {@code cutoff_len} and the {@code packing} key as written (null: unset):
+     * LLaMA-Factory's DataArguments takes one token off cutoff_len when packing is set, before the parser turns
+     * packing on for stage pt, so pt's default packing keeps the whole cutoff_len. What {@link #cutoffLen} holds,
+     * and what a memory plan sizes a row by without reading the data.
+     */
+    public static int rowTokens(int cutoffLen, Boolean packing) {
+        return Boolean.TRUE.equals(packing) ? Math.max(cutoffLen - 1, 1) : cutoffLen;
+    }
+
     /** Builds {@link DataSettings}; {@code opt*} setters for everything that has a default. */
     public static final class Builder {
         private List<String> datasets = List.of();
@@ -242,10 +252,7 @@ public record DataSettings(
                 throw new DataException("group_by_length: needs every length up front; incompatible with streaming");
             }
             boolean pack = packing != null ? packing : stage == Stage.PT;
-            // LLaMA-Factory's DataArguments takes one token off cutoff_len when packing is set, before the parser
-            // turns packing on for stage pt, so pt's default packing keeps the whole cutoff_len
-            int cutoff = Boolean.TRUE.equals(packing) ? Math.max(cutoffLen - 1, 1) : cutoffLen;
-            return new DataSettings(datasets, datasetDir, template, cutoff, trainOnPrompt, maskHistory, maxSamples,
+            return new DataSettings(datasets, datasetDir, template, rowTokens(cutoffLen, packing), trainOnPrompt, maskHistory, maxSamples,
                     valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize, defaultSystem, toolFormat,
                     enableThinking, preserveThinking, shuffle, preprocessingBatchSize);
         }

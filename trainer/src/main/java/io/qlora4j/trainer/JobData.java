@@ -51,6 +51,15 @@ public final class JobData {
         return builder.build();
     }
 
+    /**
+     * The most tokens a training row holds: {@code cutoff_len}, one less when {@code packing} is set, as
+     * {@link #settings} builds the pipeline (no dataset is read).
+     */
+    static int rowTokens(JobConfig config) {
+        return DataSettings.rowTokens(config.integer("cutoff_len"),
+                config.isSet("packing") ? config.bool("packing") : null);
+    }
+
     /** The job's {@code stage} (sft or pt). */
     static DataSettings.Stage stage(JobConfig config) {
         return DataSettings.Stage.valueOf(config.string("stage").toUpperCase(Locale.ROOT));

@@ -4,8 +4,11 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.util.cuda.CudaUtils;
 import io.qlora4j.adapters.LoraSettings;
+import io.qlora4j.model.ModelException;
 import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.optim.Optim;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -14,26 +17,74 @@ import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
 import io.qlora4j.trainer.plan.PlanReport;
 import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.UnaryOperator;
 
 /**
- * A job's keys as a {@link MemoryPlanner}: the one translation that {@code inspect} and {@code train} share, so
- * that the plan printed and the plan checked at the start of a run are the same.
+ * A job's memory plan: the one place that resolves every input of the {@link MemoryPlanner} from the job's keys and
+ * its model's config.json, so that the plan {@code inspect} prints and the plan {@code train} checks at its start are
+ * the same plan. Resolved here and nowhere else: the model's shape (config.json), the base format (the job's
+ * {@code quantization_*} keys, or the checkpoint's {@code quantization_config}), the row length ({@code cutoff_len},
+ * one less with {@code packing} set, as the data pipeline builds rows: packed rows are that long, unpacked ones are
+ * padded to their batch's longest and reach it at most), the batch, the adapter's rank, targets, variant and dropout,
+ * the optimizer and its paging, the recompute policy, the machine kind ({@code device}, {@code use_cpu}) and compute
+ * dtype (float16 only for {@code fp16} on CUDA, as {@code ComputeTarget} decides), and the memory to fit.
+ *
+ * @param modelDir the directory holding the model's config.json
+ * @param model the model's config
+ * @param format the format its projections are in during the run
+ * @param planner the planner with every input set
  */
-public final class JobPlan {
+public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, MemoryPlanner planner) {
     private static final double GB = 1e9;
 
-    private JobPlan() {}
+    /**
+     * The plan of {@code config}'s run: its model ({@code model_name_or_path}, a directory or its config.json; only
+     * config.json is read) and every other input from the job's keys.
+     *
+     * @throws ConfigException for a model path without config.json, or adapter settings the run would refuse
+     * @throws ModelException for a config.json or base format qlora4j cannot use
+     */
+    public static JobPlan of(JobConfig config) throws ConfigException, ModelException {
+        Path path = Path.of(config.require("model_name_or_path"));
+        Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
+        if (dir == null || !Files.isRegularFile(dir.resolve("config.json"))) {
+            throw new ConfigException("model_name_or_path: " + path + " holds no config.json");
+        }
+        DecoderConfig model = ModelFamilies.read(dir.resolve("config.json"));
+        BaseFormat format = BaseFormats.forModel(dir, JobModels.format(config));
+        return new JobPlan(dir, model, format, planner(config, model, format));
+    }
 
     /**
-     * The planner for {@code config} over a model of {@code model}'s config whose projections end up in {@code format}, on
-     * {@code device}, against the memory {@link #limit} finds.
+     * The plan with the settings that would make it fit.
      *
-     * @throws ConfigException for adapter settings the run would refuse
+     * @throws ConfigException when a figure passes 2^63 bytes (a batch no machine can hold)
      */
-    public static MemoryPlanner planner(JobConfig config, DecoderConfig model, BaseFormat format,
-            MemoryPlanner.Device device) throws ConfigException {
+    public PlanReport report() throws ConfigException {
+        return report(planner);
+    }
+
+    /** {@link #report} of this plan with {@code change} applied to its planner (another base format, say). */
+    public PlanReport report(UnaryOperator<MemoryPlanner.Builder> change) throws ConfigException {
+        return report(change.apply(planner.toBuilder()).build());
+    }
+
+    private static PlanReport report(MemoryPlanner planner) throws ConfigException {
+        try {
+            return PlanReport.of(planner);
+        } catch (ArithmeticException e) {
+            throw new ConfigException("per_device_train_batch_size x cutoff_len: a batch of " + planner.batch() + " x "
+                    + planner.seq() + " tokens needs more than 2^63 bytes; nothing can run it");
+        }
+    }
+
+    private static MemoryPlanner planner(JobConfig config, DecoderConfig model, BaseFormat format)
+            throws ConfigException {
+        MemoryPlanner.Device device = device(config);
         boolean full = config.string("finetuning_type").equals("full");
         LoraSettings lora = LoraWeights.settings(config);
         List<String> targets;
@@ -56,7 +107,7 @@ public final class JobPlan {
                 .optPagedBudget(budgetMb == null ? null : Math.max(pageBytes(config), (long) (budgetMb * (1 << 20))))
                 .optRecompute(recomputes(config) ? Recompute.BLOCK : Recompute.NONE)
                 .optBatch(config.integer("per_device_train_batch_size"))
-                .optSeq(config.integer("cutoff_len"))
+                .optSeq(JobData.rowTokens(config))
                 .optComputeBytes(device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4)
                 .optDevice(device)
                 .optLimit(limit == null ? null : limit[0], limit == null ? null : limitSource(config, device))
@@ -71,31 +122,20 @@ public final class JobPlan {
         return config.bool("gradient_checkpointing") && !config.bool("disable_gradient_checkpointing");
     }
 
-    /**
-     * {@code planner}'s plan with the settings that would make it fit.
-     *
-     * @throws ConfigException when a figure passes 2^63 bytes (a batch no machine can hold)
-     */
-    public static PlanReport report(JobConfig config, MemoryPlanner planner) throws ConfigException {
-        try {
-            return PlanReport.of(planner);
-        } catch (ArithmeticException e) {
-            throw new ConfigException("per_device_train_batch_size x cutoff_len: a batch of "
-                    + config.integer("per_device_train_batch_size") + " x " + config.integer("cutoff_len")
-                    + " tokens needs more than 2^63 bytes; nothing can run it");
-        }
-    }
-
     /** The size of one page of paged optimizer state ({@code paged_page_kb}). */
     private static long pageBytes(JobConfig config) {
         return config.integer("paged_page_kb") * 1024L;
     }
 
     /**
-     * The machine kind a job computes on: {@code device: cpu} or {@code cuda} as written (a plan for a GPU needs no
-     * GPU), {@code auto} the engine's choice.
+     * The machine kind a job computes on, by {@code ComputeTarget}'s rule: {@code use_cpu} or {@code no_cuda} the
+     * CPU, {@code device: cpu} or {@code cuda} as written (a plan for a GPU needs no GPU), {@code auto} the engine's
+     * choice.
      */
     public static MemoryPlanner.Device device(JobConfig config) {
+        if (config.bool("use_cpu") || config.bool("no_cuda")) {
+            return MemoryPlanner.Device.CPU;
+        }
         return switch (config.string("device").toLowerCase(Locale.ROOT)) {
             case "cuda", "gpu" -> MemoryPlanner.Device.CUDA;
             case "cpu" -> MemoryPlanner.Device.CPU;

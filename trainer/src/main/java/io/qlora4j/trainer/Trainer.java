@@ -13,11 +13,8 @@ import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.TokenizerFile;
 import io.qlora4j.model.decoder.CausalLM;
-import io.qlora4j.model.family.ModelFamilies;
-import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
-import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.PlanReport;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -91,8 +88,7 @@ public final class Trainer {
             try (TemplateTokenizer tokenizer = TemplateTokenizer.open(baseDir)) {
                 DataPipeline data = DataPipeline.load(JobData.settings(config), tokenizer, dataLog);
                 JobData.check(config, data, warn);
-                warnIfTooLarge(config, baseDir, device, computeType,
-                        data.train().stream().mapToInt(Example::length).max().orElse(1), out);
+                warnIfTooLarge(config, out);
                 InitialAdapter start = full ? null : LoraWeights.start(config, baseDir, checkpoint);
                 CausalLM model = JobModels.loader(config, computeType, start)
                         .load(full && checkpoint != null ? checkpoint : baseDir, manager);
@@ -120,18 +116,12 @@ public final class Trainer {
     }
 
     /**
-     * Plans the run's memory before the model is loaded ({@code inspect} prints the same plan, for {@code cutoff_len};
-     * here rows are as long as the longest example, since a batch is padded to its longest row) and prints the verdict
-     * in one line, with a warning and the settings that would fit when it exceeds the device (or the machine).
+     * Plans the run's memory before the model is loaded ({@link JobPlan}: the plan {@code inspect} prints for the same
+     * keys) and prints the verdict in one line, with a warning and the settings that would fit when it exceeds the
+     * device (or the machine).
      */
-    private static void warnIfTooLarge(JobConfig config, Path baseDir, Device device, DataType computeType, int longest,
-            PrintWriter out) throws ConfigException, ModelException {
-        MemoryPlanner planner = JobPlan.planner(config, ModelFamilies.read(baseDir.resolve("config.json")), BaseFormats.forModel(baseDir, JobModels.format(config)),
-                device.isGpu() ? MemoryPlanner.Device.CUDA : MemoryPlanner.Device.CPU).toBuilder()
-                .optSeq(longest)
-                .optComputeBytes(computeType == DataType.FLOAT16 ? 2 : 4)
-                .build();
-        PlanReport report = JobPlan.report(config, planner);
+    private static void warnIfTooLarge(JobConfig config, PrintWriter out) throws ConfigException, ModelException {
+        PlanReport report = JobPlan.of(config).report();
         out.println("memory plan: " + report.verdict());
         if (!report.plan().fits()) {
             out.println("warning: this run is planned to exceed the memory it has (qlora4j inspect shows the parts)"

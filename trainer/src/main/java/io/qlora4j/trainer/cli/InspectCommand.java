@@ -1,20 +1,16 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.model.decoder.DecoderConfig;
-import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
-import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.JobPlan;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import io.qlora4j.trainer.cvxq.CvxqSize;
-import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
 import io.qlora4j.trainer.plan.PlanReport;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import picocli.CommandLine.Command;
@@ -39,13 +35,9 @@ final class InspectCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         Path path = Path.of(config.require("model_name_or_path"));
-        Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
-        if (!Files.isRegularFile(dir.resolve("config.json"))) {
-            throw new ConfigException("model_name_or_path: " + path + " holds no config.json");
-        }
-        DecoderConfig c = ModelFamilies.read(dir.resolve("config.json"));
-        BaseFormat stored = BaseFormats.stored(dir);
-        BaseFormat format = BaseFormats.forModel(dir, JobModels.format(config));
+        JobPlan plan = JobPlan.of(config);
+        DecoderConfig c = plan.model();
+        BaseFormat stored = BaseFormats.stored(plan.modelDir());
         ModelShape shape = ModelShape.of(c);
         PrintWriter out = out();
         out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d key/value, head_dim %d), vocab %d%s%n",
@@ -59,8 +51,7 @@ final class InspectCommand extends JobCommand {
         long linear = Math.multiplyExact(shape.blockLinearParameters(), shape.layers());
         out.printf(Locale.ROOT, "parameters: %,d (%,d in quantizable linear layers); 16-bit checkpoint %s%n",
                 shape.parameters(), linear, Sizes.human(shape.parameters() * 2));
-        MemoryPlanner planner = JobPlan.planner(config, c, format, JobPlan.device(config));
-        PlanReport report = JobPlan.report(config, planner);
+        PlanReport report = plan.report();
         report.print(out);
         out.println("linear layers in each base format:");
         for (BaseFormat f : BaseFormats.menu()) {
@@ -72,7 +63,7 @@ final class InspectCommand extends JobCommand {
             out.printf(Locale.ROOT, "  %-40s %6.3f bits per parameter  %s%n", f.describe(), bytes * 8.0 / linear,
                     Sizes.human(bytes));
         }
-        cvxqTarget(config, c, planner, out);
+        cvxqTarget(config, plan, out);
         if (json) {
             out.println(report.json());
         }
@@ -80,8 +71,8 @@ final class InspectCommand extends JobCommand {
     }
 
     /** With target_bits or target_size_gb: the CVXQ base that target gives and the plan of the run over it. */
-    private static void cvxqTarget(JobConfig config, DecoderConfig c, MemoryPlanner planner, PrintWriter out)
-            throws ConfigException {
+    private static void cvxqTarget(JobConfig config, JobPlan plan, PrintWriter out) throws ConfigException {
+        DecoderConfig c = plan.model();
         Double bits = config.number("target_bits");
         Double size = config.number("target_size_gb");
         if (bits == null && size == null) {
@@ -98,6 +89,6 @@ final class InspectCommand extends JobCommand {
         out.printf(Locale.ROOT, "CVXQ target: %.4f bits per linear parameter%s, stored model %s; the run over it: %s%n",
                 bits, size == null ? "" : " (the most that fits target_size_gb " + size + ")",
                 Sizes.human(CvxqSize.storedBytes(c, bits)),
-                JobPlan.report(config, planner.toBuilder().optFormat(cvxq).build()).verdict());
+                plan.report(b -> b.optFormat(cvxq)).verdict());
     }
 }

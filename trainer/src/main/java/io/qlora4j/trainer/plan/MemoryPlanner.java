@@ -58,6 +58,16 @@ public final class MemoryPlanner {
         return b.format;
     }
 
+    /** The settings' rows per micro-batch. */
+    public long batch() {
+        return b.batch;
+    }
+
+    /** The settings' tokens per row. */
+    public long seq() {
+        return b.seq;
+    }
+
     /** The plan. @throws ArithmeticException when a figure exceeds 2^63 bytes */
     public MemoryPlan plan() {
         ModelShape s = b.shape;

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -63,6 +64,25 @@ class InspectCommandTest {
         assertEquals(plan.get("device_bytes").asLong(), device);
         assertEquals(plan.get("host_bytes").asLong(), host);
         assertTrue(cli.out().contains("fits: device memory"), cli.out());
+    }
+
+    @Test
+    void trainStartsWithThePlanInspectPrintsForTheSameKeys() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        Path data = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 2);
+        // packing set: rows of cutoff_len - 1 = 1023 tokens, while this data's rows are about ten tokens (a plan of the
+        // longest example keeps 2 layers x 2 x 4 heads x 1023^2 float32 scores fewer, 67 MB); use_cpu over device=cuda
+        // computes on the CPU
+        String[] keys = {"model_name_or_path=" + base, "dataset=" + data, "output_dir=" + dir.resolve("out"),
+            "quantization_bit=4", "lora_rank=4", "packing=true", "cutoff_len=1024", "per_device_train_batch_size=2",
+            "gradient_checkpointing=false", "optim=paged_adamw_32bit", "use_cpu=true", "device=cuda", "max_steps=1"};
+        assertEquals(0, cli.run(Stream.concat(Stream.of("inspect", "--json"), Stream.of(keys)).toArray(String[]::new)),
+                cli.err());
+        assertEquals("cpu", lastJsonLine().get("device").asText(), cli.out());
+        String inspected = cli.out().lines().filter(l -> l.startsWith("fits: ")).findFirst().orElseThrow();
+        assertEquals(0, cli.run(Stream.concat(Stream.of("train"), Stream.of(keys)).toArray(String[]::new)), cli.err());
+        assertEquals(List.of("memory plan: " + inspected),
+                cli.out().lines().filter(l -> l.startsWith("memory plan: ")).toList(), cli.out());
     }
 
     @Test

@@ -128,11 +128,20 @@ public final class LoraLinear implements LinearLayer {
     /** Applies the variant to {@code x [..., in]} (float32 or float16); the result has x's dtype. */
     @Override
     public NDArray forward(NDArray x) {
+        return forward(x, base.forward(x));
+    }
+
+    /**
+     * The layer's output for {@code x} given {@code baseOutput}, the base layer's product of x obtained already (a
+     * selective recompute keeps it from the forward pass instead of multiplying again); the variant adds into it in
+     * place, so the caller hands over an array it does not read afterwards.
+     */
+    public NDArray forward(NDArray x, NDArray baseOutput) {
         DataType type = x.getDataType();
         if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
             throw new IllegalArgumentException("LoRA input must be float32 or float16, got " + type);
         }
-        NDArray result = base.forward(x);
+        NDArray result = baseOutput;
         boolean dropped = training && settings.dropout() > 0;
         try (NDScope scope = new NDScope()) {
             NDArray factor = inputFactor(x, dropped);

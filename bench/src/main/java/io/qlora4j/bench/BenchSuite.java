@@ -207,6 +207,9 @@ public final class BenchSuite {
                 rows.add(new Row("training GFLOP/s / matmul peak, " + r.label(), r.ofPeak(), String.format(Locale.ROOT,
                         "%.1f / %.1f GFLOP/s, %.0f tokens/s, RSS %.0f MB", r.gflops(), r.peakGflops(),
                         r.tokensPerSecond(), r.hwm() / 1e6)));
+                rows.add(new Row("training tokens/s in 6N accounting / matmul peak, " + r.label(), r.ofPeak6n(),
+                        String.format(Locale.ROOT, "%.0f tokens/s, step %.0f ms (issue 20: >= 0.95, moonshot 1.15)",
+                                r.tokensPerSecond(), r.stepMs())));
                 rows.add(new Row("peak RSS / planned peak, " + r.label(), r.ofPlan(), String.format(Locale.ROOT,
                         "%.0f / %.0f MB (qlora4j inspect's plan)", r.hwm() / 1e6, r.plannedBytes() / 1e6)));
             }

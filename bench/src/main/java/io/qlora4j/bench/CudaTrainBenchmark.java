@@ -15,6 +15,7 @@ import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.LossScaler;
 import java.nio.file.Path;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
@@ -72,7 +73,7 @@ public final class CudaTrainBenchmark {
             LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
             LossScaler scaler = type == DataType.FLOAT16 ? new LossScaler() : null;
             double stepMs = TrainBenchmark.medianStepMs(model, lora, TrainBenchmark.randomBatch(config.vocabSize(), 1,
-                    SEQ), true, 1, steps, scaler);
+                    SEQ), RecomputePolicy.BLOCK, 1, steps, scaler);
             memory.interrupt();
             memory.join();
             double gflops = workload.flops().training(true) / (stepMs * 1e6);

@@ -1,6 +1,7 @@
 package io.qlora4j.bench;
 
 import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -33,7 +34,7 @@ public final class FamilyBenchmark {
             DecoderConfig config = e.getValue();
             ForwardBenchmark.Result forward = ForwardBenchmark.measure(config, 1, SEQ);
             List<TrainBenchmark.Result> steps = TrainBenchmark.measure(new Workload(e.getKey(), config, 1, SEQ), 1, 3,
-                    List.of(true));
+                    List.of(RecomputePolicy.BLOCK));
             TrainBenchmark.Result step = steps.get(0);
             double denseMs = forward.forwardMs(ForwardBenchmark.DENSE);
             System.out.println(String.format(Locale.ROOT, "%-8s %8.1f %10.1f %9.2f %9.2f %9.0f %10.1f %9.2f %9.1f",

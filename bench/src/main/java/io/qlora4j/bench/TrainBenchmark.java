@@ -17,9 +17,11 @@ import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.TrainStep;
+import io.qlora4j.trainer.plan.ActivationModel;
 import io.qlora4j.trainer.plan.ActivationModel.Recompute;
 import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,10 +32,11 @@ import java.util.Map;
  * QLoRA training throughput and peak memory: a random bf16 checkpoint is loaded with NF4+DQ (or another base format,
  * {@link #measureFormats}) through {@link ModelLoader}, LoRA r=16 is attached to every linear layer of every block,
  * and each step runs forward and backward ({@link TrainStep#accumulate}) and an AdamW step on the LoRA parameters.
- * Each configuration (a model shape, a base format, recompute on or off) runs in a fresh JVM ({@link ChildJvm#HEAP})
+ * Each configuration (a model shape, a base format, a recompute policy) runs in a fresh JVM ({@link ChildJvm#HEAP})
  * that reports the median step time, its
  * {@code VmHWM} and, after that reading so its operands do not count, the float32 matmul peak. GFLOP/s count
- * {@link ModelFlops#training}: 6N per token with recompute, 4N without, plus the attention products.
+ * {@link ModelFlops#training}: 6N per token with recompute, 4N without, plus the attention products; {@link
+ * Result#ofPeak6n} counts 6N for every policy, so that policies compare by throughput (issue 20's accounting).
  * Targets (issue 4): at least 0.4 of peak on the ~100M config; the 1.1B config's peak RSS at most 2.0 GB.
  */
 public final class TrainBenchmark {
@@ -42,19 +45,46 @@ public final class TrainBenchmark {
 
     private TrainBenchmark() {}
 
+    /** Selective, keeping what a job keeps on {@code w} by default ({@code gradient_checkpointing_budget_mb} unset). */
+    static RecomputePolicy selective(Workload w) {
+        return RecomputePolicy.selective(activations(w).keptWithin(null, w.batch(), w.seq()));
+    }
+
+    /** The child's argument for {@code policy}. */
+    private static String id(RecomputePolicy policy) {
+        return policy.mode().name() + (policy.kept().isEmpty() ? "" : "=" + String.join(",", policy.kept()));
+    }
+
+    private static RecomputePolicy parse(String id) {
+        String[] parts = id.split("=", 2);
+        return new RecomputePolicy(Recompute.valueOf(parts[0]), parts.length == 1 ? List.of()
+                : List.of(parts[1].split(",")));
+    }
+
+    /** How tables name {@code policy}: selective ones by their number of kept projections. */
+    static String label(RecomputePolicy policy) {
+        return policy.mode() == Recompute.SELECTIVE ? "selective (" + policy.kept().size() + " kept)"
+                : policy.recomputes() ? "recompute" : "no recompute";
+    }
+
+    /** The activation model of a LoRA r 16 step of {@code w} in float32. */
+    private static ActivationModel activations(Workload w) {
+        return new ActivationModel(ModelShape.of(w.config()), 4, RANK, false, 0);
+    }
+
     /**
      * The figures of one configuration.
      *
      * @param workload what was trained
      * @param format the base format trained over ({@link BaseFormat#describe})
-     * @param recompute whether blocks were recomputed in the backward pass
+     * @param policy what the backward pass recomputed
      * @param stepMs the median step time (forward, backward, optimizer)
      * @param peakGflops the float32 matmul peak measured in the same JVM
      * @param hwm that JVM's peak RSS ({@code VmHWM}), bytes
      * @param modelBytes the bytes held by the loaded (packed) model
      * @param plannedBytes the memory planner's peak for the same run on this machine kind (process included)
      */
-    record Result(Workload workload, String format, boolean recompute, double stepMs, double peakGflops, long hwm,
+    record Result(Workload workload, String format, RecomputePolicy policy, double stepMs, double peakGflops, long hwm,
             long modelBytes, long plannedBytes) {
         /** Measured peak RSS over the planned peak. */
         double ofPlan() {
@@ -68,7 +98,7 @@ public final class TrainBenchmark {
 
         /** Achieved GFLOP/s by {@link ModelFlops#training}. */
         double gflops() {
-            return workload.flops().training(recompute) / (stepMs * 1e6);
+            return workload.flops().training(policy.recomputes()) / (stepMs * 1e6);
         }
 
         /** Achieved over peak. */
@@ -76,10 +106,14 @@ public final class TrainBenchmark {
             return gflops() / peakGflops;
         }
 
+        /** Throughput over peak counting 6N (and four attention passes) per token whatever the policy. */
+        double ofPeak6n() {
+            return workload.flops().training(true) / (stepMs * 1e6) / peakGflops;
+        }
+
         /** The configuration in a few words, for tables. */
         String label() {
-            return workload.name() + " b" + workload.batch() + "x" + workload.seq() + (recompute ? " recompute" : " no recompute")
-                    + ", " + format;
+            return workload.name() + " b" + workload.batch() + "x" + workload.seq() + " " + TrainBenchmark.label(policy) + ", " + format;
         }
     }
 
@@ -87,7 +121,7 @@ public final class TrainBenchmark {
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         if (args.length == 8 && args[0].equals("--train")) {
-            train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), Boolean.parseBoolean(args[4]),
+            train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), parse(args[4]),
                     Integer.parseInt(args[5]), Integer.parseInt(args[6]), BenchFormats.of(args[7]));
             return;
         }
@@ -110,7 +144,8 @@ public final class TrainBenchmark {
             }
         }
         double ofPeak = results.get(0).ofPeak();
-        long hwm = results.stream().filter(r -> r.workload().config().numHiddenLayers() == 22 && r.recompute())
+        long hwm = results.stream().filter(r -> r.workload().config().numHiddenLayers() == 22
+                && r.policy().equals(RecomputePolicy.BLOCK))
                 .mapToLong(Result::hwm).findFirst().orElseThrow();
         System.out.printf(Locale.ROOT, "%ntargets: ~100M recompute >= 0.40 of peak: %.2f %s; 1.1B recompute peak RSS"
                 + " <= 2.0 GB: %.2f GB %s%n", ofPeak, ofPeak >= 0.4 ? "MET" : "MISSED", hwm / 1e9,
@@ -118,19 +153,19 @@ public final class TrainBenchmark {
     }
 
     /**
-     * Writes a random checkpoint of the workload and measures it over NF4+DQ with recompute on, then off, each in a
-     * fresh JVM.
+     * Writes a random checkpoint of the workload and measures it over NF4+DQ with every block recomputed, with the
+     * default selective recompute, then without recompute, each in a fresh JVM.
      */
     static List<Result> measure(Workload w, int warmup, int steps) throws Exception {
-        return measure(w, warmup, steps, List.of(true, false));
+        return measure(w, warmup, steps, List.of(RecomputePolicy.BLOCK, selective(w), RecomputePolicy.NONE));
     }
 
-    /** {@link #measure(Workload, int, int)} with the recompute settings given, in order. */
-    static List<Result> measure(Workload w, int warmup, int steps, List<Boolean> recomputes) throws Exception {
+    /** {@link #measure(Workload, int, int)} with the policies given, in order. */
+    static List<Result> measure(Workload w, int warmup, int steps, List<RecomputePolicy> policies) throws Exception {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            for (boolean recompute : recomputes) {
-                results.add(child(w, checkpoint, BaseFormats.QLORA, recompute, warmup, steps));
+            for (RecomputePolicy policy : policies) {
+                results.add(child(w, checkpoint, BaseFormats.QLORA, policy, warmup, steps));
             }
         }
         return results;
@@ -146,13 +181,13 @@ public final class TrainBenchmark {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
             for (BaseFormat format : formats) {
-                results.add(child(w, checkpoint, format, true, warmup, steps));
+                results.add(child(w, checkpoint, format, RecomputePolicy.BLOCK, warmup, steps));
                 System.out.println(row(results.get(results.size() - 1)));
             }
         }
         for (AqlmScheme scheme : aqlm) {
             try (RandomCheckpoint checkpoint = RandomCheckpoint.writeAqlm(w.config(), scheme, 3)) {
-                results.add(child(w, checkpoint, BaseFormats.stored(checkpoint.dir()), true, warmup, steps));
+                results.add(child(w, checkpoint, BaseFormats.stored(checkpoint.dir()), RecomputePolicy.BLOCK, warmup, steps));
                 System.out.println(row(results.get(results.size() - 1)));
             }
         }
@@ -160,44 +195,45 @@ public final class TrainBenchmark {
     }
 
     /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
-    private static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, boolean recompute,
+    private static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             int warmup, int steps) throws Exception {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         BaseFormat requested = stored == null ? format : BaseFormats.DENSE;
         Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
                 checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
-                String.valueOf(recompute), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
-        return new Result(w, format.describe(), recompute, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
-                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, recompute));
+                id(policy), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
+        return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
+                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, policy));
     }
 
     /** The planner's peak for the child's run: the base in {@code format}, LoRA r 16 on all projections, adamw_torch. */
-    static long planned(Workload w, BaseFormat format, boolean recompute) {
+    static long planned(Workload w, BaseFormat format, RecomputePolicy policy) {
         return MemoryPlanner.builder(ModelShape.of(w.config())).optFormat(format).optRank(RANK)
-                .optOptim(Optim.ADAMW_TORCH).optRecompute(recompute ? Recompute.BLOCK : Recompute.NONE)
+                .optOptim(Optim.ADAMW_TORCH).optRecompute(policy.mode()).optKeptProducts(policy.kept())
                 .optBatch(w.batch()).optSeq(w.seq()).optDevice(MemoryPlanner.Device.CPU).build().plan().hostBytes();
     }
 
     /** The column names of {@link #row}. */
     static String header() {
-        return String.format(Locale.ROOT, "%-60s %9s %9s %8s %8s %8s %11s %11s %8s %8s", "configuration", "step ms",
-                "tokens/s", "GFLOP/s", "peak", "of peak", "peak RSS MB", "model MB", "plan MB", "RSS/plan");
+        return String.format(Locale.ROOT, "%-60s %9s %9s %8s %8s %8s %8s %11s %11s %8s %8s", "configuration", "step ms",
+                "tokens/s", "GFLOP/s", "peak", "of peak", "6N/peak", "peak RSS MB", "model MB", "plan MB", "RSS/plan");
     }
 
     /** One configuration's figures. */
     static String row(Result r) {
-        return String.format(Locale.ROOT, "%-60s %9.0f %9.1f %8.1f %8.1f %8.2f %11.0f %11.0f %8.0f %8.3f", r.label(),
-                r.stepMs(), r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.hwm() / 1e6,
+        return String.format(Locale.ROOT, "%-60s %9.0f %9.1f %8.1f %8.1f %8.2f %8.2f %11.0f %11.0f %8.0f %8.3f",
+                r.label(), r.stepMs(), r.tokensPerSecond(), r.gflops(), r.peakGflops(), r.ofPeak(), r.ofPeak6n(),
+                r.hwm() / 1e6,
                 r.modelBytes() / 1e6, r.plannedBytes() / 1e6, r.ofPlan());
     }
 
     /** The child: loads the base in {@code format}, attaches LoRA, trains and reports as {@code result.key=value}. */
-    private static void train(Path dir, int batch, int seq, boolean recompute, int warmup, int steps, BaseFormat format)
+    private static void train(Path dir, int batch, int seq, RecomputePolicy policy, int warmup, int steps, BaseFormat format)
             throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().optFormat(format).build().load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
-            double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), recompute,
+            double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), policy,
                     warmup, steps, null);
             ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
             ChildJvm.result("stepUs", Math.round(stepMs * 1e3));
@@ -211,12 +247,13 @@ public final class TrainBenchmark {
      * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, AdamW, zeroing; with a {@code scaler} (a
      * float16 model; else null) the steps run under its loss scale, as training does.
      */
-    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, boolean recompute, int warmup,
+    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
             int steps, LossScaler scaler) {
         try (AdamW adam = AdamW.builder().build()) {
             List<Parameter> params = new ArrayList<>();
             lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
-            TrainStep step = TrainStep.builder(model).optRecompute(recompute).build();
+            TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
+                    .build();
             double[] ms = new double[steps];
             for (int i = -warmup; i < steps; i++) {
                 long start = System.nanoTime();

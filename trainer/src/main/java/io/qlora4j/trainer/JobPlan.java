@@ -12,10 +12,11 @@ import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.optim.Optim;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
-import io.qlora4j.trainer.plan.ActivationModel.Recompute;
+import io.qlora4j.trainer.plan.ActivationModel;
 import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
 import io.qlora4j.trainer.plan.PlanReport;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -95,6 +96,7 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
         }
         Double budgetMb = config.number("paged_budget_mb");
         long[] limit = limit(config, device);
+        RecomputePolicy policy = recompute(config, model, device);
         return MemoryPlanner.builder(ModelShape.of(model))
                 .optFormat(format)
                 .optFullFinetune(full)
@@ -105,7 +107,8 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
                 .optOptim(Optim.of(config.string("optim")))
                 .optPageBytes(pageBytes(config))
                 .optPagedBudget(budgetMb == null ? null : Math.max(pageBytes(config), (long) (budgetMb * (1 << 20))))
-                .optRecompute(recomputes(config) ? Recompute.BLOCK : Recompute.NONE)
+                .optRecompute(policy.mode())
+                .optKeptProducts(policy.kept())
                 .optBatch(config.integer("per_device_train_batch_size"))
                 .optSeq(JobData.rowTokens(config))
                 .optComputeBytes(device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4)
@@ -115,11 +118,43 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
     }
 
     /**
-     * Whether the backward pass recomputes each block: {@code gradient_checkpointing} on and
-     * {@code disable_gradient_checkpointing} off, as LLaMA-Factory reads them.
+     * What the backward pass recomputes on {@code device}: nothing unless {@code gradient_checkpointing} is on and
+     * {@code disable_gradient_checkpointing} off (as LLaMA-Factory reads them); then every block
+     * ({@code gradient_checkpointing_mode: full}) or every block but the base products that fit
+     * {@code gradient_checkpointing_budget_mb} for a micro-batch of {@code per_device_train_batch_size x cutoff_len}
+     * tokens ({@code selective}; {@link ActivationModel#keptWithin}). Full fine-tuning recomputes every block: its
+     * weights train, so no product can stand in for them.
+     *
+     * @throws ConfigException when the selective keys contradict the others
      */
-    public static boolean recomputes(JobConfig config) {
-        return config.bool("gradient_checkpointing") && !config.bool("disable_gradient_checkpointing");
+    public static RecomputePolicy recompute(JobConfig config, DecoderConfig model, MemoryPlanner.Device device)
+            throws ConfigException {
+        boolean on = config.bool("gradient_checkpointing") && !config.bool("disable_gradient_checkpointing");
+        boolean selective = config.string("gradient_checkpointing_mode").equals("selective");
+        boolean full = config.string("finetuning_type").equals("full");
+        Double budgetMb = config.number("gradient_checkpointing_budget_mb");
+        if (config.isSet("gradient_checkpointing_mode") && selective && !on) {
+            throw new ConfigException("gradient_checkpointing_mode: selective needs gradient checkpointing on"
+                    + " (gradient_checkpointing: true, disable_gradient_checkpointing: false)");
+        }
+        if (config.isSet("gradient_checkpointing_mode") && selective && full) {
+            throw new ConfigException("gradient_checkpointing_mode: selective keeps products of frozen base weights;"
+                    + " finetuning_type: full trains them (use gradient_checkpointing_mode: full)");
+        }
+        if (budgetMb != null && !(on && selective && !full)) {
+            throw new ConfigException("gradient_checkpointing_budget_mb applies to gradient_checkpointing_mode:"
+                    + " selective only, which this job does not run");
+        }
+        if (!on) {
+            return RecomputePolicy.NONE;
+        }
+        if (!selective || full) {
+            return RecomputePolicy.BLOCK;
+        }
+        int computeBytes = device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4;
+        ActivationModel activations = new ActivationModel(ModelShape.of(model), computeBytes, 0, false, 0);
+        return RecomputePolicy.selective(activations.keptWithin(budgetMb == null ? null : (long) (budgetMb * (1 << 20)),
+                config.integer("per_device_train_batch_size"), config.integer("cutoff_len")));
     }
 
     /** The size of one page of paged optimizer state ({@code paged_page_kb}). */

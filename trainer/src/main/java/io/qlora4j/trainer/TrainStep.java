@@ -9,7 +9,12 @@ import ai.djl.training.GradientCollector;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.CausalLM;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.function.LongConsumer;
 
 /**
@@ -17,9 +22,11 @@ import java.util.function.LongConsumer;
  * draws them. With recompute (gradient checkpointing) the forward runs without a graph and keeps only
  * each block's input; the loss head then runs with a graph, and the blocks are recomputed from the
  * top, each inside the gradient collector, with the input gradient passed down as the next upstream
- * gradient. Without recompute the whole graph is kept and one backward call does it all. Both give
- * the same gradients: dropout masks derive from a seed set before each micro-batch, so the recompute
- * draws the masks of the forward pass.
+ * gradient. A selective recompute ({@link Builder#optKeptProducts}) also keeps the base products of the named
+ * projections from the forward pass and recomputes only the rest of each block ({@link SelectiveRecompute}).
+ * Without recompute the whole graph is kept and one backward call does it all. All give the same gradients:
+ * dropout masks derive from a seed set before each micro-batch, so the recompute draws the masks of the forward
+ * pass.
  *
  * <p>The loss is the causal-LM cross-entropy (logits at t predict the label at t + 1, label -100
  * ignored) summed over all micro-batches and divided by the labelled tokens of the whole group, so
@@ -30,12 +37,14 @@ import java.util.function.LongConsumer;
 public final class TrainStep {
     private final CausalLM model;
     private final boolean recompute;
+    private final SelectiveRecompute selective;
     private final boolean trainEmbeddings;
     private final LongConsumer dropoutSeeder;
 
     private TrainStep(Builder builder) {
         this.model = builder.model;
         this.recompute = builder.recompute;
+        this.selective = builder.kept.isEmpty() ? null : new SelectiveRecompute(builder.kept);
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
     }
@@ -105,12 +114,18 @@ public final class TrainStep {
     private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
         int layers = model.numLayers();
         NDArray[] inputs = new NDArray[layers + 1];
+        List<Map<String, NDArray>> products = new ArrayList<>();
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
-            // each block's intermediates die with it: only its output is kept
+            // each block's intermediates die with it: only its output (and a selective recompute's products) is kept
             try (NDScope block = new NDScope()) {
-                inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+                if (selective == null) {
+                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+                } else {
+                    products.add(new HashMap<>());
+                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null, selective.recording(products.get(l)));
+                }
                 NDScope.unregister(inputs[l + 1]);
             }
         }
@@ -126,8 +141,15 @@ public final class TrainStep {
                 // the recomputed block's graph and activations are freed before the next block is recomputed
                 try (NDScope block = new NDScope()) {
                     NDArray input = leaf(inputs[l]);
-                    NDArray out = model.block(l).forward(input, context, null);
-                    collector.backward(out.mul(upstream).sum());
+                    if (selective == null) {
+                        NDArray out = model.block(l).forward(input, context, null);
+                        collector.backward(out.mul(upstream).sum());
+                    } else {
+                        try (SelectiveRecompute.Replay replay = selective.replay(products.get(l))) {
+                            replay.backward(model.block(l).forward(input, context, null, replay), upstream);
+                        }
+                        products.get(l).values().forEach(NDArray::close);
+                    }
                     upstream.close();
                     upstream = kept(input.getGradient());
                 }
@@ -168,6 +190,7 @@ public final class TrainStep {
     public static final class Builder {
         private final CausalLM model;
         private boolean recompute = true;
+        private Set<String> kept = Set.of();
         private boolean trainEmbeddings;
         private LongConsumer dropoutSeeder = seed -> { };
 
@@ -178,6 +201,16 @@ public final class TrainStep {
         /** Recomputes each block in the backward pass (default) or keeps the whole graph ({@code false}). */
         public Builder optRecompute(boolean recompute) {
             this.recompute = recompute;
+            return this;
+        }
+
+        /**
+         * Keeps the base products of the projections called {@code names} ({@code mlp.down_proj}, ...: a block's
+         * Hugging Face names) from the forward pass for the recompute (selective recompute; empty, the default,
+         * recomputes every product). Needs recompute on and frozen bases: not with {@link #optTrainEmbeddings}.
+         */
+        public Builder optKeptProducts(Collection<String> names) {
+            this.kept = Set.copyOf(names);
             return this;
         }
 
@@ -201,6 +234,10 @@ public final class TrainStep {
 
         /** Builds the step. */
         public TrainStep build() {
+            if (!kept.isEmpty() && (!recompute || trainEmbeddings)) {
+                throw new IllegalStateException("kept products need recompute on and a frozen base (LoRA), got recompute "
+                        + recompute + (trainEmbeddings ? " with full fine-tuning" : ""));
+            }
             return new TrainStep(this);
         }
     }

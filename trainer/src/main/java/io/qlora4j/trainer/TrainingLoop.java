@@ -20,6 +20,7 @@ import io.qlora4j.optim.PagingStats;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -92,8 +93,10 @@ final class TrainingLoop {
         LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
                 LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
         List<Parameter> params = weights.parameters();
+        RecomputePolicy recompute = JobPlan.recompute(config, model.config(), JobPlan.device(config));
         TrainStep step = TrainStep.builder(model)
-                .optRecompute(JobPlan.recomputes(config))
+                .optRecompute(recompute.recomputes())
+                .optKeptProducts(recompute.kept())
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)
                 .build();

@@ -19,6 +19,12 @@ public interface DecoderBlock extends AutoCloseable {
      */
     NDArray forward(NDArray hidden, AttentionContext context, KvCache cache);
 
+    /**
+     * {@link #forward(NDArray, AttentionContext, KvCache)} with every projection applied, and the residual stream
+     * between the attention and the MLP half passed, through {@code calls} (a selective recompute's hook).
+     */
+    NDArray forward(NDArray hidden, AttentionContext context, KvCache cache, BlockCalls calls);
+
     /** The projection names, as in {@code model.layers.{i}.<name>.weight}, in block order. */
     List<String> linearNames();
 

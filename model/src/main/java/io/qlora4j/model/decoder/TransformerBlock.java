@@ -89,30 +89,40 @@ public final class TransformerBlock implements DecoderBlock {
 
     @Override
     public NDArray forward(NDArray hidden, AttentionContext context, KvCache cache) {
+        return forward(hidden, context, cache, BlockCalls.PLAIN);
+    }
+
+    @Override
+    public NDArray forward(NDArray hidden, AttentionContext context, KvCache cache, BlockCalls calls) {
         boolean sandwich = config.parts().sandwichNorms();
         return Scoped.run(() -> {
-            NDArray attn = attention(norm("input_layernorm", hidden), context, cache);
-            NDArray h = hidden.add(sandwich ? norm("post_attention_layernorm", attn) : attn);
-            NDArray mlp = mlp(norm(sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm", h));
+            NDArray attn = attention(norm("input_layernorm", hidden), context, cache, calls);
+            NDArray h = calls.midBlock(hidden.add(sandwich ? norm("post_attention_layernorm", attn) : attn));
+            NDArray mlp = mlp(norm(sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm", h), calls);
             return h.add(sandwich ? norm("post_feedforward_layernorm", mlp) : mlp);
         });
     }
 
+    /** The projection {@code name} applied to {@code x} through {@code calls}. */
+    private NDArray project(String name, NDArray x, BlockCalls calls) {
+        return calls.project(name, linears.get(name), x);
+    }
+
     /** {@code down(act(gate(n)) * up(n))}, gate and up from their own projections or the first and second half of one. */
-    private NDArray mlp(NDArray n) {
+    private NDArray mlp(NDArray n, BlockCalls calls) {
         NDArray gate;
         NDArray up;
         if (config.parts().fusedGateUp()) {
-            NDArray gateUp = linears.get(DecoderConfig.GATE_UP_PROJ).forward(n);
+            NDArray gateUp = project(DecoderConfig.GATE_UP_PROJ, n, calls);
             long inter = config.intermediateSize();
             gate = gateUp.get("..., :" + inter);
             up = gateUp.get("..., " + inter + ":");
         } else {
-            gate = linears.get("mlp.gate_proj").forward(n);
+            gate = project("mlp.gate_proj", n, calls);
             up = null;
         }
         NDArray act = config.parts().activation().apply(gate);
-        return linears.get("mlp.down_proj").forward(act.mul(up != null ? up : linears.get("mlp.up_proj").forward(n)));
+        return project("mlp.down_proj", act.mul(up != null ? up : project("mlp.up_proj", n, calls)), calls);
     }
 
     private NDArray norm(String name, NDArray x) {
@@ -120,7 +130,7 @@ public final class TransformerBlock implements DecoderBlock {
     }
 
     /** Causal grouped-query attention; query head h uses key/value head {@code h / (heads / kv_heads)}. */
-    private NDArray attention(NDArray x, AttentionContext context, KvCache cache) {
+    private NDArray attention(NDArray x, AttentionContext context, KvCache cache, BlockCalls calls) {
         long b = x.getShape().get(0);
         long s = x.getShape().get(1);
         int heads = config.numAttentionHeads();
@@ -130,7 +140,7 @@ public final class TransformerBlock implements DecoderBlock {
         // the rotary tables are constants: a plain cast to the compute dtype, as transformers does
         NDArray cos = context.cos().expandDims(1).toType(x.getDataType(), false);
         NDArray sin = context.sin().expandDims(1).toType(x.getDataType(), false);
-        NDArray[] qkv = projectQkv(x);
+        NDArray[] qkv = projectQkv(x, calls);
         NDArray q = rope(queryKeyNorm("self_attn.q_norm", heads(qkv[0], b, s, heads)), cos, sin);
         NDArray k = rope(queryKeyNorm("self_attn.k_norm", heads(qkv[1], b, s, kvHeads)), cos, sin);
         NDArray v = heads(qkv[2], b, s, kvHeads);
@@ -153,16 +163,16 @@ public final class TransformerBlock implements DecoderBlock {
         NDArray probs = GraphCasts.to(scores.add(mask.expandDims(1)).softmax(-1), v.getDataType())
                 .reshape(b, kvHeads, groups * s, t);
         NDArray out = probs.matMul(v).reshape(b, heads, s, hd).transpose(0, 2, 1, 3).reshape(b, s, (long) heads * hd);
-        return linears.get("self_attn.o_proj").forward(out);
+        return project("self_attn.o_proj", out, calls);
     }
 
     /** q, k and v {@code [b, s, heads * hd]}: from their own projections, or the row blocks of the fused one. */
-    private NDArray[] projectQkv(NDArray x) {
+    private NDArray[] projectQkv(NDArray x, BlockCalls calls) {
         if (!config.parts().fusedQkv()) {
-            return new NDArray[] {linears.get("self_attn.q_proj").forward(x), linears.get("self_attn.k_proj").forward(x),
-                linears.get("self_attn.v_proj").forward(x)};
+            return new NDArray[] {project("self_attn.q_proj", x, calls), project("self_attn.k_proj", x, calls),
+                project("self_attn.v_proj", x, calls)};
         }
-        NDArray qkv = linears.get(DecoderConfig.QKV_PROJ).forward(x);
+        NDArray qkv = project(DecoderConfig.QKV_PROJ, x, calls);
         int q = config.queryDim();
         int kv = config.keyValueDim();
         return new NDArray[] {qkv.get("..., :" + q), qkv.get("..., " + q + ":" + (q + kv)), qkv.get("..., " + (q + kv) + ":")};

@@ -242,6 +242,12 @@ public final class ConfigKeys {
                         + " unlimited on the CPU)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("paged_page_kb", INT, 1024, "size of one page of paged optimizer state in KiB")
                 .range(1.0, NO_LIMIT));
+        add(ConfigKey.of("gradient_checkpointing_mode", STRING, "full",
+                "what gradient checkpointing recomputes: full (every block) or selective (every block but the kept"
+                        + " projections' base products, kept from the forward pass)").choices("full", "selective"));
+        add(ConfigKey.of("gradient_checkpointing_budget_mb", FLOAT, null,
+                "memory in MiB the selective mode may keep per micro-batch of per_device_train_batch_size x cutoff_len"
+                        + " (default: every projection's product)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("device_memory_gb", FLOAT, null,
                 "memory the run must fit, in GB (default: the GPU's, or the machine's on a CPU); inspect and train plan"
                         + " against it").range(0.0, NO_LIMIT));

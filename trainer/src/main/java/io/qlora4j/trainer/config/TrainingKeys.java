@@ -94,7 +94,8 @@ final class TrainingKeys {
                 .unsupported("NEFTune is not implemented"));
         add.accept(ConfigKey.of("average_tokens_across_devices", BOOL, true, "loss normalized over all devices")
                 .inert(ONE_DEVICE));
-        add.accept(ConfigKey.of("gradient_checkpointing", BOOL, true, "recompute blocks in the backward pass"));
+        add.accept(ConfigKey.of("gradient_checkpointing", BOOL, true,
+                "recompute blocks in the backward pass (how much: gradient_checkpointing_mode)"));
         add.accept(ConfigKey.of("gradient_checkpointing_kwargs", ANY, null, "torch checkpointing settings")
                 .inert("qlora4j recomputes block by block itself"));
         add.accept(ConfigKey.of("seed", INT, 42, "random seed"));

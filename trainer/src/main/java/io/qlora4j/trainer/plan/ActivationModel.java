@@ -1,5 +1,11 @@
 package io.qlora4j.trainer.plan;
 
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
 /**
  * The memory of one training step's activations, from the model's shape alone: the arrays {@code TrainStep}, the
  * decoder block, {@code LoraLinear} and {@code LossHead} keep alive for a micro-batch of {@code batch x seq} tokens,
@@ -14,6 +20,12 @@ package io.qlora4j.trainer.plan;
  *       again with a graph, one at a time, holding its saved tensors, its forward intermediates until the block's
  *       forward returns, the dequantized weights of its projections (autograd keeps them for the input gradient) and
  *       the gradients of its backward pass. The peak is the largest of the three phases.</li>
+ *   <li>{@link Recompute#SELECTIVE}: as {@code BLOCK}, and the forward pass also keeps the base products of the
+ *       chosen projections of every block ({@code [tokens, out]} each, freed as each block is recomputed), so they
+ *       add to every phase; a recomputed block's graph no longer holds those projections' dequantized weights (their
+ *       input gradients dequantize one weight at a time), and holds the gradients at its cuts (one {@code [tokens,
+ *       in]} per kept projection's input and one {@code [tokens, out]} per kept product) until its backward pass
+ *       ends.</li>
  *   <li>{@link Recompute#NONE}: every block's saved tensors and dequantized weights at once until the one backward
  *       pass, plus the last block's intermediates or the loss head.</li>
  * </ul>
@@ -33,7 +45,12 @@ public final class ActivationModel {
         /** Nothing: the whole graph is kept ({@code gradient_checkpointing: false}). */
         NONE,
         /** Every decoder block, one at a time, from its saved input ({@code gradient_checkpointing: true}). */
-        BLOCK
+        BLOCK,
+        /**
+         * Every decoder block but the base products of the kept projections, which the forward pass keeps
+         * ({@code gradient_checkpointing_mode: selective}).
+         */
+        SELECTIVE
     }
 
     /** Logits the loss head computes at once (trainer's {@code LossHead.CHUNK_LOGITS}). */
@@ -101,11 +118,62 @@ public final class ActivationModel {
     }
 
     /**
-     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code policy}.
+     * The projections whose base products a selective recompute keeps within {@code budgetBytes} (null: all) for a
+     * micro-batch of {@code batch x seq} tokens: the most FLOP saved per byte first, which is the widest input (a kept
+     * product of {@code [tokens, out]} saves {@code 2 x in} FLOP per element), in block order among equals; each one
+     * that still fits in what is left is taken, on every layer alike.
+     */
+    public List<String> keptWithin(Long budgetBytes, long batch, long seq) {
+        List<ModelShape.Linear> order = new ArrayList<>(shape.linears());
+        order.sort(Comparator.comparingLong(ModelShape.Linear::in).reversed());
+        long left = budgetBytes == null ? Long.MAX_VALUE : budgetBytes;
+        Set<String> kept = new HashSet<>();
+        for (ModelShape.Linear l : order) {
+            long bytes = keptBytes(List.of(l.name()), batch, seq);
+            if (bytes <= left) {
+                kept.add(l.name());
+                left -= bytes;
+            }
+        }
+        return shape.linears().stream().map(ModelShape.Linear::name).filter(kept::contains).toList();
+    }
+
+    /** Bytes of the base products of the projections {@code kept} over all layers, for {@code batch x seq} tokens. */
+    public long keptBytes(List<String> kept, long batch, long seq) {
+        return keptProducts(kept, Exact.product(batch, seq)).times(shape.layers()).total();
+    }
+
+    /** One layer's kept base products. */
+    private Bytes keptProducts(List<String> kept, long tokens) {
+        Bytes out = Bytes.ZERO;
+        for (ModelShape.Linear l : shape.linears()) {
+            if (kept.contains(l.name())) {
+                out = out.plus(arrays(1, Exact.product(tokens, l.out(), e)));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code policy}, which is
+     * not {@link Recompute#SELECTIVE} (that one needs its kept projections).
      *
      * @throws ArithmeticException when a figure exceeds 2^63 bytes
      */
     public Activations of(Recompute policy, long batch, long seq) {
+        if (policy == Recompute.SELECTIVE) {
+            throw new IllegalArgumentException("a selective recompute needs its kept projections");
+        }
+        return of(policy, List.of(), batch, seq);
+    }
+
+    /**
+     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code policy}, a selective
+     * recompute keeping the base products of the projections {@code kept} (ignored by the other policies).
+     *
+     * @throws ArithmeticException when a figure exceeds 2^63 bytes
+     */
+    public Activations of(Recompute policy, List<String> kept, long batch, long seq) {
         long t = Exact.product(batch, seq);
         long h = shape.hidden();
         long q = shape.queryDim();
@@ -131,10 +199,17 @@ public final class ActivationModel {
                 .plus(arrays(6, Exact.product(t, q, e))).plus(arrays(1, Exact.product(t, q / 2, e)))
                 .plus(arrays(4, Exact.product(t, kv, e))).plus(arrays(1, Exact.product(t, kv / 2, e)))
                 .plus(arrays(1, Exact.product(scores, e))).plus(arrays(1, Exact.product(scores, F32)));
+        boolean selective = policy == Recompute.SELECTIVE;
         Bytes weights = Bytes.ZERO;
+        Bytes cutGradients = Bytes.ZERO;
         long largest = 0;
         for (ModelShape.Linear l : shape.linears()) {
-            weights = weights.plus(arrays(1, Exact.product(l.out(), l.in(), e)));
+            if (selective && kept.contains(l.name())) {
+                cutGradients = cutGradients.plus(arrays(1, Exact.product(t, l.in(), e)))
+                        .plus(arrays(1, Exact.product(t, l.out(), e)));
+            } else {
+                weights = weights.plus(arrays(1, Exact.product(l.out(), l.in(), e)));
+            }
             largest = Math.max(largest, Exact.product(l.out(), l.in()));
         }
         Bytes dequantizing = arrays(1, Exact.product(largest, F32));
@@ -150,7 +225,12 @@ public final class ActivationModel {
                     hidden.plus(graph).plus(Bytes.highWater(last, head)));
         }
         Bytes boundaries = arrays(shape.layers() + 1L, Exact.product(t, h, e));
-        Bytes block = weights.plus(Bytes.max(saved.plus(transients).plus(dequantizing), saved.plus(backward)));
+        if (selective) {
+            boundaries = boundaries.plus(keptProducts(kept, t).times(shape.layers()));
+        }
+        // the kept products' input gradients dequantize their weights one at a time
+        Bytes cuts = cutGradients.total() == 0 ? Bytes.ZERO : cutGradients.plus(dequantizing);
+        Bytes block = weights.plus(Bytes.max(saved.plus(transients).plus(dequantizing), saved.plus(backward).plus(cuts)));
         Bytes forward = transients.plus(saved).plus(dequantizing);
         Bytes peak = boundaries.plus(Bytes.max(block, Bytes.max(head, forward)));
         return new Activations(policy, boundaries, Bytes.ZERO, block, head, peak,
@@ -172,8 +252,8 @@ public final class ActivationModel {
      * One micro-batch's activation memory.
      *
      * @param policy what the backward pass recomputes
-     * @param hiddenStates the hidden states kept across the whole step (block boundaries under recompute, the
-     *     embedding output without)
+     * @param hiddenStates the hidden states kept across the whole step (block boundaries under recompute, with a
+     *     selective recompute's kept products, the embedding output without)
      * @param graph every block's saved tensors and dequantized weights kept for one backward pass (no recompute)
      * @param block one recomputed block at its largest: its dequantized weights, saved tensors and the larger of its
      *     forward intermediates and its backward gradients (recompute)

@@ -11,7 +11,7 @@ import java.util.function.UnaryOperator;
 
 /**
  * The settings that would make a plan fit, each found by planning again with that one change: a smaller
- * {@code paged_budget_mb} (or a paged optimizer), recompute on, float16 compute on CUDA, a lower rank, a smaller
+ * {@code paged_budget_mb} (or a paged optimizer), recompute on (or a selective recompute made full), float16 compute on CUDA, a lower rank, a smaller
  * batch, a base format of fewer bits. Only changes whose plan fits are offered.
  */
 final class FitAdvice {
@@ -37,8 +37,13 @@ final class FitAdvice {
                         + budget / MIB, "keep less optimizer state on the device, page the rest to host memory");
             }
         }
-        offer(out, planner, b -> b.optRecompute(Recompute.BLOCK), "gradient_checkpointing=true",
-                "recompute each block instead of keeping the whole graph");
+        if (planner.toBuilder().recompute() == Recompute.SELECTIVE) {
+            offer(out, planner, b -> b.optRecompute(Recompute.BLOCK).optKeptProducts(List.of()),
+                    "gradient_checkpointing_mode=full", "recompute the kept base products too");
+        } else {
+            offer(out, planner, b -> b.optRecompute(Recompute.BLOCK), "gradient_checkpointing=true",
+                    "recompute each block instead of keeping the whole graph");
+        }
         if (!plan.onCpu()) {
             offer(out, planner, b -> b.optComputeBytes(2), "fp16=true", "float16 activations and dequantized weights");
         }

@@ -104,7 +104,7 @@ public final class MemoryPlanner {
         }
         ProcessOverhead overhead = ProcessOverhead.of(b.device.key());
         Activations act = new ActivationModel(s, e, b.full ? 0 : b.rank, b.dropout, overhead.smallArrayBytes())
-                .of(b.recompute, b.batch, b.seq);
+                .of(b.recompute, b.kept, b.batch, b.seq);
         long resident = Exact.sum(base, frozenDense, Exact.product(trainable, 8), act.peak().total(),
                 overhead.deviceBytes());
         long onDevice = optimizerOnDevice(state, resident);
@@ -188,10 +188,17 @@ public final class MemoryPlanner {
     }
 
     private String activationDetail(Activations a) {
+        String policy = switch (a.policy()) {
+            case NONE -> "whole graph";
+            case BLOCK -> "recompute per block";
+            case SELECTIVE -> "selective recompute keeping the base products of " + String.join(", ", b.kept) + " ("
+                    + mb(new ActivationModel(b.shape, b.computeBytes, b.full ? 0 : b.rank, b.dropout, 0)
+                            .keptBytes(b.kept, b.batch, b.seq)) + ")";
+        };
+        boolean recomputed = a.policy() != Recompute.NONE;
         return String.format(Locale.ROOT, "batch %d x %d tokens, %s: hidden states %s, %s %s, loss head %s (%d-token"
-                + " chunks)", b.batch, b.seq, a.policy() == Recompute.BLOCK ? "recompute per block" : "whole graph",
-                mb(a.hiddenStates().total()), a.policy() == Recompute.BLOCK ? "one recomputed block"
-                        : "graph of all blocks", mb((a.policy() == Recompute.BLOCK ? a.block() : a.graph()).total()),
+                + " chunks)", b.batch, b.seq, policy, mb(a.hiddenStates().total()), recomputed ? "one recomputed block"
+                        : "graph of all blocks", mb((recomputed ? a.block() : a.graph()).total()),
                 mb(a.lossHead().total()),
                 Math.max(1, ActivationModel.CHUNK_LOGITS / b.shape.vocab()));
     }
@@ -213,6 +220,7 @@ public final class MemoryPlanner {
         private Long pagedBudget;
         private long pageBytes = 1 << 20;
         private Recompute recompute = Recompute.BLOCK;
+        private List<String> kept = List.of();
         private long batch = 1;
         private long seq = 2048;
         private int computeBytes = 4;
@@ -237,6 +245,7 @@ public final class MemoryPlanner {
             c.pagedBudget = pagedBudget;
             c.pageBytes = pageBytes;
             c.recompute = recompute;
+            c.kept = kept;
             c.batch = batch;
             c.seq = seq;
             c.computeBytes = computeBytes;
@@ -259,6 +268,11 @@ public final class MemoryPlanner {
         /** The page size set. */
         long pageBytes() {
             return pageBytes;
+        }
+
+        /** The recompute policy set. */
+        Recompute recompute() {
+            return recompute;
         }
 
         /** The batch set. */
@@ -323,6 +337,12 @@ public final class MemoryPlanner {
         /** What the backward pass recomputes (default every block). */
         public Builder optRecompute(Recompute value) {
             this.recompute = value;
+            return this;
+        }
+
+        /** The projections whose base products a selective recompute keeps (default none). */
+        public Builder optKeptProducts(List<String> value) {
+            this.kept = List.copyOf(value);
             return this;
         }
 

@@ -121,8 +121,8 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
      * What the backward pass recomputes on {@code device}: nothing unless {@code gradient_checkpointing} is on and
      * {@code disable_gradient_checkpointing} off (as LLaMA-Factory reads them); then every block
      * ({@code gradient_checkpointing_mode: full}) or every block but the base products that fit
-     * {@code gradient_checkpointing_budget_mb} for a micro-batch of {@code per_device_train_batch_size x cutoff_len}
-     * tokens ({@code selective}; {@link ActivationModel#keptWithin}). Full fine-tuning recomputes every block: its
+     * {@code gradient_checkpointing_budget_mb} for a micro-batch of {@code per_device_train_batch_size} rows of
+     * {@link JobData#rowTokens} tokens, as planned ({@code selective}; {@link ActivationModel#keptWithin}). Full fine-tuning recomputes every block: its
      * weights train, so no product can stand in for them.
      *
      * @throws ConfigException when the selective keys contradict the others
@@ -154,7 +154,7 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
         int computeBytes = device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4;
         ActivationModel activations = new ActivationModel(ModelShape.of(model), computeBytes, 0, false, 0);
         return RecomputePolicy.selective(activations.keptWithin(budgetMb == null ? null : (long) (budgetMb * (1 << 20)),
-                config.integer("per_device_train_batch_size"), config.integer("cutoff_len")));
+                config.integer("per_device_train_batch_size"), JobData.rowTokens(config)));
     }
 
     /** The size of one page of paged optimizer state ({@code paged_page_kb}). */

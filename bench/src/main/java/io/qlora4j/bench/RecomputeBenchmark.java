@@ -1,54 +1,87 @@
 package io.qlora4j.bench;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import io.qlora4j.adapters.LoraAdapters;
+import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.bench.TrainBenchmark.Result;
-import java.util.ArrayList;
-import java.util.Comparator;
+import io.qlora4j.data.Batch;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.format.BaseFormats;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.optim.AdamW;
+import io.qlora4j.optim.Gradients;
+import io.qlora4j.optim.Parameter;
+import io.qlora4j.trainer.TrainStep;
 import io.qlora4j.trainer.plan.RecomputePolicy;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * The recompute policies of issue 20 on the ~100M QLoRA step (NF4+DQ, LoRA r 16 on every projection, batch 4 x 256,
  * AdamW): every block recomputed ({@code gradient_checkpointing: true}), the default selective recompute
- * ({@code gradient_checkpointing_mode: selective}) and none ({@code gradient_checkpointing: false}). Each round runs
- * each policy in a fresh JVM ({@link TrainBenchmark}'s child: the median step, its {@code VmHWM}, then the float32
- * matmul peak in the same JVM), the rounds interleaved so that a load on the machine strikes all alike. Prints every
- * run, then per policy the best round's throughput as a ratio to the peak in 6N accounting (the same FLOP per token
- * for every policy), its peak RSS against the plan, and each round's step time over the full recompute's.
- * Targets: 6N/peak at least 0.95 (1.15 the moonshot), peak RSS below 1.76 GB (the Python stack's).
+ * ({@code gradient_checkpointing_mode: selective}) and none ({@code gradient_checkpointing: false}).
+ *
+ * <p>Speed: one JVM loads the model once and runs the policies' steps interleaved, round after round (one step of
+ * each, then the float32 matmul peak), so that a load on a shared machine strikes them alike; each policy's figure is
+ * its median step, against the median peak, in 6N accounting (the same FLOP per token for every policy). Memory:
+ * each policy in a fresh JVM ({@link TrainBenchmark}'s child), its {@code VmHWM} against the memory plan. Targets:
+ * 6N/peak at least 0.95 (1.15 the moonshot), peak RSS below 1.76 GB (the Python stack's).
  */
 public final class RecomputeBenchmark {
     /** Peak RSS of LLaMA-Factory's QLoRA step on this shape, which qlora4j must stay below (issue 20). */
     static final long PYTHON_RSS = 1_760_000_000L;
+    private static final int RANK = 16;
 
     private RecomputeBenchmark() {}
 
-    /** Runs {@code rounds} (first argument, default 2) interleaved rounds of 1 warm-up and 2 measured steps each. */
+    /**
+     * Runs {@code rounds} (first argument, default 3) interleaved speed rounds, then one memory run per policy;
+     * {@code --speed} is the speed child.
+     */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 2;
         Workload w = new Workload("~100M", BenchModels.hundredMillion(), 4, 256);
-        System.out.println("RecomputeBenchmark: ~100M QLoRA step (NF4+DQ, LoRA r=16 on all projections, AdamW, batch 4 x"
-                + " 256) under each recompute policy, " + rounds + " interleaved rounds, each run in a fresh JVM ("
-                + String.join(" ", ChildJvm.HEAP) + "): 1 warm-up + median of 2 steps, then the matmul peak");
-        System.out.println(Machine.describe());
-        System.out.println("6N/peak: (6 * matmul_params * tokens + 4 * attention) / step time / float32 matmul peak, the"
-                + " same count for every policy");
-        System.out.println();
-        System.out.println(TrainBenchmark.header());
-        List<Result> runs = measure(w, rounds, 2);
-        runs.forEach(r -> System.out.println(TrainBenchmark.row(r)));
-        System.out.println();
-        System.out.println(summary(runs, 3));
-    }
-
-    /** {@code rounds} rounds of the three policies on {@code w} over one random checkpoint, in run order. */
-    static List<Result> measure(Workload w, int rounds, int steps) throws Exception {
-        List<RecomputePolicy> order = new ArrayList<>();
-        for (int i = 0; i < rounds; i++) {
-            order.addAll(policies(w));
+        if (args.length > 0 && args[0].equals("--speed")) {
+            speedChild(w, Path.of(args[1]), Integer.parseInt(args[2]));
+            return;
         }
-        return TrainBenchmark.measure(w, 1, steps, order);
+        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        System.out.println("RecomputeBenchmark: ~100M QLoRA step (NF4+DQ, LoRA r=" + RANK + " on all projections, AdamW,"
+                + " batch 4 x 256) under each recompute policy");
+        System.out.println(Machine.describe());
+        System.out.println("speed: one JVM (" + String.join(" ", ChildJvm.HEAP) + "), 1 warm-up step per policy, then "
+                + rounds + " rounds of one step per policy and the matmul peak; medians. 6N/peak = (6 * matmul_params"
+                + " * tokens + 4 * attention) / step time / peak, the same count for every policy");
+        List<RecomputePolicy> policies = policies(w);
+        System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %11s", "policy", "step ms", "tokens/s",
+                "6N/peak", "step / full"));
+        Map<String, Long> speed;
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
+            speed = ChildJvm.run(RecomputeBenchmark.class, ChildJvm.HEAP, "--speed", checkpoint.dir().toString(),
+                    String.valueOf(rounds));
+        }
+        double peak = speed.get("peakMflops") / 1e3;
+        double full = speed.get("p0Us") / 1e3;
+        for (int p = 0; p < policies.size(); p++) {
+            double ms = speed.get("p" + p + "Us") / 1e3;
+            System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %11.3f",
+                    TrainBenchmark.label(policies.get(p)), ms, w.flops().tokens() / (ms / 1e3),
+                    w.flops().training(true) / (ms * 1e6) / peak, ms / full));
+        }
+        System.out.println(String.format(Locale.ROOT, "float32 matmul peak (median of the rounds): %.1f GFLOP/s", peak));
+        System.out.println("\nmemory: each policy in a fresh JVM, 1 warm-up + 1 step (its step time is not a speed figure)");
+        System.out.println(TrainBenchmark.header());
+        for (Result r : TrainBenchmark.measure(w, 1, 1, policies)) {
+            System.out.println(TrainBenchmark.row(r));
+            System.out.println(String.format(Locale.ROOT, "  %s: peak RSS %.0f MB, %s the Python stack's 1.76 GB; plan"
+                    + " %.0f MB (RSS/plan %.3f)", TrainBenchmark.label(r.policy()), r.hwm() / 1e6,
+                    r.hwm() < PYTHON_RSS ? "below" : "NOT below", r.plannedBytes() / 1e6, r.ofPlan()));
+        }
     }
 
     /** Full, the default selective, none. */
@@ -56,26 +89,38 @@ public final class RecomputeBenchmark {
         return List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w), RecomputePolicy.NONE);
     }
 
-    /** Per policy its best run (by 6N/peak), and each round's step times over the full recompute's. */
-    static String summary(List<Result> runs, int perRound) {
-        StringBuilder out = new StringBuilder();
-        for (int p = 0; p < perRound; p++) {
-            int first = p;
-            Result best = runs.stream().filter(r -> r.policy().equals(runs.get(first).policy()))
-                    .max(Comparator.comparingDouble(Result::ofPeak6n)).orElseThrow();
-            out.append(String.format(Locale.ROOT, "%-28s best 6N/peak %.2f (%.0f tokens/s), peak RSS %.0f MB (%s 1.76"
-                    + " GB), plan %.0f MB (RSS/plan %.3f)%n", TrainBenchmark.label(best.policy()), best.ofPeak6n(),
-                    best.tokensPerSecond(), best.hwm() / 1e6, best.hwm() < PYTHON_RSS ? "below" : "NOT below",
-                    best.plannedBytes() / 1e6, best.ofPlan()));
-        }
-        for (int i = 0; i + perRound <= runs.size(); i += perRound) {
-            out.append(String.format(Locale.ROOT, "round %d: step time / full recompute's:", i / perRound + 1));
-            for (int p = 1; p < perRound; p++) {
-                out.append(String.format(Locale.ROOT, " %s %.3f", TrainBenchmark.label(runs.get(i + p).policy()),
-                        runs.get(i + p).stepMs() / runs.get(i).stepMs()));
+    /** The speed child: every policy's step on one model, interleaved; reports medians as {@code p<i>Us}. */
+    private static void speedChild(Workload w, Path dir, int rounds) throws Exception {
+        List<RecomputePolicy> policies = policies(w);
+        try (NDManager manager = NDManager.newBaseManager();
+                CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build().load(dir, manager);
+                LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
+                AdamW adam = AdamW.builder().build()) {
+            List<Parameter> params = new ArrayList<>();
+            lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+            Batch batch = TrainBenchmark.randomBatch(model.config().vocabSize(), w.batch(), w.seq());
+            List<TrainStep> steps = policies.stream().map(p -> TrainStep.builder(model).optRecompute(p.recomputes())
+                    .optKeptProducts(p.kept()).build()).toList();
+            double[][] ms = new double[policies.size()][rounds];
+            double[] peaks = new double[rounds];
+            for (int round = -1; round < rounds; round++) {
+                for (int p = 0; p < steps.size(); p++) {
+                    long start = System.nanoTime();
+                    steps.get(p).accumulate(List.of(batch), round + 1);
+                    adam.step(params, 1e-4);
+                    Gradients.zero(params);
+                    if (round >= 0) {
+                        ms[p][round] = (System.nanoTime() - start) / 1e6;
+                    }
+                }
+                if (round >= 0) {
+                    peaks[round] = MatmulPeak.medianGflops(manager, DataType.FLOAT32, 1);
+                }
             }
-            out.append('\n');
+            for (int p = 0; p < policies.size(); p++) {
+                ChildJvm.result("p" + p + "Us", Math.round(ForwardBenchmark.median(ms[p]) * 1e3));
+            }
+            ChildJvm.result("peakMflops", Math.round(ForwardBenchmark.median(peaks) * 1e3));
         }
-        return out.toString();
     }
 }

@@ -1,7 +1,9 @@
 package io.qlora4j.trainer;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import io.qlora4j.adapters.LoraLinear;
@@ -9,6 +11,7 @@ import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.GraphScalars;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.decoder.BlockCalls;
+import io.qlora4j.model.decoder.DecoderBlock;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -44,10 +47,21 @@ final class SelectiveRecompute {
     }
 
     /**
-     * The calls of a block's forward pass without a graph, putting the kept projections' base products into
-     * {@code products} by name; they belong to no scope and the caller closes them.
+     * Room for the products {@link #recording} keeps from {@code block} for a micro-batch of {@code tokens} tokens in
+     * {@code type}, in {@code manager}; the caller closes it once the block is recomputed.
      */
-    BlockCalls recording(Map<String, NDArray> products) {
+    KeptProducts room(DecoderBlock block, long tokens, DataType type, NDManager manager) {
+        long elements = 0;
+        for (String name : block.linearNames()) {
+            if (kept.contains(name) && baseOf(block.linear(name)) != null) {
+                elements += tokens * block.linear(name).outFeatures();
+            }
+        }
+        return new KeptProducts(manager, elements, type);
+    }
+
+    /** The calls of a block's forward pass without a graph, keeping the kept projections' base products in {@code products}. */
+    BlockCalls recording(KeptProducts products) {
         return new BlockCalls() {
             @Override
             public NDArray project(String name, LinearLayer layer, NDArray x) {
@@ -56,9 +70,7 @@ final class SelectiveRecompute {
                     return layer.forward(x);
                 }
                 NDArray product = base.forward(x);
-                NDArray copy = product.duplicate();
-                NDScope.unregister(copy);
-                products.put(name, copy);
+                products.put(name, product);
                 return over(layer, x, product);
             }
 
@@ -70,7 +82,7 @@ final class SelectiveRecompute {
     }
 
     /** The calls of a block's recompute with a graph over the products {@link #recording} kept for that block. */
-    Replay replay(Map<String, NDArray> products) {
+    Replay replay(KeptProducts products) {
         return new Replay(products);
     }
 
@@ -108,11 +120,11 @@ final class SelectiveRecompute {
 
     /** One block's recompute: records the cuts as the block's forward makes them, then backpropagates piece by piece. */
     final class Replay implements BlockCalls, AutoCloseable {
-        private final Map<String, NDArray> products;
+        private final KeptProducts products;
         private final List<Cut> cuts = new ArrayList<>();
         private final Map<NDArray, Cut> bySource = new IdentityHashMap<>();
 
-        private Replay(Map<String, NDArray> products) {
+        private Replay(KeptProducts products) {
             this.products = products;
         }
 

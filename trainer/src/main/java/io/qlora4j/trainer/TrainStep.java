@@ -11,9 +11,7 @@ import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.CausalLM;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.function.LongConsumer;
 
@@ -114,7 +112,7 @@ public final class TrainStep {
     private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
         int layers = model.numLayers();
         NDArray[] inputs = new NDArray[layers + 1];
-        List<Map<String, NDArray>> products = new ArrayList<>();
+        List<KeptProducts> products = new ArrayList<>();
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
@@ -123,7 +121,7 @@ public final class TrainStep {
                 if (selective == null) {
                     inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
                 } else {
-                    products.add(new HashMap<>());
+                    products.add(selective.room(model.block(l), ids.size(), inputs[l].getDataType(), ids.getManager()));
                     inputs[l + 1] = model.block(l).forward(inputs[l], context, null, selective.recording(products.get(l)));
                 }
                 NDScope.unregister(inputs[l + 1]);
@@ -148,7 +146,7 @@ public final class TrainStep {
                         try (SelectiveRecompute.Replay replay = selective.replay(products.get(l))) {
                             replay.backward(model.block(l).forward(input, context, null, replay), upstream);
                         }
-                        products.get(l).values().forEach(NDArray::close);
+                        products.get(l).close();
                     }
                     upstream.close();
                     upstream = kept(input.getGradient());

@@ -6,21 +6,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import io.qlora4j.adapters.LoraAdapters;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraLinear;
-import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.family.FamilyCheckpoint;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.family.ReferenceDecoder;
-import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -68,36 +65,18 @@ class SelectiveRecomputeTest {
             batch(new long[][] {SEQUENCE, {1, 4, 13, 14, 5, 15, 16, 2, 39, 7, 12, 6}}, 3),
             batch(new long[][] {{9, 17, 18, 19, 5, 17, 18, 19, 2, 33, 21, 4}}, 5));
 
-    /** An NF4 model of {@code spec} with LoRA on every projection, B drawn so that A gets gradients too. */
-    private record Setup(CausalLM model, LoraAdapters adapters, List<Parameter> params) {
-        static Setup of(Path checkpoint, NDManager manager, double dropout) throws Exception {
-            CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build().load(checkpoint, manager);
-            LoraAdapters adapters = LoraAdapters.attach(model,
-                    new LoraSettings(RANK, ALPHA, dropout, false, List.of("all")), manager, 5);
-            List<Parameter> params = new ArrayList<>();
-            adapters.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
-            manager.getEngine().setRandomSeed(11);
-            for (Parameter p : params) {
-                p.value().stopGradient().addi(manager.randomNormal(p.value().getShape()).muli(0.2f));
+    /** The loss of one step of {@code lora} over {@code group} and the gradients it leaves, which are then zeroed. */
+    private static Map<String, float[]> step(TrainStepTest.Nf4Lora lora, List<String> kept, List<Batch> group,
+            double[] loss) {
+        loss[0] = lora.step().optKeptProducts(kept).build().accumulate(group, 4);
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (Parameter p : lora.params()) {
+            try (NDArray g = p.value().getGradient()) {
+                out.put(p.name(), g.toFloatArray());
             }
-            adapters.setTraining(true);
-            return new Setup(model, adapters, params);
         }
-
-        /** The loss of one step over {@code group} and the gradients it leaves, which are then zeroed. */
-        Map<String, float[]> step(List<String> kept, List<Batch> group, double[] loss) {
-            TrainStep step = TrainStep.builder(model).optDropoutSeeder(adapters::setDropoutSeed).optKeptProducts(kept)
-                    .build();
-            loss[0] = step.accumulate(group, 4);
-            Map<String, float[]> out = new LinkedHashMap<>();
-            for (Parameter p : params) {
-                try (NDArray g = p.value().getGradient()) {
-                    out.put(p.name(), g.toFloatArray());
-                }
-            }
-            Gradients.zero(params);
-            return out;
-        }
+        Gradients.zero(lora.params());
+        return out;
     }
 
     private Path checkpoint(ReferenceDecoder.Spec spec, FamilyCheckpoint checkpoint) throws Exception {
@@ -128,14 +107,14 @@ class SelectiveRecomputeTest {
         for (ReferenceDecoder.Spec spec : FamilyCheckpoint.oneOfEachFamily(2, VOCAB)) {
             Path path = checkpoint(spec, new FamilyCheckpoint(spec, 13));
             try (NDManager manager = NDManager.newBaseManager()) {
-                Setup setup = Setup.of(path, manager, 0.1);
+                TrainStepTest.Nf4Lora setup = TrainStepTest.Nf4Lora.load(path, manager, DataType.FLOAT32, 0.1);
                 List<String> names = setup.model().block(0).linearNames();
                 double[] full = new double[1];
-                Map<String, float[]> expected = setup.step(List.of(), GROUP, full);
+                Map<String, float[]> expected = step(setup, List.of(), GROUP, full);
                 // all products; the MLP's output product alone; the first attention input's alone (others share its input)
                 for (List<String> kept : List.of(names, List.of("mlp.down_proj"), List.of(names.get(0)))) {
                     double[] selective = new double[1];
-                    Map<String, float[]> actual = setup.step(kept, GROUP, selective);
+                    Map<String, float[]> actual = step(setup, kept, GROUP, selective);
                     String what = spec.modelType() + " keeping " + kept;
                     assertEquals(full[0], selective[0], 0.0, what + ": loss");
                     double diff = maxRelative(expected, actual);
@@ -160,9 +139,9 @@ class SelectiveRecomputeTest {
                 rounded.put(name, nf4.dequantize(nf4.quantize(checkpoint.weights.get(name), checkpoint.shapes.get(name))));
             }
             try (NDManager manager = NDManager.newBaseManager()) {
-                Setup setup = Setup.of(path, manager, 0);
+                TrainStepTest.Nf4Lora setup = TrainStepTest.Nf4Lora.load(path, manager, DataType.FLOAT32, 0);
                 List<Batch> one = List.of(batch(new long[][] {SEQUENCE}, 0));
-                Map<String, float[]> analytic = setup.step(setup.model().block(0).linearNames(), one, new double[1]);
+                Map<String, float[]> analytic = step(setup, setup.model().block(0).linearNames(), one, new double[1]);
                 Map<String, float[][]> lora = new LinkedHashMap<>();
                 setup.adapters().modules().forEach((module, layer) -> lora.put(module,
                         new float[][] {layer.loraA().toFloatArray(), layer.loraB().toFloatArray()}));

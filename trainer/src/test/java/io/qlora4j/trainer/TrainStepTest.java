@@ -228,8 +228,11 @@ class TrainStepTest {
         }
     }
 
-    /** A tiny model with an NF4 base computing in {@code type}, and LoRA (B randomized so that A gets gradients). */
-    private record Nf4Lora(CausalLM model, LoraAdapters adapters, List<Parameter> params) {
+    /**
+     * A model with an NF4 base computing in {@code type}, and LoRA r 4, alpha 8 on every projection (B randomized so
+     * that A gets gradients).
+     */
+    record Nf4Lora(CausalLM model, LoraAdapters adapters, List<Parameter> params) {
         static Nf4Lora load(Path base, NDManager manager, DataType type, double dropout) throws Exception {
             // float16 is for GPUs (ComputeTarget refuses it on a CPU); libtorch's CPU kernels run it for a test
             CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA)

@@ -74,7 +74,7 @@ class TrainStepTest {
         return TrainStep.builder(model).optRecompute(recompute).optTrainEmbeddings(true).build();
     }
 
-    private static Map<String, float[]> gradients(List<Parameter> params) {
+    static Map<String, float[]> gradients(List<Parameter> params) {
         Map<String, float[]> out = new LinkedHashMap<>();
         for (Parameter p : params) {
             try (NDArray g = p.value().getGradient()) {
@@ -84,7 +84,8 @@ class TrainStepTest {
         return out;
     }
 
-    private static void assertClose(Map<String, float[]> expected, Map<String, float[]> actual, double relative) {
+    /** Each element within {@code relative} of its tensor's largest magnitude. */
+    static void assertClose(Map<String, float[]> expected, Map<String, float[]> actual, double relative) {
         assertEquals(expected.keySet(), actual.keySet());
         for (String name : expected.keySet()) {
             float[] e = expected.get(name);

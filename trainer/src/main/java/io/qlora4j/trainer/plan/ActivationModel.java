@@ -21,7 +21,8 @@ import java.util.Set;
  *       forward returns, the dequantized weights of its projections (autograd keeps them for the input gradient) and
  *       the gradients of its backward pass. The peak is the largest of the three phases.</li>
  *   <li>{@link Recompute#SELECTIVE}: as {@code BLOCK}, and the forward pass also keeps the base products of the
- *       chosen projections of every block ({@code [tokens, out]} each, freed as each block is recomputed), so they
+ *       chosen projections of every block ({@code [tokens, out]} each, in one flat array per block freed as the block
+ *       is recomputed), so they
  *       add to every phase; a recomputed block's graph no longer holds those projections' dequantized weights (their
  *       input gradients dequantize one weight at a time), and holds the gradients at its cuts (one {@code [tokens,
  *       in]} per kept projection's input and one {@code [tokens, out]} per kept product) until its backward pass
@@ -143,15 +144,15 @@ public final class ActivationModel {
         return keptProducts(kept, Exact.product(batch, seq)).times(shape.layers()).total();
     }
 
-    /** One layer's kept base products. */
+    /** One layer's kept base products: one flat array ({@code KeptProducts}). */
     private Bytes keptProducts(List<String> kept, long tokens) {
-        Bytes out = Bytes.ZERO;
+        long bytes = 0;
         for (ModelShape.Linear l : shape.linears()) {
             if (kept.contains(l.name())) {
-                out = out.plus(arrays(1, Exact.product(tokens, l.out(), e)));
+                bytes = Exact.sum(bytes, Exact.product(tokens, l.out(), e));
             }
         }
-        return out;
+        return bytes == 0 ? Bytes.ZERO : arrays(1, bytes);
     }
 
     /**

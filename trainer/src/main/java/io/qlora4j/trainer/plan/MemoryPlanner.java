@@ -275,6 +275,21 @@ public final class MemoryPlanner {
             return recompute;
         }
 
+        /** The kept products set. */
+        List<String> kept() {
+            return kept;
+        }
+
+        /** The model's shape. */
+        ModelShape shape() {
+            return shape;
+        }
+
+        /** Whether every weight trains. */
+        boolean fullFinetune() {
+            return full;
+        }
+
         /** The batch set. */
         long batch() {
             return batch;

@@ -3,24 +3,56 @@ package io.qlora4j.trainer.plan;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.qlora4j.trainer.plan.ActivationModel.Recompute;
 import java.io.PrintWriter;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * A plan as people and programs read it: one line per part, the two totals, the verdict (fits with a margin, or
- * the single settings that would make it fit), and for {@code --json} one JSON line with every figure.
+ * the single settings that would make it fit), what the same run costs under each recompute policy, and for
+ * {@code --json} one JSON line with every figure.
  *
  * @param plan the plan
  * @param advice settings that each alone would make it fit (empty when it fits)
+ * @param policies the plan's limited total ({@link MemoryPlan#limitedBytes}) under each recompute policy, by the
+ *     setting that chooses it, with everything else as planned
  */
-public record PlanReport(MemoryPlan plan, List<String> advice) {
+public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long> policies) {
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Copies the policies. */
+    public PlanReport {
+        policies = Collections.unmodifiableMap(new LinkedHashMap<>(policies));
+    }
 
     /** The report of {@code planner}'s plan, with advice when it does not fit. */
     public static PlanReport of(MemoryPlanner planner) {
         MemoryPlan plan = planner.plan();
-        return new PlanReport(plan, FitAdvice.of(planner, plan));
+        return new PlanReport(plan, FitAdvice.of(planner, plan), policies(planner));
+    }
+
+    /**
+     * The limited total under no recompute, the full one and, unless every weight trains, the selective one (keeping
+     * the products the plan keeps, or every product when it keeps none).
+     */
+    private static Map<String, Long> policies(MemoryPlanner planner) {
+        MemoryPlanner.Builder b = planner.toBuilder();
+        List<String> kept = b.recompute() == Recompute.SELECTIVE ? b.kept()
+                : b.shape().linears().stream().map(ModelShape.Linear::name).toList();
+        Map<String, Long> out = new LinkedHashMap<>();
+        out.put("gradient_checkpointing=false", planner.toBuilder().optRecompute(Recompute.NONE)
+                .optKeptProducts(List.of()).build().plan().limitedBytes());
+        out.put("gradient_checkpointing_mode=full", planner.toBuilder().optRecompute(Recompute.BLOCK)
+                .optKeptProducts(List.of()).build().plan().limitedBytes());
+        if (!b.fullFinetune()) {
+            out.put("gradient_checkpointing_mode=selective", planner.toBuilder().optRecompute(Recompute.SELECTIVE)
+                    .optKeptProducts(kept).build().plan().limitedBytes());
+        }
+        return out;
     }
 
     /** One line: fits with its margin, does not fit by how much, or no limit known. */
@@ -51,6 +83,9 @@ public record PlanReport(MemoryPlan plan, List<String> advice) {
             out.printf(Locale.ROOT, "  device total %s; host total %s%n", gb(plan.deviceBytes()), gb(plan.hostBytes()));
         }
         out.println(verdict());
+        StringBuilder line = new StringBuilder("by recompute policy:");
+        policies.forEach((setting, bytes) -> line.append(' ').append(setting).append(' ').append(gb(bytes)).append(';'));
+        out.println(line.substring(0, line.length() - 1));
         if (!plan.fits()) {
             out.println(advice.isEmpty() ? "no single setting makes it fit; combine them or use a larger device"
                     : "any one of these makes it fit:");
@@ -76,6 +111,8 @@ public record PlanReport(MemoryPlan plan, List<String> advice) {
             part.put("bytes", p.bytes());
             part.put("where", plan.onCpu() ? "host" : p.place().key());
         }
+        ObjectNode byPolicy = root.putObject("recompute_policies");
+        policies.forEach(byPolicy::put);
         ArrayNode settings = root.putArray("would_fit_with");
         advice.forEach(settings::add);
         return root.toString();

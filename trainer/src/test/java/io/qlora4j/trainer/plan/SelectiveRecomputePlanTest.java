@@ -67,5 +67,11 @@ class SelectiveRecomputePlanTest {
         assertFalse(report.plan().fits());
         assertTrue(report.advice().stream().anyMatch(a -> a.startsWith("gradient_checkpointing_mode=full")),
                 report.advice().toString());
+        // what inspect prints beside the plan: the same run under each policy
+        assertEquals(List.of("gradient_checkpointing=false", "gradient_checkpointing_mode=full",
+                "gradient_checkpointing_mode=selective"), List.copyOf(report.policies().keySet()));
+        assertEquals(full, report.policies().get("gradient_checkpointing_mode=full"));
+        assertEquals(selective, report.policies().get("gradient_checkpointing_mode=selective"));
+        assertTrue(report.policies().get("gradient_checkpointing=false") > selective, report.policies().toString());
     }
 }

@@ -40,30 +40,36 @@ public final class RecomputeBenchmark {
     private RecomputeBenchmark() {}
 
     /**
-     * Runs {@code rounds} (first argument, default 3) interleaved speed rounds, then one memory run per policy;
-     * {@code --speed} is the speed child.
+     * Runs {@code rounds} (first argument, default 3) interleaved speed rounds, then one memory run per policy; with a
+     * second argument, a {@code gradient_checkpointing_budget_mb}, the full recompute against the selective one within
+     * that budget only. {@code --speed} is the speed child.
      */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         Workload w = new Workload("~100M", BenchModels.hundredMillion(), 4, 256);
         if (args.length > 0 && args[0].equals("--speed")) {
-            speedChild(w, Path.of(args[1]), Integer.parseInt(args[2]));
+            speedChild(w, policies(w, args.length > 3 ? Double.valueOf(args[3]) : null), Path.of(args[1]),
+                    Integer.parseInt(args[2]));
             return;
         }
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        Double budgetMb = args.length > 1 ? Double.valueOf(args[1]) : null;
         System.out.println("RecomputeBenchmark: ~100M QLoRA step (NF4+DQ, LoRA r=" + RANK + " on all projections, AdamW,"
                 + " batch 4 x 256) under each recompute policy");
         System.out.println(Machine.describe());
         System.out.println("speed: one JVM (" + String.join(" ", ChildJvm.HEAP) + "), 1 warm-up step per policy, then "
                 + rounds + " rounds of one step per policy and the matmul peak; medians. 6N/peak = (6 * matmul_params"
                 + " * tokens + 4 * attention) / step time / peak, the same count for every policy");
-        List<RecomputePolicy> policies = policies(w);
+        List<RecomputePolicy> policies = policies(w, budgetMb);
         System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %11s", "policy", "step ms", "tokens/s",
                 "6N/peak", "step / full"));
         Map<String, Long> speed;
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            speed = ChildJvm.run(RecomputeBenchmark.class, ChildJvm.HEAP, "--speed", checkpoint.dir().toString(),
-                    String.valueOf(rounds));
+            List<String> child = new ArrayList<>(List.of("--speed", checkpoint.dir().toString(), String.valueOf(rounds)));
+            if (budgetMb != null) {
+                child.add(budgetMb.toString());
+            }
+            speed = ChildJvm.run(RecomputeBenchmark.class, ChildJvm.HEAP, child.toArray(String[]::new));
         }
         double peak = speed.get("peakMflops") / 1e3;
         double full = speed.get("p0Us") / 1e3;
@@ -84,14 +90,14 @@ public final class RecomputeBenchmark {
         }
     }
 
-    /** Full, the default selective, none. */
-    static List<RecomputePolicy> policies(Workload w) {
-        return List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w), RecomputePolicy.NONE);
+    /** Full, the default selective and none; or with a budget (MiB), full and the selective within it. */
+    static List<RecomputePolicy> policies(Workload w, Double budgetMb) {
+        return budgetMb == null ? List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w, null), RecomputePolicy.NONE)
+                : List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w, (long) (budgetMb * (1 << 20))));
     }
 
     /** The speed child: every policy's step on one model, interleaved; reports medians as {@code p<i>Us}. */
-    private static void speedChild(Workload w, Path dir, int rounds) throws Exception {
-        List<RecomputePolicy> policies = policies(w);
+    private static void speedChild(Workload w, List<RecomputePolicy> policies, Path dir, int rounds) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build().load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);

@@ -45,9 +45,9 @@ public final class TrainBenchmark {
 
     private TrainBenchmark() {}
 
-    /** Selective, keeping what a job keeps on {@code w} by default ({@code gradient_checkpointing_budget_mb} unset). */
-    static RecomputePolicy selective(Workload w) {
-        return RecomputePolicy.selective(activations(w).keptWithin(null, w.batch(), w.seq()));
+    /** Selective, keeping what a job keeps on {@code w} within {@code budgetBytes} (null: every product). */
+    static RecomputePolicy selective(Workload w, Long budgetBytes) {
+        return RecomputePolicy.selective(activations(w).keptWithin(budgetBytes, w.batch(), w.seq()));
     }
 
     /** The child's argument for {@code policy}. */
@@ -157,7 +157,7 @@ public final class TrainBenchmark {
      * default selective recompute, then without recompute, each in a fresh JVM.
      */
     static List<Result> measure(Workload w, int warmup, int steps) throws Exception {
-        return measure(w, warmup, steps, List.of(RecomputePolicy.BLOCK, selective(w), RecomputePolicy.NONE));
+        return measure(w, warmup, steps, List.of(RecomputePolicy.BLOCK, selective(w, null), RecomputePolicy.NONE));
     }
 
     /** {@link #measure(Workload, int, int)} with the policies given, in order. */

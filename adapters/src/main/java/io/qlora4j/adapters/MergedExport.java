@@ -381,6 +381,9 @@ public final class MergedExport {
             }
             try (SafetensorsReader reader = SafetensorsReader.open(baseDir)) {
                 ModelLoader.checkTensors(config, reader, stored);
+                if (requantize == null || !requantize.keepsBiases()) {
+                    refuseUndeclaredBiases(config, reader, stored);
+                }
             }
             Set<BaseFormat> recorded = new LinkedHashSet<>();
             List<String> lines = new ArrayList<>();
@@ -418,6 +421,30 @@ public final class MergedExport {
                         + " merge_base original has no full-precision counterpart of it, use merge_base dequantized");
             }
             return new MergedExport(this, config, projections, stored, base, format, List.copyOf(lines), start);
+        }
+
+        /**
+         * A stored format that keeps biases the config does not declare (CVXQ's bias correction on a family whose
+         * config.json cannot give that projection a bias) cannot be exported to a format that does not: transformers
+         * would drop the bias, so the export would not be the model. Refused by name.
+         */
+        private void refuseUndeclaredBiases(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
+                throws ModelException {
+            if (stored == null || !stored.keepsBiases()) {
+                return;
+            }
+            for (int l = 0; l < config.numHiddenLayers(); l++) {
+                for (String name : config.linearNames()) {
+                    String bias = "model.layers." + l + "." + name + ".bias";
+                    if (reader.contains(bias) && !config.biases().contains(name)) {
+                        throw new ModelException(reader.info(bias).file() + ": tensor " + bias + " is a bias "
+                                + stored.describe() + " keeps, but a " + config.modelType() + " config.json cannot give "
+                                + name + " a bias, so this export would drop it; quantize with"
+                                + " cvxq_bias_correction=declarable for a model whose export keeps every bias, or keep"
+                                + " the packed model");
+                    }
+                }
+            }
         }
     }
 }

@@ -103,7 +103,9 @@ public final class ModelLoader {
         for (int l = 0; l < config.numHiddenLayers(); l++) {
             for (String name : config.linearNames()) {
                 String bias = "model.layers." + l + "." + name + ".bias";
-                if (reader.contains(bias) && !expected.containsKey(bias)) {
+                if (reader.contains(bias) && !expected.containsKey(bias) && stored != null && stored.keepsBiases()) {
+                    check(reader, bias, new long[] {config.inOut(name)[1]}, null);
+                } else if (reader.contains(bias) && !expected.containsKey(bias)) {
                     String key = config.family().biasKey(name);
                     throw new ModelException(reader.info(bias).file() + ": tensor " + bias + " is a bias, but "
                             + (key != null ? "the config says " + key + " is false; set it to true in config.json or"
@@ -154,8 +156,9 @@ public final class ModelLoader {
         Map<String, LinearLayer> linears = new LinkedHashMap<>();
         for (String name : config.linearNames()) {
             long[] inOut = config.inOut(name);
-            linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]},
-                    config.biases().contains(name), stored, arrays));
+            boolean biased = config.biases().contains(name)
+                    || (stored != null && stored.keepsBiases() && reader.contains(p + name + ".bias"));
+            linears.put(name, linear(reader, p + name, new long[] {inOut[1], inOut[0]}, biased, stored, arrays));
         }
         Map<String, NDArray> norms = new LinkedHashMap<>();
         for (String norm : config.normShapes().keySet()) {

@@ -100,6 +100,15 @@ public interface BaseFormat {
     }
 
     /**
+     * Whether a checkpoint in this format may store a bias on projections whose family's config declares none
+     * (CVXQ's bias correction on every projection): the loader then reads a {@code prefix.bias} present in the file
+     * whatever config.json says, where it otherwise refuses it.
+     */
+    default boolean keepsBiases() {
+        return false;
+    }
+
+    /**
      * The linear at {@code prefix} of a float checkpoint, converted to this format and uploaded to
      * {@code manager}'s device with {@code bias} (or null): what the loader calls for every module the checkpoint
      * does not store pre-quantized. The default quantizes straight from the file; dense overrides it to copy the

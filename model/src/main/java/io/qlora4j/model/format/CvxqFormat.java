@@ -182,6 +182,12 @@ public final class CvxqFormat implements BaseFormat {
         return s;
     }
 
+    /** CVXQ's bias correction gives every projection a bias, declared by the family's config or not. */
+    @Override
+    public boolean keepsBiases() {
+        return true;
+    }
+
     @Override
     public StoredWeight quantize(FloatSource<ModelException> source, long[] shape) throws ModelException {
         throw new ModelException(onTheFly());

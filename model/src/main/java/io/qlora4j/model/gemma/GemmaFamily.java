@@ -61,6 +61,12 @@ public final class GemmaFamily implements ModelFamily {
         }
     }
 
+    /** {@code attention_bias} gives q/k/v/o a bias; the MLP has none in transformers. */
+    @Override
+    public String biasKey(String name) {
+        return LlamaFamily.attentionBiasKey(name);
+    }
+
     @Override
     public ObjectNode toJson(DecoderConfig c) {
         ObjectNode o = CommonKeys.json(c, "GemmaForCausalLM");

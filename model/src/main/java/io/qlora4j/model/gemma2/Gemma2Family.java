@@ -76,6 +76,12 @@ public final class Gemma2Family implements ModelFamily {
         return CommonKeys.build(f, b);
     }
 
+    /** {@code attention_bias} gives q/k/v/o a bias; the MLP has none in transformers. */
+    @Override
+    public String biasKey(String name) {
+        return LlamaFamily.attentionBiasKey(name);
+    }
+
     @Override
     public ObjectNode toJson(DecoderConfig c) {
         ObjectNode o = CommonKeys.json(c, "Gemma2ForCausalLM");

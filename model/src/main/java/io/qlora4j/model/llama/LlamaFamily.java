@@ -55,6 +55,11 @@ public final class LlamaFamily implements ModelFamily {
         return CommonKeys.build(f, b);
     }
 
+    /** {@code attention_bias} for q/k/v/o, null for any other projection: the key of families with attention biases only. */
+    public static String attentionBiasKey(String name) {
+        return DecoderConfig.ATTENTION_LINEARS.contains(name) ? "attention_bias" : null;
+    }
+
     @Override
     public String biasKey(String name) {
         return DecoderConfig.ATTENTION_LINEARS.contains(name) ? "attention_bias" : "mlp_bias";

@@ -47,6 +47,12 @@ public final class Qwen3Family implements ModelFamily {
         return CommonKeys.build(f, b);
     }
 
+    /** {@code attention_bias} gives q/k/v/o a bias; the MLP has none in transformers. */
+    @Override
+    public String biasKey(String name) {
+        return LlamaFamily.attentionBiasKey(name);
+    }
+
     @Override
     public ObjectNode toJson(DecoderConfig c) {
         ObjectNode o = CommonKeys.json(c, "Qwen3ForCausalLM");

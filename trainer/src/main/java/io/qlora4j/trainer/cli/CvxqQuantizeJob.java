@@ -23,7 +23,9 @@ import java.util.Locale;
  * {@code quantize quantization_method=cvxq}: CVXQ calibration on a text file and the CVXQ checkpoint of the result.
  * The size target is {@code target_bits} (stored bits per projection parameter, 0 to 8) or {@code target_size_gb}
  * (the whole stored model); calibration takes the first {@code max_samples} (default 128) texts of at least
- * {@code cutoff_len} tokens (default 2048, at most the model's positions), as the reference does.
+ * {@code cutoff_len} tokens (default 2048, at most the model's positions), as the reference does. Every registered
+ * family is quantized; {@code cvxq_bias_correction} ({@code all} or {@code declarable}) chooses which projections'
+ * biases are corrected ({@link CvxqSettings.BiasCorrection}).
  */
 final class CvxqQuantizeJob {
     private CvxqQuantizeJob() {}
@@ -33,17 +35,14 @@ final class CvxqQuantizeJob {
         Path target = Path.of(config.require("export_dir"));
         Path dataset = Path.of(config.require("dataset"));
         DecoderConfig model = ModelFamilies.read(source.resolve("config.json"));
-        if (!"llama".equals(model.modelType())) {
-            throw new ConfigException("quantization_method cvxq is implemented for model_type llama (its bias"
-                    + " correction needs attention_bias/mlp_bias), not " + model.modelType());
-        }
         double bits = targetBits(config, model);
         int length = Math.min(config.integer("cutoff_len"), model.maxPositionEmbeddings());
         Integer samples = config.integer("max_samples");
         CvxqSettings settings;
         try {
             settings = CvxqSettings.defaults(bits).withGroupSize(config.integer("cvxq_group_size"))
-                    .withIterations(config.integer("cvxq_iterations"));
+                    .withIterations(config.integer("cvxq_iterations"))
+                    .withBiasCorrection(CvxqSettings.BiasCorrection.of(config.string("cvxq_bias_correction")));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

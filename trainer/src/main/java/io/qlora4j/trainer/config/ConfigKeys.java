@@ -237,6 +237,9 @@ public final class ConfigKeys {
         add(ConfigKey.of("cvxq_group_size", INT, 256, "CVXQ: rows per cluster").range(1.0, NO_LIMIT));
         add(ConfigKey.of("cvxq_iterations", INT, 1024, "CVXQ: calibration sequences processed (cycling over the data)")
                 .range(1.0, NO_LIMIT));
+        add(ConfigKey.of("cvxq_bias_correction", STRING, "all", "CVXQ: projections whose bias is corrected (all;"
+                + " declarable: only those the family's config.json can give a bias, so a dense export keeps them all)")
+                .choices("all", "declarable"));
         add(ConfigKey.of("paged_budget_mb", FLOAT, null,
                 "device budget of the paged optimizer state in MiB (default: CUDA's free memory less a margin;"
                         + " unlimited on the CPU)").range(0.0, NO_LIMIT));

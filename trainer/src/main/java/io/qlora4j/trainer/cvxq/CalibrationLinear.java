@@ -22,6 +22,7 @@ final class CalibrationLinear implements LinearLayer {
     private final NDManager arrays;
     private final NDArray original;
     private final NDArray originalBias;
+    private final boolean corrects;
     private final NDArray inputMean;
     private final NDArray gradRow;
     private final NDArray gradPartition;
@@ -33,8 +34,14 @@ final class CalibrationLinear implements LinearLayer {
     private long forwards;
     private boolean recording;
 
-    CalibrationLinear(String prefix, NDArray original, NDArray originalBias, RowClusters clusters, NDManager arrays) {
+    /**
+     * A projection with weight {@code original} and bias {@code originalBias} (or null); {@code corrects} says whether
+     * its bias follows the quantized weight ({@code b'}) or stays the original one.
+     */
+    CalibrationLinear(String prefix, NDArray original, NDArray originalBias, boolean corrects, RowClusters clusters,
+            NDManager arrays) {
         this.prefix = prefix;
+        this.corrects = corrects;
         this.arrays = arrays;
         this.original = original;
         this.originalBias = originalBias;
@@ -75,9 +82,17 @@ final class CalibrationLinear implements LinearLayer {
         return quantized;
     }
 
-    /** The current corrected bias {@code b'} as floats. */
+    /**
+     * The bias to store as floats: the current corrected bias {@code b'}, the original bias of a projection whose bias
+     * is not corrected, or null for one that has neither.
+     */
     float[] correctedBias() {
-        return bias.toFloatArray();
+        return corrects || originalBias != null ? bias.toFloatArray() : null;
+    }
+
+    /** Whether the layer stores a bias ({@link #correctedBias} is not null). */
+    boolean storesBias() {
+        return corrects || originalBias != null;
     }
 
     /** The original weight, row-major, as floats. */
@@ -154,6 +169,9 @@ final class CalibrationLinear implements LinearLayer {
     }
 
     private void updateBias() {
+        if (!corrects) {
+            return;
+        }
         NDArray base = originalBias != null ? originalBias : arrays.zeros(new Shape(rows()));
         NDArray error = weight.stopGradient().sub(original);
         NDArray shift = error.matMul(inputMean);

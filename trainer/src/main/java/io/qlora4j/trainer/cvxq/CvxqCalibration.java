@@ -53,7 +53,8 @@ public final class CvxqCalibration {
      *
      * @param prefix its module path, {@code model.layers.{i}.{name}}
      * @param weight the packed weight
-     * @param bias the corrected bias {@code b' = b - (W_q - W) E[x]}
+     * @param bias the corrected bias {@code b' = b - (W_q - W) E[x]}, the original bias where it is not corrected, or
+     *     null where the projection has neither
      */
     public record Layer(String prefix, CvxqTensor weight, float[] bias) {}
 
@@ -149,7 +150,10 @@ public final class CvxqCalibration {
                 }
                 int rows = Math.toIntExact(w.getShape().get(0));
                 RowClusters clusters = RowClusters.consecutive(rows, RowClusters.count(rows, settings.groupSize()));
-                CalibrationLinear l = new CalibrationLinear("model.layers." + i + "." + name, w, b, clusters, arrays);
+                boolean corrects = settings.biasCorrection() == CvxqSettings.BiasCorrection.ALL
+                        || model.config().biases().contains(name) || model.config().family().biasKey(name) != null;
+                CalibrationLinear l = new CalibrationLinear("model.layers." + i + "." + name, w, b, corrects, clusters,
+                        arrays);
                 block.setLinear(name, l).close();
                 linears.add(l);
             }
@@ -287,7 +291,7 @@ public final class CvxqCalibration {
             for (int p = 0; p < scores.length; p++) {
                 scores[p] = s2[p] + log2(g2[p]);
             }
-            long fixed = CvxqTensor.sideBytes(rows, columns, clusters.clusters()) + 2L * rows;
+            long fixed = CvxqTensor.sideBytes(rows, columns, clusters.clusters()) + (l.storesBias() ? 2L * rows : 0);
             matrices.add(new BitAllocator.Matrix(scores, clusters.slots(), (long) rows * columns, fixed));
         }
         return matrices;

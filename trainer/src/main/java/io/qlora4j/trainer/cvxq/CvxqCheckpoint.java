@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.checkpoint.OutputDirectory;
+import io.qlora4j.model.decoder.ModelFamily;
+import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -17,9 +19,10 @@ import java.util.Map;
 /**
  * Writes a CVXQ checkpoint (docs/CVXQ-FORMAT.md): the source model's tensors copied byte for byte except the block
  * projections, which become CVXQ entries, and their biases, which become the corrected {@code b'} (float16);
- * config.json gains {@code attention_bias: true}, {@code mlp_bias: true} (the bias correction is a bias on every
- * projection, which transformers' Llama then declares) and the CVXQ {@code quantization_config}. Nothing is left at
- * the target on failure.
+ * config.json sets the family's keys that declare those biases ({@link ModelFamily#biasKey}: Llama's
+ * {@code attention_bias} and {@code mlp_bias}, the {@code attention_bias} of Qwen3 and Gemma) and gains the CVXQ
+ * {@code quantization_config}. A bias the family cannot declare stays in the file: the CVXQ format keeps it
+ * ({@code BaseFormat.keepsBiases}). Nothing is left at the target on failure.
  */
 public final class CvxqCheckpoint {
     private CvxqCheckpoint() {}
@@ -31,6 +34,7 @@ public final class CvxqCheckpoint {
     public static long write(Path source, Path target, CvxqCalibration.Result result, int groupSize,
             long maxShardBytes) throws ModelException {
         ObjectNode config = ModelFiles.readConfig(source);
+        ModelFamily family = ModelFamilies.read(source.resolve("config.json")).family();
         Map<String, CvxqCalibration.Layer> byWeight = new HashMap<>();
         for (CvxqCalibration.Layer l : result.layers()) {
             byWeight.put(l.prefix() + ".weight", l);
@@ -50,12 +54,16 @@ public final class CvxqCheckpoint {
                     }
                 }
                 for (CvxqCalibration.Layer l : result.layers()) {
-                    writer.addFloats(l.prefix() + ".bias", DType.F16, new long[] {l.bias().length}, l.bias());
+                    if (l.bias() != null) {
+                        writer.addFloats(l.prefix() + ".bias", DType.F16, new long[] {l.bias().length}, l.bias());
+                        String key = family.biasKey(l.prefix().split("\\.", 4)[3]);
+                        if (key != null) {
+                            config.put(key, true);
+                        }
+                    }
                 }
                 bytes = writer.totalBytes();
             }
-            config.put("attention_bias", true);
-            config.put("mlp_bias", true);
             config.set("quantization_config",
                     new CvxqFormat(result.bitsPerParameter(), groupSize).quantizationConfig("float32"));
             ModelFiles.writeConfig(out.path(), config);

@@ -12,9 +12,28 @@ package io.qlora4j.trainer.cvxq;
  * @param batchSize sequences between re-allocations (regroup, dual ascent, quantize, bias update)
  * @param iterations calibration sequences processed in all (cycling over the data)
  * @param tolerance how close to {@code targetBits} the final allocation must be
+ * @param biasCorrection which projections get the bias correction {@code b' = b - (W_q - W) E[x]}
  */
 public record CvxqSettings(double targetBits, int groupSize, int stride, int pca, int batchSize, int iterations,
-        double tolerance) {
+        double tolerance, BiasCorrection biasCorrection) {
+    /**
+     * Which projections CVXQ corrects the bias of ({@code cvxq_bias_correction}). Every family's packed CVXQ
+     * checkpoint keeps a bias on any projection; a dense Hugging Face export keeps only the biases the family's
+     * config.json can declare (Llama: all, through {@code attention_bias} and {@code mlp_bias}; Qwen3, Gemma and
+     * Gemma 2: q/k/v/o through {@code attention_bias}; Qwen2: q/k/v, which it always has; Mistral and Phi-3: none).
+     */
+    public enum BiasCorrection {
+        /** Every projection (the reference's behaviour): the best model; its dense export needs every bias declarable. */
+        ALL,
+        /** Only projections the family's config.json can give a bias: a dense export of any family equals the packed model. */
+        DECLARABLE;
+
+        /** The value of {@code cvxq_bias_correction}: {@code all} or {@code declarable}. */
+        public static BiasCorrection of(String name) {
+            return valueOf(name.toUpperCase(java.util.Locale.ROOT));
+        }
+    }
+
     /** The reference's calibration sequence count (128 C4 documents). */
     public static final int SEQUENCES = 128;
     /** The reference's calibration sequence length. */
@@ -25,6 +44,7 @@ public record CvxqSettings(double targetBits, int groupSize, int stride, int pca
         if (!(targetBits >= 0 && targetBits <= 8)) {
             throw new IllegalArgumentException("target_bits must be from 0 to 8, got " + targetBits);
         }
+        java.util.Objects.requireNonNull(biasCorrection, "biasCorrection");
         if (groupSize < 1 || stride < 1 || pca < 1 || batchSize < 1 || iterations < 1) {
             throw new IllegalArgumentException("CVXQ group size, stride, pca, batch size and iterations must be >= 1");
         }
@@ -32,22 +52,32 @@ public record CvxqSettings(double targetBits, int groupSize, int stride, int pca
 
     /** The reference's settings for {@code targetBits}, met within 0.01 bit per parameter. */
     public static CvxqSettings defaults(double targetBits) {
-        return new CvxqSettings(targetBits, 256, 128, 1024, 16, 1024, 0.01);
+        return new CvxqSettings(targetBits, 256, 128, 1024, 16, 1024, 0.01, BiasCorrection.ALL);
     }
 
     /** These settings with {@code iterations} calibration sequences processed. */
     public CvxqSettings withIterations(int n) {
-        return new CvxqSettings(targetBits, groupSize, stride, pca, batchSize, n, tolerance);
+        return new CvxqSettings(targetBits, groupSize, stride, pca, batchSize, n, tolerance, biasCorrection);
     }
 
     /** These settings with clusters of {@code rows} rows. */
     public CvxqSettings withGroupSize(int rows) {
-        return new CvxqSettings(targetBits, rows, stride, pca, batchSize, iterations, tolerance);
+        return new CvxqSettings(targetBits, rows, stride, pca, batchSize, iterations, tolerance, biasCorrection);
+    }
+
+    /** These settings taking backward passes every {@code n} tokens. */
+    public CvxqSettings withStride(int n) {
+        return new CvxqSettings(targetBits, groupSize, n, pca, batchSize, iterations, tolerance, biasCorrection);
+    }
+
+    /** These settings correcting the biases {@code which} says. */
+    public CvxqSettings withBiasCorrection(BiasCorrection which) {
+        return new CvxqSettings(targetBits, groupSize, stride, pca, batchSize, iterations, tolerance, which);
     }
 
     /** These settings re-allocating every {@code n} sequences. */
     public CvxqSettings withBatchSize(int n) {
-        return new CvxqSettings(targetBits, groupSize, stride, pca, n, iterations, tolerance);
+        return new CvxqSettings(targetBits, groupSize, stride, pca, n, iterations, tolerance, biasCorrection);
     }
 
     /**

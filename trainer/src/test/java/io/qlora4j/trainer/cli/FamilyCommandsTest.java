@@ -49,9 +49,7 @@ class FamilyCommandsTest {
     @MethodSource("families")
     void evalTrainResumeGenerateAndInspectOnEveryFamily(Spec spec) throws Exception {
         FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 31);
-        Path base = checkpoint.write(dir.resolve("base"), DType.F32,
-                checkpoint.config(false, FamilyCheckpoint.familyKeys(spec)));
-        TinyModel.writeTokenizer(base);
+        Path base = writeBase(checkpoint, dir.resolve("base"));
 
         int[] ids = Arrays.stream(TinyModel.ids(TEXT)).mapToInt(i -> (int) i).toArray();
         Path text = Files.writeString(dir.resolve("eval.txt"), TEXT + "\n");
@@ -86,6 +84,14 @@ class FamilyCommandsTest {
                 "prompt=copy a b", "max_new_tokens=4"), cli.err());
         assertEquals(0, cli.run("inspect", "model_name_or_path=" + base), cli.err());
         assertTrue(cli.out().contains(spec.modelType() + ", 2 layers"), cli.out());
+    }
+
+    /** {@code checkpoint} written as transformers writes it (float32, its family's keys) with the tiny tokenizer. */
+    static Path writeBase(FamilyCheckpoint checkpoint, Path dir) throws Exception {
+        Path base = checkpoint.write(dir, DType.F32, checkpoint.config(false,
+                FamilyCheckpoint.familyKeys(checkpoint.spec)));
+        TinyModel.writeTokenizer(base);
+        return base;
     }
 
     private double evalLoss(Path base, Path text, String... more) throws Exception {

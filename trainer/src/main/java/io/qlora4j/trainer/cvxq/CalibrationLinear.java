@@ -2,6 +2,7 @@ package io.qlora4j.trainer.cvxq;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -14,8 +15,11 @@ import io.qlora4j.quant.cvxq.RowClusters;
  * bias, multiplies through the current fake-quantized weight {@code W_q} and corrected bias {@code b'} (at first
  * {@code W} itself), and gathers the running statistics the allocation reads: the mean input {@code E[x]} (while
  * recording), and per backward pass {@code G = (dL/dW_q)^2 = (grad_out^T x)^2}, averaged over columns per row
- * ({@code grad_sq0}) and over each cluster's rows per column ({@code grad_sq2}). {@code W_q} is a leaf that requires
- * a gradient, so a block recomputed under a gradient collector leaves {@code dL/dW_q} in it.
+ * ({@code grad_sq0}) and over each cluster's rows per column ({@code grad_sq2}). While probing (a block recomputed
+ * under a gradient collector) the output gains a zero <em>probe</em> {@code [.., out]} that requires a gradient, as
+ * the reference's backward hook sees {@code grad_out}: a backward pass leaves {@code grad_out} in the probe, and
+ * {@code grad_out^T x} is formed one layer at a time. {@code W_q} itself requires no gradient, so no weight-sized
+ * gradient buffer is held per projection.
  */
 final class CalibrationLinear implements LinearLayer {
     private final String prefix;
@@ -33,6 +37,9 @@ final class CalibrationLinear implements LinearLayer {
     private CvxqTensor quantized;
     private long forwards;
     private boolean recording;
+    private boolean probing;
+    private NDArray input;
+    private NDArray probe;
 
     /**
      * A projection with weight {@code original} and bias {@code originalBias} (or null); {@code corrects} says whether
@@ -50,14 +57,9 @@ final class CalibrationLinear implements LinearLayer {
         this.inputMean = arrays.zeros(new Shape(in));
         this.gradRow = arrays.zeros(new Shape(out));
         this.gradPartition = arrays.zeros(new Shape(clusters.clusters(), in));
-        this.weight = leaf(original.duplicate());
+        this.weight = original.duplicate();
         this.bias = originalBias != null ? originalBias.duplicate() : arrays.zeros(new Shape(out));
         setClusters(clusters);
-    }
-
-    private static NDArray leaf(NDArray w) {
-        w.setRequiresGradient(true);
-        return w;
     }
 
     /** The module path, {@code model.layers.{i}.{name}}. */
@@ -142,12 +144,34 @@ final class CalibrationLinear implements LinearLayer {
     }
 
     /**
-     * Adds this backward pass's squared weight gradient to the statistics with weight {@code 1/count} and zeroes the
-     * gradient.
+     * Whether forward calls add a probe to their output and keep their input (a block recomputed for backward passes);
+     * switching it either way closes the last ones.
+     */
+    void probing(boolean on) {
+        probing = on;
+        forget();
+    }
+
+    private void forget() {
+        if (input != null) {
+            input.close();
+            probe.close();
+        }
+        input = null;
+        probe = null;
+    }
+
+    /**
+     * Adds this backward pass's squared weight gradient {@code (grad_out^T x)^2} to the statistics with weight
+     * {@code 1/count} and zeroes the probe's gradient.
      */
     void addGradient(long count) {
-        NDArray g = weight.getGradient();
-        NDArray squared = g.square();
+        NDArray g = probe.getGradient();
+        long out = g.getShape().getLastDimension();
+        NDArray weightGradient = g.reshape(-1, out).transpose().matMul(input.reshape(-1, input.getShape()
+                .getLastDimension()).toType(DataType.FLOAT32, false));
+        NDArray squared = weightGradient.square();
+        weightGradient.close();
         NDArray perRow = squared.mean(new int[] {1});
         gradRow.addi(perRow.divi(count));
         NDArray perPartition = membership.matMul(squared);
@@ -162,7 +186,7 @@ final class CalibrationLinear implements LinearLayer {
     /** Sets {@code W_q} to {@code q} (decoded) and the bias correction {@code b' = b - (W_q - W) E[x]}. */
     void setQuantized(CvxqTensor q) {
         this.quantized = q;
-        NDArray next = leaf(arrays.create(q.dequantize(), original.getShape()));
+        NDArray next = arrays.create(q.dequantize(), original.getShape());
         weight.close();
         weight = next;
         updateBias();
@@ -173,7 +197,7 @@ final class CalibrationLinear implements LinearLayer {
             return;
         }
         NDArray base = originalBias != null ? originalBias : arrays.zeros(new Shape(rows()));
-        NDArray error = weight.stopGradient().sub(original);
+        NDArray error = weight.sub(original);
         NDArray shift = error.matMul(inputMean);
         NDArray next = base.sub(shift);
         error.close();
@@ -194,13 +218,21 @@ final class CalibrationLinear implements LinearLayer {
             inputMean.addi(mean.subi(inputMean).divi(forwards));
             mean.close();
         }
-        NDArray transposed = weight.transpose();
-        return x.matMul(transposed).add(bias);
+        NDArray y = x.matMul(weight.transpose()).add(bias);
+        if (probing) {
+            forget();
+            input = x.stopGradient(); // its own handle on x's storage: the block may close x once it is used
+            probe = y.zerosLike();
+            probe.setRequiresGradient(true);
+            NDScope.unregister(input, probe); // kept past the block's inner scopes, closed by forget()
+            y = y.add(probe);
+        }
+        return y;
     }
 
     @Override
     public NDArray inputGradient(NDArray gradOutput) {
-        return gradOutput.matMul(weight.stopGradient());
+        return gradOutput.matMul(weight);
     }
 
     @Override
@@ -215,7 +247,7 @@ final class CalibrationLinear implements LinearLayer {
 
     @Override
     public long bytes() {
-        return 2 * original.size() * 4;
+        return 2 * original.size() * 4; // W and W_q
     }
 
     @Override

@@ -44,8 +44,10 @@ import java.util.function.Consumer;
  * The reference's model selection on a validation set (keep the quantization with the best C4 perplexity) is not
  * done: the last quantization is the result.
  *
- * <p>Memory: the float32 model and each projection's current fake-quantized copy (as the reference holds {@code W} and
- * its clone), plus one sequence's block inputs and one block's graph.
+ * <p>Memory: the model, each projection's original weight {@code W} and current fake-quantized copy {@code W_q} in
+ * float32 (as the reference holds {@code W} and its clone), plus one sequence's block inputs and one block's graph;
+ * the squared gradients are formed one projection at a time from a probe on its output, not kept as a weight-sized
+ * gradient per projection.
  */
 public final class CvxqCalibration {
     /**
@@ -231,6 +233,7 @@ public final class CvxqCalibration {
                 }
                 for (int l = layers - 1; l >= 0; l--) {
                     List<CalibrationLinear> mine = linears.subList(l * linearsPerBlock(), (l + 1) * linearsPerBlock());
+                    mine.forEach(c -> c.probing(true));
                     try (NDScope block = new NDScope()) {
                         NDArray leaf = inputs[l].stopGradient();
                         leaf.setRequiresGradient(true);
@@ -246,6 +249,7 @@ public final class CvxqCalibration {
                             g.close();
                         }
                     }
+                    mine.forEach(c -> c.probing(false));
                     for (NDArray u : upstream) {
                         NDScope.register(u);
                     }

@@ -71,7 +71,11 @@ import org.jfree.data.xy.XYSeriesCollection;
  *       {@code qlora4j quantize quantization_method=aqlm} from calibration text (timed), then loaded as stored.</li>
  *   <li>{@code cvxq}: CVXQ at chosen targets against uniform allocation at the same size: round-to-nearest
  *       (asymmetric min-max in groups along rows, float16 scale and zero: {@code b + 32/g} bits), the CVXQ quantizer
- *       at one depth for every partition (same side information, no allocation), NF4 with double quantization.</li>
+ *       at one depth for every partition (same side information, no allocation), NF4 with double quantization;
+ *       each line adds {@code kl=}, the mean per-token KL divergence of the quantized model's next-token distribution
+ *       from the float model's on the held-out text (the damage itself, where perplexity also moves with how well the
+ *       float model fits that text), and CVXQ's lines the share of parameters at each bit depth
+ *       ({@code depths=0:5.1/1:20.3/...}, percent).</li>
  * </ul>
  *
  * <pre>
@@ -245,18 +249,20 @@ public final class QualityBenchmark {
         try (NDManager manager = NDManager.newBaseManager(); Tokenizer tokenizer = Tokenizer.load(model)) {
             List<long[]> calib = CalibrationTexts.read(calibration, tokenizer, CvxqSettings.SEQUENCES, length);
             List<long[]> eval = heldOut(heldOut, tokenizer, length);
+            Divergence reference;
             try (CausalLM dense = ModelLoader.builder().build().load(model, manager)) {
+                reference = new Divergence(dense, eval);
                 System.out.printf(Locale.ROOT, "RESULT dense bits=32 ppl=%.4f%n", perplexity(dense, eval));
             }
             for (int[] bg : RTN) {
-                report("rtn b=" + bg[0] + " g=" + bg[1], model, manager, eval, (w, r, c, acc) -> {
+                report("rtn b=" + bg[0] + " g=" + bg[1], model, manager, reference, (w, r, c, acc) -> {
                     acc[0] += (bg[0] + 32.0 / bg[1]) * w.length;
                     acc[1] += w.length;
                     return roundToNearest(w, bg[0], bg[1]);
                 });
             }
             BlockwiseQuantizer nf4 = BlockwiseQuantizer.builder().build();
-            report("nf4+dq", model, manager, eval, (w, r, c, acc) -> {
+            report("nf4+dq", model, manager, reference, (w, r, c, acc) -> {
                 var q = nf4.quantize(w, new long[] {r, c});
                 acc[0] += 8.0 * q.bytes();
                 acc[1] += w.length;
@@ -264,7 +270,7 @@ public final class QualityBenchmark {
             });
             for (int d = 2; d <= 4; d++) {
                 int depth = d;
-                report("uniform depth=" + d, model, manager, eval, (w, r, c, acc) -> {
+                report("uniform depth=" + d, model, manager, reference, (w, r, c, acc) -> {
                     RowClusters clusters = RowClusters.consecutive(r, RowClusters.count(r, groupSize));
                     byte[] depths = new byte[clusters.clusters() * c];
                     Arrays.fill(depths, (byte) depth);
@@ -288,11 +294,37 @@ public final class QualityBenchmark {
                                 manager.create(t.dequantize(), new Shape(t.rows(), t.columns())),
                                 manager.create(l.bias())));
                     }
-                    System.out.printf(Locale.ROOT, "RESULT cvxq target=%s bits=%.4f ppl=%.4f seconds=%.1f tokens=%d%n",
-                            target, r.bitsPerParameter(), perplexity(m, eval), seconds, r.tokens());
+                    System.out.printf(Locale.ROOT, "RESULT cvxq target=%s bits=%.4f ppl=%.4f kl=%.5f seconds=%.1f"
+                            + " tokens=%d depths=%s%n", target, r.bitsPerParameter(), perplexity(m, eval),
+                            reference.of(m), seconds, r.tokens(), depthShares(r));
                 }
             }
         }
+    }
+
+    /** The share of projection parameters at each bit depth 0..8, as {@code 0:12.5/1:...} (percent). */
+    private static String depthShares(CvxqCalibration.Result r) {
+        double[] at = new double[9];
+        double all = 0;
+        for (CvxqCalibration.Layer l : r.layers()) {
+            CvxqTensor t = l.weight();
+            int[] sizes = new int[t.clusters().clusters()];
+            for (int c : t.clusters().clusterOfRow()) {
+                sizes[c]++;
+            }
+            for (int p = 0; p < t.depths().length; p++) {
+                at[t.depths()[p]] += sizes[p / t.columns()];
+            }
+            all += (double) t.rows() * t.columns();
+        }
+        StringBuilder b = new StringBuilder();
+        for (int d = 0; d < at.length; d++) {
+            if (at[d] > 0) {
+                b.append(b.length() == 0 ? "" : "/").append(d).append(':')
+                        .append(String.format(Locale.ROOT, "%.1f", 100 * at[d] / all));
+            }
+        }
+        return b.toString();
     }
 
     /** The first {@value #HELD_OUT_TEXTS} texts of a {@code .jsonl} file ({@code text}), each cut to {@code length} tokens. */
@@ -309,7 +341,7 @@ public final class QualityBenchmark {
         return out;
     }
 
-    private static void report(String name, Path model, NDManager manager, List<long[]> eval, FakeQuant f)
+    private static void report(String name, Path model, NDManager manager, Divergence reference, FakeQuant f)
             throws Exception {
         double[] acc = new double[2];
         try (CausalLM m = ModelLoader.builder().build().load(model, manager)) {
@@ -323,8 +355,50 @@ public final class QualityBenchmark {
                             new Shape(rows, cols)), null)).close();
                 }
             }
-            System.out.printf(Locale.ROOT, "RESULT %s bits=%.4f ppl=%.4f%n", name, acc[0] / acc[1],
-                    perplexity(m, eval));
+            System.out.printf(Locale.ROOT, "RESULT %s bits=%.4f ppl=%.4f kl=%.5f%n", name, acc[0] / acc[1],
+                    perplexity(m, reference.eval), reference.of(m));
+        }
+    }
+
+    /**
+     * How far a quantized model's next-token distributions lie from the float model's on the held-out text: the mean
+     * over predicted positions of {@code KL(p_float || p_quantized)} in nats. It measures the damage quantization
+     * does to the model itself (what CVXQ minimizes), where held-out perplexity also moves with how well the float
+     * model happens to fit that text: on an undertrained model small perturbations move perplexity either way.
+     */
+    private static final class Divergence {
+        private final List<long[]> eval;
+        private final List<float[]> logProbabilities = new ArrayList<>();
+
+        Divergence(CausalLM dense, List<long[]> eval) {
+            this.eval = eval;
+            for (long[] ids : eval) {
+                logProbabilities.add(logSoftmax(dense, ids));
+            }
+        }
+
+        double of(CausalLM model) {
+            double sum = 0;
+            long positions = 0;
+            for (int i = 0; i < eval.size(); i++) {
+                float[] p = logProbabilities.get(i);
+                float[] q = logSoftmax(model, eval.get(i));
+                int vocab = p.length / eval.get(i).length;
+                for (int t = 0; t + 1 < eval.get(i).length; t++) {
+                    for (int v = t * vocab; v < (t + 1) * vocab; v++) {
+                        sum += Math.exp(p[v]) * ((double) p[v] - q[v]);
+                    }
+                    positions++;
+                }
+            }
+            return sum / positions;
+        }
+
+        private static float[] logSoftmax(CausalLM model, long[] ids) {
+            try (NDManager m = model.manager().newSubManager()) {
+                return model.forward(m.create(ids, new Shape(1, ids.length)), null).toType(DataType.FLOAT32, false)
+                        .logSoftmax(-1).toFloatArray();
+            }
         }
     }
 

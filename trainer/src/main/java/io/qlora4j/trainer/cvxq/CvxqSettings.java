@@ -65,11 +65,6 @@ public record CvxqSettings(double targetBits, int groupSize, int stride, int pca
         return new CvxqSettings(targetBits, rows, stride, pca, batchSize, iterations, tolerance, biasCorrection);
     }
 
-    /** These settings taking backward passes every {@code n} tokens. */
-    public CvxqSettings withStride(int n) {
-        return new CvxqSettings(targetBits, groupSize, n, pca, batchSize, iterations, tolerance, biasCorrection);
-    }
-
     /** These settings correcting the biases {@code which} says. */
     public CvxqSettings withBiasCorrection(BiasCorrection which) {
         return new CvxqSettings(targetBits, groupSize, stride, pca, batchSize, iterations, tolerance, which);

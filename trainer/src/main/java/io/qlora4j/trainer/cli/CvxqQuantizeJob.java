@@ -25,7 +25,9 @@ import java.util.Locale;
  * (the whole stored model); calibration takes the first {@code max_samples} (default 128) texts of at least
  * {@code cutoff_len} tokens (default 2048, at most the model's positions), as the reference does. Every registered
  * family is quantized; {@code cvxq_bias_correction} ({@code all} or {@code declarable}) chooses which projections'
- * biases are corrected ({@link CvxqSettings.BiasCorrection}).
+ * biases are corrected ({@link CvxqSettings.BiasCorrection}). With {@code cvxq_validation} (a text file: the
+ * reference's C4 validation texts, up to 256 of {@code cutoff_len} tokens) the quantization with the lowest
+ * validation perplexity among those every {@code cvxq_valid_size} (default 64) sequences and the last is written.
  */
 final class CvxqQuantizeJob {
     private CvxqQuantizeJob() {}
@@ -42,16 +44,22 @@ final class CvxqQuantizeJob {
         try {
             settings = CvxqSettings.defaults(bits).withGroupSize(config.integer("cvxq_group_size"))
                     .withIterations(config.integer("cvxq_iterations"))
-                    .withBiasCorrection(CvxqSettings.BiasCorrection.of(config.string("cvxq_bias_correction")));
+                    .withBiasCorrection(CvxqSettings.BiasCorrection.of(config.string("cvxq_bias_correction")))
+                    .withValidSize(config.integer("cvxq_valid_size"));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
         long start = System.nanoTime();
         try (NDManager manager = NDManager.newBaseManager(); Tokenizer tokenizer = Tokenizer.load(source)) {
             List<long[]> sequences;
+            List<long[]> validation = List.of();
             try {
                 sequences = CalibrationTexts.read(dataset, tokenizer,
                         samples == null ? CvxqSettings.SEQUENCES : samples, length);
+                if (config.string("cvxq_validation") != null) {
+                    validation = CalibrationTexts.read(Path.of(config.string("cvxq_validation")), tokenizer,
+                            CvxqSettings.VALIDATION_SEQUENCES, length);
+                }
             } catch (IllegalArgumentException e) {
                 throw new ConfigException(e.getMessage());
             }
@@ -60,7 +68,7 @@ final class CvxqQuantizeJob {
             out.flush();
             CvxqCalibration.Result result;
             try (CausalLM dense = ModelLoader.builder().build().load(source, manager)) {
-                result = CvxqCalibration.run(dense, sequences, settings, line -> {
+                result = CvxqCalibration.run(dense, sequences, validation, settings, line -> {
                     out.println(line);
                     out.flush();
                 });
@@ -74,6 +82,10 @@ final class CvxqQuantizeJob {
                     result.layers().size(), new CvxqFormat(result.bitsPerParameter(), settings.groupSize()).describe(),
                     result.bitsPerParameter(), Sizes.human(bytes), (System.nanoTime() - start) / 1e9, result.tokens(),
                     target);
+            if (!validation.isEmpty()) {
+                out.printf(Locale.ROOT, "selected the quantization after sequence %d: validation perplexity %.4f%n",
+                        result.selectedAt(), result.validationPerplexity());
+            }
         }
         return 0;
     }

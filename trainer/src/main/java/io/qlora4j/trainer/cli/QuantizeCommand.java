@@ -18,7 +18,9 @@ import picocli.CommandLine.Command;
     "Keys: model_name_or_path, export_dir, quantization_bit, quantization_method (bnb), the format's options",
     "(bnb 4-bit: quantization_type=nf4|fp4, double_quantization, quantization_blocksize), export_size=5 (GB per shard).",
     "CVXQ (mixed precision from calibration): quantization_method=cvxq, target_bits=B or target_size_gb=S, dataset=FILE",
-    "(.jsonl text or .txt), max_samples=128, cutoff_len=2048, cvxq_group_size=256, cvxq_iterations=1024.",
+    "(.jsonl text or .txt), max_samples=128, cutoff_len=2048, cvxq_group_size=256, cvxq_iterations=1024,",
+    "cvxq_bias_correction=all|declarable, cvxq_validation=FILE (keep the quantization with the lowest validation",
+    "perplexity, checked every cvxq_valid_size=64 sequences and at the end).",
     "AQLM: quantization_method=aqlm num_codebooks=K nbits_per_codebook=N in_group_size=G dataset=FILE (.txt or .jsonl",
     "text) cutoff_len (window length) seed, and the aqlm_* keys (beam size, epochs, tolerance, fine-tune)."})
 final class QuantizeCommand extends JobCommand {

@@ -237,6 +237,10 @@ public final class ConfigKeys {
         add(ConfigKey.of("cvxq_group_size", INT, 256, "CVXQ: rows per cluster").range(1.0, NO_LIMIT));
         add(ConfigKey.of("cvxq_iterations", INT, 1024, "CVXQ: calibration sequences processed (cycling over the data)")
                 .range(1.0, NO_LIMIT));
+        add(ConfigKey.of("cvxq_validation", STRING, null, "CVXQ: validation text file (.jsonl or .txt); the"
+                + " quantization with the lowest perplexity on it is kept (default: the last)"));
+        add(ConfigKey.of("cvxq_valid_size", INT, 64, "CVXQ: calibration sequences between validations")
+                .range(1.0, NO_LIMIT));
         add(ConfigKey.of("cvxq_bias_correction", STRING, "all", "CVXQ: projections whose bias is corrected (all;"
                 + " declarable: only those the family's config.json can give a bias, so a dense export keeps them all)")
                 .choices("all", "declarable"));

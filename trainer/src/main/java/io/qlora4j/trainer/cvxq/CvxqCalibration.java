@@ -13,6 +13,7 @@ import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.quant.cvxq.BitAllocator;
 import io.qlora4j.quant.cvxq.CvxqTensor;
 import io.qlora4j.quant.cvxq.PartitionQuantizer;
@@ -41,8 +42,11 @@ import java.util.function.Consumer;
  *   <li>at the end: the allocation met within the tolerance counting all side information
  *       ({@link BitAllocator#meetTarget}), the grid-searched quantizer, the bias correction.</li>
  * </ol>
- * The reference's model selection on a validation set (keep the quantization with the best C4 perplexity) is not
- * done: the last quantization is the result.
+ * With validation texts, the reference's model selection: every {@code validSize} sequences (the reference
+ * validates every 64 in its Llama script, on 256 sequences of C4 validation text) and at the end, the grid-searched
+ * quantization is scored by its validation perplexity, and the lowest is kept. Unlike the reference, every candidate
+ * meets the target within the tolerance (its validated quantizations are at the dual ascent's rate, a quarter bit or
+ * so off). Without validation texts the last quantization is the result.
  *
  * <p>Memory: the model, each projection's original weight {@code W} and current fake-quantized copy {@code W_q} in
  * float32 (as the reference holds {@code W} and its clone), plus one sequence's block inputs and one block's graph;
@@ -67,8 +71,15 @@ public final class CvxqCalibration {
      * @param bitsPerParameter stored bits per parameter of the projections, side information and biases included
      * @param log2Lambda the final multiplier
      * @param tokens calibration tokens processed (over all iterations)
+     * @param validationPerplexity the selected quantization's perplexity on the validation texts (NaN without them)
+     * @param selectedAt the calibration sequence after which the selected quantization was made
      */
-    public record Result(List<Layer> layers, double bitsPerParameter, double log2Lambda, long tokens) {}
+    public record Result(List<Layer> layers, double bitsPerParameter, double log2Lambda, long tokens,
+            double validationPerplexity, int selectedAt) {}
+
+    /** One validated quantization: its layers, rate, multiplier, validation perplexity and calibration sequence. */
+    private record Candidate(List<Layer> layers, double bitsPerParameter, double log2Lambda, double perplexity,
+            int sequence) {}
 
     private final CausalLM model;
     private final CvxqSettings settings;
@@ -93,23 +104,38 @@ public final class CvxqCalibration {
      * @throws IllegalArgumentException when the target cannot be reached
      */
     public static Result run(CausalLM model, List<long[]> sequences, CvxqSettings settings, Consumer<String> log) {
+        return run(model, sequences, List.of(), settings, log);
+    }
+
+    /**
+     * As {@link #run(CausalLM, List, CvxqSettings, Consumer)}, with the reference's model selection: every
+     * {@code validSize} sequences (at a re-allocation) and at the end, the grid-searched quantization at the target is
+     * scored by its perplexity on {@code validation} (token ids), and the one with the lowest is the result (the
+     * earliest on a tie); without validation texts the last quantization is.
+     */
+    public static Result run(CausalLM model, List<long[]> sequences, List<long[]> validation, CvxqSettings settings,
+            Consumer<String> log) {
         CvxqCalibration c = new CvxqCalibration(model, settings, log);
         try {
-            return c.calibrate(sequences);
+            return c.calibrate(sequences, validation);
         } finally {
             c.arrays.close();
         }
     }
 
-    private Result calibrate(List<long[]> sequences) {
+    private Result calibrate(List<long[]> sequences, List<long[]> validation) {
         wrap();
         NDArray directions = principalDirections(sequences);
         long tokens = 0;
+        Candidate best = null;
         for (int it = 0; it < settings.iterations(); it++) {
             long[] ids = sequences.get(it % sequences.size());
             step(ids, directions, (int) (it % directions.getShape().get(0)));
             tokens += ids.length;
             if ((it + 1) % settings.batchSize() == 0) {
+                if (!validation.isEmpty() && (it + 1) % settings.validSize() == 0) {
+                    best = better(best, candidate(validation, it + 1));
+                }
                 List<BitAllocator.Matrix> matrices = regroup();
                 double side = BitAllocator.reachableRates(matrices)[0];
                 log2Lambda = BitAllocator.dualAscent(matrices, settings.targetBits() - side, log2Lambda,
@@ -123,6 +149,18 @@ public final class CvxqCalibration {
                         it + 1, log2Lambda, BitAllocator.storedRate(matrices, depths)));
             }
         }
+        Candidate last = candidate(validation, settings.iterations());
+        best = validation.isEmpty() ? last : better(best, last);
+        directions.close();
+        return new Result(best.layers(), best.bitsPerParameter(), best.log2Lambda(), tokens, best.perplexity(),
+                best.sequence());
+    }
+
+    /**
+     * The grid-searched quantization at the target as the statistics stand after {@code sequence} sequences, scored
+     * on {@code validation} when given (NaN otherwise); the projections keep it until the next quantization.
+     */
+    private Candidate candidate(List<long[]> validation, int sequence) {
         List<BitAllocator.Matrix> matrices = regroup();
         BitAllocator.Allocation a = BitAllocator.meetTarget(matrices, settings.targetBits(), log2Lambda,
                 settings.tolerance());
@@ -131,8 +169,23 @@ public final class CvxqCalibration {
         for (CalibrationLinear l : linears) {
             layers.add(new Layer(l.prefix(), l.quantized(), l.correctedBias()));
         }
-        directions.close();
-        return new Result(layers, a.bitsPerParameter(), a.log2Lambda(), tokens);
+        double perplexity = Double.NaN;
+        if (!validation.isEmpty()) {
+            JniUtils.setGradMode(false);
+            Perplexity p = Perplexity.NONE;
+            for (long[] ids : validation) {
+                p = p.plus(Perplexity.of(model, ids));
+            }
+            perplexity = p.perplexity();
+            log.accept(String.format(java.util.Locale.ROOT, "sequence %d: validation perplexity %.4f at %.4f"
+                    + " bits/param", sequence, perplexity, a.bitsPerParameter()));
+        }
+        return new Candidate(layers, a.bitsPerParameter(), a.log2Lambda(), perplexity, sequence);
+    }
+
+    /** The reference's selection: a later candidate replaces the best only with a strictly lower perplexity. */
+    private static Candidate better(Candidate best, Candidate next) {
+        return best == null || next.perplexity() < best.perplexity() ? next : best;
     }
 
     /** Replaces every block projection by a calibration layer holding its weight and bias. */

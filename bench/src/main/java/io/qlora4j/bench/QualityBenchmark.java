@@ -82,8 +82,9 @@ import org.jfree.data.xy.XYSeriesCollection;
  * formats MODEL HELD_OUT.jsonl [length=256]
  * aqlm MODEL CALIBRATION.jsonl HELD_OUT.jsonl SCHEME[,SCHEME...] [length=256] [key=value ...]
  * cvxq MODEL CALIBRATION.jsonl HELD_OUT.jsonl [iterations=64] [group_size=128] [length=256] [targets=2,2.5,3,3.5,4]
- * plot RESULTS.txt OUT.png [TITLE]
+ * plot RESULTS.txt OUT.png [TITLE] [kl]
  * </pre>
+ * {@code plot ... kl} draws the {@code kl=} figures (log axis) instead of perplexity, over the lines that have one.
  * The held-out text is the first {@value #HELD_OUT_TEXTS} texts of the file, each cut to {@code length} tokens.
  */
 public final class QualityBenchmark {
@@ -117,14 +118,15 @@ public final class QualityBenchmark {
         } else if (mode.equals("cvxq") && args.length >= 4) {
             cvxq(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), arg(args, 4, 64), arg(args, 5, 128),
                     arg(args, 6, 256), (args.length > 7 ? args[7] : TARGETS).split(","));
-        } else if (mode.equals("plot") && (args.length == 3 || args.length == 4)) {
+        } else if (mode.equals("plot") && args.length >= 3 && args.length <= 5) {
             plot(Files.readAllLines(Path.of(args[1])), Path.of(args[2]),
-                    args.length == 4 ? args[3] : "held-out perplexity against stored bits per parameter");
+                    args.length >= 4 ? args[3] : "held-out perplexity against stored bits per parameter",
+                    args.length == 5 && args[4].equals("kl"));
         } else {
             System.err.println("usage: formats MODEL HELD_OUT [length]"
                     + " | aqlm MODEL CALIBRATION HELD_OUT SCHEME[,SCHEME...] [length] [key=value ...]"
                     + " | cvxq MODEL CALIBRATION HELD_OUT [iterations] [group_size] [length] [targets]"
-                    + " | plot RESULTS OUT.png [TITLE]");
+                    + " | plot RESULTS OUT.png [TITLE] [kl]");
             System.exit(2);
         }
     }
@@ -438,7 +440,7 @@ public final class QualityBenchmark {
      * 4- to 8-bit points do not sit on one line next to a 1-bit one); otherwise perplexity itself, the float model
      * a dashed line.
      */
-    static void plot(List<String> lines, Path png, String title) throws IOException {
+    static void plot(List<String> lines, Path png, String title, boolean kl) throws IOException {
         System.setProperty("java.awt.headless", "true");
         List<String> table = new ArrayList<>();
         table.add("| method | bits/param | perplexity | other figures |");
@@ -465,7 +467,11 @@ public final class QualityBenchmark {
             table.add(String.format(Locale.ROOT, "| %s | %.3f | %.3f | %s |", label, Double.parseDouble(bits),
                     Double.parseDouble(ppl), kv.entrySet().stream().map(e -> e.getKey() + " " + e.getValue())
                             .collect(Collectors.joining(", "))));
-            if (family.equals("dense")) {
+            if (kl) {
+                if (kv.containsKey("kl")) {
+                    points.add(new String[] {family, label, bits, kv.get("kl")});
+                }
+            } else if (family.equals("dense")) {
                 dense = Double.parseDouble(ppl);
             } else {
                 points.add(new String[] {family, label, bits, ppl});
@@ -507,7 +513,11 @@ public final class QualityBenchmark {
             renderer.setSeriesLinesVisible(i, !POINTS.contains(key));
         }
         plot.setRenderer(renderer);
-        if (excess) {
+        if (kl) {
+            LogAxis axis = new LogAxis("KL divergence from float32, nats per token (log)");
+            axis.setNumberFormatOverride(new DecimalFormat("0.#####"));
+            plot.setRangeAxis(axis);
+        } else if (excess) {
             LogAxis axis = new LogAxis(String.format(Locale.ROOT, "perplexity - float32's %.3f (log; below %s drawn at"
                     + " %s)", dense, EXCESS_FLOOR, EXCESS_FLOOR));
             axis.setNumberFormatOverride(new DecimalFormat("0.####"));

@@ -19,7 +19,8 @@ import java.util.function.Function;
  * between its largest and smallest nonzero magnitude) in half the bytes of float32. QLoRA keeps
  * {@code embed_tokens} and {@code lm_head} in 16 bits; DJL has no bfloat16, so this is how qlora4j
  * does the same without changing a single weight. Products widen one chunk of rows at a time to the
- * input's type, so no full-precision copy of the matrix exists. It serves as lm_head and as the
+ * input's type, so no full-precision copy of the matrix exists unless a caller asks for one with {@link #hold}
+ * (the loss head, to widen once for all its products instead of once per product). It serves as lm_head and as the
  * token embedding (and as both when they are tied).
  */
 public final class Float16Weight extends BiasedLinear implements TokenEmbedding {
@@ -31,6 +32,8 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
     private final NDArray half;
     private final NDArray scales;
     private final long rowsPerChunk;
+    /** The row chunks widened by {@link #hold}, or null. */
+    private NDList held;
 
     private Float16Weight(NDArray half, NDArray scales, int chunkElements) {
         super(null, half.getShape().get(0));
@@ -108,14 +111,54 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
         return w;
     }
 
+    /**
+     * Widens every row chunk to {@code type} once and lends them to the products in that type until the hold is
+     * closed: the same chunks the products widen one at a time without it, so the results are the same bits, for the
+     * whole matrix in {@code type} ({@link #heldBytes}) instead of one chunk.
+     */
+    @Override
+    public WeightHold hold(DataType type) {
+        if (held != null) {
+            return WeightHold.NONE;
+        }
+        NDList chunks = new NDList();
+        long rows = outFeatures();
+        for (long r = 0; r < rows; r += rowsPerChunk) {
+            chunks.add(widened(r, Math.min(rows, r + rowsPerChunk), type));
+        }
+        held = chunks;
+        return () -> {
+            held = null;
+            chunks.close();
+        };
+    }
+
+    @Override
+    public long heldBytes(DataType type) {
+        return half.size() * type.getNumOfBytes();
+    }
+
+    /** Row chunk {@code index} ({@code [from, to)}) as {@code type}: a held one, or one widened for the caller to close. */
+    private NDArray chunk(int index, long from, long to, DataType type) {
+        return lent(type) ? held.get(index) : widened(from, to, type);
+    }
+
+    private boolean lent(DataType type) {
+        return held != null && held.get(0).getDataType() == type;
+    }
+
     @Override
     NDArray multiply(NDArray x) {
         long rows = outFeatures();
+        DataType type = x.getDataType();
         NDList parts = new NDList();
-        for (long r = 0; r < rows; r += rowsPerChunk) {
-            try (NDArray w = widened(r, Math.min(rows, r + rowsPerChunk), x.getDataType());
-                    NDArray transposed = w.transpose()) {
+        for (int i = 0; i * rowsPerChunk < rows; i++) {
+            long r = i * rowsPerChunk;
+            NDArray w = chunk(i, r, Math.min(rows, r + rowsPerChunk), type);
+            try (NDArray transposed = w.transpose()) {
                 parts.add(x.matMul(transposed));
+            } finally {
+                release(w, type);
             }
         }
         if (parts.size() == 1) {
@@ -129,13 +172,17 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
     @Override
     public NDArray inputGradient(NDArray gradOutput) {
         long rows = outFeatures();
+        DataType type = gradOutput.getDataType();
         NDArray sum = null;
-        for (long r = 0; r < rows; r += rowsPerChunk) {
+        for (int i = 0; i * rowsPerChunk < rows; i++) {
+            long r = i * rowsPerChunk;
             long end = Math.min(rows, r + rowsPerChunk);
+            NDArray w = chunk(i, r, end, type);
             NDArray part;
-            try (NDArray w = widened(r, end, gradOutput.getDataType());
-                    NDArray g = gradOutput.get("..., {}:{}", r, end)) {
+            try (NDArray g = gradOutput.get("..., {}:{}", r, end)) {
                 part = g.matMul(w);
+            } finally {
+                release(w, type);
             }
             if (sum == null) {
                 sum = part;
@@ -145,6 +192,13 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
             }
         }
         return sum;
+    }
+
+    /** Closes a chunk {@link #chunk} widened for one product; a held one stays. */
+    private void release(NDArray w, DataType type) {
+        if (!lent(type)) {
+            w.close();
+        }
     }
 
     /** The whole matrix widened to {@code type} for the call (products never need it: they go by row chunks). */
@@ -196,6 +250,10 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
 
     @Override
     void closeWeight() {
+        if (held != null) {
+            held.close();
+            held = null;
+        }
         half.close();
         scales.close();
     }

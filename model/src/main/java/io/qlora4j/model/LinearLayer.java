@@ -1,6 +1,7 @@
 package io.qlora4j.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
 
 /**
  * A linear layer a decoder block multiplies through: {@code y = x W^T + b} for inputs of shape {@code [..., in]}.
@@ -18,6 +19,22 @@ public interface LinearLayer extends AutoCloseable {
      * its activations or a widened copy of its weight.
      */
     NDArray inputGradient(NDArray gradOutput);
+
+    /**
+     * Keeps the weight ready for products in {@code type} until the returned hold is closed: a layer that widens or
+     * dequantizes its stored weight for every product (16-bit rows, quantized codes) does it once here and lends the
+     * result to every product in {@code type} until then. Products are bit for bit the same with or without a hold;
+     * only time and memory ({@link #heldBytes}) differ. A layer already held returns {@link WeightHold#NONE} (the
+     * outer hold stays in charge); the default holds nothing (a dense weight is always ready).
+     */
+    default WeightHold hold(DataType type) {
+        return WeightHold.NONE;
+    }
+
+    /** Bytes a {@link #hold} in {@code type} keeps while it lasts: 0 when the layer has nothing to prepare. */
+    default long heldBytes(DataType type) {
+        return 0;
+    }
 
     /** The input width. */
     long inFeatures();

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
@@ -88,6 +89,44 @@ class Float16WeightTest {
                 float[] dx = weight.inputGradient(m.create(g, new Shape(2, ROWS))).toFloatArray();
                 assertProducts(x, w, COLS, ROWS, y);
                 assertProducts(g, transpose(w), ROWS, COLS, dx);
+            }
+        }
+    }
+
+    /**
+     * Products through a hold (every row chunk widened once) are the bits of the products without one, and both the
+     * float64 products; a second hold while one lasts holds nothing, and products go on after the hold is closed.
+     */
+    @Test
+    void heldProductsAreTheBitsOfProductsWithoutAHold() throws Exception {
+        float[] w = bf16Matrix(6);
+        Random random = new Random(7);
+        float[] x = new float[2 * COLS];
+        float[] g = new float[2 * ROWS];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) random.nextGaussian();
+        }
+        for (int i = 0; i < g.length; i++) {
+            g[i] = (float) random.nextGaussian();
+        }
+        for (int chunk : new int[] {COLS, 4 * COLS, ROWS * COLS}) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Float16Weight weight = write(w, DType.BF16, m, chunk);
+                NDArray input = m.create(x, new Shape(2, COLS));
+                NDArray grad = m.create(g, new Shape(2, ROWS));
+                float[] y = weight.forward(input).toFloatArray();
+                float[] dx = weight.inputGradient(grad).toFloatArray();
+                assertEquals(ROWS * COLS * 4L, weight.heldBytes(DataType.FLOAT32));
+                try (WeightHold hold = weight.hold(DataType.FLOAT32)) {
+                    assertSame(WeightHold.NONE, weight.hold(DataType.FLOAT32));
+                    float[] heldY = weight.forward(input).toFloatArray();
+                    float[] heldDx = weight.inputGradient(grad).toFloatArray();
+                    assertArrayEquals(y, heldY);
+                    assertArrayEquals(dx, heldDx);
+                    assertProducts(x, w, COLS, ROWS, heldY);
+                    assertProducts(g, transpose(w), ROWS, COLS, heldDx);
+                }
+                assertArrayEquals(y, weight.forward(input).toFloatArray());
             }
         }
     }

@@ -8,6 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.model.LinearLayer;
+import io.qlora4j.model.WeightHold;
 import io.qlora4j.model.decoder.SoftCap;
 import io.qlora4j.model.decoder.CausalLM;
 
@@ -23,6 +24,12 @@ import io.qlora4j.model.decoder.CausalLM;
  * QLoRA step. Only the final norm is recorded. When lm_head itself is trained (full fine-tuning), its
  * product is recorded too, so that its weight receives a gradient. A final logit soft-cap (Gemma 2) is applied to
  * each chunk's logits and its derivative {@code 1 - (capped / cap)^2} folded into their gradient.
+ *
+ * <p>The one-hot is never formed: 1 is subtracted at each row's label in place. When the tokens take more than
+ * one chunk, lm_head is {@linkplain LinearLayer#hold held} for the whole head, so that a 16-bit head is widened
+ * once instead of for every product (twice per chunk); with one chunk it is widened per product, a row chunk at a
+ * time, keeping a whole float32 copy out of the step's peak. The chunk size fixes which products and sums are
+ * taken, so it fixes the bits of the loss and the gradients; the hold and the in-place subtraction do not.
  */
 final class LossHead {
     /** The label that takes no loss (prompt tokens, padding). */
@@ -78,7 +85,11 @@ final class LossHead {
         if (tokens == 0) {
             return 0;
         }
-        try (NDScope scope = new NDScope()) {
+        LinearLayer head = model.lmHead();
+        long chunk = Math.max(1, chunkLogits / head.outFeatures());
+        // several chunks would widen a 16-bit head for each of their products: widen it once for all of them
+        try (WeightHold held = tokens > chunk ? head.hold(hidden.getDataType()) : WeightHold.NONE;
+                NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             NDArray normed = model.finalNorm(hidden.get(":, :{}, :", s - 1)).reshape(tokens, -1);
             NDArray target = labels.get(":, 1:").reshape(tokens);
@@ -88,10 +99,8 @@ final class LossHead {
             NDArray gradWeight = gradientScale == 1f ? weight : weight.mul(gradientScale);
             // a frozen head reads a detached input: its product records nothing; a trained head's is recorded once
             NDArray input = trainHead ? normed : normed.stopGradient();
-            LinearLayer head = model.lmHead();
             Double softcap = model.config().parts().finalLogitSoftcapping();
-            int vocab = Math.toIntExact(head.outFeatures());
-            long chunk = Math.max(1, chunkLogits / vocab);
+            NDArray rowIndex = hidden.getManager().arange(0L, Math.min(tokens, chunk), 1L, DataType.INT64);
             double loss = 0;
             NDList upstream = new NDList();
             for (long t = 0; t < tokens; t += chunk) {
@@ -106,7 +115,8 @@ final class LossHead {
                     NDArray label = safe.get(rows);
                     loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows)).sum().getFloat();
                     if (collector != null) {
-                        NDArray dLogits = logProbs.exp().subi(label.oneHot(vocab)).muli(gradWeight.get(rows).expandDims(-1));
+                        NDArray dLogits = minusOneAtLabels(logProbs.exp(), rowIndex, label)
+                                .muli(gradWeight.get(rows).expandDims(-1));
                         if (softcap != null) {
                             dLogits = dLogits.muli(SoftCap.derivative(scored, softcap));
                         }
@@ -125,5 +135,17 @@ final class LossHead {
             }
             return loss;
         }
+    }
+
+    /**
+     * {@code probs - one_hot(label)}, in place: 1 subtracted from each row's entry at its label, which is what
+     * subtracting the float32 one-hot does to every entry (x - 0 is x) without the {@code [rows, vocab]} one-hot.
+     * {@code rowIndex} counts at least as many rows as {@code probs} has.
+     */
+    static NDArray minusOneAtLabels(NDArray probs, NDArray rowIndex, NDArray label) {
+        long rows = probs.getShape().get(0);
+        NDIndex at = new NDIndex("{}, {}", rows == rowIndex.size() ? rowIndex : rowIndex.get("{}:{}", 0, rows), label);
+        probs.set(at, probs.get(at).subi(1f));
+        return probs;
     }
 }

@@ -18,6 +18,7 @@ import io.qlora4j.model.family.ReferenceDecoder.Spec;
 import io.qlora4j.model.safetensors.DType;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -120,6 +121,31 @@ class LossHeadTest {
             NDArray weight = ((DenseLinear) model.lmHead()).weight();
             weight.setRequiresGradient(true);
             assertHeadMatchesAutograd(model, weight, true);
+        }
+    }
+
+    /** In-place subtraction at the labels gives every entry of {@code probs - one_hot(label)}, computed in float64. */
+    @Test
+    void subtractingAtTheLabelsIsSubtractingTheOneHot() {
+        int rows = 4;
+        int vocab = 7;
+        long[] label = {3, 0, 6, 0};
+        float[] p = new float[rows * vocab];
+        Random random = new Random(8);
+        for (int i = 0; i < p.length; i++) {
+            p[i] = random.nextFloat();
+        }
+        try (NDManager m = NDManager.newBaseManager()) {
+            // a row index longer than the rows, as for a chunk shorter than the others
+            NDArray rowIndex = m.arange(0L, 6L, 1L, DataType.INT64);
+            float[] actual = LossHead.minusOneAtLabels(m.create(p, new Shape(rows, vocab)), rowIndex, m.create(label))
+                    .toFloatArray();
+            for (int r = 0; r < rows; r++) {
+                for (int v = 0; v < vocab; v++) {
+                    double expected = p[r * vocab + v] - (v == label[r] ? 1.0 : 0.0);
+                    assertEquals((float) expected, actual[r * vocab + v], 0f, "[" + r + "," + v + "]");
+                }
+            }
         }
     }
 

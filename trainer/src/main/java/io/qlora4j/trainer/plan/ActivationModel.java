@@ -36,9 +36,10 @@ import java.util.Set;
  * and four rotary-embedding arrays each (transients, the key's result saved); the scaled query and the attention
  * output copy (saved) and the value (saved); scores, masked float32 scores (transients) and probabilities (saved,
  * float32) of {@code [b, heads, s, s]}; the five {@code [tokens, intermediate]} MLP arrays (saved); o_proj's and
- * down_proj's outputs (transients). The loss head holds {@code chunk} tokens' logits, log-probabilities, their
- * exponent and the float32 one-hot labels, with the int64 one-hot they are cast from (float32, {@code chunk =
- * CHUNK_LOGITS / vocab}), lm_head's float32 row chunks, and the normed hidden state.
+ * down_proj's outputs (transients). The loss head holds {@code chunk} tokens' logits, log-probabilities and their
+ * exponent, which becomes the logits' gradient in place (float32, {@code chunk = CHUNK_LOGITS / vocab}), the normed
+ * hidden state, and lm_head's float32 row chunks: all of them, widened once, when the tokens take several chunks
+ * ({@code LossHead} holds the head), else the one a product widens.
  */
 public final class ActivationModel {
     /** What the backward pass recomputes. */
@@ -238,15 +239,20 @@ public final class ActivationModel {
                 boundaries.plus(Bytes.highWater(block, Bytes.highWater(head, forward))));
     }
 
-    /** The loss head's arrays at its largest: six chunk-sized float32 units, lm_head's row chunks, the normed state. */
+    /**
+     * The loss head's arrays at its largest: three chunk-sized float32 units, lm_head's row chunks (all of them when
+     * held, else one being widened), the normed state.
+     */
     private Bytes lossHead(long batch, long seq) {
         long tokens = Exact.product(batch, Math.max(0, seq - 1));
         long vocab = shape.vocab();
         long chunk = Math.min(tokens, Math.max(1, CHUNK_LOGITS / vocab));
         long logits = Exact.product(chunk, vocab, F32);
-        long rows = Math.max(1, HEAD_ROW_CHUNK / shape.hidden()) * shape.hidden();
-        return arrays(4, logits).plus(arrays(1, 2 * logits)).plus(arrays(3, Exact.product(rows, F32)))
-                .plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));
+        long rowsPerChunk = Math.max(1, HEAD_ROW_CHUNK / shape.hidden());
+        long rowChunk = Exact.product(rowsPerChunk, shape.hidden(), F32);
+        Bytes head = tokens > chunk ? arrays((vocab + rowsPerChunk - 1) / rowsPerChunk, rowChunk)
+                : arrays(3, rowChunk);
+        return arrays(3, logits).plus(head).plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));
     }
 
     /**

@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.LinearLayer;
+import io.qlora4j.model.WeightHold;
 import java.util.Collections;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -187,6 +188,17 @@ public final class LoraLinear implements LinearLayer {
     /** The dropout seed and the module index mixed into the engine's 32-bit seed. */
     private int maskSeed() {
         return (int) Seeds.mix(dropoutSeed, moduleIndex);
+    }
+
+    /** The base layer's hold: the adapter's own tensors are always ready. */
+    @Override
+    public WeightHold hold(DataType type) {
+        return base.hold(type);
+    }
+
+    @Override
+    public long heldBytes(DataType type) {
+        return base.heldBytes(type);
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.qlora4j.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.NdQuantizedTensor;
@@ -12,11 +13,14 @@ import java.util.function.Function;
 /**
  * A base linear layer whose weight {@code [out, in]} stays in a compact storage format on the device (NF4/FP4,
  * LLM.int8, ...: any {@link DeviceWeight}). Each call dequantizes the weight on the device in the dtype asked for,
- * uses it, and frees the dequantized copy at once, so the layer keeps only the stored form between calls. Every
- * quantized base format is this class over its own {@link DeviceWeight}.
+ * uses it, and frees the dequantized copy at once, so the layer keeps only the stored form between calls, unless a
+ * caller {@linkplain #hold holds} it (a training step keeping a block's weights from its forward pass to its
+ * recompute, within a memory budget). Every quantized base format is this class over its own {@link DeviceWeight}.
  */
 public final class QuantizedLinear extends BiasedLinear {
     private final DeviceWeight weight;
+    /** The weight dequantized by {@link #hold}, or null. */
+    private NDArray held;
 
     /** Wraps a device-resident weight of shape {@code [out, in]} and a bias {@code [out]} (or null); owns both. */
     public QuantizedLinear(DeviceWeight weight, NDArray bias) {
@@ -36,12 +40,38 @@ public final class QuantizedLinear extends BiasedLinear {
         return new QuantizedLinear(NdQuantizedTensor.upload(weight, manager), bias);
     }
 
-    /** {@code use} applied to the weight dequantized on the device as {@code type}, freed after the call. */
+    /**
+     * {@code use} applied to the weight dequantized on the device as {@code type}, freed after the call; while a
+     * {@link #hold} in {@code type} lasts, the held weight (the same values).
+     */
     @Override
     public <R> R withWeight(DataType type, Function<NDArray, R> use) {
+        if (held != null && held.getDataType() == type) {
+            return use.apply(held);
+        }
         try (NDArray w = weight.dequantize(type)) {
             return use.apply(w);
         }
+    }
+
+    /** Dequantizes the weight once and lends it to every use in {@code type} until the hold is closed. */
+    @Override
+    public WeightHold hold(DataType type) {
+        if (held != null) {
+            return WeightHold.NONE;
+        }
+        NDArray w = weight.dequantize(type);
+        NDScope.unregister(w);
+        held = w;
+        return () -> {
+            held = null;
+            w.close();
+        };
+    }
+
+    @Override
+    public long heldBytes(DataType type) {
+        return weight.shape()[0] * weight.shape()[1] * type.getNumOfBytes();
     }
 
     @Override
@@ -62,6 +92,10 @@ public final class QuantizedLinear extends BiasedLinear {
 
     @Override
     void closeWeight() {
+        if (held != null) {
+            held.close();
+            held = null;
+        }
         weight.close();
     }
 }

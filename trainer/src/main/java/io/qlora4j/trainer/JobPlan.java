@@ -109,12 +109,18 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
                 .optPagedBudget(budgetMb == null ? null : Math.max(pageBytes(config), (long) (budgetMb * (1 << 20))))
                 .optRecompute(policy.mode())
                 .optKeptProducts(policy.kept())
+                .optHeldWeights(heldWeightBytes(config))
                 .optBatch(config.integer("per_device_train_batch_size"))
                 .optSeq(JobData.rowTokens(config))
                 .optComputeBytes(device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4)
                 .optDevice(device)
                 .optLimit(limit == null ? null : limit[0], limit == null ? null : limitSource(config, device))
                 .build();
+    }
+
+    /** {@code held_weights_mb} in bytes: the budget of the top blocks' weights dequantized once per step. */
+    public static long heldWeightBytes(JobConfig config) {
+        return (long) (config.number("held_weights_mb") * (1 << 20));
     }
 
     /**

@@ -3,12 +3,16 @@ package io.qlora4j.trainer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import io.qlora4j.data.Batch;
+import io.qlora4j.model.LinearLayer;
+import io.qlora4j.model.WeightHold;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.decoder.DecoderBlock;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -31,6 +35,13 @@ import java.util.function.LongConsumer;
  * accumulation gives the gradient of one large batch. Gradients accumulate into the trainable arrays
  * (anything with {@code setRequiresGradient(true)}); zeroing them is the caller's business. Every array
  * a micro-batch creates dies with it.
+ *
+ * <p>With recompute, a block whose base weights are dequantized (or widened) for every product does that twice:
+ * in the forward pass and in its recompute (the backward reuses the recompute's copy, which autograd keeps). Within
+ * {@link Builder#optHeldWeightBytes a memory budget}, the top blocks {@linkplain LinearLayer#hold hold} their
+ * weights from their forward pass until their backward is done, so those blocks dequantize once per micro-batch.
+ * The top blocks are the ones recomputed first, so they hold the longest-lived copies the shortest time. Held
+ * weights are the same values, so the step's results are the same bits with any budget.
  */
 public final class TrainStep {
     private final CausalLM model;
@@ -38,6 +49,8 @@ public final class TrainStep {
     private final SelectiveRecompute selective;
     private final boolean trainEmbeddings;
     private final LongConsumer dropoutSeeder;
+    /** The first block that holds its weights under recompute ({@code numLayers} when none does). */
+    private final int firstHeld;
 
     private TrainStep(Builder builder) {
         this.model = builder.model;
@@ -45,6 +58,43 @@ public final class TrainStep {
         this.selective = builder.kept.isEmpty() ? null : new SelectiveRecompute(builder.kept);
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
+        this.firstHeld = model.numLayers() - heldBlocks(model, builder.heldWeightBytes);
+    }
+
+    /**
+     * How many blocks, from the top, hold their weights within {@code budget} bytes: those whose held bytes in the
+     * compute dtype fit all together (none when a block has nothing to hold).
+     */
+    static int heldBlocks(CausalLM model, long budget) {
+        int held = 0;
+        long used = 0;
+        for (int l = model.numLayers() - 1; l >= 0; l--) {
+            long bytes = blockHeldBytes(model.block(l), model.computeType());
+            if (bytes == 0 || used + bytes > budget) {
+                break;
+            }
+            used += bytes;
+            held++;
+        }
+        return held;
+    }
+
+    /** Bytes a hold of every projection of {@code block} in {@code type} keeps. */
+    static long blockHeldBytes(DecoderBlock block, DataType type) {
+        long bytes = 0;
+        for (String name : block.linearNames()) {
+            bytes += block.linear(name).heldBytes(type);
+        }
+        return bytes;
+    }
+
+    /** Holds every projection of {@code block} in the compute dtype; closing the result releases them all. */
+    private WeightHold hold(DecoderBlock block) {
+        List<WeightHold> holds = new ArrayList<>();
+        for (String name : block.linearNames()) {
+            holds.add(block.linear(name).hold(model.computeType()));
+        }
+        return () -> holds.forEach(WeightHold::close);
     }
 
     /** A step over {@code model} with recompute on, the embeddings frozen and no dropout to seed. */
@@ -108,14 +158,34 @@ public final class TrainStep {
         }
     }
 
-    /** Forward without a graph keeping block inputs; backward through the head, then block by block. */
+    /**
+     * Forward without a graph keeping block inputs; backward through the head, then block by block. The blocks from
+     * {@link #firstHeld} up hold their weights from their forward pass to the end of their backward.
+     */
     private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
+        int layers = model.numLayers();
+        WeightHold[] holds = new WeightHold[layers];
+        try {
+            return checkpointed(ids, context, head, holds);
+        } finally {
+            for (WeightHold hold : holds) {
+                if (hold != null) {
+                    hold.close();
+                }
+            }
+        }
+    }
+
+    private double checkpointed(NDArray ids, AttentionContext context, LossHead head, WeightHold[] holds) {
         int layers = model.numLayers();
         NDArray[] inputs = new NDArray[layers + 1];
         List<KeptProducts> products = new ArrayList<>();
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
+            if (l >= firstHeld) {
+                holds[l] = hold(model.block(l));
+            }
             // each block's intermediates die with it: only its output (and a selective recompute's products) is kept
             try (NDScope block = new NDScope()) {
                 if (selective == null) {
@@ -150,6 +220,10 @@ public final class TrainStep {
                     }
                     upstream.close();
                     upstream = kept(input.getGradient());
+                }
+                if (holds[l] != null) {
+                    holds[l].close();
+                    holds[l] = null;
                 }
                 inputs[l + 1].close();
             }
@@ -191,6 +265,7 @@ public final class TrainStep {
         private Set<String> kept = Set.of();
         private boolean trainEmbeddings;
         private LongConsumer dropoutSeeder = seed -> { };
+        private long heldWeightBytes;
 
         private Builder(CausalLM model) {
             this.model = model;
@@ -227,6 +302,16 @@ public final class TrainStep {
          */
         public Builder optDropoutSeeder(LongConsumer dropoutSeeder) {
             this.dropoutSeeder = dropoutSeeder;
+            return this;
+        }
+
+        /**
+         * Bytes the top blocks may keep their dequantized (or widened) base weights in, from their forward pass to
+         * their backward, so that they dequantize once per micro-batch instead of twice (default 0: none). Only
+         * whole blocks count: as many from the top as fit. Applies with recompute only.
+         */
+        public Builder optHeldWeightBytes(long heldWeightBytes) {
+            this.heldWeightBytes = heldWeightBytes;
             return this;
         }
 

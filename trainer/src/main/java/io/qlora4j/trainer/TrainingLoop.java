@@ -97,6 +97,7 @@ final class TrainingLoop {
         TrainStep step = TrainStep.builder(model)
                 .optRecompute(recompute.recomputes())
                 .optKeptProducts(recompute.kept())
+                .optHeldWeightBytes(JobPlan.heldWeightBytes(config))
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)
                 .build();

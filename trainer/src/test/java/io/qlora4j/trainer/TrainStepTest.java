@@ -1,5 +1,6 @@
 package io.qlora4j.trainer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -274,6 +275,45 @@ class TrainStepTest {
             float[] otherMasks = gradients(params).get(params.get(0).name());
             float[] sameMasks = withRecompute.get(params.get(0).name());
             assertTrue(!Arrays.equals(sameMasks, otherMasks), "another dropout seed draws other masks");
+        }
+    }
+
+    /**
+     * Blocks that keep their dequantized NF4 weights from the forward pass to their backward (one block, all of them)
+     * give the loss and gradients of the step that dequantizes twice, bit for bit, under dropout, and leave no
+     * array behind; the whole-graph step (checked against finite differences above) agrees.
+     */
+    @Test
+    void heldBlockWeightsGiveTheBitsOfTheStepWithout() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 7), manager, DataType.FLOAT32, 0.3);
+            List<Parameter> params = lora.params();
+            List<Batch> group = List.of(FIRST, SECOND);
+            CausalLM model = lora.model();
+            long block = TrainStep.blockHeldBytes(model.block(0), DataType.FLOAT32);
+            long expectedBlock = 0;
+            for (String name : model.block(0).linearNames()) {
+                expectedBlock += model.block(0).linear(name).outFeatures() * model.block(0).linear(name).inFeatures() * 4;
+            }
+            assertEquals(expectedBlock, block);
+            assertEquals(0, TrainStep.heldBlocks(model, block - 1));
+            assertEquals(1, TrainStep.heldBlocks(model, 2 * block - 1));
+            assertEquals(model.numLayers(), TrainStep.heldBlocks(model, Long.MAX_VALUE));
+            double loss = lora.step().build().accumulate(group, 4);
+            Map<String, float[]> expected = gradients(params);
+            Gradients.zero(params);
+            int arrays = manager.getManagedArrays().size();
+            for (long budget : new long[] {block, Long.MAX_VALUE}) {
+                double held = lora.step().optHeldWeightBytes(budget).build().accumulate(group, 4);
+                Map<String, float[]> actual = gradients(params);
+                Gradients.zero(params);
+                assertEquals(loss, held, 0.0);
+                expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
+                assertEquals(arrays, manager.getManagedArrays().size());
+            }
+            double kept = lora.step().optRecompute(false).build().accumulate(group, 4);
+            assertEquals(kept, loss, 1e-6);
+            assertClose(gradients(params), expected, 1e-5);
         }
     }
 

@@ -247,6 +247,10 @@ public final class ConfigKeys {
         add(ConfigKey.of("paged_budget_mb", FLOAT, null,
                 "device budget of the paged optimizer state in MiB (default: CUDA's free memory less a margin;"
                         + " unlimited on the CPU)").range(0.0, NO_LIMIT));
+        add(ConfigKey.of("held_weights_mb", FLOAT, 0.0,
+                "memory in MiB for the top blocks' dequantized base weights, kept from the forward pass to their"
+                        + " recompute so that they are dequantized once per step instead of twice (recompute only)")
+                .range(0.0, NO_LIMIT));
         add(ConfigKey.of("paged_page_kb", INT, 1024, "size of one page of paged optimizer state in KiB")
                 .range(1.0, NO_LIMIT));
         add(ConfigKey.of("gradient_checkpointing_mode", STRING, "full",

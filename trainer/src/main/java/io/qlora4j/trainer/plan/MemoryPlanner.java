@@ -13,6 +13,7 @@ import io.qlora4j.trainer.plan.MemoryPlan.Place;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * Plans the memory of a training run as configured, from the model's shape alone (no weights are read): the base
@@ -105,14 +106,16 @@ public final class MemoryPlanner {
         ProcessOverhead overhead = ProcessOverhead.of(b.device.key());
         Activations act = new ActivationModel(s, e, b.full ? 0 : b.rank, b.dropout, overhead.smallArrayBytes())
                 .of(b.recompute, b.kept, b.batch, b.seq);
+        Optional<Part> held = heldWeights();
         long resident = Exact.sum(base, frozenDense, Exact.product(trainable, 8), act.peak().total(),
-                overhead.deviceBytes());
+                overhead.deviceBytes(), held.map(Part::bytes).orElse(0L));
         long onDevice = optimizerOnDevice(state, resident);
         parts.add(new Part("optimizer_device", onDevice, Place.DEVICE, optimizerDetail(state, onDevice)));
         parts.add(new Part("optimizer_host", state - onDevice, Place.HOST, b.device == Device.CUDA
                 ? "paged out: pinned host memory" : "paged out: host buffers"));
         parts.add(new Part("activations", (b.device == Device.CPU ? act.highWater() : act.peak()).total(), Place.DEVICE,
                 activationDetail(act)));
+        held.ifPresent(parts::add);
         if (b.device == Device.CUDA) {
             parts.add(new Part("cuda_context", overhead.deviceBytes(), Place.DEVICE, overhead.measured()));
             parts.add(new Part("process", overhead.hostBytes(), Place.HOST, "JVM, libtorch and CUDA libraries: "
@@ -127,6 +130,24 @@ public final class MemoryPlanner {
             parts.add(new Part("process", overhead.hostBytes(), Place.HOST, "JVM and libtorch: " + overhead.measured()));
         }
         return new MemoryPlan(b.device.key(), parts, b.limitBytes, b.limitSource);
+    }
+
+    /**
+     * The top blocks' base weights held dequantized from their forward pass to their recompute ({@code TrainStep}):
+     * as many whole blocks as {@code held_weights_mb} takes, in the compute dtype (full or selective recompute alike);
+     * none without recompute, over a dense base or in full fine-tuning (nothing to dequantize), or with a budget below
+     * one block.
+     */
+    private Optional<Part> heldWeights() {
+        long block = 0;
+        for (ModelShape.Linear l : b.shape.linears()) {
+            block = Exact.sum(block, Exact.product(l.out(), l.in(), b.computeBytes));
+        }
+        long blocks = b.recompute == Recompute.NONE || b.full || b.format == BaseFormats.DENSE ? 0
+                : Math.min(b.shape.layers(), b.heldWeights / Math.max(1, block));
+        return blocks == 0 ? Optional.empty() : Optional.of(new Part("held_weights", Exact.product(blocks, block),
+                Place.DEVICE, String.format(Locale.ROOT, "the top %d of %d blocks' projections dequantized once per"
+                        + " step (held_weights_mb %.0f)", blocks, b.shape.layers(), b.heldWeights / (double) (1 << 20))));
     }
 
     /** Element counts of every trained tensor (LoRA A, B and the variant's extras per module, or every weight). */
@@ -221,6 +242,7 @@ public final class MemoryPlanner {
         private long pageBytes = 1 << 20;
         private Recompute recompute = Recompute.BLOCK;
         private List<String> kept = List.of();
+        private long heldWeights;
         private long batch = 1;
         private long seq = 2048;
         private int computeBytes = 4;
@@ -246,6 +268,7 @@ public final class MemoryPlanner {
             c.pageBytes = pageBytes;
             c.recompute = recompute;
             c.kept = kept;
+            c.heldWeights = heldWeights;
             c.batch = batch;
             c.seq = seq;
             c.computeBytes = computeBytes;
@@ -358,6 +381,12 @@ public final class MemoryPlanner {
         /** The projections whose base products a selective recompute keeps (default none). */
         public Builder optKeptProducts(List<String> value) {
             this.kept = List.copyOf(value);
+            return this;
+        }
+
+        /** Bytes the top blocks may hold their dequantized weights in under recompute ({@code held_weights_mb}; 0). */
+        public Builder optHeldWeights(long value) {
+            this.heldWeights = value;
             return this;
         }
 

@@ -53,6 +53,25 @@ class MemoryPlannerTest {
         assertEquals(32 * (LLAMA2_7B.blockLinearParameters() + 4 * rows), plan.part("base_weights").bytes());
     }
 
+    /** held_weights_mb buys whole blocks from the top, each its seven projections in float32 (by hand for Llama-2-7B). */
+    @Test
+    void heldWeightsAreWholeBlocksOfProjectionsInTheComputeDtype() {
+        long block = 4L * (4 * 4096 * 4096 + 3 * 4096 * 11008); // 810,549,248 bytes
+        MemoryPlanner.Builder planner = MemoryPlanner.builder(LLAMA2_7B).optFormat(BaseFormats.QLORA)
+                .optHeldWeights(2 * block + block / 2);
+        MemoryPlan plan = planner.build().plan();
+        assertEquals(2 * block, plan.part("held_weights").bytes());
+        assertEquals(plan.limitedBytes(), MemoryPlanner.builder(LLAMA2_7B).build().plan().limitedBytes() + 2 * block);
+        assertEquals(32 * block, MemoryPlanner.builder(LLAMA2_7B).optHeldWeights(Long.MAX_VALUE).build().plan()
+                .part("held_weights").bytes());
+        // nothing to hold: below one block, without recompute, over a dense base
+        for (MemoryPlanner.Builder none : List.of(MemoryPlanner.builder(LLAMA2_7B).optHeldWeights(block - 1),
+                planner.optRecompute(Recompute.NONE), MemoryPlanner.builder(LLAMA2_7B).optFormat(BaseFormats.DENSE)
+                        .optHeldWeights(Long.MAX_VALUE))) {
+            assertTrue(none.build().plan().parts().stream().noneMatch(p -> p.key().equals("held_weights")));
+        }
+    }
+
     @Test
     void loraWeightsGradientsAndStateAreCountedInTheirDtypes() {
         MemoryPlan plan = MemoryPlanner.builder(LLAMA2_7B).optRank(64).optOptim(Optim.ADAMW_TORCH).build().plan();

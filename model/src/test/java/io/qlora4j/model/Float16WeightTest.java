@@ -74,14 +74,8 @@ class Float16WeightTest {
     void productsInRowChunksMatchFloat64() throws Exception {
         float[] w = bf16Matrix(2);
         Random random = new Random(3);
-        float[] x = new float[2 * COLS];
-        float[] g = new float[2 * ROWS];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) random.nextGaussian();
-        }
-        for (int i = 0; i < g.length; i++) {
-            g[i] = (float) random.nextGaussian();
-        }
+        float[] x = gaussians(random, 2 * COLS);
+        float[] g = gaussians(random, 2 * ROWS);
         for (int chunk : new int[] {COLS, 4 * COLS, ROWS * COLS}) {
             try (NDManager m = NDManager.newBaseManager()) {
                 Float16Weight weight = write(w, DType.BF16, m, chunk);
@@ -101,14 +95,8 @@ class Float16WeightTest {
     void heldProductsAreTheBitsOfProductsWithoutAHold() throws Exception {
         float[] w = bf16Matrix(6);
         Random random = new Random(7);
-        float[] x = new float[2 * COLS];
-        float[] g = new float[2 * ROWS];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) random.nextGaussian();
-        }
-        for (int i = 0; i < g.length; i++) {
-            g[i] = (float) random.nextGaussian();
-        }
+        float[] x = gaussians(random, 2 * COLS);
+        float[] g = gaussians(random, 2 * ROWS);
         for (int chunk : new int[] {COLS, 4 * COLS, ROWS * COLS}) {
             try (NDManager m = NDManager.newBaseManager()) {
                 Float16Weight weight = write(w, DType.BF16, m, chunk);
@@ -129,6 +117,14 @@ class Float16WeightTest {
                 assertArrayEquals(y, weight.forward(input).toFloatArray());
             }
         }
+    }
+
+    private static float[] gaussians(Random random, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) random.nextGaussian();
+        }
+        return v;
     }
 
     /** {@code actual [2, out]} against {@code x [2, in] w^T} ({@code w [out, in]}) in float64. */

@@ -225,10 +225,14 @@ public final class BenchSuite {
                 String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, r.planned() / 1e6));
     }
 
-    /** The step profile (issue 20) of the first training workload: the 6N matmul-only bound over each step, NF4 over dense. */
+    /**
+     * The step profile (issue 20) of the first training workload: the 6N matmul-only bound over each step, NF4 over
+     * dense, NF4 with every block held over NF4.
+     */
     private static List<Row> profile(Sizes s) throws Exception {
         Workload w = s.train().get(0);
-        System.out.println("\n-- step profile " + w.name() + " b" + w.batch() + "x" + w.seq() + " recompute, dense and NF4+DQ");
+        System.out.println("\n-- step profile " + w.name() + " b" + w.batch() + "x" + w.seq()
+                + " recompute, dense, NF4+DQ and NF4+DQ with every block held");
         List<StepProfile.Profile> profiles = StepProfile.measure(w);
         System.out.print(StepProfile.table(profiles));
         List<Row> rows = new ArrayList<>();
@@ -239,9 +243,13 @@ public final class BenchSuite {
         }
         StepProfile.Profile dense = profiles.get(0);
         StepProfile.Profile nf4 = profiles.get(1);
+        StepProfile.Profile held = profiles.get(2);
         rows.add(new Row("NF4 step time / dense, " + w.name() + " b" + w.batch() + "x" + w.seq(),
                 nf4.stepMs() / dense.stepMs(), String.format(Locale.ROOT, "%.0f / %.0f ms", nf4.stepMs(),
                         dense.stepMs())));
+        rows.add(new Row("NF4 step, every block held / not held, " + w.name() + " b" + w.batch() + "x" + w.seq(),
+                held.stepMs() / nf4.stepMs(), String.format(Locale.ROOT, "%.0f / %.0f ms (held_weights_mb)",
+                        held.stepMs(), nf4.stepMs())));
         return rows;
     }
 

@@ -56,6 +56,8 @@ public final class StepProfile {
     private static final int RANK = 16;
     private static final int WARMUP = 1;
     private static final int ROUNDS = 3;
+    /** The NF4+DQ profile with every block's weights dequantized once per step. */
+    static final String HELD = "NF4 held";
     private static final String PEAK = "peak";
     private static final String STEP = "step";
     private static final String ACCUMULATE = "accumulate";
@@ -98,8 +100,8 @@ public final class StepProfile {
     }
 
     /**
-     * Profiles the shapes named by the arguments, dense then NF4+DQ: {@code 100m} (the default: ~100M at batch 4 x
-     * 256), {@code 1.1b} (TinyLlama's shape at batch 1 x 128), {@code 20m} (the quick suite's ~20M at 2 x 128).
+     * Profiles the shapes named by the arguments, dense, NF4+DQ and NF4+DQ with every block held: {@code 100m} (the
+     * default: ~100M at batch 4 x 256), {@code 1.1b} (TinyLlama's shape at batch 1 x 128), {@code 20m} (the quick suite's ~20M at 2 x 128).
      */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
@@ -127,31 +129,40 @@ public final class StepProfile {
         }
     }
 
-    /** Writes a random bf16 checkpoint of the workload and profiles it dense float32, then NF4+DQ. */
+    /**
+     * Writes a random bf16 checkpoint of the workload and profiles it dense float32, NF4+DQ, and NF4+DQ with every
+     * block holding its dequantized weights from its forward pass to its backward ({@link #HELD}: the most
+     * {@code held_weights_mb} can buy, one dequantization per step instead of two).
+     */
     static List<Profile> measure(Workload w) throws Exception {
         List<Profile> profiles = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
             for (ModelLoader loader : List.of(ModelLoader.builder().build(),
                     ModelLoader.builder().optFormat(BaseFormats.QLORA).build())) {
-                String name = profiles.isEmpty() ? ForwardBenchmark.DENSE : ForwardBenchmark.NF4;
+                boolean dense = profiles.isEmpty();
                 try (NDManager manager = NDManager.newBaseManager();
                         CausalLM model = loader.load(checkpoint.dir(), manager);
                         LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
                     Batch batch = TrainBenchmark.randomBatch(model.config().vocabSize(), w.batch(), w.seq());
-                    profiles.add(profile(name, w, model, lora, batch));
+                    profiles.add(profile(dense ? ForwardBenchmark.DENSE : ForwardBenchmark.NF4, w, model, lora, batch,
+                            0));
+                    if (!dense) {
+                        profiles.add(profile(HELD, w, model, lora, batch, Long.MAX_VALUE));
+                    }
                 }
             }
         }
         return profiles;
     }
 
-    private static Profile profile(String name, Workload w, CausalLM model, LoraAdapters lora, Batch batch) {
+    private static Profile profile(String name, Workload w, CausalLM model, LoraAdapters lora, Batch batch,
+            long heldWeightBytes) {
         List<Parameter> params = new ArrayList<>();
         lora.parameters().forEach((key, value) -> params.add(new Parameter(key, value)));
         Map<String, double[]> times = new LinkedHashMap<>();
         try (AdamW adam = AdamW.builder().build(); NDManager m = model.manager().newSubManager();
                 BlockPieces pieces = new BlockPieces(model, batch, m); MatmulPeak peak = new MatmulPeak(m)) {
-            TrainStep step = TrainStep.builder(model).build();
+            TrainStep step = TrainStep.builder(model).optHeldWeightBytes(heldWeightBytes).build();
             TrainStep blockless = TrainStep.builder(new BlocklessModel(model)).build();
             for (int round = -WARMUP; round < ROUNDS; round++) {
                 long t0 = System.nanoTime();

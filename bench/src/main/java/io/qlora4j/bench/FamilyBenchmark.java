@@ -19,9 +19,16 @@ public final class FamilyBenchmark {
 
     private FamilyBenchmark() {}
 
-    /** Runs every family and prints one row each. */
+    /**
+     * Runs every family and prints one row each; {@code memory [family ...]} instead measures the named families'
+     * (default all) QLoRA steps at batch 4 x 256, recompute on and off, each against its memory plan.
+     */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        if (args.length > 0 && args[0].equals("memory")) {
+            memory(List.of(args).subList(1, args.length));
+            return;
+        }
         System.out.println("FamilyBenchmark: forward (batch 1 x " + SEQ + ", dense fp32 and NF4+DQ) and QLoRA step"
                 + " (NF4+DQ, LoRA r=16 on all linear layers, batch 1 x " + SEQ + ", recompute) per family, ~100M shape");
         System.out.println(Machine.describe());
@@ -41,6 +48,24 @@ public final class FamilyBenchmark {
                     e.getKey(), forward.flops().params() / 1e6, SEQ / (denseMs / 1e3),
                     forward.ofPeak(ForwardBenchmark.DENSE), forward.ofPeak(ForwardBenchmark.NF4), step.stepMs(),
                     step.tokensPerSecond(), step.ofPeak(), forward.peakGflops()));
+        }
+    }
+
+    /** Peak RSS against the plan of each of {@code names} (all when empty) at the ~100M shape, batch 4 x 256. */
+    private static void memory(List<String> names) throws Exception {
+        System.out.println("FamilyBenchmark memory: QLoRA steps (NF4+DQ, LoRA r=16 on all linear layers, AdamW), batch 4"
+                + " x " + SEQ + ", recompute on and off, each in a fresh JVM (" + String.join(" ", ChildJvm.HEAP)
+                + "): peak RSS against the memory plan");
+        System.out.println(Machine.describe());
+        System.out.println();
+        System.out.println(TrainBenchmark.header());
+        for (Map.Entry<String, DecoderConfig> e : BenchModels.families().entrySet()) {
+            if (names.isEmpty() || names.contains(e.getKey())) {
+                for (TrainBenchmark.Result r : TrainBenchmark.measure(new Workload(e.getKey(), e.getValue(), 4, SEQ), 1,
+                        3)) {
+                    System.out.println(TrainBenchmark.row(r));
+                }
+            }
         }
     }
 }

@@ -106,7 +106,7 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
                 .optDropout(lora.dropout() > 0)
                 .optOptim(Optim.of(config.string("optim")))
                 .optPageBytes(pageBytes(config))
-                .optPagedBudget(budgetMb == null ? null : Math.max(pageBytes(config), (long) (budgetMb * (1 << 20))))
+                .optPagedBudget(budgetMb == null ? null : (long) (budgetMb * (1 << 20)))
                 .optRecompute(policy.mode())
                 .optKeptProducts(policy.kept())
                 .optHeldWeights(heldWeightBytes(config))

@@ -11,14 +11,14 @@ import java.util.stream.Collectors;
 /** The gate activation of a gated MLP, by its transformers {@code ACT2FN} names; each keeps the graph. */
 public enum MlpActivation {
     /** {@code x * sigmoid(x)} ({@code silu}, {@code swish}). */
-    SILU("silu", "swish") {
+    SILU(2, 0, "silu", "swish") {
         @Override
         public NDArray apply(NDArray x) {
             return x.mul(Activation.sigmoid(x));
         }
     },
     /** Exact GELU, {@code x/2 * (1 + erf(x / sqrt 2))} ({@code gelu}). */
-    GELU("gelu") {
+    GELU(4, 1, "gelu") {
         @Override
         public NDArray apply(NDArray x) {
             NDArray erf = GraphScalars.times(x, 1 / Math.sqrt(2)).erf();
@@ -29,7 +29,7 @@ public enum MlpActivation {
      * GELU's tanh approximation, {@code x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))}
      * ({@code gelu_pytorch_tanh}, and {@code gelu_new}, the same formula).
      */
-    GELU_TANH("gelu_pytorch_tanh", "gelu_new") {
+    GELU_TANH(5, 4, "gelu_pytorch_tanh", "gelu_new") {
         @Override
         public NDArray apply(NDArray x) {
             NDArray inner = x.add(GraphScalars.times(x.mul(x).mul(x), 0.044715));
@@ -38,10 +38,33 @@ public enum MlpActivation {
         }
     };
 
+    private final int savedArrays;
+    private final int transientArrays;
     private final List<String> configNames;
 
-    MlpActivation(String... configNames) {
+    MlpActivation(int savedArrays, int transientArrays, String... configNames) {
+        this.savedArrays = savedArrays;
+        this.transientArrays = transientArrays;
         this.configNames = List.of(configNames);
+    }
+
+    /**
+     * Arrays of the input's shape that {@link #apply} creates and autograd keeps for the backward pass: SiLU the
+     * sigmoid and the product; GELU {@code x / sqrt 2} (erf's input), {@code 1 + erf}, {@code x / 2} and the
+     * product; the tanh form {@code x^2}, the tanh, {@code 1 + tanh}, {@code x / 2} and the product. What a memory
+     * plan counts per MLP.
+     */
+    public int savedArrays() {
+        return savedArrays;
+    }
+
+    /**
+     * Arrays of the input's shape that {@link #apply} creates and no backward pass needs, alive until the block's
+     * forward pass returns: GELU the erf; the tanh form {@code x^3}, {@code 0.044715 x^3}, the inner sum and its
+     * scaled copy.
+     */
+    public int transientArrays() {
+        return transientArrays;
     }
 
     /** The name config.json uses ({@code hidden_act}) for this activation (its first name). */

@@ -30,7 +30,8 @@ import java.util.Set;
  *   <li>{@link Recompute#NONE}: every block's saved tensors and dequantized weights at once until the one backward
  *       pass, plus the last block's intermediates or the loss head.</li>
  * </ul>
- * Block arrays, from {@code LlamaBlock.forward}: per RMSNorm the square (transient), quotient and output (saved),
+ * Block arrays, from {@code TransformerBlock.forward} as a Llama block runs it: per RMSNorm the square (transient),
+ * quotient and output (saved),
  * float32 inside; the residual sum (saved); per projection its LoRA product {@code [tokens, r]} float32 (saved) and,
  * with dropout, the float32 mask and masked input (or, in float16, the widened input); the query's and key's outputs
  * and four rotary-embedding arrays each (transients, the key's result saved); the scaled query and the attention
@@ -40,6 +41,13 @@ import java.util.Set;
  * exponent, which becomes the logits' gradient in place (float32, {@code chunk = CHUNK_LOGITS / vocab}), the normed
  * hidden state, and lm_head's float32 row chunks: all of them, widened once, when the tokens take several chunks
  * ({@code LossHead} holds the head), else the one a product widens.
+ * The step also keeps its attention masks ({@code [batch, 1, seq, seq]} float32) beside the hidden states.
+ *
+ * <p>Other families differ from that block by the parts their config declares ({@link ModelShape.BlockParts}), each
+ * counted here the same way for every family: more norms and the outputs they keep (Gemma 2), per-head q/k norms
+ * (Qwen3), a fused q/k/v or gate/up output in place of separate ones (Phi-3), the gate activation's own arrays
+ * (Gemma's GELU), soft-capped scores and logits (Gemma 2: three more chunk arrays forward, four for the cap's
+ * derivative), a second mask for mixed sliding and full layers.
  */
 public final class ActivationModel {
     /** What the backward pass recomputes. */
@@ -182,13 +190,21 @@ public final class ActivationModel {
         long kv = shape.keyValueDim();
         long inter = shape.intermediate();
         long scores = Exact.product(batch, shape.heads(), seq, seq);
+        ModelShape.BlockParts parts = shape.block();
+        long norms = parts.norms();
         // what autograd keeps after the block's forward pass
-        Bytes saved = (e == F32 ? arrays(4, Exact.product(t, h, F32))
-                : arrays(4, Exact.product(t, h, F32)).plus(arrays(4, Exact.product(t, h, e))))
-                .plus(arrays(1, Exact.product(t, h, e)))
-                .plus(arrays(2, Exact.product(t, q, e))).plus(arrays(2, Exact.product(t, kv, e)))
-                .plus(arrays(5, Exact.product(t, inter, e)))
-                .plus(arrays(1, Exact.product(scores, F32))).plus(e == F32 ? Bytes.ZERO : arrays(1, Exact.product(scores, e)));
+        Bytes saved = (e == F32 ? arrays(2 * norms, Exact.product(t, h, F32))
+                : arrays(2 * norms, Exact.product(t, h, F32)).plus(arrays(2 * norms, Exact.product(t, h, e))))
+                .plus(arrays(parts.normedOutputs() ? 3 : 1, Exact.product(t, h, e)))
+                .plus(arrays(2, Exact.product(t, q, e))).plus(arrays(parts.fusedQkv() ? 1 : 2, Exact.product(t, kv, e)))
+                .plus(parts.fusedQkv() ? arrays(1, Exact.product(t, Exact.sum(q, 2 * kv), e)) : Bytes.ZERO)
+                .plus(parts.fusedGateUp() ? arrays(1, Exact.product(t, 2 * inter, e)) : arrays(2, Exact.product(t, inter, e)))
+                .plus(arrays(parts.activationSaved() + 1L, Exact.product(t, inter, e)))
+                .plus(arrays(1, Exact.product(scores, F32))).plus(e == F32 ? Bytes.ZERO : arrays(1, Exact.product(scores, e)))
+                .plus(arrays(parts.scoreSoftcap() ? 1 : 0, Exact.product(scores, e)));
+        if (parts.qkNorm()) {
+            saved = saved.plus(arrays(2, Exact.product(t, q, F32))).plus(arrays(2, Exact.product(t, kv, F32)));
+        }
         for (ModelShape.Linear l : shape.linears()) {
             if (rank > 0) {
                 saved = saved.plus(arrays(1, Exact.product(t, rank, F32)));
@@ -197,10 +213,17 @@ public final class ActivationModel {
             }
         }
         // what lives only until the block's forward pass returns
-        Bytes transients = arrays(2, Exact.product(t, h, F32)).plus(arrays(2, Exact.product(t, h, e)))
-                .plus(arrays(6, Exact.product(t, q, e))).plus(arrays(1, Exact.product(t, q / 2, e)))
-                .plus(arrays(4, Exact.product(t, kv, e))).plus(arrays(1, Exact.product(t, kv / 2, e)))
-                .plus(arrays(1, Exact.product(scores, e))).plus(arrays(1, Exact.product(scores, F32)));
+        long projected = parts.fusedQkv() ? 1 : 0; // q's and k's outputs are slices of the kept fused one
+        Bytes transients = arrays(norms, Exact.product(t, h, F32)).plus(arrays(parts.normedOutputs() ? 0 : 2,
+                Exact.product(t, h, e)))
+                .plus(arrays(6 - projected, Exact.product(t, q, e))).plus(arrays(1, Exact.product(t, q / 2, e)))
+                .plus(arrays(4 - projected, Exact.product(t, kv, e))).plus(arrays(1, Exact.product(t, kv / 2, e)))
+                .plus(arrays(parts.activationTransient(), Exact.product(t, inter, e)))
+                .plus(arrays(parts.scoreSoftcap() ? 3 : 1, Exact.product(scores, e)))
+                .plus(arrays(1, Exact.product(scores, F32)));
+        if (parts.qkNorm()) {
+            transients = transients.plus(arrays(1, Exact.product(t, q, F32))).plus(arrays(1, Exact.product(t, kv, F32)));
+        }
         boolean selective = policy == Recompute.SELECTIVE;
         Bytes weights = Bytes.ZERO;
         Bytes cutGradients = Bytes.ZERO;
@@ -218,15 +241,16 @@ public final class ActivationModel {
         // the MLP's backward pass: gradients of the intermediate arrays and of the hidden state
         Bytes backward = arrays(4, Exact.product(t, inter, e)).plus(arrays(2, Exact.product(t, h, e)));
         Bytes head = lossHead(batch, seq);
+        Bytes masks = arrays(parts.masks(), Exact.product(batch, seq, seq, F32));
         if (policy == Recompute.NONE) {
-            Bytes hidden = arrays(1, Exact.product(t, h, e));
+            Bytes hidden = arrays(1, Exact.product(t, h, e)).plus(masks);
             Bytes graph = saved.plus(weights).times(shape.layers());
             Bytes last = transients.plus(dequantizing);
             Bytes peak = hidden.plus(graph).plus(Bytes.max(last, head));
             return new Activations(policy, hidden, graph, Bytes.ZERO, head, peak,
                     hidden.plus(graph).plus(Bytes.highWater(last, head)));
         }
-        Bytes boundaries = arrays(shape.layers() + 1L, Exact.product(t, h, e));
+        Bytes boundaries = arrays(shape.layers() + 1L, Exact.product(t, h, e)).plus(masks);
         if (selective) {
             boundaries = boundaries.plus(keptProducts(kept, t).times(shape.layers()));
         }
@@ -252,7 +276,8 @@ public final class ActivationModel {
         long rowChunk = Exact.product(rowsPerChunk, shape.hidden(), F32);
         Bytes head = tokens > chunk ? arrays((vocab + rowsPerChunk - 1) / rowsPerChunk, rowChunk)
                 : arrays(3, rowChunk);
-        return arrays(3, logits).plus(head).plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));
+        return arrays(shape.block().logitSoftcap() ? 10 : 3, logits).plus(head)
+                .plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));
     }
 
     /**

@@ -111,8 +111,7 @@ public final class MemoryPlanner {
                 overhead.deviceBytes(), held.map(Part::bytes).orElse(0L));
         long onDevice = optimizerOnDevice(state, resident);
         parts.add(new Part("optimizer_device", onDevice, Place.DEVICE, optimizerDetail(state, onDevice)));
-        parts.add(new Part("optimizer_host", state - onDevice, Place.HOST, b.device == Device.CUDA
-                ? "paged out: pinned host memory" : "paged out: host buffers"));
+        parts.add(new Part("optimizer_host", state - onDevice, Place.HOST, spillDetail(state - onDevice)));
         parts.add(new Part("activations", (b.device == Device.CPU ? act.highWater() : act.peak()).total(), Place.DEVICE,
                 activationDetail(act)));
         held.ifPresent(parts::add);
@@ -191,7 +190,7 @@ public final class MemoryPlanner {
             return state;
         }
         if (b.pagedBudget != null) {
-            return Math.min(state, b.pagedBudget);
+            return Math.min(state, Math.max(b.pageBytes, b.pagedBudget));
         }
         if (b.device == Device.CPU || b.limitBytes == null) {
             return state;
@@ -201,11 +200,27 @@ public final class MemoryPlanner {
 
     private String optimizerDetail(long state, long onDevice) {
         String budget = !b.optim.paged() ? "all resident" : b.pagedBudget != null
-                ? String.format(Locale.ROOT, "paged_budget_mb %.0f", b.pagedBudget / (double) (1 << 20))
+                ? String.format(Locale.ROOT, "paged_budget_mb %s%s", mib(b.pagedBudget), b.pagedBudget < b.pageBytes
+                        ? ", raised to one " + mib(b.pageBytes) + " MiB page (the least the paged store keeps)" : "")
                 : b.device == Device.CUDA && b.limitBytes != null ? "default budget: free device memory less "
                         + DeviceBudget.margin(b.limitBytes) / (1 << 20) + " MiB" : "no budget";
-        return String.format(Locale.ROOT, "%s state (%s) %,d bytes; %s", b.optim.key(),
-                b.optim.eightBit() ? "8-bit blocks" : "float32 moments", state, budget);
+        return String.format(Locale.ROOT, "%s state (%s) %,d bytes, %,d of them on the device; %s", b.optim.key(),
+                b.optim.eightBit() ? "8-bit blocks" : "float32 moments", state, onDevice, budget);
+    }
+
+    /** The state beyond the device budget and where it goes. */
+    private String spillDetail(long spilled) {
+        if (spilled == 0) {
+            return "nothing paged out";
+        }
+        return String.format(Locale.ROOT, "%,d bytes of state beyond the device budget, in %s; each step copies the"
+                + " pages it updates to the device and back", spilled, b.device == Device.CUDA
+                        ? "pinned host memory (cudaHostAlloc, copied with cudaMemcpyAsync)" : "host buffers");
+    }
+
+    private static String mib(long bytes) {
+        double m = bytes / (double) (1 << 20);
+        return m == Math.rint(m) ? String.format(Locale.ROOT, "%.0f", m) : String.format(Locale.ROOT, "%.4g", m);
     }
 
     private String activationDetail(Activations a) {
@@ -360,7 +375,10 @@ public final class MemoryPlanner {
             return this;
         }
 
-        /** The paged optimizer's device budget in bytes; null for its default. */
+        /**
+         * The paged optimizer's device budget in bytes as {@code paged_budget_mb} asks (below one page, one page is
+         * kept, as the paged store does); null for its default.
+         */
         public Builder optPagedBudget(Long value) {
             this.pagedBudget = value;
             return this;

@@ -95,7 +95,11 @@ class InspectCommandTest {
         // one 1 MiB page stays on the device (the least a paged store holds); the rest of 8 x 799,539,200 bytes moves
         assertEquals(1 << 20, parts.get("optimizer_device").get("bytes").asLong());
         assertEquals(8 * 799_539_200L - (1 << 20), parts.get("optimizer_host").get("bytes").asLong());
-        assertTrue(cli.out().contains("pinned host memory"), cli.out());
+        // the lines say what stays, why, and what spills where
+        assertTrue(cli.out().contains("6,396,313,600 bytes, 1,048,576 of them on the device; paged_budget_mb 0, raised to"
+                + " one 1 MiB page"), cli.out());
+        assertTrue(cli.out().contains("6,395,265,024 bytes of state beyond the device budget, in pinned host memory"),
+                cli.out());
     }
 
     @Test

@@ -250,24 +250,30 @@ public final class TrainBenchmark {
     static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
             int steps, LossScaler scaler) {
         try (AdamW adam = AdamW.builder().build()) {
-            List<Parameter> params = new ArrayList<>();
-            lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
-            TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
-                    .build();
-            double[] ms = new double[steps];
-            for (int i = -warmup; i < steps; i++) {
-                long start = System.nanoTime();
-                step.accumulate(List.of(batch), i + warmup, scaler == null ? 1f : scaler.scale());
-                if (scaler == null || scaler.unscaleAndUpdate(params)) {
-                    adam.step(params, 1e-4);
-                }
-                Gradients.zero(params);
-                if (i >= 0) {
-                    ms[i] = (System.nanoTime() - start) / 1e6;
-                }
-            }
-            return ForwardBenchmark.median(ms);
+            return medianStepMs(model, lora, batch, policy, warmup, steps, scaler, adam);
         }
+    }
+
+    /** {@link #medianStepMs(CausalLM, LoraAdapters, Batch, RecomputePolicy, int, int, LossScaler)} with {@code adam}. */
+    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
+            int steps, LossScaler scaler, AdamW adam) {
+        List<Parameter> params = new ArrayList<>();
+        lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
+        TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
+                .build();
+        double[] ms = new double[steps];
+        for (int i = -warmup; i < steps; i++) {
+            long start = System.nanoTime();
+            step.accumulate(List.of(batch), i + warmup, scaler == null ? 1f : scaler.scale());
+            if (scaler == null || scaler.unscaleAndUpdate(params)) {
+                adam.step(params, 1e-4);
+            }
+            Gradients.zero(params);
+            if (i >= 0) {
+                ms[i] = (System.nanoTime() - start) / 1e6;
+            }
+        }
+        return ForwardBenchmark.median(ms);
     }
 
     /** Random token ids, every token real and labelled, positions 0..seq-1 in each row. */

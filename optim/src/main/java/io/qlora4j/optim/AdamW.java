@@ -217,8 +217,9 @@ public final class AdamW implements AutoCloseable {
         }
 
         /**
-         * Sets the device budget for paged state in bytes ({@code paged_budget_mb}); at least one
-         * page. Default: unlimited on the CPU; on a GPU what it reports free at the first step,
+         * Sets the device budget for paged state in bytes ({@code paged_budget_mb}); a budget below
+         * one page (0 included: everything paged out) keeps one page, the least the store updates
+         * through. Default: unlimited on the CPU; on a GPU what it reports free at the first step,
          * less a safety margin.
          */
         public Builder optPagedBudget(long bytes) {
@@ -261,12 +262,7 @@ public final class AdamW implements AutoCloseable {
                     throw new IllegalArgumentException(
                             "a paged budget applies to paged optims only, not " + optim.key());
                 }
-                if (budgetBytes < pageBytes) {
-                    throw new IllegalArgumentException(
-                            "paged budget of " + budgetBytes
-                                    + " bytes cannot hold one optimizer state page of " + pageBytes
-                                    + " bytes");
-                }
+                budgetBytes = Math.max(budgetBytes, pageBytes);
             }
             return new AdamW(this);
         }

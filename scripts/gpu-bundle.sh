@@ -2,7 +2,7 @@
 # Prepares qlora4j for an air-gapped CUDA node that has Python torch but no Java (see README.md,
 # "Running on a CUDA GPU"): the runtime jars without the 111 MB CPU native jar, a jlink'd Java
 # runtime packed as jre.tar.xz, and run.sh, which points DJL at the node's torch libraries.
-# `run.sh train job.yaml ...` runs the command line; `run.sh cuda-bench [7b|small] [steps]` the GPU
+# `run.sh train job.yaml ...` runs the command line; `run.sh cuda-bench [7b|65b|small] [steps]` the GPU
 # training benchmark (CudaTrainBenchmark, issue 4); `run.sh inspect configs/guanaco-65b.yaml
 # model_name_or_path=llama-65b-config device=cuda` the memory plan of the Guanaco-65B run on the node's GPU.
 #   scripts/gpu-bundle.sh [OUT_DIR]      (default: gpu-bundle/, ignored by git)

@@ -30,11 +30,13 @@ class OptimTest {
     }
 
     @Test
-    void builderRefusesABudgetBelowOnePageOrForAnUnpagedOptim() {
-        IllegalArgumentException small = assertThrows(IllegalArgumentException.class,
-                () -> AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).optPagedBudget(1000).build());
-        assertTrue(small.getMessage().contains("one optimizer state page of 1048576 bytes"),
-                small.getMessage());
+    void builderKeepsOnePageForABudgetBelowItAndRefusesABudgetForAnUnpagedOptim() {
+        try (AdamW zero = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).optPagedBudget(0).build();
+                AdamW small = AdamW.builder().optOptim(Optim.PAGED_ADAMW_32BIT).optPagedBudget(1000)
+                        .optPageSize(4096).build()) {
+            assertEquals(1 << 20, zero.pagingStats().budgetBytes());
+            assertEquals(4096, small.pagingStats().budgetBytes());
+        }
         IllegalArgumentException unpaged = assertThrows(IllegalArgumentException.class,
                 () -> AdamW.builder().optOptim(Optim.ADAMW_8BIT).optPagedBudget(1 << 30).build());
         assertTrue(unpaged.getMessage().contains("adamw_8bit"), unpaged.getMessage());

@@ -245,8 +245,8 @@ public final class ConfigKeys {
                 + " declarable: only those the family's config.json can give a bias, so a dense export keeps them all)")
                 .choices("all", "declarable"));
         add(ConfigKey.of("paged_budget_mb", FLOAT, null,
-                "device budget of the paged optimizer state in MiB (default: CUDA's free memory less a margin;"
-                        + " unlimited on the CPU)").range(0.0, NO_LIMIT));
+                "device budget of the paged optimizer state in MiB, at least one page (0: all in host memory but"
+                        + " one page; default: CUDA's free memory less a margin; unlimited on the CPU)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("held_weights_mb", FLOAT, 0.0,
                 "memory in MiB for the top blocks' dequantized base weights, kept from the forward pass to their"
                         + " recompute so that they are dequantized once per step instead of twice (recompute only)")

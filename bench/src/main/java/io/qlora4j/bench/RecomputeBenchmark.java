@@ -59,10 +59,11 @@ public final class RecomputeBenchmark {
         System.out.println(Machine.describe());
         System.out.println("speed: one JVM (" + String.join(" ", ChildJvm.HEAP) + "), 1 warm-up step per policy, then "
                 + rounds + " rounds of one step per policy and the matmul peak; medians. 6N/peak = (6 * matmul_params"
-                + " * tokens + 4 * attention) / step time / peak, the same count for every policy");
+                + " * tokens + 4 * attention) / step time / peak, the same count for every policy; 6N(all)/peak ="
+                + " 6 * all_params * tokens / step time / peak, the count of issue 20's side-by-side table");
         List<RecomputePolicy> policies = policies(w, budgetMb);
-        System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %11s", "policy", "step ms", "tokens/s",
-                "6N/peak", "step / full"));
+        System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %13s %11s", "policy", "step ms",
+                "tokens/s", "6N/peak", "6N(all)/peak", "step / full"));
         Map<String, Long> speed;
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
             List<String> child = new ArrayList<>(List.of("--speed", checkpoint.dir().toString(), String.valueOf(rounds)));
@@ -75,9 +76,10 @@ public final class RecomputeBenchmark {
         double full = speed.get("p0Us") / 1e3;
         for (int p = 0; p < policies.size(); p++) {
             double ms = speed.get("p" + p + "Us") / 1e3;
-            System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %11.3f",
+            System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %13.2f %11.3f",
                     TrainBenchmark.label(policies.get(p)), ms, w.flops().tokens() / (ms / 1e3),
-                    w.flops().training(true) / (ms * 1e6) / peak, ms / full));
+                    w.flops().training(true) / (ms * 1e6) / peak, w.flops().allParamsTraining() / (ms * 1e6) / peak,
+                    ms / full));
         }
         System.out.println(String.format(Locale.ROOT, "float32 matmul peak (median of the rounds): %.1f GFLOP/s", peak));
         System.out.println("\nmemory: each policy in a fresh JVM, 1 warm-up + 1 step (its step time is not a speed figure)");

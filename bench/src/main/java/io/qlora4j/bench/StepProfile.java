@@ -250,9 +250,12 @@ public final class StepProfile {
                 p.lowerBoundMs() / p.stepMs())));
         out.append('\n');
         for (Profile p : profiles) {
-            out.append(String.format(Locale.ROOT, "%s: peak %.1f GFLOP/s, 6N of peak %.3f, %.1f tokens/s; blocks in the"
-                    + " step %.0f ms = %d x %.0f ms, one block isolated %.0f ms (pieces %.0f ms)%n", p.weights(),
-                    p.peakGflops(), p.lowerBoundMs() / p.stepMs(), p.workload().flops().tokens() / (p.stepMs() / 1e3),
+            out.append(String.format(Locale.ROOT, "%s: peak %.1f GFLOP/s, 6N of peak %.3f (6N over all parameters, the"
+                    + " issue's table's count: %.3f), %.1f tokens/s; blocks in the step %.0f ms = %d x %.0f ms, one"
+                    + " block isolated %.0f ms (pieces %.0f ms)%n", p.weights(), p.peakGflops(),
+                    p.lowerBoundMs() / p.stepMs(),
+                    p.workload().flops().allParamsTraining() / (p.stepMs() * 1e6) / p.peakGflops(),
+                    p.workload().flops().tokens() / (p.stepMs() / 1e3),
                     p.blocksMs(), p.workload().config().numHiddenLayers(),
                     p.blocksMs() / p.workload().config().numHiddenLayers(), p.blockMs(), blockPieces(p)));
         }

@@ -11,6 +11,7 @@ import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.WeightHold;
 import io.qlora4j.model.decoder.SoftCap;
 import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.trainer.plan.ActivationModel;
 
 /**
  * The causal-LM loss of one micro-batch as transformers computes it: final norm and lm_head, logits
@@ -26,16 +27,21 @@ import io.qlora4j.model.decoder.CausalLM;
  * each chunk's logits and its derivative {@code 1 - (capped / cap)^2} folded into their gradient.
  *
  * <p>The one-hot is never formed: 1 is subtracted at each row's label in place. When the tokens take more than
- * one chunk, lm_head is {@linkplain LinearLayer#hold held} for the whole head, so that a 16-bit head is widened
- * once instead of for every product (twice per chunk); with one chunk it is widened per product, a row chunk at a
- * time, keeping a whole float32 copy out of the step's peak. The chunk size fixes which products and sums are
- * taken, so it fixes the bits of the loss and the gradients; the hold and the in-place subtraction do not.
+ * one chunk and at least as many tokens as lm_head has input features, lm_head is {@linkplain LinearLayer#hold
+ * held} for the whole head, so that a 16-bit head is widened once instead of for every product (twice per chunk):
+ * its float32 copy is then no larger than the micro-batch's whole logits, which transformers would hold. Otherwise
+ * (one chunk, or a wide head over few tokens, as a 1.1B model over 128 tokens) it is widened per product, a row
+ * chunk at a time, keeping a whole float32 copy out of the step's peak.
+ *
+ * <p>Every row's log-probabilities and gradient are computed from that row alone, and the loss is one float32 sum
+ * over the concatenated per-row terms, so the chunks change the bits only where the kernels of a product do for a
+ * different number of rows (a one-row product takes a matrix-vector kernel; tiny products block differently). On
+ * the ~100M step, chunks of 32, 65 and 524 rows gave the same gradient bits. The hold and the in-place subtraction
+ * do not change a bit.
  */
 final class LossHead {
     /** The label that takes no loss (prompt tokens, padding). */
     static final long IGNORE_INDEX = -100;
-    /** Logits computed at once: bounds the {@code [tokens, vocab]} temporaries of a long batch (64 MB). */
-    static final long CHUNK_LOGITS = 1 << 24;
 
     private final CausalLM model;
     private final NDArray labels;
@@ -49,7 +55,7 @@ final class LossHead {
      * when lm_head's weight is a trained parameter.
      */
     LossHead(CausalLM model, NDArray labels, long denominator, boolean trainHead) {
-        this(model, labels, denominator, trainHead, 1f, CHUNK_LOGITS);
+        this(model, labels, denominator, trainHead, 1f, ActivationModel.CHUNK_LOGITS);
     }
 
     /**
@@ -88,7 +94,8 @@ final class LossHead {
         LinearLayer head = model.lmHead();
         long chunk = Math.max(1, chunkLogits / head.outFeatures());
         // several chunks would widen a 16-bit head for each of their products: widen it once for all of them
-        try (WeightHold held = tokens > chunk ? head.hold(hidden.getDataType()) : WeightHold.NONE;
+        boolean hold = ActivationModel.holdsHead(tokens, chunk, head.inFeatures());
+        try (WeightHold held = hold ? head.hold(hidden.getDataType()) : WeightHold.NONE;
                 NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             NDArray normed = model.finalNorm(hidden.get(":, :{}, :", s - 1)).reshape(tokens, -1);
@@ -101,7 +108,7 @@ final class LossHead {
             NDArray input = trainHead ? normed : normed.stopGradient();
             Double softcap = model.config().parts().finalLogitSoftcapping();
             NDArray rowIndex = hidden.getManager().arange(0L, Math.min(tokens, chunk), 1L, DataType.INT64);
-            double loss = 0;
+            NDList terms = new NDList();
             NDList upstream = new NDList();
             for (long t = 0; t < tokens; t += chunk) {
                 try (NDScope chunkScope = new NDScope()) {
@@ -113,7 +120,9 @@ final class LossHead {
                     }
                     NDArray logProbs = scored.logSoftmax(-1);
                     NDArray label = safe.get(rows);
-                    loss -= logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows)).sum().getFloat();
+                    NDArray term = logProbs.gather(label.expandDims(-1), -1).squeeze(-1).mul(weight.get(rows));
+                    NDScope.unregister(term);
+                    terms.add(term);
                     if (collector != null) {
                         NDArray dLogits = minusOneAtLabels(logProbs.exp(), rowIndex, label)
                                 .muli(gradWeight.get(rows).expandDims(-1));
@@ -127,6 +136,8 @@ final class LossHead {
                     }
                 }
             }
+            terms.forEach(NDScope::register);
+            double loss = -NDArrays.concat(terms).sum().getFloat();
             if (collector != null) {
                 NDArray surrogate = trainHead ? NDArrays.stack(upstream).sum()
                         : normed.mul(NDArrays.concat(upstream)).sum();

@@ -13,6 +13,7 @@ import io.qlora4j.model.WeightHold;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.trainer.plan.ActivationModel;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -153,7 +154,7 @@ public final class TrainStep {
             NDArray mask = manager.create(batch.attentionMask(), shape);
             // positions restart at 0 for each packed example; the mask keeps examples apart
             AttentionContext context = model.context(manager.create(batch.positionIds(), shape), 0, mask);
-            LossHead head = new LossHead(model, labels, labelled, trainEmbeddings, lossScale, LossHead.CHUNK_LOGITS);
+            LossHead head = new LossHead(model, labels, labelled, trainEmbeddings, lossScale, ActivationModel.CHUNK_LOGITS);
             return recompute ? checkpointed(ids, context, head) : wholeGraph(ids, context, head);
         }
     }

@@ -24,8 +24,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The written-out backward pass of the loss head against autograd's through the recorded formula. */
 class LossHeadTest {
-    private static final long[] LABELS = {-100, 13, 14, -100, 7, 8, -100, 9, 10, 11};
-    private static final long DENOMINATOR = 9;
+    /** Four rows of five: 16 scored tokens, as many as the models' hidden size, so that a chunked head is held. */
+    private static final long[] LABELS = {-100, 13, 14, -100, 7, 8, -100, 9, 10, 11, -100, -100, 3, 4, 5, 6, 7, 8, 9,
+        -100};
+    private static final long DENOMINATOR = 14;
 
     @TempDir
     Path dir;
@@ -76,15 +78,16 @@ class LossHeadTest {
 
     private void assertHeadMatchesAutograd(CausalLM model, NDArray headWeight, boolean trainHead) {
         try (NDManager m = model.manager().newSubManager()) {
-            NDArray labels = m.create(LABELS, new Shape(2, 5));
+            NDArray labels = m.create(LABELS, new Shape(4, 5));
             m.getEngine().setRandomSeed(5);
-            NDArray x = m.randomNormal(0, 1, new Shape(2, 5, 16), DataType.FLOAT32);
+            NDArray x = m.randomNormal(0, 1, new Shape(4, 5, 16), DataType.FLOAT32);
             float[][] expected = lossAndGradients(model, headWeight, null, x.duplicate(), labels);
             if (headWeight != null) {
                 headWeight.getGradient().set(new ai.djl.ndarray.index.NDIndex("..."), 0f);
             }
             int vocab = TinyModel.VOCAB.size();
-            // one token per chunk, three per chunk (the last chunk short), all at once
+            // one token per chunk, three per chunk (the last chunk short; 16 tokens, so a 16-bit head is held), all
+            // at once
             for (long chunk : new long[] {vocab, 3L * vocab, 1L << 24}) {
                 LossHead head = new LossHead(model, labels, DENOMINATOR, trainHead, 1f, chunk);
                 float[][] actual = lossAndGradients(model, headWeight, head, x.duplicate(), labels);

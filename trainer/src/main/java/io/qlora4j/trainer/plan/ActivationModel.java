@@ -40,7 +40,7 @@ import java.util.Set;
  * down_proj's outputs (transients). The loss head holds {@code chunk} tokens' logits, log-probabilities and their
  * exponent, which becomes the logits' gradient in place (float32, {@code chunk = CHUNK_LOGITS / vocab}), the normed
  * hidden state, and lm_head's float32 row chunks: all of them, widened once, when the tokens take several chunks
- * ({@code LossHead} holds the head), else the one a product widens.
+ * and number at least the hidden size ({@link #holdsHead}), else the one a product widens.
  * The step also keeps its attention masks ({@code [batch, 1, seq, seq]} float32) beside the hidden states.
  *
  * <p>Other families differ from that block by the parts their config declares ({@link ModelShape.BlockParts}), each
@@ -63,8 +63,15 @@ public final class ActivationModel {
         SELECTIVE
     }
 
-    /** Logits the loss head computes at once (trainer's {@code LossHead.CHUNK_LOGITS}). */
-    static final long CHUNK_LOGITS = 1L << 24;
+    /**
+     * Logits the training step's loss head computes at once (the head and this plan share it): 16 MB per float32
+     * chunk array (logits, log-probabilities, their exponent), so that the head's temporaries stay small whatever the
+     * batch. On the ~100M step (1,020 tokens x 32,000) this lowered the peak RSS by 95 to 129 MB under every recompute
+     * policy against chunks of 16M logits, with the same gradient bits and the step's time unchanged within the
+     * noise (docs/BENCHMARKS.md). At 2M logits (8 MB arrays, under glibc's mmap threshold) glibc's heap kept the
+     * freed chunks: the selective step peaked 136 MB higher than at 4M.
+     */
+    public static final long CHUNK_LOGITS = 1L << 22;
     /** Elements of lm_head widened to float32 at once ({@code Float16Weight}'s row chunks). */
     static final long HEAD_ROW_CHUNK = 1L << 22;
     private static final long F32 = 4;
@@ -264,6 +271,16 @@ public final class ActivationModel {
     }
 
     /**
+     * Whether the loss head widens lm_head once for the micro-batch rather than per product: when its {@code tokens}
+     * take more than one chunk of {@code chunk} and are at least the head's {@code hidden} input features, so that
+     * the float32 copy ({@code vocab x hidden}) is no larger than the micro-batch's whole logits
+     * ({@code tokens x vocab}, what transformers holds).
+     */
+    public static boolean holdsHead(long tokens, long chunk, long hidden) {
+        return tokens > chunk && tokens >= hidden;
+    }
+
+    /**
      * The loss head's arrays at its largest: three chunk-sized float32 units, lm_head's row chunks (all of them when
      * held, else one being widened), the normed state.
      */
@@ -274,7 +291,8 @@ public final class ActivationModel {
         long logits = Exact.product(chunk, vocab, F32);
         long rowsPerChunk = Math.max(1, HEAD_ROW_CHUNK / shape.hidden());
         long rowChunk = Exact.product(rowsPerChunk, shape.hidden(), F32);
-        Bytes head = tokens > chunk ? arrays((vocab + rowsPerChunk - 1) / rowsPerChunk, rowChunk)
+        Bytes head = holdsHead(tokens, chunk, shape.hidden())
+                ? arrays((vocab + rowsPerChunk - 1) / rowsPerChunk, rowChunk)
                 : arrays(3, rowChunk);
         return arrays(shape.block().logitSoftcap() ? 10 : 3, logits).plus(head)
                 .plus(arrays(3, Exact.product(tokens, shape.hidden(), F32)));

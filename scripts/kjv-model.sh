@@ -6,11 +6,11 @@
 # (examples/regenerate-demo-base.sh writes it).
 #
 # Reproducible: libtorch runs single-threaded here, because with two intra-op threads two runs of the same 8 steps
-# already wrote different weights (same losses to 4 digits, different bytes), and that drift grew to a float32
-# held-out perplexity of 6.195 against 6.173 after 200 steps. Initialisation and data order are seeded (1611). Two
-# runs give byte-identical model.safetensors (sha256 in docs/BENCHMARKS.md). Pin it to one core if the machine is
-# shared (`taskset -c 1 scripts/kjv-model.sh`): the 2,400 steps took about 50 minutes on one shared
-# core of an AMD EPYC (2026-12-05).
+# already wrote different weights (same losses to 4 digits, different bytes), the likely cause of two earlier builds
+# scoring 6.195 and 6.173. Initialisation and data order are seeded (1611); single-threaded, two 8-step runs wrote
+# byte-identical weights and a rebuild's first 100 steps logged bit-equal losses (the model's sha256 is in
+# docs/BENCHMARKS.md). Pin it to one core if the machine is shared (`taskset -c 1 scripts/kjv-model.sh`): the 2,400
+# steps took 56 minutes on one shared core of an AMD EPYC (2026-12-05).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -35,8 +35,8 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
     /** The row chunks widened by {@link #hold}, or null. */
     private NDList held;
 
-    private Float16Weight(NDArray half, NDArray scales, int chunkElements) {
-        super(null, half.getShape().get(0));
+    private Float16Weight(NDArray half, NDArray scales, NDArray bias, int chunkElements) {
+        super(bias, half.getShape().get(0));
         this.half = half;
         this.scales = scales;
         this.rowsPerChunk = Math.max(1, chunkElements / half.getShape().get(1));
@@ -47,12 +47,21 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
      * null when some value has no exact float16-times-row-scale form (then keep it in float32).
      */
     public static Float16Weight read(SafetensorsReader reader, String name, NDManager manager) throws ModelException {
-        return read(reader, name, manager, CHUNK_ELEMENTS);
+        return read(reader, name, null, manager, CHUNK_ELEMENTS);
+    }
+
+    /**
+     * {@link #read} as a linear layer with the dense {@code bias} {@code [rows]} (or null) added after the product:
+     * a frozen projection held as the checkpoint stores it (the bias is not closed when null is returned).
+     */
+    public static Float16Weight read(SafetensorsReader reader, String name, NDArray bias, NDManager manager)
+            throws ModelException {
+        return read(reader, name, bias, manager, CHUNK_ELEMENTS);
     }
 
     /** {@link #read} with an explicit chunk size (elements) for reading and for products, for tests. */
-    static Float16Weight read(SafetensorsReader reader, String name, NDManager manager, int chunkElements)
-            throws ModelException {
+    static Float16Weight read(SafetensorsReader reader, String name, NDArray bias, NDManager manager,
+            int chunkElements) throws ModelException {
         float[] rowScales = new float[Math.toIntExact(reader.info(name).shape()[0])];
         NDManager arrays = manager.newSubManager();
         NDArray half = RowChunks.upload(reader, name, arrays, DataType.FLOAT16, chunkElements,
@@ -69,7 +78,8 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
             arrays.close();
             return null;
         }
-        return new Float16Weight(half, arrays.create(rowScales, new Shape(rowScales.length, 1)), chunkElements);
+        return new Float16Weight(half, arrays.create(rowScales, new Shape(rowScales.length, 1)), bias,
+                chunkElements);
     }
 
     /**

@@ -49,7 +49,7 @@ class Float16WeightTest {
             writer.addFloats("w", dtype, new long[] {ROWS, COLS}, values);
         }
         try (SafetensorsReader reader = SafetensorsReader.open(file)) {
-            return Float16Weight.read(reader, "w", m, chunkElements);
+            return Float16Weight.read(reader, "w", null, m, chunkElements);
         }
     }
 

@@ -45,12 +45,14 @@ public final class ModelLoader {
     private final BaseFormat format;
     private final BaseRewrite rewrite;
     private final boolean float32Embeddings;
+    private final boolean float16Projections;
     private final DataType computeType;
 
     private ModelLoader(Builder builder) {
         this.format = builder.format;
         this.rewrite = builder.rewrite;
         this.float32Embeddings = builder.float32Embeddings;
+        this.float16Projections = builder.float16Projections;
         this.computeType = builder.computeType;
     }
 
@@ -195,7 +197,9 @@ public final class ModelLoader {
             float[] w = rewrite.rewrite(prefix, reader.floats(prefix + ".weight"), expectedShape, target, arrays);
             return target.quantize(FloatSource.of(w), expectedShape).upload(bias, arrays);
         }
-        return target.load(reader, prefix, bias, arrays);
+        Float16Weight half = float16Projections && target == BaseFormats.DENSE
+                ? Float16Weight.read(reader, prefix + ".weight", bias, arrays) : null;
+        return half != null ? half : target.load(reader, prefix, bias, arrays);
     }
 
     /** A [vocab, hidden] matrix: exact float16 rows unless float32 is asked for or needed. */
@@ -225,6 +229,7 @@ public final class ModelLoader {
         private BaseFormat format = BaseFormats.DENSE;
         private BaseRewrite rewrite;
         private boolean float32Embeddings;
+        private boolean float16Projections;
         private DataType computeType = DataType.FLOAT32;
 
         private Builder() {}
@@ -255,6 +260,16 @@ public final class ModelLoader {
          */
         public Builder optFloat32Embeddings(boolean float32Embeddings) {
             this.float32Embeddings = float32Embeddings;
+            return this;
+        }
+
+        /**
+         * Holds the dense projections of the decoder blocks in 16 bits wherever the checkpoint's values allow it
+         * exactly ({@link Float16Weight}, else float32): a frozen base read through {@code withWeight} (CVXQ's
+         * calibration), never trained; default false, float32 as the dense format keeps them.
+         */
+        public Builder optFloat16Projections(boolean float16Projections) {
+            this.float16Projections = float16Projections;
             return this;
         }
 

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.DenseEmbedding;
 import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.Float16Weight;
@@ -96,6 +97,34 @@ class LlamaLoaderTest {
             assertInstanceOf(DenseEmbedding.class, model.embedTokens());
             assertInstanceOf(DenseLinear.class, model.lmHead());
             LogitAsserts.assertClose(reference(CONFIG, rounded, tokens), logits(model, m, tokens), 0, 6);
+        }
+    }
+
+    @Test
+    void float16ProjectionsHoldABfloat16CheckpointExactlyInSixteenBitsAndFloat32OnesDense() throws Exception {
+        TinyLlama tiny = new TinyLlama(CONFIG, 33);
+        Path f32 = Files.createDirectories(dir.resolve("f32"));
+        tiny.write(f32, DType.F32, Long.MAX_VALUE);
+        try (NDManager m = NDManager.newBaseManager();
+                CausalLM model = ModelLoader.builder().optFloat16Projections(true).build().load(f32, m)) {
+            assertInstanceOf(DenseLinear.class, model.block(0).linear("mlp.up_proj")); // not exact in 16 bits
+        }
+        tiny.write(dir, DType.BF16, Long.MAX_VALUE);
+        Map<String, float[]> stored = storedWeights(tiny);
+        try (NDManager m = NDManager.newBaseManager();
+                CausalLM model = ModelLoader.builder().optFloat16Projections(true).build().load(dir, m)) {
+            for (String name : CONFIG.linearNames()) {
+                BaseLinear q = (BaseLinear) model.block(1).linear(name);
+                assertInstanceOf(Float16Weight.class, q);
+                assertArrayEquals(stored.get("model.layers.1." + name + ".weight"),
+                        q.withWeight(DataType.FLOAT32, NDArray::toFloatArray));
+                long out = q.outFeatures();
+                long biasBytes = q.bias() == null ? 0 : 4 * out;
+                assertEquals(out * (2 * q.inFeatures() + 4) + biasBytes, q.bytes()); // codes, row scales, bias
+            }
+            assertTrue(((BaseLinear) model.block(0).linear("self_attn.q_proj")).bias() != null);
+            int[] tokens = LlamaModelTest.ids(5, 3);
+            LogitAsserts.assertClose(reference(CONFIG, stored, tokens), logits(model, m, tokens), 0, 5);
         }
     }
 

@@ -67,7 +67,8 @@ final class CvxqQuantizeJob {
                     + " parameter%n", sequences.size(), length, settings.iterations(), bits);
             out.flush();
             CvxqCalibration.Result result;
-            try (CausalLM dense = ModelLoader.builder().build().load(source, manager)) {
+            try (CausalLM dense = ModelLoader.builder().optFloat16Projections(true).build()
+                    .load(source, manager)) {
                 result = CvxqCalibration.run(dense, sequences, validation, settings, line -> {
                     out.println(line);
                     out.flush();

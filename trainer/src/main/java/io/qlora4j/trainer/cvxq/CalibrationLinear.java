@@ -6,31 +6,37 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.quant.cvxq.CvxqTensor;
+import io.qlora4j.quant.cvxq.NdCvxqTensor;
 import io.qlora4j.quant.cvxq.RowClusters;
+import java.util.function.Function;
 
 /**
- * One projection while CVXQ calibrates, the reference's {@code LinearQ}: it keeps the original weight {@code W} and
- * bias, multiplies through the current fake-quantized weight {@code W_q} and corrected bias {@code b'} (at first
- * {@code W} itself), and gathers the running statistics the allocation reads: the mean input {@code E[x]} (while
+ * One projection while CVXQ calibrates, the reference's {@code LinearQ}: it keeps the original weight {@code W} in the
+ * form the model was loaded in (the checkpoint's 16 bits where exact, {@code Float16Weight}) and its bias, multiplies
+ * through the current fake-quantized weight {@code W_q} and corrected bias {@code b'} (at first {@code W} itself), and gathers the running statistics the allocation reads: the mean input {@code E[x]} (while
  * recording), and per backward pass {@code G = (dL/dW_q)^2 = (grad_out^T x)^2}, averaged over columns per row
  * ({@code grad_sq0}) and over each cluster's rows per column ({@code grad_sq2}). While probing (a block recomputed
  * under a gradient collector) the output gains a zero <em>probe</em> {@code [.., out]} that requires a gradient, as
  * the reference's backward hook sees {@code grad_out}: a backward pass leaves {@code grad_out} in the probe, and
  * {@code grad_out^T x} is formed one layer at a time. {@code W_q} itself requires no gradient, so no weight-sized
- * gradient buffer is held per projection.
+ * gradient buffer is held per projection. {@code W_q} stays packed on the device ({@link NdCvxqTensor}, as the CVXQ
+ * base format holds it) and is decoded for each product, bit for bit {@link CvxqTensor#dequantize()}; {@code W} is
+ * widened to float32 only for a product before the first quantization, a quantization or a bias correction, and
+ * released at once.
  */
 final class CalibrationLinear implements LinearLayer {
     private final String prefix;
     private final NDManager arrays;
-    private final NDArray original;
+    private final BaseLinear original;
     private final NDArray originalBias;
     private final boolean corrects;
     private final NDArray inputMean;
     private final NDArray gradRow;
     private final NDArray gradPartition;
-    private NDArray weight;
+    private NdCvxqTensor packed;
     private NDArray bias;
     private NDArray membership;
     private RowClusters clusters;
@@ -42,22 +48,22 @@ final class CalibrationLinear implements LinearLayer {
     private NDArray probe;
 
     /**
-     * A projection with weight {@code original} and bias {@code originalBias} (or null); {@code corrects} says whether
-     * its bias follows the quantized weight ({@code b'}) or stays the original one.
+     * A projection with the weight of {@code original} (owned from now: closed with this layer; its own bias is not
+     * used) and bias {@code originalBias} (or null); {@code corrects} says whether its bias follows the quantized
+     * weight ({@code b'}) or stays the original one.
      */
-    CalibrationLinear(String prefix, NDArray original, NDArray originalBias, boolean corrects, RowClusters clusters,
+    CalibrationLinear(String prefix, BaseLinear original, NDArray originalBias, boolean corrects, RowClusters clusters,
             NDManager arrays) {
         this.prefix = prefix;
         this.corrects = corrects;
         this.arrays = arrays;
         this.original = original;
         this.originalBias = originalBias;
-        long out = original.getShape().get(0);
-        long in = original.getShape().get(1);
+        long out = original.outFeatures();
+        long in = original.inFeatures();
         this.inputMean = arrays.zeros(new Shape(in));
         this.gradRow = arrays.zeros(new Shape(out));
         this.gradPartition = arrays.zeros(new Shape(clusters.clusters(), in));
-        this.weight = original.duplicate();
         this.bias = originalBias != null ? originalBias.duplicate() : arrays.zeros(new Shape(out));
         setClusters(clusters);
     }
@@ -68,11 +74,11 @@ final class CalibrationLinear implements LinearLayer {
     }
 
     int rows() {
-        return Math.toIntExact(original.getShape().get(0));
+        return Math.toIntExact(original.outFeatures());
     }
 
     int columns() {
-        return Math.toIntExact(original.getShape().get(1));
+        return Math.toIntExact(original.inFeatures());
     }
 
     RowClusters clusters() {
@@ -97,9 +103,9 @@ final class CalibrationLinear implements LinearLayer {
         return corrects || originalBias != null;
     }
 
-    /** The original weight, row-major, as floats. */
+    /** The original weight, row-major, as floats (widened for the call only). */
     float[] originalWeight() {
-        return original.toFloatArray();
+        return original.withWeight(DataType.FLOAT32, NDArray::toFloatArray);
     }
 
     /** {@code grad_sq0}: the mean squared weight gradient of every row. */
@@ -183,12 +189,13 @@ final class CalibrationLinear implements LinearLayer {
         g.close();
     }
 
-    /** Sets {@code W_q} to {@code q} (decoded) and the bias correction {@code b' = b - (W_q - W) E[x]}. */
+    /** Sets {@code W_q} to {@code q} (kept packed) and the bias correction {@code b' = b - (W_q - W) E[x]}. */
     void setQuantized(CvxqTensor q) {
         this.quantized = q;
-        NDArray next = arrays.create(q.dequantize(), original.getShape());
-        weight.close();
-        weight = next;
+        if (packed != null) {
+            packed.close();
+        }
+        packed = NdCvxqTensor.upload(q, arrays);
         updateBias();
     }
 
@@ -197,7 +204,10 @@ final class CalibrationLinear implements LinearLayer {
             return;
         }
         NDArray base = originalBias != null ? originalBias : arrays.zeros(new Shape(rows()));
-        NDArray error = weight.sub(original);
+        NDArray error;
+        try (NDArray decoded = packed.dequantize(DataType.FLOAT32)) {
+            error = original.withWeight(DataType.FLOAT32, decoded::sub);
+        }
         NDArray shift = error.matMul(inputMean);
         NDArray next = base.sub(shift);
         error.close();
@@ -218,7 +228,11 @@ final class CalibrationLinear implements LinearLayer {
             inputMean.addi(mean.subi(inputMean).divi(forwards));
             mean.close();
         }
-        NDArray y = x.matMul(weight.transpose()).add(bias);
+        NDArray y = weighted(w -> {
+            try (NDArray transposed = w.transpose()) {
+                return x.matMul(transposed);
+            }
+        }).add(bias);
         if (probing) {
             forget();
             input = x.stopGradient(); // its own handle on x's storage: the block may close x once it is used
@@ -230,30 +244,43 @@ final class CalibrationLinear implements LinearLayer {
         return y;
     }
 
+    /** Applies {@code use} to {@code W_q} decoded, or to {@code W} widened before the first quantization. */
+    private NDArray weighted(Function<NDArray, NDArray> use) {
+        if (packed == null) {
+            return original.withWeight(DataType.FLOAT32, use);
+        }
+        try (NDArray w = packed.dequantize(DataType.FLOAT32)) {
+            return use.apply(w);
+        }
+    }
+
     @Override
     public NDArray inputGradient(NDArray gradOutput) {
-        return gradOutput.matMul(weight);
+        return weighted(gradOutput::matMul);
     }
 
     @Override
     public long inFeatures() {
-        return original.getShape().get(1);
+        return original.inFeatures();
     }
 
     @Override
     public long outFeatures() {
-        return original.getShape().get(0);
+        return original.outFeatures();
     }
 
     @Override
     public long bytes() {
-        return 2 * original.size() * 4; // W and W_q
+        return original.bytes() + (packed != null ? packed.bytes() : 0); // W as loaded and W_q packed
     }
 
     @Override
     public void close() {
-        for (NDArray a : new NDArray[] {original, originalBias, inputMean, gradRow, gradPartition, weight, bias,
-            membership}) {
+        original.close();
+        if (packed != null) {
+            packed.close();
+        }
+        for (NDArray a : new NDArray[] {originalBias, inputMean, gradRow, gradPartition, bias, membership}) {
             if (a != null) {
                 a.close();
             }

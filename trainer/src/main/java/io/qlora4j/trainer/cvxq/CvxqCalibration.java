@@ -48,10 +48,13 @@ import java.util.function.Consumer;
  * meets the target within the tolerance (its validated quantizations are at the dual ascent's rate, a quarter bit or
  * so off). Without validation texts the last quantization is the result.
  *
- * <p>Memory: the model, each projection's original weight {@code W} and current fake-quantized copy {@code W_q} in
- * float32 (as the reference holds {@code W} and its clone), plus one sequence's block inputs and one block's graph;
- * the squared gradients are formed one projection at a time from a probe on its output, not kept as a weight-sized
- * gradient per projection.
+ * <p>Memory: the model, whose projections' weights {@code W} are taken over as loaded (16 bits where the checkpoint's
+ * values allow it exactly, with {@code ModelLoader.Builder#optFloat16Projections}; no float32 copy is made), each
+ * projection's current quantization {@code W_q} packed as the CVXQ format stores it (the reference holds {@code W} and
+ * a dense clone), plus one sequence's block inputs and one block's graph. A matrix exists in float32 only for the
+ * product or quantization that needs it: {@code W} widened before the first quantization, when quantized and when its
+ * bias correction is computed, {@code W_q} decoded per product. The squared gradients are formed one projection at a
+ * time from a probe on its output, not kept as a weight-sized gradient per projection.
  */
 public final class CvxqCalibration {
     /**
@@ -188,7 +191,7 @@ public final class CvxqCalibration {
         return best == null || next.perplexity() < best.perplexity() ? next : best;
     }
 
-    /** Replaces every block projection by a calibration layer holding its weight and bias. */
+    /** Replaces every block projection by a calibration layer that takes over its weight, and its bias. */
     private void wrap() {
         for (int i = 0; i < model.numLayers(); i++) {
             DecoderBlock block = model.block(i);
@@ -196,20 +199,18 @@ public final class CvxqCalibration {
                 if (!(block.linear(name) instanceof BaseLinear base)) {
                     throw new IllegalArgumentException("CVXQ calibrates base projections; " + name + " is wrapped");
                 }
-                NDArray w = base.withWeight(DataType.FLOAT32, NDArray::duplicate);
-                w.attach(arrays);
                 NDArray b = null;
                 if (base.bias() != null) {
                     b = base.bias().toType(DataType.FLOAT32, true);
                     b.attach(arrays);
                 }
-                int rows = Math.toIntExact(w.getShape().get(0));
+                int rows = Math.toIntExact(base.outFeatures());
                 RowClusters clusters = RowClusters.consecutive(rows, RowClusters.count(rows, settings.groupSize()));
                 boolean corrects = settings.biasCorrection() == CvxqSettings.BiasCorrection.ALL
                         || model.config().biases().contains(name) || model.config().family().biasKey(name) != null;
-                CalibrationLinear l = new CalibrationLinear("model.layers." + i + "." + name, w, b, corrects, clusters,
-                        arrays);
-                block.setLinear(name, l).close();
+                CalibrationLinear l = new CalibrationLinear("model.layers." + i + "." + name, base, b, corrects,
+                        clusters, arrays);
+                block.setLinear(name, l); // base now belongs to l
                 linears.add(l);
             }
         }

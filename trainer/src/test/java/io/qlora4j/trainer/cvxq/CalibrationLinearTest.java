@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
+import io.qlora4j.model.DenseLinear;
 import io.qlora4j.quant.cvxq.RowClusters;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -43,8 +44,8 @@ class CalibrationLinearTest {
             }
         }
         try (NDManager m = NDManager.newBaseManager()) {
-            CalibrationLinear layer = new CalibrationLinear("p", m.create(w, new Shape(rows, cols)), null, true,
-                    clusters, m);
+            CalibrationLinear layer = new CalibrationLinear("p", new DenseLinear(m.create(w, new Shape(rows, cols)), null),
+                    null, true, clusters, m);
             layer.startSequence(1);
             layer.probing(true);
             try (GradientCollector collector = m.getEngine().newGradientCollector()) {

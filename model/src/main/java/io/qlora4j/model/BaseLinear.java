@@ -17,6 +17,15 @@ public interface BaseLinear extends LinearLayer {
      */
     <R> R withWeight(DataType type, Function<NDArray, R> use);
 
+    /**
+     * The weight {@code [out, in]} row-major as float32 values on the Java heap, for host-side quantizers: by default
+     * {@link #withWeight} in float32 read back; a 16-bit layer widens on the heap instead, so that no float32 copy of
+     * the matrix is made on the device (nor left behind in its allocator).
+     */
+    default float[] weightFloats() {
+        return withWeight(DataType.FLOAT32, NDArray::toFloatArray);
+    }
+
     /** The bias {@code [out]}, or null for none. */
     NDArray bias();
 }

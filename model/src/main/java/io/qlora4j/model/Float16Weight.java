@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.quant.HalfFloats;
+import java.nio.ByteOrder;
 import java.nio.ShortBuffer;
 import java.util.function.Function;
 
@@ -217,6 +218,28 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
         try (NDArray w = widened(0, outFeatures(), type)) {
             return use.apply(w);
         }
+    }
+
+    /**
+     * Code times row scale computed on the Java heap in float32, the bits {@link #withWeight} gives in float32, read
+     * one row chunk of codes at a time.
+     */
+    @Override
+    public float[] weightFloats() {
+        int cols = Math.toIntExact(inFeatures());
+        long rows = outFeatures();
+        float[] rowScales = scales.toFloatArray();
+        float[] w = new float[Math.toIntExact(rows * cols)];
+        for (long r = 0; r < rows; r += rowsPerChunk) {
+            ShortBuffer codes;
+            try (NDArray part = half.get(new NDIndex("{}:{}", r, Math.min(rows, r + rowsPerChunk)))) {
+                codes = part.toByteBuffer().order(ByteOrder.nativeOrder()).asShortBuffer();
+            }
+            for (int i = (int) (r * cols); codes.hasRemaining(); i++) {
+                w[i] = HalfFloats.f16ToFloat(codes.get()) * rowScales[i / cols];
+            }
+        }
+        return w;
     }
 
     @Override

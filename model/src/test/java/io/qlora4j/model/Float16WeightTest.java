@@ -88,6 +88,23 @@ class Float16WeightTest {
     }
 
     /**
+     * The weight widened on the Java heap is the checkpoint's bfloat16 values bit for bit (subnormal codes and an
+     * all-zero row included), read in whole and partial row chunks, and the device widening's bits.
+     */
+    @Test
+    void weightFloatsAreTheCheckpointValuesAtAnyChunkSize() throws Exception {
+        float[] w = bf16Matrix(8);
+        for (int chunk : new int[] {COLS, 4 * COLS, ROWS * COLS}) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Float16Weight weight = write(w, DType.BF16, m, chunk);
+                float[] floats = weight.weightFloats();
+                assertArrayEquals(w, floats);
+                assertArrayEquals(weight.withWeight(DataType.FLOAT32, NDArray::toFloatArray), floats);
+            }
+        }
+    }
+
+    /**
      * Products through a hold (every row chunk widened once) are the bits of the products without one, and both the
      * float64 products; a second hold while one lasts holds nothing, and products go on after the hold is closed.
      */

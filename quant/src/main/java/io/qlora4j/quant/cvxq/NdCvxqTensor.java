@@ -3,6 +3,7 @@ package io.qlora4j.quant.cvxq;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -83,9 +84,13 @@ public final class NdCvxqTensor implements DeviceWeight {
             }
         }
         this.rowSlot = arrays.create(slotOfRow);
+        NDScope.unregister(codes, bitTable, levels, locs, scales, base, planePosition, rowSlot);
     }
 
-    /** Copies {@code t} to {@code manager}'s device, in a sub-manager freed by {@link #close()} or with the manager. */
+    /**
+     * Copies {@code t} to {@code manager}'s device, in a sub-manager freed by {@link #close()} or with the manager (not
+     * by an {@code NDScope} open during the upload: a weight uploaded for a product outlives it).
+     */
     public static NdCvxqTensor upload(CvxqTensor t, NDManager manager) {
         return new NdCvxqTensor(t, manager);
     }

@@ -28,6 +28,8 @@ import java.util.Locale;
  * biases are corrected ({@link CvxqSettings.BiasCorrection}). With {@code cvxq_validation} (a text file: the
  * reference's C4 validation texts, up to 256 of {@code cutoff_len} tokens) the quantization with the lowest
  * validation perplexity among those every {@code cvxq_valid_size} (default 64) sequences and the last is written.
+ * With {@code --debug} it prints the process's memory as each phase ends (start, model load, principal directions,
+ * calibration passes, final quantization, checkpoint write).
  */
 final class CvxqQuantizeJob {
     private CvxqQuantizeJob() {}
@@ -51,6 +53,7 @@ final class CvxqQuantizeJob {
         }
         long start = System.nanoTime();
         try (NDManager manager = NDManager.newBaseManager(); Tokenizer tokenizer = Tokenizer.load(source)) {
+            memory(out, "start");
             List<long[]> sequences;
             List<long[]> validation = List.of();
             try {
@@ -69,15 +72,25 @@ final class CvxqQuantizeJob {
             CvxqCalibration.Result result;
             try (CausalLM dense = ModelLoader.builder().optFloat16Projections(true).build()
                     .load(source, manager)) {
-                result = CvxqCalibration.run(dense, sequences, validation, settings, line -> {
-                    out.println(line);
-                    out.flush();
+                memory(out, "model load");
+                result = CvxqCalibration.run(dense, sequences, validation, settings, new CvxqCalibration.Log() {
+                    @Override
+                    public void line(String line) {
+                        out.println(line);
+                        out.flush();
+                    }
+
+                    @Override
+                    public void phaseEnded(String phase) {
+                        memory(out, phase);
+                    }
                 });
             } catch (IllegalArgumentException e) {
                 throw new ConfigException(e.getMessage());
             }
             long bytes = CvxqCheckpoint.write(source, target, result, settings.groupSize(),
                     config.integer("export_size") * 1_000_000_000L);
+            memory(out, "checkpoint write");
             out.printf(Locale.ROOT, "quantized %d projections to %s: %.4f bits per parameter (side information and"
                     + " biases included), %s written in %.1f s over %,d calibration tokens%nwrote %s%n",
                     result.layers().size(), new CvxqFormat(result.bitsPerParameter(), settings.groupSize()).describe(),
@@ -89,6 +102,14 @@ final class CvxqQuantizeJob {
             }
         }
         return 0;
+    }
+
+    /** With {@code --debug}: the process's memory as a phase ends (the peak lies in the phase whose end raises it). */
+    private static void memory(PrintWriter out, String phase) {
+        if (Main.debug()) {
+            out.println("memory after " + phase + ": " + ProcessMemory.describe());
+            out.flush();
+        }
     }
 
     /** {@code target_bits}, or the bits {@code target_size_gb} leaves the projections; exactly one must be given. */

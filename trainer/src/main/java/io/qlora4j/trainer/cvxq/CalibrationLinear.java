@@ -11,6 +11,8 @@ import io.qlora4j.model.LinearLayer;
 import io.qlora4j.quant.cvxq.CvxqTensor;
 import io.qlora4j.quant.cvxq.NdCvxqTensor;
 import io.qlora4j.quant.cvxq.RowClusters;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.function.Function;
 
 /**
@@ -22,10 +24,11 @@ import java.util.function.Function;
  * under a gradient collector) the output gains a zero <em>probe</em> {@code [.., out]} that requires a gradient, as
  * the reference's backward hook sees {@code grad_out}: a backward pass leaves {@code grad_out} in the probe, and
  * {@code grad_out^T x} is formed one layer at a time. {@code W_q} itself requires no gradient, so no weight-sized
- * gradient buffer is held per projection. {@code W_q} stays packed on the device ({@link NdCvxqTensor}, as the CVXQ
- * base format holds it) and is decoded for each product, bit for bit {@link CvxqTensor#dequantize()}; {@code W} is
- * widened to float32 only for a product before the first quantization, a quantization or a bias correction, and
- * released at once.
+ * gradient buffer is held per projection. {@code W_q} is kept packed: on the heap as quantized, and on the device
+ * ({@link NdCvxqTensor}, as the CVXQ base format holds it) from the first product that needs it, decoded for each
+ * product bit for bit {@link CvxqTensor#dequantize()}. {@code W} is widened to float32 on the device only for a product
+ * before the first quantization; a quantization and its bias correction read it widened on the heap
+ * ({@link BaseLinear#weightFloats}), so that quantizing leaves no matrix-sized arrays in the device's allocator.
  */
 final class CalibrationLinear implements LinearLayer {
     private final String prefix;
@@ -103,9 +106,9 @@ final class CalibrationLinear implements LinearLayer {
         return corrects || originalBias != null;
     }
 
-    /** The original weight, row-major, as floats (widened for the call only). */
+    /** The original weight, row-major, as floats on the heap (widened there for the call only). */
     float[] originalWeight() {
-        return original.withWeight(DataType.FLOAT32, NDArray::toFloatArray);
+        return original.weightFloats();
     }
 
     /** {@code grad_sq0}: the mean squared weight gradient of every row. */
@@ -189,28 +192,36 @@ final class CalibrationLinear implements LinearLayer {
         g.close();
     }
 
-    /** Sets {@code W_q} to {@code q} (kept packed) and the bias correction {@code b' = b - (W_q - W) E[x]}. */
-    void setQuantized(CvxqTensor q) {
+    /**
+     * Sets {@code W_q} to {@code q}, the quantization of {@code weight} ({@link #originalWeight}, overwritten here), and
+     * the bias correction {@code b' = b - (W_q - W) E[x]}. {@code q} goes to the device at the next product; the error
+     * {@code W_q - W} is formed on the heap and multiplied on the device from {@code scratch} (direct, native order, at
+     * least {@code 4 * rows * columns} bytes), with the device's float32 product as before.
+     */
+    void setQuantized(CvxqTensor q, float[] weight, ByteBuffer scratch) {
         this.quantized = q;
         if (packed != null) {
             packed.close();
+            packed = null;
         }
-        packed = NdCvxqTensor.upload(q, arrays);
-        updateBias();
+        if (corrects) {
+            float[] decoded = q.dequantize();
+            for (int i = 0; i < weight.length; i++) {
+                weight[i] = decoded[i] - weight[i];
+            }
+            updateBias(weight, scratch);
+        }
     }
 
-    private void updateBias() {
-        if (!corrects) {
-            return;
-        }
+    private void updateBias(float[] error, ByteBuffer scratch) {
         NDArray base = originalBias != null ? originalBias : arrays.zeros(new Shape(rows()));
-        NDArray error;
-        try (NDArray decoded = packed.dequantize(DataType.FLOAT32)) {
-            error = original.withWeight(DataType.FLOAT32, decoded::sub);
+        ByteBuffer bytes = scratch.slice(0, 4 * error.length).order(ByteOrder.nativeOrder());
+        bytes.asFloatBuffer().put(error);
+        NDArray shift;
+        try (NDArray matrix = arrays.create(bytes, new Shape(rows(), columns()), DataType.FLOAT32)) {
+            shift = matrix.matMul(inputMean); // the array reads scratch in place: no copy is made
         }
-        NDArray shift = error.matMul(inputMean);
         NDArray next = base.sub(shift);
-        error.close();
         shift.close();
         if (base != originalBias) {
             base.close();
@@ -246,8 +257,11 @@ final class CalibrationLinear implements LinearLayer {
 
     /** Applies {@code use} to {@code W_q} decoded, or to {@code W} widened before the first quantization. */
     private NDArray weighted(Function<NDArray, NDArray> use) {
-        if (packed == null) {
+        if (quantized == null) {
             return original.withWeight(DataType.FLOAT32, use);
+        }
+        if (packed == null) {
+            packed = NdCvxqTensor.upload(quantized, arrays);
         }
         try (NDArray w = packed.dequantize(DataType.FLOAT32)) {
             return use.apply(w);

@@ -19,9 +19,10 @@ import io.qlora4j.quant.cvxq.CvxqTensor;
 import io.qlora4j.quant.cvxq.PartitionQuantizer;
 import io.qlora4j.quant.cvxq.RowClusters;
 import io.qlora4j.quant.cvxq.SymmetricEigen;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Consumer;
 
 /**
  * CVXQ's calibration and quantization of a dense {@link CausalLM}'s block projections, as the reference's
@@ -51,10 +52,13 @@ import java.util.function.Consumer;
  * <p>Memory: the model, whose projections' weights {@code W} are taken over as loaded (16 bits where the checkpoint's
  * values allow it exactly, with {@code ModelLoader.Builder#optFloat16Projections}; no float32 copy is made), each
  * projection's current quantization {@code W_q} packed as the CVXQ format stores it (the reference holds {@code W} and
- * a dense clone), plus one sequence's block inputs and one block's graph. A matrix exists in float32 only for the
- * product or quantization that needs it: {@code W} widened before the first quantization, when quantized and when its
- * bias correction is computed, {@code W_q} decoded per product. The squared gradients are formed one projection at a
- * time from a probe on its output, not kept as a weight-sized gradient per projection.
+ * a dense clone; on the device only once a product needs it), plus one sequence's block inputs and one block's graph.
+ * A matrix exists in float32 only for the product or quantization that needs it: on the device {@code W} widened for a
+ * product before the first quantization and {@code W_q} decoded per product; on the Java heap {@code W} when regrouped
+ * and quantized, and its error {@code W_q - W}, which one reused native buffer the size of the largest projection
+ * lends to the device's product for the bias correction. Quantizing thus allocates no matrix-sized native arrays,
+ * which the native allocator would keep as it grows around the small arrays that outlive them. The squared gradients
+ * are formed one projection at a time from a probe on its output, not kept as a weight-sized gradient per projection.
  */
 public final class CvxqCalibration {
     /**
@@ -84,15 +88,31 @@ public final class CvxqCalibration {
     private record Candidate(List<Layer> layers, double bitsPerParameter, double log2Lambda, double perplexity,
             int sequence) {}
 
+    /** What calibration reports while it runs. */
+    @FunctionalInterface
+    public interface Log {
+        /** A line for the user: each re-allocation's multiplier and rate, each validation perplexity. */
+        void line(String line);
+
+        /**
+         * Called as each phase ends, {@code "principal directions"}, {@code "calibration passes"} and
+         * {@code "final quantization"} (validation included), for whoever wants to look at the process then; by
+         * default nothing.
+         */
+        default void phaseEnded(String phase) {}
+    }
+
     private final CausalLM model;
     private final CvxqSettings settings;
-    private final Consumer<String> log;
+    private final Log log;
     private final List<CalibrationLinear> linears = new ArrayList<>();
     private final NDManager arrays;
+    /** Room for the largest projection's float32 quantization error, made at the first quantization. */
+    private ByteBuffer scratch;
     private long sequencesSeen;
     private double log2Lambda = BitAllocator.INITIAL_LOG2_LAMBDA;
 
-    private CvxqCalibration(CausalLM model, CvxqSettings settings, Consumer<String> log) {
+    private CvxqCalibration(CausalLM model, CvxqSettings settings, Log log) {
         this.model = model;
         this.settings = settings;
         this.log = log;
@@ -102,22 +122,22 @@ public final class CvxqCalibration {
     /**
      * Calibrates on {@code sequences} (token ids, each at least two tokens) and quantizes every block projection of
      * {@code model}, whose projections must be dense; the model's projections are replaced by calibration layers, so
-     * close it afterwards. {@code log} receives one line per re-allocation.
+     * close it afterwards. {@code log} receives one line per re-allocation and the end of each phase.
      *
      * @throws IllegalArgumentException when the target cannot be reached
      */
-    public static Result run(CausalLM model, List<long[]> sequences, CvxqSettings settings, Consumer<String> log) {
+    public static Result run(CausalLM model, List<long[]> sequences, CvxqSettings settings, Log log) {
         return run(model, sequences, List.of(), settings, log);
     }
 
     /**
-     * As {@link #run(CausalLM, List, CvxqSettings, Consumer)}, with the reference's model selection: every
+     * As {@link #run(CausalLM, List, CvxqSettings, Log)}, with the reference's model selection: every
      * {@code validSize} sequences (at a re-allocation) and at the end, the grid-searched quantization at the target is
      * scored by its perplexity on {@code validation} (token ids), and the one with the lowest is the result (the
      * earliest on a tie); without validation texts the last quantization is.
      */
     public static Result run(CausalLM model, List<long[]> sequences, List<long[]> validation, CvxqSettings settings,
-            Consumer<String> log) {
+            Log log) {
         CvxqCalibration c = new CvxqCalibration(model, settings, log);
         try {
             return c.calibrate(sequences, validation);
@@ -129,6 +149,7 @@ public final class CvxqCalibration {
     private Result calibrate(List<long[]> sequences, List<long[]> validation) {
         wrap();
         NDArray directions = principalDirections(sequences);
+        log.phaseEnded("principal directions");
         long tokens = 0;
         Candidate best = null;
         for (int it = 0; it < settings.iterations(); it++) {
@@ -148,11 +169,13 @@ public final class CvxqCalibration {
                     depths.add(BitAllocator.depths(m, log2Lambda));
                 }
                 quantizeAll(depths, PartitionQuantizer.plain());
-                log.accept(String.format(java.util.Locale.ROOT, "sequence %d: log2 lambda %.3f, %.4f bits/param",
+                log.line(String.format(java.util.Locale.ROOT, "sequence %d: log2 lambda %.3f, %.4f bits/param",
                         it + 1, log2Lambda, BitAllocator.storedRate(matrices, depths)));
             }
         }
+        log.phaseEnded("calibration passes");
         Candidate last = candidate(validation, settings.iterations());
+        log.phaseEnded("final quantization");
         best = validation.isEmpty() ? last : better(best, last);
         directions.close();
         return new Result(best.layers(), best.bitsPerParameter(), best.log2Lambda(), tokens, best.perplexity(),
@@ -180,7 +203,7 @@ public final class CvxqCalibration {
                 p = p.plus(Perplexity.of(model, ids));
             }
             perplexity = p.perplexity();
-            log.accept(String.format(java.util.Locale.ROOT, "sequence %d: validation perplexity %.4f at %.4f"
+            log.line(String.format(java.util.Locale.ROOT, "sequence %d: validation perplexity %.4f at %.4f"
                     + " bits/param", sequence, perplexity, a.bitsPerParameter()));
         }
         return new Candidate(layers, a.bitsPerParameter(), a.log2Lambda(), perplexity, sequence);
@@ -356,10 +379,17 @@ public final class CvxqCalibration {
     }
 
     private void quantizeAll(List<byte[]> depths, PartitionQuantizer quantizer) {
+        if (scratch == null) {
+            long largest = linears.stream().mapToLong(l -> (long) l.rows() * l.columns()).max().orElse(0);
+            // 64-byte aligned as the engine aligns its own arrays, so that its product reads the error alike
+            scratch = ByteBuffer.allocateDirect(Math.toIntExact(4 * largest + 64)).alignedSlice(64)
+                    .order(ByteOrder.nativeOrder());
+        }
         for (int i = 0; i < linears.size(); i++) {
             CalibrationLinear l = linears.get(i);
-            l.setQuantized(CvxqTensor.quantize(l.originalWeight(), l.rows(), l.columns(), l.clusters(), depths.get(i),
-                    quantizer));
+            float[] w = l.originalWeight();
+            l.setQuantized(CvxqTensor.quantize(w, l.rows(), l.columns(), l.clusters(), depths.get(i), quantizer), w,
+                    scratch);
         }
     }
 

@@ -80,6 +80,11 @@ class HqqFormatTest {
         }
         // 4 bits: half a byte per code plus two float32 per 64 elements
         assertEquals(5.0, hqq(4, Map.of()).bitsPerParameter(new long[] {96, 64}), 1e-12);
+        // hqq packs 5- and 6-bit codes as 8-bit ones (Quantizer.bit_to_packing: "8bit_u8", bit packing a todo there):
+        // a byte per code at 5, 6 and 8 bits alike, so 9 bits per parameter with the float32 scale and zero
+        for (int bits : new int[] {5, 6, 8}) {
+            assertEquals(9.0, hqq(bits, Map.of()).bitsPerParameter(new long[] {96, 64}), 1e-12, bits + "-bit");
+        }
     }
 
     @Test

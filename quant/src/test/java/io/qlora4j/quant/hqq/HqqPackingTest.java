@@ -84,6 +84,8 @@ class HqqPackingTest {
     @Test
     void namesAreHqqs() {
         assertEquals("8bit_u8", HqqPacking.forBits(5).id());
+        assertEquals("8bit_u8", HqqPacking.forBits(6).id());
+        assertEquals("8bit_u8", HqqPacking.forBits(8).id());
         assertEquals("3bit_32", HqqPacking.forBits(3).id());
         assertEquals("torch.int32", HqqPacking.THREE_BIT.unpackViewDtype());
         assertEquals("torch.uint8", HqqPacking.NIBBLE.unpackViewDtype());

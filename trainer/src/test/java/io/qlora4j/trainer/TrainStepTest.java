@@ -299,23 +299,52 @@ class TrainStepTest {
             assertEquals(0, TrainStep.heldBlocks(model, block - 1));
             assertEquals(1, TrainStep.heldBlocks(model, 2 * block - 1));
             assertEquals(model.numLayers(), TrainStep.heldBlocks(model, Long.MAX_VALUE));
-            double loss = lora.step().build().accumulate(group, 4);
-            Map<String, float[]> expected = gradients(params);
-            Gradients.zero(params);
-            int arrays = manager.getManagedArrays().size();
-            for (long budget : new long[] {block, Long.MAX_VALUE}) {
-                double held = lora.step().optHeldWeightBytes(budget).build().accumulate(group, 4);
-                Map<String, float[]> actual = gradients(params);
-                Gradients.zero(params);
-                assertEquals(loss, held, 0.0);
-                expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
-                assertEquals(arrays, manager.getManagedArrays().size());
-            }
+            LossAndGradients expected = assertHoldingChangesNoBit(lora, manager, List.of(), block);
             double kept = lora.step().optRecompute(false).build().accumulate(group, 4);
-            assertEquals(kept, loss, 1e-6);
-            assertClose(gradients(params), expected, 1e-5);
+            assertEquals(kept, expected.loss(), 1e-6);
+            assertClose(gradients(params), expected.gradients(), 1e-5);
         }
     }
+
+    /**
+     * Held weights under a selective recompute keeping every product, where the kept products' input gradients use
+     * the held weight: the loss and gradients of the selective step without holding, bit for bit.
+     */
+    @Test
+    void heldBlockWeightsGiveTheSelectiveRecomputesBitsToo() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 8), manager, DataType.FLOAT32, 0.3);
+            assertHoldingChangesNoBit(lora, manager, lora.model().block(0).linearNames(),
+                    TrainStep.blockHeldBytes(lora.model().block(0), DataType.FLOAT32));
+        }
+    }
+
+    /**
+     * The step keeping {@code kept} products (none: the full recompute) with one block held and with every block held
+     * gives the loss and gradients of the same step without holding, bit for bit, and leaves no array behind; returns
+     * that loss and those gradients.
+     */
+    private static LossAndGradients assertHoldingChangesNoBit(Nf4Lora lora, NDManager manager, List<String> kept,
+            long block) {
+        List<Parameter> params = lora.params();
+        List<Batch> group = List.of(FIRST, SECOND);
+        double loss = lora.step().optKeptProducts(kept).build().accumulate(group, 4);
+        Map<String, float[]> expected = gradients(params);
+        Gradients.zero(params);
+        int arrays = manager.getManagedArrays().size();
+        for (long budget : new long[] {block, Long.MAX_VALUE}) {
+            double held = lora.step().optKeptProducts(kept).optHeldWeightBytes(budget).build().accumulate(group, 4);
+            Map<String, float[]> actual = gradients(params);
+            Gradients.zero(params);
+            assertEquals(loss, held, 0.0);
+            expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
+            assertEquals(arrays, manager.getManagedArrays().size());
+        }
+        return new LossAndGradients(loss, expected);
+    }
+
+    /** One step's loss and its parameters' gradients by name. */
+    private record LossAndGradients(double loss, Map<String, float[]> gradients) {}
 
     @Test
     void float16ComputeGivesTheFloat32LoraGradientsWithinHalfPrecisionUnderALossScale() throws Exception {

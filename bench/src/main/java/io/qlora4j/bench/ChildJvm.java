@@ -22,10 +22,12 @@ final class ChildJvm {
      * Java heap, and a large initial heap would be touched by allocation and counted in RSS) under a 1 GB cap.
      */
     static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
-    /** glibc's allocator setting that the {@code qlora4j} launcher exports unless it is set already. */
-    static final String MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_";
-    /** Its value in the launcher: blocks from 8 MB up are returned to the kernel when freed. */
-    static final String LAUNCHER_MMAP_THRESHOLD = "8388608";
+    /**
+     * glibc's allocator settings that the {@code qlora4j} launcher exports, each unless it is set already: blocks from
+     * 8 MB up are returned to the kernel when freed, and the blocks glibc maps are asked for transparent huge pages.
+     */
+    static final Map<String, String> LAUNCHER_ALLOCATOR = Map.of("MALLOC_MMAP_THRESHOLD_", "8388608",
+            "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
     private static final String RESULT = "result.";
     /** libtorch's intra-op thread count, passed on to the child when set here. */
     private static final String THREADS = "ai.djl.pytorch.num_threads";
@@ -34,7 +36,7 @@ final class ChildJvm {
 
     /**
      * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath, this JVM's
-     * {@code ai.djl.pytorch.num_threads} and the launcher's allocator setting (unless the environment has one);
+     * {@code ai.djl.pytorch.num_threads} and the launcher's allocator settings (unless the environment has them);
      * returns its results.
      */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
@@ -49,7 +51,7 @@ final class ChildJvm {
         command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
         command.addAll(List.of(args));
         ProcessBuilder builder = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT);
-        builder.environment().putIfAbsent(MMAP_THRESHOLD, LAUNCHER_MMAP_THRESHOLD); // measure what the launcher runs
+        launcherAllocator(builder); // measure what the launcher runs
         Process process = builder.start();
         Map<String, Long> results = new HashMap<>();
         try (BufferedReader out = new BufferedReader(
@@ -68,6 +70,11 @@ final class ChildJvm {
             throw new IllegalStateException("the child JVM (" + main.getSimpleName() + ") exited with status " + exit);
         }
         return results;
+    }
+
+    /** Gives {@code builder}'s process the launcher's allocator settings where its environment has none. */
+    static void launcherAllocator(ProcessBuilder builder) {
+        LAUNCHER_ALLOCATOR.forEach(builder.environment()::putIfAbsent);
     }
 
     /** In the child: one measurement, read back by {@link #run}. */

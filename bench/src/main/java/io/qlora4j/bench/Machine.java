@@ -25,11 +25,11 @@ final class Machine {
                 "malloc: " + mallocSettings());
     }
 
-    /** The glibc allocator settings of the child JVMs: the launcher's threshold unless the environment sets one. */
+    /** The glibc allocator settings of the child JVMs: the launcher's unless the environment sets them. */
     private static String mallocSettings() {
-        Map<String, String> settings = new TreeMap<>(Map.of(ChildJvm.MMAP_THRESHOLD, ChildJvm.LAUNCHER_MMAP_THRESHOLD));
+        Map<String, String> settings = new TreeMap<>(ChildJvm.LAUNCHER_ALLOCATOR);
         System.getenv().forEach((key, value) -> {
-            if (key.startsWith("MALLOC_")) {
+            if (key.startsWith("MALLOC_") || key.equals("GLIBC_TUNABLES")) {
                 settings.put(key, value);
             }
         });

@@ -74,7 +74,7 @@ public final class TrainCommandMemory {
                         Main.class.getName(), "train"));
                 command.addAll(job);
                 ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
-                builder.environment().putIfAbsent(ChildJvm.MMAP_THRESHOLD, ChildJvm.LAUNCHER_MMAP_THRESHOLD);
+                ChildJvm.launcherAllocator(builder);
                 long start = System.nanoTime();
                 Process process = builder.start();
                 Path status = Path.of("/proc", String.valueOf(process.pid()), "status");

@@ -41,6 +41,12 @@ final class ChildJvm {
      */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
+        return run(main, jvmOptions, Map.of(), args);
+    }
+
+    /** {@link #run(Class, List, String...)} with {@code environment} set in the child over everything else. */
+    static Map<String, Long> run(Class<?> main, List<String> jvmOptions, Map<String, String> environment,
+            String... args) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
@@ -52,6 +58,7 @@ final class ChildJvm {
         command.addAll(List.of(args));
         ProcessBuilder builder = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT);
         launcherAllocator(builder); // measure what the launcher runs
+        builder.environment().putAll(environment);
         Process process = builder.start();
         Map<String, Long> results = new HashMap<>();
         try (BufferedReader out = new BufferedReader(

@@ -4,13 +4,11 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * The measured part of a benchmark run in a fresh JVM, so that only its own memory counts: the child prints
@@ -87,16 +85,5 @@ final class ChildJvm {
     /** In the child: one measurement, read back by {@link #run}. */
     static void result(String key, long value) {
         System.out.println(RESULT + key + "=" + value);
-    }
-
-    /** A value in kB from {@code /proc/self/status} ({@code VmRSS}, {@code VmHWM}, ...), in bytes. */
-    static long procStatus(String key) {
-        try (Stream<String> lines = Files.lines(Path.of("/proc/self/status"))) {
-            String line = lines.filter(l -> l.startsWith(key + ":")).findFirst()
-                    .orElseThrow(() -> new IllegalStateException("no " + key + " in /proc/self/status"));
-            return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read /proc/self/status (Linux only): " + e.getMessage(), e);
-        }
     }
 }

@@ -26,6 +26,7 @@ import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.HostPages;
 import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.Optim;
+import io.qlora4j.trainer.cli.ProcessMemory;
 import io.qlora4j.trainer.plan.MemoryPlan;
 import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
@@ -197,13 +198,13 @@ public final class CudaTrainBenchmark {
         }
 
         long now() {
-            long used = device.isGpu() ? CudaUtils.getGpuMemory(device).getCommitted() : ChildJvm.procStatus("VmRSS");
+            long used = device.isGpu() ? CudaUtils.getGpuMemory(device).getCommitted() : ProcessMemory.statusBytes("VmRSS");
             peak.accumulateAndGet(used, Math::max);
             return used;
         }
 
         long peak() {
-            return device.isGpu() ? peak.get() : Math.max(peak.get(), ChildJvm.procStatus("VmHWM"));
+            return device.isGpu() ? peak.get() : Math.max(peak.get(), ProcessMemory.statusBytes("VmHWM"));
         }
 
         @Override

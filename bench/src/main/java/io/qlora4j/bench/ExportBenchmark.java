@@ -10,6 +10,7 @@ import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
+import io.qlora4j.trainer.cli.ProcessMemory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -78,7 +79,7 @@ public final class ExportBenchmark {
         try (NDManager manager = NDManager.newBaseManager()) {
             manager.zeros(new Shape(1)).close(); // loads libtorch before the baseline
         }
-        long baseline = ChildJvm.procStatus("VmRSS");
+        long baseline = ProcessMemory.statusBytes("VmRSS");
         MergedExport.Builder builder = MergedExport.builder(base, List.of(adapter))
                 .optMergeBase(mode.equals("original") ? MergeBase.ORIGINAL : MergeBase.DEQUANTIZED);
         if (mode.endsWith("+nf4")) {
@@ -89,7 +90,7 @@ public final class ExportBenchmark {
         ChildJvm.result("exportMs", (System.nanoTime() - start) / 1_000_000);
         ChildJvm.result("bytesRead", report.bytesRead());
         ChildJvm.result("bytesWritten", report.bytesWritten());
-        ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+        ChildJvm.result("hwm", ProcessMemory.statusBytes("VmHWM"));
         ChildJvm.result("baselineRss", baseline);
     }
 

@@ -7,6 +7,7 @@ import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.trainer.cli.ProcessMemory;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -83,7 +84,7 @@ public final class LoadMemoryBenchmark {
     private static void loadAndReport(Path dir) throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
             manager.zeros(new Shape(1)).close(); // loads libtorch before the baseline
-            long baseline = ChildJvm.procStatus("VmRSS");
+            long baseline = ProcessMemory.statusBytes("VmRSS");
             RssSampler sampler = new RssSampler();
             sampler.start();
             long start = System.nanoTime();
@@ -99,8 +100,8 @@ public final class LoadMemoryBenchmark {
                     }
                 }
                 long embed = model.embedTokens().bytes();
-                ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
-                ChildJvm.result("rssAfter", ChildJvm.procStatus("VmRSS"));
+                ChildJvm.result("hwm", ProcessMemory.statusBytes("VmHWM"));
+                ChildJvm.result("rssAfter", ProcessMemory.statusBytes("VmRSS"));
                 ChildJvm.result("sampledPeakRss", sampler.peak);
                 ChildJvm.result("samples", sampler.samples);
                 ChildJvm.result("baselineRss", baseline);
@@ -164,7 +165,7 @@ public final class LoadMemoryBenchmark {
         @Override
         public void run() {
             while (true) {
-                peak = Math.max(peak, ChildJvm.procStatus("VmRSS"));
+                peak = Math.max(peak, ProcessMemory.statusBytes("VmRSS"));
                 samples++;
                 try {
                     Thread.sleep(SAMPLE_MS);

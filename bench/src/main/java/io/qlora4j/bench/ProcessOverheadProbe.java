@@ -3,6 +3,7 @@ package io.qlora4j.bench;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.qlora4j.trainer.cli.ProcessMemory;
 import java.util.Locale;
 import java.util.Map;
 
@@ -22,8 +23,8 @@ public final class ProcessOverheadProbe {
             try (NDManager manager = NDManager.newBaseManager("PyTorch")) {
                 NDArray a = manager.ones(new Shape(256, 256));
                 a.matMul(a).sum().getFloat();
-                ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
-                ChildJvm.result("rss", ChildJvm.procStatus("VmRSS"));
+                ChildJvm.result("hwm", ProcessMemory.statusBytes("VmHWM"));
+                ChildJvm.result("rss", ProcessMemory.statusBytes("VmRSS"));
             }
             return;
         }

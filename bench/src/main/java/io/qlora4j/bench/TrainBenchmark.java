@@ -17,6 +17,7 @@ import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.TrainStep;
+import io.qlora4j.trainer.cli.ProcessMemory;
 import io.qlora4j.trainer.plan.ActivationModel;
 import io.qlora4j.trainer.plan.ActivationModel.Recompute;
 import io.qlora4j.trainer.plan.MemoryPlanner;
@@ -235,7 +236,7 @@ public final class TrainBenchmark {
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
             double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), policy,
                     warmup, steps, null);
-            ChildJvm.result("hwm", ChildJvm.procStatus("VmHWM"));
+            ChildJvm.result("hwm", ProcessMemory.statusBytes("VmHWM"));
             ChildJvm.result("stepUs", Math.round(stepMs * 1e3));
             ChildJvm.result("modelBytes", model.bytes());
             ChildJvm.result("peakMflops", Math.round(MatmulPeak.medianGflops(manager, DataType.FLOAT32, PEAK_RUNS) * 1e3));

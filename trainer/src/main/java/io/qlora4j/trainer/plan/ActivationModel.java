@@ -270,6 +270,11 @@ public final class ActivationModel {
                 boundaries.plus(Bytes.highWater(block, Bytes.highWater(head, forward))));
     }
 
+    /** Tokens per loss-head chunk for a vocabulary of {@code vocab}: at least one. */
+    static long chunkTokens(long vocab) {
+        return Math.max(1, CHUNK_LOGITS / vocab);
+    }
+
     /**
      * Whether the loss head widens lm_head once for the micro-batch rather than per product: when its {@code tokens}
      * take more than one chunk of {@code chunk} and are at least the head's {@code hidden} input features, so that
@@ -287,7 +292,7 @@ public final class ActivationModel {
     private Bytes lossHead(long batch, long seq) {
         long tokens = Exact.product(batch, Math.max(0, seq - 1));
         long vocab = shape.vocab();
-        long chunk = Math.min(tokens, Math.max(1, CHUNK_LOGITS / vocab));
+        long chunk = Math.min(tokens, chunkTokens(vocab));
         long logits = Exact.product(chunk, vocab, F32);
         long rowsPerChunk = Math.max(1, HEAD_ROW_CHUNK / shape.hidden());
         long rowChunk = Exact.product(rowsPerChunk, shape.hidden(), F32);

@@ -236,7 +236,7 @@ public final class MemoryPlanner {
                 + " chunks)", b.batch, b.seq, policy, mb(a.hiddenStates().total()), recomputed ? "one recomputed block"
                         : "graph of all blocks", mb((recomputed ? a.block() : a.graph()).total()),
                 mb(a.lossHead().total()),
-                Math.max(1, ActivationModel.CHUNK_LOGITS / b.shape.vocab()));
+                ActivationModel.chunkTokens(b.shape.vocab()));
     }
 
     private static String mb(long bytes) {

@@ -22,7 +22,7 @@ public final class ProcessMemory {
         try {
             return String.format(Locale.ROOT, "RSS %.0f MB, peak %.0f MB, %s", statusBytes("VmRSS") / 1e6,
                     statusBytes("VmHWM") / 1e6, java);
-        } catch (IllegalStateException e) {
+        } catch (RuntimeException e) {
             return "resident memory not readable here (" + e.getMessage() + "), " + java;
         }
     }

@@ -1,94 +1,81 @@
 package io.qlora4j.bench;
 
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import io.qlora4j.adapters.LoraAdapters;
-import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.bench.TrainBenchmark.Result;
-import io.qlora4j.data.Batch;
-import io.qlora4j.model.decoder.CausalLM;
-import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.DType;
-import io.qlora4j.optim.AdamW;
-import io.qlora4j.optim.Gradients;
-import io.qlora4j.optim.Parameter;
-import io.qlora4j.trainer.TrainStep;
 import io.qlora4j.trainer.plan.RecomputePolicy;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
+import java.util.function.ToDoubleFunction;
 
 /**
  * The recompute policies of issue 20 on the ~100M QLoRA step (NF4+DQ, LoRA r 16 on every projection, batch 4 x 256,
  * AdamW): every block recomputed ({@code gradient_checkpointing: true}), the default selective recompute
  * ({@code gradient_checkpointing_mode: selective}) and none ({@code gradient_checkpointing: false}).
  *
- * <p>Speed: one JVM loads the model once and runs the policies' steps interleaved, round after round (one step of
- * each, then the float32 matmul peak), so that a load on a shared machine strikes them alike; each policy's figure is
- * its median step, against the median peak, in 6N accounting (the same FLOP per token for every policy). Memory:
- * each policy in a fresh JVM ({@link TrainBenchmark}'s child), its {@code VmHWM} against the memory plan. Targets:
- * 6N/peak at least 0.95 (1.15 the moonshot), peak RSS below 1.76 GB (the Python stack's).
+ * <p>Every run is a fresh JVM ({@link TrainBenchmark}'s child) with the allocator settings of this one (the
+ * launcher's, {@code QLORA4J_ALLOCATOR}), as a training job is: glibc's heap is what the step's own allocations made
+ * it, not what another policy left (in one JVM, a policy run after the others measured up to 1.4x faster than in its
+ * own). The policies alternate, one run each per round, so that a load on a shared machine strikes them alike; a run
+ * is {@value #WARMUP} warm-up steps (the first steps grow the heap) and the median of {@value #STEPS}. Each
+ * policy's figure is its median over the rounds, in 6N accounting against the float32 matmul peak its own JVM
+ * measured (the same FLOP per token for every policy), and its largest {@code VmHWM} against the memory plan.
+ * Targets: 6N/peak at least 0.95 (1.15 the moonshot), peak RSS below 1.76 GB (the Python stack's).
  */
 public final class RecomputeBenchmark {
     /** Peak RSS of LLaMA-Factory's QLoRA step on this shape, which qlora4j must stay below (issue 20). */
     static final long PYTHON_RSS = 1_760_000_000L;
-    private static final int RANK = 16;
+    private static final int WARMUP = 2;
+    private static final int STEPS = 3;
 
     private RecomputeBenchmark() {}
 
     /**
-     * Runs {@code rounds} (first argument, default 3) interleaved speed rounds, then one memory run per policy; with a
-     * second argument, a {@code gradient_checkpointing_budget_mb}, the full recompute against the selective one within
-     * that budget only. {@code --speed} is the speed child.
+     * Runs {@code rounds} (first argument, default 3) rounds of one fresh JVM per policy; with a second argument, a
+     * {@code gradient_checkpointing_budget_mb}, the full recompute against the selective one within that budget only.
      */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         Workload w = new Workload("~100M", BenchModels.hundredMillion(), 4, 256);
-        if (args.length > 0 && args[0].equals("--speed")) {
-            speedChild(w, policies(w, args.length > 3 ? Double.valueOf(args[3]) : null), Path.of(args[1]),
-                    Integer.parseInt(args[2]));
-            return;
-        }
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
         Double budgetMb = args.length > 1 ? Double.valueOf(args[1]) : null;
-        System.out.println("RecomputeBenchmark: ~100M QLoRA step (NF4+DQ, LoRA r=" + RANK + " on all projections, AdamW,"
+        System.out.println("RecomputeBenchmark: ~100M QLoRA step (NF4+DQ, LoRA r=16 on all projections, AdamW,"
                 + " batch 4 x 256) under each recompute policy");
         System.out.println(Machine.describe());
-        System.out.println("speed: one JVM (" + String.join(" ", ChildJvm.HEAP) + "), 1 warm-up step per policy, then "
-                + rounds + " rounds of one step per policy and the matmul peak; medians. 6N/peak = (6 * matmul_params"
-                + " * tokens + 4 * attention) / step time / peak, the same count for every policy; 6N(all)/peak ="
-                + " 6 * all_params * tokens / step time / peak, the count of issue 20's side-by-side table");
+        System.out.println(rounds + " rounds of one fresh JVM per policy (" + String.join(" ", ChildJvm.HEAP) + ", "
+                + WARMUP + " warm-up steps, median of " + STEPS + "); medians over the rounds. 6N/peak = (6 *"
+                + " matmul_params * tokens + 4 * attention) / step time / peak, the same count for every policy;"
+                + " 6N(all)/peak = 6 * all_params * tokens / step time / peak, the count of issue 20's side-by-side"
+                + " table; peak RSS the largest of the rounds");
         List<RecomputePolicy> policies = policies(w, budgetMb);
-        System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %13s %11s", "policy", "step ms",
-                "tokens/s", "6N/peak", "6N(all)/peak", "step / full"));
-        Map<String, Long> speed;
+        List<List<Result>> runs = new ArrayList<>();
+        policies.forEach(p -> runs.add(new ArrayList<>()));
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            List<String> child = new ArrayList<>(List.of("--speed", checkpoint.dir().toString(), String.valueOf(rounds)));
-            if (budgetMb != null) {
-                child.add(budgetMb.toString());
+            for (int round = 0; round < rounds; round++) {
+                for (int p = 0; p < policies.size(); p++) {
+                    runs.get(p).add(TrainBenchmark.child(w, checkpoint, BaseFormats.QLORA, policies.get(p), WARMUP,
+                            STEPS));
+                }
             }
-            speed = ChildJvm.run(RecomputeBenchmark.class, ChildJvm.HEAP, child.toArray(String[]::new));
         }
-        double peak = speed.get("peakMflops") / 1e3;
-        double full = speed.get("p0Us") / 1e3;
-        for (int p = 0; p < policies.size(); p++) {
-            double ms = speed.get("p" + p + "Us") / 1e3;
-            System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %13.2f %11.3f",
-                    TrainBenchmark.label(policies.get(p)), ms, w.flops().tokens() / (ms / 1e3),
-                    w.flops().training(true) / (ms * 1e6) / peak, w.flops().allParamsTraining() / (ms * 1e6) / peak,
-                    ms / full));
-        }
-        System.out.println(String.format(Locale.ROOT, "float32 matmul peak (median of the rounds): %.1f GFLOP/s", peak));
-        System.out.println("\nmemory: each policy in a fresh JVM, 1 warm-up + 1 step (its step time is not a speed figure)");
-        System.out.println(TrainBenchmark.header());
-        for (Result r : TrainBenchmark.measure(w, 1, 1, policies)) {
-            System.out.println(TrainBenchmark.row(r));
-            System.out.println(String.format(Locale.ROOT, "  %s: peak RSS %.0f MB, %s the Python stack's 1.76 GB; plan"
-                    + " %.0f MB (RSS/plan %.3f)", TrainBenchmark.label(r.policy()), r.hwm() / 1e6,
-                    r.hwm() < PYTHON_RSS ? "below" : "NOT below", r.plannedBytes() / 1e6, r.ofPlan()));
+        System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %13s %11s %12s %8s %9s", "policy",
+                "step ms", "tokens/s", "6N/peak", "6N(all)/peak", "step / full", "peak RSS MB", "plan MB",
+                "RSS/plan"));
+        double full = median(runs.get(0), Result::stepMs);
+        for (List<Result> policyRuns : runs) {
+            Result first = policyRuns.get(0);
+            double ms = median(policyRuns, Result::stepMs);
+            long hwm = policyRuns.stream().mapToLong(Result::hwm).max().orElseThrow();
+            System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %13.2f %11.3f %12.0f %8.0f %9.3f",
+                    TrainBenchmark.label(first.policy()), ms, w.flops().tokens() / (ms / 1e3),
+                    median(policyRuns, Result::ofPeak6n),
+                    median(policyRuns, r -> w.flops().allParamsTraining() / (r.stepMs() * 1e6) / r.peakGflops()),
+                    ms / full, hwm / 1e6, first.plannedBytes() / 1e6, (double) hwm / first.plannedBytes()));
+            System.out.println(String.format(Locale.ROOT, "  %s: steps %s ms; peak RSS %s the Python stack's 1.76 GB",
+                    TrainBenchmark.label(first.policy()), policyRuns.stream()
+                            .map(r -> String.format(Locale.ROOT, "%.0f", r.stepMs())).toList(),
+                    hwm < PYTHON_RSS ? "below" : "NOT below"));
         }
     }
 
@@ -98,37 +85,7 @@ public final class RecomputeBenchmark {
                 : List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w, (long) (budgetMb * (1 << 20))));
     }
 
-    /** The speed child: every policy's step on one model, interleaved; reports medians as {@code p<i>Us}. */
-    private static void speedChild(Workload w, List<RecomputePolicy> policies, Path dir, int rounds) throws Exception {
-        try (NDManager manager = NDManager.newBaseManager();
-                CausalLM model = ModelLoader.builder().optFormat(BaseFormats.QLORA).build().load(dir, manager);
-                LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1);
-                AdamW adam = AdamW.builder().build()) {
-            List<Parameter> params = new ArrayList<>();
-            lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
-            Batch batch = TrainBenchmark.randomBatch(model.config().vocabSize(), w.batch(), w.seq());
-            List<TrainStep> steps = policies.stream().map(p -> TrainStep.builder(model).optRecompute(p.recomputes())
-                    .optKeptProducts(p.kept()).build()).toList();
-            double[][] ms = new double[policies.size()][rounds];
-            double[] peaks = new double[rounds];
-            for (int round = -1; round < rounds; round++) {
-                for (int p = 0; p < steps.size(); p++) {
-                    long start = System.nanoTime();
-                    steps.get(p).accumulate(List.of(batch), round + 1);
-                    adam.step(params, 1e-4);
-                    Gradients.zero(params);
-                    if (round >= 0) {
-                        ms[p][round] = (System.nanoTime() - start) / 1e6;
-                    }
-                }
-                if (round >= 0) {
-                    peaks[round] = MatmulPeak.medianGflops(manager, DataType.FLOAT32, 1);
-                }
-            }
-            for (int p = 0; p < policies.size(); p++) {
-                ChildJvm.result("p" + p + "Us", Math.round(ForwardBenchmark.median(ms[p]) * 1e3));
-            }
-            ChildJvm.result("peakMflops", Math.round(ForwardBenchmark.median(peaks) * 1e3));
-        }
+    private static double median(List<Result> runs, ToDoubleFunction<Result> figure) {
+        return ForwardBenchmark.median(runs.stream().mapToDouble(figure).toArray());
     }
 }

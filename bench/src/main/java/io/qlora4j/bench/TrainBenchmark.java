@@ -196,7 +196,7 @@ public final class TrainBenchmark {
     }
 
     /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
-    private static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+    static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             int warmup, int steps) throws Exception {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         BaseFormat requested = stored == null ? format : BaseFormats.DENSE;

@@ -21,8 +21,10 @@ final class ChildJvm {
      */
     static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
     /**
-     * glibc's allocator settings that the {@code qlora4j} launcher exports, each unless it is set already: blocks from
-     * 8 MB up are returned to the kernel when freed, and the blocks glibc maps are asked for transparent huge pages.
+     * glibc's allocator settings that the {@code qlora4j} launcher exports by default ({@code QLORA4J_ALLOCATOR=memory}),
+     * each unless it is set already: blocks from 8 MB up are returned to the kernel when freed, and the blocks glibc
+     * maps are asked for transparent huge pages. A bench started by the launcher passes its own settings on instead
+     * (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j bench} measures that profile.
      */
     static final Map<String, String> LAUNCHER_ALLOCATOR = Map.of("MALLOC_MMAP_THRESHOLD_", "8388608",
             "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");

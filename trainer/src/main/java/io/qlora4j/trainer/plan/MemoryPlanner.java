@@ -123,9 +123,9 @@ public final class MemoryPlanner {
             long perMille = overhead.retainedPerMille().get(b.recompute);
             long retained = Exact.product(act.highWater().small(), perMille) / 1000;
             parts.add(new Part("allocator_retained", retained, Place.HOST, String.format(Locale.ROOT,
-                    "what glibc's heap keeps beyond the live arrays below %d MiB (%.2f x their %.1f MB, measured)",
-                    overhead.smallArrayBytes() >> 20, perMille / 1000.0,
-                    act.highWater().small() / 1e6)));
+                    "what glibc's heap keeps beyond the live arrays below %d MiB (%.2f x their %.1f MB, measured;"
+                    + " allocator %s)", overhead.smallArrayBytes() >> 20, perMille / 1000.0,
+                    act.highWater().small() / 1e6, overhead.allocator())));
             parts.add(new Part("process", overhead.hostBytes(), Place.HOST, "JVM and libtorch: " + overhead.measured()));
         }
         return new MemoryPlan(b.device.key(), parts, b.limitBytes, b.limitSource);

@@ -3,7 +3,9 @@ package io.qlora4j.bench;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.FormatKeys;
+import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.aqlm.AqlmScheme;
+import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -17,7 +19,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * The end-to-end suite ({@code ./qlora4j bench [quick|full|formats]}): runs the benchmarks of this package and prints
  * one table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
  * uses a ~20M model, the ~100M load and short runs (about a minute); {@code full} uses the issue's sizes (the ~100M
- * forward and training configs and step profile, the 1.1B training and load) and adds the base-format rows; {@code formats} runs only
+ * forward and training configs and step profile, the 1.1B training and load, the ~100M step under each allocator
+ * profile) and adds the base-format rows; {@code formats} runs only
  * those: every on-the-fly format's quantize throughput against a copy, the 1.1B checkpoint's HQQ 4-bit quantize time
  * against its NF4 time, and the ~100M training step over every format (and two random AQLM bases) against NF4's.
  */
@@ -95,6 +98,7 @@ public final class BenchSuite {
             rows.add(paging(sizes));
             if (sizes == FULL) {
                 rows.add(trainCommand());
+                rows.addAll(allocator(sizes));
             }
         }
         if (sizes.formats() != null) {
@@ -223,6 +227,34 @@ public final class BenchSuite {
         TrainCommandMemory.Result r = TrainCommandMemory.measure(4);
         return new Row("train peak RSS / planned peak, ~100M b4x256 paged", (double) r.hwm() / r.planned(),
                 String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, r.planned() / 1e6));
+    }
+
+    /**
+     * The first training workload with every product kept (issue 20's fastest recompute) under each of the launcher's
+     * allocator profiles ({@code QLORA4J_ALLOCATOR}), a fresh JVM each: what {@code speed} buys and what it costs.
+     */
+    private static List<Row> allocator(Sizes s) throws Exception {
+        Workload w = s.train().get(0);
+        RecomputePolicy policy = TrainBenchmark.selective(w, null);
+        String label = w.name() + " b" + w.batch() + "x" + w.seq() + " " + TrainBenchmark.label(policy);
+        System.out.println("\n-- allocator profiles (QLORA4J_ALLOCATOR), " + label + ", a fresh JVM each, 2 warm-up"
+                + " steps, median of " + s.trainSteps());
+        List<TrainBenchmark.Result> results = new ArrayList<>();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
+            for (String profile : List.of("memory", "speed")) {
+                TrainBenchmark.Result r = TrainBenchmark.child(w, checkpoint, BaseFormats.QLORA, policy, 2,
+                        s.trainSteps(), ChildJvm.ALLOCATOR_PROFILES.get(profile));
+                System.out.printf(Locale.ROOT, "%s: step %.0f ms, %.1f tokens/s, 6N/peak %.2f, peak RSS %.0f MB%n",
+                        profile, r.stepMs(), r.tokensPerSecond(), r.ofPeak6n(), r.hwm() / 1e6);
+                results.add(r);
+            }
+        }
+        TrainBenchmark.Result memory = results.get(0);
+        TrainBenchmark.Result speed = results.get(1);
+        return List.of(new Row("step time, QLORA4J_ALLOCATOR speed / memory, " + label, speed.stepMs() / memory.stepMs(),
+                        String.format(Locale.ROOT, "%.0f / %.0f ms", speed.stepMs(), memory.stepMs())),
+                new Row("peak RSS, QLORA4J_ALLOCATOR speed / memory, " + label, (double) speed.hwm() / memory.hwm(),
+                        String.format(Locale.ROOT, "%.0f / %.0f MB", speed.hwm() / 1e6, memory.hwm() / 1e6)));
     }
 
     /**

@@ -21,12 +21,22 @@ final class ChildJvm {
      */
     static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
     /**
-     * glibc's allocator settings that the {@code qlora4j} launcher exports by default ({@code QLORA4J_ALLOCATOR=memory}),
-     * each unless it is set already: blocks from 8 MB up are returned to the kernel when freed, and the blocks glibc
-     * maps are asked for transparent huge pages. A bench started by the launcher passes its own settings on instead
-     * (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j bench} measures that profile.
+     * The launcher's allocator profiles ({@code QLORA4J_ALLOCATOR}) as it exports them: {@code memory}, its default,
+     * returns blocks from 8 MB up to the kernel when freed; {@code speed} serves blocks up to 32 MB from glibc's heap and
+     * keeps up to 256 MB free at its top.
      */
-    static final Map<String, String> LAUNCHER_ALLOCATOR = Map.of("MALLOC_MMAP_THRESHOLD_", "8388608",
+    static final Map<String, Map<String, String>> ALLOCATOR_PROFILES = Map.of(
+            "memory", Map.of("MALLOC_MMAP_THRESHOLD_", "8388608", "MALLOC_TRIM_THRESHOLD_", "131072"),
+            "speed", Map.of("MALLOC_MMAP_THRESHOLD_", "33554432", "MALLOC_TRIM_THRESHOLD_", "268435456"));
+    /**
+     * glibc's allocator settings that the {@code qlora4j} launcher exports by default, each unless it is set already:
+     * the memory profile, and transparent huge pages for the blocks glibc maps. A bench started by the launcher passes
+     * its own settings on instead (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j bench}
+     * measures that profile.
+     */
+    static final Map<String, String> LAUNCHER_ALLOCATOR = Map.of(
+            "MALLOC_MMAP_THRESHOLD_", ALLOCATOR_PROFILES.get("memory").get("MALLOC_MMAP_THRESHOLD_"),
+            "MALLOC_TRIM_THRESHOLD_", ALLOCATOR_PROFILES.get("memory").get("MALLOC_TRIM_THRESHOLD_"),
             "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
     private static final String RESULT = "result.";
     /** libtorch's intra-op thread count, passed on to the child when set here. */

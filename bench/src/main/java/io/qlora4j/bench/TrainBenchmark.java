@@ -198,9 +198,18 @@ public final class TrainBenchmark {
     /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
     static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             int warmup, int steps) throws Exception {
+        return child(w, checkpoint, format, policy, warmup, steps, Map.of());
+    }
+
+    /**
+     * {@link #child(Workload, RandomCheckpoint, BaseFormat, RecomputePolicy, int, int)} with {@code environment} set
+     * in the child (an allocator profile); the plan stays this JVM's.
+     */
+    static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+            int warmup, int steps, Map<String, String> environment) throws Exception {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         BaseFormat requested = stored == null ? format : BaseFormats.DENSE;
-        Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, "--train",
+        Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train",
                 checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
                 id(policy), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,

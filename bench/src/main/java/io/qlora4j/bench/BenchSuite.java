@@ -7,6 +7,7 @@ import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -231,7 +232,7 @@ public final class BenchSuite {
 
     /**
      * The first training workload with every product kept (issue 20's fastest recompute) under each of the launcher's
-     * allocator profiles ({@code QLORA4J_ALLOCATOR}), a fresh JVM each: what {@code speed} buys and what it costs.
+     * allocator profiles ({@code QLORA4J_ALLOCATOR}), a fresh JVM each: what each buys and costs against the default.
      */
     private static List<Row> allocator(Sizes s) throws Exception {
         Workload w = s.train().get(0);
@@ -239,22 +240,29 @@ public final class BenchSuite {
         String label = w.name() + " b" + w.batch() + "x" + w.seq() + " " + TrainBenchmark.label(policy);
         System.out.println("\n-- allocator profiles (QLORA4J_ALLOCATOR), " + label + ", a fresh JVM each, 2 warm-up"
                 + " steps, median of " + s.trainSteps());
-        List<TrainBenchmark.Result> results = new ArrayList<>();
+        Map<String, TrainBenchmark.Result> results = new LinkedHashMap<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            for (String profile : List.of("memory", "speed")) {
+            for (Map.Entry<String, Map<String, String>> profile : ChildJvm.ALLOCATOR_PROFILES.entrySet()) {
                 TrainBenchmark.Result r = TrainBenchmark.child(w, checkpoint, BaseFormats.QLORA, policy, 2,
-                        s.trainSteps(), ChildJvm.ALLOCATOR_PROFILES.get(profile));
+                        s.trainSteps(), profile.getValue());
                 System.out.printf(Locale.ROOT, "%s: step %.0f ms, %.1f tokens/s, 6N/peak %.2f, peak RSS %.0f MB%n",
-                        profile, r.stepMs(), r.tokensPerSecond(), r.ofPeak6n(), r.hwm() / 1e6);
-                results.add(r);
+                        profile.getKey(), r.stepMs(), r.tokensPerSecond(), r.ofPeak6n(), r.hwm() / 1e6);
+                results.put(profile.getKey(), r);
             }
         }
-        TrainBenchmark.Result memory = results.get(0);
-        TrainBenchmark.Result speed = results.get(1);
-        return List.of(new Row("step time, QLORA4J_ALLOCATOR speed / memory, " + label, speed.stepMs() / memory.stepMs(),
-                        String.format(Locale.ROOT, "%.0f / %.0f ms", speed.stepMs(), memory.stepMs())),
-                new Row("peak RSS, QLORA4J_ALLOCATOR speed / memory, " + label, (double) speed.hwm() / memory.hwm(),
-                        String.format(Locale.ROOT, "%.0f / %.0f MB", speed.hwm() / 1e6, memory.hwm() / 1e6)));
+        String base = results.keySet().iterator().next();
+        TrainBenchmark.Result b = results.get(base);
+        List<Row> rows = new ArrayList<>();
+        results.forEach((name, r) -> {
+            if (r != b) {
+                String ratio = "QLORA4J_ALLOCATOR " + name + " / " + base + ", " + label;
+                rows.add(new Row("step time, " + ratio, r.stepMs() / b.stepMs(),
+                        String.format(Locale.ROOT, "%.0f / %.0f ms", r.stepMs(), b.stepMs())));
+                rows.add(new Row("peak RSS, " + ratio, (double) r.hwm() / b.hwm(),
+                        String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, b.hwm() / 1e6)));
+            }
+        });
+        return rows;
     }
 
     /**

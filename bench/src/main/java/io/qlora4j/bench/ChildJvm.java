@@ -4,6 +4,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -21,28 +22,28 @@ final class ChildJvm {
      */
     static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
     /**
-     * The launcher's allocator profiles ({@code QLORA4J_ALLOCATOR}) as it exports them: {@code memory}, its default,
-     * returns blocks from 8 MB up to the kernel when freed; {@code speed} serves blocks up to 32 MB from glibc's heap and
-     * keeps up to 256 MB free at its top.
+     * The launcher's allocator profiles ({@code QLORA4J_ALLOCATOR}) as it exports them, its default first: the glibc
+     * settings each names, as the memory plan stores them ({@link ProcessOverhead#allocatorProfiles}).
      */
-    static final Map<String, Map<String, String>> ALLOCATOR_PROFILES = Map.of(
-            "memory", Map.of("MALLOC_MMAP_THRESHOLD_", "8388608", "MALLOC_TRIM_THRESHOLD_", "131072"),
-            "speed", Map.of("MALLOC_MMAP_THRESHOLD_", "33554432", "MALLOC_TRIM_THRESHOLD_", "268435456"));
+    static final Map<String, Map<String, String>> ALLOCATOR_PROFILES = ProcessOverhead.allocatorProfiles("cpu");
     /**
      * glibc's allocator settings that the {@code qlora4j} launcher exports by default, each unless it is set already:
-     * the memory profile, and transparent huge pages for the blocks glibc maps. A bench started by the launcher passes
-     * its own settings on instead (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j bench}
-     * measures that profile.
+     * the default profile, and transparent huge pages for the blocks glibc maps. A bench started by the launcher
+     * passes its own settings on instead (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j
+     * bench} measures that profile.
      */
-    static final Map<String, String> LAUNCHER_ALLOCATOR = Map.of(
-            "MALLOC_MMAP_THRESHOLD_", ALLOCATOR_PROFILES.get("memory").get("MALLOC_MMAP_THRESHOLD_"),
-            "MALLOC_TRIM_THRESHOLD_", ALLOCATOR_PROFILES.get("memory").get("MALLOC_TRIM_THRESHOLD_"),
-            "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+    static final Map<String, String> LAUNCHER_ALLOCATOR = launcherAllocator();
     private static final String RESULT = "result.";
     /** libtorch's intra-op thread count, passed on to the child when set here. */
     private static final String THREADS = "ai.djl.pytorch.num_threads";
 
     private ChildJvm() {}
+
+    private static Map<String, String> launcherAllocator() {
+        Map<String, String> settings = new HashMap<>(ALLOCATOR_PROFILES.values().iterator().next());
+        settings.put("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+        return Map.copyOf(settings);
+    }
 
     /**
      * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath, this JVM's

@@ -22,6 +22,7 @@ import io.qlora4j.trainer.plan.ActivationModel;
 import io.qlora4j.trainer.plan.ActivationModel.Recompute;
 import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
+import io.qlora4j.trainer.plan.ProcessOverhead;
 import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -270,7 +271,7 @@ public final class TrainBenchmark {
         List<Parameter> params = new ArrayList<>();
         lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
         TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
-                .build();
+                .optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
         double[] ms = new double[steps];
         for (int i = -warmup; i < steps; i++) {
             long start = System.nanoTime();

@@ -52,6 +52,7 @@ public final class TrainStep {
     private final LongConsumer dropoutSeeder;
     /** The first block that holds its weights under recompute ({@code numLayers} when none does). */
     private final int firstHeld;
+    private final boolean releaseHeap;
 
     private TrainStep(Builder builder) {
         this.model = builder.model;
@@ -60,6 +61,7 @@ public final class TrainStep {
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
         this.firstHeld = model.numLayers() - heldBlocks(model, builder.heldWeightBytes);
+        this.releaseHeap = builder.releaseHeap;
     }
 
     /**
@@ -145,6 +147,9 @@ public final class TrainStep {
     }
 
     private double microBatch(Batch batch, long labelled, float lossScale) {
+        if (releaseHeap) {
+            GlibcHeap.release();
+        }
         NDManager root = model.manager();
         try (NDManager manager = root.newSubManager(); NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
@@ -267,6 +272,7 @@ public final class TrainStep {
         private boolean trainEmbeddings;
         private LongConsumer dropoutSeeder = seed -> { };
         private long heldWeightBytes;
+        private boolean releaseHeap;
 
         private Builder(CausalLM model) {
             this.model = model;
@@ -313,6 +319,16 @@ public final class TrainStep {
          */
         public Builder optHeldWeightBytes(long heldWeightBytes) {
             this.heldWeightBytes = heldWeightBytes;
+            return this;
+        }
+
+        /**
+         * Hands glibc's free heap pages back to the kernel before each micro-batch (default false): what the
+         * {@code balanced} allocator profile does (ProcessOverhead), so that the heap a step leaves behind does not
+         * add to the next step's peak. The same bits either way.
+         */
+        public Builder optReleaseHeap(boolean releaseHeap) {
+            this.releaseHeap = releaseHeap;
             return this;
         }
 

@@ -20,6 +20,8 @@ import io.qlora4j.optim.PagingStats;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
+import io.qlora4j.trainer.plan.MemoryPlanner;
+import io.qlora4j.trainer.plan.ProcessOverhead;
 import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -93,13 +95,15 @@ final class TrainingLoop {
         LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
                 LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
         List<Parameter> params = weights.parameters();
-        RecomputePolicy recompute = JobPlan.recompute(config, model.config(), JobPlan.device(config));
+        MemoryPlanner.Device device = JobPlan.device(config);
+        RecomputePolicy recompute = JobPlan.recompute(config, model.config(), device);
         TrainStep step = TrainStep.builder(model)
                 .optRecompute(recompute.recomputes())
                 .optKeptProducts(recompute.kept())
                 .optHeldWeightBytes(JobPlan.heldWeightBytes(config))
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)
+                .optReleaseHeap(ProcessOverhead.of(device.key()).releasesHeap())
                 .build();
         List<TrainerState.LogEntry> history = new ArrayList<>(resumed == null ? List.of() : resumed.logHistory());
         HeldOutEval heldOut = HeldOutEval.split(config, data);

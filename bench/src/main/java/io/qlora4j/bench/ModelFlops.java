@@ -48,6 +48,11 @@ record ModelFlops(long params, long blockMatmulParams, long headParams, long tok
         return 6.0 * params * tokens;
     }
 
+    /** {@link #allParamsTraining} per step of {@code stepMs} as a share of {@code peakGflops}. */
+    double allParamsOfPeak(double stepMs, double peakGflops) {
+        return allParamsTraining() / (stepMs * 1e6) / peakGflops;
+    }
+
     /** FLOP of one forward pass. */
     double forward() {
         return 2.0 * matmulParams() * tokens + attention;

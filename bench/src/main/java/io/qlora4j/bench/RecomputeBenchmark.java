@@ -70,7 +70,7 @@ public final class RecomputeBenchmark {
             System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %13.2f %11.3f %12.0f %8.0f %9.3f",
                     TrainBenchmark.label(first.policy()), ms, w.flops().tokens() / (ms / 1e3),
                     median(policyRuns, Result::ofPeak6n),
-                    median(policyRuns, r -> w.flops().allParamsTraining() / (r.stepMs() * 1e6) / r.peakGflops()),
+                    median(policyRuns, r -> w.flops().allParamsOfPeak(r.stepMs(), r.peakGflops())),
                     ms / full, hwm / 1e6, first.plannedBytes() / 1e6, (double) hwm / first.plannedBytes()));
             System.out.println(String.format(Locale.ROOT, "  %s: steps %s ms; peak RSS %s the Python stack's 1.76 GB",
                     TrainBenchmark.label(first.policy()), policyRuns.stream()

@@ -254,7 +254,7 @@ public final class StepProfile {
                     + " issue's table's count: %.3f), %.1f tokens/s; blocks in the step %.0f ms = %d x %.0f ms, one"
                     + " block isolated %.0f ms (pieces %.0f ms)%n", p.weights(), p.peakGflops(),
                     p.lowerBoundMs() / p.stepMs(),
-                    p.workload().flops().allParamsTraining() / (p.stepMs() * 1e6) / p.peakGflops(),
+                    p.workload().flops().allParamsOfPeak(p.stepMs(), p.peakGflops()),
                     p.workload().flops().tokens() / (p.stepMs() / 1e3),
                     p.blocksMs(), p.workload().config().numHiddenLayers(),
                     p.blocksMs() / p.workload().config().numHiddenLayers(), p.blockMs(), blockPieces(p)));

@@ -92,7 +92,7 @@ final class LossHead {
             return 0;
         }
         LinearLayer head = model.lmHead();
-        long chunk = Math.max(1, chunkLogits / head.outFeatures());
+        long chunk = ActivationModel.chunkTokens(chunkLogits, head.outFeatures());
         // several chunks would widen a 16-bit head for each of their products: widen it once for all of them
         boolean hold = ActivationModel.holdsHead(tokens, chunk, head.inFeatures());
         try (WeightHold held = hold ? head.hold(hidden.getDataType()) : WeightHold.NONE;

@@ -24,6 +24,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -326,21 +327,8 @@ class TrainStepTest {
      */
     private static LossAndGradients assertHoldingChangesNoBit(Nf4Lora lora, NDManager manager, List<String> kept,
             long block) {
-        List<Parameter> params = lora.params();
-        List<Batch> group = List.of(FIRST, SECOND);
-        double loss = lora.step().optKeptProducts(kept).build().accumulate(group, 4);
-        Map<String, float[]> expected = gradients(params);
-        Gradients.zero(params);
-        int arrays = manager.getManagedArrays().size();
-        for (long budget : new long[] {block, Long.MAX_VALUE}) {
-            double held = lora.step().optKeptProducts(kept).optHeldWeightBytes(budget).build().accumulate(group, 4);
-            Map<String, float[]> actual = gradients(params);
-            Gradients.zero(params);
-            assertEquals(loss, held, 0.0);
-            expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
-            assertEquals(arrays, manager.getManagedArrays().size());
-        }
-        return new LossAndGradients(loss, expected);
+        return assertChangesNoBit(lora, manager, kept, b -> b.optHeldWeightBytes(block),
+                b -> b.optHeldWeightBytes(Long.MAX_VALUE));
     }
 
     /**
@@ -351,19 +339,32 @@ class TrainStepTest {
     void releasingTheHeapBeforeEachMicroBatchChangesNoBit() throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
             Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 8), manager, DataType.FLOAT32, 0.3);
-            List<Parameter> params = lora.params();
-            List<Batch> group = List.of(FIRST, SECOND);
-            List<String> kept = lora.model().block(0).linearNames();
-            double loss = lora.step().optKeptProducts(kept).build().accumulate(group, 4);
-            Map<String, float[]> expected = gradients(params);
-            Gradients.zero(params);
-            int arrays = manager.getManagedArrays().size();
-            double released = lora.step().optKeptProducts(kept).optReleaseHeap(true).build().accumulate(group, 4);
+            assertChangesNoBit(lora, manager, lora.model().block(0).linearNames(), b -> b.optReleaseHeap(true));
+        }
+    }
+
+    /**
+     * The step keeping {@code kept} products with each of {@code changes} gives the loss and gradients of the same
+     * step without, bit for bit, and leaves no array behind; returns that loss and those gradients.
+     */
+    @SafeVarargs
+    private static LossAndGradients assertChangesNoBit(Nf4Lora lora, NDManager manager, List<String> kept,
+            UnaryOperator<TrainStep.Builder>... changes) {
+        List<Parameter> params = lora.params();
+        List<Batch> group = List.of(FIRST, SECOND);
+        double loss = lora.step().optKeptProducts(kept).build().accumulate(group, 4);
+        Map<String, float[]> expected = gradients(params);
+        Gradients.zero(params);
+        int arrays = manager.getManagedArrays().size();
+        for (UnaryOperator<TrainStep.Builder> change : changes) {
+            double changed = change.apply(lora.step().optKeptProducts(kept)).build().accumulate(group, 4);
             Map<String, float[]> actual = gradients(params);
-            assertEquals(loss, released, 0.0);
+            Gradients.zero(params);
+            assertEquals(loss, changed, 0.0);
             expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
             assertEquals(arrays, manager.getManagedArrays().size());
         }
+        return new LossAndGradients(loss, expected);
     }
 
     /** One step's loss and its parameters' gradients by name. */

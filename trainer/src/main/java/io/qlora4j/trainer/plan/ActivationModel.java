@@ -272,7 +272,15 @@ public final class ActivationModel {
 
     /** Tokens per loss-head chunk for a vocabulary of {@code vocab}: at least one. */
     static long chunkTokens(long vocab) {
-        return Math.max(1, CHUNK_LOGITS / vocab);
+        return chunkTokens(CHUNK_LOGITS, vocab);
+    }
+
+    /**
+     * Tokens per loss-head chunk of {@code chunkLogits} logits for a vocabulary of {@code vocab}: at least one. What
+     * the loss head runs and the plan counts.
+     */
+    public static long chunkTokens(long chunkLogits, long vocab) {
+        return Math.max(1, chunkLogits / vocab);
     }
 
     /**

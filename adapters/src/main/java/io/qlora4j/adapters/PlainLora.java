@@ -43,14 +43,16 @@ final class PlainLora extends AdapterVariant {
     }
 
     /**
-     * Adds the float32 update to result in place: no second output-sized array, and a float16 result takes the
-     * update as float16 (the in-place add casts it, and autograd records the cast).
+     * Scales the update and adds it to result in place: no further output-sized arrays (the same bits as the
+     * out-of-place ops, and autograd allows both: no backward reads the product or the result), and a float16 result
+     * takes the update as float16 (the in-place add casts it, and autograd records the cast).
      */
     @Override
     NDArray forward(BaseLinear base, AdapterTensors t, NDArray result, NDArray loraInput, boolean dropped) {
         NDArray update;
         try (NDScope scope = new NDScope()) {
-            update = GraphScalars.times(loraInput.matMul(t.a().transpose()).matMul(t.b().transpose()), t.scaling());
+            update = loraInput.matMul(t.a().transpose()).matMul(t.b().transpose());
+            update.muli(GraphScalars.of(update, t.scaling()));
             NDScope.unregister(update);
         }
         result.addi(update);

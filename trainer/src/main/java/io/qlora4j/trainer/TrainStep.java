@@ -11,6 +11,7 @@ import io.qlora4j.data.Batch;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.WeightHold;
 import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.BlockCalls;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.trainer.plan.ActivationModel;
@@ -195,7 +196,7 @@ public final class TrainStep {
             // each block's intermediates die with it: only its output (and a selective recompute's products) is kept
             try (NDScope block = new NDScope()) {
                 if (selective == null) {
-                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null);
+                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null, BlockCalls.GRAPH_FREE);
                 } else {
                     products.add(selective.room(model.block(l), ids.size(), inputs[l].getDataType(), ids.getManager()));
                     inputs[l + 1] = model.block(l).forward(inputs[l], context, null, selective.recording(products.get(l)));

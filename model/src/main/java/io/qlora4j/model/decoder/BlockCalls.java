@@ -10,6 +10,9 @@ import io.qlora4j.model.LinearLayer;
  * in the forward pass it keeps some projections' base products, and when the block is recomputed for its backward
  * pass it hands them back instead of multiplying again and cuts the graph at their inputs and at the mid-block
  * stream, so that it can backpropagate one piece at a time and add the kept products' input gradients itself.
+ *
+ * <p>A forward pass that records no graph (a recomputing step's first pass) says so ({@link #graphFree}); the block
+ * then overwrites its own temporaries in place where an op allows it, for the same bits with fewer arrays.
  */
 public interface BlockCalls {
     /** Each projection applied to its input, the stream passed on. */
@@ -25,6 +28,24 @@ public interface BlockCalls {
         }
     };
 
+    /** {@link #PLAIN} for a forward pass that records no graph ({@link #graphFree}). */
+    BlockCalls GRAPH_FREE = new BlockCalls() {
+        @Override
+        public NDArray project(String name, LinearLayer layer, NDArray x) {
+            return PLAIN.project(name, layer, x);
+        }
+
+        @Override
+        public NDArray midBlock(NDArray hidden) {
+            return PLAIN.midBlock(hidden);
+        }
+
+        @Override
+        public boolean graphFree() {
+            return true;
+        }
+    };
+
     /**
      * {@code layer.forward(x)} for the projection called {@code name} (a block's Hugging Face name,
      * {@code self_attn.q_proj}), or an equal value the caller obtains otherwise; the result belongs to the current
@@ -34,4 +55,12 @@ public interface BlockCalls {
 
     /** The residual stream after the attention half, {@code [b, s, hidden]}, as the MLP half is to read it. */
     NDArray midBlock(NDArray hidden);
+
+    /**
+     * Whether the forward pass these calls serve records no graph (autograd off), so that the block may write into
+     * the arrays it made itself (default false: a graph may need them).
+     */
+    default boolean graphFree() {
+        return false;
+    }
 }

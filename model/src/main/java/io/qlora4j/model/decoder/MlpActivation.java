@@ -16,6 +16,11 @@ public enum MlpActivation {
         public NDArray apply(NDArray x) {
             return x.mul(Activation.sigmoid(x));
         }
+
+        @Override
+        public NDArray applyGraphFree(NDArray x) {
+            return Activation.sigmoid(x).muli(x);
+        }
     },
     /** Exact GELU, {@code x/2 * (1 + erf(x / sqrt 2))} ({@code gelu}). */
     GELU(4, 1, "gelu") {
@@ -84,6 +89,14 @@ public enum MlpActivation {
 
     /** Applies the activation to {@code x}, keeping the graph; the result has x's dtype. */
     public abstract NDArray apply(NDArray x);
+
+    /**
+     * {@link #apply} where no graph is recorded, bit for bit, into fewer new arrays where the activation allows
+     * ({@code x} itself is left as it was).
+     */
+    public NDArray applyGraphFree(NDArray x) {
+        return apply(x);
+    }
 
     @Override
     public String toString() {

@@ -97,10 +97,19 @@ public final class TransformerBlock implements DecoderBlock {
         boolean sandwich = config.parts().sandwichNorms();
         return Scoped.run(() -> {
             NDArray attn = attention(norm("input_layernorm", hidden), context, cache, calls);
-            NDArray h = calls.midBlock(hidden.add(sandwich ? norm("post_attention_layernorm", attn) : attn));
+            NDArray h = calls.midBlock(residual(hidden, sandwich ? norm("post_attention_layernorm", attn) : attn, calls));
             NDArray mlp = mlp(norm(sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm", h), calls);
-            return h.add(sandwich ? norm("post_feedforward_layernorm", mlp) : mlp);
+            return residual(h, sandwich ? norm("post_feedforward_layernorm", mlp) : mlp, calls);
         });
+    }
+
+    /**
+     * {@code stream + branch}; without a graph into the branch, which this block made and reads no more (the same
+     * bits: float addition commutes).
+     */
+    private static NDArray residual(NDArray stream, NDArray branch, BlockCalls calls) {
+        return calls.graphFree() && branch.getDataType() == stream.getDataType() ? branch.addi(stream)
+                : stream.add(branch);
     }
 
     /** The projection {@code name} applied to {@code x} through {@code calls}. */
@@ -121,8 +130,10 @@ public final class TransformerBlock implements DecoderBlock {
             gate = project("mlp.gate_proj", n, calls);
             up = null;
         }
-        NDArray act = config.parts().activation().apply(gate);
-        return project("mlp.down_proj", act.mul(up != null ? up : project("mlp.up_proj", n, calls)), calls);
+        MlpActivation activation = config.parts().activation();
+        NDArray act = calls.graphFree() ? activation.applyGraphFree(gate) : activation.apply(gate);
+        NDArray upValue = up != null ? up : project("mlp.up_proj", n, calls);
+        return project("mlp.down_proj", calls.graphFree() ? act.muli(upValue) : act.mul(upValue), calls);
     }
 
     private NDArray norm(String name, NDArray x) {

@@ -6,12 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.QuantizedLinear;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
+import io.qlora4j.model.decoder.AttentionContext;
+import io.qlora4j.model.decoder.BlockCalls;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.KvCache;
 import io.qlora4j.model.format.BaseFormat;
@@ -180,6 +183,32 @@ class FamilyForwardTest {
                     checkpoint.config(true, FamilyCheckpoint.familyKeys(spec)));
             for (BaseFormat format : BaseFormats.menu()) {
                 assertMatches(model, format, checkpoint.formatReference(format), IDS, false);
+            }
+        }
+    }
+
+    /**
+     * A block's forward pass without a graph (a recomputing step's first pass) writes into its own temporaries:
+     * every family's blocks (SiLU and both GELUs, sandwich norms, fused gate/up) give the bits of the plain pass, and
+     * the block's input stays as it was.
+     */
+    @Test
+    void everyFamilysBlocksGiveThePlainBitsWithoutAGraph() throws Exception {
+        for (Spec spec : FamilyCheckpoint.oneOfEachFamily(2, 40)) {
+            FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 13);
+            Path dir = checkpoint.write(this.dir.resolve(spec.modelType() + "-graph-free"), DType.F32,
+                    checkpoint.config(true, FamilyCheckpoint.familyKeys(spec)));
+            try (NDManager m = NDManager.newBaseManager(); CausalLM model = load(dir, m, null)) {
+                NDArray hidden = model.embed(m.create(toLong(IDS), new Shape(1, IDS.length)));
+                AttentionContext context = model.context(m, IDS.length, 0, null);
+                for (int l = 0; l < model.numLayers(); l++) {
+                    float[] input = hidden.toFloatArray();
+                    NDArray plain = model.block(l).forward(hidden, context, null, BlockCalls.PLAIN);
+                    NDArray free = model.block(l).forward(hidden, context, null, BlockCalls.GRAPH_FREE);
+                    assertArrayEquals(plain.toFloatArray(), free.toFloatArray(), spec.modelType() + " layer " + l);
+                    assertArrayEquals(input, hidden.toFloatArray(), spec.modelType() + " layer " + l + " input");
+                    hidden = plain;
+                }
             }
         }
     }

@@ -20,8 +20,9 @@ import java.util.stream.Collectors;
  * <p>On a CPU what glibc keeps depends on its allocator settings, which the launcher chooses by
  * {@code QLORA4J_ALLOCATOR} (README): each measured setting is a profile, named by the {@code MALLOC_MMAP_THRESHOLD_}
  * and {@code MALLOC_TRIM_THRESHOLD_} it exports (an unset trim threshold is glibc's own, 128 KiB), and a profile may
- * also hand the heap back to the kernel before each micro-batch ({@link #releasesHeap}). {@link #of(String, Map)}
- * picks the profile of the process's own environment, so a plan describes the process it runs in.
+ * also hand the heap back to the kernel before each micro-batch of a recomputing step ({@link #releasesHeap}).
+ * {@link #of(String, Map)} picks the profile of the process's own environment, so a plan describes the process it
+ * runs in.
  *
  * @param kind the machine kind ({@code cpu}, {@code cuda})
  * @param hostBytes host memory of the process before any model array exists (JVM, libtorch, CUDA libraries)
@@ -34,7 +35,8 @@ import java.util.stream.Collectors;
  *     recomputing step frees and allocates every block's arrays again and fragments the heap more than one pass
  *     over the whole graph
  * @param releasesHeap on a CPU, whether the profile hands glibc's free heap pages back to the kernel before each
- *     micro-batch ({@code TrainStep.Builder#optReleaseHeap}), which the retained factors then include
+ *     micro-batch of a recomputing step ({@code TrainStep.Builder#optReleaseHeap}), which the retained factors then
+ *     include
  * @param measured where and how the figures were measured
  */
 public record ProcessOverhead(String kind, long hostBytes, long deviceBytes, String allocator, long smallArrayBytes,
@@ -79,7 +81,8 @@ public record ProcessOverhead(String kind, long hostBytes, long deviceBytes, Str
         Map<String, String> settings = profiles.get(chosen);
         String prefix = kind + ".allocator." + chosen + ".";
         boolean releases = Boolean.parseBoolean(p.getProperty(prefix + "release_heap"));
-        String named = assignments(settings) + (releases ? ", the heap released before each micro-batch" : "");
+        String named = assignments(settings)
+                + (releases ? ", the heap released before each recomputing micro-batch" : "");
         String words = settings.equals(set) ? String.format(Locale.ROOT, "%s (%s)", chosen, named)
                 : String.format(Locale.ROOT, "%s (%s assumed: %s, not measured)", chosen, named,
                         set.get(MMAP_THRESHOLD) == null ? MMAP_THRESHOLD + " is unset"

@@ -30,7 +30,7 @@ class ProcessOverheadTest {
         ProcessOverhead balanced = ProcessOverhead.of("cpu", Map.of("MALLOC_MMAP_THRESHOLD_", "33554432"));
         assertEquals(speed.smallArrayBytes(), balanced.smallArrayBytes());
         assertEquals("balanced (MALLOC_MMAP_THRESHOLD_=33554432, MALLOC_TRIM_THRESHOLD_=131072, the heap released"
-                + " before each micro-batch)", balanced.allocator());
+                + " before each recomputing micro-batch)", balanced.allocator());
         assertTrue(balanced.releasesHeap());
     }
 

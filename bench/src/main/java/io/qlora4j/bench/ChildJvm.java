@@ -1,10 +1,10 @@
 package io.qlora4j.bench;
 
+import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
-import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;

@@ -53,6 +53,7 @@ public final class TrainStep {
     private final LongConsumer dropoutSeeder;
     /** The first block that holds its weights under recompute ({@code numLayers} when none does). */
     private final int firstHeld;
+    /** Whether each micro-batch starts by handing glibc's free heap back (asked for, and the step recomputes). */
     private final boolean releaseHeap;
 
     private TrainStep(Builder builder) {
@@ -62,7 +63,7 @@ public final class TrainStep {
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
         this.firstHeld = model.numLayers() - heldBlocks(model, builder.heldWeightBytes);
-        this.releaseHeap = builder.releaseHeap;
+        this.releaseHeap = builder.releaseHeap && builder.recompute;
     }
 
     /**
@@ -148,7 +149,7 @@ public final class TrainStep {
     }
 
     private double microBatch(Batch batch, long labelled, float lossScale) {
-        if (releaseHeap && recompute) {
+        if (releaseHeap) {
             GlibcHeap.release();
         }
         NDManager root = model.manager();

@@ -21,7 +21,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * one table of ratios, each against a baseline measured in the same run, each row naming the machine. {@code quick}
  * uses a ~20M model, the ~100M load and short runs (about a minute); {@code full} uses the issue's sizes (the ~100M
  * forward and training configs and step profile, the 1.1B training and load, the ~100M step under each allocator
- * profile) and adds the base-format rows; {@code formats} runs only
+ * profile, and the side by side with the Python stack where an interpreter with PyTorch is at hand) and adds the
+ * base-format rows; {@code formats} runs only
  * those: every on-the-fly format's quantize throughput against a copy, the 1.1B checkpoint's HQQ 4-bit quantize time
  * against its NF4 time, and the ~100M training step over every format (and two random AQLM bases) against NF4's.
  */
@@ -100,6 +101,7 @@ public final class BenchSuite {
             if (sizes == FULL) {
                 rows.add(trainCommand());
                 rows.addAll(allocator(sizes));
+                rows.addAll(sideBySide(sizes));
             }
         }
         if (sizes.formats() != null) {
@@ -262,6 +264,34 @@ public final class BenchSuite {
                         String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, b.hwm() / 1e6)));
             }
         });
+        return rows;
+    }
+
+    /**
+     * Issue 20's check on the first training workload, one round: qlora4j's steps against the Python stack's dense
+     * LoRA step ({@link SideBySideBenchmark}); none where no Python interpreter with PyTorch is at hand, saying why.
+     */
+    private static List<Row> sideBySide(Sizes s) throws Exception {
+        Workload w = s.train().get(0);
+        System.out.println("\n-- side by side with the Python stack (" + PythonStep.interpreter() + " "
+                + PythonStep.SCRIPT + "), " + w.name() + " b" + w.batch() + "x" + w.seq() + ", a fresh process each");
+        String missing = PythonStep.missing();
+        if (missing != null) {
+            System.out.println("skipped: " + missing);
+            return List.of();
+        }
+        List<SideBySideBenchmark.Side> sides = SideBySideBenchmark.measure(w, 1);
+        System.out.print(SideBySideBenchmark.table(w, sides));
+        SideBySideBenchmark.Side python = sides.get(0);
+        List<Row> rows = new ArrayList<>();
+        for (SideBySideBenchmark.Side side : sides.subList(1, sides.size())) {
+            String ratio = side.label() + " / " + python.label() + ", " + w.name();
+            rows.add(new Row("tokens/s, " + ratio + " (issue 20: QLoRA >= 1, aim 1.2)",
+                    python.stepMs() / side.stepMs(), String.format(Locale.ROOT, "step %.0f / %.0f ms",
+                            side.stepMs(), python.stepMs())));
+            rows.add(new Row("peak RSS, " + ratio, (double) side.hwm() / python.hwm(),
+                    String.format(Locale.ROOT, "%.0f / %.0f MB", side.hwm() / 1e6, python.hwm() / 1e6)));
+        }
         return rows;
     }
 

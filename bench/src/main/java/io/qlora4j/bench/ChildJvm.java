@@ -67,10 +67,18 @@ final class ChildJvm {
         }
         command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
         command.addAll(List.of(args));
-        ProcessBuilder builder = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT);
+        ProcessBuilder builder = new ProcessBuilder(command);
         launcherAllocator(builder); // measure what the launcher runs
         builder.environment().putAll(environment);
-        Process process = builder.start();
+        return results(builder, "the child JVM (" + main.getSimpleName() + ")");
+    }
+
+    /**
+     * Starts {@code builder}'s process with this one's stderr, collects its {@code result.key=value} lines and passes
+     * its other output through; a non-zero exit is an error naming {@code name}.
+     */
+    static Map<String, Long> results(ProcessBuilder builder, String name) throws IOException, InterruptedException {
+        Process process = builder.redirectError(ProcessBuilder.Redirect.INHERIT).start();
         Map<String, Long> results = new HashMap<>();
         try (BufferedReader out = new BufferedReader(
                 new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
@@ -85,7 +93,7 @@ final class ChildJvm {
         }
         int exit = process.waitFor();
         if (exit != 0) {
-            throw new IllegalStateException("the child JVM (" + main.getSimpleName() + ") exited with status " + exit);
+            throw new IllegalStateException(name + " exited with status " + exit);
         }
         return results;
     }

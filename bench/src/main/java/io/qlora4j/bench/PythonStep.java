@@ -1,0 +1,99 @@
+package io.qlora4j.bench;
+
+import io.qlora4j.model.decoder.DecoderConfig;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Python stack's LoRA training step as a baseline child process: {@value #SCRIPT} (a resource of this package)
+ * under the interpreter {@link #interpreter} names, with PyTorch. It computes what transformers' Llama with PEFT's
+ * LoRA on every projection computes under LLaMA-Factory's defaults (a float32 base, recompute per decoder layer,
+ * AdamW), and reports as qlora4j's benchmark children do ({@link ChildJvm#results}).
+ *
+ * <p>The child runs as a Python user's process does: without the glibc settings that the {@code qlora4j} launcher
+ * exports for its own JVMs (mmap and trim thresholds, huge pages), and with this JVM's libtorch thread count, or one
+ * thread per processor, libtorch's own default on this machine.
+ */
+final class PythonStep {
+    /** The step script, a resource next to this class. */
+    static final String SCRIPT = "torch_lora_step.py";
+    private static final List<String> LAUNCHER_ONLY = List.of("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+            "GLIBC_TUNABLES");
+
+    private PythonStep() {}
+
+    /** The Python interpreter: the system property {@code qlora4j.python}, else {@code QLORA4J_PYTHON}, else python3. */
+    static String interpreter() {
+        String property = System.getProperty("qlora4j.python");
+        if (property != null) {
+            return property;
+        }
+        String env = System.getenv("QLORA4J_PYTHON");
+        return env != null ? env : "python3";
+    }
+
+    /**
+     * Why the baseline cannot run here, in one line naming the interpreter and what it lacks, or null when its
+     * interpreter imports torch.
+     */
+    static String missing() throws InterruptedException {
+        String python = interpreter();
+        try {
+            Process probe = new ProcessBuilder(python, "-c", "import torch").redirectErrorStream(true).start();
+            String output = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            if (probe.waitFor() == 0) {
+                return null;
+            }
+            String last = output.isEmpty() ? "no output" : output.substring(output.lastIndexOf('\n') + 1);
+            return "the Python stack's baseline needs PyTorch, and " + python + " cannot import torch (" + last
+                    + "); name an interpreter that can with QLORA4J_PYTHON or -Dqlora4j.python";
+        } catch (IOException e) {
+            return "the Python stack's baseline needs a Python interpreter with PyTorch, and " + python
+                    + " cannot be started (" + e.getMessage() + "); name one with QLORA4J_PYTHON or -Dqlora4j.python";
+        }
+    }
+
+    /**
+     * Runs {@code warmup} + {@code steps} steps of LoRA {@code rank} (alpha 2 x rank) over a float32 base of
+     * {@code w}'s shape, recomputing each layer, in a fresh Python process; returns its {@code result.} figures:
+     * {@code stepUs}, {@code hwm}, {@code peakMflops}, {@code modelBytes}.
+     */
+    static Map<String, Long> run(Workload w, int rank, int warmup, int steps) throws IOException, InterruptedException {
+        Path script = Files.createTempFile("qlora4j-", "-" + SCRIPT);
+        try {
+            try (InputStream in = PythonStep.class.getResourceAsStream(SCRIPT)) {
+                if (in == null) {
+                    throw new IllegalStateException("the bench jar lacks its resource " + SCRIPT);
+                }
+                Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
+            }
+            ProcessBuilder builder = new ProcessBuilder(command(script, w, rank, warmup, steps));
+            LAUNCHER_ONLY.forEach(builder.environment()::remove);
+            return ChildJvm.results(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
+        } finally {
+            Files.deleteIfExists(script);
+        }
+    }
+
+    private static List<String> command(Path script, Workload w, int rank, int warmup, int steps) {
+        DecoderConfig c = w.config();
+        String threads = System.getProperty("ai.djl.pytorch.num_threads",
+                String.valueOf(Runtime.getRuntime().availableProcessors()));
+        List<String> command = new ArrayList<>(List.of(interpreter(), script.toString()));
+        command.addAll(List.of("--hidden", String.valueOf(c.hiddenSize()), "--intermediate",
+                String.valueOf(c.intermediateSize()), "--layers", String.valueOf(c.numHiddenLayers()), "--heads",
+                String.valueOf(c.numAttentionHeads()), "--kv-heads", String.valueOf(c.numKeyValueHeads()), "--vocab",
+                String.valueOf(c.vocabSize()), "--rope-theta", String.valueOf(c.ropeTheta()), "--rms-eps",
+                String.valueOf(c.rmsNormEps()), "--batch", String.valueOf(w.batch()), "--seq", String.valueOf(w.seq()),
+                "--rank", String.valueOf(rank), "--alpha", String.valueOf(2 * rank), "--warmup", String.valueOf(warmup),
+                "--steps", String.valueOf(steps), "--threads", threads));
+        return command;
+    }
+}

@@ -25,6 +25,7 @@ import io.qlora4j.optim.AdamW;
 import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.Parameter;
 import io.qlora4j.trainer.TrainStep;
+import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -162,7 +163,8 @@ public final class StepProfile {
         Map<String, double[]> times = new LinkedHashMap<>();
         try (AdamW adam = AdamW.builder().build(); NDManager m = model.manager().newSubManager();
                 BlockPieces pieces = new BlockPieces(model, batch, m); MatmulPeak peak = new MatmulPeak(m)) {
-            TrainStep step = TrainStep.builder(model).optHeldWeightBytes(heldWeightBytes).build();
+            TrainStep step = TrainStep.builder(model).optHeldWeightBytes(heldWeightBytes)
+                    .optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
             TrainStep blockless = TrainStep.builder(new BlocklessModel(model)).build();
             for (int round = -WARMUP; round < ROUNDS; round++) {
                 long t0 = System.nanoTime();

@@ -46,14 +46,10 @@ final class PythonStep {
     static String missing() throws InterruptedException {
         String python = interpreter();
         try {
-            Process probe = new ProcessBuilder(python, "-c", "import torch").redirectErrorStream(true).start();
-            String output = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-            if (probe.waitFor() == 0) {
-                return null;
-            }
-            String last = output.isEmpty() ? "no output" : output.substring(output.lastIndexOf('\n') + 1);
-            return "the Python stack's baseline needs PyTorch, and " + python + " cannot import torch (" + last
-                    + "); name an interpreter that can with QLORA4J_PYTHON or -Dqlora4j.python";
+            String failed = fails("import torch");
+            return failed == null ? null : "the Python stack's baseline needs PyTorch, and " + python
+                    + " cannot import torch (" + failed + "); name an interpreter that can with QLORA4J_PYTHON or"
+                    + " -Dqlora4j.python";
         } catch (IOException e) {
             return "the Python stack's baseline needs a Python interpreter with PyTorch, and " + python
                     + " cannot be started (" + e.getMessage() + "); name one with QLORA4J_PYTHON or -Dqlora4j.python";
@@ -61,11 +57,35 @@ final class PythonStep {
     }
 
     /**
-     * Runs {@code warmup} + {@code steps} steps of LoRA {@code rank} (alpha 2 x rank) over a float32 base of
-     * {@code w}'s shape, recomputing each layer, in a fresh Python process; returns its {@code result.} figures:
-     * {@code stepUs}, {@code hwm}, {@code peakMflops}, {@code modelBytes}.
+     * The stack the baseline trains with: {@code transformers} (transformers' Llama, PEFT's LoRA, the Trainer) where
+     * the interpreter imports transformers and peft, else {@code torch} (the same computation in plain PyTorch).
      */
-    static Map<String, Long> run(Workload w, int rank, int warmup, int steps) throws IOException, InterruptedException {
+    static String stack() throws IOException, InterruptedException {
+        return fails("import transformers, peft") == null ? "transformers" : "torch";
+    }
+
+    /** How tables name {@code stack}. */
+    static String describe(String stack) {
+        return stack.equals("transformers") ? "Python stack: transformers + PEFT, Trainer" : "Python stack: PyTorch";
+    }
+
+    /** The last line the interpreter printed running {@code code}, or null when it ran it without error. */
+    private static String fails(String code) throws IOException, InterruptedException {
+        Process probe = new ProcessBuilder(interpreter(), "-c", code).redirectErrorStream(true).start();
+        String output = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        if (probe.waitFor() == 0) {
+            return null;
+        }
+        return output.isEmpty() ? "no output" : output.substring(output.lastIndexOf('\n') + 1);
+    }
+
+    /**
+     * Runs {@code warmup} + {@code steps} steps of LoRA {@code rank} (alpha 2 x rank) over a float32 base of
+     * {@code w}'s shape, recomputing each layer, with {@code stack} ({@link #stack}) in a fresh Python process;
+     * returns its {@code result.} figures: {@code stepUs}, {@code hwm}, {@code peakMflops}, {@code modelBytes}.
+     */
+    static Map<String, Long> run(Workload w, String stack, int rank, int warmup, int steps)
+            throws IOException, InterruptedException {
         Path script = Files.createTempFile("qlora4j-", "-" + SCRIPT);
         try {
             try (InputStream in = PythonStep.class.getResourceAsStream(SCRIPT)) {
@@ -74,7 +94,7 @@ final class PythonStep {
                 }
                 Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
             }
-            ProcessBuilder builder = new ProcessBuilder(command(script, w, rank, warmup, steps));
+            ProcessBuilder builder = new ProcessBuilder(command(script, w, stack, rank, warmup, steps));
             LAUNCHER_ONLY.forEach(builder.environment()::remove);
             return ChildJvm.results(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
         } finally {
@@ -82,7 +102,7 @@ final class PythonStep {
         }
     }
 
-    private static List<String> command(Path script, Workload w, int rank, int warmup, int steps) {
+    private static List<String> command(Path script, Workload w, String stack, int rank, int warmup, int steps) {
         DecoderConfig c = w.config();
         String threads = System.getProperty("ai.djl.pytorch.num_threads",
                 String.valueOf(Runtime.getRuntime().availableProcessors()));
@@ -93,7 +113,7 @@ final class PythonStep {
                 String.valueOf(c.vocabSize()), "--rope-theta", String.valueOf(c.ropeTheta()), "--rms-eps",
                 String.valueOf(c.rmsNormEps()), "--batch", String.valueOf(w.batch()), "--seq", String.valueOf(w.seq()),
                 "--rank", String.valueOf(rank), "--alpha", String.valueOf(2 * rank), "--warmup", String.valueOf(warmup),
-                "--steps", String.valueOf(steps), "--threads", threads));
+                "--steps", String.valueOf(steps), "--threads", threads, "--stack", stack));
         return command;
     }
 }

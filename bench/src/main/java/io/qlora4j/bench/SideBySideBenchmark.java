@@ -92,8 +92,9 @@ public final class SideBySideBenchmark {
      */
     static List<Side> measure(Workload w, int rounds) throws Exception {
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.F32, 3)) {
+            String stack = PythonStep.stack();
             List<Contender> contenders = List.of(
-                    new Contender("Python stack: dense float32, recompute", () -> python(w)),
+                    new Contender(PythonStep.describe(stack) + ", dense float32, recompute", () -> python(w, stack)),
                     qlora4j(w, checkpoint, BaseFormats.DENSE, RecomputePolicy.BLOCK),
                     qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK),
                     qlora4j(w, checkpoint, BaseFormats.QLORA, TrainBenchmark.selective(w, null)));
@@ -130,8 +131,8 @@ public final class SideBySideBenchmark {
         return out.toString();
     }
 
-    private static Run python(Workload w) throws Exception {
-        Map<String, Long> r = PythonStep.run(w, RANK, WARMUP, STEPS);
+    private static Run python(Workload w, String stack) throws Exception {
+        Map<String, Long> r = PythonStep.run(w, stack, RANK, WARMUP, STEPS);
         return new Run(r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3, r.get("hwm"));
     }
 

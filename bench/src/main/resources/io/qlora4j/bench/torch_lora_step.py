@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """The Python stack's LoRA training step, timed: the baseline of qlora4j's side-by-side benchmark (issue 20).
 
-The step is what transformers' LlamaForCausalLM (eager attention) with PEFT's LoRA on every linear projection
-computes under LLaMA-Factory's defaults: a float32 base whose weights are frozen, LoRA A and B on q, k, v, o, gate,
-up and down (dropout 0, alpha / r scaling), each decoder layer recomputed in its backward pass
-(torch.utils.checkpoint, re-entrant, the input of the first layer made to require a gradient as
-enable_input_require_grads does), every position's logits in float32 and the mean cross-entropy of the shifted
-labels, then torch.optim.AdamW over the adapters and set_to_none zeroing. It is written against plain PyTorch so that
-it runs wherever torch runs: transformers and PEFT add modules around these operations, not operations. Two
-differences from a LLaMA-Factory run, both in the Python stack's favour: the step clips no gradient norm and steps
-no learning-rate schedule. Attention is the eager kind (scores, float32 softmax, product), which transformers uses
-where torch has no scaled_dot_product_attention (before torch 2.0) and picks SDPA over otherwise.
+Two stacks. --stack transformers (the default where transformers and PEFT import) trains transformers'
+LlamaForCausalLM (float32, random weights, its default attention) with PEFT's LoRA on every projection under
+transformers' Trainer as LLaMA-Factory sets it up: gradient checkpointing re-entrant with enable_input_require_grads,
+adamw_torch, a cosine schedule, gradient clipping at 1.0, LoRA dropout 0; each step is timed from the Trainer's
+on_step_begin to its on_step_end (forward, backward, clipping, optimizer, schedule, zeroing).
+
+--stack torch (where only torch is at hand) computes what that model computes, written against plain PyTorch: a
+float32 base whose weights are frozen, LoRA A and B on q, k, v, o, gate, up and down (alpha / r scaling, B starting
+at zero), each decoder layer recomputed (torch.utils.checkpoint, re-entrant, the first layer's input made to require
+a gradient), every position's logits in float32 and the mean cross-entropy of the shifted labels, then
+torch.optim.AdamW over the adapters and set_to_none zeroing. It differs from the Trainer's step in the Python
+stack's favour: no gradient clipping, no schedule, no Trainer around it; and its attention is the eager kind
+(scores, float32 softmax, product), which transformers uses only where torch lacks scaled_dot_product_attention.
 
 Prints result.key=value lines, the protocol of qlora4j's benchmark children: stepUs (median step after the warm-up),
 hwm (peak resident set of this process, bytes), peakMflops (one 2048^3 float32 matmul, median of 5, the accounting
@@ -43,6 +46,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--stack", choices=["transformers", "torch"], default=None,
+                   help="default: transformers where transformers and peft import, else torch")
     return p.parse_args()
 
 
@@ -143,6 +148,71 @@ def build(torch, a):
     return Model()
 
 
+def train_transformers(torch, a):
+    """Trains transformers' Llama with PEFT's LoRA under the Trainer; returns the model and the timed steps (s)."""
+    import tempfile
+    import peft
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=a.vocab, hidden_size=a.hidden, intermediate_size=a.intermediate, num_hidden_layers=a.layers,
+        num_attention_heads=a.heads, num_key_value_heads=a.kv_heads or a.heads, rms_norm_eps=a.rms_eps,
+        rope_theta=a.rope_theta, max_position_embeddings=max(2048, a.seq), tie_word_embeddings=False,
+        use_cache=False)
+    model = transformers.LlamaForCausalLM(config)
+    if a.recompute == "full":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        model.enable_input_require_grads()
+    model = peft.get_peft_model(model, peft.LoraConfig(
+        r=a.rank, lora_alpha=a.alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    ids = torch.randint(0, a.vocab, (a.batch * (a.warmup + a.steps), a.seq))
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": ids[i], "attention_mask": torch.ones_like(ids[i]), "labels": ids[i]}
+
+    times = []
+
+    class Timer(transformers.TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            times.append(time.perf_counter() - self.start)
+
+    print(f"transformers {transformers.__version__}, peft {peft.__version__}, attention "
+          f"{model.config._attn_implementation}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as out:
+        args = transformers.TrainingArguments(
+            output_dir=out, per_device_train_batch_size=a.batch, max_steps=a.warmup + a.steps, learning_rate=1e-4,
+            lr_scheduler_type="cosine", optim="adamw_torch", max_grad_norm=1.0, logging_strategy="no",
+            save_strategy="no", report_to=[], dataloader_num_workers=0, remove_unused_columns=False,
+            dataloader_pin_memory=False, disable_tqdm=True, seed=0)
+        transformers.Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[Timer()]).train()
+    return model, times[a.warmup:]
+
+
+def train_torch(torch, a):
+    """Trains the plain-PyTorch model of build(); returns the model and the timed steps (s)."""
+    model = build(torch, a)
+    adapters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(adapters, lr=1e-4)
+    ids = torch.randint(0, a.vocab, (a.batch, a.seq))
+    times = []
+    for i in range(a.warmup + a.steps):
+        start = time.perf_counter()
+        model(ids).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if i >= a.warmup:
+            times.append(time.perf_counter() - start)
+    return model, times
+
+
 def matmul_peak_mflops(torch):
     """One 2048^3 float32 product, a warm-up and the median of 5, in MFLOP/s."""
     m = torch.randn(2048, 2048)
@@ -166,20 +236,15 @@ def main():
         sys.exit(2)
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
-    model = build(torch, a)
-    adapters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(adapters, lr=1e-4)
-    ids = torch.randint(0, a.vocab, (a.batch, a.seq))
-    print(f"torch {torch.__version__}, {a.threads} threads, {sum(p.numel() for p in adapters)} adapter parameters",
-          file=sys.stderr)
-    times = []
-    for i in range(a.warmup + a.steps):
-        start = time.perf_counter()
-        model(ids).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if i >= a.warmup:
-            times.append(time.perf_counter() - start)
+    if a.stack is None:
+        try:
+            import peft  # noqa: F401
+            import transformers  # noqa: F401
+            a.stack = "transformers"
+        except ImportError:
+            a.stack = "torch"
+    print(f"torch {torch.__version__}, {a.threads} threads, stack {a.stack}", file=sys.stderr)
+    model, times = (train_transformers if a.stack == "transformers" else train_torch)(torch, a)
     hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     print(f"result.stepUs={round(statistics.median(times) * 1e6)}")

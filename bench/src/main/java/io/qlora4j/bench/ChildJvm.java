@@ -41,7 +41,7 @@ final class ChildJvm {
 
     private static Map<String, String> launcherAllocator() {
         Map<String, String> settings = new HashMap<>(ALLOCATOR_PROFILES.values().iterator().next());
-        settings.put("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+        settings.put("GLIBC_TUNABLES", ProcessOverhead.glibcTunables("cpu"));
         return Map.copyOf(settings);
     }
 

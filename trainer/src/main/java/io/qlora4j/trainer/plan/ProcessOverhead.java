@@ -100,6 +100,14 @@ public record ProcessOverhead(String kind, long hostBytes, long deviceBytes, Str
         return profiles(load(), kind);
     }
 
+    /**
+     * The {@code GLIBC_TUNABLES} that every allocator profile of {@code kind} was measured with and the launcher
+     * exports by default; null where the kind has none (a GPU).
+     */
+    public static String glibcTunables(String kind) {
+        return load().getProperty(kind + ".glibc_tunables");
+    }
+
     private static Map<String, Map<String, String>> profiles(Properties p, String kind) {
         Map<String, Map<String, String>> out = new LinkedHashMap<>();
         String names = p.getProperty(kind + ".allocator.profiles");

@@ -2,6 +2,7 @@ package io.qlora4j.trainer.plan;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.trainer.plan.ActivationModel.Recompute;
@@ -80,5 +81,14 @@ class ProcessOverheadTest {
         }
         // the default, with no QLORA4J_ALLOCATOR, is the first profile: the one an unset threshold plans with
         assertTrue(launcher.contains("\"${QLORA4J_ALLOCATOR:-memory}\""));
+    }
+
+    @Test
+    void theLauncherExportsTheTunablesTheProfilesWereMeasuredWith() throws IOException {
+        String launcher = Files.readString(Path.of("..", "qlora4j"));
+        assertEquals("glibc.malloc.hugetlb=1", ProcessOverhead.glibcTunables("cpu"));
+        assertTrue(launcher.contains("export GLIBC_TUNABLES=\"${GLIBC_TUNABLES:-" + ProcessOverhead.glibcTunables("cpu")
+                + "}\""), "the launcher's GLIBC_TUNABLES default");
+        assertNull(ProcessOverhead.glibcTunables("cuda"));
     }
 }

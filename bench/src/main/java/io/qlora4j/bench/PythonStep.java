@@ -13,9 +13,10 @@ import java.util.Map;
 
 /**
  * The Python stack's LoRA training step as a baseline child process: {@value #SCRIPT} (a resource of this package)
- * under the interpreter {@link #interpreter} names, with PyTorch. It computes what transformers' Llama with PEFT's
- * LoRA on every projection computes under LLaMA-Factory's defaults (a float32 base, recompute per decoder layer,
- * AdamW), and reports as qlora4j's benchmark children do ({@link ChildJvm#results}).
+ * under the interpreter {@link #interpreter} names, with PyTorch. Where that interpreter imports transformers and
+ * PEFT it trains transformers' Llama with PEFT's LoRA on every projection under the Trainer as LLaMA-Factory sets it
+ * up (a float32 base, recompute per decoder layer, AdamW); where it imports only torch, the same computation in plain
+ * PyTorch ({@link #stack}). It reports as qlora4j's benchmark children do ({@link ChildJvm#results}).
  *
  * <p>The child runs as a Python user's process does: without the glibc settings that the {@code qlora4j} launcher
  * exports for its own JVMs (mmap and trim thresholds, huge pages), and with this JVM's libtorch thread count, or one

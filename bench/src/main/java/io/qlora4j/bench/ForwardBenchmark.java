@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.function.ToDoubleFunction;
 
 /**
  * Forward-pass throughput of a ~100M-parameter Llama (batch 1, sequence 256) with dense float32 and
@@ -170,6 +171,11 @@ public final class ForwardBenchmark {
         double[] sorted = values.clone();
         Arrays.sort(sorted);
         return sorted[sorted.length / 2];
+    }
+
+    /** The median of {@code figure} over {@code items} (the upper one of an even count). */
+    static <T> double median(List<T> items, ToDoubleFunction<T> figure) {
+        return median(items.stream().mapToDouble(figure).toArray());
     }
 
     /** {@code n} random token ids below {@code vocab}, always the same. */

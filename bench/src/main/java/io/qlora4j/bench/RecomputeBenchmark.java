@@ -7,7 +7,6 @@ import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.function.ToDoubleFunction;
 
 /**
  * The recompute policies of issue 20 on the ~100M QLoRA step (NF4+DQ, LoRA r 16 on every projection, batch 4 x 256,
@@ -65,15 +64,15 @@ public final class RecomputeBenchmark {
         System.out.println(String.format(Locale.ROOT, "%n%-24s %9s %9s %8s %13s %11s %12s %8s %9s", "policy",
                 "step ms", "tokens/s", "6N/peak", "6N(all)/peak", "step / full", "peak RSS MB", "plan MB",
                 "RSS/plan"));
-        double full = median(runs.get(0), Result::stepMs);
+        double full = ForwardBenchmark.median(runs.get(0), Result::stepMs);
         for (List<Result> policyRuns : runs) {
             Result first = policyRuns.get(0);
-            double ms = median(policyRuns, Result::stepMs);
+            double ms = ForwardBenchmark.median(policyRuns, Result::stepMs);
             long hwm = policyRuns.stream().mapToLong(Result::hwm).max().orElseThrow();
             System.out.println(String.format(Locale.ROOT, "%-24s %9.0f %9.1f %8.2f %13.2f %11.3f %12.0f %8.0f %9.3f",
                     TrainBenchmark.label(first.policy()), ms, w.flops().tokens() / (ms / 1e3),
-                    median(policyRuns, Result::ofPeak6n),
-                    median(policyRuns, r -> w.flops().allParamsOfPeak(r.stepMs(), r.peakGflops())),
+                    ForwardBenchmark.median(policyRuns, Result::ofPeak6n),
+                    ForwardBenchmark.median(policyRuns, r -> w.flops().allParamsOfPeak(r.stepMs(), r.peakGflops())),
                     ms / full, hwm / 1e6, first.plannedBytes() / 1e6, (double) hwm / first.plannedBytes()));
             System.out.println(String.format(Locale.ROOT, "  %s: steps %s ms; peak RSS %s the Python stack's 1.76 GB",
                     TrainBenchmark.label(first.policy()), policyRuns.stream()
@@ -86,9 +85,5 @@ public final class RecomputeBenchmark {
     static List<RecomputePolicy> policies(Workload w, Double budgetMb) {
         return budgetMb == null ? List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w, null), RecomputePolicy.NONE)
                 : List.of(RecomputePolicy.BLOCK, TrainBenchmark.selective(w, (long) (budgetMb * (1 << 20))));
-    }
-
-    private static double median(List<Result> runs, ToDoubleFunction<Result> figure) {
-        return ForwardBenchmark.median(runs.stream().mapToDouble(figure).toArray());
     }
 }

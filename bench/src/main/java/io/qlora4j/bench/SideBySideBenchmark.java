@@ -54,7 +54,7 @@ public final class SideBySideBenchmark {
 
         /** The median of {@code figure} over the runs. */
         double median(ToDoubleFunction<Run> figure) {
-            return ForwardBenchmark.median(runs.stream().mapToDouble(figure).toArray());
+            return ForwardBenchmark.median(runs, figure);
         }
     }
 

@@ -260,8 +260,7 @@ public final class BenchSuite {
                 String ratio = "QLORA4J_ALLOCATOR " + name + " / " + base + ", " + label;
                 rows.add(new Row("step time, " + ratio, r.stepMs() / b.stepMs(),
                         String.format(Locale.ROOT, "%.0f / %.0f ms", r.stepMs(), b.stepMs())));
-                rows.add(new Row("peak RSS, " + ratio, (double) r.hwm() / b.hwm(),
-                        String.format(Locale.ROOT, "%.0f / %.0f MB", r.hwm() / 1e6, b.hwm() / 1e6)));
+                rows.add(peakRssRow(ratio, r.hwm(), b.hwm()));
             }
         });
         return rows;
@@ -289,10 +288,15 @@ public final class BenchSuite {
             rows.add(new Row("tokens/s, " + ratio + " (issue 20: QLoRA >= 1, aim 1.2)",
                     python.stepMs() / side.stepMs(), String.format(Locale.ROOT, "step %.0f / %.0f ms",
                             side.stepMs(), python.stepMs())));
-            rows.add(new Row("peak RSS, " + ratio, (double) side.hwm() / python.hwm(),
-                    String.format(Locale.ROOT, "%.0f / %.0f MB", side.hwm() / 1e6, python.hwm() / 1e6)));
+            rows.add(peakRssRow(ratio, side.hwm(), python.hwm()));
         }
         return rows;
+    }
+
+    /** The row {@code peak RSS, <ratio>}: {@code hwm} over {@code baseHwm}, with both in MB. */
+    private static Row peakRssRow(String ratio, long hwm, long baseHwm) {
+        return new Row("peak RSS, " + ratio, (double) hwm / baseHwm,
+                String.format(Locale.ROOT, "%.0f / %.0f MB", hwm / 1e6, baseHwm / 1e6));
     }
 
     /**

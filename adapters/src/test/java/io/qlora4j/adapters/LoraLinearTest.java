@@ -3,6 +3,7 @@ package io.qlora4j.adapters;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -62,6 +63,47 @@ class LoraLinearTest {
             Fixtures.assertClose(expected[2], lora.inputGradient(m.create(v.u(), new Shape(2, 3, OUT))).toFloatArray(),
                     1e-6);
         }
+    }
+
+    @Test
+    void aPowerOfTwoScalingGivesTheBitsOfScalingTheUpdateForOutputAndGradients() {
+        Values v = Values.random(7);
+        for (int alpha : new int[] {8, 16, 2}) { // scaling 2, 4 and 0.5 (r 4)
+            LoraSettings settings = new LoraSettings(R, alpha, 0, false, List.of("q_proj"));
+            assertTrue(PlainLora.isPowerOfTwo(settings.scaling()), "alpha " + alpha);
+            try (NDManager m = NDManager.newBaseManager()) {
+                LoraLinear lora = layer(m, v, settings, DataType.FLOAT32);
+                NDArray input = m.create(v.x(), new Shape(2, 3, IN));
+                NDArray upstream = m.create(v.u(), new Shape(2, 3, OUT));
+                float[] y;
+                try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                    NDArray out = lora.forward(input);
+                    y = out.toFloatArray();
+                    collector.backward(out.mul(upstream).sum());
+                }
+                float[] da = lora.loraA().getGradient().toFloatArray();
+                float[] db = lora.loraB().getGradient().toFloatArray();
+                // the update scaled after its product, as PEFT writes it, on copies of the same tensors
+                NDArray a = m.create(v.a(), new Shape(R, IN));
+                NDArray b = m.create(v.b(), new Shape(OUT, R));
+                a.setRequiresGradient(true);
+                b.setRequiresGradient(true);
+                float[] expected;
+                try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                    NDArray update = input.matMul(a.transpose()).matMul(b.transpose());
+                    NDArray out = input.matMul(m.create(v.w(), new Shape(OUT, IN)).transpose())
+                            .add(update.mul(m.full(new Shape(), (float) settings.scaling())));
+                    expected = out.toFloatArray();
+                    collector.backward(out.mul(upstream).sum());
+                }
+                assertArrayEquals(expected, y, "alpha " + alpha + ": output");
+                assertArrayEquals(a.getGradient().toFloatArray(), da, "alpha " + alpha + ": dL/dA");
+                assertArrayEquals(b.getGradient().toFloatArray(), db, "alpha " + alpha + ": dL/dB");
+            }
+        }
+        assertFalse(PlainLora.isPowerOfTwo(1.5));
+        assertFalse(PlainLora.isPowerOfTwo(32 / Math.sqrt(8))); // rsLoRA at r 8
+        assertFalse(PlainLora.isPowerOfTwo(0.1)); // not a float32 either
     }
 
     @Test

@@ -132,6 +132,12 @@ public final class LoraLinear implements LinearLayer {
         return forward(x, base.forward(x));
     }
 
+    /** {@link #forward} with the base's product taken {@linkplain LinearLayer#forwardGraphFree graph-free} too. */
+    @Override
+    public NDArray forwardGraphFree(NDArray x) {
+        return forward(x, base.forwardGraphFree(x));
+    }
+
     /**
      * The layer's output for {@code x} given {@code baseOutput}, the base layer's product of x obtained already (a
      * selective recompute keeps it from the forward pass instead of multiplying again); the variant adds into it in

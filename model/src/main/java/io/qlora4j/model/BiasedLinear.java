@@ -28,6 +28,11 @@ abstract class BiasedLinear implements BaseLinear {
         });
     }
 
+    /** {@link #multiply} in a pass that records no graph ({@link #forwardGraphFree}); by default the same call. */
+    NDArray multiplyGraphFree(NDArray x) {
+        return multiply(x);
+    }
+
     @Override
     public NDArray inputGradient(NDArray gradOutput) {
         return withWeight(gradOutput.getDataType(), gradOutput::matMul);
@@ -46,7 +51,15 @@ abstract class BiasedLinear implements BaseLinear {
 
     @Override
     public final NDArray forward(NDArray x) {
-        NDArray y = multiply(x);
+        return withBias(multiply(x));
+    }
+
+    @Override
+    public final NDArray forwardGraphFree(NDArray x) {
+        return withBias(multiplyGraphFree(x));
+    }
+
+    private NDArray withBias(NDArray y) {
         return bias == null ? y : y.addi(bias);
     }
 

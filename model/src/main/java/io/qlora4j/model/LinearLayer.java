@@ -14,6 +14,16 @@ public interface LinearLayer extends AutoCloseable {
     NDArray forward(NDArray x);
 
     /**
+     * {@link #forward} in a pass that records no graph (autograd off, as in a recomputing step's first pass: the
+     * caller promises it, as {@code BlockCalls.graphFree} does). Nothing can then keep the weight past the product, so
+     * a quantized layer may dequantize it into memory it reuses for the next such product instead of fresh memory
+     * ({@code DeviceWeight.dequantizeTransient}). The same bits as {@link #forward}, which is the default.
+     */
+    default NDArray forwardGraphFree(NDArray x) {
+        return forward(x);
+    }
+
+    /**
      * {@code gradOutput W} for {@code gradOutput [..., out]}: the gradient with respect to the input, computed
      * without a graph, so that a loss head can backpropagate through a large output layer without keeping
      * its activations or a widened copy of its weight.

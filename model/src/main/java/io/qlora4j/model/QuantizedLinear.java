@@ -15,7 +15,9 @@ import java.util.function.Function;
  * LLM.int8, ...: any {@link DeviceWeight}). Each call dequantizes the weight on the device in the dtype asked for,
  * uses it, and frees the dequantized copy at once, so the layer keeps only the stored form between calls, unless a
  * caller {@linkplain #hold holds} it (a training step keeping a block's weights from its forward pass to its
- * recompute, within a memory budget). Every quantized base format is this class over its own {@link DeviceWeight}.
+ * recompute, within a memory budget). Products no graph records (a {@linkplain #forwardGraphFree graph-free} forward,
+ * an {@linkplain #inputGradient input gradient}) take the weight {@linkplain DeviceWeight#dequantizeTransient
+ * transiently}, in memory reused from one such product to the next. Every quantized base format is this class over its own {@link DeviceWeight}.
  */
 public final class QuantizedLinear extends BiasedLinear {
     private final DeviceWeight weight;
@@ -51,6 +53,36 @@ public final class QuantizedLinear extends BiasedLinear {
         }
         try (NDArray w = weight.dequantize(type)) {
             return use.apply(w);
+        }
+    }
+
+    /**
+     * {@code x W^T} with the weight {@linkplain DeviceWeight#dequantizeTransient dequantized transiently}: no graph
+     * records this product, so nothing keeps the weight past it (a hold's weight is used when there is one).
+     */
+    @Override
+    NDArray multiplyGraphFree(NDArray x) {
+        if (held != null) {
+            return multiply(x);
+        }
+        try (NDArray w = weight.dequantizeTransient(x.getDataType()); NDArray transposed = w.transpose()) {
+            return x.matMul(transposed);
+        }
+    }
+
+    /**
+     * {@code gradOutput W}, without a graph as {@link LinearLayer#inputGradient} promises: the product reads a
+     * detached view of {@code gradOutput}, so nothing records it and the weight is dequantized transiently (a hold's
+     * weight is used when there is one).
+     */
+    @Override
+    public NDArray inputGradient(NDArray gradOutput) {
+        if (held != null) {
+            return super.inputGradient(gradOutput);
+        }
+        try (NDArray w = weight.dequantizeTransient(gradOutput.getDataType());
+                NDArray detached = gradOutput.stopGradient()) {
+            return detached.matMul(w);
         }
     }
 

@@ -3,9 +3,11 @@ package io.qlora4j.model;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
 import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantType;
@@ -63,6 +65,44 @@ class QuantizedLinearTest {
     void fp4ForwardEqualsDenseOnTheDequantizedWeightBitForBit() {
         assertEqualsDenseOnDequantizedWeights(
                 BlockwiseQuantizer.builder().optType(QuantType.FP4).optDoubleQuant(false).optBlocksize(32).build());
+    }
+
+    @Test
+    void aProductAGraphRecordsKeepsItsWeightWhileGraphFreeProductsReuseTheScratch() {
+        long[] shape = {24, 40};
+        BlockwiseQuantizer quantizer = BlockwiseQuantizer.builder().build();
+        QuantizedTensor q = quantizer.quantize(gaussian(960, 11), shape);
+        QuantizedTensor other = quantizer.quantize(gaussian(960, 12), shape);
+        float[] w = quantizer.dequantize(q);
+        float[] x = gaussian(3 * 40, 13);
+        try (NDManager m = NDManager.newBaseManager()) {
+            QuantizedLinear layer = QuantizedLinear.upload(q, m.create(gaussian(24, 14)), m);
+            QuantizedLinear second = QuantizedLinear.upload(other, null, m);
+            NDArray free = m.create(x, new Shape(3, 40));
+            float[] graphFree = layer.forwardGraphFree(free).toFloatArray();
+            NDArray input = m.create(x, new Shape(3, 40));
+            input.setRequiresGradient(true);
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                NDArray y = layer.forward(input);
+                assertArrayEquals(graphFree, y.toFloatArray());
+                // products no graph records, before backward: they must not touch the weight the graph keeps
+                second.forwardGraphFree(free).close();
+                layer.forwardGraphFree(free).close();
+                second.inputGradient(m.ones(new Shape(3, 24))).close();
+                collector.backward(y.sum());
+            }
+            // d sum(x W^T + b) / dx = column sums of W, in float64
+            float[] dx = input.getGradient().toFloatArray();
+            for (int j = 0; j < 40; j++) {
+                double expected = 0;
+                for (int o = 0; o < 24; o++) {
+                    expected += w[o * 40 + j];
+                }
+                for (int n = 0; n < 3; n++) {
+                    assertEquals(expected, dx[n * 40 + j], 1e-5, "dx[" + n + ", " + j + "]");
+                }
+            }
+        }
     }
 
     @Test

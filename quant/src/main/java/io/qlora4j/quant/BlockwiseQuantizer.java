@@ -1,5 +1,7 @@
 package io.qlora4j.quant;
 
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -121,28 +123,43 @@ public final class BlockwiseQuantizer {
         }
         int n = (int) numel;
         float[] scales = t.scales();
-        float[] table = t.type().byteTable();
-        byte[] packed = t.packed();
-        int bs = t.blocksize();
         float[] out = new float[n];
-        BlockParallel.forEachRange(scales.length, bs, threads, (from, to) -> {
-            for (int b = from; b < to; b++) {
-                int start = b * bs;
-                int end = (int) Math.min((long) start + bs, n);
-                float s = scales[b];
-                int p = start >> 1;
-                int i = start;
-                for (; i + 1 < end; i += 2) {
-                    int v = (packed[p++] & 0xFF) << 1;
-                    out[i] = table[v] * s;
-                    out[i + 1] = table[v + 1] * s;
-                }
-                if (i < end) {
-                    out[i] = table[(packed[p] & 0xFF) << 1] * s;
-                }
-            }
-        });
+        ByteBuffer codes = ByteBuffer.wrap(t.packed());
+        FloatBuffer sink = FloatBuffer.wrap(out);
+        BlockParallel.forEachRange(scales.length, t.blocksize(), threads, (from, to) ->
+                dequantizeBlocks(codes, b -> scales[b], t.type().byteTable(), t.blocksize(), n, sink, from, to));
         return out;
+    }
+
+    /** The float32 scale of one block. */
+    interface BlockScale {
+        /** The scale of block {@code block}. */
+        float of(int block);
+    }
+
+    /**
+     * Writes {@code code[q_i] * scale(i / blocksize)} to {@code out[i]} for every element {@code i < numel} of blocks
+     * {@code [from, to)}, one float32 multiply per element; {@code packed} holds two codes per byte, the first element
+     * in the high nibble, and {@code byteTable} both nibbles' values of each byte ({@link QuantType#byteTable}). Reads
+     * and writes are absolute, so threads may fill disjoint block ranges of the same buffers.
+     */
+    static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+            FloatBuffer out, int from, int to) {
+        for (int b = from; b < to; b++) {
+            int start = b * blocksize;
+            int end = (int) Math.min((long) start + blocksize, numel);
+            float s = scale.of(b);
+            int p = start >> 1;
+            int i = start;
+            for (; i + 1 < end; i += 2) {
+                int v = (packed.get(p++) & 0xFF) << 1;
+                out.put(i, byteTable[v] * s);
+                out.put(i + 1, byteTable[v + 1] * s);
+            }
+            if (i < end) {
+                out.put(i, byteTable[(packed.get(p) & 0xFF) << 1] * s);
+            }
+        }
     }
 
     /**

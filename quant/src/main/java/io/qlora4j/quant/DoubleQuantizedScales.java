@@ -52,7 +52,15 @@ public record DoubleQuantizedScales(
 
     /** The scale of block {@code i}. */
     float decodeOne(int i) {
-        float scaled = nestedMap[codes[i] & 0xFF] * nestedAbsmax[i / nestedBlocksize];
+        return decode(nestedMap, codes[i], nestedAbsmax[i / nestedBlocksize], offset);
+    }
+
+    /**
+     * One block's scale from its {@code code}, its nested block's {@code nestedAbsmax} and the {@code offset}: the
+     * multiply and the add each rounded to float32 ({@link #decode()}).
+     */
+    static float decode(float[] nestedMap, byte code, float nestedAbsmax, float offset) {
+        float scaled = nestedMap[code & 0xFF] * nestedAbsmax;
         return scaled + offset;
     }
 

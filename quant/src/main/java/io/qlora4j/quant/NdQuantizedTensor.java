@@ -9,6 +9,8 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 
 /**
@@ -22,6 +24,12 @@ import java.util.Arrays;
  *
  * <p>The packed codes (and the scale codes) are zero-padded on the device to whole blocks, at
  * most {@code blocksize / 2} (and 255) extra bytes, so that every block reshapes to one row.
+ *
+ * <p>On a CPU the device arrays of codes and scales are the direct buffers this class fills (DJL wraps a direct
+ * buffer without copying it there), so Java reads them too: a {@linkplain #dequantizeTransient transient
+ * dequantization} decodes them on the caller's threads into {@link ScratchFloats}, the same float32 multiply per
+ * element as {@link BlockwiseQuantizer#dequantize}, without the three full-size arrays (int32 indices, looked-up
+ * pairs, the scaled result) the NDArray ops allocate. On a GPU every dequantization runs there.
  */
 public final class NdQuantizedTensor implements DeviceWeight {
 
@@ -39,6 +47,11 @@ public final class NdQuantizedTensor implements DeviceWeight {
     private final NDArray nestedAbsmax;
     private final NDArray nestedMap;
     private final NDArray offset;
+    /** The packed codes as Java reads them on a CPU (the memory {@link #packed} wraps), else null. */
+    private final ByteBuffer hostCodes;
+    /** Each block's scale, read from the same memory as the device arrays on a CPU, else null. */
+    private final BlockwiseQuantizer.BlockScale hostScales;
+    private final float[] byteTableValues;
 
     private NdQuantizedTensor(QuantizedTensor t, NDManager owner) {
         this.owner = owner;
@@ -47,23 +60,36 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.numel = t.numel();
         this.blocks = t.blocks();
         this.blocksize = t.blocksize();
-        this.packed = uint8(t.packed(), (long) blocks * blocksize / 2);
-        this.byteTable = arrays.create(t.type().byteTable(), new Shape(256, 2));
+        this.byteTableValues = t.type().byteTable();
+        boolean cpu = !arrays.getDevice().isGpu();
+        ByteBuffer codeBytes = direct(t.packed(), (long) blocks * blocksize / 2);
+        this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);
+        this.hostCodes = cpu ? codeBytes : null;
+        this.byteTable = arrays.create(byteTableValues, new Shape(256, 2));
         DoubleQuantizedScales dq = t.doubleQuant();
         this.nestedBlocksize = dq == null ? 0 : dq.nestedBlocksize();
         if (dq == null) {
-            this.absmax = arrays.create(t.absmax(), new Shape(blocks, 1));
+            ByteBuffer scaleBytes = direct(t.absmax());
+            this.absmax = arrays.create(scaleBytes, new Shape(blocks, 1), DataType.FLOAT32);
             this.codes = null;
             this.nestedAbsmax = null;
             this.nestedMap = null;
             this.offset = null;
+            this.hostScales = cpu ? scaleBytes.asFloatBuffer()::get : null;
         } else {
             int nested = dq.nestedAbsmax().length;
             this.absmax = null;
-            this.codes = uint8(dq.codes(), (long) nested * dq.nestedBlocksize());
+            ByteBuffer scaleCodes = direct(dq.codes(), (long) nested * dq.nestedBlocksize());
+            this.codes = arrays.create(scaleCodes, new Shape(scaleCodes.capacity()), DataType.UINT8);
             this.nestedAbsmax = arrays.create(dq.nestedAbsmax(), new Shape(nested, 1));
             this.nestedMap = arrays.create(dq.nestedMap());
             this.offset = arrays.create(dq.offset());
+            float[] map = dq.nestedMap();
+            float[] nestedScales = dq.nestedAbsmax();
+            float mean = dq.offset();
+            int perNested = dq.nestedBlocksize();
+            this.hostScales = cpu ? b -> DoubleQuantizedScales.decode(map, scaleCodes.get(b), nestedScales[b / perNested],
+                    mean) : null;
         }
     }
 
@@ -111,6 +137,25 @@ public final class NdQuantizedTensor implements DeviceWeight {
         }
     }
 
+    /**
+     * On a CPU in float32: the weight decoded by Java into this thread's {@link ScratchFloats}, wrapped without a copy,
+     * valid until the next transient dequantization on this thread ({@link DeviceWeight#dequantizeTransient}); the
+     * values are {@link #dequantize()}'s bit for bit. Otherwise {@link #dequantize(DataType)}.
+     */
+    @Override
+    public NDArray dequantizeTransient(DataType type) {
+        if (hostCodes == null || type != DataType.FLOAT32) {
+            return dequantize(type);
+        }
+        ByteBuffer out = ScratchFloats.borrow(numel);
+        FloatBuffer values = out.asFloatBuffer();
+        int n = Math.toIntExact(numel);
+        BlockParallel.forEachRange(blocks, blocksize, Runtime.getRuntime().availableProcessors(), (from, to) ->
+                BlockwiseQuantizer.dequantizeBlocks(hostCodes, hostScales, byteTableValues, blocksize, n, values, from,
+                        to));
+        return owner.create(out, new Shape(shape), DataType.FLOAT32);
+    }
+
     /** Device bytes held: packed codes, scales in their stored form, and the lookup tables. */
     @Override
     public long bytes() {
@@ -153,9 +198,18 @@ public final class NdQuantizedTensor implements DeviceWeight {
         return flat.size() == length ? flat : flat.get(new NDIndex().addSliceDim(0, length));
     }
 
-    private NDArray uint8(byte[] bytes, long paddedLength) {
+    /** {@code bytes} zero-padded to {@code paddedLength} in a direct buffer. */
+    private static ByteBuffer direct(byte[] bytes, long paddedLength) {
         ByteBuffer buffer = ByteBuffer.allocateDirect(Math.toIntExact(paddedLength));
         buffer.put(bytes).rewind();
-        return arrays.create(buffer, new Shape(paddedLength), DataType.UINT8);
+        return buffer;
+    }
+
+    /** {@code values} in a direct buffer in native order. */
+    private static ByteBuffer direct(float[] values) {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.multiplyExact(values.length, Float.BYTES))
+                .order(ByteOrder.nativeOrder());
+        buffer.asFloatBuffer().put(values);
+        return buffer;
     }
 }

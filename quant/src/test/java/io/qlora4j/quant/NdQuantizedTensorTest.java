@@ -11,6 +11,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -48,6 +50,56 @@ class NdQuantizedTensorTest {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    @Test
+    void transientDequantizationEqualsTheDeviceOpsBitForBit() {
+        int[][] cases = {{32, 1}, {64, 4097}, {128, 128 * 300 + 77}, {4096, 3 * 4096 + 1}, {64, 64 * 4096}};
+        try (NDManager manager = NDManager.newBaseManager()) {
+            for (int[] c : cases) {
+                float[] data = gaussian(c[1], 7 * c[1]);
+                long[] shape = c[1] % 2 == 0 ? new long[] {2, c[1] / 2} : new long[] {c[1]};
+                for (QuantType type : QuantType.values()) {
+                    for (boolean dq : new boolean[] {false, true}) {
+                        QuantizedTensor t = BlockwiseQuantizer.builder()
+                                .optType(type).optBlocksize(c[0]).optDoubleQuant(dq).build().quantize(data, shape);
+                        String what = type + " blocksize " + c[0] + " n " + c[1] + " dq " + dq;
+                        try (NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager);
+                                NDArray ops = nd.dequantize();
+                                NDArray scratch = nd.dequantizeTransient(DataType.FLOAT32)) {
+                            assertEquals(new Shape(shape), scratch.getShape(), what);
+                            assertEquals(DataType.FLOAT32, scratch.getDataType(), what);
+                            assertArrayEquals(bits(ops.toFloatArray()), bits(scratch.toFloatArray()), what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void transientDequantizationsShareOneBufferPerThreadAndFloat16GoesThroughTheDevice() {
+        float[] data = gaussian(64 * 40, 8);
+        QuantizedTensor small = BlockwiseQuantizer.builder().build().quantize(data, new long[] {40, 64});
+        QuantizedTensor large = BlockwiseQuantizer.builder().build().quantize(gaussian(64 * 80, 9), new long[] {80, 64});
+        try (NDManager manager = NDManager.newBaseManager();
+                NdQuantizedTensor a = NdQuantizedTensor.upload(small, manager);
+                NdQuantizedTensor b = NdQuantizedTensor.upload(large, manager)) {
+            float[] first;
+            try (NDArray w = a.dequantizeTransient(DataType.FLOAT32)) {
+                first = w.toFloatArray();
+            }
+            try (NDArray w = b.dequantizeTransient(DataType.FLOAT32); NDArray again = a.dequantizeTransient(DataType.FLOAT32)) {
+                // a's second dequantization wrote over b's: what was lent before is gone
+                assertArrayEquals(first, again.toFloatArray());
+                assertFalse(Arrays.equals(BlockwiseQuantizer.builder().build().dequantize(large), w.toFloatArray()));
+            }
+            assertEquals(ScratchFloats.borrow(1).order(), ByteOrder.nativeOrder());
+            try (NDArray half = a.dequantizeTransient(DataType.FLOAT16); NDArray device = a.dequantize(DataType.FLOAT16)) {
+                assertEquals(DataType.FLOAT16, half.getDataType());
+                assertArrayEquals(device.toFloatArray(), half.toFloatArray());
             }
         }
     }

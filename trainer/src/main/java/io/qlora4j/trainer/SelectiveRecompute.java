@@ -67,9 +67,9 @@ final class SelectiveRecompute {
             public NDArray project(String name, LinearLayer layer, NDArray x) {
                 BaseLinear base = kept.contains(name) ? baseOf(layer) : null;
                 if (base == null) {
-                    return layer.forward(x);
+                    return layer.forwardGraphFree(x);
                 }
-                NDArray product = base.forward(x);
+                NDArray product = base.forwardGraphFree(x);
                 products.put(name, product);
                 return over(layer, x, product);
             }

@@ -28,11 +28,14 @@ public interface BlockCalls {
         }
     };
 
-    /** {@link #PLAIN} for a forward pass that records no graph ({@link #graphFree}). */
+    /**
+     * {@link #PLAIN} for a forward pass that records no graph ({@link #graphFree}): each projection applied by
+     * {@link LinearLayer#forwardGraphFree}.
+     */
     BlockCalls GRAPH_FREE = new BlockCalls() {
         @Override
         public NDArray project(String name, LinearLayer layer, NDArray x) {
-            return PLAIN.project(name, layer, x);
+            return layer.forwardGraphFree(x);
         }
 
         @Override

@@ -25,8 +25,8 @@ public interface DeviceWeight extends AutoCloseable {
     /**
      * {@link #dequantize} for one product that no autograd graph records (the operand needs no gradient): a format may
      * write it into this thread's {@link ScratchFloats} instead of fresh memory, so the result is valid only until the
-     * next transient dequantization on this thread. The caller closes it before asking for another and lets nothing
-     * keep it or a view of it. The values are {@link #dequantize}'s, bit for bit. By default, {@link #dequantize}.
+     * next dequantization on this thread (a format may pass its {@link #dequantize} through the same buffer). The caller
+     * closes it before asking for another weight and lets nothing keep it or a view of it. The values are {@link #dequantize}'s, bit for bit. By default, {@link #dequantize}.
      */
     default NDArray dequantizeTransient(DataType type) {
         return dequantize(type);

@@ -104,9 +104,22 @@ public final class NdQuantizedTensor implements DeviceWeight {
     /**
      * The float32 tensor of the original shape. Intermediates are freed before returning; the
      * result belongs to the manager given to {@link #upload} and, if one is open on this thread,
-     * to the innermost {@link NDScope}. Close it (or let the scope close it) when done.
+     * to the innermost {@link NDScope}. Close it (or let the scope close it) when done. On a CPU it is the
+     * {@linkplain #dequantizeTransient transient} weight copied once into an array of its own (one fresh array
+     * instead of the NDArray ops' three; it overwrites this thread's scratch buffer); on a GPU, {@link
+     * #dequantizeOnDevice}.
      */
     public NDArray dequantize() {
+        if (hostCodes == null) {
+            return dequantizeOnDevice();
+        }
+        try (NDArray scratch = dequantizeTransient(DataType.FLOAT32)) {
+            return scratch.duplicate();
+        }
+    }
+
+    /** {@link #dequantize()} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
+    NDArray dequantizeOnDevice() {
         NDArray out;
         try (NDScope scope = new NDScope()) {
             NDArray index = packed.toType(DataType.INT32, false);
@@ -139,8 +152,8 @@ public final class NdQuantizedTensor implements DeviceWeight {
 
     /**
      * On a CPU in float32: the weight decoded by Java into this thread's {@link ScratchFloats}, wrapped without a copy,
-     * valid until the next transient dequantization on this thread ({@link DeviceWeight#dequantizeTransient}); the
-     * values are {@link #dequantize()}'s bit for bit. Otherwise {@link #dequantize(DataType)}.
+     * valid until the next dequantization on this thread ({@link DeviceWeight#dequantizeTransient}); the values are
+     * {@link #dequantizeOnDevice()}'s bit for bit. Otherwise {@link #dequantize(DataType)}.
      */
     @Override
     public NDArray dequantizeTransient(DataType type) {

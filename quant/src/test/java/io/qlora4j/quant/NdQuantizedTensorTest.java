@@ -42,7 +42,7 @@ class NdQuantizedTensorTest {
                         QuantizedTensor t = q.quantize(data, shape);
                         float[] java = q.dequantize(t);
                         try (NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager);
-                                NDArray out = nd.dequantize()) {
+                                NDArray out = nd.dequantizeOnDevice()) {
                             String what = type + " blocksize " + blocksize + " n " + c[1] + " dq " + dq;
                             assertEquals(new Shape(shape), out.getShape(), what);
                             assertEquals(DataType.FLOAT32, out.getDataType(), what);
@@ -55,7 +55,7 @@ class NdQuantizedTensorTest {
     }
 
     @Test
-    void transientDequantizationEqualsTheDeviceOpsBitForBit() {
+    void javaDecodedDequantizationsEqualTheDeviceOpsBitForBit() {
         int[][] cases = {{32, 1}, {64, 4097}, {128, 128 * 300 + 77}, {4096, 3 * 4096 + 1}, {64, 64 * 4096}};
         try (NDManager manager = NDManager.newBaseManager()) {
             for (int[] c : cases) {
@@ -63,15 +63,26 @@ class NdQuantizedTensorTest {
                 long[] shape = c[1] % 2 == 0 ? new long[] {2, c[1] / 2} : new long[] {c[1]};
                 for (QuantType type : QuantType.values()) {
                     for (boolean dq : new boolean[] {false, true}) {
-                        QuantizedTensor t = BlockwiseQuantizer.builder()
-                                .optType(type).optBlocksize(c[0]).optDoubleQuant(dq).build().quantize(data, shape);
+                        BlockwiseQuantizer q = BlockwiseQuantizer.builder()
+                                .optType(type).optBlocksize(c[0]).optDoubleQuant(dq).build();
+                        QuantizedTensor t = q.quantize(data, shape);
                         String what = type + " blocksize " + c[0] + " n " + c[1] + " dq " + dq;
                         try (NdQuantizedTensor nd = NdQuantizedTensor.upload(t, manager);
-                                NDArray ops = nd.dequantize();
-                                NDArray scratch = nd.dequantizeTransient(DataType.FLOAT32)) {
-                            assertEquals(new Shape(shape), scratch.getShape(), what);
-                            assertEquals(DataType.FLOAT32, scratch.getDataType(), what);
-                            assertArrayEquals(bits(ops.toFloatArray()), bits(scratch.toFloatArray()), what);
+                                NdQuantizedTensor other = NdQuantizedTensor.upload(q.quantize(gaussian(c[1], 1), shape),
+                                        manager);
+                                NDArray ops = nd.dequantizeOnDevice();
+                                NDArray owned = nd.dequantize()) {
+                            int[] expected = bits(ops.toFloatArray());
+                            assertEquals(new Shape(shape), owned.getShape(), what);
+                            assertArrayEquals(expected, bits(owned.toFloatArray()), what);
+                            try (NDArray scratch = nd.dequantizeTransient(DataType.FLOAT32)) {
+                                assertEquals(new Shape(shape), scratch.getShape(), what);
+                                assertEquals(DataType.FLOAT32, scratch.getDataType(), what);
+                                assertArrayEquals(expected, bits(scratch.toFloatArray()), what);
+                            }
+                            // the owned copy does not share the scratch another weight's decoding overwrites
+                            other.dequantizeTransient(DataType.FLOAT32).close();
+                            assertArrayEquals(expected, bits(owned.toFloatArray()), what);
                         }
                     }
                 }

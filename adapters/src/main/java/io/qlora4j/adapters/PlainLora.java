@@ -49,9 +49,9 @@ final class PlainLora extends AdapterVariant {
      *
      * <p>A power-of-two scaling (PEFT's default {@code lora_alpha = 2 r} gives 2) is applied to B, {@code [out, r]},
      * instead of to the update, {@code [tokens, out]}: multiplying by a power of two is exact, so every partial sum of
-     * {@code (A x)^T (s B)} is s times that of {@code (A x)^T B}, and the update, its gradients and B's gradient are the
-     * same bits (barring values below float32's normal range, 2^-126, which no trained adapter produces), for one pass
-     * over the update less in each forward pass and in the backward pass.
+     * {@code (A x)^T (s B)} is s times that of {@code (A x)^T B}, and the update, its gradients and B's gradient are
+     * the same bits (barring values below float32's normal range, 2^-126, which no trained adapter produces), for one
+     * pass over the update less in each forward pass and in the backward pass.
      */
     @Override
     NDArray forward(BaseLinear base, AdapterTensors t, NDArray result, NDArray loraInput, boolean dropped) {

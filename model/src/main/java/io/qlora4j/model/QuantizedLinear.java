@@ -17,7 +17,8 @@ import java.util.function.Function;
  * caller {@linkplain #hold holds} it (a training step keeping a block's weights from its forward pass to its
  * recompute, within a memory budget). Products no graph records (a {@linkplain #forwardGraphFree graph-free} forward,
  * an {@linkplain #inputGradient input gradient}) take the weight {@linkplain DeviceWeight#dequantizeTransient
- * transiently}, in memory reused from one such product to the next. Every quantized base format is this class over its own {@link DeviceWeight}.
+ * transiently}, in memory reused from one such product to the next. Every quantized base format is this class over
+ * its own {@link DeviceWeight}.
  */
 public final class QuantizedLinear extends BiasedLinear {
     private final DeviceWeight weight;

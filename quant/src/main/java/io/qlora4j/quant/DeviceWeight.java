@@ -23,10 +23,11 @@ public interface DeviceWeight extends AutoCloseable {
     NDArray dequantize(DataType type);
 
     /**
-     * {@link #dequantize} for one product that no autograd graph records (the operand needs no gradient): a format may
-     * write it into this thread's {@link ScratchFloats} instead of fresh memory, so the result is valid only until the
-     * next dequantization on this thread (a format may pass its {@link #dequantize} through the same buffer). The caller
-     * closes it before asking for another weight and lets nothing keep it or a view of it. The values are {@link #dequantize}'s, bit for bit. By default, {@link #dequantize}.
+     * {@link #dequantize} for one product that the caller knows no autograd graph records (a graph-free pass, an input
+     * gradient): a format may write it into this thread's {@link ScratchFloats} instead of fresh memory, so the result
+     * is valid only until the next dequantization on this thread (a format may pass its {@link #dequantize} through
+     * the same buffer). The caller closes it before asking for another weight and lets nothing keep it or a view of
+     * it. The values are {@link #dequantize}'s, bit for bit. By default, {@link #dequantize}.
      */
     default NDArray dequantizeTransient(DataType type) {
         return dequantize(type);

@@ -88,8 +88,9 @@ public final class NdQuantizedTensor implements DeviceWeight {
             float[] nestedScales = dq.nestedAbsmax();
             float mean = dq.offset();
             int perNested = dq.nestedBlocksize();
-            this.hostScales = cpu ? b -> DoubleQuantizedScales.decode(map, scaleCodes.get(b), nestedScales[b / perNested],
-                    mean) : null;
+            this.hostScales = cpu
+                    ? b -> DoubleQuantizedScales.decode(map, scaleCodes.get(b), nestedScales[b / perNested], mean)
+                    : null;
         }
     }
 

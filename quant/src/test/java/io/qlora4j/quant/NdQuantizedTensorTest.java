@@ -92,9 +92,9 @@ class NdQuantizedTensorTest {
 
     @Test
     void transientDequantizationsShareOneBufferPerThreadAndFloat16GoesThroughTheDevice() {
-        float[] data = gaussian(64 * 40, 8);
-        QuantizedTensor small = BlockwiseQuantizer.builder().build().quantize(data, new long[] {40, 64});
-        QuantizedTensor large = BlockwiseQuantizer.builder().build().quantize(gaussian(64 * 80, 9), new long[] {80, 64});
+        BlockwiseQuantizer q = BlockwiseQuantizer.builder().build();
+        QuantizedTensor small = q.quantize(gaussian(64 * 40, 8), new long[] {40, 64});
+        QuantizedTensor large = q.quantize(gaussian(64 * 80, 9), new long[] {80, 64});
         try (NDManager manager = NDManager.newBaseManager();
                 NdQuantizedTensor a = NdQuantizedTensor.upload(small, manager);
                 NdQuantizedTensor b = NdQuantizedTensor.upload(large, manager)) {
@@ -102,13 +102,15 @@ class NdQuantizedTensorTest {
             try (NDArray w = a.dequantizeTransient(DataType.FLOAT32)) {
                 first = w.toFloatArray();
             }
-            try (NDArray w = b.dequantizeTransient(DataType.FLOAT32); NDArray again = a.dequantizeTransient(DataType.FLOAT32)) {
+            try (NDArray w = b.dequantizeTransient(DataType.FLOAT32);
+                    NDArray again = a.dequantizeTransient(DataType.FLOAT32)) {
                 // a's second dequantization wrote over b's: what was lent before is gone
                 assertArrayEquals(first, again.toFloatArray());
-                assertFalse(Arrays.equals(BlockwiseQuantizer.builder().build().dequantize(large), w.toFloatArray()));
+                assertFalse(Arrays.equals(q.dequantize(large), w.toFloatArray()));
             }
             assertEquals(ScratchFloats.borrow(1).order(), ByteOrder.nativeOrder());
-            try (NDArray half = a.dequantizeTransient(DataType.FLOAT16); NDArray device = a.dequantize(DataType.FLOAT16)) {
+            try (NDArray half = a.dequantizeTransient(DataType.FLOAT16);
+                    NDArray device = a.dequantize(DataType.FLOAT16)) {
                 assertEquals(DataType.FLOAT16, half.getDataType());
                 assertArrayEquals(device.toFloatArray(), half.toFloatArray());
             }

@@ -9,7 +9,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 
@@ -61,15 +60,15 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.blocks = t.blocks();
         this.blocksize = t.blocksize();
         this.byteTableValues = t.type().byteTable();
-        boolean cpu = !arrays.getDevice().isGpu();
-        ByteBuffer codeBytes = direct(t.packed(), (long) blocks * blocksize / 2);
+        boolean cpu = HostDecoding.readable(arrays);
+        ByteBuffer codeBytes = HostDecoding.direct(t.packed(), (long) blocks * blocksize / 2);
         this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);
         this.hostCodes = cpu ? codeBytes : null;
         this.byteTable = arrays.create(byteTableValues, new Shape(256, 2));
         DoubleQuantizedScales dq = t.doubleQuant();
         this.nestedBlocksize = dq == null ? 0 : dq.nestedBlocksize();
         if (dq == null) {
-            ByteBuffer scaleBytes = direct(t.absmax());
+            ByteBuffer scaleBytes = HostDecoding.direct(t.absmax());
             this.absmax = arrays.create(scaleBytes, new Shape(blocks, 1), DataType.FLOAT32);
             this.codes = null;
             this.nestedAbsmax = null;
@@ -79,7 +78,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         } else {
             int nested = dq.nestedAbsmax().length;
             this.absmax = null;
-            ByteBuffer scaleCodes = direct(dq.codes(), (long) nested * dq.nestedBlocksize());
+            ByteBuffer scaleCodes = HostDecoding.direct(dq.codes(), (long) nested * dq.nestedBlocksize());
             this.codes = arrays.create(scaleCodes, new Shape(scaleCodes.capacity()), DataType.UINT8);
             this.nestedAbsmax = arrays.create(dq.nestedAbsmax(), new Shape(nested, 1));
             this.nestedMap = arrays.create(dq.nestedMap());
@@ -114,9 +113,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         if (hostCodes == null) {
             return dequantizeOnDevice();
         }
-        try (NDArray scratch = dequantizeTransient(DataType.FLOAT32)) {
-            return scratch.duplicate();
-        }
+        return HostDecoding.owned(owner, shape, blocks, blocksize, this::decodeBlocks);
     }
 
     /** {@link #dequantize()} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
@@ -161,13 +158,13 @@ public final class NdQuantizedTensor implements DeviceWeight {
         if (hostCodes == null || type != DataType.FLOAT32) {
             return dequantize(type);
         }
-        ByteBuffer out = ScratchFloats.borrow(numel);
-        FloatBuffer values = out.asFloatBuffer();
-        int n = Math.toIntExact(numel);
-        BlockParallel.forEachRange(blocks, blocksize, Runtime.getRuntime().availableProcessors(), (from, to) ->
-                BlockwiseQuantizer.dequantizeBlocks(hostCodes, hostScales, byteTableValues, blocksize, n, values, from,
-                        to));
-        return owner.create(out, new Shape(shape), DataType.FLOAT32);
+        return HostDecoding.intoScratch(owner, shape, blocks, blocksize, this::decodeBlocks);
+    }
+
+    /** Blocks {@code [from, to)} decoded by Java from the host view of the codes and scales. */
+    private void decodeBlocks(FloatBuffer out, int from, int to) {
+        BlockwiseQuantizer.dequantizeBlocks(hostCodes, hostScales, byteTableValues, blocksize, Math.toIntExact(numel),
+                out, from, to);
     }
 
     /** Device bytes held: packed codes, scales in their stored form, and the lookup tables. */
@@ -210,20 +207,5 @@ public final class NdQuantizedTensor implements DeviceWeight {
 
     private static NDArray prefix(NDArray flat, long length) {
         return flat.size() == length ? flat : flat.get(new NDIndex().addSliceDim(0, length));
-    }
-
-    /** {@code bytes} zero-padded to {@code paddedLength} in a direct buffer. */
-    private static ByteBuffer direct(byte[] bytes, long paddedLength) {
-        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.toIntExact(paddedLength));
-        buffer.put(bytes).rewind();
-        return buffer;
-    }
-
-    /** {@code values} in a direct buffer in native order. */
-    private static ByteBuffer direct(float[] values) {
-        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.multiplyExact(values.length, Float.BYTES))
-                .order(ByteOrder.nativeOrder());
-        buffer.asFloatBuffer().put(values);
-        return buffer;
     }
 }

@@ -1,5 +1,7 @@
 package io.qlora4j.quant.hqq;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Locale;
 
 /**
@@ -127,25 +129,62 @@ public enum HqqPacking {
     /** The codes (row-major {@code [rows, cols]}, one per byte) of a packed matrix; 3-bit padding rows dropped. */
     public byte[] unpack(byte[] packed, int rows, int cols) {
         checkRows(rows);
-        int inRows = Math.toIntExact(packedRows(rows));
-        int step = this == THREE_BIT ? inRows : rows / perWord;
-        int fieldMask = (1 << fieldBits) - 1;
         byte[] codes = new byte[Math.multiplyExact(rows, cols)];
-        for (int p = 0; p < inRows; p++) {
-            for (int c = 0; c < cols; c++) {
-                int at = p * cols + c;
-                int word = int32Words()
-                        ? (packed[4 * at] & 0xFF) | (packed[4 * at + 1] & 0xFF) << 8 | (packed[4 * at + 2] & 0xFF) << 16
-                                | (packed[4 * at + 3] & 0xFF) << 24
-                        : packed[at] & 0xFF;
-                for (int m = 0; m < perWord; m++) {
-                    int r = m * step + p;
-                    if (r < rows) {
-                        codes[r * cols + c] = (byte) ((word >>> (fieldBits * (perWord - 1 - m))) & fieldMask);
-                    }
-                }
+        byte[] word = new byte[perWord * cols];
+        ByteBuffer in = ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN);
+        for (int p = 0; p < packedRows(rows); p++) {
+            unpackWordRow(in, cols, p, word);
+            for (int m = 0; m < perWord && groupedRow(rows, p, m) < rows; m++) {
+                System.arraycopy(word, m * cols, codes, groupedRow(rows, p, m) * cols, cols);
             }
         }
         return codes;
+    }
+
+    /**
+     * The codes of packed row {@code p} of a packed matrix of {@code cols} columns: {@code out[m * cols + c]} is the
+     * code of column {@code c} in grouped row {@link #groupedRow groupedRow(rows, p, m)}, for every {@code m} below
+     * {@link #codesPerWord}; {@code packed} is in little-endian order. Reads are absolute, so threads may unpack
+     * different rows of the same buffer.
+     */
+    void unpackWordRow(ByteBuffer packed, int cols, int p, byte[] out) {
+        for (int c = 0; c < cols; c++) {
+            int word = word(packed, p * cols + c);
+            for (int m = 0; m < perWord; m++) {
+                out[m * cols + c] = (byte) code(word, m);
+            }
+        }
+    }
+
+    /**
+     * Packed word {@code at} (row-major over the packed matrix) of a buffer in little-endian order, HQQ's, read at an
+     * absolute position.
+     */
+    int word(ByteBuffer packed, int at) {
+        return int32Words() ? packed.getInt(4 * at) : packed.get(at) & 0xFF;
+    }
+
+    /** The {@code m}-th code of {@code word} (the first in the highest bits). */
+    int code(int word, int m) {
+        return (word >>> shift(m)) & fieldMask();
+    }
+
+    /** The right shift that brings a word's {@code m}-th code to its lowest bits. */
+    int shift(int m) {
+        return fieldBits * (perWord - 1 - m);
+    }
+
+    /** The mask of one code's bits. */
+    int fieldMask() {
+        return (1 << fieldBits) - 1;
+    }
+
+    /**
+     * The grouped row of a {@code rows}-row matrix whose code sits at position {@code m} of packed row {@code p}:
+     * {@code m * step + p}; at or past {@code rows} for 3-bit padding.
+     */
+    int groupedRow(int rows, int p, int m) {
+        int step = this == THREE_BIT ? (int) packedRows(rows) : rows / perWord;
+        return m * step + p;
     }
 }

@@ -2,6 +2,9 @@ package io.qlora4j.quant.hqq;
 
 import io.qlora4j.quant.HostTensor;
 import io.qlora4j.quant.Shapes;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Objects;
@@ -78,19 +81,45 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
     /** The float32 weight, row-major: {@code (code - zero) * scale} per element, as HQQ's float32 dequantization. */
     @Override
     public float[] dequantize() {
-        byte[] codes = codes();
+        float[] out = new float[Math.toIntExact(numel())];
         int rows = groupedRows();
-        int cols = groupedCols();
+        decodeWordRows(params, rows, groupedCols(), ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN),
+                FloatBuffer.wrap(scale), FloatBuffer.wrap(zero), FloatBuffer.wrap(out), 0,
+                Math.toIntExact(params.packing().packedRows(rows)));
+        return out;
+    }
+
+    /**
+     * Writes {@code (code - zero[g]) * scale[g]} (a float32 subtraction, then a float32 multiply) for every code of
+     * packed rows {@code [from, to)} of a grouped {@code [rows, cols]} matrix ({@code packed} in little-endian order)
+     * into {@code out}, row-major, with {@code g} the column along axis 0 and the row along axis 1. Reads and writes
+     * are absolute, so threads may fill disjoint ranges of packed rows of the same buffers.
+     */
+    static void decodeWordRows(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
+            FloatBuffer zero, FloatBuffer out, int from, int to) {
+        HqqPacking packing = params.packing();
         boolean byColumn = params.axis() == 0;
-        float[] out = new float[codes.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                int g = byColumn ? c : r;
-                int i = r * cols + c;
-                out[i] = ((codes[i] & 0xFF) - zero[g]) * scale[g];
+        for (int p = from; p < to; p++) {
+            for (int m = 0; m < packing.codesPerWord() && packing.groupedRow(rows, p, m) < rows; m++) {
+                int r = packing.groupedRow(rows, p, m);
+                int shift = packing.shift(m);
+                int mask = packing.fieldMask();
+                int word = p * cols;
+                int at = r * cols;
+                if (byColumn) {
+                    for (int c = 0; c < cols; c++) {
+                        out.put(at + c, (((packing.word(packed, word + c) >>> shift) & mask) - zero.get(c))
+                                * scale.get(c));
+                    }
+                } else {
+                    float z = zero.get(r);
+                    float s = scale.get(r);
+                    for (int c = 0; c < cols; c++) {
+                        out.put(at + c, (((packing.word(packed, word + c) >>> shift) & mask) - z) * s);
+                    }
+                }
             }
         }
-        return out;
     }
 
     /** Bytes of per-element storage: packed codes plus the float32 scale and zero of every group. */

@@ -9,8 +9,11 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 
 /**
@@ -21,6 +24,11 @@ import java.util.Arrays;
  * are moved so that word row {@code p}'s {@code m}-th code lands on grouped row {@code m * step + p}. 8-bit codes are
  * the bytes themselves. Then {@code (code - zero) * scale} in the compute dtype, as HQQ's {@code dequantize} does
  * with its metadata cast to that dtype: in float32 bit for bit {@link HqqTensor#dequantize()}.
+ *
+ * <p>On a CPU, float32 weights of packed codes (1 to 4 bits) are decoded by Java instead ({@link HostDecoding}), from
+ * the same direct buffers the device arrays wrap and with the same float32 operations, so the bits are the ops' bits:
+ * one 5632 x 2048 weight at 4 bits took 8 ms into the scratch buffer against 23 ms for the ops (docs/BENCHMARKS.md).
+ * Codes of a byte each (5, 6 and 8 bits) the ops widen in one pass, as fast as Java; a GPU runs the ops.
  */
 public final class NdHqqTensor implements DeviceWeight {
     private final NDManager owner;
@@ -34,6 +42,13 @@ public final class NdHqqTensor implements DeviceWeight {
     private final NDArray offsets;
     private final NDArray scale;
     private final NDArray zero;
+    /**
+     * The packed codes (little-endian), scales and zeros as Java reads them on a CPU (the memory the arrays wrap), for
+     * packed codes; else null.
+     */
+    private final ByteBuffer hostPacked;
+    private final FloatBuffer hostScale;
+    private final FloatBuffer hostZero;
 
     private NdHqqTensor(HqqTensor t, NDManager owner) {
         this.owner = owner;
@@ -44,15 +59,21 @@ public final class NdHqqTensor implements DeviceWeight {
         this.cols = t.groupedCols();
         HqqPacking packing = params.packing();
         int wordBytes = packing.int32Words() ? 4 : 1;
-        ByteBuffer buffer = ByteBuffer.allocateDirect(t.packed().length);
-        buffer.put(t.packed()).rewind();
+        ByteBuffer buffer = HostDecoding.direct(t.packed(), t.packed().length);
         this.packed = arrays.create(buffer, new Shape(packing.packedRows(rows), cols, wordBytes), DataType.UINT8);
         boolean lookup = packing != HqqPacking.BYTE;
         this.table = lookup ? byteTable(packing, wordBytes) : null;
         this.offsets = lookup && wordBytes > 1 ? arrays.arange(0, 256 * wordBytes, 256, DataType.INT32) : null;
         Shape metaShape = params.axis() == 0 ? new Shape(1, cols) : new Shape(rows, 1);
-        this.scale = arrays.create(t.scale(), metaShape);
-        this.zero = arrays.create(t.zero(), metaShape);
+        ByteBuffer scaleBytes = HostDecoding.direct(t.scale());
+        ByteBuffer zeroBytes = HostDecoding.direct(t.zero());
+        this.scale = arrays.create(scaleBytes, metaShape, DataType.FLOAT32);
+        this.zero = arrays.create(zeroBytes, metaShape, DataType.FLOAT32);
+        // bytes (8, 6 and 5 bits) the ops widen in one pass, faster than Java; packed codes Java decodes faster
+        boolean java = HostDecoding.readable(arrays) && packing != HqqPacking.BYTE;
+        this.hostPacked = java ? buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN) : null;
+        this.hostScale = java ? scaleBytes.asFloatBuffer() : null;
+        this.hostZero = java ? zeroBytes.asFloatBuffer() : null;
     }
 
     /**
@@ -71,11 +92,42 @@ public final class NdHqqTensor implements DeviceWeight {
      */
     @Override
     public NDArray dequantize(DataType type) {
+        if (hostPacked == null || type != DataType.FLOAT32) {
+            return dequantizeOnDevice(type);
+        }
+        return HostDecoding.owned(owner, shape, packedRows(), params.packing().codesPerWord() * cols,
+                this::decodeWordRows);
+    }
+
+    /**
+     * On a CPU in float32: the weight decoded by Java into this thread's scratch buffer ({@link HostDecoding}), the
+     * same float32 subtraction and multiply per element as the NDArray ops; otherwise {@link #dequantize}.
+     */
+    @Override
+    public NDArray dequantizeTransient(DataType type) {
+        if (hostPacked == null || type != DataType.FLOAT32) {
+            return dequantize(type);
+        }
+        return HostDecoding.intoScratch(owner, shape, packedRows(), params.packing().codesPerWord() * cols,
+                this::decodeWordRows);
+    }
+
+    /** {@link #dequantize(DataType)} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
+    NDArray dequantizeOnDevice(DataType type) {
         return ScopedResult.compute(owner, () -> {
             DataType compute = type == DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT32;
             NDArray w = codes(compute).subi(zero.toType(compute, false)).muli(scale.toType(compute, false));
             return w.reshape(new Shape(shape)).toType(type, false);
         });
+    }
+
+    private int packedRows() {
+        return Math.toIntExact(params.packing().packedRows(rows));
+    }
+
+    /** Packed rows {@code [from, to)} decoded by Java from the host view of the codes, scales and zeros. */
+    private void decodeWordRows(FloatBuffer out, int from, int to) {
+        HqqTensor.decodeWordRows(params, rows, cols, hostPacked, hostScale, hostZero, out, from, to);
     }
 
     /** The float32 weight of the original shape ({@link #dequantize(DataType)} in float32). */

@@ -22,11 +22,44 @@ class NdHqqTensorTest {
                     for (int bits : HqqParams.BITS) {
                         HqqTensor t = HqqQuantizer.builder(bits).optAxis(axis).build().quantize(w, shape);
                         String what = bits + "-bit axis " + axis + " shape " + shape[0] + "x" + shape[1];
-                        try (NdHqqTensor nd = NdHqqTensor.upload(t, manager); NDArray out = nd.dequantize()) {
+                        try (NdHqqTensor nd = NdHqqTensor.upload(t, manager);
+                                NDArray out = nd.dequantizeOnDevice(DataType.FLOAT32)) {
                             assertEquals(new Shape(shape), out.getShape(), what);
                             assertEquals(DataType.FLOAT32, out.getDataType(), what);
                             assertArrayEquals(HqqQuantizerTest.bits(t.dequantize()),
                                     HqqQuantizerTest.bits(out.toFloatArray()), what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void javaDecodedDequantizationsEqualTheDeviceOpsBitForBitForEveryWidthAndAxis() {
+        long[][] shapes = {{128, 96}, {64, 40}};
+        try (NDManager manager = NDManager.newBaseManager()) {
+            for (long[] shape : shapes) {
+                float[] w = HqqQuantizerTest.lcgWeights((int) (shape[0] * shape[1]), shape[1], 27);
+                float[] other = HqqQuantizerTest.lcgWeights((int) (shape[0] * shape[1]), shape[1] + 1, 28);
+                for (int axis = 0; axis < 2; axis++) {
+                    for (int bits : HqqParams.BITS) {
+                        HqqQuantizer q = HqqQuantizer.builder(bits).optAxis(axis).build();
+                        String what = bits + "-bit axis " + axis + " shape " + shape[0] + "x" + shape[1];
+                        try (NdHqqTensor nd = NdHqqTensor.upload(q.quantize(w, shape), manager);
+                                NdHqqTensor next = NdHqqTensor.upload(q.quantize(other, shape), manager);
+                                NDArray ops = nd.dequantizeOnDevice(DataType.FLOAT32);
+                                NDArray owned = nd.dequantize()) {
+                            int[] expected = HqqQuantizerTest.bits(ops.toFloatArray());
+                            assertEquals(new Shape(shape), owned.getShape(), what);
+                            assertArrayEquals(expected, HqqQuantizerTest.bits(owned.toFloatArray()), what);
+                            try (NDArray scratch = nd.dequantizeTransient(DataType.FLOAT32)) {
+                                assertEquals(new Shape(shape), scratch.getShape(), what);
+                                assertArrayEquals(expected, HqqQuantizerTest.bits(scratch.toFloatArray()), what);
+                            }
+                            // the owned copy does not share the scratch that the next weight's decoding overwrites
+                            next.dequantizeTransient(DataType.FLOAT32).close();
+                            assertArrayEquals(expected, HqqQuantizerTest.bits(owned.toFloatArray()), what);
                         }
                     }
                 }

@@ -1,0 +1,73 @@
+package io.qlora4j.quant;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+
+/**
+ * A device weight decoded by Java on a CPU, where DJL wraps a direct buffer without copying it: the codes and scales
+ * a format uploads are direct buffers Java reads as they are, and the float32 weight is written into this thread's
+ * {@link ScratchFloats} on the caller's threads ({@link BlockParallel}). A format's NDArray ops write every
+ * intermediate (widened codes, looked-up values, the scaled result) into fresh memory that the kernel faults in and
+ * zeroes first; the warm scratch buffer pays that once.
+ *
+ * <p>To decode a format here: keep its codes and scales in direct buffers that its device arrays wrap on a CPU, write
+ * a {@link Decoder} that computes the same float32 operations per element as its NDArray ops, and return {@link
+ * #intoScratch} from {@link DeviceWeight#dequantizeTransient} (and, where the ops make more than one fresh array,
+ * {@link #owned} from {@link DeviceWeight#dequantize}) when the weight is on a CPU and float32 is asked for.
+ */
+public final class HostDecoding {
+
+    /** Writes the float32 values of a weight's units {@code [from, to)} into {@code out}, at absolute positions. */
+    @FunctionalInterface
+    public interface Decoder {
+        /** Decodes units {@code [from, to)}; threads call it for disjoint ranges of the same buffer. */
+        void decode(FloatBuffer out, int from, int to);
+    }
+
+    private HostDecoding() {}
+
+    /**
+     * The weight of {@code shape}, {@code units} units of about {@code unitElements} values each, decoded by {@code
+     * decoder} into this thread's {@link ScratchFloats} and wrapped in {@code owner} without a copy: valid until the
+     * next use of the scratch buffer on this thread ({@link DeviceWeight#dequantizeTransient}).
+     */
+    public static NDArray intoScratch(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
+        ByteBuffer out = ScratchFloats.borrow(Shapes.numel(shape));
+        FloatBuffer values = out.asFloatBuffer();
+        BlockParallel.forEachRange(units, unitElements, Runtime.getRuntime().availableProcessors(),
+                (from, to) -> decoder.decode(values, from, to));
+        return owner.create(out, new Shape(shape), DataType.FLOAT32);
+    }
+
+    /** {@link #intoScratch} copied once into an array of its own in {@code owner}: one fresh array. */
+    public static NDArray owned(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
+        try (NDArray scratch = intoScratch(owner, shape, units, unitElements, decoder)) {
+            return scratch.duplicate();
+        }
+    }
+
+    /** {@code values} zero-padded to {@code length} bytes in a new direct buffer, for a device array to wrap. */
+    public static ByteBuffer direct(byte[] values, long length) {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.toIntExact(length));
+        buffer.put(values).rewind();
+        return buffer;
+    }
+
+    /** {@code values} in a new direct buffer in native order, for a device array to wrap. */
+    public static ByteBuffer direct(float[] values) {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.multiplyExact(values.length, Float.BYTES))
+                .order(ByteOrder.nativeOrder());
+        buffer.asFloatBuffer().put(values);
+        return buffer;
+    }
+
+    /** Whether {@code manager}'s arrays are CPU memory that Java can read and DJL wraps without a copy. */
+    public static boolean readable(NDManager manager) {
+        return !manager.getDevice().isGpu();
+    }
+}

@@ -44,11 +44,16 @@ public final class HostDecoding {
         return owner.create(out, new Shape(shape), DataType.FLOAT32);
     }
 
-    /** {@link #intoScratch} copied once into an array of its own in {@code owner}: one fresh array. */
+    /**
+     * The weight decoded straight into a fresh uninitialized array of its own in {@code owner}: one array, neither
+     * zeroed nor copied (DJL lends a CPU array's memory to Java as a direct buffer).
+     */
     public static NDArray owned(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
-        try (NDArray scratch = intoScratch(owner, shape, units, unitElements, decoder)) {
-            return scratch.duplicate();
-        }
+        NDArray out = owner.create(new Shape(shape), DataType.FLOAT32);
+        FloatBuffer values = out.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        BlockParallel.forEachRange(units, unitElements, Runtime.getRuntime().availableProcessors(),
+                (from, to) -> decoder.decode(values, from, to));
+        return out;
     }
 
     /** {@code values} zero-padded to {@code length} bytes in a new direct buffer, for a device array to wrap. */

@@ -104,10 +104,9 @@ public final class NdQuantizedTensor implements DeviceWeight {
     /**
      * The float32 tensor of the original shape. Intermediates are freed before returning; the
      * result belongs to the manager given to {@link #upload} and, if one is open on this thread,
-     * to the innermost {@link NDScope}. Close it (or let the scope close it) when done. On a CPU it is the
-     * {@linkplain #dequantizeTransient transient} weight copied once into an array of its own (one fresh array
-     * instead of the NDArray ops' three; it overwrites this thread's scratch buffer); on a GPU, {@link
-     * #dequantizeOnDevice}.
+     * to the innermost {@link NDScope}. Close it (or let the scope close it) when done. On a CPU it is decoded by
+     * Java straight into an array of its own ({@link HostDecoding#owned}: one fresh array instead of the NDArray ops'
+     * three); on a GPU, {@link #dequantizeOnDevice}.
      */
     public NDArray dequantize() {
         if (hostCodes == null) {

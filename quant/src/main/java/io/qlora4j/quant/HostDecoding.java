@@ -16,9 +16,10 @@ import java.nio.FloatBuffer;
  * zeroes first; the warm scratch buffer pays that once.
  *
  * <p>To decode a format here: keep its codes and scales in direct buffers that its device arrays wrap on a CPU, write
- * a {@link Decoder} that computes the same float32 operations per element as its NDArray ops, and return {@link
- * #intoScratch} from {@link DeviceWeight#dequantizeTransient} (and, where the ops make more than one fresh array,
- * {@link #owned} from {@link DeviceWeight#dequantize}) when the weight is on a CPU and float32 is asked for.
+ * a {@link Decoder} that computes the same float32 operations per element as its NDArray ops, keep a {@code
+ * HostDecoding} of it where the weight is on a CPU ({@link #readable}), and return its {@link #intoScratch} from
+ * {@link DeviceWeight#dequantizeTransient} (and, where the ops make more than one fresh array, its {@link #owned} from
+ * {@link DeviceWeight#dequantize}) when float32 is asked for.
  */
 public final class HostDecoding {
 
@@ -29,31 +30,47 @@ public final class HostDecoding {
         void decode(FloatBuffer out, int from, int to);
     }
 
-    private HostDecoding() {}
+    private final NDManager owner;
+    private final long[] shape;
+    private final int units;
+    private final int unitElements;
+    private final Decoder decoder;
 
     /**
-     * The weight of {@code shape}, {@code units} units of about {@code unitElements} values each, decoded by {@code
-     * decoder} into this thread's {@link ScratchFloats} and wrapped in {@code owner} without a copy: valid until the
-     * next use of the scratch buffer on this thread ({@link DeviceWeight#dequantizeTransient}).
+     * The decoding of a weight of {@code shape} into arrays of {@code owner}: {@code units} units of about {@code
+     * unitElements} values each, which {@code decoder} writes and threads share out.
      */
-    public static NDArray intoScratch(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
+    public HostDecoding(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
+        this.owner = owner;
+        this.shape = shape.clone();
+        this.units = units;
+        this.unitElements = unitElements;
+        this.decoder = decoder;
+    }
+
+    /**
+     * The weight decoded into this thread's {@link ScratchFloats} and wrapped without a copy: valid until the next use
+     * of the scratch buffer on this thread ({@link DeviceWeight#dequantizeTransient}).
+     */
+    public NDArray intoScratch() {
         ByteBuffer out = ScratchFloats.borrow(Shapes.numel(shape));
-        FloatBuffer values = out.asFloatBuffer();
-        BlockParallel.forEachRange(units, unitElements, Runtime.getRuntime().availableProcessors(),
-                (from, to) -> decoder.decode(values, from, to));
+        decodeInto(out.asFloatBuffer());
         return owner.create(out, new Shape(shape), DataType.FLOAT32);
     }
 
     /**
-     * The weight decoded straight into a fresh uninitialized array of its own in {@code owner}: one array, neither
-     * zeroed nor copied (DJL lends a CPU array's memory to Java as a direct buffer).
+     * The weight decoded straight into a fresh uninitialized array of its own: one array, neither zeroed nor copied
+     * (DJL lends a CPU array's memory to Java as a direct buffer).
      */
-    public static NDArray owned(NDManager owner, long[] shape, int units, int unitElements, Decoder decoder) {
+    public NDArray owned() {
         NDArray out = owner.create(new Shape(shape), DataType.FLOAT32);
-        FloatBuffer values = out.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        decodeInto(out.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer());
+        return out;
+    }
+
+    private void decodeInto(FloatBuffer values) {
         BlockParallel.forEachRange(units, unitElements, Runtime.getRuntime().availableProcessors(),
                 (from, to) -> decoder.decode(values, from, to));
-        return out;
     }
 
     /** {@code values} zero-padded to {@code length} bytes in a new direct buffer, for a device array to wrap. */

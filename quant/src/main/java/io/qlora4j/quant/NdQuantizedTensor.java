@@ -51,6 +51,8 @@ public final class NdQuantizedTensor implements DeviceWeight {
     /** Each block's scale, read from the same memory as the device arrays on a CPU, else null. */
     private final BlockwiseQuantizer.BlockScale hostScales;
     private final float[] byteTableValues;
+    /** Java's decoding of the weight on a CPU, else null. */
+    private final HostDecoding host;
 
     private NdQuantizedTensor(QuantizedTensor t, NDManager owner) {
         this.owner = owner;
@@ -91,6 +93,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
                     ? b -> DoubleQuantizedScales.decode(map, scaleCodes.get(b), nestedScales[b / perNested], mean)
                     : null;
         }
+        this.host = cpu ? new HostDecoding(owner, shape, blocks, blocksize, this::decodeBlocks) : null;
     }
 
     /**
@@ -109,10 +112,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
      * three); on a GPU, {@link #dequantizeOnDevice}.
      */
     public NDArray dequantize() {
-        if (hostCodes == null) {
-            return dequantizeOnDevice();
-        }
-        return HostDecoding.owned(owner, shape, blocks, blocksize, this::decodeBlocks);
+        return host == null ? dequantizeOnDevice() : host.owned();
     }
 
     /** {@link #dequantize()} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
@@ -154,10 +154,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
      */
     @Override
     public NDArray dequantizeTransient(DataType type) {
-        if (hostCodes == null || type != DataType.FLOAT32) {
-            return dequantize(type);
-        }
-        return HostDecoding.intoScratch(owner, shape, blocks, blocksize, this::decodeBlocks);
+        return host == null || type != DataType.FLOAT32 ? dequantize(type) : host.intoScratch();
     }
 
     /** Blocks {@code [from, to)} decoded by Java from the host view of the codes and scales. */

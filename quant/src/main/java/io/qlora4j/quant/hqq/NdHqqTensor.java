@@ -49,6 +49,8 @@ public final class NdHqqTensor implements DeviceWeight {
     private final ByteBuffer hostPacked;
     private final FloatBuffer hostScale;
     private final FloatBuffer hostZero;
+    /** Java's decoding of the weight, where {@link #hostPacked} is set; else null. */
+    private final HostDecoding host;
 
     private NdHqqTensor(HqqTensor t, NDManager owner) {
         this.owner = owner;
@@ -74,6 +76,8 @@ public final class NdHqqTensor implements DeviceWeight {
         this.hostPacked = java ? buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN) : null;
         this.hostScale = java ? scaleBytes.asFloatBuffer() : null;
         this.hostZero = java ? zeroBytes.asFloatBuffer() : null;
+        this.host = java ? new HostDecoding(owner, shape, Math.toIntExact(packing.packedRows(rows)),
+                packing.codesPerWord() * cols, this::decodeWordRows) : null;
     }
 
     /**
@@ -92,11 +96,7 @@ public final class NdHqqTensor implements DeviceWeight {
      */
     @Override
     public NDArray dequantize(DataType type) {
-        if (hostPacked == null || type != DataType.FLOAT32) {
-            return dequantizeOnDevice(type);
-        }
-        return HostDecoding.owned(owner, shape, packedRows(), params.packing().codesPerWord() * cols,
-                this::decodeWordRows);
+        return host == null || type != DataType.FLOAT32 ? dequantizeOnDevice(type) : host.owned();
     }
 
     /**
@@ -105,11 +105,7 @@ public final class NdHqqTensor implements DeviceWeight {
      */
     @Override
     public NDArray dequantizeTransient(DataType type) {
-        if (hostPacked == null || type != DataType.FLOAT32) {
-            return dequantize(type);
-        }
-        return HostDecoding.intoScratch(owner, shape, packedRows(), params.packing().codesPerWord() * cols,
-                this::decodeWordRows);
+        return host == null || type != DataType.FLOAT32 ? dequantize(type) : host.intoScratch();
     }
 
     /** {@link #dequantize(DataType)} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
@@ -119,10 +115,6 @@ public final class NdHqqTensor implements DeviceWeight {
             NDArray w = codes(compute).subi(zero.toType(compute, false)).muli(scale.toType(compute, false));
             return w.reshape(new Shape(shape)).toType(type, false);
         });
-    }
-
-    private int packedRows() {
-        return Math.toIntExact(params.packing().packedRows(rows));
     }
 
     /** Packed rows {@code [from, to)} decoded by Java from the host view of the codes, scales and zeros. */

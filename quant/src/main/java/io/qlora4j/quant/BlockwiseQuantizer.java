@@ -145,20 +145,24 @@ public final class BlockwiseQuantizer {
      */
     static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
+        // one block at a time through small arrays: a buffer's element accesses cost a bounds check each, a bulk
+        // transfer one check per block
+        byte[] codes = new byte[(blocksize + 1) / 2];
+        float[] values = new float[blocksize];
         for (int b = from; b < to; b++) {
             int start = b * blocksize;
-            int end = (int) Math.min((long) start + blocksize, numel);
+            int count = (int) Math.min(blocksize, (long) numel - start);
+            int bytes = (count + 1) / 2;
+            packed.get(start >> 1, codes, 0, bytes);
             float s = scale.of(b);
-            int p = start >> 1;
-            int i = start;
-            for (; i + 1 < end; i += 2) {
-                int v = (packed.get(p++) & 0xFF) << 1;
-                out.put(i, byteTable[v] * s);
-                out.put(i + 1, byteTable[v + 1] * s);
+            for (int j = 0; j < bytes; j++) {
+                int v = (codes[j] & 0xFF) << 1;
+                values[2 * j] = byteTable[v] * s;
+                if (2 * j + 1 < count) {
+                    values[2 * j + 1] = byteTable[v + 1] * s;
+                }
             }
-            if (i < end) {
-                out.put(i, byteTable[(packed.get(p) & 0xFF) << 1] * s);
-            }
+            out.put(start, values, 0, count);
         }
     }
 

@@ -59,8 +59,10 @@ public final class HostDecoding {
     }
 
     /**
-     * The weight decoded straight into a fresh uninitialized array of its own: one array, neither zeroed nor copied
-     * (DJL lends a CPU array's memory to Java as a direct buffer).
+     * The weight decoded straight into a fresh uninitialized array of its own: one array, neither zeroed nor copied.
+     * DJL's PyTorch engine lends the memory of a contiguous CPU array to Java as a direct buffer ({@code
+     * toByteBuffer(true)}: {@code JniUtils.getByteBuffer} copies only a sparse or non-contiguous array, and a fresh
+     * one is neither).
      */
     public NDArray owned() {
         NDArray out = owner.create(new Shape(shape), DataType.FLOAT32);

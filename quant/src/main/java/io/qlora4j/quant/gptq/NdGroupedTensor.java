@@ -8,8 +8,14 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.HalfFloats;
+import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.ShortBuffer;
 
 /**
  * A GPTQ or AWQ weight resident on a DJL device and dequantized there per use. DJL has no bitwise ops, so the
@@ -20,6 +26,11 @@ import java.nio.ByteBuffer;
  * scales float16, gathered per input column through the group index. The result is
  * {@code fp16(scale * (q - zero))}: the float32 product is exact and the cast to float16 rounds it once, to
  * nearest even, as PyTorch does, and as every GPTQ/AWQ kernel's dequantization does.
+ *
+ * <p>On a CPU a GPTQ weight in float32 is decoded by Java instead ({@link HostDecoding}), from the memory the device
+ * arrays hold: per output row a table of every code's float16 value in every group, then one lookup per element. One
+ * 5632 x 2048 4-bit weight in groups of 128 took 16 ms into the scratch buffer against 88 ms for the ops
+ * (docs/BENCHMARKS.md). AWQ's interleaved nibbles, transposed against the weight's rows, keep the ops.
  */
 public final class NdGroupedTensor implements DeviceWeight {
     private final NDManager owner;
@@ -32,6 +43,15 @@ public final class NdGroupedTensor implements DeviceWeight {
     private final NDArray zeros;
     private final NDArray scales;
     private final NDArray groupIndex;
+    /** Java's decoding of a GPTQ weight on a CPU, else null (AWQ and GPUs run the ops). */
+    private final HostDecoding host;
+    /** On a CPU, the code stream, zeros, float16 scales and group index as Java reads them (the arrays' memory). */
+    private final ByteBuffer hostStream;
+    private final ByteBuffer hostZeros;
+    private final ShortBuffer hostScales;
+    private final IntBuffer hostGroups;
+    /** Bits per code (GPTQ; 4 for AWQ). */
+    private final int bits;
 
     private NdGroupedTensor(NDManager owner, int out, int in, boolean awq, byte[] packed, long[] bytesShape,
             float[][] tables, int[] zeros, float[] scales, int[] groupIndex) {
@@ -40,7 +60,9 @@ public final class NdGroupedTensor implements DeviceWeight {
         this.outFeatures = out;
         this.inFeatures = in;
         this.awq = awq;
-        this.bytes = uint8(packed, new Shape(bytesShape));
+        ByteBuffer stream = HostDecoding.direct(packed, packed.length);
+        this.bytes = arrays.create(stream, new Shape(bytesShape), DataType.UINT8);
+        this.bits = awq ? 4 : packed.length / out * 8 / in;
         this.tables = new NDArray[tables.length];
         for (int t = 0; t < tables.length; t++) {
             this.tables[t] = arrays.create(tables[t], new Shape(256, tables[t].length / 256));
@@ -50,11 +72,18 @@ public final class NdGroupedTensor implements DeviceWeight {
             z[i] = (byte) zeros[i];
         }
         int groups = scales.length / out;
-        this.zeros = uint8(z, new Shape(groups, out));
+        ByteBuffer zeroBytes = HostDecoding.direct(z, z.length);
+        this.zeros = arrays.create(zeroBytes, new Shape(groups, out), DataType.UINT8);
         try (NDArray s = arrays.create(scales, new Shape(groups, out))) {
             this.scales = s.toType(DataType.FLOAT16, false);
         }
         this.groupIndex = arrays.create(groupIndex);
+        boolean java = !awq && HostDecoding.readable(arrays);
+        this.hostStream = java ? stream : null;
+        this.hostZeros = java ? zeroBytes : null;
+        this.hostScales = java ? this.scales.toByteBuffer(true).order(ByteOrder.nativeOrder()).asShortBuffer() : null;
+        this.hostGroups = java ? this.groupIndex.toByteBuffer(true).order(ByteOrder.nativeOrder()).asIntBuffer() : null;
+        this.host = java ? new HostDecoding(owner, shape(), out, in, this::decodeRows) : null;
     }
 
     /** Copies a GPTQ weight to {@code manager}'s device, into a sub-manager freed by {@link #close()}. */
@@ -135,6 +164,54 @@ public final class NdGroupedTensor implements DeviceWeight {
      */
     @Override
     public NDArray dequantize(DataType type) {
+        return host == null || type != DataType.FLOAT32 ? dequantizeOnDevice(type) : host.owned();
+    }
+
+    /**
+     * On a CPU in float32, a GPTQ weight decoded by Java into this thread's scratch buffer ({@link HostDecoding}),
+     * the float16 values of the ops; otherwise {@link #dequantize}.
+     */
+    @Override
+    public NDArray dequantizeTransient(DataType type) {
+        return host == null || type != DataType.FLOAT32 ? dequantize(type) : host.intoScratch();
+    }
+
+    /**
+     * Output rows {@code [from, to)} of a GPTQ weight decoded by Java: for each row, every code's value in every
+     * group, {@code fp16((code - zero) * scale)} (the float32 product rounded once to float16, as the ops do), then
+     * one table lookup per element. Writes are absolute, so threads may fill disjoint row ranges.
+     */
+    private void decodeRows(FloatBuffer out, int from, int to) {
+        int codes = 1 << bits;
+        int mask = codes - 1;
+        int groups = hostZeros.capacity() / outFeatures;
+        int rowBytes = hostStream.capacity() / outFeatures;
+        float[] table = new float[groups * codes];
+        float[] row = new float[inFeatures];
+        for (int o = from; o < to; o++) {
+            for (int g = 0; g < groups; g++) {
+                float scale = HalfFloats.f16ToFloat(hostScales.get(g * outFeatures + o));
+                int zero = hostZeros.get(g * outFeatures + o) & 0xFF;
+                for (int q = 0; q < codes; q++) {
+                    table[g * codes + q] = HalfFloats.f16ToFloat(HalfFloats.floatToF16((q - zero) * scale));
+                }
+            }
+            for (int i = 0; i < inFeatures; i++) {
+                int bit = i * bits;
+                int at = o * rowBytes + (bit >>> 3);
+                int shift = bit & 7;
+                int word = hostStream.get(at) & 0xFF;
+                if (shift + bits > 8) {
+                    word |= (hostStream.get(at + 1) & 0xFF) << 8;
+                }
+                row[i] = table[hostGroups.get(i) * codes + ((word >>> shift) & mask)];
+            }
+            out.put(o * inFeatures, row, 0, inFeatures);
+        }
+    }
+
+    /** {@link #dequantize} with NDArray ops on the device: what a GPU runs, and a CPU when a test asks. */
+    NDArray dequantizeOnDevice(DataType type) {
         return ScopedResult.compute(owner, () -> {
             NDArray q = codes();
             NDArray z = gather(zeros.toType(DataType.FLOAT32, false));
@@ -196,11 +273,5 @@ public final class NdGroupedTensor implements DeviceWeight {
     @Override
     public void close() {
         arrays.close();
-    }
-
-    private NDArray uint8(byte[] data, Shape shape) {
-        ByteBuffer buffer = ByteBuffer.allocateDirect(data.length);
-        buffer.put(data).rewind();
-        return arrays.create(buffer, shape, DataType.UINT8);
     }
 }

@@ -27,10 +27,10 @@ import java.nio.ShortBuffer;
  * {@code fp16(scale * (q - zero))}: the float32 product is exact and the cast to float16 rounds it once, to
  * nearest even, as PyTorch does, and as every GPTQ/AWQ kernel's dequantization does.
  *
- * <p>On a CPU a GPTQ weight in float32 is decoded by Java instead ({@link HostDecoding}), from the memory the device
- * arrays hold: per output row a table of every code's float16 value in every group, then one lookup per element. One
- * 5632 x 2048 4-bit weight in groups of 128 took 16 ms into the scratch buffer against 88 ms for the ops
- * (docs/BENCHMARKS.md). AWQ's interleaved nibbles, transposed against the weight's rows, keep the ops.
+ * <p>On a CPU a float32 weight is decoded by Java instead ({@link HostDecoding}), from the memory the device arrays
+ * hold: per output row a table of every code's float16 value in every group, then one lookup per element (AWQ eight
+ * output rows at a time, the rows one packed word spans). One 5632 x 2048 4-bit weight in groups of 128 took 16 to
+ * 18 ms (GPTQ) and 21 to 23 ms (AWQ) into the scratch buffer against 71 to 98 ms for the ops (docs/BENCHMARKS.md).
  */
 public final class NdGroupedTensor implements DeviceWeight {
     private final NDManager owner;
@@ -43,7 +43,7 @@ public final class NdGroupedTensor implements DeviceWeight {
     private final NDArray zeros;
     private final NDArray scales;
     private final NDArray groupIndex;
-    /** Java's decoding of a GPTQ weight on a CPU, else null (AWQ and GPUs run the ops). */
+    /** Java's decoding of the weight on a CPU, else null. */
     private final HostDecoding host;
     /** On a CPU, the code stream, zeros, float16 scales and group index as Java reads them (the arrays' memory). */
     private final ByteBuffer hostStream;
@@ -78,12 +78,13 @@ public final class NdGroupedTensor implements DeviceWeight {
             this.scales = s.toType(DataType.FLOAT16, false);
         }
         this.groupIndex = arrays.create(groupIndex);
-        boolean java = !awq && HostDecoding.readable(arrays);
+        boolean java = HostDecoding.readable(arrays);
         this.hostStream = java ? stream : null;
         this.hostZeros = java ? zeroBytes : null;
         this.hostScales = java ? this.scales.toByteBuffer(true).order(ByteOrder.nativeOrder()).asShortBuffer() : null;
         this.hostGroups = java ? this.groupIndex.toByteBuffer(true).order(ByteOrder.nativeOrder()).asIntBuffer() : null;
-        this.host = java ? new HostDecoding(owner, shape(), out, in, this::decodeRows) : null;
+        this.host = !java ? null : awq ? new HostDecoding(owner, shape(), out / 8, 8 * in, this::decodeAwqWords)
+                : new HostDecoding(owner, shape(), out, in, this::decodeRows);
     }
 
     /** Copies a GPTQ weight to {@code manager}'s device, into a sub-manager freed by {@link #close()}. */
@@ -168,7 +169,7 @@ public final class NdGroupedTensor implements DeviceWeight {
     }
 
     /**
-     * On a CPU in float32, a GPTQ weight decoded by Java into this thread's scratch buffer ({@link HostDecoding}),
+     * On a CPU in float32, the weight decoded by Java into this thread's scratch buffer ({@link HostDecoding}),
      * the float16 values of the ops; otherwise {@link #dequantize}.
      */
     @Override
@@ -190,11 +191,7 @@ public final class NdGroupedTensor implements DeviceWeight {
         float[] row = new float[inFeatures];
         for (int o = from; o < to; o++) {
             for (int g = 0; g < groups; g++) {
-                float scale = HalfFloats.f16ToFloat(hostScales.get(g * outFeatures + o));
-                int zero = hostZeros.get(g * outFeatures + o) & 0xFF;
-                for (int q = 0; q < codes; q++) {
-                    table[g * codes + q] = HalfFloats.f16ToFloat(HalfFloats.floatToF16((q - zero) * scale));
-                }
+                fillValues(table, g * codes, g, o, codes);
             }
             for (int i = 0; i < inFeatures; i++) {
                 int bit = i * bits;
@@ -207,6 +204,49 @@ public final class NdGroupedTensor implements DeviceWeight {
                 row[i] = table[hostGroups.get(i) * codes + ((word >>> shift) & mask)];
             }
             out.put(o * inFeatures, row, 0, inFeatures);
+        }
+    }
+
+    /**
+     * Words {@code [from, to)} of an AWQ weight decoded by Java, eight output rows each: swapped byte {@code 2a + b}
+     * of word {@code w} at input {@code i} holds, in its low and high nibble ({@code h}), the codes of output {@code
+     * 8w + 4a + 2h + b} (the order the ops' transpose makes), looked up in a table per group as for GPTQ.
+     */
+    private void decodeAwqWords(FloatBuffer out, int from, int to) {
+        int groups = hostZeros.capacity() / outFeatures;
+        int rowBytes = outFeatures / 2;
+        float[] table = new float[groups * 8 * 16];
+        float[][] rows = new float[8][inFeatures];
+        for (int w = from; w < to; w++) {
+            for (int g = 0; g < groups; g++) {
+                for (int j = 0; j < 8; j++) {
+                    fillValues(table, (g * 8 + j) * 16, g, 8 * w + j, 16);
+                }
+            }
+            for (int i = 0; i < inFeatures; i++) {
+                int g = hostGroups.get(i);
+                for (int k = 0; k < 4; k++) {
+                    int b = hostStream.get(i * rowBytes + 4 * w + k) & 0xFF;
+                    int j = 4 * (k >> 1) + (k & 1);
+                    rows[j][i] = table[(g * 8 + j) * 16 + (b & 15)];
+                    rows[j + 2][i] = table[(g * 8 + j + 2) * 16 + (b >>> 4)];
+                }
+            }
+            for (int j = 0; j < 8; j++) {
+                out.put((8 * w + j) * inFeatures, rows[j], 0, inFeatures);
+            }
+        }
+    }
+
+    /**
+     * Writes into {@code table} from {@code at} the value of each of {@code codes} codes of output {@code o} in group
+     * {@code g}: {@code fp16((code - zero) * scale)}, the float32 product rounded once to float16.
+     */
+    private void fillValues(float[] table, int at, int g, int o, int codes) {
+        float scale = HalfFloats.f16ToFloat(hostScales.get(g * outFeatures + o));
+        int zero = hostZeros.get(g * outFeatures + o) & 0xFF;
+        for (int q = 0; q < codes; q++) {
+            table[at + q] = HalfFloats.f16ToFloat(HalfFloats.floatToF16((q - zero) * scale));
         }
     }
 

@@ -18,27 +18,29 @@ class GroupedDequantTest {
     /** fp16(0.0123) = 0x224C = 1612 / 2^17. */
     private static final float S_0123 = 1612f / 131072f;
 
-    /** The weight as the device ops give it, checked against the host's and Java's decodings on the device. */
     private static float[] decode(GptqTensor t) {
-        try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
-                NDArray w = nd.dequantizeOnDevice(DataType.FLOAT32);
-                NDArray owned = nd.dequantize(DataType.FLOAT32)) {
-            assertEquals(new Shape(t.outFeatures(), t.inFeatures()), w.getShape());
+        try (NDManager m = NDManager.newBaseManager()) {
+            return decode(NdGroupedTensor.upload(t, m), t.dequantize(), t.outFeatures(), t.inFeatures());
+        }
+    }
+
+    private static float[] decode(AwqTensor t) {
+        try (NDManager m = NDManager.newBaseManager()) {
+            return decode(NdGroupedTensor.upload(t, m), t.dequantize(), t.outFeatures(), t.inFeatures());
+        }
+    }
+
+    /** The weight as the device ops give it, checked against the host's and Java's decodings on the device. */
+    private static float[] decode(NdGroupedTensor nd, float[] host, int out, int in) {
+        try (nd; NDArray w = nd.dequantizeOnDevice(DataType.FLOAT32); NDArray owned = nd.dequantize(DataType.FLOAT32)) {
+            assertEquals(new Shape(out, in), w.getShape());
             // assertArrayEquals compares floats by their bits
-            assertArrayEquals(t.dequantize(), w.toFloatArray(), "host and device dequantization");
+            assertArrayEquals(host, w.toFloatArray(), "host and device dequantization");
             assertArrayEquals(w.toFloatArray(), owned.toFloatArray(), "Java's decoding into an array of its own");
             try (NDArray scratch = nd.dequantizeTransient(DataType.FLOAT32)) {
                 assertEquals(w.getShape(), scratch.getShape());
                 assertArrayEquals(w.toFloatArray(), scratch.toFloatArray(), "Java's decoding into the scratch buffer");
             }
-            return w.toFloatArray();
-        }
-    }
-
-    private static float[] decode(AwqTensor t) {
-        try (NDManager m = NDManager.newBaseManager(); NdGroupedTensor nd = NdGroupedTensor.upload(t, m);
-                NDArray w = nd.dequantize(DataType.FLOAT32)) {
-            assertArrayEquals(t.dequantize(), w.toFloatArray(), "host and device dequantization");
             return w.toFloatArray();
         }
     }

@@ -62,10 +62,11 @@ public final class HostDecoding {
      * The weight decoded straight into a fresh uninitialized array of its own: one array, neither zeroed nor copied.
      * DJL's PyTorch engine lends the memory of a contiguous CPU array to Java as a direct buffer ({@code
      * toByteBuffer(true)}: {@code JniUtils.getByteBuffer} copies only a sparse or non-contiguous array, and a fresh
-     * one is neither).
+     * one is neither). While {@link RecordedWeights} are open on this thread, the array is a slot of theirs.
      */
     public NDArray owned() {
-        NDArray out = owner.create(new Shape(shape), DataType.FLOAT32);
+        NDArray lent = RecordedWeights.lend(owner, shape);
+        NDArray out = lent != null ? lent : owner.create(new Shape(shape), DataType.FLOAT32);
         decodeInto(out.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer());
         return out;
     }

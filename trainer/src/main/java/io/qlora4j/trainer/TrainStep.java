@@ -10,6 +10,7 @@ import ai.djl.training.GradientCollector;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.WeightHold;
+import io.qlora4j.quant.RecordedWeights;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.BlockCalls;
 import io.qlora4j.model.decoder.CausalLM;
@@ -213,33 +214,47 @@ public final class TrainStep {
                 value = head.backward(top, collector);
                 upstream = kept(top.getGradient());
             }
-            for (int l = layers - 1; l >= 0; l--) {
-                // the recomputed block's graph and activations are freed before the next block is recomputed
-                try (NDScope block = new NDScope()) {
-                    NDArray input = leaf(inputs[l]);
-                    if (selective == null) {
-                        NDArray out = model.block(l).forward(input, context, null);
-                        collector.backward(out.mul(upstream).sum());
-                    } else {
-                        try (SelectiveRecompute.Replay replay = selective.replay(products.get(l))) {
-                            replay.backward(model.block(l).forward(input, context, null, replay), upstream);
-                        }
-                        products.get(l).close();
-                    }
-                    upstream.close();
-                    upstream = kept(input.getGradient());
-                }
-                if (holds[l] != null) {
-                    holds[l].close();
-                    holds[l] = null;
-                }
-                inputs[l + 1].close();
+            try (RecordedWeights recorded = RecordedWeights.open()) {
+                upstream = recomputeBlocks(context, holds, inputs, products, collector, upstream, recorded);
             }
             if (trainEmbeddings) {
                 collector.backward(model.embed(ids).mul(upstream).sum());
             }
             return value;
         }
+    }
+
+    /**
+     * Recomputes the blocks from the top and backpropagates {@code upstream} through each, the weights their graphs
+     * keep decoded into {@code recorded}'s slots (each block's graph is released by its backward before the next
+     * block is recomputed); returns the gradient at the first block's input.
+     */
+    private NDArray recomputeBlocks(AttentionContext context, WeightHold[] holds, NDArray[] inputs,
+            List<KeptProducts> products, GradientCollector collector, NDArray upstream, RecordedWeights recorded) {
+        for (int l = model.numLayers() - 1; l >= 0; l--) {
+            recorded.nextBlock();
+            // the recomputed block's graph and activations are freed before the next block is recomputed
+            try (NDScope block = new NDScope()) {
+                NDArray input = leaf(inputs[l]);
+                if (selective == null) {
+                    NDArray out = model.block(l).forward(input, context, null);
+                    collector.backward(out.mul(upstream).sum());
+                } else {
+                    try (SelectiveRecompute.Replay replay = selective.replay(products.get(l))) {
+                        replay.backward(model.block(l).forward(input, context, null, replay), upstream);
+                    }
+                    products.get(l).close();
+                }
+                upstream.close();
+                upstream = kept(input.getGradient());
+            }
+            if (holds[l] != null) {
+                holds[l].close();
+                holds[l] = null;
+            }
+            inputs[l + 1].close();
+        }
+        return upstream;
     }
 
     /** Forward and backward with the whole graph kept. */

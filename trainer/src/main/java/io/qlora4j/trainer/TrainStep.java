@@ -10,11 +10,11 @@ import ai.djl.training.GradientCollector;
 import io.qlora4j.data.Batch;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.WeightHold;
-import io.qlora4j.quant.RecordedWeights;
 import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.BlockCalls;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderBlock;
+import io.qlora4j.quant.RecordedWeights;
 import io.qlora4j.trainer.plan.ActivationModel;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -40,7 +40,8 @@ import java.util.function.LongConsumer;
  * a micro-batch creates dies with it.
  *
  * <p>With recompute, a block whose base weights are dequantized (or widened) for every product does that twice:
- * in the forward pass and in its recompute (the backward reuses the recompute's copy, which autograd keeps). Within
+ * in the forward pass and in its recompute (the backward reuses the recompute's copy, which autograd keeps; those
+ * copies are decoded into memory that one block hands to the next, {@link RecordedWeights}). Within
  * {@link Builder#optHeldWeightBytes a memory budget}, the top blocks {@linkplain LinearLayer#hold hold} their
  * weights from their forward pass until their backward is done, so those blocks dequantize once per micro-batch.
  * The top blocks are the ones recomputed first, so they hold the longest-lived copies the shortest time. Held

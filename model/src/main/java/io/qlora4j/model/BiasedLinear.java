@@ -21,11 +21,14 @@ abstract class BiasedLinear implements BaseLinear {
      * can do better than one whole weight at a time overrides it.
      */
     NDArray multiply(NDArray x) {
-        return withWeight(x.getDataType(), w -> {
-            try (NDArray transposed = w.transpose()) {
-                return x.matMul(transposed);
-            }
-        });
+        return withWeight(x.getDataType(), w -> product(x, w));
+    }
+
+    /** {@code x w^T}. */
+    static NDArray product(NDArray x, NDArray w) {
+        try (NDArray transposed = w.transpose()) {
+            return x.matMul(transposed);
+        }
     }
 
     /** {@link #multiply} in a pass that records no graph ({@link #forwardGraphFree}); by default the same call. */

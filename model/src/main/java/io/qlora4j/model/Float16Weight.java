@@ -166,8 +166,8 @@ public final class Float16Weight extends BiasedLinear implements TokenEmbedding 
         for (int i = 0; i * rowsPerChunk < rows; i++) {
             long r = i * rowsPerChunk;
             NDArray w = chunk(i, r, Math.min(rows, r + rowsPerChunk), type);
-            try (NDArray transposed = w.transpose()) {
-                parts.add(x.matMul(transposed));
+            try {
+                parts.add(product(x, w));
             } finally {
                 release(w, type);
             }

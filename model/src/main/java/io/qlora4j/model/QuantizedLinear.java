@@ -49,12 +49,7 @@ public final class QuantizedLinear extends BiasedLinear {
      */
     @Override
     public <R> R withWeight(DataType type, Function<NDArray, R> use) {
-        if (held != null && held.getDataType() == type) {
-            return use.apply(held);
-        }
-        try (NDArray w = weight.dequantize(type)) {
-            return use.apply(w);
-        }
+        return lend(type, weight::dequantize, use);
     }
 
     /**
@@ -63,12 +58,7 @@ public final class QuantizedLinear extends BiasedLinear {
      */
     @Override
     NDArray multiplyGraphFree(NDArray x) {
-        if (held != null) {
-            return multiply(x);
-        }
-        try (NDArray w = weight.dequantizeTransient(x.getDataType()); NDArray transposed = w.transpose()) {
-            return x.matMul(transposed);
-        }
+        return lend(x.getDataType(), weight::dequantizeTransient, w -> product(x, w));
     }
 
     /**
@@ -78,12 +68,21 @@ public final class QuantizedLinear extends BiasedLinear {
      */
     @Override
     public NDArray inputGradient(NDArray gradOutput) {
-        if (held != null) {
-            return super.inputGradient(gradOutput);
+        try (NDArray detached = gradOutput.stopGradient()) {
+            return lend(gradOutput.getDataType(), weight::dequantizeTransient, detached::matMul);
         }
-        try (NDArray w = weight.dequantizeTransient(gradOutput.getDataType());
-                NDArray detached = gradOutput.stopGradient()) {
-            return detached.matMul(w);
+    }
+
+    /**
+     * {@code use} applied to the held weight while a {@link #hold} in {@code type} lasts, else to the weight
+     * {@code dequantize} gives in {@code type}, freed after the call.
+     */
+    private <R> R lend(DataType type, Function<DataType, NDArray> dequantize, Function<NDArray, R> use) {
+        if (held != null && held.getDataType() == type) {
+            return use.apply(held);
+        }
+        try (NDArray w = dequantize.apply(type)) {
+            return use.apply(w);
         }
     }
 

@@ -50,8 +50,6 @@ public final class NdGroupedTensor implements DeviceWeight {
     private final ByteBuffer hostZeros;
     private final ShortBuffer hostScales;
     private final IntBuffer hostGroups;
-    /** Bits per code (GPTQ; 4 for AWQ). */
-    private final int bits;
 
     private NdGroupedTensor(NDManager owner, int out, int in, boolean awq, byte[] packed, long[] bytesShape,
             float[][] tables, int[] zeros, float[] scales, int[] groupIndex) {
@@ -62,7 +60,6 @@ public final class NdGroupedTensor implements DeviceWeight {
         this.awq = awq;
         ByteBuffer stream = HostDecoding.direct(packed, packed.length);
         this.bytes = arrays.create(stream, new Shape(bytesShape), DataType.UINT8);
-        this.bits = awq ? 4 : packed.length / out * 8 / in;
         this.tables = new NDArray[tables.length];
         for (int t = 0; t < tables.length; t++) {
             this.tables[t] = arrays.create(tables[t], new Shape(256, tables[t].length / 256));
@@ -183,10 +180,11 @@ public final class NdGroupedTensor implements DeviceWeight {
      * one table lookup per element. Writes are absolute, so threads may fill disjoint row ranges.
      */
     private void decodeRows(FloatBuffer out, int from, int to) {
+        int rowBytes = hostStream.capacity() / outFeatures;
+        int bits = rowBytes * 8 / inFeatures;
         int codes = 1 << bits;
         int mask = codes - 1;
         int groups = hostZeros.capacity() / outFeatures;
-        int rowBytes = hostStream.capacity() / outFeatures;
         float[] table = new float[groups * codes];
         float[] row = new float[inFeatures];
         for (int o = from; o < to; o++) {

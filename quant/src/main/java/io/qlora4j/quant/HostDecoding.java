@@ -15,7 +15,8 @@ import java.nio.FloatBuffer;
  * intermediate (widened codes, looked-up values, the scaled result) into fresh memory that the kernel faults in and
  * zeroes first; the warm scratch buffer pays that once.
  *
- * <p>To decode a format here: keep its codes and scales in direct buffers that its device arrays wrap on a CPU, write
+ * <p>To decode a format here: keep its codes and scales in direct buffers that its device arrays wrap on a CPU
+ * ({@link DirectBuffers}), write
  * a {@link Decoder} that computes the same float32 operations per element as its NDArray ops, keep a {@code
  * HostDecoding} of it where the weight is on a CPU ({@link #readable}), and return its {@link #intoScratch} from
  * {@link DeviceWeight#dequantizeTransient} (and, where the ops make more than one fresh array, its {@link #owned} from
@@ -74,21 +75,6 @@ public final class HostDecoding {
     private void decodeInto(FloatBuffer values) {
         BlockParallel.forEachRange(units, unitElements, Runtime.getRuntime().availableProcessors(),
                 (from, to) -> decoder.decode(values, from, to));
-    }
-
-    /** {@code values} zero-padded to {@code length} bytes in a new direct buffer, for a device array to wrap. */
-    public static ByteBuffer direct(byte[] values, long length) {
-        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.toIntExact(length));
-        buffer.put(values).rewind();
-        return buffer;
-    }
-
-    /** {@code values} in a new direct buffer in native order, for a device array to wrap. */
-    public static ByteBuffer direct(float[] values) {
-        ByteBuffer buffer = ByteBuffer.allocateDirect(Math.multiplyExact(values.length, Float.BYTES))
-                .order(ByteOrder.nativeOrder());
-        buffer.asFloatBuffer().put(values);
-        return buffer;
     }
 
     /** Whether {@code manager}'s arrays are CPU memory that Java can read and DJL wraps without a copy. */

@@ -63,14 +63,14 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.blocksize = t.blocksize();
         this.byteTableValues = t.type().byteTable();
         boolean cpu = HostDecoding.readable(arrays);
-        ByteBuffer codeBytes = HostDecoding.direct(t.packed(), (long) blocks * blocksize / 2);
+        ByteBuffer codeBytes = DirectBuffers.of(t.packed(), (long) blocks * blocksize / 2);
         this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);
         this.hostCodes = cpu ? codeBytes : null;
         this.byteTable = arrays.create(byteTableValues, new Shape(256, 2));
         DoubleQuantizedScales dq = t.doubleQuant();
         this.nestedBlocksize = dq == null ? 0 : dq.nestedBlocksize();
         if (dq == null) {
-            ByteBuffer scaleBytes = HostDecoding.direct(t.absmax());
+            ByteBuffer scaleBytes = DirectBuffers.of(t.absmax());
             this.absmax = arrays.create(scaleBytes, new Shape(blocks, 1), DataType.FLOAT32);
             this.codes = null;
             this.nestedAbsmax = null;
@@ -80,7 +80,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         } else {
             int nested = dq.nestedAbsmax().length;
             this.absmax = null;
-            ByteBuffer scaleCodes = HostDecoding.direct(dq.codes(), (long) nested * dq.nestedBlocksize());
+            ByteBuffer scaleCodes = DirectBuffers.of(dq.codes(), (long) nested * dq.nestedBlocksize());
             this.codes = arrays.create(scaleCodes, new Shape(scaleCodes.capacity()), DataType.UINT8);
             this.nestedAbsmax = arrays.create(dq.nestedAbsmax(), new Shape(nested, 1));
             this.nestedMap = arrays.create(dq.nestedMap());

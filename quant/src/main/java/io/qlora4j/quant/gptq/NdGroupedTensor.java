@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.DirectBuffers;
 import io.qlora4j.quant.HalfFloats;
 import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
@@ -58,7 +59,7 @@ public final class NdGroupedTensor implements DeviceWeight {
         this.outFeatures = out;
         this.inFeatures = in;
         this.awq = awq;
-        ByteBuffer stream = HostDecoding.direct(packed, packed.length);
+        ByteBuffer stream = DirectBuffers.of(packed, packed.length);
         this.bytes = arrays.create(stream, new Shape(bytesShape), DataType.UINT8);
         this.tables = new NDArray[tables.length];
         for (int t = 0; t < tables.length; t++) {
@@ -69,7 +70,7 @@ public final class NdGroupedTensor implements DeviceWeight {
             z[i] = (byte) zeros[i];
         }
         int groups = scales.length / out;
-        ByteBuffer zeroBytes = HostDecoding.direct(z, z.length);
+        ByteBuffer zeroBytes = DirectBuffers.of(z, z.length);
         this.zeros = arrays.create(zeroBytes, new Shape(groups, out), DataType.UINT8);
         try (NDArray s = arrays.create(scales, new Shape(groups, out))) {
             this.scales = s.toType(DataType.FLOAT16, false);

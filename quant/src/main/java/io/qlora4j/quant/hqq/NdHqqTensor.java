@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.DirectBuffers;
 import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
 import java.nio.ByteBuffer;
@@ -61,14 +62,14 @@ public final class NdHqqTensor implements DeviceWeight {
         this.cols = t.groupedCols();
         HqqPacking packing = params.packing();
         int wordBytes = packing.int32Words() ? 4 : 1;
-        ByteBuffer buffer = HostDecoding.direct(t.packed(), t.packed().length);
+        ByteBuffer buffer = DirectBuffers.of(t.packed(), t.packed().length);
         this.packed = arrays.create(buffer, new Shape(packing.packedRows(rows), cols, wordBytes), DataType.UINT8);
         boolean lookup = packing != HqqPacking.BYTE;
         this.table = lookup ? byteTable(packing, wordBytes) : null;
         this.offsets = lookup && wordBytes > 1 ? arrays.arange(0, 256 * wordBytes, 256, DataType.INT32) : null;
         Shape metaShape = params.axis() == 0 ? new Shape(1, cols) : new Shape(rows, 1);
-        ByteBuffer scaleBytes = HostDecoding.direct(t.scale());
-        ByteBuffer zeroBytes = HostDecoding.direct(t.zero());
+        ByteBuffer scaleBytes = DirectBuffers.of(t.scale());
+        ByteBuffer zeroBytes = DirectBuffers.of(t.zero());
         this.scale = arrays.create(scaleBytes, metaShape, DataType.FLOAT32);
         this.zero = arrays.create(zeroBytes, metaShape, DataType.FLOAT32);
         // bytes (8, 6 and 5 bits) the ops widen in one pass, faster than Java; packed codes Java decodes faster

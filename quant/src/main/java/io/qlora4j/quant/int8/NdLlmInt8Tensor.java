@@ -5,8 +5,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.quant.DeviceWeight;
+import io.qlora4j.quant.DirectBuffers;
 import io.qlora4j.quant.ScopedResult;
-import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
@@ -34,9 +34,7 @@ public final class NdLlmInt8Tensor implements DeviceWeight {
         this.owner = owner;
         this.arrays = owner.newSubManager();
         this.shape = shape.clone();
-        ByteBuffer buffer = ByteBuffer.allocateDirect(codes.length);
-        buffer.put(codes).rewind();
-        this.codes = arrays.create(buffer, new Shape(shape), DataType.INT8);
+        this.codes = arrays.create(DirectBuffers.of(codes, codes.length), new Shape(shape), DataType.INT8);
         this.rowScales = arrays.create(rowScales, new Shape(shape[0], 1));
     }
 

@@ -16,6 +16,14 @@ cp "$root"/bench/target/qlora4j-bench-*.jar "$out/lib/"
 tr ':' '\n' < "$root/bench/target/classpath.txt" | grep -v -E 'pytorch-native-cpu|jmh|jopt-simple|commons-math3' | while read -r jar; do
   cp "$jar" "$out/lib/"
 done
+# the node is linux-x86_64: the other platforms' natives inside DJL's jars (about 13 MB of the tokenizers jar) stay
+# behind, so the bundle and a working tree fit a 64 MiB transfer
+for jar in "$out"/lib/*.jar; do
+  if unzip -Z1 "$jar" | grep -q -E '^(native/lib|jnilib)/(osx|win|linux-aarch64)'; then
+    zip -q -d "$jar" 'native/lib/osx-*' 'native/lib/win-*' 'native/lib/linux-aarch64/*' \
+      'jnilib/osx-*' 'jnilib/win-*' 'jnilib/linux-aarch64/*'
+  fi
+done
 # org.bytedeco's native glue for the CUDA runtime (pinned optimizer pages, cudaMemGetInfo): only libjnicudart.so
 # of the cuda natives jar (the rest binds libraries qlora4j does not call) and javacpp's own; they link against the
 # node's libcudart.so.12, which torch ships
@@ -32,7 +40,7 @@ rm -rf "$natives"
 # the job files and LLaMA-65B's config.json: `run.sh inspect configs/guanaco-65b.yaml model_name_or_path=llama-65b-config`
 cp -r "$root/configs" "$out/configs"
 cp -r "$root/examples/llama-65b-config" "$out/llama-65b-config"
-jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,java.xml,java.desktop \
+jlink --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.desktop \
   --strip-debug --no-man-pages --no-header-files --compress=2 --output "$out/jre"
 tar -C "$out" -cJf "$out/jre.tar.xz" jre && rm -rf "$out/jre"
 cat > "$out/run.sh" <<'RUN'
@@ -47,7 +55,10 @@ export PYTORCH_LIBRARY_PATH="$torch_dir/lib" PYTORCH_FLAVOR="${PYTORCH_FLAVOR:-c
 export PYTORCH_VERSION="${PYTORCH_VERSION:-2.7.1}" DJL_OFFLINE=true
 # float32 matmuls in TF32 (DJL 0.36 has no switch for it; libtorch reads this variable)
 export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE="${TORCH_ALLOW_TF32_CUBLAS_OVERRIDE:-1}"
-export LD_LIBRARY_PATH="$site/nvidia/cuda_runtime/lib:${LD_LIBRARY_PATH:-}"
+# DJL finds GPUs through libcudart: torch's cu12 wheels keep it in nvidia/cuda_runtime/lib, its cu13 wheels in nvidia/cu13/lib
+for dir in "$site"/nvidia/cuda_runtime/lib "$site"/nvidia/cu13/lib; do
+  [ -d "$dir" ] && export LD_LIBRARY_PATH="$dir:${LD_LIBRARY_PATH:-}"
+done
 main=io.qlora4j.trainer.cli.Main
 if [ "${1:-}" = cuda-bench ]; then
   main=io.qlora4j.bench.CudaTrainBenchmark

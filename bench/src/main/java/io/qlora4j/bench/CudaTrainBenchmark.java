@@ -16,6 +16,7 @@ import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.Float16Weight;
+import io.qlora4j.model.LibtorchVersion;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.decoder.TransformerBlock;
@@ -79,6 +80,7 @@ public final class CudaTrainBenchmark {
     /** Writes the checkpoint once, then measures float32 and (on a GPU) float16. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        LibtorchVersion.requireSupported(System.getenv("PYTORCH_LIBRARY_PATH"));
         List<String> flags = List.of(args);
         String shape = args.length > 0 ? args[0] : "7b";
         DecoderConfig config = switch (shape) {

@@ -1,6 +1,7 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.data.DataLog;
+import io.qlora4j.model.LibtorchVersion;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.util.List;
@@ -11,7 +12,8 @@ import picocli.CommandLine.Spec;
 
 /**
  * A subcommand driven by a job: {@code [JOB.yaml] [key=value...]} parsed into a validated {@link JobConfig}; the
- * keys it sets that change nothing in a qlora4j run are named once in a warning on stderr before it runs.
+ * keys it sets that change nothing in a qlora4j run are named once in a warning on stderr before it runs. A libtorch
+ * that DJL's JNI cannot drive is refused first ({@link LibtorchVersion}).
  */
 abstract class JobCommand implements Callable<Integer> {
     @Mixin
@@ -22,6 +24,7 @@ abstract class JobCommand implements Callable<Integer> {
 
     @Override
     public final Integer call() throws Exception {
+        LibtorchVersion.requireSupported(System.getenv("PYTORCH_LIBRARY_PATH"));
         JobConfig config = job.load();
         List<String> inert = config.inertKeys();
         if (!inert.isEmpty()) {

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.util.cuda.CudaUtils;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
@@ -106,6 +107,9 @@ public final class CudaTrainBenchmark {
                     written.numHiddenLayers(), (System.nanoTime() - start) / 1e9);
             for (DataType type : device.isGpu() ? List.of(DataType.FLOAT32, DataType.FLOAT16) : List.of(DataType.FLOAT32)) {
                 measure(checkpoint.dir(), config, replicate, paged, device, type, steps);
+                if (device.isGpu()) {
+                    JniUtils.emptyCudaCache(); // the next dtype's peak starts from the CUDA context, not this run's cache
+                }
             }
         }
     }

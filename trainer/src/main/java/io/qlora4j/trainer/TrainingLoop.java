@@ -29,6 +29,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps}, the step,
@@ -201,11 +202,13 @@ final class TrainingLoop {
         }
         TrainerState last = state;
         dir.prune(config.integer("save_total_limit")); // done already unless a kill interrupted it
+        Optional<byte[]> plot = config.bool("plot_loss") ? LossPlot.draw(dir.path().getFileName().toString(),
+                last.logHistory(), line -> out.println("warning: " + line)) : Optional.empty();
         dir.publish(d -> {
             weights.save(d);
             writeRecords(d, last);
-            if (config.bool("plot_loss")) {
-                LossPlot.write(d, dir.path().getFileName().toString(), last.logHistory());
+            if (plot.isPresent()) {
+                AtomicFiles.write(d.resolve(LossPlot.FILE), plot.get());
             }
         });
         progress.message(String.format(Locale.ROOT, "%s %d steps, loss %.4f; wrote %s",

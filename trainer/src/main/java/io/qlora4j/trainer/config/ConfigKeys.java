@@ -203,7 +203,8 @@ public final class ConfigKeys {
         add(ConfigKey.of("disable_shuffling", BOOL, false, "keep the data in file order"));
         add(ConfigKey.of("early_stopping_steps", INT, null, "stop when the eval loss stops falling")
                 .unsupported("early stopping is not implemented"));
-        add(ConfigKey.of("plot_loss", BOOL, false, "draw training_loss.png"));
+        add(ConfigKey.of("plot_loss", BOOL, false,
+                "draw training_loss.png (skipped with one warning where the Java runtime cannot draw)"));
         add(ConfigKey.of("include_effective_tokens_per_second", BOOL, false, "report tokens per second")
                 .inert("qlora4j always reports tokens per second"));
 

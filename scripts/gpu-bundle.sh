@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares qlora4j for an air-gapped CUDA node that has Python torch but no Java (see README.md,
 # "Running on a CUDA GPU"): the runtime jars without the 111 MB CPU native jar, a jlink'd Java
-# runtime packed as jre.tar.xz, and run.sh, which points DJL at the node's torch libraries.
+# runtime packed as jre.tar.xz, DJL's JNI sources (djl-jni/), and run.sh, which points DJL at the node's torch
+# libraries, compiling DJL's JNI against them first when that torch is not 2.7 (needs g++ on the node).
 # `run.sh train job.yaml ...` runs the command line; `run.sh cuda-bench [7b|65b|small] [steps]` the GPU
 # training benchmark (CudaTrainBenchmark, issue 4); `run.sh inspect configs/guanaco-65b.yaml
 # model_name_or_path=llama-65b-config device=cuda` the memory plan of the Guanaco-65B run on the node's GPU.
@@ -37,6 +38,33 @@ cp "$natives/javacpp-$javacpp-linux-x86_64.jar" "$out/lib/"
 (cd "$natives" && unzip -q "cuda-$cuda-linux-x86_64.jar" 'org/bytedeco/cuda/linux-x86_64/libjnicudart.so' \
   && jar cf "$out/lib/cuda-$cuda-cudart-linux-x86_64.jar" org/bytedeco/cuda/linux-x86_64/libjnicudart.so)
 rm -rf "$natives"
+# DJL's JNI sources, to compile the JNI on a node whose torch is not 2.7 (scripts/build-djl-jni.sh, called by run.sh):
+# the native folders of DJL's release (from GitHub, or DJL_SOURCES=a tar.gz of the repository at that tag), the JDK's
+# JNI headers, and the PyTorchLibrary header javac -h writes from a stub of DJL's native methods (javap lists them)
+djl="$(sed -n 's:.*<djl.version>\(.*\)</djl.version>.*:\1:p' "$root/pom.xml")"
+src="$(mktemp -d)"
+if [ -n "${DJL_SOURCES:-}" ]; then
+  tar -C "$src" -xzf "$DJL_SOURCES"
+else
+  curl -fsSL "https://codeload.github.com/deepjavalibrary/djl/tar.gz/refs/tags/v$djl" | tar -C "$src" -xz
+fi
+top="$(find "$src" -mindepth 1 -maxdepth 1 -type d | head -1)"
+[ -n "$top" ] || top="$src"
+mkdir -p "$out/djl-jni/src" "$out/djl-jni/include" "$src/stub/ai/djl/pytorch/jni"
+cp "$top"/engines/pytorch/pytorch-native/src/main/native/* "$out/djl-jni/src/"
+cp -r "$top"/api/src/main/native/djl "$out/djl-jni/src/"
+java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
+cp "$java_home/include/jni.h" "$out/djl-jni/include/" && mkdir -p "$out/djl-jni/include/linux"
+cp "$java_home/include/linux/jni_md.h" "$out/djl-jni/include/linux/"
+engine="$(tr ':' '\n' < "$root/bench/target/classpath.txt" | grep "pytorch-engine-$djl.jar")"
+{ echo "package ai.djl.pytorch.jni;"; echo "final class PyTorchLibrary {"
+  javap -cp "$engine" ai.djl.pytorch.jni.PyTorchLibrary | grep ' native ' | sed -e ':a' -e 's/<[^<>]*>//g' -e 'ta' \
+    | awk -F'[()]' '{ n = split($2, p, ", "); s = ""; for (i = 1; i <= n; i++) s = s (i > 1 ? ", " : "") p[i] " a" i;
+        print $1 "(" s ");" }'
+  echo "}"; } > "$src/stub/ai/djl/pytorch/jni/PyTorchLibrary.java"
+javac -h "$out/djl-jni/include" -d "$src/classes" "$src/stub/ai/djl/pytorch/jni/PyTorchLibrary.java"
+cp "$root/scripts/build-djl-jni.sh" "$out/djl-jni/"
+rm -rf "$src"
 # the job files and LLaMA-65B's config.json: `run.sh inspect configs/guanaco-65b.yaml model_name_or_path=llama-65b-config`
 cp -r "$root/configs" "$out/configs"
 cp -r "$root/examples/llama-65b-config" "$out/llama-65b-config"
@@ -49,10 +77,26 @@ cat > "$out/run.sh" <<'RUN'
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ -x "$here/jre/bin/java" ] || tar -C "$here" -xJf "$here/jre.tar.xz"
-torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
+read -r torch_dir torch_version torch_cuda < <(python3 -c \
+  'import torch, os; print(os.path.dirname(torch.__file__), torch.__version__, torch.version.cuda or "")')
 site="$(dirname "$torch_dir")"
-export PYTORCH_LIBRARY_PATH="$torch_dir/lib" PYTORCH_FLAVOR="${PYTORCH_FLAVOR:-cu128}"
-export PYTORCH_VERSION="${PYTORCH_VERSION:-2.7.1}" DJL_OFFLINE=true
+release="${torch_version%%+*}"
+if [[ "$release" == 2.7.* ]]; then
+  # the release DJL's own JNI (the cu128 one in pytorch-jni's jar) was built for
+  export PYTORCH_LIBRARY_PATH="$torch_dir/lib" PYTORCH_FLAVOR="${PYTORCH_FLAVOR:-cu128}"
+  export PYTORCH_VERSION="${PYTORCH_VERSION:-2.7.1}"
+else
+  # another release: DJL's JNI compiled against it, once, into a folder of links to its libraries
+  lib="$here/djl-jni/torch-$torch_version"
+  if [ ! -e "$lib/libdjl_torch.so" ]; then
+    echo "torch $torch_version is not DJL's 2.7: compiling DJL's JNI against it (once, under a minute on 16 cores)" >&2
+    "$here/djl-jni/build-djl-jni.sh" "$here/djl-jni" "$torch_dir" "$lib" >&2
+  fi
+  flavor=cpu
+  [ -n "$torch_cuda" ] && flavor="cu${torch_cuda//./}"
+  export PYTORCH_LIBRARY_PATH="$lib" PYTORCH_FLAVOR="$flavor" PYTORCH_VERSION="$release"
+fi
+export DJL_OFFLINE=true
 # float32 matmuls in TF32 (DJL 0.36 has no switch for it; libtorch reads this variable)
 export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE="${TORCH_ALLOW_TF32_CUBLAS_OVERRIDE:-1}"
 # DJL finds GPUs through libcudart: torch's cu12 wheels keep it in nvidia/cuda_runtime/lib, its cu13 wheels in nvidia/cu13/lib

@@ -56,7 +56,9 @@ public record LibtorchVersion(Path libDir, String version) {
     /**
      * Refuses a {@code PYTORCH_LIBRARY_PATH} whose libtorch is not the release DJL's JNI was built for (major and
      * minor must match; any patch release binds). Nothing is checked when the variable is unset or empty (DJL then
-     * uses its own natives) or when no version file sits beside the folder.
+     * uses its own natives), when the folder holds a {@code libdjl_torch.so} of its own (DJL loads that JNI first:
+     * one compiled against this libtorch, as {@code scripts/build-djl-jni.sh} makes) or when no version file sits
+     * beside the folder.
      *
      * @param pytorchLibraryPath the variable's value, or null
      * @throws ModelException naming the folder, the version found and the one to install
@@ -65,13 +67,18 @@ public record LibtorchVersion(Path libDir, String version) {
         if (pytorchLibraryPath == null || pytorchLibraryPath.isBlank()) {
             return;
         }
-        Optional<LibtorchVersion> found = of(Path.of(pytorchLibraryPath));
+        Path libDir = Path.of(pytorchLibraryPath);
+        if (Files.exists(libDir.resolve(System.mapLibraryName("djl_torch")))) {
+            return; // a JNI built against this libtorch, which DJL takes before its own
+        }
+        Optional<LibtorchVersion> found = of(libDir);
         String wanted = jniRelease();
         if (found.isPresent() && !minor(found.get().version()).equals(minor(wanted))) {
             throw new ModelException("PYTORCH_LIBRARY_PATH=" + pytorchLibraryPath + " holds torch "
                     + found.get().version() + ", but DJL's PyTorch JNI is built for " + wanted
                     + " and cannot create arrays on another release: install torch==" + wanted
-                    + " (for CUDA, its cu128 build) and point PYTORCH_LIBRARY_PATH at its torch/lib");
+                    + " (for CUDA, its cu128 build) and point PYTORCH_LIBRARY_PATH at its torch/lib, or compile the JNI"
+                    + " against this one (scripts/build-djl-jni.sh)");
         }
     }
 

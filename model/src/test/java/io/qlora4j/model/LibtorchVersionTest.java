@@ -59,4 +59,11 @@ class LibtorchVersionTest {
         Path bare = Files.createDirectories(dir.resolve("bare/lib"));
         assertDoesNotThrow(() -> LibtorchVersion.requireSupported(bare.toString()));
     }
+
+    @Test
+    void acceptsAnotherReleaseWithAJniOfItsOwnBesideIt() throws IOException {
+        Path lib = pipTorch("2.11.0+cu130");
+        Files.writeString(lib.resolve("libdjl_torch.so"), "");
+        assertDoesNotThrow(() -> LibtorchVersion.requireSupported(lib.toString()));
+    }
 }

@@ -65,7 +65,25 @@ public final class Main {
             err.flush();
             return 1;
         });
-        return cli.execute(args);
+        try {
+            return cli.execute(args);
+        } catch (OutOfMemoryError e) {
+            // picocli hands a command's Errors on: the JVM's limits (direct buffers count against -Xmx) get one line too
+            return fatal(err, "out of Java memory (" + oneLine(e.getMessage()) + "): give the JVM more with"
+                    + " JAVA_OPTS=-Xmx<size> (direct buffers count against it, or -XX:MaxDirectMemorySize)", e);
+        } catch (LinkageError e) {
+            return fatal(err, "a library failed to load (" + oneLine(e.toString()) + ")", e);
+        }
+    }
+
+    /** Reports an Error that ended a command: one line, its stack trace only with {@code --debug}; exit status 1. */
+    private static int fatal(PrintWriter err, String line, Error e) {
+        err.println("qlora4j: " + line + (debug ? "" : " (run with --debug for details)"));
+        if (debug) {
+            e.printStackTrace(err);
+        }
+        err.flush();
+        return 1;
     }
 
     /**

@@ -143,7 +143,7 @@ public final class CudaTrainBenchmark {
             double stepMs;
             try (AdamW optimizer = adam.build()) {
                 stepMs = TrainBenchmark.medianStepMs(model, lora, TrainBenchmark.randomBatch(config.vocabSize(), 1, SEQ),
-                        RecomputePolicy.BLOCK, 1, steps, scaler, optimizer);
+                        RecomputePolicy.BLOCK, 0, 1, steps, scaler, optimizer);
             }
             memory.interrupt();
             memory.join();

@@ -122,9 +122,9 @@ public final class TrainBenchmark {
     /** Runs the ~100M config (batch 4 x 256) and the 1.1B config (batch 1 x 128), recompute on and off; {@code --train} is the child. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        if (args.length == 8 && args[0].equals("--train")) {
+        if (args.length == 9 && args[0].equals("--train")) {
             train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), parse(args[4]),
-                    Integer.parseInt(args[5]), Integer.parseInt(args[6]), BenchFormats.of(args[7]));
+                    Long.parseLong(args[5]), Integer.parseInt(args[6]), Integer.parseInt(args[7]), BenchFormats.of(args[8]));
             return;
         }
         System.out.println("TrainBenchmark: QLoRA steps (NF4+DQ base, LoRA r=" + RANK + " on all linear layers, AdamW),"
@@ -208,20 +208,36 @@ public final class TrainBenchmark {
      */
     static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             int warmup, int steps, Map<String, String> environment) throws Exception {
+        return child(w, checkpoint, format, policy, 0, warmup, steps, environment);
+    }
+
+    /**
+     * {@link #child(Workload, RandomCheckpoint, BaseFormat, RecomputePolicy, int, int, Map)} with the top blocks
+     * holding their dequantized weights within {@code heldWeightBytes} ({@code held_weights_mb}; the same bits).
+     */
+    static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+            long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws Exception {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         BaseFormat requested = stored == null ? format : BaseFormats.DENSE;
         Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train",
                 checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
-                id(policy), String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
+                id(policy), String.valueOf(heldWeightBytes), String.valueOf(warmup), String.valueOf(steps),
+                BenchFormats.id(requested));
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
-                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, policy));
+                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, policy, heldWeightBytes));
     }
 
     /** The planner's peak for the child's run: the base in {@code format}, LoRA r 16 on all projections, adamw_torch. */
     static long planned(Workload w, BaseFormat format, RecomputePolicy policy) {
+        return planned(w, format, policy, 0);
+    }
+
+    /** {@link #planned(Workload, BaseFormat, RecomputePolicy)} with {@code heldWeightBytes} of held weights. */
+    static long planned(Workload w, BaseFormat format, RecomputePolicy policy, long heldWeightBytes) {
         return MemoryPlanner.builder(ModelShape.of(w.config())).optFormat(format).optRank(RANK)
                 .optOptim(Optim.ADAMW_TORCH).optRecompute(policy.mode()).optKeptProducts(policy.kept())
-                .optBatch(w.batch()).optSeq(w.seq()).optDevice(MemoryPlanner.Device.CPU).build().plan().hostBytes();
+                .optHeldWeights(heldWeightBytes).optBatch(w.batch()).optSeq(w.seq())
+                .optDevice(MemoryPlanner.Device.CPU).build().plan().hostBytes();
     }
 
     /** The column names of {@link #row}. */
@@ -239,13 +255,16 @@ public final class TrainBenchmark {
     }
 
     /** The child: loads the base in {@code format}, attaches LoRA, trains and reports as {@code result.key=value}. */
-    private static void train(Path dir, int batch, int seq, RecomputePolicy policy, int warmup, int steps, BaseFormat format)
-            throws Exception {
+    private static void train(Path dir, int batch, int seq, RecomputePolicy policy, long heldWeightBytes, int warmup,
+            int steps, BaseFormat format) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 CausalLM model = ModelLoader.builder().optFormat(format).build().load(dir, manager);
                 LoraAdapters lora = LoraAdapters.attach(model, LoraSettings.defaults(RANK), manager, 1)) {
-            double stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), policy,
-                    warmup, steps, null);
+            double stepMs;
+            try (AdamW adam = AdamW.builder().build()) {
+                stepMs = medianStepMs(model, lora, randomBatch(model.config().vocabSize(), batch, seq), policy,
+                        heldWeightBytes, warmup, steps, null, adam);
+            }
             ChildJvm.result("hwm", ProcessMemory.statusBytes("VmHWM"));
             ChildJvm.result("stepUs", Math.round(stepMs * 1e3));
             ChildJvm.result("modelBytes", model.bytes());
@@ -261,17 +280,20 @@ public final class TrainBenchmark {
     static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
             int steps, LossScaler scaler) {
         try (AdamW adam = AdamW.builder().build()) {
-            return medianStepMs(model, lora, batch, policy, warmup, steps, scaler, adam);
+            return medianStepMs(model, lora, batch, policy, 0, warmup, steps, scaler, adam);
         }
     }
 
-    /** {@link #medianStepMs(CausalLM, LoraAdapters, Batch, RecomputePolicy, int, int, LossScaler)} with {@code adam}. */
-    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
-            int steps, LossScaler scaler, AdamW adam) {
+    /**
+     * {@link #medianStepMs(CausalLM, LoraAdapters, Batch, RecomputePolicy, int, int, LossScaler)} with {@code adam}
+     * and the top blocks' weights held within {@code heldWeightBytes}.
+     */
+    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy,
+            long heldWeightBytes, int warmup, int steps, LossScaler scaler, AdamW adam) {
         List<Parameter> params = new ArrayList<>();
         lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
         TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
-                .optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
+                .optHeldWeightBytes(heldWeightBytes).optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
         double[] ms = new double[steps];
         for (int i = -warmup; i < steps; i++) {
             long start = System.nanoTime();

@@ -19,22 +19,18 @@ class LossPlotTest {
 
     @Test
     void aRuntimeWithoutJavaDesktopWarnsAndKeepsTheAdapter() throws Exception {
-        Path base = TinyModel.write(dir.resolve("base"), 5);
-        Path dataset = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 3);
-        Path out = dir.resolve("out");
+        TinyJob job = TinyJob.write(dir, 5);
         Path log = dir.resolve("child.log");
         // the modules of the GPU bundle's jlink'd runtime, less java.desktop (AWT, which JFreeChart draws with)
         Process child = ChildJvm.startWith(List.of("--limit-modules",
                 "java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml"), Main.class, log,
-                "train", "model_name_or_path=" + base, "dataset=" + dataset, "output_dir=" + out,
-                "quantization_bit=4", "lora_rank=4", "per_device_train_batch_size=2", "max_steps=2",
-                "logging_steps=1", "plot_loss=true");
+                job.train("lora_rank=4", "per_device_train_batch_size=2", "logging_steps=1", "plot_loss=true"));
         assertTrue(child.waitFor(120, TimeUnit.SECONDS), "child still running");
         String output = Files.readString(log);
         assertEquals(0, child.exitValue(), output);
         assertTrue(output.contains("warning: plot_loss: training_loss.png not drawn"), output);
-        assertTrue(Files.size(out.resolve("adapter_model.safetensors")) > 0, output);
-        assertTrue(Files.isRegularFile(out.resolve(MetricsLog.FILE)), output);
-        assertFalse(Files.exists(out.resolve(LossPlot.FILE)), output);
+        assertTrue(Files.size(job.out().resolve("adapter_model.safetensors")) > 0, output);
+        assertTrue(Files.isRegularFile(job.out().resolve(MetricsLog.FILE)), output);
+        assertFalse(Files.exists(job.out().resolve(LossPlot.FILE)), output);
     }
 }

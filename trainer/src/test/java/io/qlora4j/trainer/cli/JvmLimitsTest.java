@@ -3,10 +3,10 @@ package io.qlora4j.trainer.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.qlora4j.trainer.TinyModel;
-import io.qlora4j.trainer.TinyTasks;
+import io.qlora4j.trainer.TinyJob;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -19,13 +19,11 @@ class JvmLimitsTest {
 
     @Test
     void directMemoryTooSmallIsOneLineNamingTheSetting() throws Exception {
-        Path base = TinyModel.write(dir.resolve("base"), 5);
-        Path data = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 2);
         Path err = dir.resolve("stderr.txt");
-        List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:MaxDirectMemorySize=4k", "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"),
-                Main.class.getName(), "train", "model_name_or_path=" + base, "dataset=" + data,
-                "output_dir=" + dir.resolve("out"), "max_steps=2", "device=cpu", "quantization_bit=4");
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "-XX:MaxDirectMemorySize=4k", "-Dai.djl.offline=true", "-cp",
+                System.getProperty("java.class.path"), Main.class.getName()));
+        command.addAll(List.of(TinyJob.write(dir, 5).train("device=cpu")));
         Process process = new ProcessBuilder(command).redirectOutput(dir.resolve("stdout.txt").toFile())
                 .redirectError(err.toFile()).start();
         assertTrue(process.waitFor(2, TimeUnit.MINUTES));

@@ -48,8 +48,7 @@ if [ -n "${DJL_SOURCES:-}" ]; then
 else
   curl -fsSL "https://codeload.github.com/deepjavalibrary/djl/tar.gz/refs/tags/v$djl" | tar -C "$src" -xz
 fi
-top="$(find "$src" -mindepth 1 -maxdepth 1 -type d | head -1)"
-[ -n "$top" ] || top="$src"
+top="$(dirname "$(find "$src" -maxdepth 2 -type d -name engines | head -1)")"
 mkdir -p "$out/djl-jni/src" "$out/djl-jni/include" "$src/stub/ai/djl/pytorch/jni"
 cp "$top"/engines/pytorch/pytorch-native/src/main/native/* "$out/djl-jni/src/"
 cp -r "$top"/api/src/main/native/djl "$out/djl-jni/src/"

@@ -124,7 +124,8 @@ public final class TrainBenchmark {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         if (args.length == 9 && args[0].equals("--train")) {
             train(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), parse(args[4]),
-                    Long.parseLong(args[5]), Integer.parseInt(args[6]), Integer.parseInt(args[7]), BenchFormats.of(args[8]));
+                    Long.parseLong(args[5]), Integer.parseInt(args[6]), Integer.parseInt(args[7]),
+                    BenchFormats.of(args[8]));
             return;
         }
         System.out.println("TrainBenchmark: QLoRA steps (NF4+DQ base, LoRA r=" + RANK + " on all linear layers, AdamW),"
@@ -224,15 +225,14 @@ public final class TrainBenchmark {
                 id(policy), String.valueOf(heldWeightBytes), String.valueOf(warmup), String.valueOf(steps),
                 BenchFormats.id(requested));
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
-                r.get("hwm"), r.get("modelBytes"), planned(w, stored == null ? format : stored, policy, heldWeightBytes));
+                r.get("hwm"), r.get("modelBytes"),
+                planned(w, stored == null ? format : stored, policy, heldWeightBytes));
     }
 
-    /** The planner's peak for the child's run: the base in {@code format}, LoRA r 16 on all projections, adamw_torch. */
-    static long planned(Workload w, BaseFormat format, RecomputePolicy policy) {
-        return planned(w, format, policy, 0);
-    }
-
-    /** {@link #planned(Workload, BaseFormat, RecomputePolicy)} with {@code heldWeightBytes} of held weights. */
+    /**
+     * The planner's peak for the child's run: the base in {@code format}, LoRA r 16 on all projections, adamw_torch,
+     * {@code heldWeightBytes} of held weights.
+     */
     static long planned(Workload w, BaseFormat format, RecomputePolicy policy, long heldWeightBytes) {
         return MemoryPlanner.builder(ModelShape.of(w.config())).optFormat(format).optRank(RANK)
                 .optOptim(Optim.ADAMW_TORCH).optRecompute(policy.mode()).optKeptProducts(policy.kept())
@@ -274,19 +274,9 @@ public final class TrainBenchmark {
 
     /**
      * The median time of {@code steps} QLoRA steps after {@code warmup} ones on the adapters {@code lora} attached
-     * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, AdamW, zeroing; with a {@code scaler} (a
-     * float16 model; else null) the steps run under its loss scale, as training does.
-     */
-    static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy, int warmup,
-            int steps, LossScaler scaler) {
-        try (AdamW adam = AdamW.builder().build()) {
-            return medianStepMs(model, lora, batch, policy, 0, warmup, steps, scaler, adam);
-        }
-    }
-
-    /**
-     * {@link #medianStepMs(CausalLM, LoraAdapters, Batch, RecomputePolicy, int, int, LossScaler)} with {@code adam}
-     * and the top blocks' weights held within {@code heldWeightBytes}.
+     * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, {@code adam}, zeroing; the top blocks' weights
+     * held within {@code heldWeightBytes}; with a {@code scaler} (a float16 model; else null) the steps run under its
+     * loss scale, as training does.
      */
     static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy,
             long heldWeightBytes, int warmup, int steps, LossScaler scaler, AdamW adam) {

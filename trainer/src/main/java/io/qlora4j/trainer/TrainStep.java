@@ -263,7 +263,7 @@ public final class TrainStep {
         try (GradientCollector collector = ids.getManager().getEngine().newGradientCollector()) {
             NDArray hidden = model.embed(ids);
             for (int l = 0; l < model.numLayers(); l++) {
-                    hidden = model.block(l).forward(hidden, context, null);
+                hidden = model.block(l).forward(hidden, context, null);
             }
             return head.backward(hidden, collector);
         }

@@ -64,9 +64,12 @@ engine="$(tr ':' '\n' < "$root/bench/target/classpath.txt" | grep "pytorch-engin
 javac -h "$out/djl-jni/include" -d "$src/classes" "$src/stub/ai/djl/pytorch/jni/PyTorchLibrary.java"
 cp "$root/scripts/build-djl-jni.sh" "$out/djl-jni/"
 rm -rf "$src"
-# the job files and LLaMA-65B's config.json: `run.sh inspect configs/guanaco-65b.yaml model_name_or_path=llama-65b-config`
+# the job files, the demo's model and data, LLaMA-65B's config.json (`run.sh inspect configs/guanaco-65b.yaml
+# model_name_or_path=llama-65b-config`) and check.sh, the GPU checks in one go
 cp -r "$root/configs" "$out/configs"
+mkdir -p "$out/examples" && cp -r "$root/examples/demo-base" "$root/examples/data" "$out/examples/"
 cp -r "$root/examples/llama-65b-config" "$out/llama-65b-config"
+cp "$root/scripts/gpu-check.sh" "$out/check.sh"
 jlink --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.desktop \
   --strip-debug --no-man-pages --no-header-files --compress=2 --output "$out/jre"
 tar -C "$out" -cJf "$out/jre.tar.xz" jre && rm -rf "$out/jre"

@@ -65,21 +65,30 @@ public final class ModelLoader {
      * Loads {@code modelDir} into {@code manager}'s device. Problems (missing config or tensor, a shape
      * that disagrees with the config, a pre-quantized checkpoint of another format than the one set, or one
      * qlora4j cannot read) are one-line errors naming them.
+     *
+     * <p>The load ends with one full garbage collection. The rows widened from the checkpoint and the quantizers'
+     * work arrays grow the Java heap, and G1 keeps that heap committed, resident through the training that follows,
+     * until a full collection lets it hand the memory back: measured on TinyLlama-1.1B quantized to HQQ 4-bit, 412 MB
+     * committed after the load for 110 MB in use, and 1,195 MB RSS after the load against 1,033 MB half a second after
+     * {@code System.gc()} (NF4+DQ: 985 and 942 MB).
      */
     public CausalLM load(Path modelDir, NDManager manager) throws ModelException {
         DecoderConfig config = ModelFamilies.read(modelDir.resolve("config.json"));
         BaseFormat stored = BaseFormats.stored(modelDir);
         BaseFormats.forModel(modelDir, format);
+        CausalLM model;
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
             checkTensors(config, reader, stored);
             NDManager arrays = manager.newSubManager();
             try {
-                return assemble(config, reader, stored, arrays);
+                model = assemble(config, reader, stored, arrays);
             } catch (ModelException | RuntimeException e) {
                 arrays.close();
                 throw e;
             }
         }
+        System.gc();
+        return model;
     }
 
     /**

@@ -52,38 +52,37 @@ public final class Main {
             Throwable cause = e instanceof UncheckedIOException u ? u.getCause() : e;
             String prefix = "qlora4j " + commandLine.getCommandName() + ": ";
             if (cause instanceof ConfigException || cause instanceof ModelException || cause instanceof DataException) {
-                err.println(prefix + oneLine(cause.getMessage()));
+                return report(err, prefix + oneLine(cause.getMessage()), cause);
             } else if (cause instanceof IOException) {
-                err.println(prefix + "I/O error: " + oneLine(cause.getMessage()));
-            } else {
-                err.println(prefix + "internal error: " + oneLine(cause.toString())
-                        + (debug ? "" : " (run with --debug for details)"));
+                return report(err, prefix + "I/O error: " + oneLine(cause.getMessage()), cause);
             }
-            if (debug) {
-                cause.printStackTrace(err);
-            }
-            err.flush();
-            return 1;
+            return report(err, prefix + "internal error: " + oneLine(cause.toString()) + debugHint(), cause);
         });
         try {
             return cli.execute(args);
         } catch (OutOfMemoryError e) {
             // picocli hands a command's Errors on: the JVM's limits (direct buffers count against -Xmx) get one line too
-            return fatal(err, "out of Java memory (" + oneLine(e.getMessage()) + "): give the JVM more with"
-                    + " JAVA_OPTS=-Xmx<size> (direct buffers count against it, or -XX:MaxDirectMemorySize)", e);
+            return report(err, "qlora4j: out of Java memory (" + oneLine(e.getMessage()) + "): give the JVM more with"
+                    + " JAVA_OPTS=-Xmx<size> (direct buffers count against it, or -XX:MaxDirectMemorySize)"
+                    + debugHint(), e);
         } catch (LinkageError e) {
-            return fatal(err, "a library failed to load (" + oneLine(e.toString()) + ")", e);
+            return report(err, "qlora4j: a library failed to load (" + oneLine(e.toString()) + ")" + debugHint(), e);
         }
     }
 
-    /** Reports an Error that ended a command: one line, its stack trace only with {@code --debug}; exit status 1. */
-    private static int fatal(PrintWriter err, String line, Error e) {
-        err.println("qlora4j: " + line + (debug ? "" : " (run with --debug for details)"));
+    /** Reports what ended a command: {@code line}, {@code cause}'s stack trace only with {@code --debug}; status 1. */
+    private static int report(PrintWriter err, String line, Throwable cause) {
+        err.println(line);
         if (debug) {
-            e.printStackTrace(err);
+            cause.printStackTrace(err);
         }
         err.flush();
         return 1;
+    }
+
+    /** What an unexpected failure's line ends with unless {@code --debug} shows its stack trace. */
+    private static String debugHint() {
+        return debug ? "" : " (run with --debug for details)";
     }
 
     /**

@@ -19,10 +19,9 @@ import java.util.regex.Pattern;
  * ({@code set_stride is not allowed on a Tensor created from .data or .detach()}). qlora4j refuses such a library
  * by name before a job starts, rather than failing inside the model loader.
  *
- * @param libDir the library folder the version was read for
  * @param version the release, local suffix included ({@code 2.11.0+cu130})
  */
-public record LibtorchVersion(Path libDir, String version) {
+public record LibtorchVersion(String version) {
     private static final Pattern PIP_VERSION = Pattern.compile("(?m)^__version__\\s*=\\s*['\"]([^'\"]+)['\"]");
 
     /**
@@ -40,12 +39,12 @@ public record LibtorchVersion(Path libDir, String version) {
             Path pip = parent.resolve("version.py");
             if (Files.isRegularFile(pip)) {
                 Matcher m = PIP_VERSION.matcher(Files.readString(pip));
-                return m.find() ? Optional.of(new LibtorchVersion(libDir, m.group(1))) : Optional.empty();
+                return m.find() ? Optional.of(new LibtorchVersion(m.group(1))) : Optional.empty();
             }
             Path archive = parent.resolve("build-version");
             if (Files.isRegularFile(archive)) {
                 String text = Files.readString(archive).strip();
-                return text.isEmpty() ? Optional.empty() : Optional.of(new LibtorchVersion(libDir, text));
+                return text.isEmpty() ? Optional.empty() : Optional.of(new LibtorchVersion(text));
             }
             return Optional.empty();
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.qlora4j.bench;
 
+import io.qlora4j.quant.Simd;
 import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -47,7 +48,8 @@ final class ChildJvm {
 
     /**
      * Runs {@code main} with {@code args} in a new JVM with {@code jvmOptions}, this classpath, this JVM's
-     * {@code ai.djl.pytorch.num_threads} and the launcher's allocator settings (unless the environment has them);
+     * {@code ai.djl.pytorch.num_threads} and Vector API module ({@link Simd}), and the launcher's allocator settings
+     * (unless the environment has them);
      * returns its results.
      */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, String... args)
@@ -61,6 +63,9 @@ final class ChildJvm {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
+        if (Simd.moduleLoaded()) {
+            command.add("--add-modules=" + Simd.MODULE); // decode as this JVM does
+        }
         String threads = System.getProperty(THREADS);
         if (threads != null) {
             command.add("-D" + THREADS + "=" + threads);

@@ -1,5 +1,6 @@
 package io.qlora4j.bench;
 
+import io.qlora4j.quant.Simd;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,7 +23,8 @@ final class Machine {
                 "os:    " + System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
                         + System.getProperty("os.arch"),
                 "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
-                "malloc: " + mallocSettings());
+                "malloc: " + mallocSettings(),
+                "decode: " + Simd.describe());
     }
 
     /** The glibc allocator settings of the child JVMs: the launcher's unless the environment sets them. */

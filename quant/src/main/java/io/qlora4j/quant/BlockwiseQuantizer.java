@@ -29,6 +29,8 @@ public final class BlockwiseQuantizer {
      * humongous object (those are half a region, 512 KiB at the least), which would grow the heap.
      */
     static final int CHUNK_ELEMENTS = 1 << 16;
+    /** Values {@link #decodeSimd} writes per bulk transfer (whole blocks, at least one). */
+    private static final int SIMD_CHUNK = 1024;
     /** The largest Java array length the VM reliably allows. */
     private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
@@ -141,9 +143,48 @@ public final class BlockwiseQuantizer {
      * Writes {@code code[q_i] * scale(i / blocksize)} to {@code out[i]} for every element {@code i < numel} of blocks
      * {@code [from, to)}, one float32 multiply per element; {@code packed} holds two codes per byte, the first element
      * in the high nibble, and {@code byteTable} both nibbles' values of each byte ({@link QuantType#byteTable}). Reads
-     * and writes are absolute, so threads may fill disjoint block ranges of the same buffers.
+     * and writes are absolute, so threads may fill disjoint block ranges of the same buffers. Whole blocks go through
+     * {@link SimdNibbles} where {@link Simd#NIBBLES} holds.
      */
     static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+            FloatBuffer out, int from, int to) {
+        int first = Simd.NIBBLES && blocksize % SimdNibbles.STEP == 0
+                ? decodeSimd(packed, scale, byteTable, blocksize, numel, out, from, to) : from;
+        decodeScalar(packed, scale, byteTable, blocksize, numel, out, first, to);
+    }
+
+    /**
+     * The whole blocks of {@code [from, to)} through {@link SimdNibbles}, a chunk of blocks per bulk transfer, their
+     * scales read here so that the kernel sees arrays only; returns the first block left (a partial last one).
+     */
+    static int decodeSimd(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+            FloatBuffer out, int from, int to) {
+        float[] codebook = new float[SimdNibbles.STEP];
+        for (int c = 0; c < codebook.length; c++) {
+            codebook[c] = byteTable[2 * (c << 4)];
+        }
+        int perChunk = Math.max(1, SIMD_CHUNK / blocksize);
+        byte[] codes = new byte[perChunk * blocksize / 2 + SimdNibbles.CODES_SLACK];
+        float[] scales = new float[perChunk];
+        int[] scaled = new int[SimdNibbles.STEP];
+        float[] values = new float[perChunk * blocksize];
+        int whole = Math.min(to, numel / blocksize);
+        int b = from;
+        while (b < whole) {
+            int blocks = Math.min(perChunk, whole - b);
+            packed.get(b * blocksize / 2, codes, 0, blocks * blocksize / 2);
+            for (int k = 0; k < blocks; k++) {
+                scales[k] = scale.of(b + k);
+            }
+            SimdNibbles.decode(codes, scales, blocks, blocksize, codebook, scaled, values);
+            out.put(b * blocksize, values, 0, blocks * blocksize);
+            b += blocks;
+        }
+        return b;
+    }
+
+    /** {@link #dequantizeBlocks} one element at a time: every block where SIMD lanes are not used, and partial ones. */
+    static void decodeScalar(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
         // one block at a time through small arrays: a buffer's element accesses cost a bounds check each, a bulk
         // transfer one check per block

@@ -63,6 +63,9 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.blocksize = t.blocksize();
         this.byteTableValues = t.type().byteTable();
         boolean cpu = HostDecoding.readable(arrays);
+        if (cpu) {
+            Simd.warmUp(); // once per JVM, while the model loads (the load's heap collection follows)
+        }
         ByteBuffer codeBytes = DirectBuffers.of(t.packed(), (long) blocks * blocksize / 2);
         this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);
         this.hostCodes = cpu ? codeBytes : null;

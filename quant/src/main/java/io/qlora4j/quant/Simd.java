@@ -1,0 +1,83 @@
+package io.qlora4j.quant;
+
+import java.lang.management.ManagementFactory;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Whether 4-bit codes decode in SIMD lanes ({@link SimdNibbles}) or in the scalar loop: in SIMD when the JVM was
+ * started with the JDK's incubating Vector API ({@code --add-modules jdk.incubator.vector}, which makes the JVM print
+ * one warning line at start, so qlora4j leaves it to the user), the CPU has 16 float lanes (AVX-512), and the system
+ * property {@code qlora4j.simd} is not {@code false}. Both ways give the same bits.
+ *
+ * <p>Until C2 has compiled a Vector API method, every vector op in it allocates an object: the first 1.1B step's
+ * decoding made about 300 MB of garbage, and G1 grew the heap by as much for the rest of the run. {@link #warmUp}
+ * runs the kernel on a few blocks until its calls allocate nothing, where a heap collection follows (a model load).
+ *
+ * <p>To decode another format in SIMD: add its kernel beside {@link SimdNibbles} (arrays in and out, no interface
+ * calls; the only classes that may name {@code jdk.incubator.vector}), call it where its scalar loop runs when
+ * {@link #NIBBLES} holds, warm it up in {@link #warmUp}, and check it bit for bit against the scalar loop in a test
+ * that runs with the module.
+ */
+public final class Simd {
+    /** The module the SIMD kernels need. */
+    public static final String MODULE = "jdk.incubator.vector";
+    /** Whether NF4/FP4 codes decode in SIMD lanes in this JVM. */
+    static final boolean NIBBLES = moduleLoaded() && !"false".equals(System.getProperty("qlora4j.simd"))
+            && SimdNibbles.native16Lanes();
+    /** The longest a warm-up runs: a JVM that never compiles the kernel (-Xint) still loads its model. */
+    private static final long WARM_UP_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    /** Consecutive calls without an allocation that show the compiled kernel runs. */
+    private static final int QUIET_CALLS = 3;
+
+    private Simd() {}
+
+    /** Whether the JVM resolved {@link #MODULE} at start. */
+    public static boolean moduleLoaded() {
+        return ModuleLayer.boot().findModule(MODULE).isPresent();
+    }
+
+    /** How this JVM decodes 4-bit codes on a CPU, and what would change it, in one phrase. */
+    public static String describe() {
+        if (NIBBLES) {
+            return "4-bit codes decoded in SIMD lanes (" + MODULE + ")";
+        }
+        if (!moduleLoaded()) {
+            return "4-bit codes decoded by a scalar loop (--add-modules " + MODULE + " in JAVA_OPTS decodes them in"
+                    + " SIMD lanes on AVX-512)";
+        }
+        return "4-bit codes decoded by a scalar loop (" + ("false".equals(System.getProperty("qlora4j.simd"))
+                ? "-Dqlora4j.simd=false" : "fewer than 16 float lanes on this CPU") + ")";
+    }
+
+    /**
+     * Compiles the SIMD kernel once per JVM where it is used (about half a second and 300 MB of short-lived garbage
+     * on the measured Xeon), so that no training step pays for its interpreted runs; a no-op elsewhere and after the
+     * first call. Returns whether the kernel's calls stopped allocating.
+     */
+    public static boolean warmUp() {
+        return NIBBLES && WarmedUp.DONE;
+    }
+
+    /** The warm-up, run by the JVM once, when the holder is first used. */
+    private static final class WarmedUp {
+        static final boolean DONE = run();
+
+        private static boolean run() {
+            var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+            int blocksize = 64;
+            float[] scales = {1f, -0.5f, 3f};
+            byte[] codes = new byte[scales.length * blocksize / 2 + SimdNibbles.CODES_SLACK];
+            float[] codebook = QuantType.NF4.codebook();
+            int[] scaled = new int[SimdNibbles.STEP];
+            float[] out = new float[scales.length * blocksize];
+            long deadline = System.nanoTime() + WARM_UP_LIMIT_NANOS;
+            int quiet = 0;
+            for (int call = 0; quiet < QUIET_CALLS && System.nanoTime() < deadline; call++) {
+                long before = threads.getCurrentThreadAllocatedBytes();
+                SimdNibbles.decode(codes, scales, 1 + call % scales.length, blocksize, codebook, scaled, out);
+                quiet = threads.getCurrentThreadAllocatedBytes() == before ? quiet + 1 : 0;
+            }
+            return quiet == QUIET_CALLS;
+        }
+    }
+}

@@ -2,6 +2,7 @@ package io.qlora4j.bench;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.CheckpointQuantizer;
 import io.qlora4j.model.format.BaseFormat;
@@ -12,6 +13,7 @@ import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.FloatSource;
 import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
+import io.qlora4j.quant.Simd;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -115,6 +117,30 @@ public class QuantizeBenchmark {
     @Benchmark
     public long dequantizeNdArray() {
         try (NDArray out = onDevice.dequantize()) {
+            return out.size();
+        }
+    }
+
+    /**
+     * Back to float32 by Java into this thread's reused buffer, as a training step's graph-free products decode: the
+     * scalar loop, whatever this JVM was started with.
+     */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "-Dai.djl.offline=true", "-Dqlora4j.simd=false"})
+    public long dequantizeScratch() {
+        try (NDArray out = onDevice.dequantizeTransient(DataType.FLOAT32)) {
+            return out.size();
+        }
+    }
+
+    /**
+     * {@link #dequantizeScratch} with the Vector API module loaded: in SIMD lanes where the CPU has 16 float lanes
+     * ({@link Simd}), else the scalar loop again.
+     */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "-Dai.djl.offline=true", "--add-modules=" + Simd.MODULE})
+    public long dequantizeScratchSimd() {
+        try (NDArray out = onDevice.dequantizeTransient(DataType.FLOAT32)) {
             return out.size();
         }
     }

@@ -26,6 +26,8 @@ public final class Simd {
             && SimdNibbles.native16Lanes();
     /** The longest a warm-up runs: a JVM that never compiles the kernel (-Xint) still loads its model. */
     private static final long WARM_UP_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    /** How long a warm-up runs where allocations cannot be counted (about twice what counting needed here). */
+    private static final long UNCOUNTED_WARM_UP_NANOS = TimeUnit.SECONDS.toNanos(1);
     /** Consecutive calls without an allocation that show the compiled kernel runs. */
     private static final int QUIET_CALLS = 3;
 
@@ -62,22 +64,36 @@ public final class Simd {
     private static final class WarmedUp {
         static final boolean DONE = run();
 
+        /**
+         * Runs the kernel until {@link #QUIET_CALLS} calls in a row allocate nothing; where the runtime lacks {@code
+         * jdk.management} (a trimmed image) and so cannot count allocations, for a fixed second instead.
+         */
         private static boolean run() {
-            var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+            boolean counted = ModuleLayer.boot().findModule("jdk.management").isPresent();
             int blocksize = 64;
             float[] scales = {1f, -0.5f, 3f};
             byte[] codes = new byte[scales.length * blocksize / 2 + SimdNibbles.CODES_SLACK];
             float[] codebook = QuantType.NF4.codebook();
             int[] scaled = new int[SimdNibbles.STEP];
             float[] out = new float[scales.length * blocksize];
-            long deadline = System.nanoTime() + WARM_UP_LIMIT_NANOS;
+            long deadline = System.nanoTime() + (counted ? WARM_UP_LIMIT_NANOS : UNCOUNTED_WARM_UP_NANOS);
             int quiet = 0;
             for (int call = 0; quiet < QUIET_CALLS && System.nanoTime() < deadline; call++) {
-                long before = threads.getCurrentThreadAllocatedBytes();
+                long before = counted ? Allocations.ofThisThread() : 0;
                 SimdNibbles.decode(codes, scales, 1 + call % scales.length, blocksize, codebook, scaled, out);
-                quiet = threads.getCurrentThreadAllocatedBytes() == before ? quiet + 1 : 0;
+                quiet = counted && Allocations.ofThisThread() == before ? quiet + 1 : 0;
             }
             return quiet == QUIET_CALLS;
+        }
+    }
+
+    /** Bytes this thread has allocated: the only use of {@code jdk.management}, loaded where that module is. */
+    private static final class Allocations {
+        private static final com.sun.management.ThreadMXBean THREADS =
+                (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+
+        static long ofThisThread() {
+            return THREADS.getCurrentThreadAllocatedBytes();
         }
     }
 }

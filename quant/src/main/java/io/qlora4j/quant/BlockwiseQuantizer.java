@@ -144,11 +144,11 @@ public final class BlockwiseQuantizer {
      * {@code [from, to)}, one float32 multiply per element; {@code packed} holds two codes per byte, the first element
      * in the high nibble, and {@code byteTable} both nibbles' values of each byte ({@link QuantType#byteTable}). Reads
      * and writes are absolute, so threads may fill disjoint block ranges of the same buffers. Whole blocks go through
-     * {@link SimdNibbles} where {@link Simd#NIBBLES} holds.
+     * {@link SimdNibbles} where {@link Simd#enabled} holds.
      */
     static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
-        int first = Simd.NIBBLES && blocksize % SimdNibbles.STEP == 0
+        int first = Simd.ENABLED && blocksize % SimdNibbles.STEP == 0
                 ? decodeSimd(packed, scale, byteTable, blocksize, numel, out, from, to) : from;
         decodeScalar(packed, scale, byteTable, blocksize, numel, out, first, to);
     }

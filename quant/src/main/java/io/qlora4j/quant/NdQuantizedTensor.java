@@ -64,7 +64,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.byteTableValues = t.type().byteTable();
         boolean cpu = HostDecoding.readable(arrays);
         if (cpu) {
-            Simd.warmUp(); // once per JVM, while the model loads (the load's heap collection follows)
+            Simd.warmUpNibbles(); // once per JVM, while the model loads (the load's heap collection follows)
         }
         ByteBuffer codeBytes = DirectBuffers.of(t.packed(), (long) blocks * blocksize / 2);
         this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);

@@ -2,27 +2,30 @@ package io.qlora4j.quant;
 
 import java.lang.management.ManagementFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntConsumer;
 
 /**
- * Whether 4-bit codes decode in SIMD lanes ({@link SimdNibbles}) or in the scalar loop: in SIMD when the JVM was
- * started with the JDK's incubating Vector API ({@code --add-modules jdk.incubator.vector}, which makes the JVM print
- * one warning line at start, so qlora4j leaves it to the user), the CPU has 16 float lanes (AVX-512), and the system
- * property {@code qlora4j.simd} is not {@code false}. Both ways give the same bits.
+ * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4/FP4, {@link SimdFields} for HQQ's packed bit
+ * fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector API ({@code
+ * --add-modules jdk.incubator.vector}, which makes the JVM print one warning line at start, so qlora4j leaves it to
+ * the user), the CPU has 16 float lanes (AVX-512), and the system property {@code qlora4j.simd} is not {@code false}.
+ * Both ways give the same bits.
  *
  * <p>Until C2 has compiled a Vector API method, every vector op in it allocates an object: the first 1.1B step's
- * decoding made about 300 MB of garbage, and G1 grew the heap by as much for the rest of the run. {@link #warmUp}
- * runs the kernel on a few blocks until its calls allocate nothing, where a heap collection follows (a model load).
+ * decoding made about 300 MB of garbage, and G1 grew the heap by as much for the rest of the run. Each kernel's
+ * warm-up ({@link #warmUpNibbles}, {@link #warmUpFields}) runs it on a few values until its calls allocate nothing,
+ * where a heap collection follows (a model load).
  *
- * <p>To decode another format in SIMD: add its kernel beside {@link SimdNibbles} (arrays in and out, no interface
- * calls; the only classes that may name {@code jdk.incubator.vector}), call it where its scalar loop runs when
- * {@link #NIBBLES} holds, warm it up in {@link #warmUp}, and check it bit for bit against the scalar loop in a test
+ * <p>To decode another format in SIMD: add its kernel beside these two (arrays in and out, no interface calls; the
+ * only classes that may name {@code jdk.incubator.vector}), call it where its scalar loop runs when {@link #enabled}
+ * holds, give it a warm-up here called from its upload, and check it bit for bit against the scalar loop in a test
  * that runs with the module.
  */
 public final class Simd {
     /** The module the SIMD kernels need. */
     public static final String MODULE = "jdk.incubator.vector";
-    /** Whether NF4/FP4 codes decode in SIMD lanes in this JVM. */
-    static final boolean NIBBLES = moduleLoaded() && !"false".equals(System.getProperty("qlora4j.simd"))
+    /** Whether codes decode in SIMD lanes in this JVM. */
+    static final boolean ENABLED = moduleLoaded() && !"false".equals(System.getProperty("qlora4j.simd"))
             && SimdNibbles.native16Lanes();
     /** The longest a warm-up runs: a JVM that never compiles the kernel (-Xint) still loads its model. */
     private static final long WARM_UP_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(5);
@@ -33,58 +36,91 @@ public final class Simd {
 
     private Simd() {}
 
+    /** Whether codes decode in SIMD lanes in this JVM. */
+    public static boolean enabled() {
+        return ENABLED;
+    }
+
     /** Whether the JVM resolved {@link #MODULE} at start. */
     public static boolean moduleLoaded() {
         return ModuleLayer.boot().findModule(MODULE).isPresent();
     }
 
-    /** How this JVM decodes 4-bit codes on a CPU, and what would change it, in one phrase. */
+    /** How this JVM decodes packed codes on a CPU, and what would change it, in one phrase. */
     public static String describe() {
-        if (NIBBLES) {
-            return "4-bit codes decoded in SIMD lanes (" + MODULE + ")";
+        if (ENABLED) {
+            return "NF4, FP4 and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
         }
         if (!moduleLoaded()) {
-            return "4-bit codes decoded by a scalar loop (--add-modules " + MODULE + " in JAVA_OPTS decodes them in"
-                    + " SIMD lanes on AVX-512)";
+            return "packed codes decoded by scalar loops (--add-modules " + MODULE + " in JAVA_OPTS decodes NF4,"
+                    + " FP4 and HQQ's in SIMD lanes on AVX-512)";
         }
-        return "4-bit codes decoded by a scalar loop (" + ("false".equals(System.getProperty("qlora4j.simd"))
+        return "packed codes decoded by scalar loops (" + ("false".equals(System.getProperty("qlora4j.simd"))
                 ? "-Dqlora4j.simd=false" : "fewer than 16 float lanes on this CPU") + ")";
     }
 
     /**
-     * Compiles the SIMD kernel once per JVM where it is used (about half a second and 300 MB of short-lived garbage
+     * Compiles the NF4/FP4 kernel once per JVM where it is used (about half a second and 300 MB of short-lived garbage
      * on the measured Xeon), so that no training step pays for its interpreted runs; a no-op elsewhere and after the
      * first call. Returns whether the kernel's calls stopped allocating.
      */
-    public static boolean warmUp() {
-        return NIBBLES && WarmedUp.DONE;
+    public static boolean warmUpNibbles() {
+        return ENABLED && NibblesWarmedUp.DONE;
     }
 
-    /** The warm-up, run by the JVM once, when the holder is first used. */
-    private static final class WarmedUp {
-        static final boolean DONE = run();
+    /** {@link #warmUpNibbles} for HQQ's kernel, {@link SimdFields}. */
+    public static boolean warmUpFields() {
+        return ENABLED && FieldsWarmedUp.DONE;
+    }
 
-        /**
-         * Runs the kernel until {@link #QUIET_CALLS} calls in a row allocate nothing; where the runtime lacks {@code
-         * jdk.management} (a trimmed image) and so cannot count allocations, for a fixed second instead.
-         */
-        private static boolean run() {
-            boolean counted = ModuleLayer.boot().findModule("jdk.management").isPresent();
+    /** The NF4/FP4 kernel's warm-up, run by the JVM once, when the holder is first used. */
+    private static final class NibblesWarmedUp {
+        static final boolean DONE;
+
+        static {
             int blocksize = 64;
             float[] scales = {1f, -0.5f, 3f};
             byte[] codes = new byte[scales.length * blocksize / 2 + SimdNibbles.CODES_SLACK];
             float[] codebook = QuantType.NF4.codebook();
             int[] scaled = new int[SimdNibbles.STEP];
             float[] out = new float[scales.length * blocksize];
-            long deadline = System.nanoTime() + (counted ? WARM_UP_LIMIT_NANOS : UNCOUNTED_WARM_UP_NANOS);
-            int quiet = 0;
-            for (int call = 0; quiet < QUIET_CALLS && System.nanoTime() < deadline; call++) {
-                long before = counted ? Allocations.ofThisThread() : 0;
-                SimdNibbles.decode(codes, scales, 1 + call % scales.length, blocksize, codebook, scaled, out);
-                quiet = counted && Allocations.ofThisThread() == before ? quiet + 1 : 0;
-            }
-            return quiet == QUIET_CALLS;
+            DONE = warm(call -> SimdNibbles.decode(codes, scales, 1 + call % scales.length, blocksize, codebook,
+                    scaled, out));
         }
+    }
+
+    /** HQQ's kernel's warm-up: both forms, rows of one to three steps. */
+    private static final class FieldsWarmedUp {
+        static final boolean DONE;
+
+        static {
+            int count = 3 * SimdFields.STEP;
+            byte[] words = new byte[count];
+            float[] zeros = new float[count];
+            float[] scales = new float[count];
+            float[] out = new float[count];
+            DONE = warm(call -> {
+                int values = SimdFields.STEP * (1 + call % 3);
+                SimdFields.decodeRow(words, 4 * (call & 1), 0xF, 7.5f, 0.25f, out, values);
+                SimdFields.decodeRow(words, 2 * (call & 3), 0x3, zeros, scales, out, values);
+            });
+        }
+    }
+
+    /**
+     * Runs {@code call(0), call(1), ...} until {@link #QUIET_CALLS} calls in a row allocate nothing; where the runtime
+     * lacks {@code jdk.management} (a trimmed image) and so cannot count allocations, for a fixed second instead.
+     */
+    private static boolean warm(IntConsumer call) {
+        boolean counted = ModuleLayer.boot().findModule("jdk.management").isPresent();
+        long deadline = System.nanoTime() + (counted ? WARM_UP_LIMIT_NANOS : UNCOUNTED_WARM_UP_NANOS);
+        int quiet = 0;
+        for (int i = 0; quiet < QUIET_CALLS && System.nanoTime() < deadline; i++) {
+            long before = counted ? Allocations.ofThisThread() : 0;
+            call.accept(i);
+            quiet = counted && Allocations.ofThisThread() == before ? quiet + 1 : 0;
+        }
+        return quiet == QUIET_CALLS;
     }
 
     /** Bytes this thread has allocated: the only use of {@code jdk.management}, loaded where that module is. */

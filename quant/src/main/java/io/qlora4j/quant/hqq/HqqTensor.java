@@ -2,6 +2,8 @@ package io.qlora4j.quant.hqq;
 
 import io.qlora4j.quant.HostTensor;
 import io.qlora4j.quant.Shapes;
+import io.qlora4j.quant.Simd;
+import io.qlora4j.quant.SimdFields;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -93,9 +95,20 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
      * Writes {@code (code - zero[g]) * scale[g]} (a float32 subtraction, then a float32 multiply) for every code of
      * packed rows {@code [from, to)} of a grouped {@code [rows, cols]} matrix ({@code packed} in little-endian order)
      * into {@code out}, row-major, with {@code g} the column along axis 0 and the row along axis 1. Reads and writes
-     * are absolute, so threads may fill disjoint ranges of packed rows of the same buffers.
+     * are absolute, so threads may fill disjoint ranges of packed rows of the same buffers. Byte packings go through
+     * SIMD lanes where {@link Simd#enabled} holds.
      */
     static void decodeWordRows(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
+            FloatBuffer zero, FloatBuffer out, int from, int to) {
+        if (Simd.enabled() && !params.packing().int32Words()) {
+            decodeByteRowsSimd(params, rows, cols, packed, scale, zero, out, from, to);
+        } else {
+            decodeScalar(params, rows, cols, packed, scale, zero, out, from, to);
+        }
+    }
+
+    /** {@link #decodeWordRows} one element at a time, for every packing. */
+    static void decodeScalar(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
             FloatBuffer zero, FloatBuffer out, int from, int to) {
         HqqPacking packing = params.packing();
         boolean byColumn = params.axis() == 0;
@@ -117,6 +130,52 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
                     for (int c = 0; c < cols; c++) {
                         out.put(at + c, (((packing.word(packed, word + c) >>> shift) & mask) - z) * s);
                     }
+                }
+            }
+        }
+    }
+
+    /** Columns {@link #decodeByteRowsSimd} reads and writes per bulk transfer. */
+    private static final int SIMD_CHUNK = 1024;
+
+    /**
+     * {@link #decodeWordRows} for byte packings, through {@link SimdFields}: a chunk of a packed row's columns at a
+     * time (one bulk transfer each way), the columns past the last whole step by the same scalar expression.
+     */
+    static void decodeByteRowsSimd(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
+            FloatBuffer zero, FloatBuffer out, int from, int to) {
+        HqqPacking packing = params.packing();
+        boolean byColumn = params.axis() == 0;
+        int mask = packing.fieldMask();
+        int chunk = Math.min(cols, SIMD_CHUNK);
+        byte[] words = new byte[chunk];
+        float[] values = new float[chunk];
+        float[] zeros = byColumn ? new float[chunk] : null;
+        float[] scales = byColumn ? new float[chunk] : null;
+        for (int p = from; p < to; p++) {
+            for (int c0 = 0; c0 < cols; c0 += chunk) {
+                int n = Math.min(chunk, cols - c0);
+                int lanes = n - n % SimdFields.STEP;
+                packed.get(p * cols + c0, words, 0, n);
+                if (byColumn) {
+                    zero.get(c0, zeros, 0, n);
+                    scale.get(c0, scales, 0, n);
+                }
+                for (int m = 0; m < packing.codesPerWord() && packing.groupedRow(rows, p, m) < rows; m++) {
+                    int r = packing.groupedRow(rows, p, m);
+                    int shift = packing.shift(m);
+                    float z = byColumn ? 0 : zero.get(r);
+                    float s = byColumn ? 0 : scale.get(r);
+                    if (byColumn) {
+                        SimdFields.decodeRow(words, shift, mask, zeros, scales, values, lanes);
+                    } else {
+                        SimdFields.decodeRow(words, shift, mask, z, s, values, lanes);
+                    }
+                    for (int c = lanes; c < n; c++) {
+                        values[c] = (((words[c] & 0xFF) >>> shift & mask) - (byColumn ? zeros[c] : z))
+                                * (byColumn ? scales[c] : s);
+                    }
+                    out.put(r * cols + c0, values, 0, n);
                 }
             }
         }

@@ -12,6 +12,7 @@ import io.qlora4j.quant.DeviceWeight;
 import io.qlora4j.quant.DirectBuffers;
 import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
+import io.qlora4j.quant.Simd;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -77,6 +78,9 @@ public final class NdHqqTensor implements DeviceWeight {
         this.hostPacked = java ? buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN) : null;
         this.hostScale = java ? scaleBytes.asFloatBuffer() : null;
         this.hostZero = java ? zeroBytes.asFloatBuffer() : null;
+        if (java && !packing.int32Words()) {
+            Simd.warmUpFields(); // once per JVM, while the model loads (the load's heap collection follows)
+        }
         this.host = java ? new HostDecoding(owner, shape, Math.toIntExact(packing.packedRows(rows)),
                 packing.codesPerWord() * cols, this::decodeWordRows) : null;
     }

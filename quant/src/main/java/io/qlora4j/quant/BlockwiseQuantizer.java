@@ -166,7 +166,7 @@ public final class BlockwiseQuantizer {
         int perChunk = Math.max(1, SIMD_CHUNK / blocksize);
         byte[] codes = new byte[perChunk * blocksize / 2 + SimdNibbles.CODES_SLACK];
         float[] scales = new float[perChunk];
-        int[] scaled = new int[SimdNibbles.STEP];
+        float[] tables = new float[perChunk * SimdNibbles.STEP];
         float[] values = new float[perChunk * blocksize];
         int whole = Math.min(to, numel / blocksize);
         int b = from;
@@ -176,7 +176,8 @@ public final class BlockwiseQuantizer {
             for (int k = 0; k < blocks; k++) {
                 scales[k] = scale.of(b + k);
             }
-            SimdNibbles.decode(codes, scales, blocks, blocksize, codebook, scaled, values);
+            SimdNibbles.scaleCodebook(codebook, scales, blocks, tables);
+            SimdNibbles.decode(codes, tables, blocks, blocksize, true, values);
             out.put(b * blocksize, values, 0, blocks * blocksize);
             b += blocks;
         }

@@ -5,8 +5,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.IntConsumer;
 
 /**
- * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4/FP4, {@link SimdFields} for HQQ's packed bit
- * fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector API ({@code
+ * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4, FP4 and GPTQ's 4 bits, {@link SimdFields} for
+ * HQQ's packed bit fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector API ({@code
  * --add-modules jdk.incubator.vector}, which makes the JVM print one warning line at start, so qlora4j leaves it to
  * the user), the CPU has 16 float lanes (AVX-512), and the system property {@code qlora4j.simd} is not {@code false}.
  * Both ways give the same bits.
@@ -49,20 +49,20 @@ public final class Simd {
     /** How this JVM decodes packed codes on a CPU, and what would change it, in one phrase. */
     public static String describe() {
         if (ENABLED) {
-            return "NF4, FP4 and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
+            return "NF4, FP4, GPTQ 4-bit and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
         }
         if (!moduleLoaded()) {
             return "packed codes decoded by scalar loops (--add-modules " + MODULE + " in JAVA_OPTS decodes NF4,"
-                    + " FP4 and HQQ's in SIMD lanes on AVX-512)";
+                    + " FP4, GPTQ 4-bit and HQQ's in SIMD lanes on AVX-512)";
         }
         return "packed codes decoded by scalar loops (" + ("false".equals(System.getProperty("qlora4j.simd"))
                 ? "-Dqlora4j.simd=false" : "fewer than 16 float lanes on this CPU") + ")";
     }
 
     /**
-     * Compiles the NF4/FP4 kernel once per JVM where it is used (about half a second and 300 MB of short-lived garbage
-     * on the measured Xeon), so that no training step pays for its interpreted runs; a no-op elsewhere and after the
-     * first call. Returns whether the kernel's calls stopped allocating.
+     * Compiles the 4-bit kernel (NF4, FP4, GPTQ) once per JVM where it is used (about half a second and 300 MB of
+     * short-lived garbage on the measured Xeon), so that no training step pays for its interpreted runs; a no-op
+     * elsewhere and after the first call. Returns whether the kernel's calls stopped allocating.
      */
     public static boolean warmUpNibbles() {
         return ENABLED && NibblesWarmedUp.DONE;
@@ -73,7 +73,7 @@ public final class Simd {
         return ENABLED && FieldsWarmedUp.DONE;
     }
 
-    /** The NF4/FP4 kernel's warm-up, run by the JVM once, when the holder is first used. */
+    /** The 4-bit kernel's warm-up (both nibble orders), run by the JVM once, when the holder is first used. */
     private static final class NibblesWarmedUp {
         static final boolean DONE;
 
@@ -82,10 +82,13 @@ public final class Simd {
             float[] scales = {1f, -0.5f, 3f};
             byte[] codes = new byte[scales.length * blocksize / 2 + SimdNibbles.CODES_SLACK];
             float[] codebook = QuantType.NF4.codebook();
-            int[] scaled = new int[SimdNibbles.STEP];
+            float[] tables = new float[scales.length * SimdNibbles.STEP];
             float[] out = new float[scales.length * blocksize];
-            DONE = warm(call -> SimdNibbles.decode(codes, scales, 1 + call % scales.length, blocksize, codebook,
-                    scaled, out));
+            DONE = warm(call -> {
+                int blocks = 1 + call % scales.length;
+                SimdNibbles.scaleCodebook(codebook, scales, blocks, tables);
+                SimdNibbles.decode(codes, tables, blocks, blocksize, (call & 1) == 0, out);
+            });
         }
     }
 

@@ -12,6 +12,8 @@ import io.qlora4j.quant.DirectBuffers;
 import io.qlora4j.quant.HalfFloats;
 import io.qlora4j.quant.HostDecoding;
 import io.qlora4j.quant.ScopedResult;
+import io.qlora4j.quant.Simd;
+import io.qlora4j.quant.SimdNibbles;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -51,6 +53,8 @@ public final class NdGroupedTensor implements DeviceWeight {
     private final ByteBuffer hostZeros;
     private final ShortBuffer hostScales;
     private final IntBuffer hostGroups;
+    /** The group size {@link SimdNibbles} decodes GPTQ rows by where it runs; 0 where the scalar loop does. */
+    private final int simdGroupSize;
 
     private NdGroupedTensor(NDManager owner, int out, int in, boolean awq, byte[] packed, long[] bytesShape,
             float[][] tables, int[] zeros, float[] scales, int[] groupIndex) {
@@ -83,6 +87,28 @@ public final class NdGroupedTensor implements DeviceWeight {
         this.hostGroups = java ? this.groupIndex.toByteBuffer(true).order(ByteOrder.nativeOrder()).asIntBuffer() : null;
         this.host = !java ? null : awq ? new HostDecoding(owner, shape(), out / 8, 8 * in, this::decodeAwqWords)
                 : new HostDecoding(owner, shape(), out, in, this::decodeRows);
+        this.simdGroupSize = java && !awq && Simd.enabled() && packed.length == out * in / 2 ? simdGroupSize(groupIndex,
+                groups) : 0;
+        if (simdGroupSize > 0) {
+            Simd.warmUpNibbles(); // once per JVM, while the model loads (the load's heap collection follows)
+        }
+    }
+
+    /**
+     * The group size of a 4-bit weight whose inputs fall in groups in order ({@code g_idx[i] = i / size}, no act-order)
+     * of a whole number of {@link SimdNibbles#STEP}s: what {@link SimdNibbles} decodes a group at a time; else 0.
+     */
+    private static int simdGroupSize(int[] groupIndex, int groups) {
+        int size = groupIndex.length / groups;
+        if (size % SimdNibbles.STEP != 0 || size * groups != groupIndex.length) {
+            return 0;
+        }
+        for (int i = 0; i < groupIndex.length; i++) {
+            if (groupIndex[i] != i / size) {
+                return 0;
+            }
+        }
+        return size;
     }
 
     /** Copies a GPTQ weight to {@code manager}'s device, into a sub-manager freed by {@link #close()}. */
@@ -178,7 +204,8 @@ public final class NdGroupedTensor implements DeviceWeight {
     /**
      * Output rows {@code [from, to)} of a GPTQ weight decoded by Java: for each row, every code's value in every
      * group, {@code fp16((code - zero) * scale)} (the float32 product rounded once to float16, as the ops do), then
-     * one table lookup per element. Writes are absolute, so threads may fill disjoint row ranges.
+     * one table lookup per element, 16 at a time in SIMD lanes where {@link #simdGroupSize} allows. Writes are absolute,
+     * so threads may fill disjoint row ranges.
      */
     private void decodeRows(FloatBuffer out, int from, int to) {
         int rowBytes = hostStream.capacity() / outFeatures;
@@ -188,19 +215,25 @@ public final class NdGroupedTensor implements DeviceWeight {
         int groups = hostZeros.capacity() / outFeatures;
         float[] table = new float[groups * codes];
         float[] row = new float[inFeatures];
+        byte[] rowCodes = simdGroupSize > 0 ? new byte[rowBytes + SimdNibbles.CODES_SLACK] : null;
         for (int o = from; o < to; o++) {
             for (int g = 0; g < groups; g++) {
                 fillValues(table, g * codes, g, o, codes);
             }
-            for (int i = 0; i < inFeatures; i++) {
-                int bit = i * bits;
-                int at = o * rowBytes + (bit >>> 3);
-                int shift = bit & 7;
-                int word = hostStream.get(at) & 0xFF;
-                if (shift + bits > 8) {
-                    word |= (hostStream.get(at + 1) & 0xFF) << 8;
+            if (simdGroupSize > 0) {
+                hostStream.get(o * rowBytes, rowCodes, 0, rowBytes);
+                SimdNibbles.decode(rowCodes, table, groups, simdGroupSize, false, row);
+            } else {
+                for (int i = 0; i < inFeatures; i++) {
+                    int bit = i * bits;
+                    int at = o * rowBytes + (bit >>> 3);
+                    int shift = bit & 7;
+                    int word = hostStream.get(at) & 0xFF;
+                    if (shift + bits > 8) {
+                        word |= (hostStream.get(at + 1) & 0xFF) << 8;
+                    }
+                    row[i] = table[hostGroups.get(i) * codes + ((word >>> shift) & mask)];
                 }
-                row[i] = table[hostGroups.get(i) * codes + ((word >>> shift) & mask)];
             }
             out.put(o * inFeatures, row, 0, inFeatures);
         }

@@ -39,11 +39,12 @@ class SimdNibblesTest {
                         assertEquals(numel / blocksize, first, "whole blocks decoded in lanes");
                         BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.byteTable(), blocksize, numel,
                                 simd, first, blocks);
-                        DecodeChecks.assertBits(expected, simd, type + " in lanes, blocksize " + blocksize + ", " + numel);
+                        String shape = ", blocksize " + blocksize + ", " + numel;
+                        DecodeChecks.assertBits(expected, simd, type + " in lanes" + shape);
                         FloatBuffer scalar = DecodeChecks.unwritten(numel);
                         BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.byteTable(), blocksize, numel,
                                 scalar, 0, blocks);
-                        DecodeChecks.assertBits(expected, scalar, type + " scalar, blocksize " + blocksize + ", " + numel);
+                        DecodeChecks.assertBits(expected, scalar, type + " scalar" + shape);
                     }
                 }
             }

@@ -71,7 +71,7 @@ public final class ModelLoader {
      * until a full collection lets it hand the memory back: measured on TinyLlama-1.1B quantized to HQQ 4-bit, 412 MB
      * committed after the load for 110 MB in use, and 1,195 MB RSS after the load against 1,033 MB half a second after
      * {@code System.gc()} (NF4+DQ: 985 and 942 MB). The SIMD decoding's warm-up garbage, where it runs
-     * ({@code Simd}, from the first 4-bit weight's upload), goes with it.
+     * ({@code Simd}, from the first packed weight's upload), goes with it.
      */
     public CausalLM load(Path modelDir, NDManager manager) throws ModelException {
         DecoderConfig config = ModelFamilies.read(modelDir.resolve("config.json"));

@@ -204,8 +204,8 @@ public final class NdGroupedTensor implements DeviceWeight {
     /**
      * Output rows {@code [from, to)} of a GPTQ weight decoded by Java: for each row, every code's value in every
      * group, {@code fp16((code - zero) * scale)} (the float32 product rounded once to float16, as the ops do), then
-     * one table lookup per element, 16 at a time in SIMD lanes where {@link #simdGroupSize} allows. Writes are absolute,
-     * so threads may fill disjoint row ranges.
+     * one table lookup per element, 16 at a time in SIMD lanes where {@link #simdGroupSize} allows. Writes are
+     * absolute, so threads may fill disjoint row ranges.
      */
     private void decodeRows(FloatBuffer out, int from, int to) {
         int rowBytes = hostStream.capacity() / outFeatures;

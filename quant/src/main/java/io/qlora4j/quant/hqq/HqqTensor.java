@@ -27,6 +27,9 @@ import java.util.Objects;
 public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] scale, float[] zero)
         implements HostTensor {
 
+    /** Columns {@link #decodeByteRowsSimd} reads and writes per bulk transfer. */
+    private static final int SIMD_CHUNK = 1024;
+
     /** Validates sizes against the shape and the group size, naming the one at fault. */
     public HqqTensor {
         Objects.requireNonNull(params, "params");
@@ -134,9 +137,6 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
             }
         }
     }
-
-    /** Columns {@link #decodeByteRowsSimd} reads and writes per bulk transfer. */
-    private static final int SIMD_CHUNK = 1024;
 
     /**
      * {@link #decodeWordRows} for byte packings, through {@link SimdFields}: a chunk of a packed row's columns at a

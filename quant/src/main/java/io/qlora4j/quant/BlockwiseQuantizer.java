@@ -128,8 +128,9 @@ public final class BlockwiseQuantizer {
         float[] out = new float[n];
         ByteBuffer codes = ByteBuffer.wrap(t.packed());
         FloatBuffer sink = FloatBuffer.wrap(out);
+        float[] codebook = t.type().codebook();
         BlockParallel.forEachRange(scales.length, t.blocksize(), threads, (from, to) ->
-                dequantizeBlocks(codes, b -> scales[b], t.type().byteTable(), t.blocksize(), n, sink, from, to));
+                dequantizeBlocks(codes, b -> scales[b], codebook, t.blocksize(), n, sink, from, to));
         return out;
     }
 
@@ -142,27 +143,23 @@ public final class BlockwiseQuantizer {
     /**
      * Writes {@code code[q_i] * scale(i / blocksize)} to {@code out[i]} for every element {@code i < numel} of blocks
      * {@code [from, to)}, one float32 multiply per element; {@code packed} holds two codes per byte, the first element
-     * in the high nibble, and {@code byteTable} both nibbles' values of each byte ({@link QuantType#byteTable}). Reads
+     * in the high nibble, and {@code codebook} the 16 values of the codes ({@link QuantType#codebook}). Reads
      * and writes are absolute, so threads may fill disjoint block ranges of the same buffers. Whole blocks go through
      * {@link SimdNibbles} where {@link Simd#enabled} holds.
      */
-    static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+    static void dequantizeBlocks(ByteBuffer packed, BlockScale scale, float[] codebook, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
         int first = Simd.ENABLED && blocksize % SimdNibbles.STEP == 0
-                ? decodeSimd(packed, scale, byteTable, blocksize, numel, out, from, to) : from;
-        decodeScalar(packed, scale, byteTable, blocksize, numel, out, first, to);
+                ? decodeSimd(packed, scale, codebook, blocksize, numel, out, from, to) : from;
+        decodeScalar(packed, scale, codebook, blocksize, numel, out, first, to);
     }
 
     /**
      * The whole blocks of {@code [from, to)} through {@link SimdNibbles}, a chunk of blocks per bulk transfer, their
      * scales read here so that the kernel sees arrays only; returns the first block left (a partial last one).
      */
-    static int decodeSimd(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+    static int decodeSimd(ByteBuffer packed, BlockScale scale, float[] codebook, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
-        float[] codebook = new float[SimdNibbles.STEP];
-        for (int c = 0; c < codebook.length; c++) {
-            codebook[c] = byteTable[2 * (c << 4)];
-        }
         int perChunk = Math.max(1, SIMD_CHUNK / blocksize);
         byte[] codes = new byte[perChunk * blocksize / 2 + SimdNibbles.CODES_SLACK];
         float[] scales = new float[perChunk];
@@ -185,7 +182,7 @@ public final class BlockwiseQuantizer {
     }
 
     /** {@link #dequantizeBlocks} one element at a time: every block where SIMD lanes are not used, and partial ones. */
-    static void decodeScalar(ByteBuffer packed, BlockScale scale, float[] byteTable, int blocksize, int numel,
+    static void decodeScalar(ByteBuffer packed, BlockScale scale, float[] codebook, int blocksize, int numel,
             FloatBuffer out, int from, int to) {
         // one block at a time through small arrays: a buffer's element accesses cost a bounds check each, a bulk
         // transfer one check per block
@@ -199,7 +196,7 @@ public final class BlockwiseQuantizer {
             packed.get(start >> 1, codes, 0, (count + 1) / 2);
             float s = scale.of(b);
             for (int c = 0; c < scaled.length; c++) {
-                scaled[c] = byteTable[2 * (c << 4)] * s;
+                scaled[c] = codebook[c] * s;
             }
             for (int j = 0; j < count / 2; j++) {
                 int v = codes[j] & 0xFF;

@@ -50,7 +50,8 @@ public final class NdQuantizedTensor implements DeviceWeight {
     private final ByteBuffer hostCodes;
     /** Each block's scale, read from the same memory as the device arrays on a CPU, else null. */
     private final BlockwiseQuantizer.BlockScale hostScales;
-    private final float[] byteTableValues;
+    /** The 16 values of the codes, as Java decodes them. */
+    private final float[] codebook;
     /** Java's decoding of the weight on a CPU, else null. */
     private final HostDecoding host;
 
@@ -61,7 +62,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         this.numel = t.numel();
         this.blocks = t.blocks();
         this.blocksize = t.blocksize();
-        this.byteTableValues = t.type().byteTable();
+        this.codebook = t.type().codebook();
         boolean cpu = HostDecoding.readable(arrays);
         if (cpu) {
             Simd.warmUpNibbles(); // once per JVM, while the model loads (the load's heap collection follows)
@@ -69,7 +70,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
         ByteBuffer codeBytes = DirectBuffers.of(t.packed(), (long) blocks * blocksize / 2);
         this.packed = arrays.create(codeBytes, new Shape(codeBytes.capacity()), DataType.UINT8);
         this.hostCodes = cpu ? codeBytes : null;
-        this.byteTable = arrays.create(byteTableValues, new Shape(256, 2));
+        this.byteTable = arrays.create(t.type().byteTable(), new Shape(256, 2));
         DoubleQuantizedScales dq = t.doubleQuant();
         this.nestedBlocksize = dq == null ? 0 : dq.nestedBlocksize();
         if (dq == null) {
@@ -162,7 +163,7 @@ public final class NdQuantizedTensor implements DeviceWeight {
 
     /** Blocks {@code [from, to)} decoded by Java from the host view of the codes and scales. */
     private void decodeBlocks(FloatBuffer out, int from, int to) {
-        BlockwiseQuantizer.dequantizeBlocks(hostCodes, hostScales, byteTableValues, blocksize, Math.toIntExact(numel),
+        BlockwiseQuantizer.dequantizeBlocks(hostCodes, hostScales, codebook, blocksize, Math.toIntExact(numel),
                 out, from, to);
     }
 

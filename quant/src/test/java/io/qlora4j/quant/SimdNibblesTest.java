@@ -34,15 +34,15 @@ class SimdNibblesTest {
                     float[] expected = reference(type.codebook(), packed, scales, blocksize, numel);
                     for (ByteBuffer codes : new ByteBuffer[] {ByteBuffer.wrap(packed), direct(packed)}) {
                         FloatBuffer simd = DecodeChecks.unwritten(numel);
-                        int first = BlockwiseQuantizer.decodeSimd(codes, b -> scales[b], type.byteTable(), blocksize,
+                        int first = BlockwiseQuantizer.decodeSimd(codes, b -> scales[b], type.codebook(), blocksize,
                                 numel, simd, 0, blocks);
                         assertEquals(numel / blocksize, first, "whole blocks decoded in lanes");
-                        BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.byteTable(), blocksize, numel,
+                        BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.codebook(), blocksize, numel,
                                 simd, first, blocks);
                         String shape = ", blocksize " + blocksize + ", " + numel;
                         DecodeChecks.assertBits(expected, simd, type + " in lanes" + shape);
                         FloatBuffer scalar = DecodeChecks.unwritten(numel);
-                        BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.byteTable(), blocksize, numel,
+                        BlockwiseQuantizer.decodeScalar(codes, b -> scales[b], type.codebook(), blocksize, numel,
                                 scalar, 0, blocks);
                         DecodeChecks.assertBits(expected, scalar, type + " scalar" + shape);
                     }
@@ -61,7 +61,7 @@ class SimdNibblesTest {
         float[] expected = reference(QuantType.NF4.codebook(), packed, scales, blocksize, numel);
         FloatBuffer out = DecodeChecks.unwritten(numel);
         assertEquals(7, BlockwiseQuantizer.decodeSimd(ByteBuffer.wrap(packed), b -> scales[b],
-                QuantType.NF4.byteTable(), blocksize, numel, out, 3, 7));
+                QuantType.NF4.codebook(), blocksize, numel, out, 3, 7));
         for (int i = 0; i < numel; i++) {
             boolean inRange = i >= 3 * blocksize && i < 7 * blocksize;
             assertEquals(Float.floatToRawIntBits(inRange ? expected[i] : DecodeChecks.NOT_WRITTEN),
@@ -83,7 +83,7 @@ class SimdNibblesTest {
         float[] scales = scales(new Random(5), numel / blocksize);
         FloatBuffer out = DecodeChecks.unwritten(numel);
         DecodeChecks.assertCompiledAfterWarmUp(Simd.warmUpNibbles(), () -> BlockwiseQuantizer.dequantizeBlocks(codes,
-                b -> scales[b], QuantType.FP4.byteTable(), blocksize, numel, out, 0, numel / blocksize), numel);
+                b -> scales[b], QuantType.FP4.codebook(), blocksize, numel, out, 0, numel / blocksize), numel);
     }
 
     /** Scales of every kind a block can have: ordinary, negative, zero, subnormal, huge and infinite. */

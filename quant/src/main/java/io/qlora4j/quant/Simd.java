@@ -25,8 +25,7 @@ public final class Simd {
     /** The module the SIMD kernels need. */
     public static final String MODULE = "jdk.incubator.vector";
     /** Whether codes decode in SIMD lanes in this JVM. */
-    static final boolean ENABLED = moduleLoaded() && !"false".equals(System.getProperty("qlora4j.simd"))
-            && SimdNibbles.native16Lanes();
+    static final boolean ENABLED = moduleLoaded() && !switchedOff() && SimdNibbles.native16Lanes();
     /** The longest a warm-up runs: a JVM that never compiles the kernel (-Xint) still loads its model. */
     private static final long WARM_UP_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** How long a warm-up runs where allocations cannot be counted (about twice what counting needed here). */
@@ -55,8 +54,13 @@ public final class Simd {
             return "packed codes decoded by scalar loops (--add-modules " + MODULE + " in JAVA_OPTS decodes NF4,"
                     + " FP4, GPTQ 4-bit and HQQ's in SIMD lanes on AVX-512)";
         }
-        return "packed codes decoded by scalar loops (" + ("false".equals(System.getProperty("qlora4j.simd"))
-                ? "-Dqlora4j.simd=false" : "fewer than 16 float lanes on this CPU") + ")";
+        return "packed codes decoded by scalar loops (" + (switchedOff() ? "-Dqlora4j.simd=false"
+                : "fewer than 16 float lanes on this CPU") + ")";
+    }
+
+    /** Whether the user turned the SIMD kernels off ({@code -Dqlora4j.simd=false}). */
+    private static boolean switchedOff() {
+        return "false".equals(System.getProperty("qlora4j.simd"));
     }
 
     /**

@@ -7,9 +7,9 @@ import java.util.function.IntConsumer;
 /**
  * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4, FP4 and GPTQ's 4 bits, {@link SimdFields} for
  * HQQ's packed bit fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector API
- * ({@code --add-modules jdk.incubator.vector}, which makes the JVM print one warning line at start, so qlora4j leaves
- * it to the user), the CPU has 16 float lanes (AVX-512), and the system property {@code qlora4j.simd} is not {@code
- * false}. Both ways give the same bits.
+ * ({@code --add-modules jdk.incubator.vector}: the {@code qlora4j} launcher adds it and drops the warning line the JVM
+ * then prints; a Java API user adds it to their JVM), the CPU has 16 float lanes (AVX-512), and the system property
+ * {@code qlora4j.simd} is not {@code false}. Both ways give the same bits.
  *
  * <p>Until C2 has compiled a Vector API method, every vector op in it allocates an object: the first 1.1B step's
  * decoding made about 300 MB of garbage, and G1 grew the heap by as much for the rest of the run. Each kernel's

@@ -3,7 +3,9 @@ package io.qlora4j.bench;
 import io.qlora4j.quant.Simd;
 import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -79,11 +81,15 @@ final class ChildJvm {
     }
 
     /**
-     * Starts {@code builder}'s process with this one's stderr, collects its {@code result.key=value} lines and passes
-     * its other output through; a non-zero exit is an error naming {@code name}.
+     * Starts {@code builder}'s process, collects its {@code result.key=value} lines and passes its other output
+     * through, and its stderr but for the JVM's incubator warning (the first line of a child given {@link Simd#MODULE},
+     * as the launcher drops it); a non-zero exit is an error naming {@code name}.
      */
     static Map<String, Long> results(ProcessBuilder builder, String name) throws IOException, InterruptedException {
-        Process process = builder.redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Process process = builder.start();
+        Thread stderr = new Thread(() -> passStderr(process.getErrorStream()), "child stderr");
+        stderr.setDaemon(true);
+        stderr.start();
         Map<String, Long> results = new HashMap<>();
         try (BufferedReader out = new BufferedReader(
                 new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
@@ -97,10 +103,30 @@ final class ChildJvm {
             }
         }
         int exit = process.waitFor();
+        stderr.join();
         if (exit != 0) {
             throw new IllegalStateException(name + " exited with status " + exit);
         }
         return results;
+    }
+
+    /** Copies a child's stderr to this one's, its first line unless it is the incubator warning, the rest as it comes. */
+    private static void passStderr(InputStream in) {
+        try (in) {
+            ByteArrayOutputStream first = new ByteArrayOutputStream();
+            for (int b = in.read(); b != -1; b = in.read()) {
+                first.write(b);
+                if (b == '\n') {
+                    break;
+                }
+            }
+            if (!first.toString(StandardCharsets.UTF_8).equals(Simd.WARNING + "\n")) {
+                first.writeTo(System.err);
+            }
+            in.transferTo(System.err);
+        } catch (IOException e) {
+            System.err.println("qlora4j bench: reading a child's stderr: " + e.getMessage());
+        }
     }
 
     /** Gives {@code builder}'s process the launcher's allocator settings where its environment has none. */

@@ -24,6 +24,8 @@ import java.util.function.IntConsumer;
 public final class Simd {
     /** The module the SIMD kernels need. */
     public static final String MODULE = "jdk.incubator.vector";
+    /** The line a JVM given {@link #MODULE} prints on stderr before anything else. */
+    public static final String WARNING = "WARNING: Using incubator modules: " + MODULE;
     /** Whether codes decode in SIMD lanes in this JVM. */
     static final boolean ENABLED = moduleLoaded() && !switchedOff() && SimdNibbles.native16Lanes();
     /** The longest a warm-up runs: a JVM that never compiles the kernel (-Xint) still loads its model. */

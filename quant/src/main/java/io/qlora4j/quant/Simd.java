@@ -104,14 +104,16 @@ public final class Simd {
 
         static {
             int count = 3 * SimdFields.STEP;
-            byte[] words = new byte[count];
+            byte[] bytes = new byte[count + 1];
+            int[] words = new int[count + 1];
             float[] zeros = new float[count];
             float[] scales = new float[count];
             float[] out = new float[count];
             DONE = warm(call -> {
                 int values = SimdFields.STEP * (1 + call % 3);
+                SimdFields.widen(bytes, words, values + call % 2);
                 SimdFields.decodeRow(words, 4 * (call & 1), 0xF, 7.5f, 0.25f, out, values);
-                SimdFields.decodeRow(words, 2 * (call & 3), 0x3, zeros, scales, out, values);
+                SimdFields.decodeRow(words, 3 * (call % 10), 0x7, zeros, scales, out, values);
             });
         }
     }

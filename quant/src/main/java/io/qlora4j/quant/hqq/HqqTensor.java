@@ -7,6 +7,7 @@ import io.qlora4j.quant.SimdFields;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Objects;
@@ -27,7 +28,7 @@ import java.util.Objects;
 public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] scale, float[] zero)
         implements HostTensor {
 
-    /** Columns {@link #decodeByteRowsSimd} reads and writes per bulk transfer. */
+    /** Columns {@link #decodeRowsSimd} reads and writes per bulk transfer. */
     private static final int SIMD_CHUNK = 1024;
 
     /** Validates sizes against the shape and the group size, naming the one at fault. */
@@ -103,8 +104,8 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
      */
     static void decodeWordRows(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
             FloatBuffer zero, FloatBuffer out, int from, int to) {
-        if (Simd.enabled() && !params.packing().int32Words()) {
-            decodeByteRowsSimd(params, rows, cols, packed, scale, zero, out, from, to);
+        if (Simd.enabled()) {
+            decodeRowsSimd(params, rows, cols, packed, scale, zero, out, from, to);
         } else {
             decodeScalar(params, rows, cols, packed, scale, zero, out, from, to);
         }
@@ -139,16 +140,19 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
     }
 
     /**
-     * {@link #decodeWordRows} for byte packings, through {@link SimdFields}: a chunk of a packed row's columns at a
-     * time (one bulk transfer each way), the columns past the last whole step by the same scalar expression.
+     * {@link #decodeWordRows} through {@link SimdFields}: a chunk of a packed row's columns at a time (one bulk
+     * transfer each way; bytes widened to int words once for all their fields), the columns past the last whole step
+     * by the same scalar expression.
      */
-    static void decodeByteRowsSimd(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
+    static void decodeRowsSimd(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
             FloatBuffer zero, FloatBuffer out, int from, int to) {
         HqqPacking packing = params.packing();
         boolean byColumn = params.axis() == 0;
         int mask = packing.fieldMask();
         int chunk = Math.min(cols, SIMD_CHUNK);
-        byte[] words = new byte[chunk];
+        IntBuffer ints = packing.int32Words() ? packed.duplicate().order(ByteOrder.LITTLE_ENDIAN).asIntBuffer() : null;
+        byte[] bytes = ints == null ? new byte[chunk] : null;
+        int[] words = new int[chunk];
         float[] values = new float[chunk];
         float[] zeros = byColumn ? new float[chunk] : null;
         float[] scales = byColumn ? new float[chunk] : null;
@@ -156,7 +160,12 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
             for (int c0 = 0; c0 < cols; c0 += chunk) {
                 int n = Math.min(chunk, cols - c0);
                 int lanes = n - n % SimdFields.STEP;
-                packed.get(p * cols + c0, words, 0, n);
+                if (ints != null) {
+                    ints.get(p * cols + c0, words, 0, n);
+                } else {
+                    packed.get(p * cols + c0, bytes, 0, n);
+                    SimdFields.widen(bytes, words, n);
+                }
                 if (byColumn) {
                     zero.get(c0, zeros, 0, n);
                     scale.get(c0, scales, 0, n);
@@ -172,8 +181,7 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
                         SimdFields.decodeRow(words, shift, mask, z, s, values, lanes);
                     }
                     for (int c = lanes; c < n; c++) {
-                        values[c] = (((words[c] & 0xFF) >>> shift & mask) - (byColumn ? zeros[c] : z))
-                                * (byColumn ? scales[c] : s);
+                        values[c] = ((words[c] >>> shift & mask) - (byColumn ? zeros[c] : z)) * (byColumn ? scales[c] : s);
                     }
                     out.put(r * cols + c0, values, 0, n);
                 }

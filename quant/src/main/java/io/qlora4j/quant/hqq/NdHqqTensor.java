@@ -78,7 +78,7 @@ public final class NdHqqTensor implements DeviceWeight {
         this.hostPacked = java ? buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN) : null;
         this.hostScale = java ? scaleBytes.asFloatBuffer() : null;
         this.hostZero = java ? zeroBytes.asFloatBuffer() : null;
-        if (java && !packing.int32Words()) {
+        if (java) {
             Simd.warmUpFields(); // once per JVM, while the model loads (the load's heap collection follows)
         }
         this.host = java ? new HostDecoding(owner, shape, Math.toIntExact(packing.packedRows(rows)),

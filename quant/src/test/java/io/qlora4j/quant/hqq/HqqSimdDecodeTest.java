@@ -11,19 +11,19 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
- * HQQ's byte packings decoded in SIMD lanes ({@code SimdFields}) and by the scalar loop, each against the grouped
+ * HQQ's packings (1, 2, 3, 4 and 8 bits; 3 bits in int32 words, rows padded to ten) decoded in SIMD lanes ({@code SimdFields}) and by the scalar loop, each against the grouped
  * matrix computed element by element from {@link HqqPacking#unpack}'s codes: {@code (code - zero[g]) * scale[g]} in
  * float32, {@code g} the column along axis 0 and the row along axis 1. Column counts with and without a partial last
  * step of 16, and past one bulk transfer's 1,024 columns. The quant module's tests run with the Vector API module.
  */
 class HqqSimdDecodeTest {
     @Test
-    void lanesAndScalarLoopDecodeEveryBytePackingOnBothAxes() {
+    void lanesAndScalarLoopDecodeEveryPackingOnBothAxes() {
         Random random = new Random(11);
-        for (int bits : new int[] {1, 2, 4, 8}) {
+        for (int bits : new int[] {1, 2, 3, 4, 8}) {
             HqqPacking packing = HqqPacking.forBits(bits);
             for (int axis : new int[] {0, 1}) {
-                for (int[] size : new int[][] {{8, 64}, {16, 72}, {8, 40}, {16, 2096}}) {
+                for (int[] size : new int[][] {{8, 64}, {16, 72}, {8, 40}, {16, 2096}, {24, 40}, {40, 48}}) {
                     int rows = size[0];
                     int cols = size[1];
                     HqqParams params = new HqqParams(bits, 8, axis, false, false);
@@ -51,7 +51,7 @@ class HqqSimdDecodeTest {
                     int packedRows = (int) packing.packedRows(rows);
                     String what = bits + "-bit, axis " + axis + ", " + rows + " x " + cols;
                     FloatBuffer simd = DecodeChecks.unwritten(rows * cols);
-                    HqqTensor.decodeByteRowsSimd(params, rows, cols, words, FloatBuffer.wrap(scale),
+                    HqqTensor.decodeRowsSimd(params, rows, cols, words, FloatBuffer.wrap(scale),
                             FloatBuffer.wrap(zero), simd, 0, packedRows);
                     DecodeChecks.assertBits(expected, simd, what + " in lanes");
                     FloatBuffer scalar = DecodeChecks.unwritten(rows * cols);
@@ -74,7 +74,7 @@ class HqqSimdDecodeTest {
         FloatBuffer scale = FloatBuffer.allocate(cols);
         FloatBuffer zero = FloatBuffer.allocate(cols);
         FloatBuffer out = DecodeChecks.unwritten(rows * cols);
-        DecodeChecks.assertCompiledAfterWarmUp(Simd.warmUpFields(), () -> HqqTensor.decodeByteRowsSimd(params, rows,
+        DecodeChecks.assertCompiledAfterWarmUp(Simd.warmUpFields(), () -> HqqTensor.decodeRowsSimd(params, rows,
                 cols, words, scale, zero, out, 0, rows / 2), rows * cols);
     }
 }

@@ -1,8 +1,11 @@
 package io.qlora4j.bench;
 
+import io.qlora4j.model.format.AqlmFormat;
+import io.qlora4j.model.format.AwqFormat;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.FormatKeys;
+import io.qlora4j.model.format.GptqFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.plan.RecomputePolicy;
@@ -32,7 +35,9 @@ public final class BenchSuite {
     private static final Workload TINY_LLAMA = new Workload("TinyLlama-1.1B", BenchModels.tinyLlama(), 1, 128);
     private static final Workload HUNDRED_M_TRAIN = new Workload(HUNDRED_M.name(), HUNDRED_M.config(), 4, 256);
     private static final Formats ISSUE_FORMATS = new Formats(1 << 24, TINY_LLAMA, HUNDRED_M_TRAIN, 3,
-            List.of(new AqlmScheme(2, 8, 8, 1), new AqlmScheme(1, 16, 8, 1)));
+            List.of(new AqlmFormat(new AqlmScheme(2, 8, 8, 1)), new AqlmFormat(new AqlmScheme(1, 16, 8, 1)),
+                    new GptqFormat(4, 128, false, true, true), new GptqFormat(4, 128, true, true, true),
+                    new AwqFormat(128)));
     private static final Sizes QUICK = new Sizes("quick", true, 1 << 22, 1, SMALL,
             List.of(new Workload(SMALL.name(), SMALL.config(), 2, 128)), 3, HUNDRED_M, 8, 10, null);
     private static final Sizes FULL = new Sizes("full", true, 1 << 24, 3, HUNDRED_M,
@@ -68,10 +73,10 @@ public final class BenchSuite {
      * @param model the checkpoint quantized whole to NF4+DQ and HQQ 4-bit (its batch and seq unused)
      * @param train the workload trained over every format (recompute on)
      * @param trainSteps measured training steps (after one warm-up)
-     * @param aqlm the AQLM schemes of the random pre-quantized bases trained over
+     * @param prequantized the formats of the random pre-quantized bases trained over (AQLM, GPTQ, AWQ)
      */
     private record Formats(int quantizeElements, Workload model, Workload train, int trainSteps,
-            List<AqlmScheme> aqlm) {}
+            List<BaseFormat> prequantized) {}
 
     /** One line of the table: what is divided by what, the ratio, and the two figures behind it. */
     private record Row(String ratio, double value, String detail) {}
@@ -173,7 +178,7 @@ public final class BenchSuite {
         System.out.println("\n-- training " + w.name() + " b" + w.batch() + "x" + w.seq() + " over every base format ("
                 + BenchModels.describe(w.config()) + ")");
         System.out.println(TrainBenchmark.header());
-        List<TrainBenchmark.Result> results = TrainBenchmark.measureFormats(w, BenchFormats.menu(), f.aqlm(), 1,
+        List<TrainBenchmark.Result> results = TrainBenchmark.measureFormats(w, BenchFormats.menu(), f.prequantized(), 1,
                 f.trainSteps());
         TrainBenchmark.Result nf4 = results.stream().filter(r -> r.format().equals(BaseFormats.QLORA.describe()))
                 .findFirst().orElseThrow();

@@ -6,12 +6,17 @@ import io.qlora4j.model.ModelException;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.AqlmFormat;
+import io.qlora4j.model.format.AwqFormat;
+import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.GptqFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.quant.HalfFloats;
 import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.quant.aqlm.AqlmTensor;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -47,24 +52,30 @@ final class RandomCheckpoint implements AutoCloseable {
     }
 
     /**
-     * The same model pre-quantized to AQLM {@code scheme} in the Hugging Face layout: every block projection a random
-     * AQLM tensor (uniform codes, uniform fp16 codebook entries scaled so the decoded weight has the float one's
-     * standard deviation, scales 1), the rest bf16, and config.json's {@code quantization_config}. For timing: what the
-     * codes encode is noise.
+     * The same model pre-quantized in {@code format} (AQLM, GPTQ or AWQ) in the Hugging Face layout: every block
+     * projection random codes in that format's tensors, scaled so the decoded weight has about the float one's standard
+     * deviation, the rest bf16, and config.json's {@code quantization_config}. For timing: what the codes encode is
+     * noise. AQLM: uniform codes, uniform fp16 codebook entries, scales 1. GPTQ (symmetric, the {@code gptq} form):
+     * uniform codes, zeros 8, one fp16 scale, and the group of each column in order or, with act-order, from a random
+     * permutation. AWQ: uniform codes and zeros, one fp16 scale.
      */
-    static RandomCheckpoint writeAqlm(DecoderConfig config, AqlmScheme scheme, long seed)
+    static RandomCheckpoint writePrequantized(DecoderConfig config, BaseFormat format, long seed)
             throws IOException, ModelException {
-        return write(config, DType.BF16, seed, scheme);
+        if (!(format instanceof AqlmFormat || format instanceof GptqFormat g && g.bits() == 4 && g.sym() && g.v1()
+                || format instanceof AwqFormat)) {
+            throw new IllegalArgumentException("no random checkpoint in " + format.describe());
+        }
+        return write(config, DType.BF16, seed, format);
     }
 
-    private static RandomCheckpoint write(DecoderConfig config, DType dtype, long seed, AqlmScheme aqlm)
+    private static RandomCheckpoint write(DecoderConfig config, DType dtype, long seed, BaseFormat prequantized)
             throws IOException, ModelException {
         RandomCheckpoint checkpoint = new RandomCheckpoint(Files.createTempDirectory("qlora4j-bench-"), config, seed);
         try {
-            checkpoint.writeTensors(dtype, aqlm);
+            checkpoint.writeTensors(dtype, prequantized);
             ObjectNode json = config.toJson();
-            if (aqlm != null) {
-                json.set("quantization_config", new AqlmFormat(aqlm).quantizationConfig("bfloat16"));
+            if (prequantized != null) {
+                json.set("quantization_config", prequantized.quantizationConfig("bfloat16"));
             }
             Files.writeString(checkpoint.dir.resolve("config.json"),
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(json) + "\n");
@@ -111,15 +122,21 @@ final class RandomCheckpoint implements AutoCloseable {
         }
     }
 
-    private void writeTensors(DType dtype, AqlmScheme aqlm) throws ModelException {
+    private void writeTensors(DType dtype, BaseFormat prequantized) throws ModelException {
         try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).optMaxShardBytes(SHARD_BYTES).build()) {
             for (Map.Entry<String, long[]> e : ModelLoader.expectedShapes(config).entrySet()) {
                 String name = e.getKey();
                 long[] shape = e.getValue();
                 double std = shape.length == 1 ? 0 : name.equals("model.embed_tokens.weight") ? 1 : 1 / Math.sqrt(shape[1]);
-                if (aqlm != null && shape.length == 2 && name.startsWith("model.layers.")) {
-                    AqlmFormat.stored(randomAqlm(aqlm, shape, std)).write(writer,
-                            name.substring(0, name.length() - ".weight".length()), null);
+                String prefix = name.substring(0, name.length() - ".weight".length());
+                if (prequantized instanceof AqlmFormat aqlm && shape.length == 2 && name.startsWith("model.layers.")) {
+                    AqlmFormat.stored(randomAqlm(aqlm.scheme(), shape, std)).write(writer, prefix, null);
+                } else if (prequantized instanceof GptqFormat gptq && shape.length == 2
+                        && name.startsWith("model.layers.")) {
+                    putGptq(writer, gptq, prefix, shape, std);
+                } else if (prequantized instanceof AwqFormat awq && shape.length == 2
+                        && name.startsWith("model.layers.")) {
+                    putAwq(writer, awq, prefix, shape, std);
                 } else {
                     put(writer, dtype, name, std, shape);
                 }
@@ -142,6 +159,64 @@ final class RandomCheckpoint implements AutoCloseable {
         float[] scales = new float[Math.toIntExact(shape[0] / scheme.outGroupSize())];
         Arrays.fill(scales, 1f);
         return new AqlmTensor(scheme, shape[0], shape[1], codes, codebooks, scales);
+    }
+
+    /**
+     * GPTQ 4-bit, symmetric, zeros stored minus one: random qweight words {@code [in / 8, out]}, every stored zero 7,
+     * one fp16 scale giving {@code s * (q - 8)} standard deviation {@code std}, and g_idx.
+     */
+    private void putGptq(SafetensorsWriter writer, GptqFormat format, String prefix, long[] shape, double std)
+            throws ModelException {
+        int out = Math.toIntExact(shape[0]);
+        int in = Math.toIntExact(shape[1]);
+        int groups = in / format.groupSize();
+        byte[] zeros = new byte[groups * out / 2];
+        Arrays.fill(zeros, (byte) 0x77);
+        int[] order = new int[in];
+        for (int i = 0; i < in; i++) {
+            order[i] = i;
+        }
+        for (int i = in - 1; format.descAct() && i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        ByteBuffer groupIndex = ByteBuffer.allocate(4 * in).order(ByteOrder.LITTLE_ENDIAN);
+        for (int position = 0; position < in; position++) {
+            groupIndex.putInt(4 * order[position], position / format.groupSize());
+        }
+        writer.addBytes(prefix + ".qweight", DType.I32, new long[] {in / 8, out}, randomBytes(in * out / 2));
+        writer.addBytes(prefix + ".qzeros", DType.I32, new long[] {groups, out / 8}, zeros);
+        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out}, fourBitScales(groups * out, std));
+        writer.addBytes(prefix + ".g_idx", DType.I32, new long[] {in}, groupIndex.array());
+    }
+
+    /** AWQ gemm: random qweight {@code [in, out / 8]} and qzeros {@code [groups, out / 8]} words, one fp16 scale. */
+    private void putAwq(SafetensorsWriter writer, AwqFormat format, String prefix, long[] shape, double std)
+            throws ModelException {
+        int out = Math.toIntExact(shape[0]);
+        int in = Math.toIntExact(shape[1]);
+        int groups = in / format.groupSize();
+        writer.addBytes(prefix + ".qweight", DType.I32, new long[] {in, out / 8}, randomBytes(in * out / 2));
+        writer.addBytes(prefix + ".qzeros", DType.I32, new long[] {groups, out / 8}, randomBytes(groups * out / 2));
+        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out}, fourBitScales(groups * out, std));
+    }
+
+    private byte[] randomBytes(int count) {
+        byte[] bytes = new byte[count];
+        random.nextBytes(bytes);
+        return bytes;
+    }
+
+    /**
+     * {@code count} copies of the fp16 scale that gives 4-bit codes' differences {@code q - z} (uniform codes and a
+     * zero of 8, about 21.5 mean square) standard deviation {@code std}.
+     */
+    private static float[] fourBitScales(int count, double std) {
+        float[] scales = new float[count];
+        Arrays.fill(scales, HalfFloats.f16ToFloat(HalfFloats.floatToF16((float) (std / Math.sqrt(21.5)))));
+        return scales;
     }
 
     /** One tensor: uniform values of standard deviation {@code std}, or all ones when std is 0 (a norm weight). */

@@ -15,7 +15,6 @@ import io.qlora4j.optim.Gradients;
 import io.qlora4j.optim.LossScaler;
 import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.Parameter;
-import io.qlora4j.quant.aqlm.AqlmScheme;
 import io.qlora4j.trainer.TrainStep;
 import io.qlora4j.trainer.cli.ProcessMemory;
 import io.qlora4j.trainer.plan.ActivationModel;
@@ -176,10 +175,10 @@ public final class TrainBenchmark {
 
     /**
      * Steps with recompute over each of {@code formats}, quantized on the fly from one random checkpoint of the
-     * workload, then over a random pre-quantized AQLM checkpoint of the same shape for each of {@code aqlm}; each in
-     * a fresh JVM, one after the other.
+     * workload, then over a random pre-quantized checkpoint of the same shape in each of {@code prequantized} (AQLM,
+     * GPTQ, AWQ: {@link RandomCheckpoint#writePrequantized}); each in a fresh JVM, one after the other.
      */
-    static List<Result> measureFormats(Workload w, List<BaseFormat> formats, List<AqlmScheme> aqlm, int warmup,
+    static List<Result> measureFormats(Workload w, List<BaseFormat> formats, List<BaseFormat> prequantized, int warmup,
             int steps) throws Exception {
         List<Result> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
@@ -188,8 +187,8 @@ public final class TrainBenchmark {
                 System.out.println(row(results.get(results.size() - 1)));
             }
         }
-        for (AqlmScheme scheme : aqlm) {
-            try (RandomCheckpoint checkpoint = RandomCheckpoint.writeAqlm(w.config(), scheme, 3)) {
+        for (BaseFormat format : prequantized) {
+            try (RandomCheckpoint checkpoint = RandomCheckpoint.writePrequantized(w.config(), format, 3)) {
                 results.add(child(w, checkpoint, BaseFormats.stored(checkpoint.dir()), RecomputePolicy.BLOCK, warmup, steps));
                 System.out.println(row(results.get(results.size() - 1)));
             }

@@ -128,17 +128,17 @@ final class RandomCheckpoint implements AutoCloseable {
                 String name = e.getKey();
                 long[] shape = e.getValue();
                 double std = shape.length == 1 ? 0 : name.equals("model.embed_tokens.weight") ? 1 : 1 / Math.sqrt(shape[1]);
-                String prefix = name.substring(0, name.length() - ".weight".length());
-                if (prequantized instanceof AqlmFormat aqlm && shape.length == 2 && name.startsWith("model.layers.")) {
-                    AqlmFormat.stored(randomAqlm(aqlm.scheme(), shape, std)).write(writer, prefix, null);
-                } else if (prequantized instanceof GptqFormat gptq && shape.length == 2
-                        && name.startsWith("model.layers.")) {
-                    putGptq(writer, gptq, prefix, shape, std);
-                } else if (prequantized instanceof AwqFormat awq && shape.length == 2
-                        && name.startsWith("model.layers.")) {
-                    putAwq(writer, awq, prefix, shape, std);
-                } else {
+                if (prequantized == null || shape.length != 2 || !name.startsWith("model.layers.")) {
                     put(writer, dtype, name, std, shape);
+                    continue;
+                }
+                String prefix = name.substring(0, name.length() - ".weight".length());
+                if (prequantized instanceof AqlmFormat aqlm) {
+                    AqlmFormat.stored(randomAqlm(aqlm.scheme(), shape, std)).write(writer, prefix, null);
+                } else if (prequantized instanceof GptqFormat gptq) {
+                    putGptq(writer, gptq, prefix, shape, std);
+                } else {
+                    putAwq(writer, (AwqFormat) prequantized, prefix, shape, std);
                 }
             }
         }

@@ -424,7 +424,7 @@ public final class QualityBenchmark {
                 lo = Math.min(lo, w[i]);
                 hi = Math.max(hi, w[i]);
             }
-            float scale = HalfFloats.f16ToFloat(HalfFloats.floatToF16((hi - lo) / top));
+            float scale = HalfFloats.roundToF16((hi - lo) / top);
             float zero = scale == 0 ? 0 : Math.round(-lo / scale);
             for (int i = s; i < end; i++) {
                 out[i] = scale == 0 ? lo : (Math.max(0, Math.min(top, Math.round(w[i] / scale) + zero)) - zero) * scale;

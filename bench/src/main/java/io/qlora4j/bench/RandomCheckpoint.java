@@ -154,7 +154,7 @@ final class RandomCheckpoint implements AutoCloseable {
         float[] codebooks = new float[scheme.numCodebooks() * scheme.codebookSize() * scheme.groupSize()];
         double halfWidth = std / Math.sqrt(scheme.numCodebooks()) * Math.sqrt(3);
         for (int i = 0; i < codebooks.length; i++) {
-            codebooks[i] = HalfFloats.f16ToFloat(HalfFloats.floatToF16((float) ((2 * random.nextDouble() - 1) * halfWidth)));
+            codebooks[i] = HalfFloats.roundToF16((float) ((2 * random.nextDouble() - 1) * halfWidth));
         }
         float[] scales = new float[Math.toIntExact(shape[0] / scheme.outGroupSize())];
         Arrays.fill(scales, 1f);
@@ -215,7 +215,7 @@ final class RandomCheckpoint implements AutoCloseable {
      */
     private static float[] fourBitScales(int count, double std) {
         float[] scales = new float[count];
-        Arrays.fill(scales, HalfFloats.f16ToFloat(HalfFloats.floatToF16((float) (std / Math.sqrt(21.5)))));
+        Arrays.fill(scales, HalfFloats.roundToF16((float) (std / Math.sqrt(21.5))));
         return scales;
     }
 

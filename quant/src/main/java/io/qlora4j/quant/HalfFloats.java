@@ -68,6 +68,20 @@ public final class HalfFloats {
         return (short) (sign | roundHalfEven(half, significand & ((1 << shift) - 1), shift));
     }
 
+    /**
+     * The float32 value of the binary16 nearest {@code value} ({@code f16ToFloat(floatToF16(value))}, the rounding a
+     * float16 tensor gives its values): where the result is a normal half below 2^15, the float's significand is
+     * rounded to 10 bits in place (ties to even), which needs no conversion; elsewhere the two conversions.
+     */
+    public static float roundToF16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        int exponent = (bits >>> 23) & 0xFF;
+        if (exponent >= 127 - 14 && exponent < 127 + 15) { // a carry out of the significand stays below 2^16
+            return Float.intBitsToFloat((bits + 0xFFF + ((bits >>> 13) & 1)) & ~0x1FFF);
+        }
+        return f16ToFloat(floatToF16(value));
+    }
+
     /** Adds one to a truncated result when the dropped bits are above half, or exactly half and the result is odd. */
     private static int roundHalfEven(int truncated, int dropped, int droppedBits) {
         int halfway = 1 << (droppedBits - 1);

@@ -3,6 +3,8 @@ package io.qlora4j.quant;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.function.IntToDoubleFunction;
 import java.util.function.IntUnaryOperator;
@@ -139,6 +141,30 @@ class HalfFloatsTest {
             float v = Float.intBitsToFloat((random.nextInt(48) + 97) << 23 | random.nextInt(1 << 23) | (random.nextBoolean() ? 1 << 31 : 0));
             assertEquals(nearestCode(v, HalfFloatsTest::f16Reference, 0x7BFF), HalfFloats.floatToF16(v) & 0xFFFF, "f16 of " + v);
         }
+    }
+
+    /** The in-place rounding gives the value of the brute-force nearest code, at every midpoint and on random floats. */
+    @Test
+    void roundToF16IsTheValueOfTheNearestHalf() {
+        Random random = new Random(13);
+        List<Float> values = new ArrayList<>();
+        for (int code = 0; code < 0x7BFF; code++) {
+            float midpoint = (float) ((f16Reference(code) + f16Reference(code + 1)) / 2);
+            values.addAll(List.of(midpoint, Math.nextDown(midpoint), Math.nextUp(midpoint)));
+        }
+        for (int i = 0; i < 200_000; i++) {
+            values.add(Float.intBitsToFloat((random.nextInt(48) + 97) << 23 | random.nextInt(1 << 23)));
+        }
+        values.addAll(List.of(0f, 0x1p-14f, Math.nextDown(0x1p-14f), 0x1p15f, Math.nextDown(0x1p15f),
+                32767.999f, 65504f, 65519.996f, 65520f, 1e10f, Float.MAX_VALUE, Float.POSITIVE_INFINITY));
+        for (float v : values) {
+            for (float x : new float[] {v, -v}) {
+                double expected = f16Reference(nearestCode(x, HalfFloatsTest::f16Reference, 0x7BFF));
+                assertEquals(Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(HalfFloats.roundToF16(x)),
+                        "value of the half nearest " + x);
+            }
+        }
+        assertTrue(Float.isNaN(HalfFloats.roundToF16(Float.NaN)));
     }
 
     @Test

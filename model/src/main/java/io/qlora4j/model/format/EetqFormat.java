@@ -130,7 +130,7 @@ public record EetqFormat() implements BaseFormat {
             throws ModelException {
         float absmax = 0;
         for (int i = from; i < from + in; i++) {
-            values[i] = HalfFloats.f16ToFloat(HalfFloats.floatToF16(values[i]));
+            values[i] = HalfFloats.roundToF16(values[i]);
             absmax = Math.max(absmax, Math.abs(values[i]));
         }
         if (!Float.isFinite(absmax)) {

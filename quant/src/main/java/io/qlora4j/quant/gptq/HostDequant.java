@@ -18,7 +18,7 @@ final class HostDequant {
             int g = group.applyAsInt(i);
             for (int o = 0; o < out; o++) {
                 float product = scales[g * out + o] * (code.applyAsInt(i, o) - zeros[g * out + o]);
-                w[o * in + i] = HalfFloats.f16ToFloat(HalfFloats.floatToF16(product));
+                w[o * in + i] = HalfFloats.roundToF16(product);
             }
         }
         return w;

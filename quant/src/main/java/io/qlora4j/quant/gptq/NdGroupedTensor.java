@@ -278,7 +278,7 @@ public final class NdGroupedTensor implements DeviceWeight {
         float scale = HalfFloats.f16ToFloat(hostScales.get(g * outFeatures + o));
         int zero = hostZeros.get(g * outFeatures + o) & 0xFF;
         for (int q = 0; q < codes; q++) {
-            table[at + q] = HalfFloats.f16ToFloat(HalfFloats.floatToF16((q - zero) * scale));
+            table[at + q] = HalfFloats.roundToF16((q - zero) * scale);
         }
     }
 

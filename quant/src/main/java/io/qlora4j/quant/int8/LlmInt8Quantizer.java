@@ -52,7 +52,7 @@ public final class LlmInt8Quantizer {
     private static void quantizeRow(float[] values, int from, int in, byte[] codes, int row, float[] scb) {
         float absmax = 0;
         for (int i = from; i < from + in; i++) {
-            values[i] = HalfFloats.f16ToFloat(HalfFloats.floatToF16(values[i]));
+            values[i] = HalfFloats.roundToF16(values[i]);
             absmax = Math.max(absmax, Math.abs(values[i]));
         }
         if (Float.isInfinite(absmax) || Float.isNaN(absmax)) {

@@ -36,6 +36,14 @@ import java.nio.ShortBuffer;
  * 18 ms (GPTQ) and 21 to 23 ms (AWQ) into the scratch buffer against 71 to 98 ms for the ops (docs/BENCHMARKS.md).
  */
 public final class NdGroupedTensor implements DeviceWeight {
+    /**
+     * The output row, within its word's eight, of each nibble of an AWQ word (little-endian): byte k's low nibble is
+     * row {@code 4(k/2) + k%2}, its high nibble two rows further.
+     */
+    private static final int[] AWQ_ROW = {0, 2, 1, 3, 4, 6, 5, 7};
+    /** Input rows an AWQ decoding reads per pass over its words: 256 rows of an 11008-wide weight are 1.4 MB. */
+    private static final int AWQ_TILE = 256;
+
     private final NDManager owner;
     private final NDManager arrays;
     private final int outFeatures;
@@ -242,30 +250,38 @@ public final class NdGroupedTensor implements DeviceWeight {
     /**
      * Words {@code [from, to)} of an AWQ weight decoded by Java, eight output rows each: swapped byte {@code 2a + b}
      * of word {@code w} at input {@code i} holds, in its low and high nibble ({@code h}), the codes of output {@code
-     * 8w + 4a + 2h + b} (the order the ops' transpose makes), looked up in a table per group as for GPTQ.
+     * 8w + 4a + 2h + b} (the order the ops' transpose makes), looked up in a table per group as for GPTQ. The inputs go
+     * a tile of {@link #AWQ_TILE} packed rows at a time, every word of the range over one tile before the next, so that
+     * the tile's bytes are read from memory once (a word per input row of 4 * out / 8 bytes: word by word over all the
+     * rows, each cache line came from memory once per word it holds).
      */
     private void decodeAwqWords(FloatBuffer out, int from, int to) {
-        int groups = hostZeros.capacity() / outFeatures;
         int rowBytes = outFeatures / 2;
-        float[] table = new float[groups * 8 * 16];
-        float[][] rows = new float[8][inFeatures];
-        for (int w = from; w < to; w++) {
-            for (int g = 0; g < groups; g++) {
+        int tile = Math.min(AWQ_TILE, inFeatures);
+        float[] table = new float[tile * 8 * 16]; // at most one group per input of the tile
+        float[][] rows = new float[8][tile];
+        ByteBuffer words = hostStream.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        for (int i0 = 0; i0 < inFeatures; i0 += tile) {
+            int n = Math.min(tile, inFeatures - i0);
+            int first = hostGroups.get(i0);
+            int last = hostGroups.get(i0 + n - 1);
+            for (int w = from; w < to; w++) {
+                for (int g = first; g <= last; g++) {
+                    for (int j = 0; j < 8; j++) {
+                        fillValues(table, ((g - first) * 8 + j) * 16, g, 8 * w + j, 16);
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    int base = (hostGroups.get(i0 + i) - first) * 8 * 16;
+                    int word = words.getInt((i0 + i) * rowBytes + 4 * w);
+                    for (int k = 0; k < 8; k++) { // nibble k: byte k / 2, its low (even k) or high nibble
+                        int j = AWQ_ROW[k];
+                        rows[j][i] = table[base + j * 16 + ((word >>> (4 * k)) & 15)];
+                    }
+                }
                 for (int j = 0; j < 8; j++) {
-                    fillValues(table, (g * 8 + j) * 16, g, 8 * w + j, 16);
+                    out.put((8 * w + j) * inFeatures + i0, rows[j], 0, n);
                 }
-            }
-            for (int i = 0; i < inFeatures; i++) {
-                int g = hostGroups.get(i);
-                for (int k = 0; k < 4; k++) {
-                    int b = hostStream.get(i * rowBytes + 4 * w + k) & 0xFF;
-                    int j = 4 * (k >> 1) + (k & 1);
-                    rows[j][i] = table[(g * 8 + j) * 16 + (b & 15)];
-                    rows[j + 2][i] = table[(g * 8 + j + 2) * 16 + (b >>> 4)];
-                }
-            }
-            for (int j = 0; j < 8; j++) {
-                out.put((8 * w + j) * inFeatures, rows[j], 0, inFeatures);
             }
         }
     }

@@ -205,30 +205,35 @@ class GroupedDequantTest {
         assertEquals(-0.012298583984375f, wg[7 * in + 1]);
     }
 
+    /** Shapes of one input tile and of several (Java decodes 256 inputs at a time), with a group across two tiles. */
     @Test
     void awqDeviceUnpackAgreesWithTheNibbleRule() {
         Random rnd = new Random(5);
-        int in = 32;
-        int out = 24;
-        int[] qweight = new int[in * out / 8];
-        for (int i = 0; i < qweight.length; i++) {
-            qweight[i] = rnd.nextInt();
-        }
-        int[] qzeros = new int[2 * out / 8];
-        for (int i = 0; i < qzeros.length; i++) {
-            qzeros[i] = rnd.nextInt();
-        }
-        float[] scales = new float[2 * out];
-        for (int i = 0; i < scales.length; i++) {
-            scales[i] = 1f / (1 << rnd.nextInt(8));
-        }
-        AwqTensor t = AwqTensor.fromCheckpoint(in, out, 16, qweight, qzeros, scales);
-        float[] w = decode(t);
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                int g = i / 16;
-                assertEquals(scales[g * out + o] * (t.code(i, o) - t.zeros()[g * out + o]), w[o * in + i],
-                        "o " + o + " i " + i);
+        for (int[] shape : new int[][] {{32, 24, 16}, {608, 16, 32}, {576, 16, 96}}) {
+            int in = shape[0];
+            int out = shape[1];
+            int groupSize = shape[2];
+            int groups = in / groupSize;
+            int[] qweight = new int[in * out / 8];
+            for (int i = 0; i < qweight.length; i++) {
+                qweight[i] = rnd.nextInt();
+            }
+            int[] qzeros = new int[groups * out / 8];
+            for (int i = 0; i < qzeros.length; i++) {
+                qzeros[i] = rnd.nextInt();
+            }
+            float[] scales = new float[groups * out];
+            for (int i = 0; i < scales.length; i++) {
+                scales[i] = 1f / (1 << rnd.nextInt(8));
+            }
+            AwqTensor t = AwqTensor.fromCheckpoint(in, out, groupSize, qweight, qzeros, scales);
+            float[] w = decode(t);
+            for (int o = 0; o < out; o++) {
+                for (int i = 0; i < in; i++) {
+                    int g = i / groupSize;
+                    assertEquals(scales[g * out + o] * (t.code(i, o) - t.zeros()[g * out + o]), w[o * in + i],
+                            in + " x " + out + ": o " + o + " i " + i);
+                }
             }
         }
     }

@@ -164,8 +164,17 @@ public final class LoadMemoryBenchmark {
 
         @Override
         public void run() {
-            while (true) {
-                peak = Math.max(peak, ProcessMemory.statusBytes("VmRSS"));
+            while (!isInterrupted()) {
+                long rss;
+                try {
+                    rss = ProcessMemory.statusBytes("VmRSS");
+                } catch (IllegalStateException e) {
+                    if (isInterrupted()) {
+                        return; // stopped while reading: the interrupt closed the file
+                    }
+                    throw e;
+                }
+                peak = Math.max(peak, rss);
                 samples++;
                 try {
                     Thread.sleep(SAMPLE_MS);

@@ -15,6 +15,7 @@ import io.qlora4j.quant.NdQuantizedTensor;
 import io.qlora4j.quant.QuantizedTensor;
 import io.qlora4j.quant.Simd;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -187,6 +188,10 @@ public class QuantizeBenchmark {
      * by benchmark method name ({@code copy}, {@code quantizeNf4Dq}, ...).
      */
     static Map<String, Double> measure(ChainedOptionsBuilder options) throws RunnerException {
+        // the forks take this JVM's arguments but the Vector API module, which quantizing does not use and which
+        // would make every fork print its warning line; a benchmark that decodes in lanes names it itself
+        options.jvmArgs(ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(a -> !a.equals("--add-modules=" + Simd.MODULE)).toArray(String[]::new));
         Map<String, Double> rates = new LinkedHashMap<>();
         for (RunResult r : new Runner(options.build()).run()) {
             String name = r.getParams().getBenchmark();

@@ -37,8 +37,8 @@ import java.nio.ShortBuffer;
  */
 public final class NdGroupedTensor implements DeviceWeight {
     /**
-     * The output row, within its word's eight, of each nibble of an AWQ word (little-endian): byte k's low nibble is
-     * row {@code 4(k/2) + k%2}, its high nibble two rows further.
+     * The output row, within its word's eight, of each of an AWQ word's nibbles (little-endian, two per byte): byte
+     * {@code k}'s low nibble is row {@code 4(k/2) + k%2}, its high nibble two rows further.
      */
     private static final int[] AWQ_ROW = {0, 2, 1, 3, 4, 6, 5, 7};
     /** Input rows an AWQ decoding reads per pass over its words: 256 rows of an 11008-wide weight are 1.4 MB. */
@@ -274,9 +274,9 @@ public final class NdGroupedTensor implements DeviceWeight {
                 for (int i = 0; i < n; i++) {
                     int base = (hostGroups.get(i0 + i) - first) * 8 * 16;
                     int word = words.getInt((i0 + i) * rowBytes + 4 * w);
-                    for (int k = 0; k < 8; k++) { // nibble k: byte k / 2, its low (even k) or high nibble
-                        int j = AWQ_ROW[k];
-                        rows[j][i] = table[base + j * 16 + ((word >>> (4 * k)) & 15)];
+                    for (int nibble = 0; nibble < 8; nibble++) { // of byte nibble / 2: low when even, else high
+                        int j = AWQ_ROW[nibble];
+                        rows[j][i] = table[base + j * 16 + ((word >>> (4 * nibble)) & 15)];
                     }
                 }
                 for (int j = 0; j < 8; j++) {

@@ -66,7 +66,7 @@ final class ChildJvm {
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
         if (Simd.moduleLoaded()) {
-            command.add("--add-modules=" + Simd.MODULE); // decode as this JVM does
+            command.add(Simd.JVM_OPTION); // decode as this JVM does
         }
         String threads = System.getProperty(THREADS);
         if (threads != null) {

@@ -139,7 +139,7 @@ public class QuantizeBenchmark {
      * ({@link Simd}), else the scalar loop again.
      */
     @Benchmark
-    @Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "-Dai.djl.offline=true", "--add-modules=" + Simd.MODULE})
+    @Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "-Dai.djl.offline=true", Simd.JVM_OPTION})
     public long dequantizeScratchSimd() {
         try (NDArray out = onDevice.dequantizeTransient(DataType.FLOAT32)) {
             return out.size();
@@ -191,7 +191,7 @@ public class QuantizeBenchmark {
         // the forks take this JVM's arguments but the Vector API module, which quantizing does not use and which
         // would make every fork print its warning line; a benchmark that decodes in lanes names it itself
         options.jvmArgs(ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-                .filter(a -> !a.equals("--add-modules=" + Simd.MODULE)).toArray(String[]::new));
+                .filter(a -> !a.equals(Simd.JVM_OPTION)).toArray(String[]::new));
         Map<String, Double> rates = new LinkedHashMap<>();
         for (RunResult r : new Runner(options.build()).run()) {
             String name = r.getParams().getBenchmark();

@@ -24,6 +24,8 @@ import java.util.function.IntConsumer;
 public final class Simd {
     /** The module the SIMD kernels need. */
     public static final String MODULE = "jdk.incubator.vector";
+    /** The JVM option that loads {@link #MODULE}, as the {@code qlora4j} launcher passes it. */
+    public static final String JVM_OPTION = "--add-modules=" + MODULE;
     /** The line a JVM given {@link #MODULE} prints on stderr before anything else. */
     public static final String WARNING = "WARNING: Using incubator modules: " + MODULE;
     /** Whether codes decode in SIMD lanes in this JVM. */
@@ -53,8 +55,8 @@ public final class Simd {
             return "NF4, FP4, GPTQ 4-bit and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
         }
         if (!moduleLoaded()) {
-            return "packed codes decoded by scalar loops (--add-modules " + MODULE + " in JAVA_OPTS decodes NF4,"
-                    + " FP4, GPTQ 4-bit and HQQ's in SIMD lanes on AVX-512)";
+            return "packed codes decoded by scalar loops (" + JVM_OPTION + ", which the qlora4j launcher passes where"
+                    + " the runtime has the module, decodes NF4, FP4, GPTQ 4-bit and HQQ's in SIMD lanes on AVX-512)";
         }
         return "packed codes decoded by scalar loops (" + (switchedOff() ? "-Dqlora4j.simd=false"
                 : "fewer than 16 float lanes on this CPU") + ")";

@@ -99,7 +99,7 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
      * Writes {@code (code - zero[g]) * scale[g]} (a float32 subtraction, then a float32 multiply) for every code of
      * packed rows {@code [from, to)} of a grouped {@code [rows, cols]} matrix ({@code packed} in little-endian order)
      * into {@code out}, row-major, with {@code g} the column along axis 0 and the row along axis 1. Reads and writes
-     * are absolute, so threads may fill disjoint ranges of packed rows of the same buffers. Byte packings go through
+     * are absolute, so threads may fill disjoint ranges of packed rows of the same buffers. Every packing goes through
      * SIMD lanes where {@link Simd#enabled} holds.
      */
     static void decodeWordRows(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
@@ -181,7 +181,8 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
                         SimdFields.decodeRow(words, shift, mask, z, s, values, lanes);
                     }
                     for (int c = lanes; c < n; c++) {
-                        values[c] = ((words[c] >>> shift & mask) - (byColumn ? zeros[c] : z)) * (byColumn ? scales[c] : s);
+                        values[c] = ((words[c] >>> shift & mask) - (byColumn ? zeros[c] : z))
+                                * (byColumn ? scales[c] : s);
                     }
                     out.put(r * cols + c0, values, 0, n);
                 }

@@ -22,8 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
  * leaves a bad job's error as the one line on stderr. Runs the launcher's own filter function over a real JVM.
  */
 class LauncherStderrTest {
-    private static final String MODULE_FLAG = "--add-modules=jdk.incubator.vector";
-
     @TempDir
     Path dir;
 
@@ -31,12 +29,13 @@ class LauncherStderrTest {
     void theIncubatorWarningIsDroppedAndTheErrorKept() throws Exception {
         assumeTrue(onPath("bash"), "the launcher is a bash script; no bash on PATH");
         String launcher = Files.readString(Path.of("..", "qlora4j"));
-        assertTrue(launcher.contains("jvm+=(" + MODULE_FLAG + ")"), "the launcher adds the module");
+        assertTrue(launcher.contains("jvm+=(" + Simd.JVM_OPTION + ")"), "the launcher adds the module");
         Matcher filter = Pattern.compile("(?ms)^drop_incubator_warning\\(\\) \\{.*?^}$").matcher(launcher);
         assertTrue(filter.find(), "the launcher's filter function");
         assertTrue(launcher.contains("2> >(drop_incubator_warning >&2)"), "the launcher's JVM writes through it");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        String job = "'" + java + "' " + MODULE_FLAG + " -cp \"$CP\" " + Main.class.getName() + " train missing.yaml";
+        String job = "'" + java + "' " + Simd.JVM_OPTION + " -cp \"$CP\" " + Main.class.getName()
+                + " train missing.yaml";
 
         List<String> unfiltered = stderrOf(job);
         assertEquals(2, unfiltered.size(), String.join("\n", unfiltered));

@@ -34,6 +34,8 @@ public final class BenchSuite {
     private static final Workload HUNDRED_M = new Workload("~100M", BenchModels.hundredMillion(), 1, 256);
     private static final Workload TINY_LLAMA = new Workload("TinyLlama-1.1B", BenchModels.tinyLlama(), 1, 128);
     private static final Workload HUNDRED_M_TRAIN = new Workload(HUNDRED_M.name(), HUNDRED_M.config(), 4, 256);
+    /** Rounds of the side-by-side check ({@link SideBySideBenchmark}): one step of each contender per round. */
+    private static final int SIDE_BY_SIDE_ROUNDS = 3;
     private static final Formats ISSUE_FORMATS = new Formats(1 << 24, TINY_LLAMA, HUNDRED_M_TRAIN, 3,
             List.of(new AqlmFormat(new AqlmScheme(2, 8, 8, 1)), new AqlmFormat(new AqlmScheme(1, 16, 8, 1)),
                     new GptqFormat(4, 128, false, true, true), new GptqFormat(4, 128, true, true, true),
@@ -272,19 +274,21 @@ public final class BenchSuite {
     }
 
     /**
-     * Issue 20's check on the first training workload, one round: qlora4j's steps against the Python stack's dense
+     * Issue 20's check on the first training workload, {@value #SIDE_BY_SIDE_ROUNDS} rounds in lockstep: qlora4j's
+     * steps against the Python stack's dense
      * LoRA step ({@link SideBySideBenchmark}); none where no Python interpreter with PyTorch is at hand, saying why.
      */
     private static List<Row> sideBySide(Sizes s) throws Exception {
         Workload w = s.train().get(0);
         System.out.println("\n-- side by side with the Python stack (" + PythonStep.interpreter() + " "
-                + PythonStep.SCRIPT + "), " + w.name() + " b" + w.batch() + "x" + w.seq() + ", a fresh process each");
+                + PythonStep.SCRIPT + "), " + w.name() + " b" + w.batch() + "x" + w.seq() + ", a fresh process each, "
+                + SIDE_BY_SIDE_ROUNDS + " rounds of one step each in turn");
         String missing = PythonStep.missing();
         if (missing != null) {
             System.out.println("skipped: " + missing);
             return List.of();
         }
-        List<SideBySideBenchmark.Side> sides = SideBySideBenchmark.measure(w, 1);
+        List<SideBySideBenchmark.Side> sides = SideBySideBenchmark.measure(w, SIDE_BY_SIDE_ROUNDS);
         System.out.print(SideBySideBenchmark.table(w, sides));
         SideBySideBenchmark.Side python = sides.get(0);
         List<Row> rows = new ArrayList<>();

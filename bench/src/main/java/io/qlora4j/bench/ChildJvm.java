@@ -3,10 +3,9 @@ package io.qlora4j.bench;
 import io.qlora4j.quant.Simd;
 import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.io.BufferedReader;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,7 +15,9 @@ import java.util.Map;
 
 /**
  * The measured part of a benchmark run in a fresh JVM, so that only its own memory counts: the child prints
- * {@code result.key=value} lines ({@link #result}), which the parent collects; every other line is passed through.
+ * {@code result.key=value} lines ({@link #result}), which the parent collects ({@link ChildProcess}); every other line
+ * is passed through. A paced child ({@link #PACED}) also takes its timed steps on the parent's word ({@link
+ * #awaitTurn}, {@link #stepTaken}).
  */
 final class ChildJvm {
     /**
@@ -36,7 +37,16 @@ final class ChildJvm {
      * bench} measures that profile.
      */
     static final Map<String, String> LAUNCHER_ALLOCATOR = launcherAllocator();
+    /**
+     * The environment variable that makes a child (a JVM here, or the Python step) paced: set to {@code 1}, it takes
+     * its timed steps on its parent's word ({@link ChildProcess}).
+     */
+    static final String PACED = "QLORA4J_BENCH_PACED";
     private static final String RESULT = "result.";
+    private static final String PACE = "pace.";
+    private static final boolean PACED_HERE = "1".equals(System.getenv(PACED));
+    private static final BufferedReader STDIN = new BufferedReader(
+            new InputStreamReader(System.in, StandardCharsets.UTF_8));
     /** libtorch's intra-op thread count, passed on to the child when set here. */
     private static final String THREADS = "ai.djl.pytorch.num_threads";
 
@@ -62,6 +72,17 @@ final class ChildJvm {
     /** {@link #run(Class, List, String...)} with {@code environment} set in the child over everything else. */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, Map<String, String> environment,
             String... args) throws IOException, InterruptedException {
+        try (ChildProcess child = start(main, jvmOptions, environment, args)) {
+            return child.finish();
+        }
+    }
+
+    /**
+     * Starts {@code main} as {@link #run(Class, List, Map, String...)} does and returns the child, for a parent that
+     * paces its steps ({@link ChildProcess#step}; {@code environment} then sets {@link #PACED}).
+     */
+    static ChildProcess start(Class<?> main, List<String> jvmOptions, Map<String, String> environment,
+            String... args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
@@ -77,56 +98,7 @@ final class ChildJvm {
         ProcessBuilder builder = new ProcessBuilder(command);
         launcherAllocator(builder); // measure what the launcher runs
         builder.environment().putAll(environment);
-        return results(builder, "the child JVM (" + main.getSimpleName() + ")");
-    }
-
-    /**
-     * Starts {@code builder}'s process, collects its {@code result.key=value} lines and passes its other output
-     * through, and its stderr but for the JVM's incubator warning (the first line of a child given {@link Simd#MODULE},
-     * as the launcher drops it); a non-zero exit is an error naming {@code name}.
-     */
-    static Map<String, Long> results(ProcessBuilder builder, String name) throws IOException, InterruptedException {
-        Process process = builder.start();
-        Thread stderr = new Thread(() -> passStderr(process.getErrorStream()), "child stderr");
-        stderr.setDaemon(true);
-        stderr.start();
-        Map<String, Long> results = new HashMap<>();
-        try (BufferedReader out = new BufferedReader(
-                new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-            for (String line = out.readLine(); line != null; line = out.readLine()) {
-                if (line.startsWith(RESULT)) {
-                    String[] kv = line.substring(RESULT.length()).split("=", 2);
-                    results.put(kv[0], Long.parseLong(kv[1]));
-                } else {
-                    System.out.println(line);
-                }
-            }
-        }
-        int exit = process.waitFor();
-        stderr.join();
-        if (exit != 0) {
-            throw new IllegalStateException(name + " exited with status " + exit);
-        }
-        return results;
-    }
-
-    /** Copies a child's stderr to this one's, its first line unless it is the incubator warning, the rest as it comes. */
-    private static void passStderr(InputStream in) {
-        try (in) {
-            ByteArrayOutputStream first = new ByteArrayOutputStream();
-            for (int b = in.read(); b != -1; b = in.read()) {
-                first.write(b);
-                if (b == '\n') {
-                    break;
-                }
-            }
-            if (!first.toString(StandardCharsets.UTF_8).equals(Simd.WARNING + "\n")) {
-                first.writeTo(System.err);
-            }
-            in.transferTo(System.err);
-        } catch (IOException e) {
-            System.err.println("qlora4j bench: reading a child's stderr: " + e.getMessage());
-        }
+        return ChildProcess.start(builder, "the child JVM (" + main.getSimpleName() + ")");
     }
 
     /** Gives {@code builder}'s process the launcher's allocator settings where its environment has none. */
@@ -137,5 +109,27 @@ final class ChildJvm {
     /** In the child: one measurement, read back by {@link #run}. */
     static void result(String key, long value) {
         System.out.println(RESULT + key + "=" + value);
+    }
+
+    /**
+     * In the child: where the parent paces this child's timed steps ({@link #PACED}), says so and waits for the
+     * parent's word, a line on stdin or its end ({@link ChildProcess}); elsewhere returns at once.
+     */
+    static void awaitTurn() {
+        if (PACED_HERE) {
+            System.out.println(PACE + "ready");
+            try {
+                STDIN.readLine();
+            } catch (IOException e) {
+                throw new UncheckedIOException("waiting for the parent's word", e);
+            }
+        }
+    }
+
+    /** In the child: where it is paced, reports the time of the timed step just taken. */
+    static void stepTaken(long nanos) {
+        if (PACED_HERE) {
+            System.out.println(PACE + "stepUs=" + Math.round(nanos / 1e3));
+        }
     }
 }

@@ -4,19 +4,15 @@ import io.qlora4j.model.decoder.DecoderConfig;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The Python stack's LoRA training step as a baseline child process: {@value #SCRIPT} (a resource of this package)
  * under the interpreter {@link #interpreter} names, with PyTorch. Where that interpreter imports transformers and
  * PEFT it trains transformers' Llama with PEFT's LoRA on every projection under the Trainer as LLaMA-Factory sets it
  * up (a float32 base, recompute per decoder layer, AdamW); where it imports only torch, the same computation in plain
- * PyTorch ({@link #stack}). It reports as qlora4j's benchmark children do ({@link ChildJvm#results}).
+ * PyTorch ({@link #stack}). It reports as qlora4j's benchmark children do ({@link ChildProcess}).
  *
  * <p>The child runs as a Python user's process does: without the glibc settings that the {@code qlora4j} launcher
  * exports for its own JVMs (mmap and trim thresholds, huge pages), and with this JVM's libtorch thread count, or one
@@ -81,33 +77,31 @@ final class PythonStep {
     }
 
     /**
-     * Runs {@code warmup} + {@code steps} steps of LoRA {@code rank} (alpha 2 x rank) over a float32 base of
-     * {@code w}'s shape, recomputing each layer, with {@code stack} ({@link #stack}) in a fresh Python process;
-     * returns its {@code result.} figures: {@code stepUs}, {@code hwm}, {@code peakMflops}, {@code modelBytes}.
+     * Starts {@code warmup} + {@code steps} steps of LoRA {@code rank} (alpha 2 x rank) over a float32 base of
+     * {@code w}'s shape, recomputing each layer, with {@code stack} ({@link #stack}) in a fresh Python process, paced
+     * ({@link ChildProcess}); its {@code result.} figures: {@code stepUs}, {@code hwm}, {@code peakMflops}, {@code
+     * modelBytes}.
      */
-    static Map<String, Long> run(Workload w, String stack, int rank, int warmup, int steps)
-            throws IOException, InterruptedException {
-        Path script = Files.createTempFile("qlora4j-", "-" + SCRIPT);
-        try {
-            try (InputStream in = PythonStep.class.getResourceAsStream(SCRIPT)) {
-                if (in == null) {
-                    throw new IllegalStateException("the bench jar lacks its resource " + SCRIPT);
-                }
-                Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
+    static ChildProcess start(Workload w, String stack, int rank, int warmup, int steps) throws IOException {
+        String source;
+        try (InputStream in = PythonStep.class.getResourceAsStream(SCRIPT)) {
+            if (in == null) {
+                throw new IllegalStateException("the bench jar lacks its resource " + SCRIPT);
             }
-            ProcessBuilder builder = new ProcessBuilder(command(script, w, stack, rank, warmup, steps));
-            LAUNCHER_ONLY.forEach(builder.environment()::remove);
-            return ChildJvm.results(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
-        } finally {
-            Files.deleteIfExists(script);
+            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
+        ProcessBuilder builder = new ProcessBuilder(command(source, w, stack, rank, warmup, steps));
+        LAUNCHER_ONLY.forEach(builder.environment()::remove);
+        builder.environment().put(ChildJvm.PACED, "1");
+        return ChildProcess.start(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
     }
 
-    private static List<String> command(Path script, Workload w, String stack, int rank, int warmup, int steps) {
+    /** The interpreter running {@code source} (given whole with {@code -c}, so no file outlives the run). */
+    private static List<String> command(String source, Workload w, String stack, int rank, int warmup, int steps) {
         DecoderConfig c = w.config();
         String threads = System.getProperty("ai.djl.pytorch.num_threads",
                 String.valueOf(Runtime.getRuntime().availableProcessors()));
-        List<String> command = new ArrayList<>(List.of(interpreter(), script.toString()));
+        List<String> command = new ArrayList<>(List.of(interpreter(), "-c", source));
         command.addAll(List.of("--hidden", String.valueOf(c.hiddenSize()), "--intermediate",
                 String.valueOf(c.intermediateSize()), "--layers", String.valueOf(c.numHiddenLayers()), "--heads",
                 String.valueOf(c.numAttentionHeads()), "--kv-heads", String.valueOf(c.numKeyValueHeads()), "--vocab",

@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.function.ToDoubleFunction;
 
 /**
  * Issue 20's check: qlora4j's QLoRA step against the Python stack's dense LoRA step, side by side on one machine. The
@@ -19,66 +18,55 @@ import java.util.function.ToDoubleFunction;
  * NF4+DQ, with the full and the selective recompute. The entry point runs the issue's shape, the 134M Llama (hidden
  * 768, 12 layers, vocab 32000) at batch 4 x 256.
  *
- * <p>Every run is a fresh process, as a training job is, and the contenders alternate, one run each per round, so
- * that a load on a shared machine strikes them alike: {@value #WARMUP} warm-up steps and the median of {@value #STEPS}.
- * Each contender's figure is its median over the rounds, and its largest peak RSS; tokens/s are divided by the Python
- * step's, and each run's all-parameter 6N throughput by the float32 matmul peak its own process measured (each
- * process multiplies with its own BLAS). The qlora4j children take this process's allocator settings (the
- * launcher's, {@code QLORA4J_ALLOCATOR}); the Python child runs with glibc's defaults.
+ * <p>Each contender is a fresh process, as a training job is, loaded and warmed up ({@value #WARMUP} steps) one after
+ * the other; then they take their timed steps in lockstep ({@link ChildProcess}, paced): a round is one step of each,
+ * in turn, starting with a different contender each round, {@value #PAUSE_MS} ms apart so that no process's idle
+ * threads spin into the next one's step. The machine's speed drifts by up to a third over minutes; the steps of a round
+ * are seconds apart, so the drift moves them alike, and each target is read round by round. A contender's figure is
+ * its median step, with its process's peak RSS; tokens/s are divided by the Python step's, and its all-parameter 6N
+ * throughput by the float32 matmul peak its own process measured after its steps (each process multiplies with its
+ * own BLAS). The qlora4j children take this process's allocator settings (the launcher's, {@code
+ * QLORA4J_ALLOCATOR}); the Python child runs with glibc's defaults.
  */
 public final class SideBySideBenchmark {
     private static final int RANK = 16;
     private static final int WARMUP = 2;
-    private static final int STEPS = 3;
+    private static final long PAUSE_MS = 1000;
 
     private SideBySideBenchmark() {}
 
-    /** One run's figures: its step time, the matmul peak and peak RSS of its process. */
-    record Run(double stepMs, double peakGflops, long hwm) {}
-
     /**
-     * One contender's runs.
+     * One contender's figures.
      *
      * @param label what it ran, in a few words
-     * @param runs one per round
+     * @param stepsMs its timed steps, one per round
+     * @param peakGflops the float32 matmul peak its process measured
+     * @param hwm its process's peak RSS, bytes
      */
-    record Side(String label, List<Run> runs) {
-        /** The median step time of the runs. */
+    record Side(String label, List<Double> stepsMs, double peakGflops, long hwm) {
+        /** The median step time. */
         double stepMs() {
-            return median(Run::stepMs);
+            return ForwardBenchmark.median(stepsMs, Double::doubleValue);
         }
 
-        /** The largest peak RSS of the runs. */
-        long hwm() {
-            return runs.stream().mapToLong(Run::hwm).max().orElseThrow();
-        }
-
-        /** The median of {@code figure} over the runs. */
-        double median(ToDoubleFunction<Run> figure) {
-            return ForwardBenchmark.median(runs, figure);
-        }
-
-        /**
-         * Round by round, {@code other}'s step time over this one's (this one's speed relative to {@code other}): the
-         * two runs of a round are minutes apart at most, so a machine that drifts over the rounds moves both.
-         */
+        /** Round by round, {@code other}'s step time over this one's (this one's speed relative to {@code other}). */
         double[] speedOver(Side other) {
-            double[] ratios = new double[runs.size()];
+            double[] ratios = new double[stepsMs.size()];
             for (int round = 0; round < ratios.length; round++) {
-                ratios[round] = other.runs.get(round).stepMs() / runs.get(round).stepMs();
+                ratios[round] = other.stepsMs.get(round) / stepsMs.get(round);
             }
             return ratios;
         }
     }
 
-    /** How one run of a contender is made. */
-    private record Contender(String label, Callable<Run> run) {}
+    /** How a contender's process is started: paced, and warming up on its own. */
+    private record Contender(String label, Callable<ChildProcess> start) {}
 
-    /** Runs {@code rounds} (first argument, default 3) rounds of one fresh process per contender. */
+    /** Runs {@code rounds} (first argument, default 7) rounds of lockstep steps. */
     public static void main(String[] args) throws Exception {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
         Workload w = new Workload("~100M", BenchModels.hundredMillion(), 4, 256);
-        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 7;
         String missing = PythonStep.missing();
         if (missing != null) {
             System.err.println("SideBySideBenchmark: " + missing);
@@ -88,29 +76,36 @@ public final class SideBySideBenchmark {
                 + " AdamW, batch " + w.batch() + " x " + w.seq() + "), the Python stack (" + PythonStep.interpreter()
                 + " " + PythonStep.SCRIPT + ") against qlora4j");
         System.out.println(Machine.describe());
-        System.out.println(rounds + " rounds of one fresh process per contender, " + WARMUP + " warm-up steps and the"
-                + " median of " + STEPS + "; medians over the rounds, peak RSS the largest; 6N(all)/peak = 6 *"
-                + " all_params * tokens / step time / the matmul peak of the run's own process");
+        System.out.println("one fresh process per contender, " + WARMUP + " warm-up steps, then " + rounds + " rounds"
+                + " of one step each in turn, " + PAUSE_MS + " ms apart; medians over the rounds; 6N(all)/peak = 6 *"
+                + " all_params * tokens / step time / the matmul peak of the contender's own process");
         List<Side> sides = measure(w, rounds);
         System.out.print(table(w, sides));
         System.out.println();
         for (int recomputing : List.of(2, 3)) {
             Side side = sides.get(recomputing);
-            double qlora = sides.get(0).stepMs() / side.stepMs();
+            double[] ratios = side.speedOver(sides.get(0));
+            double qlora = ForwardBenchmark.median(ratios);
             System.out.println(String.format(Locale.ROOT, "target (%s): at least the Python stack's tokens/s, aiming"
-                    + " for 1.2x: %.2fx %s (round by round %s); peak RSS below the Python stack's: %s", side.label(),
-                    qlora, qlora >= 1.0 ? "MET" : "MISSED", rounded(side.speedOver(sides.get(0))),
+                    + " for 1.2x: %.2fx %s (the median of the rounds' ratios %s; below 1.0 in %d of %d); peak RSS"
+                    + " below the Python stack's: %s", side.label(), qlora, qlora >= 1.0 ? "MET" : "MISSED",
+                    rounded(ratios), below(ratios, 1.0), ratios.length,
                     side.hwm() < sides.get(0).hwm() ? "MET" : "MISSED"));
         }
         double[] nf4OverDense = sides.get(1).speedOver(sides.get(2));
         double median = ForwardBenchmark.median(nf4OverDense);
         System.out.println(String.format(Locale.ROOT, "target: the NF4+DQ step at most 1.05x the dense one: %.3f %s"
-                + " (the median of the rounds' ratios %s)", median, median <= 1.05 ? "MET" : "MISSED",
-                rounded(nf4OverDense)));
+                + " (the median of the rounds' ratios %s; above 1.05 in %d of %d)", median,
+                median <= 1.05 ? "MET" : "MISSED", rounded(nf4OverDense),
+                nf4OverDense.length - below(nf4OverDense, 1.05 + 1e-9), nf4OverDense.length));
     }
 
     private static String rounded(double[] ratios) {
         return Arrays.stream(ratios).mapToObj(r -> String.format(Locale.ROOT, "%.2f", r)).toList().toString();
+    }
+
+    private static long below(double[] ratios, double bound) {
+        return Arrays.stream(ratios).filter(r -> r < bound).count();
     }
 
     /**
@@ -123,23 +118,42 @@ public final class SideBySideBenchmark {
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.F32, 3)) {
             String stack = PythonStep.stack();
             List<Contender> contenders = List.of(
-                    new Contender(PythonStep.describe(stack) + ", dense float32, recompute", () -> python(w, stack)),
-                    qlora4j(w, checkpoint, BaseFormats.DENSE, RecomputePolicy.BLOCK),
-                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK),
-                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, Long.MAX_VALUE),
-                    qlora4j(w, checkpoint, BaseFormats.QLORA, TrainBenchmark.selective(w, null)));
-            List<List<Run>> runs = new ArrayList<>();
-            contenders.forEach(c -> runs.add(new ArrayList<>()));
+                    new Contender(PythonStep.describe(stack) + ", dense float32, recompute",
+                            () -> PythonStep.start(w, stack, RANK, WARMUP, rounds)),
+                    qlora4j(w, checkpoint, BaseFormats.DENSE, RecomputePolicy.BLOCK, 0, rounds),
+                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, rounds),
+                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, Long.MAX_VALUE, rounds),
+                    qlora4j(w, checkpoint, BaseFormats.QLORA, TrainBenchmark.selective(w, null), 0, rounds));
+            return lockstep(contenders, rounds);
+        }
+    }
+
+    /** Starts each contender in turn, runs {@code rounds} rounds of their paced steps, then lets each finish. */
+    private static List<Side> lockstep(List<Contender> contenders, int rounds) throws Exception {
+        List<ChildProcess> children = new ArrayList<>();
+        try {
+            for (Contender c : contenders) {
+                children.add(c.start().call());
+                children.get(children.size() - 1).awaitTurn();
+            }
+            int n = contenders.size();
+            double[][] ms = new double[n][rounds];
             for (int round = 0; round < rounds; round++) {
-                for (int c = 0; c < contenders.size(); c++) {
-                    runs.get(c).add(contenders.get(c).run().call());
+                for (int turn = 0; turn < n; turn++) {
+                    int c = (round + turn) % n;
+                    Thread.sleep(PAUSE_MS);
+                    ms[c][round] = children.get(c).step();
                 }
             }
             List<Side> sides = new ArrayList<>();
-            for (int c = 0; c < contenders.size(); c++) {
-                sides.add(new Side(contenders.get(c).label(), List.copyOf(runs.get(c))));
+            for (int c = 0; c < n; c++) {
+                Map<String, Long> r = children.get(c).finish();
+                sides.add(new Side(contenders.get(c).label(), Arrays.stream(ms[c]).boxed().toList(),
+                        r.get("peakMflops") / 1e3, r.get("hwm")));
             }
             return sides;
+        } finally {
+            children.forEach(ChildProcess::close);
         }
     }
 
@@ -151,34 +165,21 @@ public final class SideBySideBenchmark {
         for (Side s : sides) {
             out.append(String.format(Locale.ROOT, "%-66s %9.0f %9.1f %10.2f %13.2f %12.0f %12.2f%n", s.label(),
                     s.stepMs(), w.flops().tokens() / (s.stepMs() / 1e3), python.stepMs() / s.stepMs(),
-                    s.median(r -> w.flops().allParamsOfPeak(r.stepMs(), r.peakGflops())), s.hwm() / 1e6,
+                    w.flops().allParamsOfPeak(s.stepMs(), s.peakGflops()), s.hwm() / 1e6,
                     (double) s.hwm() / python.hwm()));
-            out.append("  steps ").append(s.runs().stream()
-                    .map(r -> String.format(Locale.ROOT, "%.0f", r.stepMs())).toList()).append(" ms; matmul peaks ")
-                    .append(s.runs().stream().map(r -> String.format(Locale.ROOT, "%.0f", r.peakGflops())).toList())
-                    .append(" GFLOP/s\n");
+            out.append("  steps ").append(s.stepsMs().stream()
+                    .map(ms -> String.format(Locale.ROOT, "%.0f", ms)).toList()).append(" ms; matmul peak ")
+                    .append(String.format(Locale.ROOT, "%.0f", s.peakGflops())).append(" GFLOP/s\n");
         }
         return out.toString();
     }
 
-    private static Run python(Workload w, String stack) throws Exception {
-        Map<String, Long> r = PythonStep.run(w, stack, RANK, WARMUP, STEPS);
-        return new Run(r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3, r.get("hwm"));
-    }
-
+    /** A paced qlora4j contender whose top blocks hold their dequantized weights within {@code heldWeightBytes}. */
     private static Contender qlora4j(Workload w, RandomCheckpoint checkpoint, BaseFormat format,
-            RecomputePolicy policy) {
-        return qlora4j(w, checkpoint, format, policy, 0);
-    }
-
-    /** A qlora4j contender whose top blocks hold their dequantized weights within {@code heldWeightBytes}. */
-    private static Contender qlora4j(Workload w, RandomCheckpoint checkpoint, BaseFormat format,
-            RecomputePolicy policy, long heldWeightBytes) {
+            RecomputePolicy policy, long heldWeightBytes, int rounds) {
         String held = heldWeightBytes == 0 ? "" : ", every block's weights held";
-        return new Contender("qlora4j: " + format.describe() + ", " + TrainBenchmark.label(policy) + held, () -> {
-            TrainBenchmark.Result r = TrainBenchmark.child(w, checkpoint, format, policy, heldWeightBytes, WARMUP,
-                    STEPS, Map.of());
-            return new Run(r.stepMs(), r.peakGflops(), r.hwm());
-        });
+        return new Contender("qlora4j: " + format.describe() + ", " + TrainBenchmark.label(policy) + held,
+                () -> TrainBenchmark.start(w, checkpoint, format, policy, heldWeightBytes, WARMUP, rounds,
+                        Map.of(ChildJvm.PACED, "1")));
     }
 }

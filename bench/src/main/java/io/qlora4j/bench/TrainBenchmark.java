@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
+import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.family.ModelLoader;
@@ -23,6 +24,7 @@ import io.qlora4j.trainer.plan.MemoryPlanner;
 import io.qlora4j.trainer.plan.ModelShape;
 import io.qlora4j.trainer.plan.ProcessOverhead;
 import io.qlora4j.trainer.plan.RecomputePolicy;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -217,15 +219,27 @@ public final class TrainBenchmark {
      */
     static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws Exception {
+        Map<String, Long> r;
+        try (ChildProcess child = start(w, checkpoint, format, policy, heldWeightBytes, warmup, steps, environment)) {
+            r = child.finish();
+        }
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
-        BaseFormat requested = stored == null ? format : BaseFormats.DENSE;
-        Map<String, Long> r = ChildJvm.run(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train",
-                checkpoint.dir().toString(), String.valueOf(w.batch()), String.valueOf(w.seq()),
-                id(policy), String.valueOf(heldWeightBytes), String.valueOf(warmup), String.valueOf(steps),
-                BenchFormats.id(requested));
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
                 r.get("hwm"), r.get("modelBytes"),
                 planned(w, stored == null ? format : stored, policy, heldWeightBytes));
+    }
+
+    /**
+     * Starts the child of {@link #child(Workload, RandomCheckpoint, BaseFormat, RecomputePolicy, long, int, int, Map)}
+     * and returns it unfinished, for a parent that paces its timed steps ({@code environment} setting {@link
+     * ChildJvm#PACED}).
+     */
+    static ChildProcess start(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+            long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws IOException, ModelException {
+        BaseFormat requested = BaseFormats.stored(checkpoint.dir()) == null ? format : BaseFormats.DENSE;
+        return ChildJvm.start(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train", checkpoint.dir().toString(),
+                String.valueOf(w.batch()), String.valueOf(w.seq()), id(policy), String.valueOf(heldWeightBytes),
+                String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));
     }
 
     /**
@@ -275,7 +289,8 @@ public final class TrainBenchmark {
      * The median time of {@code steps} QLoRA steps after {@code warmup} ones on the adapters {@code lora} attached
      * to {@code model}: {@link TrainStep#accumulate} over {@code batch}, {@code adam}, zeroing; the top blocks' weights
      * held within {@code heldWeightBytes}; with a {@code scaler} (a float16 model; else null) the steps run under its
-     * loss scale, as training does.
+     * loss scale, as training does. In a paced child the timed steps wait for the parent's word ({@link
+     * ChildJvm#awaitTurn}), and so does what comes after them.
      */
     static double medianStepMs(CausalLM model, LoraAdapters lora, Batch batch, RecomputePolicy policy,
             long heldWeightBytes, int warmup, int steps, LossScaler scaler, AdamW adam) {
@@ -285,6 +300,9 @@ public final class TrainBenchmark {
                 .optHeldWeightBytes(heldWeightBytes).optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
         double[] ms = new double[steps];
         for (int i = -warmup; i < steps; i++) {
+            if (i >= 0) {
+                ChildJvm.awaitTurn();
+            }
             long start = System.nanoTime();
             step.accumulate(List.of(batch), i + warmup, scaler == null ? 1f : scaler.scale());
             if (scaler == null || scaler.unscaleAndUpdate(params)) {
@@ -292,9 +310,12 @@ public final class TrainBenchmark {
             }
             Gradients.zero(params);
             if (i >= 0) {
-                ms[i] = (System.nanoTime() - start) / 1e6;
+                long nanos = System.nanoTime() - start;
+                ms[i] = nanos / 1e6;
+                ChildJvm.stepTaken(nanos);
             }
         }
+        ChildJvm.awaitTurn();
         return ForwardBenchmark.median(ms);
     }
 

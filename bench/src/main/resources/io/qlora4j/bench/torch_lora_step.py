@@ -17,7 +17,9 @@ stack's favour: no gradient clipping, no schedule, no Trainer around it; and its
 
 Prints result.key=value lines, the protocol of qlora4j's benchmark children: stepUs (median step after the warm-up),
 hwm (peak resident set of this process, bytes), peakMflops (one 2048^3 float32 matmul, median of 5, the accounting
-qlora4j's benchmarks divide by) and modelBytes (the model's parameters). Everything else goes to stderr.
+qlora4j's benchmarks divide by) and modelBytes (the model's parameters). Everything else goes to stderr. Where
+QLORA4J_BENCH_PACED=1 the timed steps are paced by the parent: before each, and once after the last, the script
+prints pace.ready and waits for a line on stdin (or its end); after each it prints pace.stepUs=<microseconds>.
 """
 import argparse
 import math
@@ -29,7 +31,7 @@ import time
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="torch_lora_step.py", description=__doc__.splitlines()[0])
     p.add_argument("--hidden", type=int, default=768)
     p.add_argument("--intermediate", type=int, default=2048)
     p.add_argument("--layers", type=int, default=12)
@@ -49,6 +51,22 @@ def parse_args():
     p.add_argument("--stack", choices=["transformers", "torch"], default=None,
                    help="default: transformers where transformers and peft import, else torch")
     return p.parse_args()
+
+
+PACED = os.environ.get("QLORA4J_BENCH_PACED") == "1"
+
+
+def await_turn():
+    """Where the parent paces the timed steps, says so and waits for its word."""
+    if PACED:
+        print("pace.ready", flush=True)
+        sys.stdin.readline()
+
+
+def step_taken(seconds):
+    """Where the parent paces the timed steps, reports the one just taken."""
+    if PACED:
+        print(f"pace.stepUs={round(seconds * 1e6)}", flush=True)
 
 
 def build(torch, a):
@@ -179,10 +197,14 @@ def train_transformers(torch, a):
 
     class Timer(transformers.TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step >= a.warmup:
+                await_turn()
             self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             times.append(time.perf_counter() - self.start)
+            if len(times) > a.warmup:
+                step_taken(times[-1])
 
     print(f"transformers {transformers.__version__}, peft {peft.__version__}, attention "
           f"{model.config._attn_implementation}", file=sys.stderr)
@@ -204,12 +226,15 @@ def train_torch(torch, a):
     ids = torch.randint(0, a.vocab, (a.batch, a.seq))
     times = []
     for i in range(a.warmup + a.steps):
+        if i >= a.warmup:
+            await_turn()
         start = time.perf_counter()
         model(ids).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if i >= a.warmup:
             times.append(time.perf_counter() - start)
+            step_taken(times[-1])
     return model, times
 
 
@@ -245,6 +270,7 @@ def main():
             a.stack = "torch"
     print(f"torch {torch.__version__}, {a.threads} threads, stack {a.stack}", file=sys.stderr)
     model, times = (train_transformers if a.stack == "transformers" else train_torch)(torch, a)
+    await_turn()
     hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     print(f"result.stepUs={round(statistics.median(times) * 1e6)}")

@@ -5,10 +5,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.IntConsumer;
 
 /**
- * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4, FP4 and GPTQ's 4 bits, {@link SimdFields} for
- * HQQ's packed bit fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector API
- * ({@code --add-modules jdk.incubator.vector}: the {@code qlora4j} launcher adds it and drops the warning line the JVM
- * then prints; a Java API user adds it to their JVM), the CPU has 16 float lanes (AVX-512), and the system property
+ * Whether codes decode in SIMD lanes ({@link SimdNibbles} for NF4, FP4, GPTQ's and AWQ's 4 bits, {@link SimdFields}
+ * for HQQ's packed bit fields) or in scalar loops: in SIMD when the JVM was started with the JDK's incubating Vector
+ * API ({@code --add-modules jdk.incubator.vector}: the {@code qlora4j} launcher adds it and drops the warning line the
+ * JVM then prints; a Java API user adds it to their JVM), the CPU has 16 float lanes (AVX-512), and the system property
  * {@code qlora4j.simd} is not {@code false}. Both ways give the same bits.
  *
  * <p>Until C2 has compiled a Vector API method, every vector op in it allocates an object: the first 1.1B step's
@@ -52,11 +52,12 @@ public final class Simd {
     /** How this JVM decodes packed codes on a CPU, and what would change it, in one phrase. */
     public static String describe() {
         if (ENABLED) {
-            return "NF4, FP4, GPTQ 4-bit and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
+            return "NF4, FP4, GPTQ and AWQ 4-bit and HQQ's packed codes decoded in SIMD lanes (" + MODULE + ")";
         }
         if (!moduleLoaded()) {
             return "packed codes decoded by scalar loops (" + JVM_OPTION + ", which the qlora4j launcher passes where"
-                    + " the runtime has the module, decodes NF4, FP4, GPTQ 4-bit and HQQ's in SIMD lanes on AVX-512)";
+                    + " the runtime has the module, decodes NF4, FP4, GPTQ and AWQ 4-bit and HQQ's in SIMD lanes on"
+                    + " AVX-512)";
         }
         return "packed codes decoded by scalar loops (" + (switchedOff() ? "-Dqlora4j.simd=false"
                 : "fewer than 16 float lanes on this CPU") + ")";
@@ -68,9 +69,9 @@ public final class Simd {
     }
 
     /**
-     * Compiles the 4-bit kernel (NF4, FP4, GPTQ) once per JVM where it is used (about half a second and 300 MB of
-     * short-lived garbage on the measured Xeon), so that no training step pays for its interpreted runs; a no-op
-     * elsewhere and after the first call. Returns whether the kernel's calls stopped allocating.
+     * Compiles the 4-bit kernels (NF4, FP4, GPTQ, AWQ) once per JVM where they are used (about half a second and 300
+     * MB of short-lived garbage on the measured Xeon), so that no training step pays for its interpreted runs; a no-op
+     * elsewhere and after the first call. Returns whether the kernels' calls stopped allocating.
      */
     public static boolean warmUpNibbles() {
         return ENABLED && NibblesWarmedUp.DONE;
@@ -81,7 +82,10 @@ public final class Simd {
         return ENABLED && FieldsWarmedUp.DONE;
     }
 
-    /** The 4-bit kernel's warm-up (both nibble orders), run by the JVM once, when the holder is first used. */
+    /**
+     * The 4-bit kernels' warm-up (both nibble orders, and the fields of words AWQ reads), run by the JVM once, when the
+     * holder is first used.
+     */
     private static final class NibblesWarmedUp {
         static final boolean DONE;
 
@@ -92,10 +96,14 @@ public final class Simd {
             float[] codebook = QuantType.NF4.codebook();
             float[] tables = new float[scales.length * SimdNibbles.STEP];
             float[] out = new float[scales.length * blocksize];
+            int[] words = new int[SimdNibbles.STEP * scales.length + 1];
+            float[] fields = new float[words.length];
             DONE = warm(call -> {
                 int blocks = 1 + call % scales.length;
                 SimdNibbles.scaleCodebook(codebook, scales, blocks, tables);
                 SimdNibbles.decode(codes, tables, blocks, blocksize, (call & 1) == 0, out);
+                SimdNibbles.decodeField(words, call & 1, 4 * (call % 8), tables, 0, fields, 0,
+                        SimdNibbles.STEP * blocks);
             });
         }
     }

@@ -13,8 +13,10 @@ import jdk.incubator.vector.VectorSpecies;
  * their values from it in one permute ({@code selectFrom}, {@code vpermps} on AVX-512). NF4/FP4 blocks (the first code
  * in the high nibble) look up their codebook times the block's scale ({@link #scaleCodebook}: the same float32
  * multiply as {@link BlockwiseQuantizer#dequantizeBlocks}' scalar loop, so the same bits); GPTQ's 4-bit groups (the
- * first code in the low nibble) their float16-rounded values. With {@link SimdFields}, the only classes that name
- * {@code jdk.incubator.vector}: nothing loads them unless {@link Simd} found the module in the boot layer.
+ * first code in the low nibble) their float16-rounded values. AWQ's words, eight codes of eight output rows each,
+ * are read a nibble at a time over 16 inputs ({@link #decodeField}), each nibble through its output row's table.
+ * With {@link SimdFields}, the only classes that name {@code jdk.incubator.vector}: nothing loads them unless {@link
+ * Simd} found the module in the boot layer.
  *
  * <p>Arrays in, arrays out, no interface calls: the code C2 compiles while {@link Simd#warmUpNibbles} runs it is the
  * code every later call runs, whatever buffers and scales its caller has (a call site that met a new class would send
@@ -67,6 +69,20 @@ public final class SimdNibbles {
                 nibbles.selectFrom(FloatVector.fromArray(FLOATS, tables, STEP * k).reinterpretAsInts())
                         .reinterpretAsFloats().intoArray(out, i);
             }
+        }
+    }
+
+    /**
+     * One 4-bit field of a run of words looked up in one 16-value table: {@code out[at + i] = tables[tableAt +
+     * ((words[offset + i] >>> shift) & 0xF)]} for {@code i < count}, a multiple of {@link #STEP}. AWQ decodes a word
+     * column this way, each of a word's eight nibbles into the output row it holds.
+     */
+    public static void decodeField(int[] words, int offset, int shift, float[] tables, int tableAt, float[] out,
+            int at, int count) {
+        for (int i = 0; i < count; i += STEP) {
+            IntVector.fromArray(INTS, words, offset + i).lanewise(VectorOperators.LSHR, shift).and(0xF)
+                    .selectFrom(FloatVector.fromArray(FLOATS, tables, tableAt).reinterpretAsInts())
+                    .reinterpretAsFloats().intoArray(out, at + i);
         }
     }
 }

@@ -32,8 +32,10 @@ import java.nio.ShortBuffer;
  *
  * <p>On a CPU a float32 weight is decoded by Java instead ({@link HostDecoding}), from the memory the device arrays
  * hold: per output row a table of every code's float16 value in every group, then one lookup per element (AWQ eight
- * output rows at a time, the rows one packed word spans). One 5632 x 2048 4-bit weight in groups of 128 took 16 to
- * 18 ms (GPTQ) and 21 to 23 ms (AWQ) into the scratch buffer against 71 to 98 ms for the ops (docs/BENCHMARKS.md).
+ * output rows at a time, the rows one packed word spans), 16 lookups at a time in SIMD lanes where {@link Simd} runs
+ * them (4-bit codes whose groups of inputs are in order and a multiple of 16 long). One 5632 x 2048 4-bit weight in
+ * groups of 128 took 16 to 18 ms (GPTQ) and 21 to 23 ms (AWQ) into the scratch buffer against 71 to 98 ms for the
+ * ops, before the SIMD lanes (docs/BENCHMARKS.md).
  */
 public final class NdGroupedTensor implements DeviceWeight {
     /**
@@ -61,7 +63,10 @@ public final class NdGroupedTensor implements DeviceWeight {
     private final ByteBuffer hostZeros;
     private final ShortBuffer hostScales;
     private final IntBuffer hostGroups;
-    /** The group size {@link SimdNibbles} decodes GPTQ rows by where it runs; 0 where the scalar loop does. */
+    /**
+     * The group size {@link SimdNibbles} decodes GPTQ rows or AWQ words by where it runs; 0 where the scalar loop
+     * does.
+     */
     private final int simdGroupSize;
 
     private NdGroupedTensor(NDManager owner, int out, int in, boolean awq, byte[] packed, long[] bytesShape,
@@ -95,8 +100,8 @@ public final class NdGroupedTensor implements DeviceWeight {
         this.hostGroups = java ? this.groupIndex.toByteBuffer(true).order(ByteOrder.nativeOrder()).asIntBuffer() : null;
         this.host = !java ? null : awq ? new HostDecoding(owner, shape(), out / 8, 8 * in, this::decodeAwqWords)
                 : new HostDecoding(owner, shape(), out, in, this::decodeRows);
-        this.simdGroupSize = java && !awq && Simd.enabled() && packed.length == out * in / 2 ? simdGroupSize(groupIndex,
-                groups) : 0;
+        this.simdGroupSize = java && Simd.enabled() && packed.length == out * in / 2 ? simdGroupSize(groupIndex, groups)
+                : 0;
         if (simdGroupSize > 0) {
             Simd.warmUpNibbles(); // once per JVM, while the model loads (the load's heap collection follows)
         }
@@ -253,7 +258,9 @@ public final class NdGroupedTensor implements DeviceWeight {
      * 8w + 4a + 2h + b} (the order the ops' transpose makes), looked up in a table per group as for GPTQ. The inputs go
      * a tile of {@link #AWQ_TILE} packed rows at a time, every word of the range over one tile before the next, so that
      * the tile's bytes are read from memory once (a word per input row of 4 * out / 8 bytes: word by word over all the
-     * rows, each cache line came from memory once per word it holds).
+     * rows, each cache line came from memory once per word it holds). Where {@link #simdGroupSize} allows, the tile's
+     * words of the range are first copied out column by column, and each nibble of a column is looked up 16 inputs at
+     * a time in SIMD lanes ({@link SimdNibbles#decodeField}), a group's part of the tile per call.
      */
     private void decodeAwqWords(FloatBuffer out, int from, int to) {
         int rowBytes = outFeatures / 2;
@@ -261,27 +268,60 @@ public final class NdGroupedTensor implements DeviceWeight {
         float[] table = new float[tile * 8 * 16]; // at most one group per input of the tile
         float[][] rows = new float[8][tile];
         ByteBuffer words = hostStream.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        int width = to - from;
+        int[] columns = simdGroupSize > 0 ? new int[tile * width] : null; // the tile's words, column by column
+        int[] row = simdGroupSize > 0 ? new int[width] : null;
+        IntBuffer ints = simdGroupSize > 0 ? words.asIntBuffer() : null;
         for (int i0 = 0; i0 < inFeatures; i0 += tile) {
             int n = Math.min(tile, inFeatures - i0);
             int first = hostGroups.get(i0);
             int last = hostGroups.get(i0 + n - 1);
+            if (columns != null) {
+                transposeWords(ints, i0, n, from, row, columns);
+            }
             for (int w = from; w < to; w++) {
                 for (int g = first; g <= last; g++) {
                     for (int j = 0; j < 8; j++) {
                         fillValues(table, ((g - first) * 8 + j) * 16, g, 8 * w + j, 16);
                     }
                 }
-                for (int i = 0; i < n; i++) {
-                    int base = (hostGroups.get(i0 + i) - first) * 8 * 16;
-                    int word = words.getInt((i0 + i) * rowBytes + 4 * w);
-                    for (int nibble = 0; nibble < 8; nibble++) { // of byte nibble / 2: low when even, else high
-                        int j = AWQ_ROW[nibble];
-                        rows[j][i] = table[base + j * 16 + ((word >>> (4 * nibble)) & 15)];
+                if (columns != null) {
+                    for (int g = first; g <= last; g++) { // the group's inputs within the tile, in SIMD lanes
+                        int lo = Math.max(i0, g * simdGroupSize) - i0;
+                        int count = Math.min(i0 + n, (g + 1) * simdGroupSize) - i0 - lo;
+                        for (int nibble = 0; nibble < 8; nibble++) {
+                            int j = AWQ_ROW[nibble];
+                            SimdNibbles.decodeField(columns, (w - from) * n + lo, 4 * nibble, table,
+                                    ((g - first) * 8 + j) * 16, rows[j], lo, count);
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        int base = (hostGroups.get(i0 + i) - first) * 8 * 16;
+                        int word = words.getInt((i0 + i) * rowBytes + 4 * w);
+                        for (int nibble = 0; nibble < 8; nibble++) { // of byte nibble / 2: low when even, else high
+                            int j = AWQ_ROW[nibble];
+                            rows[j][i] = table[base + j * 16 + ((word >>> (4 * nibble)) & 15)];
+                        }
                     }
                 }
                 for (int j = 0; j < 8; j++) {
                     out.put((8 * w + j) * inFeatures + i0, rows[j], 0, n);
                 }
+            }
+        }
+    }
+
+    /**
+     * Copies words {@code [from, from + row.length)} of input rows {@code [i0, i0 + n)} into {@code columns}, each
+     * word's column of {@code n} inputs after the previous one: the contiguous runs {@link SimdNibbles#decodeField}
+     * reads. Goes through {@code row}, one input row's words at a time.
+     */
+    private void transposeWords(IntBuffer ints, int i0, int n, int from, int[] row, int[] columns) {
+        for (int i = 0; i < n; i++) {
+            ints.get((i0 + i) * (outFeatures / 8) + from, row, 0, row.length);
+            for (int c = 0; c < row.length; c++) {
+                columns[c * n + i] = row[c];
             }
         }
     }

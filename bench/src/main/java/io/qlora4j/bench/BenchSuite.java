@@ -180,17 +180,15 @@ public final class BenchSuite {
         System.out.println("\n-- training " + w.name() + " b" + w.batch() + "x" + w.seq() + " over every base format ("
                 + BenchModels.describe(w.config()) + ")");
         System.out.println(TrainBenchmark.header());
-        List<TrainBenchmark.Result> results = TrainBenchmark.measureFormats(w, BenchFormats.menu(), f.prequantized(), 1,
-                f.trainSteps());
-        TrainBenchmark.Result nf4 = results.stream().filter(r -> r.format().equals(BaseFormats.QLORA.describe()))
-                .findFirst().orElseThrow();
+        List<TrainBenchmark.FormatStep> results = TrainBenchmark.measureFormats(w, BenchFormats.menu(),
+                f.prequantized(), 1, f.trainSteps());
+        TrainBenchmark.Result nf4 = results.get(0).result();
         List<Row> rows = new ArrayList<>();
-        for (TrainBenchmark.Result r : results) {
-            if (r == nf4) {
-                continue;
-            }
-            rows.add(new Row("step time over " + r.format() + " / NF4+DQ, " + w.name(), r.stepMs() / nf4.stepMs(),
-                    String.format(Locale.ROOT, "%.0f / %.0f ms", r.stepMs(), nf4.stepMs())));
+        for (TrainBenchmark.FormatStep step : results.subList(1, results.size())) {
+            TrainBenchmark.Result r = step.result();
+            rows.add(new Row("step time over " + r.format() + " / NF4+DQ, " + w.name(), step.overNf4(),
+                    String.format(Locale.ROOT, "the median of %d lockstep rounds; median steps %.0f / %.0f ms",
+                            f.trainSteps(), r.stepMs(), nf4.stepMs())));
         }
         return rows;
     }

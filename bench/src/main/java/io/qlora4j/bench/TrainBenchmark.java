@@ -27,6 +27,7 @@ import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -176,26 +177,64 @@ public final class TrainBenchmark {
     }
 
     /**
+     * A base format's step beside NF4+DQ's.
+     *
+     * @param result its figures, from its own child
+     * @param overNf4 its step time over NF4+DQ's, the median of the rounds' ratios (1 for NF4+DQ itself)
+     */
+    record FormatStep(Result result, double overNf4) {}
+
+    /**
      * Steps with recompute over each of {@code formats}, quantized on the fly from one random checkpoint of the
      * workload, then over a random pre-quantized checkpoint of the same shape in each of {@code prequantized} (AQLM,
-     * GPTQ, AWQ: {@link RandomCheckpoint#writePrequantized}); each in a fresh JVM, one after the other.
+     * GPTQ, AWQ: {@link RandomCheckpoint#writePrequantized}); each in a fresh JVM, one after the other, and each paced
+     * in lockstep with one NF4+DQ child that lives through them all ({@link ChildProcess}): a round is one step of
+     * each of the two, in turn, so that the ratio to NF4+DQ is read seconds apart, not minutes. NF4+DQ comes first.
      */
-    static List<Result> measureFormats(Workload w, List<BaseFormat> formats, List<BaseFormat> prequantized, int warmup,
-            int steps) throws Exception {
-        List<Result> results = new ArrayList<>();
-        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3)) {
-            for (BaseFormat format : formats) {
-                results.add(child(w, checkpoint, format, RecomputePolicy.BLOCK, warmup, steps));
-                System.out.println(row(results.get(results.size() - 1)));
+    static List<FormatStep> measureFormats(Workload w, List<BaseFormat> formats, List<BaseFormat> prequantized,
+            int warmup, int steps) throws Exception {
+        List<BaseFormat> others = formats.stream().filter(f -> !f.equals(BaseFormats.QLORA)).toList();
+        Map<String, String> paced = Map.of(ChildJvm.PACED, "1");
+        List<FormatStep> results = new ArrayList<>();
+        try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3);
+                ChildProcess nf4 = start(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, warmup,
+                        steps * (others.size() + prequantized.size()), paced)) {
+            nf4.awaitTurn();
+            for (BaseFormat format : others) {
+                results.add(beside(nf4, w, checkpoint, format, warmup, steps));
             }
-        }
-        for (BaseFormat format : prequantized) {
-            try (RandomCheckpoint checkpoint = RandomCheckpoint.writePrequantized(w.config(), format, 3)) {
-                results.add(child(w, checkpoint, BaseFormats.stored(checkpoint.dir()), RecomputePolicy.BLOCK, warmup, steps));
-                System.out.println(row(results.get(results.size() - 1)));
+            for (BaseFormat format : prequantized) {
+                try (RandomCheckpoint stored = RandomCheckpoint.writePrequantized(w.config(), format, 3)) {
+                    results.add(beside(nf4, w, stored, BaseFormats.stored(stored.dir()), warmup, steps));
+                }
             }
+            Result reference = result(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, nf4.finish());
+            System.out.println(row(reference) + " (the NF4+DQ child beside them all)");
+            results.add(0, new FormatStep(reference, 1));
         }
         return results;
+    }
+
+    /** {@code format}'s child, paced in lockstep with the waiting {@code nf4} child for {@code steps} rounds. */
+    private static FormatStep beside(ChildProcess nf4, Workload w, RandomCheckpoint checkpoint, BaseFormat format,
+            int warmup, int steps) throws Exception {
+        try (ChildProcess child = start(w, checkpoint, format, RecomputePolicy.BLOCK, 0, warmup, steps,
+                Map.of(ChildJvm.PACED, "1"))) {
+            child.awaitTurn();
+            double[] ratios = new double[steps];
+            for (int round = 0; round < steps; round++) {
+                boolean nf4First = round % 2 == 0;
+                double first = (nf4First ? nf4 : child).step();
+                double second = (nf4First ? child : nf4).step();
+                ratios[round] = nf4First ? second / first : first / second;
+            }
+            Result r = result(w, checkpoint, format, RecomputePolicy.BLOCK, 0, child.finish());
+            double overNf4 = ForwardBenchmark.median(ratios);
+            System.out.println(row(r) + String.format(Locale.ROOT, " / NF4+DQ %.2f (rounds %s)", overNf4,
+                    Arrays.toString(Arrays.stream(ratios).mapToObj(x -> String.format(Locale.ROOT, "%.2f", x))
+                            .toArray())));
+            return new FormatStep(r, overNf4);
+        }
     }
 
     /** One configuration in a fresh JVM (a pre-quantized checkpoint keeps its own format whatever {@code format}). */
@@ -219,10 +258,14 @@ public final class TrainBenchmark {
      */
     static Result child(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws Exception {
-        Map<String, Long> r;
         try (ChildProcess child = start(w, checkpoint, format, policy, heldWeightBytes, warmup, steps, environment)) {
-            r = child.finish();
+            return result(w, checkpoint, format, policy, heldWeightBytes, child.finish());
         }
+    }
+
+    /** The figures of a finished child of {@link #start}, its {@code result.} lines {@code r}. */
+    private static Result result(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+            long heldWeightBytes, Map<String, Long> r) throws ModelException {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
                 r.get("hwm"), r.get("modelBytes"),

@@ -8,10 +8,12 @@ import java.util.function.Consumer;
 
 /**
  * Where and in which floating-point type qlora4j computes: the one place that decides it. CPU
- * always computes in float32 (float16 matmuls are hundreds of times slower there); CUDA computes
+ * always computes in float32: a float16 matmul is no faster there (as fast as float32 on a Xeon with
+ * AVX-512 FP16, hundreds of times slower on CPUs without it) and less precise. CUDA computes
  * in float32 (TF32 matmuls when {@code TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1}, which the launcher
- * exports) or float16. bfloat16 is not offered: DJL 0.36's PyTorch engine has no bfloat16 arrays,
- * so {@code bf16: true} maps to float32 with one warning.
+ * exports) or float16. bfloat16 is not offered: DJL 0.36's PyTorch engine has no bfloat16 arrays
+ * (converting an array to {@code DataType.BFLOAT16} aborts the process in its native code), so
+ * {@code bf16: true} maps to float32 with one warning.
  *
  * @param device the compute device
  * @param dataType float32 or float16
@@ -63,7 +65,8 @@ public record ComputeTarget(Device device, DataType dataType) {
                     + (chosen.isGpu() ? " (TF32 matmuls); set fp16: true for 16-bit compute" : " instead"));
         }
         if (fp16 && !chosen.isGpu()) {
-            warn.accept("fp16: float16 matmuls on the CPU are hundreds of times slower than float32; computing in float32");
+            warn.accept("fp16: float16 matmuls on a CPU are no faster than float32 (far slower without AVX-512 FP16);"
+                    + " computing in float32");
         }
         DataType type = fp16 && chosen.isGpu() ? DataType.FLOAT16 : DataType.FLOAT32;
         return new ComputeTarget(chosen, type);

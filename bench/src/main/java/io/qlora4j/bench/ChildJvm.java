@@ -42,6 +42,8 @@ final class ChildJvm {
      * its timed steps on its parent's word ({@link ChildProcess}).
      */
     static final String PACED = "QLORA4J_BENCH_PACED";
+    /** The environment a paced child is started with ({@link #PACED}). */
+    static final Map<String, String> PACED_ENVIRONMENT = Map.of(PACED, "1");
     private static final String RESULT = "result.";
     private static final String PACE = "pace.";
     private static final boolean PACED_HERE = "1".equals(System.getenv(PACED));

@@ -92,7 +92,7 @@ final class PythonStep {
         }
         ProcessBuilder builder = new ProcessBuilder(command(source, w, stack, rank, warmup, steps));
         LAUNCHER_ONLY.forEach(builder.environment()::remove);
-        builder.environment().put(ChildJvm.PACED, "1");
+        builder.environment().putAll(ChildJvm.PACED_ENVIRONMENT);
         return ChildProcess.start(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
     }
 

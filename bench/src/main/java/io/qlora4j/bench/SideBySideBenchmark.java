@@ -180,6 +180,6 @@ public final class SideBySideBenchmark {
         String held = heldWeightBytes == 0 ? "" : ", every block's weights held";
         return new Contender("qlora4j: " + format.describe() + ", " + TrainBenchmark.label(policy) + held,
                 () -> TrainBenchmark.start(w, checkpoint, format, policy, heldWeightBytes, WARMUP, rounds,
-                        Map.of(ChildJvm.PACED, "1")));
+                        ChildJvm.PACED_ENVIRONMENT));
     }
 }

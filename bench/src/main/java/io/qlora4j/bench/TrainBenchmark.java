@@ -194,11 +194,10 @@ public final class TrainBenchmark {
     static List<FormatStep> measureFormats(Workload w, List<BaseFormat> formats, List<BaseFormat> prequantized,
             int warmup, int steps) throws Exception {
         List<BaseFormat> others = formats.stream().filter(f -> !f.equals(BaseFormats.QLORA)).toList();
-        Map<String, String> paced = Map.of(ChildJvm.PACED, "1");
         List<FormatStep> results = new ArrayList<>();
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.BF16, 3);
                 ChildProcess nf4 = start(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, warmup,
-                        steps * (others.size() + prequantized.size()), paced)) {
+                        steps * (others.size() + prequantized.size()), ChildJvm.PACED_ENVIRONMENT)) {
             nf4.awaitTurn();
             for (BaseFormat format : others) {
                 results.add(beside(nf4, w, checkpoint, format, warmup, steps));
@@ -219,7 +218,7 @@ public final class TrainBenchmark {
     private static FormatStep beside(ChildProcess nf4, Workload w, RandomCheckpoint checkpoint, BaseFormat format,
             int warmup, int steps) throws Exception {
         try (ChildProcess child = start(w, checkpoint, format, RecomputePolicy.BLOCK, 0, warmup, steps,
-                Map.of(ChildJvm.PACED, "1"))) {
+                ChildJvm.PACED_ENVIRONMENT)) {
             child.awaitTurn();
             double[] ratios = new double[steps];
             for (int round = 0; round < steps; round++) {
@@ -278,7 +277,8 @@ public final class TrainBenchmark {
      * ChildJvm#PACED}).
      */
     static ChildProcess start(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
-            long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws IOException, ModelException {
+            long heldWeightBytes, int warmup, int steps, Map<String, String> environment)
+            throws IOException, ModelException {
         BaseFormat requested = BaseFormats.stored(checkpoint.dir()) == null ? format : BaseFormats.DENSE;
         return ChildJvm.start(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train", checkpoint.dir().toString(),
                 String.valueOf(w.batch()), String.valueOf(w.seq()), id(policy), String.valueOf(heldWeightBytes),

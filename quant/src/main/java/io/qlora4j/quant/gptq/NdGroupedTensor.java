@@ -217,8 +217,9 @@ public final class NdGroupedTensor implements DeviceWeight {
     /**
      * Output rows {@code [from, to)} of a GPTQ weight decoded by Java: for each row, every code's value in every
      * group, {@code fp16((code - zero) * scale)} (the float32 product rounded once to float16, as the ops do), then
-     * one table lookup per element, 16 at a time in SIMD lanes where {@link #simdGroupSize} allows. Writes are
-     * absolute, so threads may fill disjoint row ranges.
+     * one table lookup per element, 16 at a time in SIMD lanes where {@link #simdGroupSize} allows; other 4-bit rows
+     * (act-order) read their codes from a copy of the row and each input's group from a copy of the group index.
+     * Writes are absolute, so threads may fill disjoint row ranges.
      */
     private void decodeRows(FloatBuffer out, int from, int to) {
         int rowBytes = hostStream.capacity() / outFeatures;
@@ -228,7 +229,15 @@ public final class NdGroupedTensor implements DeviceWeight {
         int groups = hostZeros.capacity() / outFeatures;
         float[] table = new float[groups * codes];
         float[] row = new float[inFeatures];
-        byte[] rowCodes = simdGroupSize > 0 ? new byte[rowBytes + SimdNibbles.CODES_SLACK] : null;
+        byte[] rowCodes = new byte[rowBytes + SimdNibbles.CODES_SLACK];
+        int[] tableAt = null; // 4 bits in Java's loop: where each input's group starts in the table
+        if (simdGroupSize == 0 && bits == 4) {
+            tableAt = new int[inFeatures];
+            hostGroups.get(0, tableAt);
+            for (int i = 0; i < inFeatures; i++) {
+                tableAt[i] *= codes;
+            }
+        }
         for (int o = from; o < to; o++) {
             for (int g = 0; g < groups; g++) {
                 fillValues(table, g * codes, g, o, codes);
@@ -236,6 +245,11 @@ public final class NdGroupedTensor implements DeviceWeight {
             if (simdGroupSize > 0) {
                 hostStream.get(o * rowBytes, rowCodes, 0, rowBytes);
                 SimdNibbles.decode(rowCodes, table, groups, simdGroupSize, false, row);
+            } else if (tableAt != null) { // act-order, or groups SIMD cannot take: codes from an array, low nibble first
+                hostStream.get(o * rowBytes, rowCodes, 0, rowBytes);
+                for (int i = 0; i < inFeatures; i++) {
+                    row[i] = table[tableAt[i] + ((rowCodes[i >>> 1] >>> ((i & 1) << 2)) & 15)];
+                }
             } else {
                 for (int i = 0; i < inFeatures; i++) {
                     int bit = i * bits;

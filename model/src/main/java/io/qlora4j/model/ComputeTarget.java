@@ -8,8 +8,8 @@ import java.util.function.Consumer;
 
 /**
  * Where and in which floating-point type qlora4j computes: the one place that decides it. CPU
- * always computes in float32: a float16 matmul is no faster there (as fast as float32 on a Xeon with
- * AVX-512 FP16, hundreds of times slower on CPUs without it) and less precise. CUDA computes
+ * always computes in float32: a float16 matmul is no faster there (measured on a Xeon with AVX-512
+ * FP16: as fast as float32, docs/BENCHMARKS.md) and less precise. CUDA computes
  * in float32 (TF32 matmuls when {@code TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1}, which the launcher
  * exports) or float16. bfloat16 is not offered: DJL 0.36's PyTorch engine has no bfloat16 arrays
  * (converting an array to {@code DataType.BFLOAT16} aborts the process in its native code), so
@@ -65,8 +65,7 @@ public record ComputeTarget(Device device, DataType dataType) {
                     + (chosen.isGpu() ? " (TF32 matmuls); set fp16: true for 16-bit compute" : " instead"));
         }
         if (fp16 && !chosen.isGpu()) {
-            warn.accept("fp16: float16 matmuls on a CPU are no faster than float32 (far slower without AVX-512 FP16);"
-                    + " computing in float32");
+            warn.accept("fp16: float16 matmuls on a CPU are no faster than float32; computing in float32");
         }
         DataType type = fp16 && chosen.isGpu() ? DataType.FLOAT16 : DataType.FLOAT32;
         return new ComputeTarget(chosen, type);

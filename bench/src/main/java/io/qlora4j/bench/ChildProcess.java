@@ -10,6 +10,7 @@ import java.io.OutputStreamWriter;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -81,6 +82,25 @@ final class ChildProcess implements AutoCloseable {
         }
         double ms = Long.parseLong(pace.substring(STEP_US.length())) / 1e3;
         awaitTurn();
+        return ms;
+    }
+
+    /**
+     * Runs {@code rounds} rounds of the waiting paced {@code children}'s steps: in each, one step of every child in
+     * turn, {@code pauseMs} apart, the first child of round {@code r} being child {@code r % n}; returns each child's
+     * step times, {@code [child][round]}, in milliseconds.
+     */
+    static double[][] lockstep(List<ChildProcess> children, int rounds, long pauseMs)
+            throws IOException, InterruptedException {
+        int n = children.size();
+        double[][] ms = new double[n][rounds];
+        for (int round = 0; round < rounds; round++) {
+            for (int turn = 0; turn < n; turn++) {
+                int c = (round + turn) % n;
+                Thread.sleep(pauseMs);
+                ms[c][round] = children.get(c).step();
+            }
+        }
         return ms;
     }
 

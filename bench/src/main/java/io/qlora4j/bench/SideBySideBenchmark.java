@@ -136,17 +136,9 @@ public final class SideBySideBenchmark {
                 children.add(c.start().call());
                 children.get(children.size() - 1).awaitTurn();
             }
-            int n = contenders.size();
-            double[][] ms = new double[n][rounds];
-            for (int round = 0; round < rounds; round++) {
-                for (int turn = 0; turn < n; turn++) {
-                    int c = (round + turn) % n;
-                    Thread.sleep(PAUSE_MS);
-                    ms[c][round] = children.get(c).step();
-                }
-            }
+            double[][] ms = ChildProcess.lockstep(children, rounds, PAUSE_MS);
             List<Side> sides = new ArrayList<>();
-            for (int c = 0; c < n; c++) {
+            for (int c = 0; c < contenders.size(); c++) {
                 Map<String, Long> r = children.get(c).finish();
                 sides.add(new Side(contenders.get(c).label(), Arrays.stream(ms[c]).boxed().toList(),
                         r.get("peakMflops") / 1e3, r.get("hwm")));

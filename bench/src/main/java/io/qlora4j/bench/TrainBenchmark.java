@@ -220,12 +220,10 @@ public final class TrainBenchmark {
         try (ChildProcess child = start(w, checkpoint, format, RecomputePolicy.BLOCK, 0, warmup, steps,
                 ChildJvm.PACED_ENVIRONMENT)) {
             child.awaitTurn();
+            double[][] ms = ChildProcess.lockstep(List.of(nf4, child), steps, 0);
             double[] ratios = new double[steps];
             for (int round = 0; round < steps; round++) {
-                boolean nf4First = round % 2 == 0;
-                double first = (nf4First ? nf4 : child).step();
-                double second = (nf4First ? child : nf4).step();
-                ratios[round] = nf4First ? second / first : first / second;
+                ratios[round] = ms[1][round] / ms[0][round];
             }
             Result r = result(w, checkpoint, format, RecomputePolicy.BLOCK, 0, child.finish());
             double overNf4 = ForwardBenchmark.median(ratios);

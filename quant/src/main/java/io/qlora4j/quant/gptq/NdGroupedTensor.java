@@ -229,7 +229,7 @@ public final class NdGroupedTensor implements DeviceWeight {
         int groups = hostZeros.capacity() / outFeatures;
         float[] table = new float[groups * codes];
         float[] row = new float[inFeatures];
-        byte[] rowCodes = new byte[rowBytes + SimdNibbles.CODES_SLACK];
+        byte[] rowCodes = simdGroupSize > 0 || bits == 4 ? new byte[rowBytes + SimdNibbles.CODES_SLACK] : null;
         int[] tableAt = null; // 4 bits in Java's loop: where each input's group starts in the table
         if (simdGroupSize == 0 && bits == 4) {
             tableAt = new int[inFeatures];

@@ -54,21 +54,24 @@ public final class TrainBenchmark {
         return RecomputePolicy.selective(activations(w).keptWithin(budgetBytes, w.batch(), w.seq()));
     }
 
-    /** The child's argument for {@code policy}. */
+    /** The child's argument for {@code policy}: {@code MODE[=kept,...][/skipped layers]}. */
     private static String id(RecomputePolicy policy) {
-        return policy.mode().name() + (policy.kept().isEmpty() ? "" : "=" + String.join(",", policy.kept()));
+        return policy.mode().name() + (policy.kept().isEmpty() ? "" : "=" + String.join(",", policy.kept()))
+                + (policy.skippedLayers() == 0 ? "" : "/" + policy.skippedLayers());
     }
 
     private static RecomputePolicy parse(String id) {
-        String[] parts = id.split("=", 2);
+        String[] skip = id.split("/", 2);
+        String[] parts = skip[0].split("=", 2);
         return new RecomputePolicy(Recompute.valueOf(parts[0]), parts.length == 1 ? List.of()
-                : List.of(parts[1].split(",")));
+                : List.of(parts[1].split(",")), skip.length == 1 ? 0 : Integer.parseInt(skip[1]));
     }
 
     /** How tables name {@code policy}: selective ones by their number of kept projections. */
     static String label(RecomputePolicy policy) {
-        return policy.mode() == Recompute.SELECTIVE ? "selective (" + policy.kept().size() + " kept)"
+        String label = policy.mode() == Recompute.SELECTIVE ? "selective (" + policy.kept().size() + " kept)"
                 : policy.recomputes() ? "recompute" : "no recompute";
+        return policy.skippedLayers() == 0 ? label : label + ", top " + policy.skippedLayers() + " not recomputed";
     }
 
     /** The activation model of a LoRA r 16 step of {@code w} in float32. */
@@ -290,6 +293,7 @@ public final class TrainBenchmark {
     static long planned(Workload w, BaseFormat format, RecomputePolicy policy, long heldWeightBytes) {
         return MemoryPlanner.builder(ModelShape.of(w.config())).optFormat(format).optRank(RANK)
                 .optOptim(Optim.ADAMW_TORCH).optRecompute(policy.mode()).optKeptProducts(policy.kept())
+                .optSkippedLayers(policy.skippedLayers())
                 .optHeldWeights(heldWeightBytes).optBatch(w.batch()).optSeq(w.seq())
                 .optDevice(MemoryPlanner.Device.CPU).build().plan().hostBytes();
     }
@@ -338,6 +342,7 @@ public final class TrainBenchmark {
         List<Parameter> params = new ArrayList<>();
         lora.parameters().forEach((name, value) -> params.add(new Parameter(name, value)));
         TrainStep step = TrainStep.builder(model).optRecompute(policy.recomputes()).optKeptProducts(policy.kept())
+                .optSkippedLayers(policy.skippedLayers())
                 .optHeldWeightBytes(heldWeightBytes).optReleaseHeap(ProcessOverhead.of("cpu").releasesHeap()).build();
         double[] ms = new double[steps];
         for (int i = -warmup; i < steps; i++) {

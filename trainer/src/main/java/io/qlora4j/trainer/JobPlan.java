@@ -109,6 +109,7 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
                 .optPagedBudget(budgetMb == null ? null : (long) (budgetMb * (1 << 20)))
                 .optRecompute(policy.mode())
                 .optKeptProducts(policy.kept())
+                .optSkippedLayers(policy.skippedLayers())
                 .optHeldWeights(heldWeightBytes(config))
                 .optBatch(config.integer("per_device_train_batch_size"))
                 .optSeq(JobData.rowTokens(config))
@@ -129,7 +130,8 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
      * ({@code gradient_checkpointing_mode: full}) or every block but the base products that fit
      * {@code gradient_checkpointing_budget_mb} for a micro-batch of {@code per_device_train_batch_size} rows of
      * {@link JobData#rowTokens} tokens, as planned ({@code selective}; {@link ActivationModel#keptWithin}). Full fine-tuning recomputes every block: its
-     * weights train, so no product can stand in for them.
+     * weights train, so no product can stand in for them. Either recompute leaves out the top
+     * {@code gradient_checkpointing_skip_layers} layers.
      *
      * @throws ConfigException when the selective keys contradict the others
      */
@@ -151,16 +153,22 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
             throw new ConfigException("gradient_checkpointing_budget_mb applies to gradient_checkpointing_mode:"
                     + " selective only, which this job does not run");
         }
+        if (config.integer("gradient_checkpointing_skip_layers") > 0 && !on) {
+            throw new ConfigException("gradient_checkpointing_skip_layers applies to gradient checkpointing on"
+                    + " (gradient_checkpointing: true, disable_gradient_checkpointing: false); without it no layer is"
+                    + " recomputed");
+        }
         if (!on) {
             return RecomputePolicy.NONE;
         }
+        int skipped = config.integer("gradient_checkpointing_skip_layers");
         if (!selective || full) {
-            return RecomputePolicy.BLOCK;
+            return RecomputePolicy.BLOCK.skipping(skipped);
         }
         int computeBytes = device == MemoryPlanner.Device.CUDA && config.bool("fp16") ? 2 : 4;
         ActivationModel activations = new ActivationModel(ModelShape.of(model), computeBytes, 0, false, 0);
         return RecomputePolicy.selective(activations.keptWithin(budgetMb == null ? null : (long) (budgetMb * (1 << 20)),
-                config.integer("per_device_train_batch_size"), JobData.rowTokens(config)));
+                config.integer("per_device_train_batch_size"), JobData.rowTokens(config))).skipping(skipped);
     }
 
     /** The size of one page of paged optimizer state ({@code paged_page_kb}). */

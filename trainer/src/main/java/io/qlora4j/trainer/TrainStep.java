@@ -46,6 +46,13 @@ import java.util.function.LongConsumer;
  * weights from their forward pass until their backward is done, so those blocks dequantize once per micro-batch.
  * The top blocks are the ones recomputed first, so they hold the longest-lived copies the shortest time. Held
  * weights are the same values, so the step's results are the same bits with any budget.
+ *
+ * <p>{@link Builder#optSkippedLayers Skipped layers} trade memory for the recompute itself: the top blocks run their
+ * forward pass with a graph, kept until their backward, instead of running it twice (without a graph, then again with
+ * one). The graph is the one the recompute would record, over the same values, and each skipped block's backward
+ * still starts from its own output and ends at its own input, so the step's results are the same bits with any
+ * number skipped; it is the full recompute without its most recent forward passes, as Megatron-LM's block-wise
+ * recompute of only the bottom layers is.
  */
 public final class TrainStep {
     private final CausalLM model;
@@ -53,7 +60,9 @@ public final class TrainStep {
     private final SelectiveRecompute selective;
     private final boolean trainEmbeddings;
     private final LongConsumer dropoutSeeder;
-    /** The first block that holds its weights under recompute ({@code numLayers} when none does). */
+    /** The first block whose forward pass keeps its graph, not recomputed ({@code numLayers} when none does). */
+    private final int firstSkipped;
+    /** The first block that holds its weights under recompute ({@code firstSkipped} when none does). */
     private final int firstHeld;
     /** Whether each micro-batch starts by handing glibc's free heap back (asked for, and the step recomputes). */
     private final boolean releaseHeap;
@@ -64,18 +73,20 @@ public final class TrainStep {
         this.selective = builder.kept.isEmpty() ? null : new SelectiveRecompute(builder.kept);
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
-        this.firstHeld = model.numLayers() - heldBlocks(model, builder.heldWeightBytes);
+        this.firstSkipped = model.numLayers() - (builder.recompute ? Math.min(builder.skippedLayers, model.numLayers()) : 0);
+        this.firstHeld = firstSkipped - heldBlocks(model, firstSkipped, builder.heldWeightBytes);
         this.releaseHeap = builder.releaseHeap && builder.recompute;
     }
 
     /**
-     * How many blocks, from the top, hold their weights within {@code budget} bytes: those whose held bytes in the
-     * compute dtype fit all together (none when a block has nothing to hold).
+     * How many blocks below {@code top}, from the top down, hold their weights within {@code budget} bytes: those whose
+     * held bytes in the compute dtype fit all together (none when a block has nothing to hold). Skipped layers hold
+     * nothing: their graphs keep their weights anyway.
      */
-    static int heldBlocks(CausalLM model, long budget) {
+    static int heldBlocks(CausalLM model, int top, long budget) {
         int held = 0;
         long used = 0;
-        for (int l = model.numLayers() - 1; l >= 0; l--) {
+        for (int l = top - 1; l >= 0; l--) {
             long bytes = blockHeldBytes(model.block(l), model.computeType());
             if (bytes == 0 || used + bytes > budget) {
                 break;
@@ -169,8 +180,9 @@ public final class TrainStep {
     }
 
     /**
-     * Forward without a graph keeping block inputs; backward through the head, then block by block. The blocks from
-     * {@link #firstHeld} up hold their weights from their forward pass to the end of their backward.
+     * Forward without a graph keeping block inputs (the skipped layers with theirs); backward through the head, then
+     * block by block. The blocks from {@link #firstHeld} up to the skipped ones hold their weights from their forward
+     * pass to the end of their backward.
      */
     private double checkpointed(NDArray ids, AttentionContext context, LossHead head) {
         int layers = model.numLayers();
@@ -189,20 +201,26 @@ public final class TrainStep {
     private double checkpointed(NDArray ids, AttentionContext context, LossHead head, WeightHold[] holds) {
         int layers = model.numLayers();
         NDArray[] inputs = new NDArray[layers + 1];
-        List<KeptProducts> products = new ArrayList<>();
+        // a skipped layer's input leaf, whose gradient its backward pass fills
+        NDArray[] leaves = new NDArray[layers];
+        KeptProducts[] products = new KeptProducts[layers];
         JniUtils.setGradMode(false);
         inputs[0] = model.embed(ids);
         for (int l = 0; l < layers; l++) {
-            if (l >= firstHeld) {
+            if (l >= firstHeld && l < firstSkipped) {
                 holds[l] = hold(model.block(l));
             }
-            // each block's intermediates die with it: only its output (and a selective recompute's products) is kept
+            // each block's intermediates die with it: only its output (and a selective recompute's products) is kept,
+            // and a skipped layer's graph, which autograd holds
             try (NDScope block = new NDScope()) {
-                if (selective == null) {
+                if (l >= firstSkipped) {
+                    leaves[l] = kept(leaf(inputs[l]));
+                    inputs[l + 1] = forwardWithGraph(model.block(l), leaves[l], context);
+                } else if (selective == null) {
                     inputs[l + 1] = model.block(l).forward(inputs[l], context, null, BlockCalls.GRAPH_FREE);
                 } else {
-                    products.add(selective.room(model.block(l), ids.size(), inputs[l].getDataType(), ids.getManager()));
-                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null, selective.recording(products.get(l)));
+                    products[l] = selective.room(model.block(l), ids.size(), inputs[l].getDataType(), ids.getManager());
+                    inputs[l + 1] = model.block(l).forward(inputs[l], context, null, selective.recording(products[l]));
                 }
                 NDScope.unregister(inputs[l + 1]);
             }
@@ -216,7 +234,7 @@ public final class TrainStep {
                 upstream = kept(top.getGradient());
             }
             try (RecordedWeights recorded = RecordedWeights.open()) {
-                upstream = recomputeBlocks(context, holds, inputs, products, collector, upstream, recorded);
+                upstream = recomputeBlocks(context, holds, inputs, leaves, products, collector, upstream, recorded);
             }
             if (trainEmbeddings) {
                 collector.backward(model.embed(ids).mul(upstream).sum());
@@ -225,26 +243,43 @@ public final class TrainStep {
         }
     }
 
+    /** {@code block}'s forward pass over {@code input} recording its graph, as its recompute would. */
+    private static NDArray forwardWithGraph(DecoderBlock block, NDArray input, AttentionContext context) {
+        JniUtils.setGradMode(true);
+        try {
+            return block.forward(input, context, null);
+        } finally {
+            JniUtils.setGradMode(false);
+        }
+    }
+
     /**
-     * Recomputes the blocks from the top and backpropagates {@code upstream} through each, the weights their graphs
-     * keep decoded into {@code recorded}'s slots (each block's graph is released by its backward before the next
-     * block is recomputed); returns the gradient at the first block's input.
+     * Backpropagates {@code upstream} through the blocks from the top: through the skipped layers' graphs (their
+     * outputs in {@code inputs}, their input leaves in {@code leaves}), then recomputing each other block, the weights
+     * their graphs keep decoded into {@code recorded}'s slots (each block's graph is released by its backward before
+     * the next block is recomputed); returns the gradient at the first block's input.
      */
-    private NDArray recomputeBlocks(AttentionContext context, WeightHold[] holds, NDArray[] inputs,
-            List<KeptProducts> products, GradientCollector collector, NDArray upstream, RecordedWeights recorded) {
+    private NDArray recomputeBlocks(AttentionContext context, WeightHold[] holds, NDArray[] inputs, NDArray[] leaves,
+            KeptProducts[] products, GradientCollector collector, NDArray upstream, RecordedWeights recorded) {
         for (int l = model.numLayers() - 1; l >= 0; l--) {
             recorded.nextBlock();
             // the recomputed block's graph and activations are freed before the next block is recomputed
             try (NDScope block = new NDScope()) {
-                NDArray input = leaf(inputs[l]);
-                if (selective == null) {
+                NDArray input;
+                if (l >= firstSkipped) {
+                    input = leaves[l];
+                    NDScope.register(input);
+                    collector.backward(inputs[l + 1].mul(upstream).sum());
+                } else if (selective == null) {
+                    input = leaf(inputs[l]);
                     NDArray out = model.block(l).forward(input, context, null);
                     collector.backward(out.mul(upstream).sum());
                 } else {
-                    try (SelectiveRecompute.Replay replay = selective.replay(products.get(l))) {
+                    input = leaf(inputs[l]);
+                    try (SelectiveRecompute.Replay replay = selective.replay(products[l])) {
                         replay.backward(model.block(l).forward(input, context, null, replay), upstream);
                     }
-                    products.get(l).close();
+                    products[l].close();
                 }
                 upstream.close();
                 upstream = kept(input.getGradient());
@@ -291,6 +326,7 @@ public final class TrainStep {
         private LongConsumer dropoutSeeder = seed -> { };
         private long heldWeightBytes;
         private boolean releaseHeap;
+        private int skippedLayers;
 
         private Builder(CausalLM model) {
             this.model = model;
@@ -333,7 +369,7 @@ public final class TrainStep {
         /**
          * Bytes the top blocks may keep their dequantized (or widened) base weights in, from their forward pass to
          * their backward, so that they dequantize once per micro-batch instead of twice (default 0: none). Only
-         * whole blocks count: as many from the top as fit. Applies with recompute only.
+         * whole blocks count: as many from the top of the recomputed ones as fit. Applies with recompute only.
          */
         public Builder optHeldWeightBytes(long heldWeightBytes) {
             this.heldWeightBytes = heldWeightBytes;
@@ -349,6 +385,20 @@ public final class TrainStep {
          */
         public Builder optReleaseHeap(boolean releaseHeap) {
             this.releaseHeap = releaseHeap;
+            return this;
+        }
+
+        /**
+         * Keeps the graph of the top {@code layers} blocks' forward pass for their backward instead of recomputing
+         * them (default 0: every block is recomputed; more than the model has: all of them): the same results bit for
+         * bit, for those blocks' saved activations and weights held from the forward pass to their backward. Applies
+         * with recompute only.
+         */
+        public Builder optSkippedLayers(int layers) {
+            if (layers < 0) {
+                throw new IllegalArgumentException("skipped layers must be >= 0, got " + layers);
+            }
+            this.skippedLayers = layers;
             return this;
         }
 

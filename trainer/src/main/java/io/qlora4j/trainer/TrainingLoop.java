@@ -101,6 +101,7 @@ final class TrainingLoop {
         TrainStep step = TrainStep.builder(model)
                 .optRecompute(recompute.recomputes())
                 .optKeptProducts(recompute.kept())
+                .optSkippedLayers(recompute.skippedLayers())
                 .optHeldWeightBytes(JobPlan.heldWeightBytes(config))
                 .optTrainEmbeddings(weights.trainsEmbeddings())
                 .optDropoutSeeder(weights::setDropoutSeed)

@@ -297,9 +297,9 @@ class TrainStepTest {
                 expectedBlock += model.block(0).linear(name).outFeatures() * model.block(0).linear(name).inFeatures() * 4;
             }
             assertEquals(expectedBlock, block);
-            assertEquals(0, TrainStep.heldBlocks(model, block - 1));
-            assertEquals(1, TrainStep.heldBlocks(model, 2 * block - 1));
-            assertEquals(model.numLayers(), TrainStep.heldBlocks(model, Long.MAX_VALUE));
+            assertEquals(0, TrainStep.heldBlocks(model, model.numLayers(), block - 1));
+            assertEquals(1, TrainStep.heldBlocks(model, model.numLayers(), 2 * block - 1));
+            assertEquals(model.numLayers(), TrainStep.heldBlocks(model, model.numLayers(), Long.MAX_VALUE));
             LossAndGradients expected = assertHoldingChangesNoBit(lora, manager, List.of(), block);
             double kept = lora.step().optRecompute(false).build().accumulate(group, 4);
             assertEquals(kept, expected.loss(), 1e-6);
@@ -329,6 +329,64 @@ class TrainStepTest {
             long block) {
         return assertChangesNoBit(lora, manager, kept, b -> b.optHeldWeightBytes(block),
                 b -> b.optHeldWeightBytes(Long.MAX_VALUE));
+    }
+
+    /**
+     * Skipping the recompute of the top layer, of every layer, and of the top layer with the others' weights held, under
+     * dropout over an NF4 base: the loss and gradients of the full recompute, bit for bit, with no array left behind;
+     * so is a selective recompute that skips every layer (it keeps no product then).
+     */
+    @Test
+    void skippedLayersGiveTheFullRecomputesBits() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 7), manager, DataType.FLOAT32, 0.3);
+            List<String> all = lora.model().block(0).linearNames();
+            assertChangesNoBit(lora, manager, List.of(), b -> b.optSkippedLayers(1),
+                    b -> b.optSkippedLayers(Integer.MAX_VALUE),
+                    b -> b.optSkippedLayers(1).optHeldWeightBytes(Long.MAX_VALUE),
+                    b -> b.optKeptProducts(all).optSkippedLayers(lora.model().numLayers()));
+        }
+    }
+
+    /**
+     * A selective recompute skipping the top layer: the bottom layer's products are kept (its gradients are the full
+     * recompute's up to summation order), the top layer runs as the full recompute, and nothing is left behind.
+     */
+    @Test
+    void aSelectiveRecomputeSkipsLayersToo() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Nf4Lora lora = Nf4Lora.load(TinyModel.write(dir.resolve("base"), 8), manager, DataType.FLOAT32, 0.3);
+            List<Parameter> params = lora.params();
+            List<Batch> group = List.of(FIRST, SECOND);
+            double full = lora.step().build().accumulate(group, 4);
+            Map<String, float[]> expected = gradients(params);
+            Gradients.zero(params);
+            int arrays = manager.getManagedArrays().size();
+            double skipping = lora.step().optKeptProducts(lora.model().block(0).linearNames()).optSkippedLayers(1).build()
+                    .accumulate(group, 4);
+            assertEquals(full, skipping, 0.0);
+            assertClose(expected, gradients(params), 1e-6);
+            Gradients.zero(params);
+            assertEquals(arrays, manager.getManagedArrays().size());
+        }
+    }
+
+    /** Full fine-tuning (every weight and the embeddings train) skipping the top layer: the full recompute's bits. */
+    @Test
+    void skippedLayersGiveTheBitsOfFullFineTuningToo() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            CausalLM model = load(manager);
+            FullWeights weights = new FullWeights(model, dir.resolve("base"));
+            List<Batch> group = List.of(FIRST, SECOND);
+            double recomputed = fullStep(model, true).accumulate(group, 3);
+            Map<String, float[]> expected = gradients(weights.parameters());
+            Gradients.zero(weights.parameters());
+            double skipping = TrainStep.builder(model).optTrainEmbeddings(true).optSkippedLayers(1).build()
+                    .accumulate(group, 3);
+            Map<String, float[]> actual = gradients(weights.parameters());
+            assertEquals(recomputed, skipping, 0.0);
+            expected.forEach((name, g) -> assertArrayEquals(g, actual.get(name), name));
+        }
     }
 
     /**

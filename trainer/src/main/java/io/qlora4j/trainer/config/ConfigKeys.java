@@ -260,6 +260,10 @@ public final class ConfigKeys {
         add(ConfigKey.of("gradient_checkpointing_budget_mb", FLOAT, null,
                 "memory in MiB the selective mode may keep per micro-batch of per_device_train_batch_size x cutoff_len"
                         + " (default: every projection's product)").range(0.0, NO_LIMIT));
+        add(ConfigKey.of("gradient_checkpointing_skip_layers", INT, 0,
+                "top decoder layers gradient checkpointing leaves out: their forward pass keeps its activations for"
+                        + " the backward pass instead of being recomputed (the same results bit for bit, one layer's"
+                        + " activations more memory each; more than the model has: all)").range(0.0, NO_LIMIT));
         add(ConfigKey.of("device_memory_gb", FLOAT, null,
                 "memory the run must fit, in GB (default: the GPU's, or the machine's on a CPU); inspect and train plan"
                         + " against it").range(0.0, NO_LIMIT));

@@ -30,6 +30,10 @@ import java.util.Set;
  *   <li>{@link Recompute#NONE}: every block's saved tensors and dequantized weights at once until the one backward
  *       pass, plus the last block's intermediates or the loss head.</li>
  * </ul>
+ * Under either recompute, the top {@linkplain RecomputePolicy#skippedLayers skipped layers} keep their graphs (saved
+ * tensors and every projection's dequantized weights, as without recompute) from their forward pass to their backward,
+ * so those graphs add to the loss head's phase, to the last one's forward intermediates and to the top one's backward
+ * gradients; they keep no base products.
  * Block arrays, from {@code TransformerBlock.forward} as a Llama block runs it: per RMSNorm the square (transient),
  * quotient and output (saved),
  * float32 inside; the residual sum (saved); per projection its LoRA product {@code [tokens, r]} float32 (saved) and,
@@ -181,16 +185,18 @@ public final class ActivationModel {
         if (policy == Recompute.SELECTIVE) {
             throw new IllegalArgumentException("a selective recompute needs its kept projections");
         }
-        return of(policy, List.of(), batch, seq);
+        return of(new RecomputePolicy(policy, List.of(), 0), batch, seq);
     }
 
     /**
-     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code policy}, a selective
-     * recompute keeping the base products of the projections {@code kept} (ignored by the other policies).
+     * The activations of one micro-batch of {@code batch} rows of {@code seq} tokens under {@code recompute}: its
+     * policy, its kept products (a selective recompute) and its skipped layers.
      *
      * @throws ArithmeticException when a figure exceeds 2^63 bytes
      */
-    public Activations of(Recompute policy, List<String> kept, long batch, long seq) {
+    public Activations of(RecomputePolicy recompute, long batch, long seq) {
+        Recompute policy = recompute.mode();
+        List<String> kept = recompute.kept();
         long t = Exact.product(batch, seq);
         long h = shape.hidden();
         long q = shape.queryDim();
@@ -233,14 +239,17 @@ public final class ActivationModel {
         }
         boolean selective = policy == Recompute.SELECTIVE;
         Bytes weights = Bytes.ZERO;
+        Bytes allWeights = Bytes.ZERO;
         Bytes cutGradients = Bytes.ZERO;
         long largest = 0;
         for (ModelShape.Linear l : shape.linears()) {
+            Bytes weight = arrays(1, Exact.product(l.out(), l.in(), e));
+            allWeights = allWeights.plus(weight);
             if (selective && kept.contains(l.name())) {
                 cutGradients = cutGradients.plus(arrays(1, Exact.product(t, l.in(), e)))
                         .plus(arrays(1, Exact.product(t, l.out(), e)));
             } else {
-                weights = weights.plus(arrays(1, Exact.product(l.out(), l.in(), e)));
+                weights = weights.plus(weight);
             }
             largest = Math.max(largest, Exact.product(l.out(), l.in()));
         }
@@ -249,25 +258,31 @@ public final class ActivationModel {
         Bytes backward = arrays(4, Exact.product(t, inter, e)).plus(arrays(2, Exact.product(t, h, e)));
         Bytes head = lossHead(batch, seq);
         Bytes masks = arrays(parts.masks(), Exact.product(batch, seq, seq, F32));
+        Bytes last = transients.plus(dequantizing);
         if (policy == Recompute.NONE) {
             Bytes hidden = arrays(1, Exact.product(t, h, e)).plus(masks);
             Bytes graph = saved.plus(weights).times(shape.layers());
-            Bytes last = transients.plus(dequantizing);
             Bytes peak = hidden.plus(graph).plus(Bytes.max(last, head));
             return new Activations(policy, hidden, graph, Bytes.ZERO, head, peak,
                     hidden.plus(graph).plus(Bytes.highWater(last, head)));
         }
+        long skipped = Math.min(recompute.skippedLayers(), shape.layers());
         Bytes boundaries = arrays(shape.layers() + 1L, Exact.product(t, h, e)).plus(masks);
         if (selective) {
-            boundaries = boundaries.plus(keptProducts(kept, t).times(shape.layers()));
+            boundaries = boundaries.plus(keptProducts(kept, t).times(shape.layers() - skipped));
         }
+        Bytes graphs = saved.plus(allWeights).times(skipped);
         // the kept products' input gradients dequantize their weights one at a time
         Bytes cuts = cutGradients.total() == 0 ? Bytes.ZERO : cutGradients.plus(dequantizing);
         Bytes block = weights.plus(Bytes.max(saved.plus(transients).plus(dequantizing), saved.plus(backward).plus(cuts)));
         Bytes forward = transients.plus(saved).plus(dequantizing);
-        Bytes peak = boundaries.plus(Bytes.max(block, Bytes.max(head, forward)));
-        return new Activations(policy, boundaries, Bytes.ZERO, block, head, peak,
-                boundaries.plus(Bytes.highWater(block, Bytes.highWater(head, forward))));
+        // with the skipped layers' graphs: the head, the last one's forward intermediates, the top one's backward
+        Bytes top = skipped == 0 ? Bytes.ZERO : graphs.plus(Bytes.max(head, Bytes.max(last, backward)));
+        Bytes topHighWater = skipped == 0 ? Bytes.ZERO
+                : graphs.plus(Bytes.highWater(head, Bytes.highWater(last, backward)));
+        Bytes peak = boundaries.plus(Bytes.max(top, Bytes.max(block, Bytes.max(head, forward))));
+        return new Activations(policy, boundaries, graphs, block, head, peak, boundaries.plus(
+                Bytes.highWater(topHighWater, Bytes.highWater(block, Bytes.highWater(head, forward)))));
     }
 
     /** Tokens per loss-head chunk for a vocabulary of {@code vocab}: at least one. */
@@ -317,7 +332,8 @@ public final class ActivationModel {
      * @param policy what the backward pass recomputes
      * @param hiddenStates the hidden states kept across the whole step (block boundaries under recompute, with a
      *     selective recompute's kept products, the embedding output without)
-     * @param graph every block's saved tensors and dequantized weights kept for one backward pass (no recompute)
+     * @param graph the saved tensors and dequantized weights kept from the forward pass for one backward pass: every
+     *     block's without recompute, the skipped layers' with it
      * @param block one recomputed block at its largest: its dequantized weights, saved tensors and the larger of its
      *     forward intermediates and its backward gradients (recompute)
      * @param lossHead the loss head's chunk at its largest

@@ -11,7 +11,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * The settings that would make a plan fit, each found by planning again with that one change: a smaller
- * {@code paged_budget_mb} (or a paged optimizer), recompute on (or a selective recompute made full), float16 compute on CUDA, a lower rank, a smaller
+ * {@code paged_budget_mb} (or a paged optimizer), fewer skipped layers, recompute on (or a selective recompute made
+ * full), float16 compute on CUDA, a lower rank, a smaller
  * batch, a base format of fewer bits. Only changes whose plan fits are offered.
  */
 final class FitAdvice {
@@ -35,6 +36,13 @@ final class FitAdvice {
                         : b -> b.optOptim(Optim.PAGED_ADAMW_32BIT).optPagedBudget(budget);
                 offer(out, planner, change, (paged ? "" : "optim=paged_adamw_32bit ") + "paged_budget_mb="
                         + budget / MIB, "keep less optimizer state on the device, page the rest to host memory");
+            }
+        }
+        for (int skipped = planner.toBuilder().skippedLayers() - 1; skipped >= 0; skipped--) {
+            int k = skipped;
+            if (offer(out, planner, b -> b.optSkippedLayers(k), "gradient_checkpointing_skip_layers=" + k,
+                    k == 0 ? "recompute every layer" : "recompute more layers")) {
+                break;
             }
         }
         if (planner.toBuilder().recompute() == Recompute.SELECTIVE) {

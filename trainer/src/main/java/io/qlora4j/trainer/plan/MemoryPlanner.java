@@ -104,8 +104,9 @@ public final class MemoryPlanner {
             state = Exact.sum(state, b.optim.stateBytes(n));
         }
         ProcessOverhead overhead = ProcessOverhead.of(b.device.key());
-        Activations act = new ActivationModel(s, e, b.full ? 0 : b.rank, b.dropout, overhead.smallArrayBytes())
-                .of(b.recompute, b.kept, b.batch, b.seq);
+        ActivationModel activations = new ActivationModel(s, e, b.full ? 0 : b.rank, b.dropout,
+                overhead.smallArrayBytes());
+        Activations act = activations.of(new RecomputePolicy(b.recompute, b.kept, b.skippedLayers), b.batch, b.seq);
         Optional<Part> held = heldWeights();
         long resident = Exact.sum(base, frozenDense, Exact.product(trainable, 8), act.peak().total(),
                 overhead.deviceBytes(), held.map(Part::bytes).orElse(0L));
@@ -121,7 +122,11 @@ public final class MemoryPlanner {
                     + overhead.measured()));
         } else {
             long perMille = overhead.retainedPerMille().get(b.recompute);
-            long retained = Exact.product(act.highWater().small(), perMille) / 1000;
+            // the skipped layers' graphs stay live from their forward pass to their backward: the heap's churn,
+            // which the factor was fitted on, is the recompute's without them
+            long churned = b.skippedLayers == 0 ? act.highWater().small() : activations
+                    .of(new RecomputePolicy(b.recompute, b.kept, 0), b.batch, b.seq).highWater().small();
+            long retained = Exact.product(churned, perMille) / 1000;
             parts.add(new Part("allocator_retained", retained, Place.HOST, String.format(Locale.ROOT,
                     "what glibc's heap keeps beyond the live arrays below %d MiB (%.2f x their %.1f MB, measured;"
                     + " allocator %s)", overhead.smallArrayBytes() >> 20, perMille / 1000.0,
@@ -133,8 +138,8 @@ public final class MemoryPlanner {
 
     /**
      * The top blocks' base weights held dequantized from their forward pass to their recompute ({@code TrainStep}):
-     * as many whole blocks as {@code held_weights_mb} takes, in the compute dtype (full or selective recompute alike);
-     * none without recompute, over a dense base or in full fine-tuning (nothing to dequantize), or with a budget below
+     * as many whole blocks below the skipped layers as {@code held_weights_mb} takes, in the compute dtype (full or
+     * selective recompute alike); none without recompute, over a dense base or in full fine-tuning (nothing to dequantize), or with a budget below
      * one block.
      */
     private Optional<Part> heldWeights() {
@@ -143,7 +148,8 @@ public final class MemoryPlanner {
             block = Exact.sum(block, Exact.product(l.out(), l.in(), b.computeBytes));
         }
         long blocks = b.recompute == Recompute.NONE || b.full || b.format == BaseFormats.DENSE ? 0
-                : Math.min(b.shape.layers(), b.heldWeights / Math.max(1, block));
+                : Math.min(b.shape.layers() - Math.min(b.skippedLayers, b.shape.layers()),
+                        b.heldWeights / Math.max(1, block));
         return blocks == 0 ? Optional.empty() : Optional.of(new Part("held_weights", Exact.product(blocks, block),
                 Place.DEVICE, String.format(Locale.ROOT, "the top %d of %d blocks' projections dequantized once per"
                         + " step (held_weights_mb %.0f)", blocks, b.shape.layers(), b.heldWeights / (double) (1 << 20))));
@@ -232,9 +238,12 @@ public final class MemoryPlanner {
                             .keptBytes(b.kept, b.batch, b.seq)) + ")";
         };
         boolean recomputed = a.policy() != Recompute.NONE;
-        return String.format(Locale.ROOT, "batch %d x %d tokens, %s: hidden states %s, %s %s, loss head %s (%d-token"
+        long skipped = Math.min(b.skippedLayers, b.shape.layers());
+        String graphs = !recomputed || skipped == 0 ? "" : String.format(Locale.ROOT, ", %s (not recomputed) %s",
+                skipped == 1 ? "graph of the top layer" : "graphs of the top " + skipped + " layers", mb(a.graph().total()));
+        return String.format(Locale.ROOT, "batch %d x %d tokens, %s: hidden states %s, %s %s%s, loss head %s (%d-token"
                 + " chunks)", b.batch, b.seq, policy, mb(a.hiddenStates().total()), recomputed ? "one recomputed block"
-                        : "graph of all blocks", mb((recomputed ? a.block() : a.graph()).total()),
+                        : "graph of all blocks", mb((recomputed ? a.block() : a.graph()).total()), graphs,
                 mb(a.lossHead().total()),
                 ActivationModel.chunkTokens(b.shape.vocab()));
     }
@@ -257,6 +266,7 @@ public final class MemoryPlanner {
         private long pageBytes = 1 << 20;
         private Recompute recompute = Recompute.BLOCK;
         private List<String> kept = List.of();
+        private int skippedLayers;
         private long heldWeights;
         private long batch = 1;
         private long seq = 2048;
@@ -283,6 +293,7 @@ public final class MemoryPlanner {
             c.pageBytes = pageBytes;
             c.recompute = recompute;
             c.kept = kept;
+            c.skippedLayers = skippedLayers;
             c.heldWeights = heldWeights;
             c.batch = batch;
             c.seq = seq;
@@ -316,6 +327,11 @@ public final class MemoryPlanner {
         /** The kept products set. */
         List<String> kept() {
             return kept;
+        }
+
+        /** The skipped layers set. */
+        int skippedLayers() {
+            return skippedLayers;
         }
 
         /** The model's shape. */
@@ -399,6 +415,15 @@ public final class MemoryPlanner {
         /** The projections whose base products a selective recompute keeps (default none). */
         public Builder optKeptProducts(List<String> value) {
             this.kept = List.copyOf(value);
+            return this;
+        }
+
+        /**
+         * The top blocks whose forward pass keeps its graph instead of being recomputed
+         * ({@code gradient_checkpointing_skip_layers}; default 0); recompute only.
+         */
+        public Builder optSkippedLayers(int value) {
+            this.skippedLayers = value;
             return this;
         }
 

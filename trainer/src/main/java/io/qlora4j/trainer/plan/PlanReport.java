@@ -37,7 +37,8 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
 
     /**
      * The limited total under no recompute, the full one and, unless every weight trains, the selective one (keeping
-     * the products the plan keeps, or every product when it keeps none).
+     * the products the plan keeps, or every product when it keeps none), each recomputing every layer; then the job's
+     * recompute (full without one) skipping its layers, or one layer when it skips none: what skipping costs.
      */
     private static Map<String, Long> policies(MemoryPlanner planner) {
         MemoryPlanner.Builder b = planner.toBuilder();
@@ -45,13 +46,20 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
                 : b.shape().linears().stream().map(ModelShape.Linear::name).toList();
         Map<String, Long> out = new LinkedHashMap<>();
         out.put("gradient_checkpointing=false", planner.toBuilder().optRecompute(Recompute.NONE)
-                .optKeptProducts(List.of()).build().plan().limitedBytes());
+                .optKeptProducts(List.of()).optSkippedLayers(0).build().plan().limitedBytes());
         out.put("gradient_checkpointing_mode=full", planner.toBuilder().optRecompute(Recompute.BLOCK)
-                .optKeptProducts(List.of()).build().plan().limitedBytes());
+                .optKeptProducts(List.of()).optSkippedLayers(0).build().plan().limitedBytes());
         if (!b.fullFinetune()) {
             out.put("gradient_checkpointing_mode=selective", planner.toBuilder().optRecompute(Recompute.SELECTIVE)
-                    .optKeptProducts(kept).build().plan().limitedBytes());
+                    .optKeptProducts(kept).optSkippedLayers(0).build().plan().limitedBytes());
         }
+        int skipped = Math.max(1, b.skippedLayers());
+        MemoryPlanner.Builder skipping = planner.toBuilder().optSkippedLayers(skipped);
+        if (b.recompute() == Recompute.NONE) {
+            skipping.optRecompute(Recompute.BLOCK);
+        }
+        out.put((b.recompute() == Recompute.SELECTIVE ? "gradient_checkpointing_mode=selective " : "")
+                + "gradient_checkpointing_skip_layers=" + skipped, skipping.build().plan().limitedBytes());
         return out;
     }
 

@@ -43,7 +43,7 @@ class SelectiveRecomputePlanTest {
     void keptProductsAddToEveryPhaseAndTheRecomputedBlockHoldsFewerWeights() {
         ActivationModel model = new ActivationModel(LLAMA2_7B, 4, 64, false, 8 << 20);
         Activations block = model.of(Recompute.BLOCK, 2, 512);
-        Activations selective = model.of(Recompute.SELECTIVE, ALL, 2, 512);
+        Activations selective = model.of(RecomputePolicy.selective(ALL), 2, 512);
         Activations none = model.of(Recompute.NONE, 2, 512);
         assertEquals(block.hiddenStates().total() + model.keptBytes(ALL, 2, 512), selective.hiddenStates().total());
         // its graph drops every dequantized float32 weight of the block (the input gradients dequantize one at a time)
@@ -52,7 +52,7 @@ class SelectiveRecomputePlanTest {
         assertTrue(block.peak().total() < selective.peak().total(), selective + " vs " + block);
         assertTrue(selective.peak().total() < none.peak().total(), selective + " vs " + none);
         // keeping nothing plans as the full recompute but for the gradients at the cuts, of which there are none
-        assertEquals(block.peak(), model.of(Recompute.SELECTIVE, List.of(), 2, 512).peak());
+        assertEquals(block.peak(), model.of(RecomputePolicy.selective(List.of()), 2, 512).peak());
     }
 
     @Test
@@ -69,7 +69,9 @@ class SelectiveRecomputePlanTest {
                 report.advice().toString());
         // what inspect prints beside the plan: the same run under each policy
         assertEquals(List.of("gradient_checkpointing=false", "gradient_checkpointing_mode=full",
-                "gradient_checkpointing_mode=selective"), List.copyOf(report.policies().keySet()));
+                "gradient_checkpointing_mode=selective",
+                "gradient_checkpointing_mode=selective gradient_checkpointing_skip_layers=1"),
+                List.copyOf(report.policies().keySet()));
         assertEquals(full, report.policies().get("gradient_checkpointing_mode=full"));
         assertEquals(selective, report.policies().get("gradient_checkpointing_mode=selective"));
         assertTrue(report.policies().get("gradient_checkpointing=false") > selective, report.policies().toString());

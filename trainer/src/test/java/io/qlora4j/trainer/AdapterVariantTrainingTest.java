@@ -87,6 +87,25 @@ class AdapterVariantTrainingTest {
                 TrainerTest.tensors(stopped.resolve("checkpoint-6/optimizer.safetensors")));
     }
 
+    /**
+     * A job that leaves the top layer (of two) out of the recompute writes the adapter and optimizer state of the job
+     * that recomputes both, byte for byte, under dropout, with LoRA and with DoRA (whose weight norm the skipped
+     * layer's graph records as the recompute's does).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"use_dora=false", "use_dora=true"})
+    void skippingLayersOfTheRecomputeTrainsTheSameAdapter(String variant) throws Exception {
+        Path full = dir.resolve("full");
+        assertTrue(train(job(full, variant)).completed());
+        Path skipping = dir.resolve("skipping");
+        TrainingResult skipped = train(job(skipping, variant, "gradient_checkpointing_skip_layers=1"));
+        assertTrue(skipped.completed(), skipped.failure());
+        TrainerTest.assertSameTensors(TrainerTest.tensors(full.resolve("adapter_model.safetensors")),
+                TrainerTest.tensors(skipping.resolve("adapter_model.safetensors")));
+        TrainerTest.assertSameTensors(TrainerTest.tensors(full.resolve("checkpoint-6/optimizer.safetensors")),
+                TrainerTest.tensors(skipping.resolve("checkpoint-6/optimizer.safetensors")));
+    }
+
     @Test
     void loraPlusPutsBAndTheMagnitudeInTheRatioGroupAndAInTheBaseGroup() throws Exception {
         JobConfig config = JobConfig.load(null, job(dir.resolve("out"), "use_dora=true loraplus_lr_ratio=16"));

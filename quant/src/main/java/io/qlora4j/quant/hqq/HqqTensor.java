@@ -125,14 +125,13 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
                 int at = r * cols;
                 if (byColumn) {
                     for (int c = 0; c < cols; c++) {
-                        out.put(at + c, (((packing.word(packed, word + c) >>> shift) & mask) - zero.get(c))
-                                * scale.get(c));
+                        out.put(at + c, value(packing.word(packed, word + c), shift, mask, zero.get(c), scale.get(c)));
                     }
                 } else {
                     float z = zero.get(r);
                     float s = scale.get(r);
                     for (int c = 0; c < cols; c++) {
-                        out.put(at + c, (((packing.word(packed, word + c) >>> shift) & mask) - z) * s);
+                        out.put(at + c, value(packing.word(packed, word + c), shift, mask, z, s));
                     }
                 }
             }
@@ -142,7 +141,7 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
     /**
      * {@link #decodeWordRows} through {@link SimdFields}: a chunk of a packed row's columns at a time (one bulk
      * transfer each way; bytes widened to int words once for all their fields), the columns past the last whole step
-     * by the same scalar expression.
+     * by the scalar {@link #value}.
      */
     static void decodeRowsSimd(HqqParams params, int rows, int cols, ByteBuffer packed, FloatBuffer scale,
             FloatBuffer zero, FloatBuffer out, int from, int to) {
@@ -181,13 +180,17 @@ public record HqqTensor(HqqParams params, long[] shape, byte[] packed, float[] s
                         SimdFields.decodeRow(words, shift, mask, z, s, values, lanes);
                     }
                     for (int c = lanes; c < n; c++) {
-                        values[c] = ((words[c] >>> shift & mask) - (byColumn ? zeros[c] : z))
-                                * (byColumn ? scales[c] : s);
+                        values[c] = value(words[c], shift, mask, byColumn ? zeros[c] : z, byColumn ? scales[c] : s);
                     }
                     out.put(r * cols + c0, values, 0, n);
                 }
             }
         }
+    }
+
+    /** The field of {@code word} at {@code shift} under {@code mask}, dequantized: {@code (code - zero) * scale}. */
+    private static float value(int word, int shift, int mask, float zero, float scale) {
+        return ((word >>> shift & mask) - zero) * scale;
     }
 
     /** Bytes of per-element storage: packed codes plus the float32 scale and zero of every group. */

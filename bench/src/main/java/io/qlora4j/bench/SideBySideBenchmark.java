@@ -129,7 +129,8 @@ public final class SideBySideBenchmark {
                     qlora4j(w, checkpoint, BaseFormats.DENSE, RecomputePolicy.BLOCK, 0, rounds),
                     qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, rounds),
                     qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, Long.MAX_VALUE, rounds),
-                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK.skipping(SKIPPED_LAYERS), 0, rounds),
+                    qlora4j(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK.skipping(SKIPPED_LAYERS), 0,
+                            rounds),
                     qlora4j(w, checkpoint, BaseFormats.QLORA, TrainBenchmark.selective(w, null), 0, rounds));
             return lockstep(contenders, rounds);
         }

@@ -73,7 +73,8 @@ public final class TrainStep {
         this.selective = builder.kept.isEmpty() ? null : new SelectiveRecompute(builder.kept);
         this.trainEmbeddings = builder.trainEmbeddings;
         this.dropoutSeeder = builder.dropoutSeeder;
-        this.firstSkipped = model.numLayers() - (builder.recompute ? Math.min(builder.skippedLayers, model.numLayers()) : 0);
+        int layers = model.numLayers();
+        this.firstSkipped = layers - (builder.recompute ? Math.min(builder.skippedLayers, layers) : 0);
         this.firstHeld = firstSkipped - heldBlocks(model, firstSkipped, builder.heldWeightBytes);
         this.releaseHeap = builder.releaseHeap && builder.recompute;
     }

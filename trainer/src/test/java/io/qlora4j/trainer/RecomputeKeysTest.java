@@ -50,7 +50,8 @@ class RecomputeKeysTest {
         assertEquals(RecomputePolicy.BLOCK.skipping(1), policy("gradient_checkpointing_skip_layers=1"));
         assertEquals(RecomputePolicy.selective(TINY.linearNames()).skipping(5),
                 policy("gradient_checkpointing_mode=selective", "gradient_checkpointing_skip_layers=5"));
-        assertEquals(RecomputePolicy.NONE, policy("gradient_checkpointing=false", "gradient_checkpointing_skip_layers=0"));
+        assertEquals(RecomputePolicy.NONE,
+                policy("gradient_checkpointing=false", "gradient_checkpointing_skip_layers=0"));
         assertEquals("gradient_checkpointing_skip_layers applies to gradient checkpointing on (gradient_checkpointing:"
                 + " true, disable_gradient_checkpointing: false); without it no layer is recomputed",
                 assertThrows(ConfigException.class, () -> policy("disable_gradient_checkpointing=true",

@@ -332,9 +332,9 @@ class TrainStepTest {
     }
 
     /**
-     * Skipping the recompute of the top layer, of every layer, and of the top layer with the others' weights held, under
-     * dropout over an NF4 base: the loss and gradients of the full recompute, bit for bit, with no array left behind;
-     * so is a selective recompute that skips every layer (it keeps no product then).
+     * Skipping the recompute of the top layer, of every layer, and of the top layer with the others' weights held,
+     * under dropout over an NF4 base: the loss and gradients of the full recompute, bit for bit, with no array left
+     * behind; so is a selective recompute that skips every layer (it keeps no product then).
      */
     @Test
     void skippedLayersGiveTheFullRecomputesBits() throws Exception {
@@ -362,8 +362,8 @@ class TrainStepTest {
             Map<String, float[]> expected = gradients(params);
             Gradients.zero(params);
             int arrays = manager.getManagedArrays().size();
-            double skipping = lora.step().optKeptProducts(lora.model().block(0).linearNames()).optSkippedLayers(1).build()
-                    .accumulate(group, 4);
+            double skipping = lora.step().optKeptProducts(lora.model().block(0).linearNames()).optSkippedLayers(1)
+                    .build().accumulate(group, 4);
             assertEquals(full, skipping, 0.0);
             assertClose(expected, gradients(params), 1e-6);
             Gradients.zero(params);

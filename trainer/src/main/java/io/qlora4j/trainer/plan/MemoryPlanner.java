@@ -139,8 +139,8 @@ public final class MemoryPlanner {
     /**
      * The top blocks' base weights held dequantized from their forward pass to their recompute ({@code TrainStep}):
      * as many whole blocks below the skipped layers as {@code held_weights_mb} takes, in the compute dtype (full or
-     * selective recompute alike); none without recompute, over a dense base or in full fine-tuning (nothing to dequantize), or with a budget below
-     * one block.
+     * selective recompute alike); none without recompute, over a dense base or in full fine-tuning (nothing to
+     * dequantize), or with a budget below one block.
      */
     private Optional<Part> heldWeights() {
         long block = 0;
@@ -240,7 +240,8 @@ public final class MemoryPlanner {
         boolean recomputed = a.policy() != Recompute.NONE;
         long skipped = Math.min(b.skippedLayers, b.shape.layers());
         String graphs = !recomputed || skipped == 0 ? "" : String.format(Locale.ROOT, ", %s (not recomputed) %s",
-                skipped == 1 ? "graph of the top layer" : "graphs of the top " + skipped + " layers", mb(a.graph().total()));
+                skipped == 1 ? "graph of the top layer" : "graphs of the top " + skipped + " layers",
+                mb(a.graph().total()));
         return String.format(Locale.ROOT, "batch %d x %d tokens, %s: hidden states %s, %s %s%s, loss head %s (%d-token"
                 + " chunks)", b.batch, b.seq, policy, mb(a.hiddenStates().total()), recomputed ? "one recomputed block"
                         : "graph of all blocks", mb((recomputed ? a.block() : a.graph()).total()), graphs,

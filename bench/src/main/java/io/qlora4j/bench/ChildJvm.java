@@ -6,6 +6,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,9 +23,13 @@ import java.util.Map;
 final class ChildJvm {
     /**
      * The heap of every measured JVM: the launcher's small initial heap ({@code -Xms32m}: the model lives off the
-     * Java heap, and a large initial heap would be touched by allocation and counted in RSS) under a 1 GB cap.
+     * Java heap, and a large initial heap would be touched by allocation and counted in RSS) under a 1 GB cap, and,
+     * as the launcher allows, direct buffers (a CPU model's packed weights) up to the machine's memory rather than
+     * the heap's cap.
      */
-    static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g");
+    static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g", "-XX:MaxDirectMemorySize="
+            + ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                    .getTotalMemorySize());
     /**
      * The launcher's allocator profiles ({@code QLORA4J_ALLOCATOR}) as it exports them, its default first: the glibc
      * settings each names, as the memory plan stores them ({@link ProcessOverhead#allocatorProfiles}).

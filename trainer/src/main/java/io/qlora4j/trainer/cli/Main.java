@@ -61,10 +61,10 @@ public final class Main {
         try {
             return cli.execute(args);
         } catch (OutOfMemoryError e) {
-            // picocli hands a command's Errors on: the JVM's limits (direct buffers count against -Xmx) get one line too
+            // picocli hands a command's Errors on: the JVM's limits (its heap, its direct buffers) get one line too
             return report(err, "qlora4j: out of Java memory (" + oneLine(e.getMessage()) + "): give the JVM more with"
-                    + " JAVA_OPTS=-Xmx<size> (direct buffers count against it, or -XX:MaxDirectMemorySize)"
-                    + debugHint(), e);
+                    + " JAVA_OPTS=-Xmx<size> (the heap) or -XX:MaxDirectMemorySize=<size> (direct buffers, where a"
+                    + " model on the CPU keeps its weights; the launcher allows the machine's memory)" + debugHint(), e);
         } catch (LinkageError e) {
             return report(err, "qlora4j: a library failed to load (" + oneLine(e.toString()) + ")" + debugHint(), e);
         }

@@ -55,11 +55,15 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
         }
         int skipped = Math.max(1, b.skippedLayers());
         MemoryPlanner.Builder skipping = planner.toBuilder().optSkippedLayers(skipped);
+        String setting = switch (b.recompute()) {
+            case NONE -> "gradient_checkpointing=true ";
+            case BLOCK -> "";
+            case SELECTIVE -> "gradient_checkpointing_mode=selective ";
+        };
         if (b.recompute() == Recompute.NONE) {
             skipping.optRecompute(Recompute.BLOCK);
         }
-        out.put((b.recompute() == Recompute.SELECTIVE ? "gradient_checkpointing_mode=selective " : "")
-                + "gradient_checkpointing_skip_layers=" + skipped, skipping.build().plan().limitedBytes());
+        out.put(setting + "gradient_checkpointing_skip_layers=" + skipped, skipping.build().plan().limitedBytes());
         return out;
     }
 

@@ -77,5 +77,9 @@ class SkippedLayersPlanTest {
         assertTrue(builder.optSkippedLayers(offered).build().plan().fits());
         assertFalse(builder.optSkippedLayers(offered + 1).build().plan().fits());
         assertEquals(skipping, report.policies().get("gradient_checkpointing_skip_layers=30"));
+        // a job without recompute is shown what recomputing all but its top layer would take
+        PlanReport none = PlanReport.of(builder.optRecompute(Recompute.NONE).optSkippedLayers(0).build());
+        assertEquals(builder.optRecompute(Recompute.BLOCK).optSkippedLayers(1).build().plan().limitedBytes(),
+                none.policies().get("gradient_checkpointing=true gradient_checkpointing_skip_layers=1"));
     }
 }

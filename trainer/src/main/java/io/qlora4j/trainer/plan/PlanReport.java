@@ -20,8 +20,10 @@ import java.util.Map;
  * @param advice settings that each alone would make it fit (empty when it fits)
  * @param policies the plan's limited total ({@link MemoryPlan#limitedBytes}) under each recompute policy, by the
  *     setting that chooses it, with everything else as planned
+ * @param skippableLayers the most top layers the job's recompute (the full one for a job without) could leave out
+ *     and still fit ({@code gradient_checkpointing_skip_layers}), or null when no limit is known or nothing fits
  */
-public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long> policies) {
+public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long> policies, Integer skippableLayers) {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Copies the policies. */
@@ -32,7 +34,25 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
     /** The report of {@code planner}'s plan, with advice when it does not fit. */
     public static PlanReport of(MemoryPlanner planner) {
         MemoryPlan plan = planner.plan();
-        return new PlanReport(plan, FitAdvice.of(planner, plan), policies(planner));
+        return new PlanReport(plan, FitAdvice.of(planner, plan), policies(planner), skippableLayers(planner));
+    }
+
+    /** {@link #skippableLayers}: the plan grows with every layer skipped, so the first that fits from the top. */
+    private static Integer skippableLayers(MemoryPlanner planner) {
+        MemoryPlanner.Builder b = planner.toBuilder();
+        if (b.recompute() == Recompute.NONE) {
+            b.optRecompute(Recompute.BLOCK);
+        }
+        for (int layers = b.shape().layers(); layers >= 0; layers--) {
+            MemoryPlan plan = b.optSkippedLayers(layers).build().plan();
+            if (plan.limitBytes() == null) {
+                return null;
+            }
+            if (plan.fits()) {
+                return layers;
+            }
+        }
+        return null;
     }
 
     /**
@@ -98,6 +118,10 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
         StringBuilder line = new StringBuilder("by recompute policy:");
         policies.forEach((setting, bytes) -> line.append(' ').append(setting).append(' ').append(gb(bytes)).append(';'));
         out.println(line.substring(0, line.length() - 1));
+        if (skippableLayers != null) {
+            out.printf(Locale.ROOT, "top layers the recompute could skip and still fit: %d"
+                    + " (gradient_checkpointing_skip_layers)%n", skippableLayers);
+        }
         if (!plan.fits()) {
             out.println(advice.isEmpty() ? "no single setting makes it fit; combine them or use a larger device"
                     : "any one of these makes it fit:");
@@ -125,6 +149,9 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
         }
         ObjectNode byPolicy = root.putObject("recompute_policies");
         policies.forEach(byPolicy::put);
+        if (skippableLayers != null) {
+            root.put("skippable_layers", skippableLayers);
+        }
         ArrayNode settings = root.putArray("would_fit_with");
         advice.forEach(settings::add);
         return root.toString();

@@ -77,8 +77,14 @@ class SkippedLayersPlanTest {
         assertTrue(builder.optSkippedLayers(offered).build().plan().fits());
         assertFalse(builder.optSkippedLayers(offered + 1).build().plan().fits());
         assertEquals(skipping, report.policies().get("gradient_checkpointing_skip_layers=30"));
+        // what inspect says of the skipped layers that fit: the same most, and none without a limit
+        assertEquals(offered, report.skippableLayers());
+        assertTrue(report.json().contains("\"skippable_layers\":" + offered), report.json());
+        assertEquals(null, PlanReport.of(builder.optLimit(null, null).build()).skippableLayers());
         // a job without recompute is shown what recomputing all but its top layer would take
-        PlanReport none = PlanReport.of(builder.optRecompute(Recompute.NONE).optSkippedLayers(0).build());
+        PlanReport none = PlanReport.of(builder.optRecompute(Recompute.NONE).optSkippedLayers(0)
+                .optLimit(between, "device_memory_gb").build());
+        assertEquals(offered, none.skippableLayers());
         assertEquals(builder.optRecompute(Recompute.BLOCK).optSkippedLayers(1).build().plan().limitedBytes(),
                 none.policies().get("gradient_checkpointing=true gradient_checkpointing_skip_layers=1"));
     }

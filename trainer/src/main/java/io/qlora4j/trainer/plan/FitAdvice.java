@@ -20,8 +20,11 @@ final class FitAdvice {
 
     private FitAdvice() {}
 
-    /** The job settings ({@code key=value}, with a short why) that each alone make {@code planner}'s plan fit. */
-    static List<String> of(MemoryPlanner planner, MemoryPlan plan) {
+    /**
+     * The job settings ({@code key=value}, with a short why) that each alone make {@code planner}'s plan fit,
+     * {@code skippable} being its {@link #skippableLayers}.
+     */
+    static List<String> of(MemoryPlanner planner, MemoryPlan plan, Integer skippable) {
         List<String> out = new ArrayList<>();
         if (plan.fits()) {
             return out;
@@ -38,12 +41,9 @@ final class FitAdvice {
                         + budget / MIB, "keep less optimizer state on the device, page the rest to host memory");
             }
         }
-        for (int skipped = planner.toBuilder().skippedLayers() - 1; skipped >= 0; skipped--) {
-            int k = skipped;
-            if (offer(out, planner, b -> b.optSkippedLayers(k), "gradient_checkpointing_skip_layers=" + k,
-                    k == 0 ? "recompute every layer" : "recompute more layers")) {
-                break;
-            }
+        if (skippable != null && skippable < planner.toBuilder().skippedLayers()) {
+            offer(out, planner, b -> b.optSkippedLayers(skippable), "gradient_checkpointing_skip_layers=" + skippable,
+                    skippable == 0 ? "recompute every layer" : "recompute more layers");
         }
         if (planner.toBuilder().recompute() == Recompute.SELECTIVE) {
             offer(out, planner, b -> b.optRecompute(Recompute.BLOCK).optKeptProducts(List.of()),
@@ -78,6 +78,27 @@ final class FitAdvice {
             }
         }
         return out;
+    }
+
+    /**
+     * The most top layers {@code planner}'s recompute (the full one for a job without) could leave out of it and still
+     * fit; null when no limit is known or not even recomputing every layer fits. The plan grows with every layer
+     * skipped, so it is the first that fits counting down from all of them.
+     */
+    static Integer skippableLayers(MemoryPlanner planner) {
+        MemoryPlanner.Builder b = planner.toBuilder();
+        if (planner.plan().limitBytes() == null) {
+            return null;
+        }
+        if (b.recompute() == Recompute.NONE) {
+            b.optRecompute(Recompute.BLOCK);
+        }
+        for (int layers = b.shape().layers(); layers >= 0; layers--) {
+            if (b.optSkippedLayers(layers).build().plan().fits()) {
+                return layers;
+            }
+        }
+        return null;
     }
 
     private static String keys(BaseFormat f) {

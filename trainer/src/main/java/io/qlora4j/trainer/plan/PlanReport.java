@@ -34,25 +34,8 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
     /** The report of {@code planner}'s plan, with advice when it does not fit. */
     public static PlanReport of(MemoryPlanner planner) {
         MemoryPlan plan = planner.plan();
-        return new PlanReport(plan, FitAdvice.of(planner, plan), policies(planner), skippableLayers(planner));
-    }
-
-    /** {@link #skippableLayers}: the plan grows with every layer skipped, so the first that fits from the top. */
-    private static Integer skippableLayers(MemoryPlanner planner) {
-        MemoryPlanner.Builder b = planner.toBuilder();
-        if (b.recompute() == Recompute.NONE) {
-            b.optRecompute(Recompute.BLOCK);
-        }
-        for (int layers = b.shape().layers(); layers >= 0; layers--) {
-            MemoryPlan plan = b.optSkippedLayers(layers).build().plan();
-            if (plan.limitBytes() == null) {
-                return null;
-            }
-            if (plan.fits()) {
-                return layers;
-            }
-        }
-        return null;
+        Integer skippable = FitAdvice.skippableLayers(planner);
+        return new PlanReport(plan, FitAdvice.of(planner, plan, skippable), policies(planner), skippable);
     }
 
     /**

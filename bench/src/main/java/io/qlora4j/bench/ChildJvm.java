@@ -1,12 +1,12 @@
 package io.qlora4j.bench;
 
 import io.qlora4j.quant.Simd;
+import io.qlora4j.trainer.JobPlan;
 import io.qlora4j.trainer.plan.ProcessOverhead;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,9 +27,8 @@ final class ChildJvm {
      * as the launcher allows, direct buffers (a CPU model's packed weights) up to the machine's memory rather than
      * the heap's cap.
      */
-    static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g", "-XX:MaxDirectMemorySize="
-            + ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                    .getTotalMemorySize());
+    static final List<String> HEAP = List.of("-Xms32m", "-Xmx1g",
+            "-XX:MaxDirectMemorySize=" + JobPlan.machineMemory());
     /**
      * The launcher's allocator profiles ({@code QLORA4J_ALLOCATOR}) as it exports them, its default first: the glibc
      * settings each names, as the memory plan stores them ({@link ProcessOverhead#allocatorProfiles}).
@@ -49,8 +48,6 @@ final class ChildJvm {
     static final String PACED = "QLORA4J_BENCH_PACED";
     /** The environment a paced child is started with ({@link #PACED}). */
     static final Map<String, String> PACED_ENVIRONMENT = Map.of(PACED, "1");
-    private static final String RESULT = "result.";
-    private static final String PACE = "pace.";
     private static final boolean PACED_HERE = "1".equals(System.getenv(PACED));
     private static final BufferedReader STDIN = new BufferedReader(
             new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -115,7 +112,7 @@ final class ChildJvm {
 
     /** In the child: one measurement, read back by {@link #run}. */
     static void result(String key, long value) {
-        System.out.println(RESULT + key + "=" + value);
+        System.out.println(ChildProcess.RESULT + key + "=" + value);
     }
 
     /**
@@ -124,7 +121,7 @@ final class ChildJvm {
      */
     static void awaitTurn() {
         if (PACED_HERE) {
-            System.out.println(PACE + "ready");
+            System.out.println(ChildProcess.PACE + ChildProcess.READY);
             try {
                 STDIN.readLine();
             } catch (IOException e) {
@@ -136,7 +133,7 @@ final class ChildJvm {
     /** In the child: where it is paced, reports the time of the timed step just taken. */
     static void stepTaken(long nanos) {
         if (PACED_HERE) {
-            System.out.println(PACE + "stepUs=" + Math.round(nanos / 1e3));
+            System.out.println(ChildProcess.PACE + ChildProcess.STEP_US + Math.round(nanos / 1e3));
         }
     }
 }

@@ -25,10 +25,14 @@ import java.util.Map;
  * every contender of a round alike, while each keeps its own process and memory.
  */
 final class ChildProcess implements AutoCloseable {
-    private static final String RESULT = "result.";
-    private static final String PACE = "pace.";
-    private static final String READY = "ready";
-    private static final String STEP_US = "stepUs=";
+    /** The start of a result line, {@code result.key=value} ({@link ChildJvm#result}). */
+    static final String RESULT = "result.";
+    /** The start of a pace line, which the child's {@link ChildJvm#awaitTurn} and {@link ChildJvm#stepTaken} print. */
+    static final String PACE = "pace.";
+    /** A paced child's word that it waits for the next one. */
+    static final String READY = "ready";
+    /** The start of a paced child's word on its step's time, in microseconds. */
+    static final String STEP_US = "stepUs=";
 
     private final Process process;
     private final String name;

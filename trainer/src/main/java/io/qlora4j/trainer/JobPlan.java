@@ -206,8 +206,13 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
             return Engine.getEngine("PyTorch").getGpuCount() > 0
                     ? new long[] {CudaUtils.getGpuMemory(Device.gpu()).getMax()} : null;
         }
-        return new long[] {((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getTotalMemorySize()};
+        return new long[] {machineMemory()};
+    }
+
+    /** The machine's physical memory (its container's limit inside one): what a plan on the CPU must fit. */
+    public static long machineMemory() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getTotalMemorySize();
     }
 
     private static String limitSource(JobConfig config, MemoryPlanner.Device device) {

@@ -35,12 +35,18 @@ final class ChildJvm {
      */
     static final Map<String, Map<String, String>> ALLOCATOR_PROFILES = ProcessOverhead.allocatorProfiles("cpu");
     /**
-     * glibc's allocator settings that the {@code qlora4j} launcher exports by default, each unless it is set already:
-     * the default profile, and transparent huge pages for the blocks glibc maps. A bench started by the launcher
+     * The environment the {@code qlora4j} launcher exports by default, each variable unless it is set already: glibc's
+     * allocator settings of the default profile, transparent huge pages for the blocks glibc maps, and libtorch's
+     * OpenMP threads spinning briefly after an op before they sleep ({@link #WAIT_POLICY}, {@link #SPIN_COUNT}). A
+     * bench started by the launcher
      * passes its own settings on instead (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j
      * bench} measures that profile.
      */
-    static final Map<String, String> LAUNCHER_ALLOCATOR = launcherAllocator();
+    static final Map<String, String> LAUNCHER_ENVIRONMENT = launcherEnvironment();
+    /** The OpenMP standard's variable for how idle threads wait: {@code PASSIVE}, asleep. */
+    static final String WAIT_POLICY = "OMP_WAIT_POLICY";
+    /** GNU libgomp's variable for how many times an idle thread spins before it sleeps; it overrides the policy. */
+    static final String SPIN_COUNT = "GOMP_SPINCOUNT";
     /**
      * The environment variable that makes a child (a JVM here, or the Python step) paced: set to {@code 1}, it takes
      * its timed steps on its parent's word ({@link ChildProcess}).
@@ -56,9 +62,11 @@ final class ChildJvm {
 
     private ChildJvm() {}
 
-    private static Map<String, String> launcherAllocator() {
+    private static Map<String, String> launcherEnvironment() {
         Map<String, String> settings = new HashMap<>(ALLOCATOR_PROFILES.values().iterator().next());
         settings.put("GLIBC_TUNABLES", ProcessOverhead.glibcTunables("cpu"));
+        settings.put(WAIT_POLICY, "PASSIVE");
+        settings.put(SPIN_COUNT, "10000");
         return Map.copyOf(settings);
     }
 
@@ -73,7 +81,11 @@ final class ChildJvm {
         return run(main, jvmOptions, Map.of(), args);
     }
 
-    /** {@link #run(Class, List, String...)} with {@code environment} set in the child over everything else. */
+    /**
+     * {@link #run(Class, List, String...)} with {@code environment} set in the child over everything else; a variable
+     * given an empty value is left out of the child's environment (how a benchmark measures without a launcher
+     * setting).
+     */
     static Map<String, Long> run(Class<?> main, List<String> jvmOptions, Map<String, String> environment,
             String... args) throws IOException, InterruptedException {
         try (ChildProcess child = start(main, jvmOptions, environment, args)) {
@@ -100,14 +112,20 @@ final class ChildJvm {
         command.addAll(List.of("-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), main.getName()));
         command.addAll(List.of(args));
         ProcessBuilder builder = new ProcessBuilder(command);
-        launcherAllocator(builder); // measure what the launcher runs
-        builder.environment().putAll(environment);
+        launcherEnvironment(builder); // measure what the launcher runs
+        environment.forEach((key, value) -> {
+            if (value.isEmpty()) {
+                builder.environment().remove(key);
+            } else {
+                builder.environment().put(key, value);
+            }
+        });
         return ChildProcess.start(builder, "the child JVM (" + main.getSimpleName() + ")");
     }
 
-    /** Gives {@code builder}'s process the launcher's allocator settings where its environment has none. */
-    static void launcherAllocator(ProcessBuilder builder) {
-        LAUNCHER_ALLOCATOR.forEach(builder.environment()::putIfAbsent);
+    /** Gives {@code builder}'s process the launcher's environment where its own has none of those variables. */
+    static void launcherEnvironment(ProcessBuilder builder) {
+        LAUNCHER_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
     }
 
     /** In the child: one measurement, read back by {@link #run}. */

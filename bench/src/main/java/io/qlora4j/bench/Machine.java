@@ -23,15 +23,19 @@ final class Machine {
                 "os:    " + System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
                         + System.getProperty("os.arch"),
                 "java:  " + System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"),
-                "malloc: " + mallocSettings(),
+                "env:   " + launcherSettings(),
                 "decode: " + Simd.describe());
     }
 
-    /** The glibc allocator settings of the child JVMs: the launcher's unless the environment sets them. */
-    private static String mallocSettings() {
-        Map<String, String> settings = new TreeMap<>(ChildJvm.LAUNCHER_ALLOCATOR);
+    /**
+     * The child JVMs' settings of what the launcher exports (glibc's allocator, OpenMP's waiting): the launcher's
+     * unless the environment sets them.
+     */
+    private static String launcherSettings() {
+        Map<String, String> settings = new TreeMap<>(ChildJvm.LAUNCHER_ENVIRONMENT);
         System.getenv().forEach((key, value) -> {
-            if (key.startsWith("MALLOC_") || key.equals("GLIBC_TUNABLES")) {
+            if (ChildJvm.LAUNCHER_ENVIRONMENT.containsKey(key) || key.startsWith("MALLOC_")
+                    || key.equals("GOMP_SPINCOUNT")) {
                 settings.put(key, value);
             }
         });

@@ -14,15 +14,13 @@ import java.util.List;
  * up (a float32 base, recompute per decoder layer, AdamW); where it imports only torch, the same computation in plain
  * PyTorch ({@link #stack}). It reports as qlora4j's benchmark children do ({@link ChildProcess}).
  *
- * <p>The child runs as a Python user's process does: without the glibc settings that the {@code qlora4j} launcher
- * exports for its own JVMs (mmap and trim thresholds, huge pages), and with this JVM's libtorch thread count, or one
+ * <p>The child runs as a Python user's process does: without the settings that the {@code qlora4j} launcher
+ * exports for its own JVMs (mmap and trim thresholds, huge pages, OpenMP's wait policy), and with this JVM's libtorch thread count, or one
  * thread per processor, libtorch's own default on this machine.
  */
 final class PythonStep {
     /** The step script, a resource next to this class. */
     static final String SCRIPT = "torch_lora_step.py";
-    private static final List<String> LAUNCHER_ONLY = List.of("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-            "GLIBC_TUNABLES");
 
     private PythonStep() {}
 
@@ -91,7 +89,7 @@ final class PythonStep {
             source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
         ProcessBuilder builder = new ProcessBuilder(command(source, w, stack, rank, warmup, steps));
-        LAUNCHER_ONLY.forEach(builder.environment()::remove);
+        ChildJvm.LAUNCHER_ENVIRONMENT.keySet().forEach(builder.environment()::remove);
         builder.environment().putAll(ChildJvm.PACED_ENVIRONMENT);
         return ChildProcess.start(builder, "the Python step (" + interpreter() + " " + SCRIPT + ")");
     }

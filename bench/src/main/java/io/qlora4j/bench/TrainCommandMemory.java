@@ -74,7 +74,7 @@ public final class TrainCommandMemory {
                         Main.class.getName(), "train"));
                 command.addAll(job);
                 ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
-                ChildJvm.launcherAllocator(builder);
+                ChildJvm.launcherEnvironment(builder);
                 long start = System.nanoTime();
                 Process process = builder.start();
                 Path status = Path.of("/proc", String.valueOf(process.pid()), "status");

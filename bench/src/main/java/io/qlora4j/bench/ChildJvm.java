@@ -38,9 +38,8 @@ final class ChildJvm {
      * The environment the {@code qlora4j} launcher exports by default, each variable unless it is set already: glibc's
      * allocator settings of the default profile, transparent huge pages for the blocks glibc maps, and libtorch's
      * OpenMP threads spinning briefly after an op before they sleep ({@link #WAIT_POLICY}, {@link #SPIN_COUNT}). A
-     * bench started by the launcher
-     * passes its own settings on instead (its children inherit them), so {@code QLORA4J_ALLOCATOR=speed ./qlora4j
-     * bench} measures that profile.
+     * bench started by the launcher passes its own settings on instead (its children inherit them), so {@code
+     * QLORA4J_ALLOCATOR=speed ./qlora4j bench} measures that profile.
      */
     static final Map<String, String> LAUNCHER_ENVIRONMENT = launcherEnvironment();
     /** The OpenMP standard's variable for how idle threads wait: {@code PASSIVE}, asleep. */

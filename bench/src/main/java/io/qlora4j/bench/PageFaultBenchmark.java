@@ -15,7 +15,7 @@ import java.util.function.Supplier;
 /**
  * What fresh pages cost (issue 20): NF4+DQ dequantization of the ~100M and 1.1B projection shapes, and a float32
  * {@code zeros} of the same size (nothing but page faults and a memset), per parameter, in a child JVM with the
- * launcher's allocator settings and in one without transparent huge pages ({@code GLIBC_TUNABLES} empty). Each
+ * launcher's allocator settings and in one without transparent huge pages ({@code GLIBC_TUNABLES} unset). Each
  * figure is the fastest of 8 after a warm-up. Every array of 8 MB and more is mapped anew (the launcher's
  * {@code MALLOC_MMAP_THRESHOLD_}), so its pages are faulted in on first touch: in 4 KB pages, or in 2 MB ones when
  * glibc asks for them ({@code glibc.malloc.hugetlb=1}).

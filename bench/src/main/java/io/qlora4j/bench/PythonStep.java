@@ -14,9 +14,9 @@ import java.util.List;
  * up (a float32 base, recompute per decoder layer, AdamW); where it imports only torch, the same computation in plain
  * PyTorch ({@link #stack}). It reports as qlora4j's benchmark children do ({@link ChildProcess}).
  *
- * <p>The child runs as a Python user's process does: without the settings that the {@code qlora4j} launcher
- * exports for its own JVMs (mmap and trim thresholds, huge pages, OpenMP's wait policy), and with this JVM's libtorch thread count, or one
- * thread per processor, libtorch's own default on this machine.
+ * <p>The child runs as a Python user's process does: without the settings that the {@code qlora4j} launcher exports
+ * for its own JVMs (mmap and trim thresholds, huge pages, OpenMP's waiting), and with this JVM's libtorch thread
+ * count, or one thread per processor, libtorch's own default on this machine.
  */
 final class PythonStep {
     /** The step script, a resource next to this class. */

@@ -264,7 +264,7 @@ public final class TrainBenchmark {
     }
 
     /** The figures of a finished child of {@link #start}, its {@code result.} lines {@code r}. */
-    private static Result result(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
+    static Result result(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
             long heldWeightBytes, Map<String, Long> r) throws ModelException {
         BaseFormat stored = BaseFormats.stored(checkpoint.dir());
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,

@@ -15,7 +15,8 @@ import java.util.Map;
  * JVMs paced in lockstep: one with the launcher's settings, whose libtorch threads spin briefly after an op and then
  * sleep ({@code OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000}), or with the settings given, and one with neither
  * variable, whose threads spin for GNU libgomp's default 300,000 times first. A round is one step of each, in turn;
- * the ratio is the median of the rounds'. How threads wait moves no value, so the bits are the same.
+ * the ratio is the median of the rounds'; beside it, each child's step in 6N accounting over its own matmul peak and
+ * its peak RSS. How threads wait moves no value, so the bits are the same.
  */
 public final class WaitPolicyBenchmark {
     private static final List<Workload> WORKLOADS = List.of(
@@ -64,15 +65,17 @@ public final class WaitPolicyBenchmark {
             for (int round = 0; round < rounds; round++) {
                 ratios[round] = ms[0][round] / ms[1][round];
             }
-            long triedHwm = tried.finish().get("hwm");
-            long spinHwm = spin.finish().get("hwm");
+            TrainBenchmark.Result withSettings = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,
+                    RecomputePolicy.BLOCK, 0, tried.finish());
+            TrainBenchmark.Result byDefault = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,
+                    RecomputePolicy.BLOCK, 0, spin.finish());
             System.out.println(String.format(Locale.ROOT,
-                    "%s b%dx%d: %.0f ms against libgomp's default %.0f ms (medians); ratio %.3f, rounds %s; peak RSS"
-                            + " %d / %d MB",
+                    "%s b%dx%d: %.0f ms against libgomp's default %.0f ms (medians); ratio %.3f, rounds %s; 6N/peak %.2f"
+                            + " / %.2f (each child's own matmul peak); peak RSS %d / %d MB",
                     w.name(), w.batch(), w.seq(), ForwardBenchmark.median(ms[0]), ForwardBenchmark.median(ms[1]),
                     ForwardBenchmark.median(ratios), Arrays.toString(Arrays.stream(ratios)
                             .mapToObj(x -> String.format(Locale.ROOT, "%.2f", x)).toArray()),
-                    triedHwm >> 20, spinHwm >> 20));
+                    withSettings.ofPeak6n(), byDefault.ofPeak6n(), withSettings.hwm() >> 20, byDefault.hwm() >> 20));
         }
     }
 }

@@ -9,8 +9,10 @@ import java.io.InputStreamReader;
 import java.io.OutputStreamWriter;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -106,6 +108,20 @@ final class ChildProcess implements AutoCloseable {
             }
         }
         return ms;
+    }
+
+    /** Per round, the step time of child {@code child} over that of child {@code reference}, from {@link #lockstep}. */
+    static double[] ratios(double[][] ms, int child, int reference) {
+        double[] ratios = new double[ms[child].length];
+        for (int round = 0; round < ratios.length; round++) {
+            ratios[round] = ms[child][round] / ms[reference][round];
+        }
+        return ratios;
+    }
+
+    /** {@code ratios} to two decimals, as a list: {@code [0.98, 1.02]}. */
+    static String rounds(double[] ratios) {
+        return Arrays.toString(Arrays.stream(ratios).mapToObj(x -> String.format(Locale.ROOT, "%.2f", x)).toArray());
     }
 
     /**

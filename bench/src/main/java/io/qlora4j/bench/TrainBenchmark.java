@@ -27,7 +27,6 @@ import io.qlora4j.trainer.plan.RecomputePolicy;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -223,16 +222,11 @@ public final class TrainBenchmark {
         try (ChildProcess child = start(w, checkpoint, format, RecomputePolicy.BLOCK, 0, warmup, steps,
                 ChildJvm.PACED_ENVIRONMENT)) {
             child.awaitTurn();
-            double[][] ms = ChildProcess.lockstep(List.of(nf4, child), steps, 0);
-            double[] ratios = new double[steps];
-            for (int round = 0; round < steps; round++) {
-                ratios[round] = ms[1][round] / ms[0][round];
-            }
+            double[] ratios = ChildProcess.ratios(ChildProcess.lockstep(List.of(nf4, child), steps, 0), 1, 0);
             Result r = result(w, checkpoint, format, RecomputePolicy.BLOCK, 0, child.finish());
             double overNf4 = ForwardBenchmark.median(ratios);
             System.out.println(row(r) + String.format(Locale.ROOT, " / NF4+DQ %.2f (rounds %s)", overNf4,
-                    Arrays.toString(Arrays.stream(ratios).mapToObj(x -> String.format(Locale.ROOT, "%.2f", x))
-                            .toArray())));
+                    ChildProcess.rounds(ratios)));
             return new FormatStep(r, overNf4);
         }
     }

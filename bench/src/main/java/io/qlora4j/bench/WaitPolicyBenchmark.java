@@ -36,6 +36,9 @@ public final class WaitPolicyBenchmark {
         Map<String, String> candidate = new HashMap<>(ChildJvm.PACED_ENVIRONMENT);
         for (int i = 1; i < args.length; i++) {
             String[] setting = args[i].split("=", 2);
+            if (setting.length != 2 || setting[0].isEmpty()) {
+                throw new IllegalArgumentException("a setting is NAME=VALUE, got " + args[i]);
+            }
             candidate.put(setting[0], setting[1]);
         }
         String name = args.length > 1 ? String.join(" ", Arrays.copyOfRange(args, 1, args.length))
@@ -61,10 +64,7 @@ public final class WaitPolicyBenchmark {
             tried.awaitTurn();
             spin.awaitTurn();
             double[][] ms = ChildProcess.lockstep(List.of(tried, spin), rounds, 0);
-            double[] ratios = new double[rounds];
-            for (int round = 0; round < rounds; round++) {
-                ratios[round] = ms[0][round] / ms[1][round];
-            }
+            double[] ratios = ChildProcess.ratios(ms, 0, 1);
             TrainBenchmark.Result withSettings = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,
                     RecomputePolicy.BLOCK, 0, tried.finish());
             TrainBenchmark.Result byDefault = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,
@@ -73,8 +73,7 @@ public final class WaitPolicyBenchmark {
                     "%s b%dx%d: %.0f ms against libgomp's default %.0f ms (medians); ratio %.3f, rounds %s; 6N/peak %.2f"
                             + " / %.2f (each child's own matmul peak); peak RSS %d / %d MB",
                     w.name(), w.batch(), w.seq(), ForwardBenchmark.median(ms[0]), ForwardBenchmark.median(ms[1]),
-                    ForwardBenchmark.median(ratios), Arrays.toString(Arrays.stream(ratios)
-                            .mapToObj(x -> String.format(Locale.ROOT, "%.2f", x)).toArray()),
+                    ForwardBenchmark.median(ratios), ChildProcess.rounds(ratios),
                     withSettings.ofPeak6n(), byDefault.ofPeak6n(), withSettings.hwm() >> 20, byDefault.hwm() >> 20));
         }
     }

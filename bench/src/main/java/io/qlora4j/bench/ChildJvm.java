@@ -122,9 +122,24 @@ final class ChildJvm {
         return ChildProcess.start(builder, "the child JVM (" + main.getSimpleName() + ")");
     }
 
-    /** Gives {@code builder}'s process the launcher's environment where its own has none of those variables. */
+    /**
+     * Gives {@code builder}'s process the launcher's environment where its own has none of those variables, by the
+     * launcher's rule: an environment that sets {@link #WAIT_POLICY} gets no {@link #SPIN_COUNT}, which would
+     * override that policy in libgomp.
+     */
     static void launcherEnvironment(ProcessBuilder builder) {
-        LAUNCHER_ENVIRONMENT.forEach(builder.environment()::putIfAbsent);
+        builder.environment().putAll(launcherDefaults(builder.environment()));
+    }
+
+    /** The launcher's variables that a process whose environment is {@code own} would be given. */
+    static Map<String, String> launcherDefaults(Map<String, String> own) {
+        Map<String, String> added = new HashMap<>();
+        LAUNCHER_ENVIRONMENT.forEach((key, value) -> {
+            if (!own.containsKey(key) && !(key.equals(SPIN_COUNT) && own.containsKey(WAIT_POLICY))) {
+                added.put(key, value);
+            }
+        });
+        return added;
     }
 
     /** In the child: one measurement, read back by {@link #run}. */

@@ -32,10 +32,9 @@ final class Machine {
      * unless the environment sets them.
      */
     private static String launcherSettings() {
-        Map<String, String> settings = new TreeMap<>(ChildJvm.LAUNCHER_ENVIRONMENT);
+        Map<String, String> settings = new TreeMap<>(ChildJvm.launcherDefaults(System.getenv()));
         System.getenv().forEach((key, value) -> {
-            if (ChildJvm.LAUNCHER_ENVIRONMENT.containsKey(key) || key.startsWith("MALLOC_")
-                    || key.equals("GOMP_SPINCOUNT")) {
+            if (ChildJvm.LAUNCHER_ENVIRONMENT.containsKey(key) || key.startsWith("MALLOC_")) {
                 settings.put(key, value);
             }
         });

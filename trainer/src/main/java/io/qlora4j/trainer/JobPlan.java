@@ -153,7 +153,8 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
             throw new ConfigException("gradient_checkpointing_budget_mb applies to gradient_checkpointing_mode:"
                     + " selective only, which this job does not run");
         }
-        if (config.integer("gradient_checkpointing_skip_layers") > 0 && !on) {
+        int skipped = config.integer("gradient_checkpointing_skip_layers");
+        if (skipped > 0 && !on) {
             throw new ConfigException("gradient_checkpointing_skip_layers applies to gradient checkpointing on"
                     + " (gradient_checkpointing: true, disable_gradient_checkpointing: false); without it no layer is"
                     + " recomputed");
@@ -161,7 +162,6 @@ public record JobPlan(Path modelDir, DecoderConfig model, BaseFormat format, Mem
         if (!on) {
             return RecomputePolicy.NONE;
         }
-        int skipped = config.integer("gradient_checkpointing_skip_layers");
         if (!selective || full) {
             return RecomputePolicy.BLOCK.skipping(skipped);
         }

@@ -86,19 +86,25 @@ final class FitAdvice {
      * skipped, so it is the first that fits counting down from all of them.
      */
     static Integer skippableLayers(MemoryPlanner planner) {
-        MemoryPlanner.Builder b = planner.toBuilder();
         if (planner.plan().limitBytes() == null) {
             return null;
         }
-        if (b.recompute() == Recompute.NONE) {
-            b.optRecompute(Recompute.BLOCK);
-        }
+        MemoryPlanner.Builder b = recomputing(planner);
         for (int layers = b.shape().layers(); layers >= 0; layers--) {
             if (b.optSkippedLayers(layers).build().plan().fits()) {
                 return layers;
             }
         }
         return null;
+    }
+
+    /**
+     * {@code planner}'s settings under its own recompute, or the full one for a job without: the recompute that
+     * skipped layers are left out of.
+     */
+    static MemoryPlanner.Builder recomputing(MemoryPlanner planner) {
+        MemoryPlanner.Builder b = planner.toBuilder();
+        return b.recompute() == Recompute.NONE ? b.optRecompute(Recompute.BLOCK) : b;
     }
 
     private static String keys(BaseFormat f) {

@@ -57,16 +57,13 @@ public record PlanReport(MemoryPlan plan, List<String> advice, Map<String, Long>
                     .optKeptProducts(kept).optSkippedLayers(0).build().plan().limitedBytes());
         }
         int skipped = Math.max(1, b.skippedLayers());
-        MemoryPlanner.Builder skipping = planner.toBuilder().optSkippedLayers(skipped);
         String setting = switch (b.recompute()) {
             case NONE -> "gradient_checkpointing=true ";
             case BLOCK -> "";
             case SELECTIVE -> "gradient_checkpointing_mode=selective ";
         };
-        if (b.recompute() == Recompute.NONE) {
-            skipping.optRecompute(Recompute.BLOCK);
-        }
-        out.put(setting + "gradient_checkpointing_skip_layers=" + skipped, skipping.build().plan().limitedBytes());
+        out.put(setting + "gradient_checkpointing_skip_layers=" + skipped,
+                FitAdvice.recomputing(planner).optSkippedLayers(skipped).build().plan().limitedBytes());
         return out;
     }
 

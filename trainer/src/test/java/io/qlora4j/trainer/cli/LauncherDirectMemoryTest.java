@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -50,10 +49,6 @@ class LauncherDirectMemoryTest {
 
     /** Standard output of a command that ends with status 0. */
     private static List<String> run(String... command) throws Exception {
-        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        List<String> out = new String(process.getInputStream().readAllBytes()).lines().toList();
-        assertTrue(process.waitFor(1, TimeUnit.MINUTES));
-        assertEquals(0, process.exitValue(), String.join(" ", command));
-        return out;
+        return ProcessOutput.of(new ProcessBuilder(command), 1);
     }
 }

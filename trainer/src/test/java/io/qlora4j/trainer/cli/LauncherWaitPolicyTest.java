@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -69,18 +68,13 @@ class LauncherWaitPolicyTest {
         return lines.isEmpty() ? "" : lines.get(0);
     }
 
-    /** Standard output of a bash script that ends with status 0. */
+    /** Standard output of a bash script that ends with status 0, run without the variables in its environment. */
     private static List<String> run(String script) throws Exception {
-        ProcessBuilder builder = new ProcessBuilder("bash", "-c", script)
-                .redirectError(ProcessBuilder.Redirect.DISCARD);
+        ProcessBuilder builder = new ProcessBuilder("bash", "-c", script);
         builder.environment().remove(POLICY);
         builder.environment().remove(SPIN_COUNT);
         builder.environment().put("CP", System.getProperty("java.class.path"));
-        Process process = builder.start();
-        List<String> out = new String(process.getInputStream().readAllBytes()).lines().toList();
-        assertTrue(process.waitFor(2, TimeUnit.MINUTES));
-        assertEquals(0, process.exitValue(), script);
-        return out;
+        return ProcessOutput.of(builder, 2);
     }
 
     /**

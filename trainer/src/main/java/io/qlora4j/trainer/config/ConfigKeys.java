@@ -153,8 +153,8 @@ public final class ConfigKeys {
         add(ConfigKey.of("eval_on_each_dataset", BOOL, false, "score each eval dataset apart")
                 .unsupported("the held-out datasets are scored together"));
         add(ConfigKey.of("packing", BOOL, null, "pack examples into cutoff_len sequences (unset: for stage pt only)"));
-        add(ConfigKey.of("neat_packing", BOOL, false, "packed examples do not attend to each other")
-                .inert("qlora4j's packing always keeps examples apart (as with neat_packing or FlashAttention-2)"));
+        add(ConfigKey.of("neat_packing", BOOL, false, "pack examples that do not attend to each other (sets packing,"
+                + " as LLaMA-Factory does; qlora4j's packing always keeps examples apart)"));
         add(ConfigKey.of("tool_format", STRING, null, "tool format instead of the template's")
                 .choices("default", "llama3", "mistral", "qwen")
                 .planned("gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1", "minimax2", "qwen3_5", "seed_oss"));

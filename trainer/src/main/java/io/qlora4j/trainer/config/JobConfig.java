@@ -56,7 +56,24 @@ public final class JobConfig {
             }
             put(values, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1), null);
         }
+        packForNeatPacking(values);
         return new JobConfig(values);
+    }
+
+    /**
+     * {@code neat_packing: true} packs: LLaMA-Factory's {@code get_train_args} turns {@code packing} on for it, and so
+     * does this when packing is unset. A job that also says {@code packing: false} is refused rather than silently
+     * changed (LLaMA-Factory overrides it with a warning).
+     */
+    private static void packForNeatPacking(Map<String, Object> values) throws ConfigException {
+        if (!Boolean.TRUE.equals(values.get("neat_packing"))) {
+            return;
+        }
+        if (Boolean.FALSE.equals(values.get("packing"))) {
+            throw new ConfigException("neat_packing: true packs examples (LLaMA-Factory turns packing on for it), but"
+                    + " packing: false is set too; drop one of them");
+        }
+        values.put("packing", Boolean.TRUE);
     }
 
     /** A job of overrides only, e.g. {@code of("quantization_bit=4")}. */

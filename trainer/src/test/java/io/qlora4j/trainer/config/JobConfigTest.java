@@ -253,6 +253,18 @@ class JobConfigTest {
     }
 
     @Test
+    void neatPackingTurnsPackingOnAsLlamaFactoryDoes() throws Exception {
+        JobConfig neat = JobConfig.load(yaml("neat_packing: true\n"), List.of());
+        assertTrue(neat.isSet("packing") && neat.bool("packing"));
+        assertEquals(List.of(), neat.inertKeys());
+        assertFalse(JobConfig.of("neat_packing=false").isSet("packing"));
+        assertTrue(JobConfig.of("neat_packing=true", "packing=true").bool("packing"));
+        assertEquals("neat_packing: true packs examples (LLaMA-Factory turns packing on for it), but packing: false is"
+                + " set too; drop one of them", assertThrows(ConfigException.class,
+                        () -> JobConfig.of("packing=false", "neat_packing=true")).getMessage());
+    }
+
+    @Test
     void featuresQlora4jLacksAreRefusedByNameWhenSet() throws Exception {
         assertEquals("command line: deepspeed: not implemented (qlora4j trains in one process on one device; its paged"
                 + " optimizer state is the memory saving (paged_adamw_*))",

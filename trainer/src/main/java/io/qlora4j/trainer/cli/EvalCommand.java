@@ -15,9 +15,10 @@ import picocli.CommandLine.Option;
 
 /** {@code qlora4j eval}: token-weighted cross-entropy and perplexity of a model on a text file. */
 @Command(name = "eval", description = {
-    "Mean cross-entropy and perplexity over every predicted token of a .jsonl (field \"text\") or .txt (one text a line).",
-    "Keys: model_name_or_path, dataset=FILE, adapter_name_or_path, cutoff_len, quantization_bit=4 (with quantization_type,",
-    "double_quantization), device."})
+    "Print a model's mean cross-entropy and perplexity over a file of texts.",
+    "Every predicted token counts, of a .jsonl (field \"text\") or .txt (one text a line). Keys: model_name_or_path,",
+    "dataset=FILE, adapter_name_or_path, cutoff_len, quantization_bit=4 (with quantization_type, double_quantization),",
+    "device."})
 final class EvalCommand extends JobCommand {
     @Option(names = "--json", description = "End with one JSON line: {\"tokens\": N, \"loss\": x, \"perplexity\": y}.")
     boolean json;

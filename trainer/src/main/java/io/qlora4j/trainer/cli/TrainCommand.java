@@ -7,9 +7,10 @@ import picocli.CommandLine.Command;
 
 /** {@code qlora4j train}: fine-tunes a model as the job says and writes checkpoints and the adapter (or model). */
 @Command(name = "train", description = {
-    "Fine-tune with LoRA on a frozen (4-bit with quantization_bit=4) base, or train every weight",
-    "(finetuning_type=full). LLaMA-Factory keys: model_name_or_path, dataset, output_dir, learning_rate,",
-    "max_steps or num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps, lora_rank, ...",
+    "Fine-tune LoRA adapters over a frozen base (4-bit with quantization_bit=4), or train every weight.",
+    "Every weight: finetuning_type=full. LLaMA-Factory keys: model_name_or_path, dataset, output_dir,",
+    "learning_rate, max_steps or num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps,",
+    "lora_rank, ...",
     "A progress bar on a terminal, log lines otherwise; metrics in output_dir/metrics.jsonl."})
 final class TrainCommand extends JobCommand {
     @Override

@@ -6,7 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.qlora4j.model.checkpoint.TinyModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -62,5 +66,31 @@ class DataCommandTest {
             assertEquals(0, cli.run(command, "--help"), command + ": " + cli.err());
             assertTrue(cli.out().startsWith("Usage: qlora4j " + command), cli.out());
         }
+    }
+
+    /**
+     * picocli lists a command by the first sentence of its description: each must be whole, a sentence ending in a
+     * period right after a word, a bracket or a closing guillemet (not a sentence break picocli found inside a word
+     * such as ".jsonl", nor a line cut short).
+     */
+    @Test
+    void theCommandListGivesEachCommandAWholeSentence() {
+        CliRun cli = new CliRun();
+        assertEquals(0, cli.run("--help"), cli.err());
+        String commands = cli.out().substring(cli.out().indexOf("Commands:") + "Commands:".length());
+        Map<String, String> entries = new LinkedHashMap<>();
+        String current = null;
+        for (String line : commands.lines().toList()) {
+            Matcher m = Pattern.compile("^  (\\S+)\\s+(.*)$").matcher(line);
+            if (m.matches()) {
+                current = m.group(1);
+                entries.put(current, m.group(2).trim());
+            } else if (current != null && !line.isBlank()) {
+                entries.merge(current, line.trim(), (a, b) -> a + " " + b);
+            }
+        }
+        assertEquals(List.of("quantize", "inspect", "eval", "generate", "data", "train", "export"),
+                List.copyOf(entries.keySet()));
+        entries.forEach((command, summary) -> assertTrue(summary.matches(".*[\\w)\u00bb]\\.$"), command + ": " + summary));
     }
 }

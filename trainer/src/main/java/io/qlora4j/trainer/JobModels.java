@@ -24,13 +24,45 @@ import java.util.function.Consumer;
 public final class JobModels {
     private JobModels() {}
 
+    /** The environment variable through which libtorch multiplies float32 on CUDA in TF32 (read at its start). */
+    static final String TF32_OVERRIDE = "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE";
+
     /**
      * The target from {@code device} ({@code cpu} when {@code use_cpu} or its old name {@code no_cuda} is set),
-     * {@code bf16} and {@code fp16}; each warning line goes to {@code warn}.
+     * {@code bf16} and {@code fp16}; each warning line goes to {@code warn}. A {@code tf32} setting is checked
+     * against this process's TF32 mode ({@link #checkTf32}).
      */
     public static ComputeTarget target(JobConfig config, Consumer<String> warn) throws ModelException {
         String device = config.bool("use_cpu") || config.bool("no_cuda") ? "cpu" : config.string("device");
-        return ComputeTarget.resolve(device, config.bool("bf16"), config.bool("fp16"), warn);
+        ComputeTarget target = ComputeTarget.resolve(device, config.bool("bf16"), config.bool("fp16"), warn);
+        if (config.isSet("tf32")) {
+            checkTf32(config.bool("tf32"), target, System.getenv(TF32_OVERRIDE), warn);
+        }
+        return target;
+    }
+
+    /**
+     * transformers' {@code tf32} switches TF32 float32 matmuls on CUDA on or off in the process; DJL 0.36 has no such
+     * switch, and libtorch takes the mode from {@code TORCH_ALLOW_TF32_CUBLAS_OVERRIDE} once at its start (the
+     * launcher sets it to 1 unless it is set). So a {@code tf32} that disagrees with the variable ({@code override},
+     * null when unset) on a float32 CUDA target is refused rather than ignored; a float16 target multiplies in
+     * float16 either way, and on a CPU it is a warning (transformers refuses {@code tf32: true} without a GPU).
+     */
+    static void checkTf32(boolean tf32, ComputeTarget target, String override, Consumer<String> warn)
+            throws ModelException {
+        if (!target.device().isGpu()) {
+            if (tf32) {
+                warn.accept("tf32: TensorFloat-32 is a CUDA matmul mode; the CPU computes in float32");
+            }
+            return;
+        }
+        boolean on = "1".equals(override);
+        if (target.dataType() == DataType.FLOAT32 && tf32 != on) {
+            throw new ModelException("tf32: " + tf32 + ", but this process multiplies float32 " + (on ? "in" : "without")
+                    + " TF32 (" + TF32_OVERRIDE + "=" + (override == null ? "unset" : override) + ", read by libtorch"
+                    + " at its start); run with " + TF32_OVERRIDE + "=" + (tf32 ? 1 : 0)
+                    + (tf32 ? "" : " (the launcher sets 1 unless it is set)"));
+        }
     }
 
     /**

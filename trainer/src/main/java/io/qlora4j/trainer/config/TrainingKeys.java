@@ -181,8 +181,8 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("fp16", BOOL, false, "float16 compute (CUDA only)"));
         add.accept(ConfigKey.of("use_cpu", BOOL, false, "compute on the CPU (device: cpu)"));
         add.accept(ConfigKey.of("no_cuda", BOOL, false, "old name of use_cpu"));
-        add.accept(ConfigKey.of("tf32", BOOL, null, "TensorFloat-32 matmuls")
-                .inert("set by TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the launcher"));
+        add.accept(ConfigKey.of("tf32", BOOL, null, "TensorFloat-32 float32 matmuls on CUDA (must agree with"
+                + " TORCH_ALLOW_TF32_CUBLAS_OVERRIDE, which the launcher sets to 1)"));
         for (String name : List.of("bf16_full_eval", "fp16_full_eval")) {
             add.accept(ConfigKey.of(name, BOOL, false, "evaluate in 16 bits")
                     .inert("evaluation computes in the training dtype"));

@@ -82,6 +82,20 @@ public final class HalfFloats {
         return f16ToFloat(floatToF16(value));
     }
 
+    /**
+     * Rounds {@code values[from, from + n)} to float16 in place ({@link #roundToF16}, as {@code W.to(float16)} does to
+     * a row before an int8 quantizer takes its absmax) and returns the largest magnitude among them: infinite where a
+     * value is beyond float16's range, NaN where one is NaN.
+     */
+    public static float roundRowToF16(float[] values, int from, int n) {
+        float absmax = 0;
+        for (int i = from; i < from + n; i++) {
+            values[i] = roundToF16(values[i]);
+            absmax = Math.max(absmax, Math.abs(values[i]));
+        }
+        return absmax;
+    }
+
     /** Adds one to a truncated result when the dropped bits are above half, or exactly half and the result is odd. */
     private static int roundHalfEven(int truncated, int dropped, int droppedBits) {
         int halfway = 1 << (droppedBits - 1);

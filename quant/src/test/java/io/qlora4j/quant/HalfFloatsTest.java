@@ -117,6 +117,17 @@ class HalfFloatsTest {
     }
 
     @Test
+    void aRowIsRoundedInPlaceAndItsFloat16AbsmaxReturned() {
+        // 1 + 2^-11 is a tie between 1 and 1 + 2^-10: to even, 1; -(2 + 3 * 2^-11) rounds up in magnitude to 2 + 2^-9
+        float[] row = {9f, 1f + 0x1p-11f, -(2f + 3 * 0x1p-11f), 7f};
+        assertEquals(2f + 0x1p-9f, HalfFloats.roundRowToF16(row, 1, 2));
+        assertEquals(List.of(9f, 1f, -(2f + 0x1p-9f), 7f), List.of(row[0], row[1], row[2], row[3]));
+        // 65520 and beyond round to infinity in float16; NaN stays NaN
+        assertEquals(Float.POSITIVE_INFINITY, HalfFloats.roundRowToF16(new float[] {1f, -65520f}, 0, 2));
+        assertTrue(Float.isNaN(HalfFloats.roundRowToF16(new float[] {Float.NaN, 1f}, 0, 2)));
+    }
+
+    @Test
     void everyHalfValueRoundTripsThroughFloat() {
         assertRoundTrips(bits -> HalfFloats.floatToF16(HalfFloats.f16ToFloat((short) bits)), HalfFloatsTest::f16Reference);
         assertRoundTrips(bits -> HalfFloats.floatToBf16(HalfFloats.bf16ToFloat((short) bits)), HalfFloatsTest::bf16Reference);

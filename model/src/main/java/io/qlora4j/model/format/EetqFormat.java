@@ -128,11 +128,7 @@ public record EetqFormat() implements BaseFormat {
     /** Codes {@code values[from, from + in)} into {@code codes[to, to + in)}; returns the row's float16 scale. */
     private static short quantizeRow(float[] values, int from, int in, byte[] codes, int to, int row)
             throws ModelException {
-        float absmax = 0;
-        for (int i = from; i < from + in; i++) {
-            values[i] = HalfFloats.roundToF16(values[i]);
-            absmax = Math.max(absmax, Math.abs(values[i]));
-        }
+        float absmax = HalfFloats.roundRowToF16(values, from, in);
         if (!Float.isFinite(absmax)) {
             throw new ModelException("EETQ: row " + row + " holds a value beyond float16's range (|w| >= 65520) or"
                     + " NaN; EETQ scales each output channel by its float16 absmax");

@@ -50,12 +50,8 @@ public final class LlmInt8Quantizer {
 
     /** Codes one row, {@code values[from, from + in)}, as row {@code row}. */
     private static void quantizeRow(float[] values, int from, int in, byte[] codes, int row, float[] scb) {
-        float absmax = 0;
-        for (int i = from; i < from + in; i++) {
-            values[i] = HalfFloats.roundToF16(values[i]);
-            absmax = Math.max(absmax, Math.abs(values[i]));
-        }
-        if (Float.isInfinite(absmax) || Float.isNaN(absmax)) {
+        float absmax = HalfFloats.roundRowToF16(values, from, in);
+        if (!Float.isFinite(absmax)) {
             throw new IllegalArgumentException("row " + row + " holds a value beyond float16's range (|w| >= 65520)"
                     + " or NaN; LLM.int8 scales rows by their float16 absmax");
         }

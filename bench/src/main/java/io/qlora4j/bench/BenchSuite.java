@@ -288,7 +288,7 @@ public final class BenchSuite {
         }
         List<SideBySideBenchmark.Side> sides = SideBySideBenchmark.measure(w, SIDE_BY_SIDE_ROUNDS);
         System.out.print(SideBySideBenchmark.table(w, sides));
-        SideBySideBenchmark.Side python = sides.get(0);
+        SideBySideBenchmark.Side python = sides.get(SideBySideBenchmark.PYTHON);
         List<Row> rows = new ArrayList<>();
         for (SideBySideBenchmark.Side side : sides.subList(1, sides.size())) {
             String ratio = side.label() + " / " + python.label() + ", " + w.name();

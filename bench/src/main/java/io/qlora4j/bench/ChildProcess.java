@@ -112,9 +112,14 @@ final class ChildProcess implements AutoCloseable {
 
     /** Per round, the step time of child {@code child} over that of child {@code reference}, from {@link #lockstep}. */
     static double[] ratios(double[][] ms, int child, int reference) {
-        double[] ratios = new double[ms[child].length];
+        return ratios(ms[child], ms[reference]);
+    }
+
+    /** Per round, {@code childMs} over {@code referenceMs}, two series of step times of the same rounds. */
+    static double[] ratios(double[] childMs, double[] referenceMs) {
+        double[] ratios = new double[childMs.length];
         for (int round = 0; round < ratios.length; round++) {
-            ratios[round] = ms[child][round] / ms[reference][round];
+            ratios[round] = childMs[round] / referenceMs[round];
         }
         return ratios;
     }

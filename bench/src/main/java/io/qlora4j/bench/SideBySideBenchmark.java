@@ -29,6 +29,12 @@ import java.util.concurrent.Callable;
  * QLORA4J_ALLOCATOR}); the Python child runs with glibc's defaults.
  */
 public final class SideBySideBenchmark {
+    /** Where each contender stands in {@link #measure}'s list, in the order they are started. */
+    static final int PYTHON = 0;
+    static final int DENSE = 1;
+    static final int NF4 = 2;
+    static final int NF4_HELD = 3;
+    static final int NF4_SKIPPING = 4;
     private static final int RANK = 16;
     private static final int WARMUP = 2;
     private static final long PAUSE_MS = 1000;
@@ -56,11 +62,16 @@ public final class SideBySideBenchmark {
 
         /** Round by round, {@code other}'s step time over this one's (this one's speed relative to {@code other}). */
         double[] speedOver(Side other) {
-            double[] ratios = new double[stepsMs.size()];
-            for (int round = 0; round < ratios.length; round++) {
-                ratios[round] = other.stepsMs.get(round) / stepsMs.get(round);
-            }
-            return ratios;
+            return ChildProcess.ratios(other.steps(), steps());
+        }
+
+        /** Round by round, this one's step time over {@code other}'s. */
+        double[] timeOver(Side other) {
+            return ChildProcess.ratios(steps(), other.steps());
+        }
+
+        private double[] steps() {
+            return stepsMs.stream().mapToDouble(Double::doubleValue).toArray();
         }
     }
 
@@ -87,26 +98,23 @@ public final class SideBySideBenchmark {
         List<Side> sides = measure(w, rounds);
         System.out.print(table(w, sides));
         System.out.println();
-        for (int recomputing : List.of(2, 3, 4)) {
+        Side python = sides.get(PYTHON);
+        for (int recomputing : List.of(NF4, NF4_HELD, NF4_SKIPPING)) {
             Side side = sides.get(recomputing);
-            double[] ratios = side.speedOver(sides.get(0));
+            double[] ratios = side.speedOver(python);
             double qlora = ForwardBenchmark.median(ratios);
             System.out.println(String.format(Locale.ROOT, "target (%s): at least the Python stack's tokens/s, aiming"
                     + " for 1.2x: %.2fx %s (the median of the rounds' ratios %s; below 1.0 in %d of %d); peak RSS"
                     + " below the Python stack's: %s", side.label(), qlora, qlora >= 1.0 ? "MET" : "MISSED",
-                    rounded(ratios), below(ratios, 1.0), ratios.length,
-                    side.hwm() < sides.get(0).hwm() ? "MET" : "MISSED"));
+                    ChildProcess.rounds(ratios), below(ratios, 1.0), ratios.length,
+                    side.hwm() < python.hwm() ? "MET" : "MISSED"));
         }
-        double[] nf4OverDense = sides.get(1).speedOver(sides.get(2));
+        double[] nf4OverDense = sides.get(NF4).timeOver(sides.get(DENSE));
         double median = ForwardBenchmark.median(nf4OverDense);
         System.out.println(String.format(Locale.ROOT, "target: the NF4+DQ step at most 1.05x the dense one: %.3f %s"
                 + " (the median of the rounds' ratios %s; above 1.05 in %d of %d)", median,
-                median <= 1.05 ? "MET" : "MISSED", rounded(nf4OverDense),
+                median <= 1.05 ? "MET" : "MISSED", ChildProcess.rounds(nf4OverDense),
                 nf4OverDense.length - below(nf4OverDense, 1.05 + 1e-9), nf4OverDense.length));
-    }
-
-    private static String rounded(double[] ratios) {
-        return Arrays.stream(ratios).mapToObj(r -> String.format(Locale.ROOT, "%.2f", r)).toList().toString();
     }
 
     private static long below(double[] ratios, double bound) {
@@ -118,7 +126,8 @@ public final class SideBySideBenchmark {
      * qlora4j over the dense base (full recompute) and over NF4+DQ: the full recompute, the full recompute with every
      * block's weights held from its forward pass to its backward ({@code held_weights_mb} large enough: one
      * dequantization per step instead of two, the same bits), the full recompute leaving out the top
-     * {@value #SKIPPED_LAYERS} layers (the same bits), then the selective recompute.
+     * {@value #SKIPPED_LAYERS} layers (the same bits), then the selective recompute: the sides in that order
+     * ({@link #PYTHON} to {@link #NF4_SKIPPING}, then the selective one).
      */
     static List<Side> measure(Workload w, int rounds) throws Exception {
         try (RandomCheckpoint checkpoint = RandomCheckpoint.write(w.config(), DType.F32, 3)) {
@@ -161,7 +170,7 @@ public final class SideBySideBenchmark {
     static String table(Workload w, List<Side> sides) {
         StringBuilder out = new StringBuilder(String.format(Locale.ROOT, "%n%-66s %9s %9s %10s %13s %12s %12s%n",
                 "contender", "step ms", "tokens/s", "/ Python", "6N(all)/peak", "peak RSS MB", "RSS / Python"));
-        Side python = sides.get(0);
+        Side python = sides.get(PYTHON);
         for (Side s : sides) {
             out.append(String.format(Locale.ROOT, "%-66s %9.0f %9.1f %10.2f %13.2f %12.0f %12.2f%n", s.label(),
                     s.stepMs(), w.flops().tokens() / (s.stepMs() / 1e3), python.stepMs() / s.stepMs(),

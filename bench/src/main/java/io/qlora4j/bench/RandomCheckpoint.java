@@ -35,6 +35,10 @@ import java.util.stream.Stream;
 final class RandomCheckpoint implements AutoCloseable {
     /** Hugging Face's {@code max_shard_size="2GB"}. */
     private static final long SHARD_BYTES = 2_000_000_000L;
+    /** {@code E[(q - 8)^2]} for uniform 4-bit codes {@code q}: {@code (16^2 - 1) / 12 + (7.5 - 8)^2} (GPTQ's zeros). */
+    private static final double CODES_MINUS_EIGHT = 21.5;
+    /** {@code E[(q - z)^2]} for independent uniform 4-bit codes and zeros: {@code 2 (16^2 - 1) / 12} (AWQ's). */
+    private static final double CODES_MINUS_CODES = 42.5;
 
     private final Path dir;
     private final DecoderConfig config;
@@ -188,11 +192,15 @@ final class RandomCheckpoint implements AutoCloseable {
         }
         writer.addBytes(prefix + ".qweight", DType.I32, new long[] {in / 8, out}, randomBytes(in * out / 2));
         writer.addBytes(prefix + ".qzeros", DType.I32, new long[] {groups, out / 8}, zeros);
-        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out}, fourBitScales(groups * out, std));
+        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out},
+                fourBitScales(groups * out, std, CODES_MINUS_EIGHT));
         writer.addBytes(prefix + ".g_idx", DType.I32, new long[] {in}, groupIndex.array());
     }
 
-    /** AWQ gemm: random qweight {@code [in, out / 8]} and qzeros {@code [groups, out / 8]} words, one fp16 scale. */
+    /**
+     * AWQ gemm: random qweight {@code [in, out / 8]} and qzeros {@code [groups, out / 8]} words, and one fp16 scale
+     * that gives {@code s * (q - z)} standard deviation {@code std}.
+     */
     private void putAwq(SafetensorsWriter writer, AwqFormat format, String prefix, long[] shape, double std)
             throws ModelException {
         int out = Math.toIntExact(shape[0]);
@@ -200,7 +208,8 @@ final class RandomCheckpoint implements AutoCloseable {
         int groups = in / format.groupSize();
         writer.addBytes(prefix + ".qweight", DType.I32, new long[] {in, out / 8}, randomBytes(in * out / 2));
         writer.addBytes(prefix + ".qzeros", DType.I32, new long[] {groups, out / 8}, randomBytes(groups * out / 2));
-        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out}, fourBitScales(groups * out, std));
+        writer.addFloats(prefix + ".scales", DType.F16, new long[] {groups, out},
+                fourBitScales(groups * out, std, CODES_MINUS_CODES));
     }
 
     private byte[] randomBytes(int count) {
@@ -210,12 +219,12 @@ final class RandomCheckpoint implements AutoCloseable {
     }
 
     /**
-     * {@code count} copies of the fp16 scale that gives 4-bit codes' differences {@code q - z} (uniform codes and a
-     * zero of 8, about 21.5 mean square) standard deviation {@code std}.
+     * {@code count} copies of the fp16 scale that gives 4-bit codes' differences {@code q - z} of mean square
+     * {@code meanSquare} ({@link #CODES_MINUS_EIGHT}, {@link #CODES_MINUS_CODES}) standard deviation {@code std}.
      */
-    private static float[] fourBitScales(int count, double std) {
+    private static float[] fourBitScales(int count, double std, double meanSquare) {
         float[] scales = new float[count];
-        Arrays.fill(scales, HalfFloats.roundToF16((float) (std / Math.sqrt(21.5))));
+        Arrays.fill(scales, HalfFloats.roundToF16((float) (std / Math.sqrt(meanSquare))));
         return scales;
     }
 

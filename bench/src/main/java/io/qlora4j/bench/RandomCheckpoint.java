@@ -8,6 +8,7 @@ import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.AqlmFormat;
 import io.qlora4j.model.format.AwqFormat;
 import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.GptqFormat;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
@@ -43,6 +44,8 @@ final class RandomCheckpoint implements AutoCloseable {
     private final Path dir;
     private final DecoderConfig config;
     private final SplittableRandom random;
+    /** The format config.json's quantization_config names, as a loader reads it; null for a float checkpoint. */
+    private BaseFormat stored;
 
     private RandomCheckpoint(Path dir, DecoderConfig config, long seed) {
         this.dir = dir;
@@ -83,6 +86,7 @@ final class RandomCheckpoint implements AutoCloseable {
             }
             Files.writeString(checkpoint.dir.resolve("config.json"),
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(json) + "\n");
+            checkpoint.stored = BaseFormats.stored(checkpoint.dir);
             return checkpoint;
         } catch (IOException | ModelException | RuntimeException e) {
             checkpoint.close();
@@ -93,6 +97,11 @@ final class RandomCheckpoint implements AutoCloseable {
     /** The checkpoint directory. */
     Path dir() {
         return dir;
+    }
+
+    /** The format its block projections are stored in, read back from config.json; null for a float checkpoint. */
+    BaseFormat stored() {
+        return stored;
     }
 
     /** Bytes of all files in the directory. */

@@ -5,7 +5,6 @@ import ai.djl.ndarray.types.DataType;
 import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.adapters.LoraSettings;
 import io.qlora4j.data.Batch;
-import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.family.ModelLoader;
@@ -206,7 +205,7 @@ public final class TrainBenchmark {
             }
             for (BaseFormat format : prequantized) {
                 try (RandomCheckpoint stored = RandomCheckpoint.writePrequantized(w.config(), format, 3)) {
-                    results.add(beside(nf4, w, stored, BaseFormats.stored(stored.dir()), warmup, steps));
+                    results.add(beside(nf4, w, stored, stored.stored(), warmup, steps));
                 }
             }
             Result reference = result(w, checkpoint, BaseFormats.QLORA, RecomputePolicy.BLOCK, 0, nf4.finish());
@@ -259,8 +258,8 @@ public final class TrainBenchmark {
 
     /** The figures of a finished child of {@link #start}, its {@code result.} lines {@code r}. */
     static Result result(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
-            long heldWeightBytes, Map<String, Long> r) throws ModelException {
-        BaseFormat stored = BaseFormats.stored(checkpoint.dir());
+            long heldWeightBytes, Map<String, Long> r) {
+        BaseFormat stored = checkpoint.stored();
         return new Result(w, format.describe(), policy, r.get("stepUs") / 1e3, r.get("peakMflops") / 1e3,
                 r.get("hwm"), r.get("modelBytes"),
                 planned(w, stored == null ? format : stored, policy, heldWeightBytes));
@@ -272,9 +271,8 @@ public final class TrainBenchmark {
      * ChildJvm#PACED}).
      */
     static ChildProcess start(Workload w, RandomCheckpoint checkpoint, BaseFormat format, RecomputePolicy policy,
-            long heldWeightBytes, int warmup, int steps, Map<String, String> environment)
-            throws IOException, ModelException {
-        BaseFormat requested = BaseFormats.stored(checkpoint.dir()) == null ? format : BaseFormats.DENSE;
+            long heldWeightBytes, int warmup, int steps, Map<String, String> environment) throws IOException {
+        BaseFormat requested = checkpoint.stored() == null ? format : BaseFormats.DENSE;
         return ChildJvm.start(TrainBenchmark.class, ChildJvm.HEAP, environment, "--train", checkpoint.dir().toString(),
                 String.valueOf(w.batch()), String.valueOf(w.seq()), id(policy), String.valueOf(heldWeightBytes),
                 String.valueOf(warmup), String.valueOf(steps), BenchFormats.id(requested));

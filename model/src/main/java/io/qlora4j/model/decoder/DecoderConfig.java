@@ -87,10 +87,14 @@ public record DecoderConfig(
         if (family == null || parts == null) {
             throw new IllegalArgumentException("a config needs its family and parts");
         }
-        if (hiddenSize <= 0 || intermediateSize <= 0 || numHiddenLayers <= 0 || numAttentionHeads <= 0
-                || numKeyValueHeads <= 0 || headDim <= 0 || vocabSize <= 0 || maxPositionEmbeddings <= 0) {
-            throw new IllegalArgumentException("sizes must be positive");
-        }
+        requirePositive("hidden_size", hiddenSize);
+        requirePositive("intermediate_size", intermediateSize);
+        requirePositive("num_hidden_layers", numHiddenLayers);
+        requirePositive("num_attention_heads", numAttentionHeads);
+        requirePositive("num_key_value_heads", numKeyValueHeads);
+        requirePositive("head_dim", headDim);
+        requirePositive("vocab_size", vocabSize);
+        requirePositive("max_position_embeddings", maxPositionEmbeddings);
         if (numAttentionHeads % numKeyValueHeads != 0) {
             throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads
                     + " is not a multiple of num_key_value_heads " + numKeyValueHeads);
@@ -109,9 +113,8 @@ public record DecoderConfig(
             throw new IllegalArgumentException("longrope short_factor and long_factor must have " + rotaryDim / 2
                     + " entries (rotated features / 2), got " + ropeScaling.shortFactor().size());
         }
-        if (!(rmsNormEps > 0) || !(ropeTheta > 0)) {
-            throw new IllegalArgumentException("rms_norm_eps and rope_theta must be positive");
-        }
+        requirePositive("rms_norm_eps", rmsNormEps);
+        requirePositive("rope_theta", ropeTheta);
         if (slidingWindow != null && slidingWindow <= 0) {
             throw new IllegalArgumentException("sliding_window must be positive, got " + slidingWindow);
         }
@@ -127,6 +130,14 @@ public record DecoderConfig(
             if (!linearNames(parts).contains(biased)) {
                 throw new IllegalArgumentException("no projection " + biased + " to carry a bias");
             }
+        }
+    }
+
+    /** Refuses a size or constant (by its config.json key) that is not positive, NaN included. */
+    private static void requirePositive(String key, double value) {
+        if (!(value > 0)) {
+            throw new IllegalArgumentException(key + " must be positive, got " + (value == Math.rint(value)
+                    && Math.abs(value) < 1e15 ? String.valueOf((long) value) : String.valueOf(value)));
         }
     }
 

@@ -158,6 +158,9 @@ class LlamaConfigTest {
                 error(REQUIRED.replace("\"hidden_size\": 64", "\"hidden_size\": \"64\"")));
         assertEquals("config.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3",
                 error(REQUIRED + ", \"num_key_value_heads\": 3"));
+        assertEquals("config.json: num_key_value_heads must be positive, got 0",
+                error(REQUIRED + ", \"num_key_value_heads\": 0"));
+        assertEquals("config.json: rope_theta must be positive, got -1.5", error(REQUIRED + ", \"rope_theta\": -1.5"));
         assertEquals("config.json: rope_scaling: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor"
                         + " and original_max_position_embeddings > 0",
                 error(REQUIRED + ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 4,"

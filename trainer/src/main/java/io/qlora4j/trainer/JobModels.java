@@ -58,8 +58,8 @@ public final class JobModels {
         }
         boolean on = "1".equals(override);
         if (target.dataType() == DataType.FLOAT32 && tf32 != on) {
-            throw new ModelException("tf32: " + tf32 + ", but this process multiplies float32 " + (on ? "in" : "without")
-                    + " TF32 (" + TF32_OVERRIDE + "=" + (override == null ? "unset" : override) + ", read by libtorch"
+            throw new ModelException("tf32: " + tf32 + ", but this process multiplies float32 "
+                    + (on ? "in" : "without") + " TF32 (" + TF32_OVERRIDE + "=" + (override == null ? "unset" : override) + ", read by libtorch"
                     + " at its start); run with " + TF32_OVERRIDE + "=" + (tf32 ? 1 : 0)
                     + (tf32 ? "" : " (the launcher sets 1 unless it is set)"));
         }

@@ -17,8 +17,8 @@ import picocli.CommandLine.Command;
 @Command(name = "data", description = {
     "Print the first n formatted examples with the trained spans marked \u00ab like this \u00bb.",
     "Then their token counts, each dataset's kept and skipped records by reason (--debug: the first skipped ones with",
-    "file and line) and a length histogram. Keys: the job's dataset keys (dataset, dataset_dir, template, cutoff_len, train_on_prompt,",
-    "mask_history, max_samples, packing, stage), model_name_or_path (tokenizer), n (default 3)."})
+    "file and line) and a length histogram. Keys: the job's dataset keys (dataset, dataset_dir, template, cutoff_len,",
+    "train_on_prompt, mask_history, max_samples, packing, stage), model_name_or_path (tokenizer), n (default 3)."})
 final class DataCommand extends JobCommand {
     private static final int BINS = 10;
 

@@ -24,9 +24,9 @@ import picocli.CommandLine.Option;
 @Command(name = "inspect", description = {
     "Print a model's architecture, how its weights are stored, its parameter count and the plan of a training run.",
     "The memory plan reads the job keys as train reads them (base format, lora_rank/lora_target/use_dora, optim,",
-    "paged_budget_mb, gradient_checkpointing, per_device_train_batch_size, cutoff_len, device, fp16) and says whether it",
-    "fits device_memory_gb (default: the GPU's memory, or the machine's on a CPU). model_name_or_path may be a",
-    "directory holding only config.json, or the config.json file itself. target_bits or target_size_gb (with",
+    "paged_budget_mb, gradient_checkpointing, per_device_train_batch_size, cutoff_len, device, fp16) and says",
+    "whether it fits device_memory_gb (default: the GPU's memory, or the machine's on a CPU). model_name_or_path may",
+    "be a directory holding only config.json, or the config.json file itself. target_bits or target_size_gb (with",
     "cvxq_group_size): the CVXQ base of that target and the plan of the run over it."})
 final class InspectCommand extends JobCommand {
     @Option(names = "--json", description = "End with one JSON line: device_bytes, host_bytes, fits, margin and parts.")

@@ -61,9 +61,10 @@ public final class JobConfig {
     }
 
     /**
-     * {@code neat_packing: true} packs: LLaMA-Factory's {@code get_train_args} turns {@code packing} on for it, and so
-     * does this when packing is unset. A job that also says {@code packing: false} is refused rather than silently
-     * changed (LLaMA-Factory overrides it with a warning).
+     * {@code neat_packing: true} packs: LLaMA-Factory's {@code DataArguments} turns {@code packing} on for it (and so
+     * a packed row takes one token less than cutoff_len, as with packing set), and so does this when packing is unset.
+     * A job that also says {@code packing: false} is refused rather than silently changed, as LLaMA-Factory changes
+     * it.
      */
     private static void packForNeatPacking(Map<String, Object> values) throws ConfigException {
         if (!Boolean.TRUE.equals(values.get("neat_packing"))) {

@@ -91,6 +91,7 @@ class DataCommandTest {
         }
         assertEquals(List.of("quantize", "inspect", "eval", "generate", "data", "train", "export"),
                 List.copyOf(entries.keySet()));
-        entries.forEach((command, summary) -> assertTrue(summary.matches(".*[\\w)\u00bb]\\.$"), command + ": " + summary));
+        entries.forEach((command, summary) -> assertTrue(summary.matches(".*[\\w)\u00bb]\\.$"),
+                command + ": " + summary));
     }
 }

@@ -168,11 +168,7 @@ public final class NdAqlmTensor implements DeviceWeight {
     /** Device bytes held: codes, codebooks and scales. */
     @Override
     public long bytes() {
-        long total = 0;
-        for (NDArray a : new NDArray[] {codes, codebooks, scales}) {
-            total += a.size() * a.getDataType().getNumOfBytes();
-        }
-        return total;
+        return DeviceWeight.bytesOf(codes, codebooks, scales);
     }
 
     /** Frees the device arrays; decoded weights already returned stay valid. */

@@ -179,11 +179,7 @@ public final class NdCvxqTensor implements DeviceWeight {
     /** Device bytes held: bit planes, per-partition parameters, indices and the two tables. */
     @Override
     public long bytes() {
-        long total = 0;
-        for (NDArray a : new NDArray[] {codes, bitTable, levels, locs, scales, base, planePosition, rowSlot}) {
-            total += a.size() * a.getDataType().getNumOfBytes();
-        }
-        return total;
+        return DeviceWeight.bytesOf(codes, bitTable, levels, locs, scales, base, planePosition, rowSlot);
     }
 
     @Override

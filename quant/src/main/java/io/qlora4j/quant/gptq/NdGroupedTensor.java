@@ -401,14 +401,7 @@ public final class NdGroupedTensor implements DeviceWeight {
     /** Device bytes held: packed codes, zeros, scales, group index and tables. */
     @Override
     public long bytes() {
-        long total = 0;
-        for (NDArray a : new NDArray[] {bytes, zeros, scales, groupIndex}) {
-            total += a.size() * a.getDataType().getNumOfBytes();
-        }
-        for (NDArray t : tables) {
-            total += t.size() * 4;
-        }
-        return total;
+        return DeviceWeight.bytesOf(bytes, zeros, scales, groupIndex) + DeviceWeight.bytesOf(tables);
     }
 
     /** Frees the device arrays; decoded weights already returned stay valid. */

@@ -166,14 +166,18 @@ public final class ForwardBenchmark {
         return medians;
     }
 
-    /** The median of {@code values} (the upper one of an even count). */
+    /**
+     * The median of {@code values}: the middle one, or the mean of the two middle ones of an even count (so that two
+     * rounds' ratios of 1.70 and 1.01 read 1.36, not 1.70).
+     */
     static double median(double[] values) {
         double[] sorted = values.clone();
         Arrays.sort(sorted);
-        return sorted[sorted.length / 2];
+        int half = sorted.length / 2;
+        return sorted.length % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
     }
 
-    /** The median of {@code figure} over {@code items} (the upper one of an even count). */
+    /** The median of {@code figure} over {@code items}, as {@link #median(double[])}. */
     static <T> double median(List<T> items, ToDoubleFunction<T> figure) {
         return median(items.stream().mapToDouble(figure).toArray());
     }

@@ -205,8 +205,7 @@ public final class VariantBenchmark {
                 speeds.add(entry.get("tokens_per_s").asDouble());
             }
         }
-        double[] sorted = speeds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        double median = sorted.length == 0 ? Double.NaN : sorted[sorted.length / 2];
+        double median = speeds.isEmpty() ? Double.NaN : ForwardBenchmark.median(speeds, Double::doubleValue);
         double[] before = rows.get(rows.size() - 2);
         double[] after = rows.get(rows.size() - 1);
         Scores s = new Scores(before[1], before[0], after[1], after[0], median, seconds);

@@ -293,7 +293,7 @@ public final class BenchSuite {
         for (SideBySideBenchmark.Side side : sides.subList(1, sides.size())) {
             String ratio = side.label() + " / " + python.label() + ", " + w.name();
             rows.add(new Row("tokens/s, " + ratio + " (issue 20: QLoRA >= 1, aim 1.2)",
-                    ForwardBenchmark.median(side.speedOver(python)), String.format(Locale.ROOT,
+                    ForwardBenchmark.median(python.timeOver(side)), String.format(Locale.ROOT,
                             "the median of the rounds' ratios; median steps %.0f / %.0f ms",
                             side.stepMs(), python.stepMs())));
             rows.add(peakRssRow(ratio, side.hwm(), python.hwm()));

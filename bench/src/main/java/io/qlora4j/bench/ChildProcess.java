@@ -110,12 +110,10 @@ final class ChildProcess implements AutoCloseable {
         return ms;
     }
 
-    /** Per round, the step time of child {@code child} over that of child {@code reference}, from {@link #lockstep}. */
-    static double[] ratios(double[][] ms, int child, int reference) {
-        return ratios(ms[child], ms[reference]);
-    }
-
-    /** Per round, {@code childMs} over {@code referenceMs}, two series of step times of the same rounds. */
+    /**
+     * Per round, {@code childMs} over {@code referenceMs}, two series of step times of the same rounds (two rows of
+     * {@link #lockstep}'s result).
+     */
     static double[] ratios(double[] childMs, double[] referenceMs) {
         double[] ratios = new double[childMs.length];
         for (int round = 0; round < ratios.length; round++) {

@@ -60,12 +60,10 @@ public final class SideBySideBenchmark {
             return ForwardBenchmark.median(stepsMs, Double::doubleValue);
         }
 
-        /** Round by round, {@code other}'s step time over this one's (this one's speed relative to {@code other}). */
-        double[] speedOver(Side other) {
-            return ChildProcess.ratios(other.steps(), steps());
-        }
-
-        /** Round by round, this one's step time over {@code other}'s. */
+        /**
+         * Round by round, this one's step time over {@code other}'s ({@code other}'s speed relative to this one's:
+         * {@code python.timeOver(side)} is the side's tokens/s over the Python stack's).
+         */
         double[] timeOver(Side other) {
             return ChildProcess.ratios(steps(), other.steps());
         }
@@ -101,7 +99,7 @@ public final class SideBySideBenchmark {
         Side python = sides.get(PYTHON);
         for (int recomputing : List.of(NF4, NF4_HELD, NF4_SKIPPING)) {
             Side side = sides.get(recomputing);
-            double[] ratios = side.speedOver(python);
+            double[] ratios = python.timeOver(side);
             double qlora = ForwardBenchmark.median(ratios);
             System.out.println(String.format(Locale.ROOT, "target (%s): at least the Python stack's tokens/s, aiming"
                     + " for 1.2x: %.2fx %s (the median of the rounds' ratios %s; below 1.0 in %d of %d); peak RSS"

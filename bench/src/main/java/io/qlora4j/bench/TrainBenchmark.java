@@ -221,7 +221,8 @@ public final class TrainBenchmark {
         try (ChildProcess child = start(w, checkpoint, format, RecomputePolicy.BLOCK, 0, warmup, steps,
                 ChildJvm.PACED_ENVIRONMENT)) {
             child.awaitTurn();
-            double[] ratios = ChildProcess.ratios(ChildProcess.lockstep(List.of(nf4, child), steps, 0), 1, 0);
+            double[][] ms = ChildProcess.lockstep(List.of(nf4, child), steps, 0);
+            double[] ratios = ChildProcess.ratios(ms[1], ms[0]);
             Result r = result(w, checkpoint, format, RecomputePolicy.BLOCK, 0, child.finish());
             double overNf4 = ForwardBenchmark.median(ratios);
             System.out.println(row(r) + String.format(Locale.ROOT, " / NF4+DQ %.2f (rounds %s)", overNf4,

@@ -64,7 +64,7 @@ public final class WaitPolicyBenchmark {
             tried.awaitTurn();
             spin.awaitTurn();
             double[][] ms = ChildProcess.lockstep(List.of(tried, spin), rounds, 0);
-            double[] ratios = ChildProcess.ratios(ms, 0, 1);
+            double[] ratios = ChildProcess.ratios(ms[0], ms[1]);
             TrainBenchmark.Result withSettings = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,
                     RecomputePolicy.BLOCK, 0, tried.finish());
             TrainBenchmark.Result byDefault = TrainBenchmark.result(w, checkpoint, BaseFormats.QLORA,

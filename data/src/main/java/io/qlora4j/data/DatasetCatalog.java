@@ -95,6 +95,9 @@ final class DatasetCatalog {
         }
         DatasetColumns columns = DatasetColumns.of(where, entry.get("columns"), entry.get("tags"));
         columns.refuseUntrainable(where);
+        if (format == DatasetSpec.Formatting.SHAREGPT) {
+            columns.requireSharegpt(where);
+        }
         List<Path> files = files(location);
         if (extension(files.get(0)).equals("txt")
                 && (format != DatasetSpec.Formatting.ALPACA || !"text".equals(columns.get("prompt")))) {

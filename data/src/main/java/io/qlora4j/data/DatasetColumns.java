@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Which record fields hold what, as LLaMA-Factory's {@code DatasetAttr} columns and tags, with its
@@ -13,13 +12,21 @@ import java.util.Set;
  * sharegpt {@code conversations} with {@code from}/{@code value} and the role tags
  * {@code human}/{@code gpt}/{@code observation}/{@code function_call}/{@code system}.
  * An unmapped (null) column is not read.
+ *
+ * <p>As in {@code DatasetAttr.join}, an entry's {@code columns} object replaces every column and its {@code tags}
+ * object every tag: what the object does not name is unmapped, not left at its default (a {@code columns} of prompt
+ * and response alone reads no {@code input}; a {@code tags} without {@code system_tag} takes no leading system
+ * message).
  */
 record DatasetColumns(Map<String, String> names) {
 
-    /** Column and tag keys LLaMA-Factory knows; the multimodal and preference ones are refused when mapped. */
-    private static final Set<String> KNOWN = Set.of("prompt", "query", "response", "history", "messages", "system",
-            "tools", "images", "videos", "audios", "chosen", "rejected", "kto_tag", "role_tag", "content_tag",
-            "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag");
+    /** Column keys LLaMA-Factory knows; the multimodal and preference ones are refused when mapped. */
+    private static final List<String> COLUMNS = List.of("prompt", "query", "response", "history", "messages", "system",
+            "tools", "images", "videos", "audios", "chosen", "rejected", "kto_tag");
+
+    /** Tag keys LLaMA-Factory knows (sharegpt). */
+    private static final List<String> TAGS = List.of("role_tag", "content_tag", "user_tag", "assistant_tag",
+            "observation_tag", "function_tag", "system_tag");
 
     /** LLaMA-Factory's defaults for a dataset_info.json entry without {@code columns}/{@code tags}. */
     static final DatasetColumns DEFAULTS = new DatasetColumns(Map.of("prompt", "instruction", "query", "input",
@@ -31,24 +38,55 @@ record DatasetColumns(Map<String, String> names) {
     static final DatasetColumns DIRECT = DEFAULTS.with("system", "system").with("history", "history");
 
     /**
-     * The defaults overridden by a dataset_info.json entry's {@code columns} and {@code tags}
-     * objects; an unknown key fails naming it.
+     * The defaults with a dataset_info.json entry's {@code columns} and {@code tags} objects (either may be absent)
+     * in place of their columns and tags; an object of another kind, or a key the object cannot hold, fails naming it.
      */
     static DatasetColumns of(String where, JsonNode columns, JsonNode tags) throws DataException {
-        DatasetColumns out = DEFAULTS;
-        for (JsonNode node : new JsonNode[] {columns, tags}) {
-            if (node == null || node.isNull()) {
-                continue;
+        return DEFAULTS.replaced(where, "columns", columns, COLUMNS).replaced(where, "tags", tags, TAGS);
+    }
+
+    /** This mapping with every one of {@code keys} unmapped but those {@code object} names, or unchanged without it. */
+    private DatasetColumns replaced(String where, String field, JsonNode object, List<String> keys)
+            throws DataException {
+        if (object == null) {
+            return this;
+        }
+        if (!object.isObject()) {
+            throw new DataException(where + ": '" + field + "' must be an object of " + keys.get(0) + ", ... names,"
+                    + " not " + object);
+        }
+        DatasetColumns out = this;
+        for (String key : keys) {
+            out = out.with(key, null);
+        }
+        for (Map.Entry<String, JsonNode> e : object.properties()) {
+            if (!keys.contains(e.getKey())) {
+                String other = (keys == COLUMNS ? TAGS : COLUMNS).contains(e.getKey())
+                        ? " (it belongs in '" + (keys == COLUMNS ? "tags" : "columns") + "')" : "";
+                throw new DataException(where + ": unknown key '" + e.getKey() + "' in " + field + other + "; known: "
+                        + String.join(", ", keys));
             }
-            for (Map.Entry<String, JsonNode> e : node.properties()) {
-                if (!KNOWN.contains(e.getKey())) {
-                    throw new DataException(where + ": unknown key '" + e.getKey() + "' in "
-                            + (node == columns ? "columns" : "tags") + "; known: " + String.join(", ", KNOWN));
-                }
-                out = out.with(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText());
+            if (!e.getValue().isNull() && !e.getValue().isTextual()) {
+                throw new DataException(where + ": " + field + "." + e.getKey() + " must be a field name (a string),"
+                        + " not " + e.getValue());
             }
+            out = out.with(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText());
         }
         return out;
+    }
+
+    /**
+     * Refuses a sharegpt mapping without the message list, role or content field: an entry whose {@code columns} or
+     * {@code tags} leave one out (they replace every default) has no way to read a conversation.
+     */
+    void requireSharegpt(String where) throws DataException {
+        for (String key : List.of("messages", "role_tag", "content_tag")) {
+            if (get(key) == null) {
+                String field = key.equals("messages") ? "columns" : "tags";
+                throw new DataException(where + ": sharegpt formatting needs '" + key + "', which the entry's " + field
+                        + " leave unmapped; '" + field + "' replaces all of the defaults, so name every one it uses");
+            }
+        }
     }
 
     /** Refuses a mapping whose columns qlora4j cannot train on: {@link #untrainable} of each mapped key. */

@@ -74,6 +74,45 @@ class DataPipelineTest extends TokenizerTestBase {
                 unknown.getMessage());
     }
 
+    /**
+     * LLaMA-Factory's {@code DatasetAttr.join} sets every column from an entry's {@code columns} object and every tag
+     * from its {@code tags} object, unnamed ones to None: prompt and response alone read no {@code input}, tags without
+     * {@code system_tag} make a leading system message an out-of-order turn, and sharegpt without a message list or
+     * role field cannot be read at all (LLaMA-Factory stops with a KeyError).
+     */
+    @Test
+    void anEntrysColumnsAndTagsReplaceEveryDefault() throws Exception {
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "instruction", "response": "output"}},
+                 "chat": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages"},
+                   "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                            "assistant_tag": "assistant"}},
+                 "no_list": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"system": "sys"}},
+                 "no_role": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages"},
+                   "tags": {"content_tag": "content"}},
+                 "misplaced": {"file_name": "qa.jsonl", "columns": {"role_tag": "role"}}}
+                """);
+        Files.writeString(dir.resolve("qa.jsonl"), "{\"instruction\": \"hi\", \"input\": \"there\", \"output\": \"fine\"}\n");
+        DataPipeline qa = load(settings("qa"));
+        assertArrayEquals(ids("Human", ":", "hi", "</s>", "\n", "Assistant", ":", "fine", "</s>", "\n"),
+                qa.train().get(0).inputIds());
+
+        Files.writeString(dir.resolve("chat.jsonl"), """
+                {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "fine"}]}
+                {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"},
+                  {"role": "assistant", "content": "ok"}]}
+                """.replace("\n  ", " "));
+        DataPipeline chat = load(settings("chat"));
+        assertEquals(1, chat.train().size());
+        assertEquals(1, chat.stats().get(0).skipped(), chat.stats().get(0).summary());
+
+        for (String[] refused : new String[][] {{"no_list", "'messages'"}, {"no_role", "'role_tag'"},
+                {"misplaced", "belongs in 'tags'"}}) {
+            DataException e = assertThrows(DataException.class, () -> load(settings(refused[0])));
+            assertTrue(e.getMessage().contains(refused[1]), e.getMessage());
+        }
+    }
+
     @Test
     void valSizeHoldsOutAShuffledShare() throws Exception {
         StringBuilder lines = new StringBuilder();

@@ -232,7 +232,9 @@ public final class ChatTemplate {
                 }
             }
             switch (message.role()) {
-                case USER -> elements.addAll(user.apply(fused + message.content()));
+                // the Llama-2 kind (system fused into the first user turn) passes no turn index, as in LLaMA-Factory
+                case USER -> elements.addAll(systemInFirstUser ? user.apply(fused + message.content())
+                        : user.apply(message.content(), String.valueOf(i / 2)));
                 case ASSISTANT -> elements.addAll(assistant.apply(message.content()));
                 case OBSERVATION -> elements.addAll(observation.apply(message.content()));
                 case FUNCTION -> elements.addAll(function.apply(toolFormat.call(message.content(), !systemInFirstUser)));

@@ -224,6 +224,22 @@ class FamilyTemplatesTest {
                 sft(MISTRAL, MISTRAL_CONFIG, "mistral", MULTI_TURN));
     }
 
+    /**
+     * LLaMA-Factory's {@code Template._encode} fills a user slot with {@code content} and then {@code idx} (the turn's
+     * index), each at its first placeholder, so a {@code {{idx}}} the user wrote becomes the index; the Llama-2 kind
+     * ({@code Llama2Template}: mistral, llama2, gemma) passes no index and leaves it.
+     */
+    @Test
+    void aUserTurnsIdxPlaceholderBecomesItsIndexExceptInTheLlama2Kind() throws Exception {
+        Conversation placeholders = conversation(null, null, Role.USER, "a {{idx}} {{content}}", Role.ASSISTANT,
+                "fine", Role.USER, "b {{idx}} {{idx}}", Role.ASSISTANT, "ok");
+        assertEquals("<|im_start|>user\na 0 {{content}}<|im_end|>\n<|im_start|>assistant\n\u00abfine<|im_end|>\n"
+                + "\u00bb<|im_start|>user\nb 1 {{idx}}<|im_end|>\n<|im_start|>assistant\n\u00abok<|im_end|>\n\u00bb",
+                sft(QWEN, QWEN_CONFIG, "qwen3_nothink", placeholders));
+        assertEquals("<s>[INST] a {{idx}} {{content}}[/INST]\u00ab fine</s>\u00bb[INST] b {{idx}} {{idx}}[/INST]"
+                + "\u00ab ok</s>\u00bb", sft(MISTRAL, MISTRAL_CONFIG, "mistral", placeholders));
+    }
+
     @Test
     void templatesThatReplaceEosBindTheirStopWordAndGemma2KeepsTheTokenizers() throws Exception {
         CharTokenizer.write(dir, GEMMA, GEMMA_CONFIG);

@@ -3,6 +3,8 @@ package io.qlora4j.data;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.math.BigDecimal;
+import java.math.MathContext;
+import java.math.RoundingMode;
 import java.util.Iterator;
 import java.util.Map;
 
@@ -116,6 +118,30 @@ final class PythonJson {
         out.append('"');
     }
 
+    /**
+     * The shortest decimal that reads back as {@code d} (positive, finite), of those the nearest to it: the digits of
+     * Python's {@code repr}. Java 17's {@code Double.toString} does not always give the shortest (2.82879384806159e17
+     * came out with 18 digits; JDK 19 fixed it), so each length is tried with the value rounded to nearest and cut
+     * down and up (near a power of two the closest candidate can miss while one farther on the wider side reads back).
+     */
+    static BigDecimal shortest(double d) {
+        BigDecimal exact = new BigDecimal(d);
+        for (int digits = 1; ; digits++) {
+            BigDecimal best = null;
+            for (RoundingMode mode : new RoundingMode[] {RoundingMode.HALF_EVEN, RoundingMode.FLOOR,
+                    RoundingMode.CEILING}) {
+                BigDecimal candidate = exact.round(new MathContext(digits, mode));
+                if (candidate.doubleValue() == d && (best == null
+                        || candidate.subtract(exact).abs().compareTo(best.subtract(exact).abs()) < 0)) {
+                    best = candidate;
+                }
+            }
+            if (best != null) {
+                return best;
+            }
+        }
+    }
+
     /** Python's {@code repr(float)}. */
     static String floatRepr(double d) {
         if (Double.isNaN(d)) {
@@ -127,7 +153,7 @@ final class PythonJson {
         if (d == 0) {
             return 1 / d < 0 ? "-0.0" : "0.0";
         }
-        BigDecimal value = new BigDecimal(Double.toString(Math.abs(d))).stripTrailingZeros();
+        BigDecimal value = shortest(Math.abs(d)).stripTrailingZeros();
         String digits = value.unscaledValue().toString();
         int exponent = digits.length() - 1 - value.scale();
         String sign = d < 0 ? "-" : "";

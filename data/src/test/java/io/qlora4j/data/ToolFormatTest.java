@@ -67,6 +67,17 @@ class ToolFormatTest {
         assertEquals("1.5e+300", PythonJson.floatRepr(1.5e300));
         assertEquals("-2.5", PythonJson.floatRepr(-2.5));
         assertEquals("1000000000000000.0", PythonJson.floatRepr(1e15));
+        // where Java 17's Double.toString gives more digits than the shortest that reads back (JDK-4511638)
+        assertEquals("2.82879384806159e+17", PythonJson.floatRepr(2.82879384806159e17));
+        assertEquals("1.9036921528432902e+17", PythonJson.floatRepr(1.90369215284329024e17));
+        assertEquals("5.082622986511053e+16", PythonJson.floatRepr(5.0826229865110528e16));
+        assertEquals("2e+23", PythonJson.floatRepr(2e23));
+        assertEquals("8.41e+21", PythonJson.floatRepr(8.41e21));
+        assertEquals("1e+23", PythonJson.floatRepr(1e23));
+        assertEquals("5e-324", PythonJson.floatRepr(Double.MIN_VALUE));
+        assertEquals("2.2250738585072014e-308", PythonJson.floatRepr(Double.MIN_NORMAL));
+        assertEquals("1.152921504606847e+18", PythonJson.floatRepr(0x1p60));
+        assertEquals("9.313225746154785e-10", PythonJson.floatRepr(0x1p-30));
         assertEquals("{\n    \"a\": \"\\u0001\\t\",\n    \"b\": {\n        \"c\": []\n    },\n    \"d\": {}\n}",
                 PythonJson.dumpsIndented(new ObjectMapper().readTree("{\"a\": \"\\u0001\\t\", \"b\": {\"c\": []}, \"d\": {}}")));
     }

@@ -77,23 +77,29 @@ public final class ChatTemplate {
     }
 
     /**
-     * The template {@code name}; for {@code auto} the known template whose shape the {@code chat_template} of
-     * the tokenizer_config.json beside {@code tokenizerFile} has; for null (no {@code template} key) what
-     * LLaMA-Factory does then: the tokenizer's own chat template, here recognised as the known template of its
-     * shape and used with the tokenizer's eos (LLaMA-Factory's {@code parse_template} replaces no eos), or the
-     * {@code empty} template when the tokenizer has none. The choice made for null goes to {@code log}.
+     * The template {@code name}; for {@code auto} the known template whose shape the chat template of the tokenizer
+     * beside {@code tokenizerFile} has; for null (no {@code template} key) what LLaMA-Factory does then, as far as
+     * qlora4j can: the {@code empty} template when the tokenizer has no chat template or named ones (transformers
+     * makes those a dict, which LLaMA-Factory does not parse); else, where LLaMA-Factory's {@code parse_template}
+     * renders the Jinja into slots, qlora4j (which runs no Jinja) takes the known template of the same shape, with the
+     * tokenizer's eos and no stop words as {@code parse_template} keeps them. The choice made for null goes to
+     * {@code log}.
      */
     public static ChatTemplate resolve(String name, Path tokenizerFile, Consumer<String> log) throws DataException {
         Path tokenizerConfig = tokenizerFile.resolveSibling("tokenizer_config.json");
         if (name == null) {
-            String shape = ChatTemplateDetector.detectIfPresent(tokenizerConfig);
-            if (shape == null) {
-                log.accept("template: not set and " + tokenizerConfig + " has no chat_template: using empty,"
-                        + " as LLaMA-Factory does");
+            ChatTemplateDetector.Found found = ChatTemplateDetector.read(tokenizerConfig);
+            if (found.text() == null || found.named()) {
+                log.accept("template: not set and " + found.source() + (found.named()
+                        ? " holds named chat templates" : " has no chat_template") + ": using empty, as LLaMA-Factory"
+                        + " does");
                 return named("empty");
             }
+            String shape = ChatTemplateDetector.shape(found.text(), tokenizerConfig,
+                    "template: not set and the chat_template in " + found.source());
             log.accept("template: not set: using " + shape + ", recognised from the chat_template in "
-                    + tokenizerConfig + " (set template: to choose another)");
+                    + found.source() + " (LLaMA-Factory would render that Jinja into its own slots instead; set"
+                    + " template: " + shape + " to train as LLaMA-Factory does with it)");
             return named(shape).toBuilder().recognisedFromTokenizer().build();
         }
         return named("auto".equals(name) ? ChatTemplateDetector.detect(tokenizerConfig) : name);

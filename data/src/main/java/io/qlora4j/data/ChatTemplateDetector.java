@@ -2,15 +2,15 @@ package io.qlora4j.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.MissingNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 /**
- * Names the known template whose shape a tokenizer's Jinja {@code chat_template} has, recognised by the
+ * Names the known template whose shape a tokenizer's Jinja chat template has, recognised by the
  * markers each format puts around a turn (qlora4j runs no Jinja): for {@code template: auto} and for a job
  * without {@code template}. Where two templates share a chat template the model decides: Gemma and Gemma 2
  * ship the same one, so config.json's {@code model_type} beside the tokenizer picks {@code gemma2}. Mistral
@@ -45,30 +45,32 @@ final class ChatTemplateDetector {
 
     private ChatTemplateDetector() {}
 
+    /**
+     * A tokenizer's chat template as transformers loads it, with the file it came from.
+     *
+     * @param text the template, or for named templates the one called {@code default}; null when there is none
+     * @param named whether the tokenizer holds named templates (transformers then makes {@code chat_template} a
+     *     dict, which LLaMA-Factory does not parse)
+     * @param source chat_template.jinja or tokenizer_config.json
+     */
+    record Found(String text, boolean named, Path source) {}
+
     /** {@code template: auto}: the template of the tokenizer's chat template, which must exist and be known. */
     static String detect(Path tokenizerConfig) throws DataException {
         String prefix = "template: auto: " + tokenizerConfig;
-        if (!Files.isRegularFile(tokenizerConfig)) {
-            throw new DataException(prefix + " not found; set template: to one of " + ChatTemplate.names());
+        Found found = read(tokenizerConfig);
+        if (found.text() == null) {
+            throw new DataException(prefix + (Files.isRegularFile(tokenizerConfig) ? " has no chat_template"
+                    : " not found") + "; set template: to one of " + ChatTemplate.names());
         }
-        String jinja = chatTemplate(tokenizerConfig);
-        if (jinja == null) {
-            throw new DataException(prefix + " has no chat_template; set template: to one of " + ChatTemplate.names());
-        }
-        return shape(jinja, tokenizerConfig, prefix + ": its chat_template");
+        return shape(found.text(), tokenizerConfig, "template: auto: the chat_template in " + found.source());
     }
 
     /**
-     * For a job without {@code template}: the template of the tokenizer's chat template, null when there is none
-     * (no tokenizer_config.json or no chat_template in it); a chat template of no known shape is refused.
+     * The template of a chat template's shape (gemma2 where config.json beside {@code tokenizerConfig} says so); one
+     * of no known shape is refused, {@code what} naming it.
      */
-    static String detectIfPresent(Path tokenizerConfig) throws DataException {
-        String jinja = Files.isRegularFile(tokenizerConfig) ? chatTemplate(tokenizerConfig) : null;
-        return jinja == null ? null
-                : shape(jinja, tokenizerConfig, "template: not set and the chat_template in " + tokenizerConfig);
-    }
-
-    private static String shape(String jinja, Path tokenizerConfig, String what) throws DataException {
+    static String shape(String jinja, Path tokenizerConfig, String what) throws DataException {
         for (Map.Entry<String, List<String>> shape : SHAPES) {
             if (shape.getValue().stream().allMatch(jinja::contains)) {
                 String name = shape.getKey();
@@ -80,8 +82,21 @@ final class ChatTemplateDetector {
                 + "); set template: explicitly");
     }
 
-    /** The {@code chat_template} text (the {@code default} entry of a named list), null when there is none. */
-    private static String chatTemplate(Path tokenizerConfig) throws DataException {
+    /**
+     * The chat template of the tokenizer whose tokenizer_config.json is {@code tokenizerConfig}, by transformers'
+     * rule: a {@code chat_template.jinja} beside it (and named ones in {@code additional_chat_templates/}) takes
+     * priority over the config's {@code chat_template} (a string, or a list of named templates).
+     */
+    static Found read(Path tokenizerConfig) throws DataException {
+        Path jinja = tokenizerConfig.resolveSibling("chat_template.jinja");
+        boolean extra = hasJinja(tokenizerConfig.resolveSibling("additional_chat_templates"));
+        if (Files.isRegularFile(jinja) || extra) {
+            String text = Files.isRegularFile(jinja) ? readText(jinja) : null;
+            return new Found(text, extra, Files.isRegularFile(jinja) ? jinja : tokenizerConfig);
+        }
+        if (!Files.isRegularFile(tokenizerConfig)) {
+            return new Found(null, false, tokenizerConfig);
+        }
         JsonNode template;
         try {
             template = JSON.readTree(tokenizerConfig.toFile()).path("chat_template");
@@ -90,15 +105,34 @@ final class ChatTemplateDetector {
                     + e.getMessage().lines().findFirst().orElse(""), e);
         }
         if (template.isArray()) {
-            JsonNode named = template;
-            template = MissingNode.getInstance();
-            for (JsonNode entry : named) {
-                if ("default".equals(entry.path("name").asText())) {
-                    template = entry.path("template");
+            String text = null;
+            for (JsonNode entry : template) {
+                if ("default".equals(entry.path("name").asText()) && entry.path("template").isTextual()) {
+                    text = entry.path("template").asText();
                 }
             }
+            return new Found(text, true, tokenizerConfig);
         }
-        return template.isTextual() ? template.asText() : null;
+        return new Found(template.isTextual() ? template.asText() : null, false, tokenizerConfig);
+    }
+
+    private static boolean hasJinja(Path dir) throws DataException {
+        if (!Files.isDirectory(dir)) {
+            return false;
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.anyMatch(f -> f.getFileName().toString().endsWith(".jinja"));
+        } catch (IOException e) {
+            throw new DataException(dir + ": cannot be listed: " + e.getMessage(), e);
+        }
+    }
+
+    private static String readText(Path file) throws DataException {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new DataException(file + ": cannot be read as UTF-8 text: " + e.getMessage(), e);
+        }
     }
 
     /** config.json's {@code model_type} in the tokenizer's folder, null when absent or unreadable. */

@@ -80,8 +80,8 @@ class ChatTemplateDetectorTest {
     @Test
     void unknownShapeMissingTemplateAndMissingFileAreOneLine() throws Exception {
         String unknown = assertThrows(DataException.class, () -> auto("{{ messages | tojson }}")).getMessage();
-        assertTrue(unknown.startsWith("template: auto: " + dir.resolve("tokenizer_config.json")
-                + ": its chat_template matches none of the known shapes (llama3, qwen3, qwen, phi4"), unknown);
+        assertTrue(unknown.startsWith("template: auto: the chat_template in " + dir.resolve("tokenizer_config.json")
+                + " matches none of the known shapes (llama3, qwen3, qwen, phi4"), unknown);
         Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\"}");
         String none = assertThrows(DataException.class,
                 () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"), line -> { })).getMessage();
@@ -90,6 +90,36 @@ class ChatTemplateDetectorTest {
         String missing = assertThrows(DataException.class,
                 () -> ChatTemplate.resolve("auto", dir.resolve("tokenizer.json"), line -> { })).getMessage();
         assertTrue(missing.endsWith("not found; set template: to one of " + ChatTemplate.names()), missing);
+    }
+
+    /**
+     * transformers reads {@code chat_template.jinja} beside the config before the config's {@code chat_template}, and
+     * makes named templates (a list in the config, or files in {@code additional_chat_templates/}) a dict, which
+     * LLaMA-Factory's {@code get_template_and_fix_tokenizer} does not parse: without {@code template} it takes
+     * {@code empty}.
+     */
+    @Test
+    void aJinjaFileComesFirstAndNamedTemplatesGiveEmptyWithoutATemplateKey() throws Exception {
+        Path tokenizer = withChatTemplate("{% for m in messages %}[INST] {{ m }} [/INST]{% endfor %}");
+        Files.writeString(dir.resolve("chat_template.jinja"), "{{'<|im_start|>' + m + '<|im_end|>'}}");
+        List<String> log = new java.util.ArrayList<>();
+        assertEquals("chatml", ChatTemplate.resolve(null, tokenizer, log::add).name());
+        assertTrue(log.get(0).contains("recognised from the chat_template in " + dir.resolve("chat_template.jinja")),
+                log.get(0));
+        assertEquals("chatml", ChatTemplate.resolve("auto", tokenizer, line -> { }).name());
+
+        Files.createDirectory(dir.resolve("additional_chat_templates"));
+        Files.writeString(dir.resolve("additional_chat_templates").resolve("tool_use.jinja"), "[INST] x [/INST]");
+        log.clear();
+        assertEquals("empty", ChatTemplate.resolve(null, tokenizer, log::add).name());
+        assertEquals("template: not set and " + dir.resolve("chat_template.jinja") + " holds named chat templates:"
+                + " using empty, as LLaMA-Factory does", log.get(0));
+
+        Files.delete(dir.resolve("additional_chat_templates").resolve("tool_use.jinja"));
+        Files.delete(dir.resolve("chat_template.jinja"));
+        withChatTemplate(List.of(Map.of("name", "default", "template", "<|im_start|>{{ m }}<|im_end|>")));
+        assertEquals("empty", ChatTemplate.resolve(null, tokenizer, line -> { }).name());
+        assertEquals("chatml", ChatTemplate.resolve("auto", tokenizer, line -> { }).name());
     }
 
     @Test

@@ -190,7 +190,8 @@ class LlamaFactoryDatasetsTest extends TokenizerTestBase {
             DataPipeline pipeline = DataPipeline.load(DataSettings.builder().setDatasets(List.of("d.jsonl"))
                     .optDatasetDir(dir).build(), qwen3, new DataLog(info::add, line -> { }));
             assertEquals("template: not set: using qwen3, recognised from the chat_template in "
-                    + model.resolve("tokenizer_config.json") + " (set template: to choose another)", info.get(0));
+                    + model.resolve("tokenizer_config.json") + " (LLaMA-Factory would render that Jinja into its own"
+                    + " slots instead; set template: qwen3 to train as LLaMA-Factory does with it)", info.get(0));
             assertArrayEquals(ids("<|im_start|>", "user", "\n", "hi", "<|im_end|>", "\n", "<|im_start|>", "assistant",
                     "\n"), Arrays.copyOf(pipeline.train().get(0).inputIds(), 9));
             // LLaMA-Factory's parse_template keeps the tokenizer's eos; the registered qwen3 would make it <|im_end|>

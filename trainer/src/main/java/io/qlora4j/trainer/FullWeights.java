@@ -6,13 +6,13 @@ import io.qlora4j.model.DenseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
+import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderBlock;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.optim.Parameter;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,10 +23,6 @@ import java.util.List;
  * make its own base models; the output is a Hugging Face directory with the base's tokenizer files.
  */
 final class FullWeights implements TrainableWeights {
-    /** The files besides the weights that make a model directory usable, copied from the base when present. */
-    static final List<String> MODEL_FILES = List.of("tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "tokenizer.model", "generation_config.json");
-
     private final CausalLM model;
     private final Path baseDir;
     private final List<Parameter> parameters = new ArrayList<>();
@@ -111,11 +107,6 @@ final class FullWeights implements TrainableWeights {
             }
         }
         AtomicFiles.write(dir.resolve("config.json"), model.config().toJson().toPrettyString() + "\n");
-        for (String file : MODEL_FILES) {
-            Path source = baseDir.resolve(file);
-            if (Files.isRegularFile(source)) {
-                AtomicFiles.copy(source, dir.resolve(file));
-            }
-        }
+        ModelFiles.copyCompanionFiles(baseDir, dir);
     }
 }

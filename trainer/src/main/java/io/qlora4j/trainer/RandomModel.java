@@ -2,6 +2,7 @@ package io.qlora4j.trainer;
 
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.checkpoint.AtomicFiles;
+import io.qlora4j.model.checkpoint.ModelFiles;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelFamilies;
 import io.qlora4j.model.safetensors.DType;
@@ -45,12 +46,7 @@ public final class RandomModel {
             }
         }
         AtomicFiles.copy(sourceDir.resolve("config.json"), outDir.resolve("config.json"));
-        for (String file : FullWeights.MODEL_FILES) {
-            Path source = sourceDir.resolve(file);
-            if (Files.isRegularFile(source)) {
-                AtomicFiles.copy(source, outDir.resolve(file));
-            }
-        }
+        ModelFiles.copyCompanionFiles(sourceDir, outDir);
     }
 
     private static float[] normal(Random random, long n, double std) {

@@ -87,7 +87,10 @@ class TrainerTest {
     @Test
     void fullTrainingMemorisesASmallTaskAndWritesAModelDirectory() throws Exception {
         Path out = dir.resolve("out");
-        TrainingResult result = train(job(out, "max_steps=40", "plot_loss=true", "save_steps=100"));
+        // a chat template saved apart, as transformers saves it, travels with the trained model
+        Files.writeString(base.resolve("chat_template.jinja"), "{{ messages }}");
+        TrainingResult result = train(job(out, "max_steps=40", "plot_loss=true", "save_steps=100",
+                "template=empty"));
         assertTrue(result.completed(), result.failure());
         List<JsonNode> metrics = new ArrayList<>();
         for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
@@ -107,7 +110,7 @@ class TrainerTest {
         assertEquals((byte) 0x89, png[0]);
         assertEquals("PNG", new String(png, 1, 3, java.nio.charset.StandardCharsets.US_ASCII));
         for (String file : List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                "trainer_state.json", "training_args.yaml")) {
+                "chat_template.jinja", "trainer_state.json", "training_args.yaml")) {
             assertTrue(Files.isRegularFile(out.resolve(file)), file);
         }
         assertEquals(tensors(base.resolve("model.safetensors")).keySet(),

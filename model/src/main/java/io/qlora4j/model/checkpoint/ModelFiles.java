@@ -53,13 +53,16 @@ public final class ModelFiles {
                 ConfigSpellings.both(config));
     }
 
-    /** Copies the tokenizer and generation files that {@code source} has into {@code target}; returns their names. */
+    /**
+     * Copies the tokenizer and generation files that {@code source} has into {@code target}, each atomically
+     * (replacing one there); returns their names.
+     */
     public static List<String> copyCompanionFiles(Path source, Path target) throws IOException {
         List<String> copied = new ArrayList<>();
         for (String name : COMPANION_FILES) {
             Path file = source.resolve(name);
             if (Files.isRegularFile(file)) {
-                Files.copy(file, target.resolve(name));
+                AtomicFiles.copy(file, target.resolve(name));
                 copied.add(name);
             }
         }

@@ -13,7 +13,9 @@ import java.util.List;
  * files each epoch instead of holding the examples; shuffled through a buffer of
  * {@code buffer_size}), and the template adjustments {@code default_system}, {@code tool_format},
  * {@code enable_thinking}, {@code preserve_thinking}, {@code disable_shuffling} (as {@code shuffle} false) and
- * {@code preprocessing_batch_size} (records packed together). Build with {@link #builder()}.
+ * {@code preprocessing_batch_size} (records packed together) and {@code preprocessing_num_workers} (the contiguous
+ * shards those groups are cut from, as Hugging Face datasets' {@code map(num_proc=...)} cuts them; 0 or 1 for one).
+ * Build with {@link #builder()}.
  */
 public record DataSettings(
         List<String> datasets,
@@ -36,7 +38,8 @@ public record DataSettings(
         boolean enableThinking,
         boolean preserveThinking,
         boolean shuffle,
-        int preprocessingBatchSize) {
+        int preprocessingBatchSize,
+        int preprocessingNumWorkers) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -88,6 +91,7 @@ public record DataSettings(
         private boolean preserveThinking;
         private boolean shuffle = true;
         private int preprocessingBatchSize = 1000;
+        private int preprocessingNumWorkers;
 
         private Builder() {
         }
@@ -219,6 +223,16 @@ public record DataSettings(
             return this;
         }
 
+        /**
+         * Processes LLaMA-Factory tokenizes in ({@code preprocessing_num_workers}, default none): datasets' {@code map}
+         * cuts the records into that many contiguous shards and groups each apart, so packed rows and pt blocks never
+         * span two shards (without streaming; a streamed dataset is mapped in one piece).
+         */
+        public Builder optPreprocessingNumWorkers(int processes) {
+            preprocessingNumWorkers = processes;
+            return this;
+        }
+
         /** Checks the values and builds the settings. */
         public DataSettings build() throws DataException {
             if (datasets.isEmpty()) {
@@ -242,6 +256,9 @@ public record DataSettings(
             if (preprocessingBatchSize < 1) {
                 throw new DataException("preprocessing_batch_size: " + preprocessingBatchSize + " must be at least 1");
             }
+            if (preprocessingNumWorkers < 0) {
+                throw new DataException("preprocessing_num_workers: " + preprocessingNumWorkers + " must not be negative");
+            }
             if (bufferSize < 1) {
                 throw new DataException("buffer_size: " + bufferSize + " must be at least 1");
             }
@@ -254,7 +271,8 @@ public record DataSettings(
             boolean pack = packing != null ? packing : stage == Stage.PT;
             return new DataSettings(datasets, datasetDir, template, rowTokens(cutoffLen, packing), trainOnPrompt, maskHistory, maxSamples,
                     valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize, defaultSystem, toolFormat,
-                    enableThinking, preserveThinking, shuffle, preprocessingBatchSize);
+                    enableThinking, preserveThinking, shuffle, preprocessingBatchSize,
+                    streaming ? 1 : Math.max(1, preprocessingNumWorkers));
         }
     }
 }

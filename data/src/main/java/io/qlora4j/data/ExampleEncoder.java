@@ -6,12 +6,13 @@ import java.util.List;
  * Turns conversations into training sequences for the job's stage: supervised examples
  * ({@link SupervisedEncoder}) or plain-text documents ({@link PretrainEncoder}); with packing,
  * groups of {@code preprocessing_batch_size} records are packed together ({@link Packer}, or pt blocks), as
- * LLaMA-Factory processes that many records at a time.
+ * LLaMA-Factory processes that many records at a time ({@link PackingGroups}).
  */
 final class ExampleEncoder {
 
     private final boolean pretrain;
     private final int group;
+    private final int shards;
     private final boolean packing;
     private final int cutoff;
     private final SupervisedEncoder supervised;
@@ -21,6 +22,7 @@ final class ExampleEncoder {
         this.pretrain = settings.stage() == DataSettings.Stage.PT;
         this.packing = settings.packing();
         this.group = settings.preprocessingBatchSize();
+        this.shards = settings.preprocessingNumWorkers();
         this.cutoff = settings.cutoffLen();
         this.supervised = new SupervisedEncoder(template, boundTokenizer, cutoff, settings.trainOnPrompt(),
                 settings.maskHistory(), settings.maskHistory() && !settings.preserveThinking());
@@ -30,6 +32,11 @@ final class ExampleEncoder {
     /** Records packed together ({@code preprocessing_batch_size}). */
     int group() {
         return group;
+    }
+
+    /** The contiguous shards the records are grouped within ({@code preprocessing_num_workers}; 1 for none). */
+    int shards() {
+        return shards;
     }
 
     /** Whether examples are collected in groups and packed. */

@@ -35,6 +35,8 @@ final class ExampleStream implements Closeable {
     private final List<DatasetStats> stats = new ArrayList<>();
     private final Deque<Example> ready = new ArrayDeque<>();
     private final List<Example> group = new ArrayList<>();
+    private PackingGroups groups;
+    private long rows;
     private int spec = -1;
     private int file;
     private RecordReader reader;
@@ -63,25 +65,63 @@ final class ExampleStream implements Closeable {
         this.streaming = streaming;
     }
 
-    /** The next sequence, or null when all datasets are read. */
+    /**
+     * The next sequence, or null when all datasets are read. With packing, the examples of each group of records
+     * ({@link PackingGroups}: skipped records count, as rows LLaMA-Factory drops inside its batch) are packed together.
+     */
     Example next() throws DataException {
         while (ready.isEmpty()) {
-            Example example = nextEncoded();
-            if (example == null) {
+            Outcome outcome = nextOutcome();
+            if (outcome == null) {
                 if (group.isEmpty()) {
                     return null;
                 }
                 flushGroup();
-            } else if (encoder.packing()) {
-                group.add(example);
-                if (group.size() == encoder.group()) {
-                    flushGroup();
+                continue;
+            }
+            if (!encoder.packing()) {
+                if (outcome.example() != null) {
+                    return outcome.example();
                 }
-            } else {
-                return example;
+                continue;
+            }
+            if (outcome.example() != null) {
+                group.add(outcome.example());
+            }
+            if (groups().endsGroup(rows++)) {
+                flushGroup();
             }
         }
         return ready.pollFirst();
+    }
+
+    /** The grouping of the records; with several shards it first counts the records, reading them once more. */
+    private PackingGroups groups() throws DataException {
+        if (groups == null) {
+            int shards = streaming ? 1 : encoder.shards();
+            groups = new PackingGroups(encoder.group(), shards, shards > 1 ? countRecords() : 0);
+        }
+        return groups;
+    }
+
+    /** How many records the datasets give in all (within max_samples and num_samples), kept or not. */
+    private long countRecords() throws DataException {
+        long all = 0;
+        for (DatasetSpec dataset : specs) {
+            long counted = 0;
+            for (int f = 0; f < readers(dataset) && !(maxRecords > 0 && counted >= maxRecords); f++) {
+                RecordReader records = open(dataset, f);
+                try (records) {
+                    while (!(maxRecords > 0 && counted >= maxRecords) && records.next() != null) {
+                        counted++;
+                    }
+                } catch (IOException e) {
+                    throw new DataException(records.file + ": cannot close: " + e.getMessage(), e);
+                }
+            }
+            all += counted;
+        }
+        return all;
     }
 
     /** Kept/skipped counts of the datasets finished so far. */
@@ -94,27 +134,29 @@ final class ExampleStream implements Closeable {
         group.clear();
     }
 
-    /** The next usable record's example, reading and encoding a chunk when none is pending; null at the end. */
-    private Example nextEncoded() throws DataException {
-        while (true) {
-            Outcome outcome = pending.pollFirst();
-            if (outcome == null) {
-                if (!fill()) {
-                    return null;
-                }
-                continue;
+    /**
+     * The next record's outcome, counted as kept or skipped (the first skipped ones logged), reading and encoding a
+     * chunk when none is pending; null at the end.
+     */
+    private Outcome nextOutcome() throws DataException {
+        Outcome outcome = pending.pollFirst();
+        while (outcome == null) {
+            if (!fill()) {
+                return null;
             }
-            if (outcome.example() != null) {
-                kept++;
-                return outcome.example();
-            }
-            skipped++;
-            reasons.merge(outcome.reason().kind(), 1L, Long::sum);
-            if (skipped <= WARNINGS) {
-                log.detail().accept(outcome.file() + ":" + outcome.line() + ": skipped record: "
-                        + outcome.reason().getMessage());
-            }
+            outcome = pending.pollFirst();
         }
+        if (outcome.example() != null) {
+            kept++;
+            return outcome;
+        }
+        skipped++;
+        reasons.merge(outcome.reason().kind(), 1L, Long::sum);
+        if (skipped <= WARNINGS) {
+            log.detail().accept(outcome.file() + ":" + outcome.line() + ": skipped record: "
+                    + outcome.reason().getMessage());
+        }
+        return outcome;
     }
 
     /**
@@ -173,9 +215,13 @@ final class ExampleStream implements Closeable {
             reasons.clear();
             converter = specs.get(spec).converter();
         }
-        DatasetSpec current = specs.get(spec);
-        reader = sampling(current) ? SampledReader.read(current, seed) : RecordReader.open(current.files().get(file));
+        reader = open(specs.get(spec), file);
         return true;
+    }
+
+    /** The reader of a dataset's {@code file}-th file, or of its sample over all files ({@code num_samples}). */
+    private RecordReader open(DatasetSpec dataset, int file) throws DataException {
+        return sampling(dataset) ? SampledReader.read(dataset, seed) : RecordReader.open(dataset.files().get(file));
     }
 
     /** A sampled dataset ({@code num_samples}) is read as one reader over all its files. */

@@ -54,6 +54,56 @@ class PackingTest extends TokenizerTestBase {
         }
     }
 
+    /**
+     * LLaMA-Factory maps the records with {@code num_proc = preprocessing_num_workers}: datasets cuts them into that
+     * many contiguous shards (sizes differing by at most one, the longer first) and packs each apart, so pt blocks
+     * never join two shards' text and each shard drops its own remainder. A streamed dataset is mapped whole.
+     */
+    @Test
+    void pretrainBlocksAreCutWithinEachWorkersShard() throws Exception {
+        Files.writeString(dir.resolve("t.jsonl"), "{\"text\": \"one two\"}\n{\"text\": \"three four five\"}\n"
+                + "{\"text\": \"six\"}\n{\"text\": \"seven eight\"}\n");
+        // one two </s> three | four five </s> six | </s> seven eight </s>: blocks of 4, each starting with <s>
+        DataPipeline one = load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optCutoffLen(4));
+        assertEquals(List.of(List.of("<s>", "two", "</s>", "three"), List.of("<s>", "five", "</s>", "six"),
+                List.of("<s>", "seven", "eight", "</s>")), rows(one));
+        // two shards, records 0-1 and 2-3: "one two </s> three four five </s>" gives one block and drops three
+        // tokens, "six </s> seven eight </s>" one block and drops one
+        DataPipeline two = load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optCutoffLen(4)
+                .optPreprocessingNumWorkers(2));
+        assertEquals(List.of(List.of("<s>", "two", "</s>", "three"), List.of("<s>", "</s>", "seven", "eight")),
+                rows(two));
+        // three shards of 2, 1 and 1 records: the last two are shorter than a block and give none
+        DataPipeline three = load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optCutoffLen(4)
+                .optPreprocessingNumWorkers(3));
+        assertEquals(List.of(List.of("<s>", "two", "</s>", "three")), rows(three));
+        // more workers than records: one record a shard, as datasets lowers num_proc to the record count
+        assertEquals(rows(load(settings("t.jsonl").optStage(DataSettings.Stage.PT).optCutoffLen(4)
+                .optPreprocessingNumWorkers(4))), rows(load(settings("t.jsonl").optStage(DataSettings.Stage.PT)
+                .optCutoffLen(4).optPreprocessingNumWorkers(16))));
+        assertEquals(1, settings("t.jsonl").optPreprocessingNumWorkers(2).optStreaming(true).build()
+                .preprocessingNumWorkers());
+    }
+
+    @Test
+    void groupsFollowDatasetsContiguousShards() {
+        // 10 records in 3 shards: 0-3, 4-6, 7-9 (datasets' shard: div 3, mod 1); groups of 2 from each shard's start
+        PackingGroups groups = new PackingGroups(2, 3, 10);
+        List<Long> ends = new java.util.ArrayList<>();
+        for (long row = 0; row < 10; row++) {
+            if (groups.endsGroup(row)) {
+                ends.add(row);
+            }
+        }
+        assertEquals(List.of(1L, 3L, 5L, 6L, 8L, 9L), ends);
+        assertEquals(List.of(true, false, true), List.of(new PackingGroups(1000, 1, 0).endsGroup(999),
+                new PackingGroups(1000, 1, 0).endsGroup(1000), new PackingGroups(1000, 16, 300).endsGroup(18)));
+    }
+
+    private static List<List<String>> rows(DataPipeline pipeline) {
+        return pipeline.train().stream().map(e -> TinyTokenizer.pieces(e.inputIds())).toList();
+    }
+
     @Test
     void supervisedPackingFillsRowsGreedilyAndKeepsExamplesApart() throws Exception {
         Files.writeString(dir.resolve("s.jsonl"), """

@@ -53,6 +53,11 @@ final class TinyTokenizer {
         return out;
     }
 
+    /** The pieces of the given ids. */
+    static List<String> pieces(int[] ids) {
+        return java.util.Arrays.stream(ids).mapToObj(VOCAB::get).toList();
+    }
+
     /** Writes tokenizer.json and a tokenizer_config.json with these entries into {@code dir}. */
     static Path write(Path dir, Map<String, Object> config) throws IOException {
         ObjectNode root = JSON.createObjectNode();

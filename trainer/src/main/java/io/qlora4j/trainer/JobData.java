@@ -41,6 +41,8 @@ public final class JobData {
                 .optStreaming(config.bool("streaming"))
                 .optBufferSize(config.integer("buffer_size"))
                 .optPreprocessingBatchSize(config.integer("preprocessing_batch_size"))
+                .optPreprocessingNumWorkers(config.isSet("preprocessing_num_workers")
+                        ? config.integer("preprocessing_num_workers") : 1)
                 .optDefaultSystem(config.string("default_system"))
                 .optToolFormat(config.string("tool_format"))
                 .optEnableThinking(config.bool("enable_thinking"))

@@ -142,8 +142,9 @@ public final class ConfigKeys {
         add(ConfigKey.of("overwrite_cache", BOOL, false, "rebuild the tokenized cache")
                 .inert("qlora4j keeps no tokenized cache"));
         add(ConfigKey.of("preprocessing_batch_size", INT, 1000, "records packed together").range(1.0, NO_LIMIT));
-        add(ConfigKey.of("preprocessing_num_workers", INT, null, "tokenizer processes").range(1.0, NO_LIMIT)
-                .inert("qlora4j tokenizes on every core of its one process"));
+        add(ConfigKey.of("preprocessing_num_workers", INT, null, "tokenizer processes; as in LLaMA-Factory, also the"
+                + " contiguous shards whose records are packed apart (qlora4j tokenizes on every core of its one process)")
+                .range(1.0, NO_LIMIT));
         add(ConfigKey.of("max_samples", INT, null, "use at most this many records per dataset").range(1.0, NO_LIMIT));
         add(ConfigKey.of("eval_num_beams", INT, null, "beams of generation in evaluation")
                 .unsupported("beam search is not implemented"));

@@ -247,7 +247,7 @@ class JobConfigTest {
     void keysWithoutEffectAreCollectedForOneWarningUnlessLeftAtTheirDefault() throws Exception {
         JobConfig c = JobConfig.load(yaml("trust_remote_code: true\npreprocessing_num_workers: 16\n"
                 + "dataloader_num_workers: 4\nreport_to: none\nddp_timeout: 180000000\nsave_only_model: false\n"), List.of());
-        assertEquals(List.of("trust_remote_code", "preprocessing_num_workers", "dataloader_num_workers", "ddp_timeout"),
+        assertEquals(List.of("trust_remote_code", "dataloader_num_workers", "ddp_timeout"),
                 c.inertKeys());
         assertEquals(List.of("report_to"), JobConfig.of("report_to=[wandb, tensorboard]").inertKeys());
     }

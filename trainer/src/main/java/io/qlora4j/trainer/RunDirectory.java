@@ -37,6 +37,7 @@ final class RunDirectory implements AutoCloseable {
     private final Path root;
     private final DirectoryLock lock;
     private final Path created;
+    private boolean replacing;
 
     private RunDirectory(Path root, DirectoryLock lock, Path created) {
         this.root = root;
@@ -46,8 +47,10 @@ final class RunDirectory implements AutoCloseable {
 
     /**
      * Locks {@code root} (creating it when missing) for a run, then removes the hidden leftovers of an interrupted
-     * save. A fresh run refuses a directory with anything else in it unless {@code overwrite}, which first removes
-     * the checkpoints, metrics and trainer state of the earlier run; a resumed run keeps it.
+     * save. A fresh run refuses a directory with anything else in it unless {@code overwrite}, which replaces the
+     * earlier run: its checkpoints, metrics and trainer state go when this run {@linkplain #beginWriting begins
+     * writing}, so a job that stops at its validation (a typo, a missing dataset, a model it cannot load) leaves the
+     * earlier run whole. A resumed run keeps it.
      *
      * @throws ConfigException when root is a file, or another run holds it, or it is not empty for a fresh run
      */
@@ -74,16 +77,28 @@ final class RunDirectory implements AutoCloseable {
                     throw new ConfigException("output_dir " + root + " exists and is not empty; set"
                             + " overwrite_output_dir: true to replace it or resume_from_checkpoint: true to continue it");
                 }
-                Files.deleteIfExists(root.resolve(TrainerState.FILE));
-                for (Path checkpoint : dir.checkpoints()) {
-                    dir.discard(checkpoint);
-                }
-                Files.deleteIfExists(root.resolve(MetricsLog.FILE));
+                dir.replacing = true;
             }
             return dir;
         } catch (ConfigException | IOException | RuntimeException e) {
             dir.close();
             throw e;
+        }
+    }
+
+    /**
+     * Removes what an earlier run left when this one replaces it ({@code overwrite_output_dir}): its trainer state
+     * first (so the directory no longer reads as a finished run), its checkpoints and its metrics. Called once the job
+     * has checked everything it can before training; does nothing otherwise.
+     */
+    void beginWriting() throws IOException {
+        if (replacing) {
+            Files.deleteIfExists(root.resolve(TrainerState.FILE));
+            for (Path checkpoint : checkpoints()) {
+                discard(checkpoint);
+            }
+            Files.deleteIfExists(root.resolve(MetricsLog.FILE));
+            replacing = false;
         }
     }
 

@@ -103,6 +103,7 @@ public final class Trainer {
                         : LoraWeights.create(config, model, manager, checkpoint, start);
                 HeldOutEval heldOut = HeldOutEval.load(config, tokenizer);
                 EvalReport before = heldOut == null ? null : evaluate(heldOut, model, weights, out);
+                dir.beginWriting();
                 TrainingResult result = new TrainingLoop(config, model, weights, data, dir, checkpoint, out, terminal)
                         .run();
                 if (heldOut != null && result.completed()) {

@@ -10,6 +10,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.DataException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -77,6 +78,18 @@ class TrainerTest {
         for (String name : expected.keySet()) {
             assertArrayEquals(expected.get(name), actual.get(name), name);
         }
+    }
+
+    /** Every file under {@code root} (but the lock, rewritten by each run) by relative path, with its bytes' hash. */
+    private static Map<String, String> contents(Path root) throws Exception {
+        Map<String, String> out = new java.util.TreeMap<>();
+        try (var files = Files.walk(root)) {
+            for (Path f : files.filter(Files::isRegularFile).filter(f -> !f.endsWith(DirectoryLock.FILE)).toList()) {
+                out.put(root.relativize(f).toString(), java.util.HexFormat.of().formatHex(
+                        java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(f))));
+            }
+        }
+        return out;
     }
 
     /** The metrics lines without the wall-clock speed, which differs between runs. */
@@ -261,6 +274,11 @@ class TrainerTest {
         assertFalse(Files.exists(out.resolve("checkpoint-1")), "save_total_limit 1 keeps the newest only");
         ConfigException refused = assertThrows(ConfigException.class, () -> train(job(out, "max_steps=2")));
         assertTrue(refused.getMessage().contains("output_dir " + out + " exists and is not empty"), refused.getMessage());
+        // an overwriting job that stops before training (here a dataset that does not exist) leaves the earlier run
+        Map<String, String> earlier = contents(out);
+        assertThrows(DataException.class, () -> train(job(out, "max_steps=1", "overwrite_output_dir=true",
+                "dataset=" + dir.resolve("missing.json"))));
+        assertEquals(earlier, contents(out));
         assertTrue(train(job(out, "max_steps=1", "save_steps=5", "overwrite_output_dir=true")).completed());
         assertFalse(Files.exists(out.resolve("checkpoint-2")), "overwrite removes the earlier checkpoints");
         assertEquals(1, Files.readAllLines(out.resolve("metrics.jsonl")).size());

@@ -2,10 +2,16 @@ package io.qlora4j.trainer.config;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
 import io.qlora4j.model.JsonErrors;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CoderResult;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -84,7 +90,12 @@ public final class JobConfig {
 
     private static Map<String, Object> readYaml(Path yaml) throws ConfigException {
         try {
-            Object tree = YAML.readValue(Files.readAllBytes(yaml), Object.class);
+            byte[] bytes = Files.readAllBytes(yaml);
+            requireUtf8(yaml, bytes);
+            if (refuseWhatJacksonMisreads(yaml, bytes) == 0) {
+                return Map.of(); // nothing but comments or blank lines: an empty job, as an empty document is
+            }
+            Object tree = YAML.readValue(bytes, Object.class);
             if (tree == null) {
                 return Map.of();
             }
@@ -100,6 +111,45 @@ public final class JobConfig {
             throw new ConfigException(yaml + ": not valid YAML" + JsonErrors.where(e) + ": " + JsonErrors.reason(e));
         } catch (IOException e) {
             throw new ConfigException(yaml + ": cannot read: " + e.getMessage());
+        }
+    }
+
+    /**
+     * Refuses the YAML that Jackson's reading would silently get wrong: a second document (it reads the first only,
+     * ignoring the rest), an alias ({@code *name}, which it reads as the text "name" rather than the anchored value)
+     * and a merge key ({@code <<}): one line naming the place, so that no job runs on values other than those
+     * written. Returns the number of documents (0 for a file of comments only).
+     */
+    private static int refuseWhatJacksonMisreads(Path yaml, byte[] bytes) throws ConfigException, IOException {
+        try (JsonParser parser = YAML.getFactory().createParser(bytes)) {
+            int depth = 0;
+            int documents = 0;
+            for (JsonToken token = parser.nextToken(); token != null; token = parser.nextToken()) {
+                String at = yaml + ": line " + parser.currentLocation().getLineNr();
+                if (parser instanceof YAMLParser y && y.isCurrentAlias()) {
+                    throw new ConfigException(at + ": the alias *" + parser.getText() + " is not supported in a job"
+                            + " file (anchors and aliases are not resolved); write the value out");
+                }
+                if (token == JsonToken.FIELD_NAME && parser.currentName().equals("<<")) {
+                    throw new ConfigException(at + ": the merge key << is not supported in a job file; write the keys"
+                            + " out");
+                }
+                if (depth == 0 && ++documents > 1) {
+                    throw new ConfigException(at + ": a second YAML document (after ---); a job file holds one");
+                }
+                depth += token.isStructStart() ? 1 : token.isStructEnd() ? -1 : 0;
+            }
+            return documents;
+        }
+    }
+
+    /** Refuses a job file that is not UTF-8, naming the first byte that is not. */
+    private static void requireUtf8(Path yaml, byte[] bytes) throws ConfigException {
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CoderResult result = StandardCharsets.UTF_8.newDecoder().decode(in, CharBuffer.allocate(bytes.length), true);
+        if (result.isError()) {
+            throw new ConfigException(yaml + ": not UTF-8 text: byte " + in.position() + " (0x"
+                    + String.format("%02x", bytes[in.position()] & 0xff) + ") starts no UTF-8 character");
         }
     }
 

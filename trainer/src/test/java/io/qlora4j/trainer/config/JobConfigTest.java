@@ -115,6 +115,29 @@ class JobConfigTest {
         assertFalse(msg.contains("\n"), msg);
     }
 
+    /**
+     * What Jackson's YAML reading gets wrong is refused: it reads the first document only, an alias as its name and
+     * a merge key as a key; a file of comments is an empty job, and bytes that are not UTF-8 are named.
+     */
+    @Test
+    void yamlThatWouldBeMisreadIsRefusedInOneLine() throws Exception {
+        Path twoDocuments = yaml("lora_rank: 8\n---\nlora_rank: banana\nno_such_key: 1\n");
+        assertEquals(twoDocuments + ": line 3: a second YAML document (after ---); a job file holds one",
+                assertThrows(ConfigException.class, () -> JobConfig.load(twoDocuments, List.of())).getMessage());
+        Path alias = yaml("run_name: &out /tmp/x\noutput_dir: *out\n");
+        assertEquals(alias + ": line 2: the alias *out is not supported in a job file (anchors and aliases are not"
+                + " resolved); write the value out",
+                assertThrows(ConfigException.class, () -> JobConfig.load(alias, List.of())).getMessage());
+        Path merge = yaml("base: &b {lora_rank: 8}\n<<: {lora_rank: 4}\n");
+        assertEquals(merge + ": line 2: the merge key << is not supported in a job file; write the keys out",
+                assertThrows(ConfigException.class, () -> JobConfig.load(merge, List.of())).getMessage());
+        assertEquals(java.util.Map.of(), JobConfig.load(yaml("# nothing yet\n\n"), List.of()).explicitValues());
+        Path latin1 = dir.resolve("latin1.yaml");
+        Files.write(latin1, "run_name: caf\u00e9\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        assertEquals(latin1 + ": not UTF-8 text: byte 13 (0xe9) starts no UTF-8 character",
+                assertThrows(ConfigException.class, () -> JobConfig.load(latin1, List.of())).getMessage());
+    }
+
     @Test
     void overrideWithoutEqualsIsRejected() {
         ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("lora_rank"));

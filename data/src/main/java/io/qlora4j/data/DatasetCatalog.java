@@ -8,6 +8,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -104,7 +106,15 @@ final class DatasetCatalog {
             throw new DataException(where + ": a .txt file has one column, 'text' (one record a line); give the entry"
                     + " \"columns\": {\"prompt\": \"text\"} and alpaca formatting, as LLaMA-Factory's wiki_demo does");
         }
-        return new DatasetSpec(name, files, format, columns, numSamples);
+        Set<String> named = new TreeSet<>();
+        if (entry.path("columns").isObject()) {
+            entry.get("columns").properties().forEach(e -> {
+                if (e.getValue().isTextual()) {
+                    named.add(e.getValue().asText());
+                }
+            });
+        }
+        return new DatasetSpec(name, files, format, columns, numSamples, named);
     }
 
     private static DatasetSpec direct(String name, Path location) throws DataException {
@@ -129,7 +139,7 @@ final class DatasetCatalog {
         } else if (first != null && first.has("text") && !first.has("instruction")) {
             columns = columns.with("prompt", "text");
         }
-        return new DatasetSpec(name, files, format, columns, 0);
+        return new DatasetSpec(name, files, format, columns, 0, Set.of());
     }
 
     private static JsonNode firstRecord(Path file) throws DataException {

@@ -9,9 +9,12 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.Deque;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.stream.IntStream;
 
 /**
@@ -46,6 +49,7 @@ final class ExampleStream implements Closeable {
     private long kept;
     private long skipped;
     private final Map<String, Long> reasons = new HashMap<>();
+    private final Set<String> unseen = new HashSet<>();
 
     /** A record's example, or why it was skipped. */
     private record Outcome(Example example, Path file, long line, InvalidRecordException reason) {
@@ -172,6 +176,9 @@ final class ExampleStream implements Closeable {
         while (records.size() < CHUNK && !maxReached() && (record = reader.next()) != null) {
             records.add(record);
             read++;
+            if (!unseen.isEmpty() && record.node() != null) {
+                unseen.removeIf(record.node()::has);
+            }
         }
         if (records.size() < CHUNK) {
             closeReader();
@@ -214,6 +221,8 @@ final class ExampleStream implements Closeable {
             skipped = 0;
             reasons.clear();
             converter = specs.get(spec).converter();
+            unseen.clear();
+            unseen.addAll(specs.get(spec).namedFields());
         }
         reader = open(specs.get(spec), file);
         return true;
@@ -239,6 +248,11 @@ final class ExampleStream implements Closeable {
 
     private void finishDataset() throws DataException {
         String name = specs.get(spec).name();
+        if (!unseen.isEmpty()) {
+            throw new DataException("dataset " + name + ": its columns name " + String.join(", ", new TreeSet<>(unseen))
+                    + ", a field no record has (LLaMA-Factory stops there with a KeyError); name the field the records"
+                    + " hold");
+        }
         Map<String, Long> byReason = new LinkedHashMap<>();
         reasons.entrySet().stream()
                 .sorted(Map.Entry.<String, Long>comparingByValue(Comparator.reverseOrder())

@@ -90,7 +90,8 @@ class DataPipelineTest extends TokenizerTestBase {
                  "no_list": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"system": "sys"}},
                  "no_role": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages"},
                    "tags": {"content_tag": "content"}},
-                 "misplaced": {"file_name": "qa.jsonl", "columns": {"role_tag": "role"}}}
+                 "misplaced": {"file_name": "qa.jsonl", "columns": {"role_tag": "role"}},
+                 "typo": {"file_name": "qa.jsonl", "columns": {"prompt": "instrution", "response": "output"}}}
                 """);
         Files.writeString(dir.resolve("qa.jsonl"), "{\"instruction\": \"hi\", \"input\": \"there\", \"output\": \"fine\"}\n");
         DataPipeline qa = load(settings("qa"));
@@ -107,7 +108,8 @@ class DataPipelineTest extends TokenizerTestBase {
         assertEquals(1, chat.stats().get(0).skipped(), chat.stats().get(0).summary());
 
         for (String[] refused : new String[][] {{"no_list", "'messages'"}, {"no_role", "'role_tag'"},
-                {"misplaced", "belongs in 'tags'"}}) {
+                {"misplaced", "belongs in 'tags'"},
+                {"typo", "dataset typo: its columns name instrution, a field no record has"}}) {
             DataException e = assertThrows(DataException.class, () -> load(settings(refused[0])));
             assertTrue(e.getMessage().contains(refused[1]), e.getMessage());
         }

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
@@ -25,6 +26,12 @@ import java.util.stream.Stream;
 final class DatasetCatalog {
 
     static final String INFO_FILE = "dataset_info.json";
+    /** The keys of a dataset_info.json entry that LLaMA-Factory reads for a local file ({@code file_sha1}: older). */
+    private static final List<String> ENTRY_KEYS = List.of("file_name", "formatting", "ranking", "subset", "split",
+            "folder", "num_samples", "columns", "tags", "file_sha1");
+    /** The keys that make LLaMA-Factory load the dataset from elsewhere, before any file_name. */
+    private static final Set<String> REMOTE_KEYS = Set.of("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url",
+            "cloud_file_name");
 
     private DatasetCatalog() {
     }
@@ -66,6 +73,28 @@ final class DatasetCatalog {
     private static DatasetSpec fromInfo(String name, JsonNode entry, Path datasetDir, Path infoFile)
             throws DataException {
         String where = infoFile + ": " + name;
+        if (!entry.isObject()) {
+            throw new DataException(where + ": an entry must be an object with 'file_name', not " + entry);
+        }
+        for (Map.Entry<String, JsonNode> field : entry.properties()) {
+            if (REMOTE_KEYS.contains(field.getKey())) {
+                // LLaMA-Factory prefers these to file_name
+                throw new DataException(where + ": '" + field.getKey() + "': only local datasets are supported;"
+                        + " give the entry 'file_name' alone");
+            }
+            if (!ENTRY_KEYS.contains(field.getKey())) {
+                throw new DataException(where + ": unknown key '" + field.getKey() + "'; known: "
+                        + String.join(", ", ENTRY_KEYS));
+            }
+        }
+        for (String key : List.of("file_name", "formatting", "split", "subset", "folder")) {
+            if (entry.has(key) && !entry.get(key).isTextual()) {
+                throw new DataException(where + ": '" + key + "' must be a string, not " + entry.get(key));
+            }
+        }
+        if (entry.has("ranking") && !entry.get("ranking").isBoolean()) {
+            throw new DataException(where + ": 'ranking' must be true or false, not " + entry.get("ranking"));
+        }
         if (!entry.has("file_name")) {
             throw new DataException(where + ": only local datasets are supported; expected 'file_name'");
         }

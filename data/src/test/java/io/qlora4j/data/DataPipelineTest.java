@@ -115,6 +115,27 @@ class DataPipelineTest extends TokenizerTestBase {
         }
     }
 
+    /** A dataset_info.json entry's own keys are checked: misspelled, mistyped or remote ones stop the job naming them. */
+    @Test
+    void anEntrysKeysAreCheckedByNameAndType() throws Exception {
+        Files.writeString(dir.resolve("qa.jsonl"), "{\"instruction\": \"hi\", \"output\": \"fine\"}\n");
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"typo": {"file_name": "qa.jsonl", "formating": "sharegpt"},
+                 "hub": {"file_name": "qa.jsonl", "hf_hub_url": "llamafactory/alpaca_en"},
+                 "number": {"file_name": 5},
+                 "ranked": {"file_name": "qa.jsonl", "ranking": "yes"},
+                 "old": {"file_name": "qa.jsonl", "file_sha1": "0123"}}
+                """);
+        for (String[] refused : new String[][] {{"typo", "typo: unknown key 'formating'; known: file_name, formatting"},
+                {"hub", "hub: 'hf_hub_url': only local datasets are supported"},
+                {"number", "number: 'file_name' must be a string, not 5"},
+                {"ranked", "ranked: 'ranking' must be true or false, not \"yes\""}}) {
+            DataException e = assertThrows(DataException.class, () -> load(settings(refused[0])));
+            assertTrue(e.getMessage().contains(refused[1]), e.getMessage());
+        }
+        assertEquals(1, load(settings("old")).train().size());
+    }
+
     @Test
     void valSizeHoldsOutAShuffledShare() throws Exception {
         StringBuilder lines = new StringBuilder();

@@ -32,7 +32,10 @@ import java.util.regex.PatternSyntaxException;
  * {@code (.*\.)?(key)} matches its whole path, the first matching key winning, as PEFT's
  * {@code get_pattern_key}. {@code fan_in_fan_out} is accepted and ignored: it only describes the layout of a
  * Conv1D base weight for merges, and PEFT itself resets it to false for {@code nn.Linear} layers such as
- * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. The file holds PEFT's keys only;
+ * Llama's; the LoRA matrices are {@code [r, in]} and {@code [out, r]} either way. Fields that change which modules
+ * or layers are adapted or how ({@code layers_to_transform}, {@code exclude_modules}, {@code target_parameters},
+ * {@code trainable_token_indices}, {@code use_qalora}, {@code alora_invocation_tokens}, a task type other than
+ * {@code CAUSAL_LM}) are refused when set. The file holds PEFT's keys only;
  * what qlora4j records besides goes to {@link BaseFormatRecord}.
  */
 record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, AdapterVariant variant, AdapterInit init,
@@ -119,6 +122,21 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         f.refuseUnless("modules_to_save", n -> n.isArray() && n.isEmpty(),
                 "fully trained modules (embeddings, lm_head) are not supported; qlora4j loads LoRA matrices only");
         f.refuseUnless("layer_replication", n -> false, "layer replication is not supported");
+        f.refuseUnless("task_type", n -> n.isTextual() && n.asText().equals("CAUSAL_LM"),
+                "qlora4j loads adapters of causal language models (CAUSAL_LM) only");
+        f.refuseUnless("use_qalora", n -> n.isBoolean() && !n.asBoolean(),
+                "QA-LoRA (use_qalora) changes the forward pass and is not supported");
+        f.refuseUnless("layers_to_transform", n -> false,
+                "adapters on chosen layers only (layers_to_transform) are not supported; every layer of the targets is"
+                        + " adapted");
+        f.refuseUnless("exclude_modules", n -> n.isContainerNode() && n.isEmpty(),
+                "exclude_modules is not supported; name the modules in target_modules instead");
+        f.refuseUnless("trainable_token_indices", n -> n.isContainerNode() && n.isEmpty(),
+                "trained token embeddings (trainable_token_indices) are not supported");
+        f.refuseUnless("target_parameters", n -> n.isContainerNode() && n.isEmpty(),
+                "adapters on parameters (target_parameters) are not supported; qlora4j adapts linear modules");
+        f.refuseUnless("alora_invocation_tokens", n -> false, "activated LoRA (alora_invocation_tokens) is not"
+                + " supported");
         int r = f.positiveInt("r", 8);
         double alpha = f.number("lora_alpha", 8);
         f.check(alpha, alpha > 0 && !Double.isInfinite(alpha), "lora_alpha must be a positive number");

@@ -167,6 +167,37 @@ class PeftLoadTest {
         assertTrue(message.contains("modules_to_save") && message.contains("lm_head"), message);
     }
 
+    /**
+     * PEFT fields that change which modules or layers are adapted, or how, are refused when set, and accepted at
+     * PEFT's defaults (null, empty, false, CAUSAL_LM).
+     */
+    @Test
+    void fieldsThatChangeWhatIsAdaptedAreRefusedWhenSet() throws Exception {
+        Map<String, Object> set = new java.util.LinkedHashMap<>();
+        set.put("use_qalora", true);
+        set.put("layers_to_transform", List.of(0));
+        set.put("exclude_modules", List.of("q_proj"));
+        set.put("trainable_token_indices", List.of(1));
+        set.put("target_parameters", List.of("experts.gate_up_proj"));
+        set.put("task_type", "SEQ_CLS");
+        set.put("alora_invocation_tokens", List.of(5));
+        for (Map.Entry<String, Object> e : set.entrySet()) {
+            String message = refusal(Map.of(e.getKey(), e.getValue()), t -> {}, Map.of());
+            assertTrue(message.contains(": " + e.getKey() + " ") && message.contains("not supported")
+                    || message.contains("CAUSAL_LM"), message);
+        }
+        Map<String, Object> defaults = new java.util.HashMap<>();
+        defaults.put("use_qalora", false);
+        defaults.put("layers_to_transform", null);
+        defaults.put("exclude_modules", List.of());
+        defaults.put("target_parameters", null);
+        defaults.put("task_type", "CAUSAL_LM");
+        defaults.put("peft_type", "LORA");
+        defaults.put("r", 16);
+        Files.write(dir.resolve("adapter_config.json"), JSON.writeValueAsBytes(defaults));
+        assertEquals(16, AdapterConfig.read(dir.resolve("adapter_config.json")).r());
+    }
+
     @Test
     void nonLoraTensorIsRefusedByName() throws Exception {
         String name = "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector";

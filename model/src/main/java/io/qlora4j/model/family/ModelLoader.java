@@ -108,6 +108,9 @@ public final class ModelLoader {
      */
     public static void checkTensors(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
             throws ModelException {
+        if (stored != null) {
+            requireStoredProjection(config, reader, stored);
+        }
         Map<String, long[]> expected = expectedShapes(config);
         for (Map.Entry<String, long[]> e : expected.entrySet()) {
             check(reader, e.getKey(), e.getValue(), stored);
@@ -126,6 +129,29 @@ public final class ModelLoader {
                 }
             }
         }
+    }
+
+    /**
+     * Refuses a checkpoint whose config.json declares a {@code quantization_config} while no projection is stored in
+     * that format: a float checkpoint with a copied config would otherwise load as float and be labelled (and its
+     * adapters merged) as quantized. A format may keep some modules in float; it must store one at least.
+     */
+    public static void requireStoredProjection(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
+            throws ModelException {
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            for (String name : config.linearNames()) {
+                if (stored.isStored(reader, "model.layers." + l + "." + name)) {
+                    return;
+                }
+            }
+        }
+        String first = "model.layers.0." + config.linearNames().get(0);
+        boolean floatWeight = reader.contains(first + ".weight");
+        throw new ModelException((floatWeight ? reader.info(first + ".weight").file().resolveSibling("config.json")
+                : "config.json") + ": quantization_config says the linear layers are stored in "
+                + stored.describe() + ", but the checkpoint stores none that way (" + first + " has "
+                + (floatWeight ? "a float weight" : "no weight") + "); remove quantization_config"
+                + " for a float checkpoint, or point to the quantized one");
     }
 
     private static void check(SafetensorsReader reader, String name, long[] shape, BaseFormat stored)

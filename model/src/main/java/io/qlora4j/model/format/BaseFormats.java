@@ -125,6 +125,14 @@ public final class BaseFormats {
      * @throws ModelException naming {@code quant_method} and what qlora4j reads, when no registration recognises it
      */
     public static BaseFormat fromQuantizationConfig(JsonNode quantizationConfig, String where) throws ModelException {
+        if (!quantizationConfig.isObject()) {
+            throw new ModelException(where + ": quantization_config must be an object with quant_method, not "
+                    + quantizationConfig);
+        }
+        if (!quantizationConfig.path("quant_method").isTextual()) {
+            throw new ModelException(where + ": quantization_config has no quant_method (a string such as"
+                    + " bitsandbytes, gptq, awq)");
+        }
         for (FormatRegistration r : REGISTERED) {
             try {
                 BaseFormat f = r.fromConfig().recognise(quantizationConfig);

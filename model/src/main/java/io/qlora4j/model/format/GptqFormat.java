@@ -40,7 +40,11 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         if (!"gptq".equals(c.path("quant_method").asText())) {
             return null;
         }
-        int bits = c.path("bits").asInt(4);
+        if (!c.path("bits").canConvertToInt()) {
+            throw new IllegalArgumentException("bits is missing or not a whole number (transformers' GPTQConfig"
+                    + " requires it)");
+        }
+        int bits = c.get("bits").asInt();
         if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
             throw new IllegalArgumentException("bits " + bits + " is not implemented for gptq (qlora4j reads 2, 3, 4 and 8)");
         }

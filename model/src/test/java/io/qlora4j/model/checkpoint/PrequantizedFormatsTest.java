@@ -147,9 +147,11 @@ class PrequantizedFormatsTest {
     @Test
     void layoutsQlora4jDoesNotReadAreRefusedByTheirField() throws Exception {
         String[][] cases = {
-            {"gptq", "\"checkpoint_format\": \"marlin\"", "checkpoint_format marlin is not implemented (qlora4j reads gptq and gptq_v2)"},
-            {"gptq", "\"checkpoint_format\": \"bitblas\"", "checkpoint_format bitblas is not implemented (qlora4j reads gptq and gptq_v2)"},
+            {"gptq", "\"bits\": 4, \"checkpoint_format\": \"marlin\"", "checkpoint_format marlin is not implemented (qlora4j reads gptq and gptq_v2)"},
+            {"gptq", "\"bits\": 4, \"checkpoint_format\": \"bitblas\"", "checkpoint_format bitblas is not implemented (qlora4j reads gptq and gptq_v2)"},
             {"gptq", "\"bits\": 5", "bits 5 is not implemented for gptq (qlora4j reads 2, 3, 4 and 8)"},
+            {"gptq", "\"group_size\": 128", "bits is missing or not a whole number (transformers' GPTQConfig requires"
+                    + " it)"},
             {"awq", "\"version\": \"gemv\"", "version gemv is not implemented (qlora4j reads AWQ gemm)"},
             {"awq", "\"zero_point\": false", "zero_point false is not implemented (AWQ gemm stores zero points)"},
             {"aqlm", "\"nbits_per_codebook\": 20", "nbits_per_codebook 20 is not implemented (qlora4j reads 1 to 16)"}};
@@ -160,6 +162,33 @@ class PrequantizedFormatsTest {
                     + "\"quant_method\": \"" + c[0] + "\", " + c[1] + "}}");
             ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(model));
             assertEquals(model.resolve("config.json") + ": quantization_config: " + c[2], e.getMessage());
+        }
+    }
+
+    /**
+     * A float checkpoint whose config.json carries a quantization_config (copied from a quantized model, say) is
+     * refused when loaded: it would run in float while every record of the run called it quantized.
+     */
+    @Test
+    void aQuantizationConfigOverFloatWeightsIsRefused() throws Exception {
+        Path model = TinyModels.writeTinyModel(dir);
+        String config = Files.readString(model.resolve("config.json"));
+        Files.writeString(model.resolve("config.json"), config.substring(0, config.lastIndexOf('}'))
+                + ", \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 128}}");
+        try (NDManager m = NDManager.newBaseManager()) {
+            ModelException e = assertThrows(ModelException.class, () -> ModelLoader.builder().build().load(model, m));
+            assertEquals(model.resolve("config.json") + ": quantization_config says the linear layers are stored in "
+                    + BaseFormats.stored(model).describe() + ", but the checkpoint stores none that way"
+                    + " (model.layers.0.self_attn.q_proj has a float weight); remove quantization_config for a float"
+                    + " checkpoint, or point to the quantized one", e.getMessage());
+        }
+        for (String[] bad : new String[][] {{"\"bnb\"", "quantization_config must be an object with quant_method,"
+                + " not \"bnb\""}, {"{\"bits\": 4}", "quantization_config has no quant_method (a string such as"
+                + " bitsandbytes, gptq, awq)"}}) {
+            Files.writeString(model.resolve("config.json"), config.substring(0, config.lastIndexOf('}'))
+                    + ", \"quantization_config\": " + bad[0] + "}");
+            ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(model));
+            assertEquals(model.resolve("config.json") + ": " + bad[1], e.getMessage());
         }
     }
 }

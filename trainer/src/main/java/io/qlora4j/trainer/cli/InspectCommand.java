@@ -4,13 +4,18 @@ import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.CvxqFormat;
+import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.trainer.JobPlan;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import io.qlora4j.trainer.cvxq.CvxqSize;
 import io.qlora4j.trainer.plan.ModelShape;
 import io.qlora4j.trainer.plan.PlanReport;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import picocli.CommandLine.Command;
@@ -38,6 +43,11 @@ final class InspectCommand extends JobCommand {
         JobPlan plan = JobPlan.of(config);
         DecoderConfig c = plan.model();
         BaseFormat stored = BaseFormats.stored(plan.modelDir());
+        if (stored != null && hasWeights(plan.modelDir())) {
+            try (SafetensorsReader reader = SafetensorsReader.open(plan.modelDir())) {
+                ModelLoader.requireStoredProjection(c, reader, stored);
+            }
+        }
         ModelShape shape = ModelShape.of(c);
         PrintWriter out = out();
         out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d key/value, head_dim %d), vocab %d%s%n",
@@ -90,5 +100,12 @@ final class InspectCommand extends JobCommand {
                 bits, size == null ? "" : " (the most that fits target_size_gb " + size + ")",
                 Sizes.human(CvxqSize.storedBytes(c, bits)),
                 plan.report(b -> b.optFormat(cvxq)).verdict());
+    }
+
+    /** Whether {@code dir} holds weights (a safetensors file or index); inspect also plans from a config alone. */
+    private static boolean hasWeights(Path dir) throws IOException {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*.safetensors*")) {
+            return files.iterator().hasNext();
+        }
     }
 }

@@ -13,7 +13,8 @@ import java.util.stream.Stream;
 /**
  * A model directory written all at once or not at all: files go to a hidden sibling directory,
  * which is forced to disk and renamed onto the target only when {@link #commit()} is called. Closing without a commit
- * deletes the partial work, so a failed or interrupted job never leaves a half-written model.
+ * deletes the partial work, so a failed or interrupted job never leaves a half-written model; what a killed job left
+ * (its process gone) is deleted by the next job writing the same target.
  */
 public final class OutputDirectory implements AutoCloseable {
     private final Path target;
@@ -38,7 +39,10 @@ public final class OutputDirectory implements AutoCloseable {
         try {
             Path parent = absolute.getParent();
             Files.createDirectories(parent);
-            Path staging = SharedFileModes.apply(Files.createTempDirectory(parent, "." + absolute.getFileName() + ".partial-"));
+            String prefix = "." + absolute.getFileName() + ".partial-";
+            removeDeadStaging(parent, prefix);
+            Path staging = SharedFileModes.apply(Files.createTempDirectory(parent,
+                    prefix + ProcessHandle.current().pid() + "-"));
             return new OutputDirectory(absolute, staging);
         } catch (IOException e) {
             throw new ModelException(target + ": cannot create the output directory: " + e.getMessage(), e);
@@ -70,6 +74,24 @@ public final class OutputDirectory implements AutoCloseable {
     public void close() {
         if (!committed) {
             deleteRecursively(staging);
+        }
+    }
+
+    /**
+     * Deletes the staging directories beside {@code prefix}'s target that a killed job left: each is named
+     * {@code prefix<pid>-<random>} by the process that made it, so one whose process is gone is no one's. A live
+     * process's (another export to the same place) is left alone, as is one of another naming.
+     */
+    private static void removeDeadStaging(Path parent, String prefix) throws IOException {
+        try (Stream<Path> siblings = Files.list(parent)) {
+            for (Path p : siblings.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) {
+                String rest = p.getFileName().toString().substring(prefix.length());
+                int dash = rest.indexOf('-');
+                if (dash > 0 && dash <= 18 && rest.substring(0, dash).chars().allMatch(Character::isDigit)
+                        && ProcessHandle.of(Long.parseLong(rest.substring(0, dash))).isEmpty()) {
+                    deleteRecursively(p);
+                }
+            }
         }
     }
 

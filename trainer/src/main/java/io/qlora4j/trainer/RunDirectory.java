@@ -6,7 +6,9 @@ import io.qlora4j.model.safetensors.SharedFileModes;
 import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
 import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -66,7 +68,7 @@ final class RunDirectory implements AutoCloseable {
         try {
             Files.createDirectories(root);
         } catch (IOException e) {
-            throw new ConfigException("output_dir " + root + ": cannot create the directory (" + e + ")");
+            throw new ConfigException("output_dir " + root + ": cannot create the directory (" + why(e) + ")");
         }
         RunDirectory dir = new RunDirectory(root, DirectoryLock.acquire(root), created);
         try {
@@ -100,6 +102,17 @@ final class RunDirectory implements AutoCloseable {
             Files.deleteIfExists(root.resolve(MetricsLog.FILE));
             replacing = false;
         }
+    }
+
+    /** What a file system refusal says, as a user reads it: the file and the reason, without Java's class name. */
+    private static String why(IOException e) {
+        if (e instanceof NoSuchFileException f) {
+            return f.getFile() + ": no such file or directory";
+        }
+        if (e instanceof FileSystemException f && f.getReason() != null) {
+            return f.getFile() + ": " + f.getReason();
+        }
+        return e.getMessage();
     }
 
     /** The directory itself. */

@@ -77,6 +77,10 @@ class RunDirectoryTest {
         assertEquals("output_dir " + file + " is a file; expected a directory (it is created when missing)",
                 refused.getMessage());
         assertEquals("x", Files.readString(file));
+        Path below = file.resolve("sub");
+        refused = assertThrows(ConfigException.class, () -> RunDirectory.open(below, false, false));
+        assertEquals("output_dir " + below + ": cannot create the directory (" + below + ": Not a directory)",
+                refused.getMessage());
     }
 
     @Test

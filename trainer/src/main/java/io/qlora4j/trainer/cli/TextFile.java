@@ -26,6 +26,10 @@ final class TextFile {
 
     /** Passes every text of {@code dataset} to {@code sink}, in order. */
     static void forEach(Path dataset, TextSink sink) throws Exception {
+        if (Files.isDirectory(dataset)) {
+            throw new ConfigException("dataset: " + dataset + " is a directory; expected one text file (.txt, one text"
+                    + " a line, or .jsonl with a \"text\" field)");
+        }
         boolean jsonl = dataset.getFileName().toString().endsWith(".jsonl");
         ObjectMapper mapper = new ObjectMapper();
         try (BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(dataset)))) {

@@ -163,29 +163,34 @@ public final class JobConfig {
         switch (rawKey) {
             case "load_in_4bit", "load_in_8bit" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8", given);
+                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8", given, rawKey);
                 }
-                return;
             }
             case "adapter" -> {
                 String kind = String.valueOf(raw);
                 if (!kind.equals("lora") && !kind.equals("qlora")) {
                     throw new ConfigException(source + ": adapter: '" + kind + "' is not supported (allowed: lora, qlora)");
                 }
-                put(values, source, "finetuning_type", "lora", given);
+                put(values, source, "finetuning_type", "lora", given, rawKey);
                 if (kind.equals("qlora")) {
-                    put(values, source, "quantization_bit", "4", given);
+                    put(values, source, "quantization_bit", "4", given, rawKey);
                 }
-                return;
             }
             case "lora_target_linear" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "lora_target", "all", given);
+                    put(values, source, "lora_target", "all", given, rawKey);
                 }
-                return;
             }
-            default -> { }
+            default -> put(values, source, rawKey, raw, given, rawKey);
         }
+    }
+
+    /**
+     * {@link #put(Map, String, String, Object, Map)} of a key that is no shorthand; {@code spelling} is the key as the
+     * file wrote it (a shorthand such as {@code load_in_4bit} that set it), which a conflict names.
+     */
+    private static void put(Map<String, Object> values, String source, String rawKey, Object raw,
+            Map<String, String> given, String spelling) throws ConfigException {
         String name = ConfigKeys.canonicalName(rawKey);
         ConfigKey key = ConfigKeys.get(name);
         if (key == null) {
@@ -193,10 +198,10 @@ public final class JobConfig {
         }
         Object value = parse(source, key, raw);
         if (given != null) {
-            String earlier = given.putIfAbsent(name, rawKey);
+            String earlier = given.putIfAbsent(name, spelling);
             if (earlier != null && !Objects.equals(values.get(name), value)) {
                 throw new ConfigException(source + ": " + name + " is given twice with different values (as " + earlier
-                        + " and as " + rawKey + "); keep one");
+                        + " and as " + spelling + "); keep one");
             }
         }
         if (value == null) {

@@ -109,5 +109,8 @@ class ModelCommandsTest {
         Path model = TinyModels.writeTinyModel(dir);
         assertEquals(1, cli.run("eval", "model_name_or_path=" + model, "dataset=" + dir.resolve("x.txt")));
         assertEquals("qlora4j eval: dataset: " + dir.resolve("x.txt") + ": no such file", cli.err().strip());
+        assertEquals(1, cli.run("eval", "model_name_or_path=" + model, "dataset=" + empty));
+        assertEquals("qlora4j eval: dataset: " + empty + " is a directory; expected one text file (.txt, one text a"
+                + " line, or .jsonl with a \"text\" field)", cli.err().strip());
     }
 }

@@ -176,6 +176,15 @@ class JobConfigTest {
         Path alias = yaml("lora_r: 8\nlora_rank: 16\n");
         assertEquals(alias + ": lora_rank is given twice with different values (as lora_r and as lora_rank); keep one",
                 assertThrows(ConfigException.class, () -> JobConfig.load(alias, List.of())).getMessage());
+        // a shorthand that sets a key is named as written
+        Path shorthand = yaml("load_in_4bit: true\nquantization_bit: 8\n");
+        assertEquals(shorthand + ": quantization_bit is given twice with different values (as load_in_4bit and as"
+                + " quantization_bit); keep one",
+                assertThrows(ConfigException.class, () -> JobConfig.load(shorthand, List.of())).getMessage());
+        Path adapter = yaml("adapter: qlora\nfinetuning_type: full\n");
+        assertEquals(adapter + ": finetuning_type is given twice with different values (as adapter and as"
+                + " finetuning_type); keep one",
+                assertThrows(ConfigException.class, () -> JobConfig.load(adapter, List.of())).getMessage());
         // axolotl files say qlora twice over; agreeing spellings are fine, and the command line still overrides
         JobConfig agreeing = JobConfig.load(yaml("adapter: qlora\nload_in_4bit: true\n"), List.of("lora_rank=4"));
         assertEquals(4, agreeing.integer("quantization_bit"));

@@ -81,9 +81,9 @@ public final class TemplateTokenizer implements AutoCloseable {
         SpecialTokens special = SpecialTokens.read(file);
         TemplateTokenizer bare = new TemplateTokenizer(hf, owns, special.addedTokens(), -1, null, -1, -1,
                 special.addBosToken(), file);
-        int bos = special.bosToken() == null ? special.bosId() : bare.tokenId(special.bosToken()).orElse(-1);
-        int eos = special.eosToken() == null ? special.eosId() : bare.tokenId(special.eosToken()).orElse(-1);
-        int pad = special.padToken() == null ? -1 : bare.tokenId(special.padToken()).orElse(-1);
+        int bos = special.bosToken() == null ? special.bosId() : bare.known("bos_token", special.bosToken());
+        int eos = special.eosToken() == null ? special.eosId() : bare.known("eos_token", special.eosToken());
+        int pad = special.padToken() == null ? -1 : bare.known("pad_token", special.padToken());
         return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
                 special.addBosToken(), file);
     }
@@ -139,6 +139,19 @@ public final class TemplateTokenizer implements AutoCloseable {
         }
         int[] ids = encode(token);
         return ids.length == 1 ? OptionalInt.of(ids[0]) : OptionalInt.empty();
+    }
+
+    /**
+     * The id of the special token tokenizer_config.json names under {@code key}, which must be one token of this
+     * tokenizer: transformers would add a missing one as a new token past the model's embeddings.
+     */
+    private int known(String key, String token) throws DataException {
+        OptionalInt id = tokenId(token);
+        if (id.isEmpty()) {
+            throw new DataException(file.resolveSibling("tokenizer_config.json") + ": " + key + " '" + token
+                    + "' is not a token of " + file);
+        }
+        return id.getAsInt();
     }
 
     /** The bos id, -1 when the tokenizer has none. */

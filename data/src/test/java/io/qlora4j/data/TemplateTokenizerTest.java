@@ -61,6 +61,15 @@ class TemplateTokenizerTest {
         }
     }
 
+    /** A special token tokenizer_config.json names that the tokenizer lacks is refused naming the key and token. */
+    @Test
+    void aSpecialTokenTheTokenizerLacksIsRefusedByName() throws Exception {
+        TinyTokenizer.write(dir, Map.of("eos_token", "<nope>"));
+        DataException e = assertThrows(DataException.class, () -> TemplateTokenizer.open(dir).close());
+        assertEquals(dir.resolve("tokenizer_config.json") + ": eos_token '<nope>' is not a token of "
+                + dir.resolve("tokenizer.json"), e.getMessage());
+    }
+
     @Test
     void wrapRefusesTheDefaultTruncatingTokenizer() throws Exception {
         TinyTokenizer.writeLlamaLike(dir);

@@ -3,6 +3,7 @@ package io.qlora4j.model.decoder;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
 import io.qlora4j.model.ModelException;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,6 +17,9 @@ import java.util.function.IntPredicate;
  */
 public final class CommonKeys {
     private static final String ROPE_TYPES = "default, linear, dynamic, llama3, longrope";
+    /** The dtype names a config.json's {@code torch_dtype} (or {@code dtype}) takes: torch's float types and auto. */
+    private static final List<String> TORCH_DTYPES = List.of("float32", "float16", "bfloat16", "float64", "float",
+            "half", "double", "auto");
     private static final String FULL = "full_attention";
     private static final String SLIDING = "sliding_attention";
 
@@ -87,7 +91,13 @@ public final class CommonKeys {
         b.optTieWordEmbeddings(f.optBoolean("tie_word_embeddings", defaults.tieWordEmbeddings()));
         b.optBosTokenId(f.optInteger("bos_token_id"));
         b.optEosTokenIds(f.intOrIntList("eos_token_id"));
-        b.optTorchDtype(f.optString("torch_dtype", f.optString("dtype", null)));
+        String dtypeKey = f.has("torch_dtype") ? "torch_dtype" : "dtype";
+        String dtype = f.optString(dtypeKey, null);
+        if (dtype != null && !TORCH_DTYPES.contains(dtype)) {
+            throw f.error(dtypeKey, "must name a torch floating-point dtype (" + String.join(", ", TORCH_DTYPES) + ")",
+                    new TextNode(dtype));
+        }
+        b.optTorchDtype(dtype);
         readRope(f, b, defaults, maxPositions, headDim);
         return b;
     }

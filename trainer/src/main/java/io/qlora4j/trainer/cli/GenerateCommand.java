@@ -19,6 +19,14 @@ final class GenerateCommand extends JobCommand {
         try (ModelSetup setup = ModelSetup.load(config, err());
                 Tokenizer tokenizer = setup.tokenizer()) {
             long[] ids = tokenizer.encode(prompt);
+            int positions = setup.model.config().maxPositionEmbeddings();
+            long end = ids.length + (long) config.integer("max_new_tokens");
+            if (end > positions) {
+                // as transformers' generate reminds: the model was never trained past its context
+                err().println("warning: the prompt's " + ids.length + " tokens and max_new_tokens "
+                        + config.integer("max_new_tokens") + " go past the model's max_position_embeddings " + positions
+                        + " (" + setup.modelDir.resolve("config.json") + "); positions past it were never pre-trained");
+            }
             Tokenizer.DecodeStream stream = tokenizer.stream(ids, config.bool("skip_special_tokens"));
             Generator.builder()
                     .optMaxNewTokens(config.integer("max_new_tokens"))

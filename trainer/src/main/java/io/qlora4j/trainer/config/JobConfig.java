@@ -246,7 +246,8 @@ public final class JobConfig {
             return list.stream().map(String::valueOf).collect(Collectors.joining(","));
         }
         String text = String.valueOf(raw).trim();
-        if (text.isEmpty() || text.equals("null") || text.equals("~")) {
+        // key=null on the command line unsets a key; in a file YAML's own null does, and a quoted "null" is text
+        if (text.isEmpty() || source.equals(COMMAND_LINE) && (text.equals("null") || text.equals("~"))) {
             return null;
         }
         try {

@@ -138,6 +138,14 @@ class JobConfigTest {
                 assertThrows(ConfigException.class, () -> JobConfig.load(latin1, List.of())).getMessage());
     }
 
+    /** A quoted "null" in a file is the text null (PyYAML reads it so); key=null on the command line unsets a key. */
+    @Test
+    void aQuotedNullInAFileIsTextAndNullOnTheCommandLineUnsets() throws Exception {
+        assertEquals("null", JobConfig.load(yaml("template: \"null\"\n"), List.of()).string("template"));
+        assertEquals(null, JobConfig.load(yaml("template: null\n"), List.of()).string("template"));
+        assertEquals(null, JobConfig.load(yaml("template: llama3\n"), List.of("template=null")).string("template"));
+    }
+
     @Test
     void overrideWithoutEqualsIsRejected() {
         ConfigException e = assertThrows(ConfigException.class, () -> JobConfig.of("lora_rank"));

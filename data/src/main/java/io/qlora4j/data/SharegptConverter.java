@@ -52,7 +52,12 @@ record SharegptConverter(DatasetColumns columns) implements RecordConverter {
                         + (userSide ? "user/observation" : "assistant/function call") + " turn belongs");
             }
             String content = RecordConverter.text(message, contentTag);
-            aligned.add(new Message(role, content == null ? "" : content));
+            if (content == null) {
+                // LLaMA-Factory stops on such a message (a KeyError, or "Expected a string" from its formatter)
+                throw new InvalidRecordException("message without content", "message " + (i + 1) + " has no string '"
+                        + contentTag + "'");
+            }
+            aligned.add(new Message(role, content));
         }
         if (aligned.isEmpty()) {
             throw new InvalidRecordException("empty conversation");

@@ -62,5 +62,11 @@ class SharegptConverterTest {
                         "{\"conversations\": [{\"from\": \"human\", \"value\": \"b\"}]}")).getMessage());
         assertEquals("missing list 'conversations'", assertThrows(InvalidRecordException.class,
                 () -> convert(DatasetColumns.DEFAULTS, "{\"text\": \"b\"}")).getMessage());
+        // LLaMA-Factory stops on a message without content; qlora4j skips the record and counts it
+        for (String message : new String[] {"{\"from\": \"gpt\", \"value\": null}", "{\"from\": \"gpt\"}"}) {
+            assertEquals("message 2 has no string 'value'", assertThrows(InvalidRecordException.class,
+                    () -> convert(DatasetColumns.DEFAULTS, "{\"conversations\": [{\"from\": \"human\", \"value\":"
+                            + " \"b\"}, " + message + "]}")).getMessage());
+        }
     }
 }

@@ -17,6 +17,17 @@ class JobConfigTest {
     @TempDir
     Path dir;
 
+    /** The one line {@code file} is refused with. */
+    private static String refusal(Path file) {
+        return assertThrows(ConfigException.class, () -> JobConfig.load(file, List.of())).getMessage();
+    }
+
+    /** Asserts that a job file of {@code text} is refused with {@code expected}, FILE standing for its path. */
+    private void assertRefused(String text, String expected) throws IOException {
+        Path file = yaml(text);
+        assertEquals(expected.replace("FILE", file.toString()), refusal(file));
+    }
+
     private Path yaml(String text) throws IOException {
         Path p = dir.resolve("job.yaml");
         Files.writeString(p, text);
@@ -108,9 +119,9 @@ class JobConfigTest {
     void missingFileAndBadYamlAreOneLine() throws Exception {
         Path missing = dir.resolve("nope.yaml");
         assertEquals(missing + ": no such file",
-                assertThrows(ConfigException.class, () -> JobConfig.load(missing, List.of())).getMessage());
+                refusal(missing));
         Path bad = yaml("lora_rank: [1, 2\n");
-        String msg = assertThrows(ConfigException.class, () -> JobConfig.load(bad, List.of())).getMessage();
+        String msg = refusal(bad);
         assertTrue(msg.startsWith(bad + ": not valid YAML at line"), msg);
         assertFalse(msg.contains("\n"), msg);
     }
@@ -121,21 +132,17 @@ class JobConfigTest {
      */
     @Test
     void yamlThatWouldBeMisreadIsRefusedInOneLine() throws Exception {
-        Path twoDocuments = yaml("lora_rank: 8\n---\nlora_rank: banana\nno_such_key: 1\n");
-        assertEquals(twoDocuments + ": line 3: a second YAML document (after ---); a job file holds one",
-                assertThrows(ConfigException.class, () -> JobConfig.load(twoDocuments, List.of())).getMessage());
-        Path alias = yaml("run_name: &out /tmp/x\noutput_dir: *out\n");
-        assertEquals(alias + ": line 2: the alias *out is not supported in a job file (anchors and aliases are not"
-                + " resolved); write the value out",
-                assertThrows(ConfigException.class, () -> JobConfig.load(alias, List.of())).getMessage());
-        Path merge = yaml("base: &b {lora_rank: 8}\n<<: {lora_rank: 4}\n");
-        assertEquals(merge + ": line 2: the merge key << is not supported in a job file; write the keys out",
-                assertThrows(ConfigException.class, () -> JobConfig.load(merge, List.of())).getMessage());
+        assertRefused("lora_rank: 8\n---\nlora_rank: banana\nno_such_key: 1\n",
+                "FILE: line 3: a second YAML document (after ---); a job file holds one");
+        assertRefused("run_name: &out /tmp/x\noutput_dir: *out\n", "FILE: line 2: the alias *out is not supported in a"
+                + " job file (anchors and aliases are not resolved); write the value out");
+        assertRefused("base: &b {lora_rank: 8}\n<<: {lora_rank: 4}\n",
+                "FILE: line 2: the merge key << is not supported in a job file; write the keys out");
         assertEquals(java.util.Map.of(), JobConfig.load(yaml("# nothing yet\n\n"), List.of()).explicitValues());
         Path latin1 = dir.resolve("latin1.yaml");
         Files.write(latin1, "run_name: caf\u00e9\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
         assertEquals(latin1 + ": not UTF-8 text: byte 13 (0xe9) starts no UTF-8 character",
-                assertThrows(ConfigException.class, () -> JobConfig.load(latin1, List.of())).getMessage());
+                refusal(latin1));
     }
 
     /** A quoted "null" in a file is the text null (PyYAML reads it so); key=null on the command line unsets a key. */
@@ -163,36 +170,32 @@ class JobConfigTest {
     void yamlMappingOrListWhereAScalarIsExpectedIsRefusedByKey() throws Exception {
         Path map = yaml("output_dir: {a: 1}\n");
         assertEquals(map + ": output_dir: expected a string, got a YAML mapping",
-                assertThrows(ConfigException.class, () -> JobConfig.load(map, List.of())).getMessage());
+                refusal(map));
         Path list = yaml("output_dir: [a, b]\n");
         assertEquals(list + ": output_dir: expected a string, got a YAML list",
-                assertThrows(ConfigException.class, () -> JobConfig.load(list, List.of())).getMessage());
+                refusal(list));
         Path rank = yaml("lora_rank: {r: 8}\n");
         assertEquals(rank + ": lora_rank: expected an integer, got a YAML mapping",
-                assertThrows(ConfigException.class, () -> JobConfig.load(rank, List.of())).getMessage());
+                refusal(rank));
         Path nested = yaml("dataset: [a, [b]]\n");
         assertEquals(nested + ": dataset: expected a string or a list of strings, got a YAML list holding a list or"
-                + " mapping", assertThrows(ConfigException.class, () -> JobConfig.load(nested, List.of())).getMessage());
+                + " mapping", refusal(nested));
         assertEquals("a,b", JobConfig.load(yaml("dataset: [a, b]\n"), List.of()).string("dataset"));
     }
 
     @Test
     void keyGivenTwiceInAFileIsRefusedInsteadOfTheLastWinning() throws Exception {
         Path twice = yaml("lora_rank: 8\nlearning_rate: 1.0e-4\nlora_rank: 16\n");
-        String msg = assertThrows(ConfigException.class, () -> JobConfig.load(twice, List.of())).getMessage();
+        String msg = refusal(twice);
         assertEquals(twice + ": not valid YAML at line 3, column 10: Duplicate field 'lora_rank'", msg);
         Path alias = yaml("lora_r: 8\nlora_rank: 16\n");
         assertEquals(alias + ": lora_rank is given twice with different values (as lora_r and as lora_rank); keep one",
-                assertThrows(ConfigException.class, () -> JobConfig.load(alias, List.of())).getMessage());
+                refusal(alias));
         // a shorthand that sets a key is named as written
-        Path shorthand = yaml("load_in_4bit: true\nquantization_bit: 8\n");
-        assertEquals(shorthand + ": quantization_bit is given twice with different values (as load_in_4bit and as"
-                + " quantization_bit); keep one",
-                assertThrows(ConfigException.class, () -> JobConfig.load(shorthand, List.of())).getMessage());
-        Path adapter = yaml("adapter: qlora\nfinetuning_type: full\n");
-        assertEquals(adapter + ": finetuning_type is given twice with different values (as adapter and as"
-                + " finetuning_type); keep one",
-                assertThrows(ConfigException.class, () -> JobConfig.load(adapter, List.of())).getMessage());
+        assertRefused("load_in_4bit: true\nquantization_bit: 8\n", "FILE: quantization_bit is given twice with"
+                + " different values (as load_in_4bit and as quantization_bit); keep one");
+        assertRefused("adapter: qlora\nfinetuning_type: full\n", "FILE: finetuning_type is given twice with different"
+                + " values (as adapter and as finetuning_type); keep one");
         // axolotl files say qlora twice over; agreeing spellings are fine, and the command line still overrides
         JobConfig agreeing = JobConfig.load(yaml("adapter: qlora\nload_in_4bit: true\n"), List.of("lora_rank=4"));
         assertEquals(4, agreeing.integer("quantization_bit"));
@@ -320,7 +323,7 @@ class JobConfigTest {
     @Test
     void deepspeedConfigGivenAsAMappingIsRefusedToo() throws Exception {
         Path p = yaml("deepspeed:\n  zero_optimization:\n    stage: 3\n");
-        String message = assertThrows(ConfigException.class, () -> JobConfig.load(p, List.of())).getMessage();
+        String message = refusal(p);
         assertTrue(message.startsWith(p + ": deepspeed: not implemented"), message);
     }
 

@@ -193,9 +193,18 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         return alphaPattern.getOrDefault(patternKey(alphaPattern.keySet(), path), alpha);
     }
 
+    /**
+     * A Python {@code re} expression (PEFT matches target_modules and pattern keys with {@code re}) in Java's syntax:
+     * Python's named groups {@code (?P<n>...)} and back references {@code (?P=n)} are spelled {@code (?<n>...)} and
+     * {@code \k<n>} in Java; the rest of what PEFT's patterns use is common to both.
+     */
+    static String javaSyntax(String python) {
+        return python.replaceAll("\\(\\?P<", "(?<").replaceAll("\\(\\?P=(\\w+)\\)", "\\\\k<$1>");
+    }
+
     private static String patternKey(Collection<String> keys, String path) {
         for (String key : keys) {
-            if (Pattern.compile("(.*\\.)?(" + key + ")").matcher(path).matches()) {
+            if (Pattern.compile("(.*\\.)?(" + javaSyntax(key) + ")").matcher(path).matches()) {
                 return key;
             }
         }
@@ -316,9 +325,10 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
             return out;
         }
 
+        /** A Python {@code re} expression ({@link #javaSyntax}) as a Java pattern, or a line naming {@code what}. */
         Pattern regex(String expression, String what) throws ModelException {
             try {
-                return Pattern.compile(expression);
+                return Pattern.compile(javaSyntax(expression));
             } catch (PatternSyntaxException e) {
                 throw new ModelException(file + ": " + what + " '" + expression + "' is not a valid regular expression: "
                         + e.getDescription());

@@ -14,11 +14,13 @@ import java.util.Random;
  *   <li>{@link #exact}: the Gram matrix of the smaller side ({@code W^T W} or {@code W W^T}, float64 on the device),
  *       its eigen-decomposition ({@link SymmetricEigen}), and the other side's vectors as {@code W v / s}: the top
  *       {@code r} of {@code torch.linalg.svd} to float64 accuracy, at {@code O(min(m, n)^3)} host flops;</li>
- *   <li>{@link #randomized}: torch's {@code svd_lowrank(W, q=r, niter)} (Halko et al. 2009, algorithm 5.1 on
- *       {@code W^T}, with {@code niter} power iterations, each product orthonormalised), the products in float32 on the
- *       device as torch runs them, the orthonormalisations (Gram-Schmidt, twice) and the final {@code r x r} problem
- *       in float64 on the host. Its Gaussian sketch comes from {@link Random}, not torch's generator, so the factors
- *       equal PEFT's only as far as the iteration has converged.</li>
+ *   <li>{@link #randomized}: the method of torch's {@code svd_lowrank(W, q=r, niter)} (Halko et al. 2009,
+ *       algorithm 5.1, with {@code niter} power iterations, each product orthonormalised), the products in float32 on
+ *       the device, the orthonormalisations (Gram-Schmidt, twice) and the final {@code r x r} problem in float64 on
+ *       the host. It always sketches the row space of W (the range of {@code W^T}), where torch sketches the longer
+ *       side's (W's own range for a tall weight), and its Gaussian sketch comes from {@link Random}, not torch's
+ *       generator: the factors equal PEFT's only as far as the iteration has converged, with the same expected
+ *       error.</li>
  * </ul>
  * Temporaries are created in the manager of {@code w}: callers pass a weight held in a scope they close.
  *
@@ -69,8 +71,9 @@ record TruncatedSvd(double[][] u, double[] s, double[][] v) {
     }
 
     /**
-     * The top {@code r} triplets of {@code w} as torch's {@code svd_lowrank(w, q=r, niter)} computes them, with the
-     * Gaussian sketch drawn from {@code random}; exact when {@code r >= min(m, n)}, where no sketch is smaller.
+     * The top {@code r} triplets of {@code w} by the method of torch's {@code svd_lowrank(w, q=r, niter)}, sketching
+     * the row space with a Gaussian drawn from {@code random}; exact when {@code r >= min(m, n)}, where no sketch is
+     * smaller.
      */
     static TruncatedSvd randomized(NDArray w, int r, int niter, Random random) {
         int m = Math.toIntExact(w.getShape().get(0));

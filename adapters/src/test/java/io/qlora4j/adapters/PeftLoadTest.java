@@ -198,6 +198,19 @@ class PeftLoadTest {
         assertEquals(16, AdapterConfig.read(dir.resolve("adapter_config.json")).r());
     }
 
+    /** PEFT matches target_modules and pattern keys with Python's re, whose named groups Java spells differently. */
+    @Test
+    void pythonNamedGroupsInTargetsAndPatternsAreRead() throws Exception {
+        Files.write(dir.resolve("adapter_config.json"), JSON.writeValueAsBytes(Map.of("peft_type", "LORA", "r", 8,
+                "target_modules", ".*\\.(?P<kind>q|v)_proj", "rank_pattern",
+                Map.of("layers\\.(?P<n>0)\\.self_attn\\.(?P=n)?q_proj", 4))));
+        AdapterConfig config = AdapterConfig.read(dir.resolve("adapter_config.json"));
+        assertTrue(config.selects("model.layers.1.self_attn.q_proj") && config.selects("model.layers.0.self_attn.v_proj"));
+        assertFalse(config.selects("model.layers.0.self_attn.k_proj"));
+        assertEquals(4, config.rankOf("model.layers.0.self_attn.q_proj"));
+        assertEquals(8, config.rankOf("model.layers.1.self_attn.q_proj"));
+    }
+
     @Test
     void nonLoraTensorIsRefusedByName() throws Exception {
         String name = "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector";

@@ -95,6 +95,11 @@ public final class Trainer {
                 if (start != null) {
                     out.println("base rewritten by " + start.init().describe());
                     start.report().lines().forEach(out::println);
+                    if (start.init().peftValue().toString().startsWith("pissa_niter_") && !config.bool("pissa_convert")) {
+                        warn.accept("PEFT re-runs PiSSA's randomised SVD with its own random sketch when it loads this"
+                                + " adapter, so there it is another model; pissa_convert: true also writes an adapter"
+                                + " over the original base that PEFT loads exactly (or pissa_iter: -1, the exact SVD)");
+                    }
                 }
                 tokenizerFile.checkIdsBelow(model.config().vocabSize(), baseDir.resolve("config.json"));
                 JobModels.warnPastPositions(config, model.config().maxPositionEmbeddings(), baseDir.resolve("config.json"),

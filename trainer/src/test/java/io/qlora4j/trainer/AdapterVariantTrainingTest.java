@@ -88,6 +88,20 @@ class AdapterVariantTrainingTest {
     }
 
     /**
+     * PEFT loads a randomised-SVD PiSSA adapter by drawing its own sketch, another base: the run says so and names
+     * what PEFT reproduces (pissa_convert, or the exact SVD), and says nothing when it is either.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"pissa_iter=2, true", "pissa_iter=-1, false", "pissa_iter=2 pissa_convert=true, false"})
+    void aRandomisedPissaRunWarnsThatPeftDrawsItsOwnSketch(String keys, boolean warned) throws Exception {
+        StringWriter log = new StringWriter();
+        List<String> job = job(dir.resolve("p"), "pissa_init=true " + keys, "max_steps=1");
+        assertTrue(Trainer.train(JobConfig.load(null, job), new PrintWriter(log, true), false).completed());
+        assertEquals(warned, log.toString().contains("warning: PEFT re-runs PiSSA's randomised SVD with its own random"
+                + " sketch when it loads this adapter"), log.toString());
+    }
+
+    /**
      * A job that leaves the top layer (of two) out of the recompute writes the adapter and optimizer state of the job
      * that recomputes both, byte for byte, under dropout, with LoRA and with DoRA (whose weight norm the skipped
      * layer's graph records as the recompute's does).

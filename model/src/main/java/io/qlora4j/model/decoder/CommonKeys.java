@@ -184,12 +184,9 @@ public final class CommonKeys {
                 case "dynamic" -> b.optRopeScaling(RopeScaling.dynamic(rope.requiredDouble("factor")));
                 case "llama3" -> b.optRopeScaling(RopeScaling.llama3(rope.requiredDouble("factor"),
                         rope.requiredDouble("low_freq_factor"), rope.requiredDouble("high_freq_factor"),
-                        f.optInt("original_max_position_embeddings",
-                                rope.optInt("original_max_position_embeddings", maxPositions))));
+                        originalMaxPositions(f, rope, defaults, maxPositions)));
                 case "longrope" -> {
-                    int original = rope.has("original_max_position_embeddings") || !defaults.phi3Rope()
-                            ? rope.requiredInt("original_max_position_embeddings")
-                            : f.optInt("original_max_position_embeddings", defaults.originalMaxPositionEmbeddings());
+                    int original = originalMaxPositions(f, rope, defaults, maxPositions);
                     double factor = rope.has("factor") ? rope.optDouble("factor", 0) : (double) maxPositions / original;
                     List<Double> shortFactor = rope.requiredDoubleList("short_factor");
                     int frequencies = (int) (headDim * partial) / 2;
@@ -205,6 +202,20 @@ public final class CommonKeys {
         } catch (IllegalArgumentException e) {
             throw rope.invalid(e.getMessage());
         }
+    }
+
+    /**
+     * The pre-training context of a llama3 or longrope scaling, as transformers' {@code standardize_rope_params}
+     * settles it: a top-level {@code original_max_position_embeddings} wins over the rope object's, and a family whose
+     * config class declares that field (Phi-3: 4096) takes its default when the file has none at the top level; else
+     * the rope object's value, else {@code max_position_embeddings}.
+     */
+    private static int originalMaxPositions(ConfigFields f, ConfigFields rope, Defaults defaults,
+            int maxPositions) throws ModelException {
+        if (f.has("original_max_position_embeddings") || defaults.phi3Rope()) {
+            return f.optInt("original_max_position_embeddings", defaults.originalMaxPositionEmbeddings());
+        }
+        return rope.optInt("original_max_position_embeddings", maxPositions);
     }
 
     /**

@@ -69,6 +69,26 @@ class FamilyConfigTest {
                 assertThrows(ModelException.class, () -> parse("qwen2", "")).getMessage());
     }
 
+    /**
+     * transformers' standardize_rope_params: for llama3 and longrope a top-level original_max_position_embeddings wins
+     * over the rope object's, and Phi3Config's own field (default 4096) always stands there.
+     */
+    @Test
+    void aTopLevelOriginalContextWinsOverTheRopeObjects() throws ModelException {
+        String factors = "\"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1], \"long_factor\": [2, 2, 2, 2, 2, 2, 2, 2]";
+        String rope = ", \"max_position_embeddings\": 128, \"rope_parameters\": {\"rope_type\": \"longrope\","
+                + " \"original_max_position_embeddings\": 32, " + factors + "}";
+        assertEquals(64, parse("llama", rope + ", \"original_max_position_embeddings\": 64").ropeScaling()
+                .originalMaxPositionEmbeddings());
+        assertEquals(32, parse("llama", rope).ropeScaling().originalMaxPositionEmbeddings());
+        assertEquals(4096, parse("phi3", rope).ropeScaling().originalMaxPositionEmbeddings());
+        assertEquals(64, parse("phi3", rope + ", \"original_max_position_embeddings\": 64").ropeScaling()
+                .originalMaxPositionEmbeddings());
+        String noOriginal = ", \"max_position_embeddings\": 128, \"rope_parameters\": {\"rope_type\": \"longrope\", "
+                + factors + "}";
+        assertEquals(128, parse("llama", noOriginal).ropeScaling().originalMaxPositionEmbeddings());
+    }
+
     @Test
     void writtenConfigOfEveryFamilyReadsBackEqual() throws Exception {
         List<DecoderConfig> configs = List.of(

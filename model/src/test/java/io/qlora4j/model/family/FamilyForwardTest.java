@@ -125,9 +125,11 @@ class FamilyForwardTest {
         Map<String, Object> legacy = Map.of("max_position_embeddings", 32, "original_max_position_embeddings", 8,
                 "rope_scaling", Map.of("type", "su", "short_factor", shortFactor, "long_factor", longFactor));
         assertFamily(spec, false, legacy); // 12 tokens > 8: the long factors
-        Map<String, Object> v5 = Map.of("max_position_embeddings", 32, "rope_parameters", Map.of("rope_type",
-                "longrope", "rope_theta", 10000.0, "original_max_position_embeddings", 8, "short_factor", shortFactor,
-                "long_factor", longFactor, "partial_rotary_factor", 1.0));
+        // as transformers 5 writes it: Phi3Config's own original_max_position_embeddings beside the rope object's
+        Map<String, Object> v5 = Map.of("max_position_embeddings", 32, "original_max_position_embeddings", 8,
+                "rope_parameters", Map.of("rope_type", "longrope", "rope_theta", 10000.0,
+                        "original_max_position_embeddings", 8, "short_factor", shortFactor, "long_factor", longFactor,
+                        "partial_rotary_factor", 1.0));
         assertFamily(spec.with(b -> b.tied(true)), true, v5, Arrays.copyOf(IDS, 8)); // within 8: the short factors
     }
 

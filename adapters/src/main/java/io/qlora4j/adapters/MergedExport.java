@@ -15,6 +15,7 @@ import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.StoredWeight;
 import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.quant.HalfFloats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
 import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.safetensors.TensorInfo;
@@ -201,10 +202,22 @@ public final class MergedExport {
             if (requantize == null) {
                 writer.addFloats(module + ".weight", dtype, shape, w);
             } else {
-                requantize.quantize(FloatSource.of(w), shape).write(writer, module, torchDtype(dtype));
+                requantize.quantize(FloatSource.of(inDtype(w, dtype)), shape).write(writer, module, torchDtype(dtype));
             }
         }
         return new Counts(tensors, merged, read);
+    }
+
+    /**
+     * {@code w} rounded in place to {@code dtype} (to nearest, ties to even, as {@code tensor.to(dtype)}): a
+     * re-quantized export quantizes the merged model as the export dtype holds it, the values transformers would
+     * quantize from a model saved in that dtype, and which its quant state names; float32 stays as it is.
+     */
+    private static float[] inDtype(float[] w, DType dtype) {
+        for (int i = 0; i < w.length && dtype != DType.F32; i++) {
+            w[i] = dtype == DType.BF16 ? HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(w[i])) : HalfFloats.roundToF16(w[i]);
+        }
+        return w;
     }
 
     /** The format the checkpoint holds the projection {@code module} in: its stored format, or dense. */

@@ -158,11 +158,17 @@ class MergeEquivalenceTest {
         }
     }
 
+    /**
+     * A 4-bit export holds the bitsandbytes entries of the merged weights as the bfloat16 export holds them (the
+     * values its quant state's dtype names, which transformers would quantize from that export).
+     */
     @Test
     void fourBitExportHoldsTheBitsandbytesEntriesOfTheMergedWeights() throws Exception {
         Path base = TinyModels.writeTinyModel(dir);
         Path adapter = ExportFixtures.adapter(base, dir.resolve("adapter"), BaseFormats.QLORA, 11);
         Path f32 = float32Export(base, List.of(adapter), "f32");
+        Path bf16 = dir.resolve("bf16");
+        MergedExport.builder(base, List.of(adapter)).build().writeTo(bf16);
         Path nf4 = dir.resolve("nf4");
         MergedExport.builder(base, List.of(adapter)).optRequantize(BaseFormats.QLORA).build().writeTo(nf4);
         BlockwiseQuantizer quantizer = BlockwiseQuantizer.builder().build();
@@ -170,7 +176,7 @@ class MergeEquivalenceTest {
             for (String name : ModelFamilies.read(base.resolve("config.json")).linearNames()) {
                 String key = "model.layers.0." + name + ".weight";
                 var entries = BnbStateDict.entries(key,
-                        quantizer.quantize(tensor(f32, key), ExportFixtures.projectionShape(name)), "bfloat16");
+                        quantizer.quantize(tensor(bf16, key), ExportFixtures.projectionShape(name)), "bfloat16");
                 for (BnbStateDict.Entry e : entries) {
                     ByteBuffer stored = r.bytes(e.key());
                     byte[] bytes = new byte[stored.remaining()];

@@ -140,6 +140,11 @@ public final class ChatTemplate {
         return b.build();
     }
 
+    /** The words that end an answer besides the eos (the first becomes the eos where the template replaces it). */
+    List<String> stopWords() {
+        return stopWords;
+    }
+
     /** Whether the template ends an example with one eos after the last turn instead of after each answer (gemma2). */
     boolean efficientEos() {
         return efficientEos;

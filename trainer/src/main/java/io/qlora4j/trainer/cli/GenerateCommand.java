@@ -1,24 +1,36 @@
 package io.qlora4j.trainer.cli;
 
+import io.qlora4j.data.ChatPrompt;
+import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.generation.Generator;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
+import java.util.Arrays;
+import java.util.List;
 import picocli.CommandLine.Command;
 
-/** {@code qlora4j generate}: streams a model's continuation of a prompt to stdout. */
+/**
+ * {@code qlora4j generate}: streams a model's answer to a prompt to stdout, the prompt put as LLaMA-Factory's chat puts
+ * it ({@link ChatPrompt}: the user turn of the job's template; with the {@code empty} template, the text as it is).
+ */
 @Command(name = "generate", description = {
-    "Continue a prompt, printing tokens as they come. temperature=0 or do_sample=false is greedy.",
-    "Keys: model_name_or_path, adapter_name_or_path, prompt, max_new_tokens, do_sample, temperature, top_p, seed,",
-    "skip_special_tokens, quantization_bit=4, device."})
+    "Answer a prompt, printing tokens as they come. temperature=0 or do_sample=false is greedy.",
+    "Keys: model_name_or_path, adapter_name_or_path, prompt, template (the prompt becomes its user turn, as",
+    "LLaMA-Factory's chat does; default: the tokenizer's chat template, else the text as it is), default_system,",
+    "max_new_tokens, do_sample, temperature, top_p, seed, skip_special_tokens, quantization_bit=4, device."})
 final class GenerateCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         String prompt = config.require("prompt");
         PrintWriter out = out();
         try (ModelSetup setup = ModelSetup.load(config, err());
-                Tokenizer tokenizer = setup.tokenizer()) {
-            long[] ids = tokenizer.encode(prompt);
+                Tokenizer tokenizer = setup.tokenizer();
+                TemplateTokenizer chat = TemplateTokenizer.open(setup.modelDir)) {
+            ChatPrompt turn = ChatPrompt.of(config.string("template"), config.string("default_system"),
+                    config.string("tool_format"), config.bool("enable_thinking"), chat,
+                    line -> err().println(line));
+            long[] ids = Arrays.stream(turn.encode(prompt, null)).asLongStream().toArray();
             int positions = setup.model.config().maxPositionEmbeddings();
             long end = ids.length + (long) config.integer("max_new_tokens");
             if (end > positions) {
@@ -33,6 +45,7 @@ final class GenerateCommand extends JobCommand {
                     .optTemperature(config.bool("do_sample") ? config.number("temperature") : 0)
                     .optTopP(config.number("top_p"))
                     .optSeed(config.integer("seed"))
+                    .optStopTokenIds(turn.stopIds().isEmpty() ? null : List.copyOf(turn.stopIds()))
                     .build()
                     .generate(setup.model, ids, id -> {
                         out.print(stream.push(id));

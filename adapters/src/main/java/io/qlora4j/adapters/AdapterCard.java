@@ -1,7 +1,6 @@
 package io.qlora4j.adapters;
 
 import io.qlora4j.model.format.BaseFormat;
-import java.nio.file.Path;
 import java.util.stream.Collectors;
 
 /**
@@ -15,12 +14,15 @@ import java.util.stream.Collectors;
  */
 record AdapterCard(String baseModel, BaseFormat baseFormat, LoraSettings settings) {
 
-    /** The card of the adapter saved in {@code adapterDir}. */
-    String text(Path adapterDir) {
+    /**
+     * The card's text. Its title names the adapter by what it is, not by its directory, which is a hidden staging
+     * directory while a run writes it and may be renamed after.
+     */
+    String text() {
         String keys = baseFormat.keys().entrySet().stream().map(e -> e.getKey() + ": " + e.getValue())
                 .collect(Collectors.joining(", "));
         return "---\nbase_model: " + baseModel + "\nlibrary_name: peft\ntags:\n- qlora4j\n- lora\n---\n\n"
-                + "# " + adapterDir.toAbsolutePath().normalize().getFileName() + "\n\n"
+                + "# " + settings.variant() + " adapter for " + baseModel + "\n\n"
                 + "A LoRA adapter for `" + baseModel + "`, trained by qlora4j.\n\n"
                 + "- Base format during training: " + baseFormat.describe()
                 + (keys.isEmpty() ? "" : " (" + keys + ")") + "; recorded in `" + BaseFormatRecord.FILE + "`\n"

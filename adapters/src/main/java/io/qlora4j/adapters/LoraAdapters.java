@@ -314,7 +314,7 @@ public final class LoraAdapters implements AutoCloseable {
         writeAtomically(adapterDir.resolve(AdapterConfig.FILE), json);
         writeAtomically(adapterDir.resolve(BaseFormatRecord.FILE), BaseFormatRecord.json(baseFormat, initSeed));
         writeAtomically(adapterDir.resolve("README.md"), new AdapterCard(baseModelNameOrPath, baseFormat,
-                adapterSettings).text(adapterDir).getBytes(StandardCharsets.UTF_8));
+                adapterSettings).text().getBytes(StandardCharsets.UTF_8));
     }
 
     private static float[] concat(float[] first, float[] second) {

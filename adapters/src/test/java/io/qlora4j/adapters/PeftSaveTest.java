@@ -82,6 +82,8 @@ class PeftSaveTest {
         assertEquals(new Bnb4bitFormat(QuantType.FP4, 128, false), BaseFormatRecord.read(dir), "read back");
         String card = Files.readString(dir.resolve("README.md"));
         assertTrue(card.startsWith("---\nbase_model: meta-llama/Llama-2-7b-hf\nlibrary_name: peft\n"), card);
+        // named by what it is: a run writes it in a hidden staging directory and renames that
+        assertTrue(card.contains("\n# LoRA adapter for meta-llama/Llama-2-7b-hf\n"), card);
         assertTrue(card.contains("- Base format during training: bitsandbytes FP4, blocksize 128 (quantization_method: bnb,"
                 + " quantization_bit: 4, quantization_type: fp4, double_quantization: false, quantization_blocksize: 128)"),
                 card);

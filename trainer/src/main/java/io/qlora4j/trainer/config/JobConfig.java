@@ -49,10 +49,11 @@ public final class JobConfig {
      */
     public static JobConfig load(Path yaml, List<String> overrides) throws ConfigException {
         Map<String, Object> values = new LinkedHashMap<>();
+        Map<String, String> sources = new LinkedHashMap<>();
         if (yaml != null) {
             Map<String, String> given = new LinkedHashMap<>();
             for (Map.Entry<String, Object> e : readYaml(yaml).entrySet()) {
-                put(values, yaml.toString(), e.getKey(), e.getValue(), given);
+                put(values, sources, yaml.toString(), e.getKey(), e.getValue(), given);
             }
         }
         for (String override : overrides) {
@@ -60,7 +61,11 @@ public final class JobConfig {
             if (eq <= 0) {
                 throw new ConfigException(COMMAND_LINE + ": '" + override + "' is not key=value");
             }
-            put(values, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1), null);
+            put(values, sources, COMMAND_LINE, override.substring(0, eq).trim(), override.substring(eq + 1), null);
+        }
+        // checked once the command line has had its say: key=null there clears a value the file gives
+        for (Map.Entry<String, Object> e : values.entrySet()) {
+            check(sources.get(e.getKey()), ConfigKeys.get(e.getKey()), e.getValue());
         }
         packForNeatPacking(values);
         return new JobConfig(values);
@@ -158,12 +163,12 @@ public final class JobConfig {
      * setting overrides an earlier one) records which spelling set each key of a file, so that a file setting one
      * key twice under two names (an alias) with different values is refused rather than letting the last win.
      */
-    private static void put(Map<String, Object> values, String source, String rawKey, Object raw,
-            Map<String, String> given) throws ConfigException {
+    private static void put(Map<String, Object> values, Map<String, String> sources, String source, String rawKey,
+            Object raw, Map<String, String> given) throws ConfigException {
         switch (rawKey) {
             case "load_in_4bit", "load_in_8bit" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8", given, rawKey);
+                    put(values, sources, source, "quantization_bit", rawKey.equals("load_in_4bit") ? "4" : "8", given, rawKey);
                 }
             }
             case "adapter" -> {
@@ -171,17 +176,17 @@ public final class JobConfig {
                 if (!kind.equals("lora") && !kind.equals("qlora")) {
                     throw new ConfigException(source + ": adapter: '" + kind + "' is not supported (allowed: lora, qlora)");
                 }
-                put(values, source, "finetuning_type", "lora", given, rawKey);
+                put(values, sources, source, "finetuning_type", "lora", given, rawKey);
                 if (kind.equals("qlora")) {
-                    put(values, source, "quantization_bit", "4", given, rawKey);
+                    put(values, sources, source, "quantization_bit", "4", given, rawKey);
                 }
             }
             case "lora_target_linear" -> {
                 if (Boolean.TRUE.equals(parse(source, ConfigKeys.get("double_quantization"), raw))) {
-                    put(values, source, "lora_target", "all", given, rawKey);
+                    put(values, sources, source, "lora_target", "all", given, rawKey);
                 }
             }
-            default -> put(values, source, rawKey, raw, given, rawKey);
+            default -> put(values, sources, source, rawKey, raw, given, rawKey);
         }
     }
 
@@ -189,8 +194,8 @@ public final class JobConfig {
      * {@link #put(Map, String, String, Object, Map)} of a key that is no shorthand; {@code spelling} is the key as the
      * file wrote it (a shorthand such as {@code load_in_4bit} that set it), which a conflict names.
      */
-    private static void put(Map<String, Object> values, String source, String rawKey, Object raw,
-            Map<String, String> given, String spelling) throws ConfigException {
+    private static void put(Map<String, Object> values, Map<String, String> sources, String source, String rawKey,
+            Object raw, Map<String, String> given, String spelling) throws ConfigException {
         String name = ConfigKeys.canonicalName(rawKey);
         ConfigKey key = ConfigKeys.get(name);
         if (key == null) {
@@ -206,10 +211,11 @@ public final class JobConfig {
         }
         if (value == null) {
             values.remove(name);
+            sources.remove(name);
             return;
         }
-        check(source, key, value);
         values.put(name, value);
+        sources.put(name, source);
     }
 
     private static String suggestion(String unknown) {
@@ -228,7 +234,9 @@ public final class JobConfig {
     }
 
     private static Object parse(String source, ConfigKey key, Object raw) throws ConfigException {
-        if (raw == null) {
+        // key=null on the command line unsets a key; in a file YAML's own null does, and a quoted "null" is text
+        if (raw == null || source.equals(COMMAND_LINE) && raw instanceof String t
+                && (t.isBlank() || t.trim().equals("null") || t.trim().equals("~"))) {
             return null;
         }
         if (key.type() == ConfigKey.Type.ANY) {
@@ -246,8 +254,7 @@ public final class JobConfig {
             return list.stream().map(String::valueOf).collect(Collectors.joining(","));
         }
         String text = String.valueOf(raw).trim();
-        // key=null on the command line unsets a key; in a file YAML's own null does, and a quoted "null" is text
-        if (text.isEmpty() || source.equals(COMMAND_LINE) && (text.equals("null") || text.equals("~"))) {
+        if (text.isEmpty()) {
             return null;
         }
         try {

@@ -145,6 +145,18 @@ class JobConfigTest {
                 refusal(latin1));
     }
 
+    /** A value the file gives and qlora4j refuses can be cleared on the command line; the refusal names the file. */
+    @Test
+    void theCommandLineClearsARefusedValueBeforeItIsChecked() throws Exception {
+        Path file = yaml("deepspeed: examples/deepspeed/ds_z3_config.json\nlora_rank: 8\n");
+        assertTrue(refusal(file).startsWith(file + ": deepspeed: not implemented"), refusal(file));
+        JobConfig cleared = JobConfig.load(file, List.of("deepspeed=null"));
+        assertEquals(null, cleared.string("deepspeed"));
+        assertEquals(8, cleared.integer("lora_rank"));
+        assertTrue(assertThrows(ConfigException.class, () -> JobConfig.load(file, List.of("deepspeed=null",
+                "lora_dropout=2"))).getMessage().startsWith("command line: lora_dropout: 2.0 is out of range"));
+    }
+
     /** A quoted "null" in a file is the text null (PyYAML reads it so); key=null on the command line unsets a key. */
     @Test
     void aQuotedNullInAFileIsTextAndNullOnTheCommandLineUnsets() throws Exception {

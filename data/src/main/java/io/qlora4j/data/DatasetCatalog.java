@@ -37,6 +37,10 @@ final class DatasetCatalog {
     }
 
     static List<DatasetSpec> resolve(List<String> names, Path datasetDir) throws DataException {
+        if (datasetDir.toString().startsWith("REMOTE:") || datasetDir.toString().equals("ONLINE")) {
+            throw new DataException("dataset_dir: " + datasetDir + ": only local datasets are supported; download the"
+                    + " folder and give its path");
+        }
         Path infoFile = datasetDir.resolve(INFO_FILE);
         JsonNode info = null;
         if (Files.isRegularFile(infoFile)) {
@@ -64,8 +68,10 @@ final class DatasetCatalog {
             if (info != null) {
                 info.fieldNames().forEachRemaining(known::add);
             }
-            throw new DataException("dataset: unknown dataset '" + name + "' (no entry in " + infoFile
-                    + " and no such file); known: " + (known.isEmpty() ? "(none)" : String.join(", ", known)));
+            throw new DataException("dataset: unknown dataset '" + name + "' (" + (info != null ? "no entry in "
+                    + infoFile : Files.isDirectory(datasetDir) ? "no " + INFO_FILE + " in " + datasetDir
+                    : "dataset_dir " + datasetDir + " is no folder") + ", and no such file)"
+                    + (info != null ? "; known: " + (known.isEmpty() ? "(none)" : String.join(", ", known)) : ""));
         }
         return specs;
     }

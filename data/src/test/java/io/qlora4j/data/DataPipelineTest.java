@@ -72,6 +72,16 @@ class DataPipelineTest extends TokenizerTestBase {
         DataException unknown = assertThrows(DataException.class, () -> load(settings("qb")));
         assertTrue(unknown.getMessage().contains("'qb'") && unknown.getMessage().contains("qa, other"),
                 unknown.getMessage());
+        // a dataset_dir that is no folder, or LLaMA-Factory's Hub form, is named as such
+        DataException missing = assertThrows(DataException.class,
+                () -> DataPipeline.load(settings("qa").optDatasetDir(dir.resolve("nowhere")).build(), tokenizer));
+        assertEquals("dataset: unknown dataset 'qa' (dataset_dir " + dir.resolve("nowhere") + " is no folder, and no"
+                + " such file)", missing.getMessage());
+        DataException remote = assertThrows(DataException.class,
+                () -> DataPipeline.load(settings("qa").optDatasetDir(Path.of("REMOTE:llamafactory/demo_data")).build(),
+                        tokenizer));
+        assertEquals("dataset_dir: REMOTE:llamafactory/demo_data: only local datasets are supported; download the"
+                + " folder and give its path", remote.getMessage());
     }
 
     /**

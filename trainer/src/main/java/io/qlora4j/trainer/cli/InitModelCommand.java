@@ -7,10 +7,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code qlora4j init-model}: a randomly initialized model directory to pre-train from (a developer tool). */
-@Command(name = "init-model", hidden = true, description = {
-    "Write random float32 weights for SOURCE_DIR/config.json into OUT_DIR, with config.json and the tokenizer",
-    "files of SOURCE_DIR; pre-train the result with finetuning_type=full (see examples/regenerate-demo-base.sh)."})
+/**
+ * {@code qlora4j init-model}: a randomly initialized model directory to pre-train from, what LLaMA-Factory's
+ * {@code train_from_scratch} does in memory (README's key table points there).
+ */
+@Command(name = "init-model", description = {
+    "Write a randomly initialized model (float32 weights) for a config.json, to train from scratch.",
+    "SOURCE_DIR holds config.json and the tokenizer files, which go to OUT_DIR with the weights; pre-train the",
+    "result with finetuning_type=full (see examples/regenerate-demo-base.sh)."})
 final class InitModelCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOURCE_DIR", description = "Folder with config.json and tokenizer files.")
     Path source;

@@ -89,7 +89,7 @@ class DataCommandTest {
                 entries.merge(current, line.trim(), (a, b) -> a + " " + b);
             }
         }
-        assertEquals(List.of("quantize", "inspect", "eval", "generate", "data", "train", "export"),
+        assertEquals(List.of("quantize", "inspect", "eval", "generate", "data", "train", "export", "init-model"),
                 List.copyOf(entries.keySet()));
         entries.forEach((command, summary) -> assertTrue(summary.matches(".*[\\w)\u00bb]\\.$"),
                 command + ": " + summary));

@@ -80,9 +80,11 @@ public final class MemoryPlanner {
             base = Exact.sum(base, b.full ? Exact.product(l.out(), l.in(), 4) : b.format.deviceBytes(l.shape()));
         }
         base = Exact.product(base, s.layers());
+        // on the device, a format's lookup tables and other per-tensor state count too (the stored bits are inspect's)
         parts.add(new Part("base_weights", base, Place.DEVICE, String.format(Locale.ROOT,
-                "%d blocks of projections in %s (%.3f bits per parameter)", s.layers(), b.full ? "float32 (trained)"
-                        : b.format.describe(), 8.0 * base / Math.max(1, Exact.product(s.blockLinearParameters(), s.layers())))));
+                "%d blocks of projections in %s (%.3f bits per parameter on the device)", s.layers(),
+                b.full ? "float32 (trained)" : b.format.describe(),
+                8.0 * base / Math.max(1, Exact.product(s.blockLinearParameters(), s.layers())))));
         long tables = s.tiedEmbeddings() ? 1 : 2;
         long tableBytes = !b.full && s.sixteenBitTables() ? Exact.product(tables, s.vocab(), Exact.sum(2 * s.hidden(), 4))
                 : Exact.product(tables, s.vocab(), s.hidden(), b.full ? 4 : e);

@@ -76,12 +76,22 @@ public final class JobModels {
     }
 
     /**
-     * The format {@code export} writes the merged projections in: {@code export_quantization_method} (default
-     * {@code quantization_method}) and {@code export_quantization_bit} with the same options; dense without
-     * {@code export_quantization_bit}.
+     * The format {@code export} writes the merged projections in: {@code export_quantization_method} and
+     * {@code export_quantization_bit} with the options of {@link #format}; dense without
+     * {@code export_quantization_bit}. The bits alone are refused: in LLaMA-Factory they ask for a GPTQ export
+     * calibrated on {@code export_quantization_dataset}, which qlora4j does not write, and the same key must not
+     * silently mean another format.
+     *
+     * @throws ModelException naming the key at fault
      */
     public static BaseFormat exportFormat(JobConfig config) throws ModelException {
         String method = config.string("export_quantization_method");
+        if (method == null && config.integer("export_quantization_bit") != null) {
+            throw new ModelException("export_quantization_bit: LLaMA-Factory exports a GPTQ model calibrated on"
+                    + " export_quantization_dataset, which qlora4j does not write; add export_quantization_method ("
+                    + String.join(", ", BaseFormats.methods()) + ") to write the merged model in one of qlora4j's"
+                    + " formats");
+        }
         return written(format(config, method != null ? method : config.string("quantization_method"),
                 config.integer("export_quantization_bit")));
     }

@@ -148,7 +148,8 @@ public final class Trainer {
 
     private static void checkSupported(JobConfig config, boolean full) throws ConfigException {
         if (!config.bool("do_train")) {
-            throw new ConfigException("do_train: false leaves train nothing to do");
+            throw new ConfigException("do_train: false leaves train nothing to do; to score a model (and adapter) on"
+                    + " held-out texts run qlora4j eval");
         }
         if (full) {
             for (String key : LORA_ONLY) {

@@ -267,6 +267,14 @@ class TrainerTest {
     }
 
     @Test
+    void doTrainFalseIsRefusedNamingTheCommandThatScores() {
+        ConfigException e = assertThrows(ConfigException.class, () -> train(job(dir.resolve("none"), "do_train=false")));
+        assertEquals("do_train: false leaves train nothing to do; to score a model (and adapter) on held-out texts run"
+                + " qlora4j eval", e.getMessage());
+        assertFalse(Files.exists(dir.resolve("none")));
+    }
+
+    @Test
     void secondRunIntoANonEmptyOutputDirIsRefusedUnlessOverwriteOrResume() throws Exception {
         Path out = dir.resolve("out");
         assertTrue(train(job(out, "max_steps=2", "save_steps=1", "save_total_limit=1")).completed());

@@ -104,12 +104,9 @@ public final class ConfigKeys {
         add(ConfigKey.of("export_dir", STRING, null, "where quantize/export write the model"));
         add(ConfigKey.of("export_size", INT, 5, "GB per output shard").range(1.0, NO_LIMIT));
         add(ConfigKey.of("export_device", STRING, "cpu", "device used while exporting").choices("cpu", "auto"));
-        add(ConfigKey.of("export_quantization_bit", INT, null, "write the merged model in a base format of these bits")
-                .range(1.0, 8.0));
-        add(ConfigKey.of("export_quantization_method", STRING, null,
-                "base format of the merged model (default quantization_method)")
-                .choices(BaseFormats.methods().toArray(String[]::new))
-                .planned(BaseFormats.plannedMethods().toArray(String[]::new)));
+        add(ConfigKey.of("export_quantization_bit", INT, null, "write the merged model in a base format of these bits"
+                + " (LLaMA-Factory's is a calibrated GPTQ export, which qlora4j lacks: with export_quantization_method"
+                + " it is one of qlora4j's formats)").range(1.0, 8.0));
         add(ConfigKey.of("export_quantization_dataset", STRING, null, "calibration data of a GPTQ export")
                 .notImplemented("calibrated GPTQ export"));
         add(ConfigKey.of("export_quantization_nsamples", INT, 128, "calibration samples of a GPTQ export")
@@ -232,6 +229,10 @@ public final class ConfigKeys {
 
         section = Section.QLORA4J;
         add(ConfigKey.of("device", STRING, "auto", "compute device").choices("auto", "cpu", "cuda"));
+        add(ConfigKey.of("export_quantization_method", STRING, null,
+                "base format export writes the merged model in, with export_quantization_bit")
+                .choices(BaseFormats.methods().toArray(String[]::new))
+                .planned(BaseFormats.plannedMethods().toArray(String[]::new)));
         add(ConfigKey.of("target_bits", FLOAT, null, "CVXQ: stored bits per parameter of the block projections")
                 .range(0.0, 8.0));
         add(ConfigKey.of("target_size_gb", FLOAT, null, "CVXQ: size of the whole quantized model in GB (1e9 bytes)")

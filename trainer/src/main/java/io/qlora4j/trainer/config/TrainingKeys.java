@@ -29,7 +29,9 @@ final class TrainingKeys {
     static void addTo(Consumer<ConfigKey> add) {
         add.accept(ConfigKey.of("output_dir", STRING, null, "where checkpoints and the adapter go"));
         add.accept(ConfigKey.of("overwrite_output_dir", BOOL, false, "allow a non-empty output_dir"));
-        add.accept(ConfigKey.of("do_train", BOOL, true, "train (true) or only evaluate"));
+        add.accept(ConfigKey.of("do_train", BOOL, true, "train; true by default (transformers' default is false,"
+                + " and every LLaMA-Factory training example sets true); false is refused: qlora4j train trains, and"
+                + " qlora4j eval scores a model"));
         add.accept(ConfigKey.of("do_eval", BOOL, false, "evaluate on the held-out data")
                 .inert("held-out data (eval_dataset, val_size) is always scored"));
         add.accept(ConfigKey.of("do_predict", BOOL, false, "write generated predictions")

@@ -53,6 +53,14 @@ class ExportCommandTest {
         assertEquals("qlora4j export: command line: export_legacy_format: not implemented yet (qlora4j writes"
                 + " safetensors only; .bin files are Python pickles)", cli.err().strip());
 
+        // LLaMA-Factory's export_quantization_bit alone is a calibrated GPTQ export
+        assertEquals(1, cli.run("export", "model_name_or_path=" + base, "adapter_name_or_path=a",
+                "export_dir=" + dir.resolve("x"), "export_quantization_bit=4"));
+        assertTrue(cli.err().strip().startsWith("qlora4j export: export_quantization_bit: LLaMA-Factory exports a GPTQ"
+                + " model calibrated on export_quantization_dataset, which qlora4j does not write; add"
+                + " export_quantization_method ("), cli.err());
+        assertFalse(Files.exists(dir.resolve("x")));
+
         assertEquals(1, cli.run("export", "model_name_or_path=" + base, "adapter_name_or_path=a,b", "export_dir=x",
                 "verify=true"));
         assertEquals("qlora4j export: verify: compares base + one adapter with the export, but 2 adapters are merged;"

@@ -13,11 +13,13 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -129,7 +131,7 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         f.refuseUnless("layers_to_transform", n -> false,
                 "adapters on chosen layers only (layers_to_transform) are not supported; every layer of the targets is"
                         + " adapted");
-        f.refuseUnless("exclude_modules", n -> n.isContainerNode() && n.isEmpty(),
+        f.refuseUnless("exclude_modules", n -> n.isContainerNode() && n.isEmpty() || n.isTextual() && n.asText().isEmpty(),
                 "exclude_modules is not supported; name the modules in target_modules instead");
         f.refuseUnless("trainable_token_indices", n -> n.isContainerNode() && n.isEmpty(),
                 "trained token embeddings (trainable_token_indices) are not supported");
@@ -199,7 +201,22 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
      * {@code \k<n>} in Java; the rest of what PEFT's patterns use is common to both.
      */
     static String javaSyntax(String python) {
-        return python.replaceAll("\\(\\?P<", "(?<").replaceAll("\\(\\?P=(\\w+)\\)", "\\\\k<$1>");
+        // Java group names are letters and digits only, so each Python name gets one of its own
+        Map<String, String> names = new HashMap<>();
+        Matcher groups = Pattern.compile("\\(\\?P<(\\w+)>").matcher(python);
+        StringBuilder out = new StringBuilder();
+        while (groups.find()) {
+            String name = names.computeIfAbsent(groups.group(1), n -> "py" + (names.size() + 1));
+            groups.appendReplacement(out, Matcher.quoteReplacement("(?<" + name + ">"));
+        }
+        groups.appendTail(out);
+        Matcher references = Pattern.compile("\\(\\?P=(\\w+)\\)").matcher(out.toString());
+        StringBuilder java = new StringBuilder();
+        while (references.find()) {
+            String name = names.getOrDefault(references.group(1), references.group(1));
+            references.appendReplacement(java, Matcher.quoteReplacement("\\k<" + name + ">"));
+        }
+        return references.appendTail(java).toString();
     }
 
     private static String patternKey(Collection<String> keys, String path) {

@@ -209,6 +209,12 @@ class PeftLoadTest {
         assertFalse(config.selects("model.layers.0.self_attn.k_proj"));
         assertEquals(4, config.rankOf("model.layers.0.self_attn.q_proj"));
         assertEquals(8, config.rankOf("model.layers.1.self_attn.q_proj"));
+        // Python allows underscores and digits in group names, Java does not
+        Files.write(dir.resolve("adapter_config.json"), JSON.writeValueAsBytes(Map.of("peft_type", "LORA", "r", 8,
+                "target_modules", "model\\.layers\\.(?P<layer_idx2>\\d+)\\.self_attn\\.(?P<p_1>q|v)_proj(?P=p_1)?")));
+        AdapterConfig underscored = AdapterConfig.read(dir.resolve("adapter_config.json"));
+        assertTrue(underscored.selects("model.layers.3.self_attn.v_proj"));
+        assertFalse(underscored.selects("model.layers.3.self_attn.k_proj"));
     }
 
     @Test

@@ -79,7 +79,7 @@ final class ChatTemplateDetector {
         }
         throw new DataException(what + " matches none of the known shapes ("
                 + String.join(", ", SHAPES.stream().map(Map.Entry::getKey).distinct().toList())
-                + "); set template: explicitly");
+                + "); set template: explicitly (template: empty takes the text as it is)");
     }
 
     /**

@@ -222,7 +222,11 @@ final class ExampleStream implements Closeable {
             reasons.clear();
             converter = specs.get(spec).converter();
             unseen.clear();
-            unseen.addAll(specs.get(spec).namedFields());
+            if (!streaming && maxRecords == 0 && !sampling(specs.get(spec))) {
+                // only a whole file read before training shows that no record has a field (LLaMA-Factory takes
+                // the columns of the whole file before max_samples or num_samples pick records)
+                unseen.addAll(specs.get(spec).namedFields());
+            }
         }
         reader = open(specs.get(spec), file);
         return true;

@@ -78,14 +78,22 @@ public final class TemplateTokenizer implements AutoCloseable {
     }
 
     private static TemplateTokenizer create(HuggingFaceTokenizer hf, boolean owns, Path file) throws DataException {
-        SpecialTokens special = SpecialTokens.read(file);
-        TemplateTokenizer bare = new TemplateTokenizer(hf, owns, special.addedTokens(), -1, null, -1, -1,
-                special.addBosToken(), file);
-        int bos = special.bosToken() == null ? special.bosId() : bare.known("bos_token", special.bosToken());
-        int eos = special.eosToken() == null ? special.eosId() : bare.known("eos_token", special.eosToken());
-        int pad = special.padToken() == null ? -1 : bare.known("pad_token", special.padToken());
-        return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
-                special.addBosToken(), file);
+        try {
+            SpecialTokens special = SpecialTokens.read(file);
+            TemplateTokenizer bare = new TemplateTokenizer(hf, false, special.addedTokens(), -1, null, -1, -1,
+                    special.addBosToken(), file);
+            int bos = special.bosToken() == null ? special.bosId() : bare.known("bos_token", special.bosToken());
+            int eos = special.eosToken() == null ? special.eosId() : bare.known("eos_token", special.eosToken());
+            // a pad the tokenizer lacks is none: pad then falls back to eos, and padding is never a label
+            int pad = special.padToken() == null ? -1 : bare.tokenId(special.padToken()).orElse(-1);
+            return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
+                    special.addBosToken(), file);
+        } catch (DataException | RuntimeException e) {
+            if (owns) {
+                hf.close();
+            }
+            throw e;
+        }
     }
 
     /**
@@ -143,7 +151,8 @@ public final class TemplateTokenizer implements AutoCloseable {
 
     /**
      * The id of the special token tokenizer_config.json names under {@code key}, which must be one token of this
-     * tokenizer: transformers would add a missing one as a new token past the model's embeddings.
+     * tokenizer (bos and eos, which the templates write): transformers would add a missing one as a new token past
+     * the model's embeddings.
      */
     private int known(String key, String token) throws DataException {
         OptionalInt id = tokenId(token);

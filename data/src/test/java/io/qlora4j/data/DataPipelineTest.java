@@ -117,6 +117,15 @@ class DataPipelineTest extends TokenizerTestBase {
         assertEquals(1, chat.train().size());
         assertEquals(1, chat.stats().get(0).skipped(), chat.stats().get(0).summary());
 
+        // the whole file shows whether a field is in no record; records max_samples leaves out count
+        Files.writeString(dir.resolve("sys.jsonl"), "{\"instruction\": \"hi\", \"output\": \"fine\"}\n"
+                + "{\"instruction\": \"hi\", \"output\": \"ok\"}\n{\"instruction\": \"hi\", \"output\": \"ok\","
+                + " \"sys\": \"be nice\"}\n");
+        Files.writeString(dir.resolve("dataset_info.json"), Files.readString(dir.resolve("dataset_info.json"))
+                .replaceFirst("\\{", "{\"sys\": {\"file_name\": \"sys.jsonl\", \"columns\": {\"prompt\": \"instruction\","
+                        + " \"response\": \"output\", \"system\": \"sys\"}},"));
+        assertEquals(2, load(settings("sys").optMaxSamples(2)).train().size());
+        assertEquals(3, load(settings("sys")).train().size());
         for (String[] refused : new String[][] {{"no_list", "'messages'"}, {"no_role", "'role_tag'"},
                 {"misplaced", "belongs in 'tags'"},
                 {"typo", "dataset typo: its columns name instrution, a field no record has"}}) {

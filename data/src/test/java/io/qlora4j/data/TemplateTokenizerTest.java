@@ -68,6 +68,11 @@ class TemplateTokenizerTest {
         DataException e = assertThrows(DataException.class, () -> TemplateTokenizer.open(dir).close());
         assertEquals(dir.resolve("tokenizer_config.json") + ": eos_token '<nope>' is not a token of "
                 + dir.resolve("tokenizer.json"), e.getMessage());
+        // a pad the tokenizer lacks is none: pad falls back to eos, and padding is never a label
+        TinyTokenizer.write(dir, Map.of("eos_token", "</s>", "pad_token", "<nope>"));
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir)) {
+            assertEquals(tokenizer.eosId(), tokenizer.padId());
+        }
     }
 
     @Test

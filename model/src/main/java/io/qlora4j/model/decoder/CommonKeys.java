@@ -94,7 +94,7 @@ public final class CommonKeys {
         String dtypeKey = f.has("torch_dtype") ? "torch_dtype" : "dtype";
         String dtype = f.optString(dtypeKey, null);
         if (dtype != null && !TORCH_DTYPES.contains(dtype)) {
-            throw f.error(dtypeKey, "must name a torch floating-point dtype (" + String.join(", ", TORCH_DTYPES) + ")",
+            throw f.error(dtypeKey, "must name a dtype qlora4j reads (" + String.join(", ", TORCH_DTYPES) + ")",
                     new TextNode(dtype));
         }
         b.optTorchDtype(dtype);

@@ -158,7 +158,7 @@ class LlamaConfigTest {
                 error(REQUIRED.replace("\"hidden_size\": 64", "\"hidden_size\": \"64\"")));
         assertEquals("config.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3",
                 error(REQUIRED + ", \"num_key_value_heads\": 3"));
-        assertEquals("config.json: key 'torch_dtype' must name a torch floating-point dtype (float32, float16, bfloat16,"
+        assertEquals("config.json: key 'torch_dtype' must name a dtype qlora4j reads (float32, float16, bfloat16,"
                 + " float64, float, half, double, auto), found \"float7\"", error(REQUIRED + ", \"torch_dtype\": \"float7\""));
         assertEquals("config.json: num_key_value_heads must be positive, got 0",
                 error(REQUIRED + ", \"num_key_value_heads\": 0"));

@@ -6,13 +6,15 @@ import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.generation.Generator;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import picocli.CommandLine.Command;
 
 /**
  * {@code qlora4j generate}: streams a model's answer to a prompt to stdout, the prompt put as LLaMA-Factory's chat puts
- * it ({@link ChatPrompt}: the user turn of the job's template; with the {@code empty} template, the text as it is).
+ * it ({@link ChatPrompt}: the user turn of the job's template, or of the tokenizer's chat template); with neither, a
+ * base model continues the text as its tokenizer encodes it.
  */
 @Command(name = "generate", description = {
     "Answer a prompt, printing tokens as they come. temperature=0 or do_sample=false is greedy.",
@@ -27,10 +29,17 @@ final class GenerateCommand extends JobCommand {
         try (ModelSetup setup = ModelSetup.load(config, err());
                 Tokenizer tokenizer = setup.tokenizer();
                 TemplateTokenizer chat = TemplateTokenizer.open(setup.modelDir)) {
+            List<String> said = new ArrayList<>();
             ChatPrompt turn = ChatPrompt.of(config.string("template"), config.string("default_system"),
-                    config.string("tool_format"), config.bool("enable_thinking"), chat,
-                    line -> err().println(line));
-            long[] ids = Arrays.stream(turn.encode(prompt, null)).asLongStream().toArray();
+                    config.string("tool_format"), config.bool("enable_thinking"), chat, said::add);
+            // no template named and none in the tokenizer: a base model continues the text as its tokenizer encodes
+            // it (its bos included), not LLaMA-Factory's empty chat turn
+            boolean plainText = config.string("template") == null && turn.templateName().equals("empty");
+            if (!plainText) {
+                said.forEach(err()::println);
+            }
+            long[] ids = plainText ? tokenizer.encode(prompt)
+                    : Arrays.stream(turn.encode(prompt, null)).asLongStream().toArray();
             int positions = setup.model.config().maxPositionEmbeddings();
             long end = ids.length + (long) config.integer("max_new_tokens");
             if (end > positions) {

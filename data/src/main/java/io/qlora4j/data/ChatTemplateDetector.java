@@ -89,10 +89,10 @@ final class ChatTemplateDetector {
      */
     static Found read(Path tokenizerConfig) throws DataException {
         Path jinja = tokenizerConfig.resolveSibling("chat_template.jinja");
+        boolean file = Files.isRegularFile(jinja);
         boolean extra = hasJinja(tokenizerConfig.resolveSibling("additional_chat_templates"));
-        if (Files.isRegularFile(jinja) || extra) {
-            String text = Files.isRegularFile(jinja) ? readText(jinja) : null;
-            return new Found(text, extra, Files.isRegularFile(jinja) ? jinja : tokenizerConfig);
+        if (file || extra) {
+            return new Found(file ? readText(jinja) : null, extra, file ? jinja : tokenizerConfig);
         }
         if (!Files.isRegularFile(tokenizerConfig)) {
             return new Found(null, false, tokenizerConfig);

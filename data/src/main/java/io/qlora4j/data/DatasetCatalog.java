@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -141,15 +140,9 @@ final class DatasetCatalog {
             throw new DataException(where + ": a .txt file has one column, 'text' (one record a line); give the entry"
                     + " \"columns\": {\"prompt\": \"text\"} and alpaca formatting, as LLaMA-Factory's wiki_demo does");
         }
-        Set<String> named = new TreeSet<>();
-        if (entry.path("columns").isObject()) {
-            entry.get("columns").properties().forEach(e -> {
-                if (e.getValue().isTextual()) {
-                    named.add(e.getValue().asText());
-                }
-            });
-        }
-        return new DatasetSpec(name, files, format, columns, numSamples, named);
+        // an entry's columns replace every default, so the columns mapped are exactly those it names
+        return new DatasetSpec(name, files, format, columns, numSamples,
+                entry.has("columns") ? columns.columnFields() : Set.of());
     }
 
     private static DatasetSpec direct(String name, Path location) throws DataException {

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Which record fields hold what, as LLaMA-Factory's {@code DatasetAttr} columns and tags, with its
@@ -87,6 +89,17 @@ record DatasetColumns(Map<String, String> names) {
                         + " leave unmapped; '" + field + "' replaces all of the defaults, so name every one it uses");
             }
         }
+    }
+
+    /** The record fields the column keys are mapped to (not the tags'). */
+    Set<String> columnFields() {
+        Set<String> fields = new TreeSet<>();
+        for (String key : COLUMNS) {
+            if (names.containsKey(key)) {
+                fields.add(names.get(key));
+            }
+        }
+        return fields;
     }
 
     /** Refuses a mapping whose columns qlora4j cannot train on: {@link #untrainable} of each mapped key. */

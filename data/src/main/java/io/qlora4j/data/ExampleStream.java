@@ -102,7 +102,8 @@ final class ExampleStream implements Closeable {
     /** The grouping of the records; with several shards it first counts the records, reading them once more. */
     private PackingGroups groups() throws DataException {
         if (groups == null) {
-            int shards = streaming ? 1 : encoder.shards();
+            // the settings give a streamed dataset one shard, as datasets maps a stream in one piece
+            int shards = encoder.shards();
             groups = new PackingGroups(encoder.group(), shards, shards > 1 ? countRecords() : 0);
         }
         return groups;
@@ -113,10 +114,10 @@ final class ExampleStream implements Closeable {
         long all = 0;
         for (DatasetSpec dataset : specs) {
             long counted = 0;
-            for (int f = 0; f < readers(dataset) && !(maxRecords > 0 && counted >= maxRecords); f++) {
+            for (int f = 0; f < readers(dataset) && !capped(counted); f++) {
                 RecordReader records = open(dataset, f);
                 try (records) {
-                    while (!(maxRecords > 0 && counted >= maxRecords) && records.next() != null) {
+                    while (!capped(counted) && records.next() != null) {
                         counted++;
                     }
                 } catch (IOException e) {
@@ -247,7 +248,12 @@ final class ExampleStream implements Closeable {
     }
 
     private boolean maxReached() {
-        return maxRecords > 0 && read >= maxRecords;
+        return capped(read);
+    }
+
+    /** Whether {@code records} read of one dataset reach {@code max_samples}. */
+    private boolean capped(long records) {
+        return maxRecords > 0 && records >= maxRecords;
     }
 
     private void finishDataset() throws DataException {

@@ -9,6 +9,7 @@ import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
 import picocli.CommandLine.Command;
 
 /**
@@ -48,13 +49,14 @@ final class GenerateCommand extends JobCommand {
                         + config.integer("max_new_tokens") + " go past the model's max_position_embeddings " + positions
                         + " (" + setup.modelDir.resolve("config.json") + "); positions past it were never pre-trained");
             }
+            Set<Integer> stops = turn.stopIds();
             Tokenizer.DecodeStream stream = tokenizer.stream(ids, config.bool("skip_special_tokens"));
             Generator.builder()
                     .optMaxNewTokens(config.integer("max_new_tokens"))
                     .optTemperature(config.bool("do_sample") ? config.number("temperature") : 0)
                     .optTopP(config.number("top_p"))
                     .optSeed(config.integer("seed"))
-                    .optStopTokenIds(turn.stopIds().isEmpty() ? null : List.copyOf(turn.stopIds()))
+                    .optStopTokenIds(stops.isEmpty() ? null : List.copyOf(stops))
                     .build()
                     .generate(setup.model, ids, id -> {
                         out.print(stream.push(id));

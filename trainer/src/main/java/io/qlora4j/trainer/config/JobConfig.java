@@ -159,7 +159,8 @@ public final class JobConfig {
     }
 
     /**
-     * Parses and checks one setting into {@code values}. {@code given} (null for the command line, where a later
+     * Parses one setting into {@code values} and its source into {@code sources} ({@link #load} checks the values once
+     * every setting is in). {@code given} (null for the command line, where a later
      * setting overrides an earlier one) records which spelling set each key of a file, so that a file setting one
      * key twice under two names (an alias) with different values is refused rather than letting the last win.
      */
@@ -191,7 +192,7 @@ public final class JobConfig {
     }
 
     /**
-     * {@link #put(Map, String, String, Object, Map)} of a key that is no shorthand; {@code spelling} is the key as the
+     * {@link #put(Map, Map, String, String, Object, Map)} of a key that is no shorthand; {@code spelling} is the key as the
      * file wrote it (a shorthand such as {@code load_in_4bit} that set it), which a conflict names.
      */
     private static void put(Map<String, Object> values, Map<String, String> sources, String source, String rawKey,

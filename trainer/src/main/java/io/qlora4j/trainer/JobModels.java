@@ -128,19 +128,17 @@ public final class JobModels {
     /**
      * A loader that converts the block linears to the job's {@link #format} (a pre-quantized checkpoint keeps its
      * own); {@code finetuning_type: full} trains embed_tokens and lm_head, so it keeps them float32. The model
-     * computes in {@code computeType} (a {@link ComputeTarget}'s).
+     * computes in {@code computeType} (a {@link ComputeTarget}'s), the base projections {@code rewrite} chooses (or
+     * none) are rewritten, and the load's warning lines go to {@code warn}.
      */
-    public static ModelLoader loader(JobConfig config, DataType computeType) throws ModelException {
-        return loader(config, computeType, null);
-    }
-
-    /** {@link #loader(JobConfig, DataType)} that rewrites the base projections {@code rewrite} chooses (or none). */
-    public static ModelLoader loader(JobConfig config, DataType computeType, BaseRewrite rewrite) throws ModelException {
+    public static ModelLoader loader(JobConfig config, DataType computeType, BaseRewrite rewrite,
+            Consumer<String> warn) throws ModelException {
         return ModelLoader.builder()
                 .optFloat32Embeddings(config.string("finetuning_type").equals("full"))
                 .optComputeType(computeType)
                 .optFormat(format(config))
                 .optBaseRewrite(rewrite)
+                .optWarnings(warn)
                 .build();
     }
 

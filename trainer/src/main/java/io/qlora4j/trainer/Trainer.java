@@ -90,7 +90,7 @@ public final class Trainer {
                 JobData.check(config, data, warn);
                 warnIfTooLarge(config, out);
                 InitialAdapter start = full ? null : LoraWeights.start(config, baseDir, checkpoint);
-                CausalLM model = JobModels.loader(config, computeType, start)
+                CausalLM model = JobModels.loader(config, computeType, start, warn)
                         .load(full && checkpoint != null ? checkpoint : baseDir, manager);
                 if (start != null) {
                     out.println("base rewritten by " + start.init().describe());

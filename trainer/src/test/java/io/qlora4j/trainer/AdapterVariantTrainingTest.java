@@ -124,7 +124,7 @@ class AdapterVariantTrainingTest {
     void loraPlusPutsBAndTheMagnitudeInTheRatioGroupAndAInTheBaseGroup() throws Exception {
         JobConfig config = JobConfig.load(null, job(dir.resolve("out"), "use_dora=true loraplus_lr_ratio=16"));
         try (NDManager m = NDManager.newBaseManager();
-                CausalLM model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32).load(base, m)) {
+                CausalLM model = JobModels.loader(config, ai.djl.ndarray.types.DataType.FLOAT32, null, line -> { }).load(base, m)) {
             List<Parameter> params = LoraWeights.create(config, model, m, null, null).parameters();
             assertEquals(2 * 3 * 3, params.size(), "A, B and m of 3 modules in 2 layers");
             for (Parameter p : params) {

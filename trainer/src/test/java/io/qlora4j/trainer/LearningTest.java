@@ -42,7 +42,7 @@ class LearningTest {
     private static double heldOutLoss(Path base, Path adapter, Path dataset, String quantization) throws Exception {
         try (NDManager manager = NDManager.newBaseManager();
                 TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
-            CausalLM model = JobModels.loader(JobConfig.of(quantization), DataType.FLOAT32).load(base, manager);
+            CausalLM model = JobModels.loader(JobConfig.of(quantization), DataType.FLOAT32, null, line -> { }).load(base, manager);
             if (adapter != null) {
                 LoraAdapters.load(adapter, model, manager);
             }

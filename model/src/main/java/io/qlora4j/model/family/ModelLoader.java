@@ -25,9 +25,12 @@ import io.qlora4j.quant.FloatSource;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * Loads a Hugging Face directory ({@code config.json} plus {@code model.safetensors} or shards) of any registered
@@ -47,6 +50,7 @@ public final class ModelLoader {
     private final boolean float32Embeddings;
     private final boolean float16Projections;
     private final DataType computeType;
+    private final Consumer<String> warnings;
 
     private ModelLoader(Builder builder) {
         this.format = builder.format;
@@ -54,6 +58,7 @@ public final class ModelLoader {
         this.float32Embeddings = builder.float32Embeddings;
         this.float16Projections = builder.float16Projections;
         this.computeType = builder.computeType;
+        this.warnings = builder.warnings;
     }
 
     /** A loader that keeps every weight dense float32 unless a base format is set. */
@@ -64,7 +69,8 @@ public final class ModelLoader {
     /**
      * Loads {@code modelDir} into {@code manager}'s device. Problems (missing config or tensor, a shape
      * that disagrees with the config, a pre-quantized checkpoint of another format than the one set, or one
-     * qlora4j cannot read) are one-line errors naming them.
+     * qlora4j cannot read) are one-line errors naming them. Tensors the config does not call for are left unread
+     * and named in one warning ({@link #unusedTensors}), as transformers loads such a checkpoint and warns.
      *
      * <p>The load ends with one full garbage collection. The rows widened from the checkpoint and the quantizers'
      * work arrays grow the Java heap, and G1 keeps that heap committed, resident through the training that follows,
@@ -80,6 +86,7 @@ public final class ModelLoader {
         CausalLM model;
         try (SafetensorsReader reader = SafetensorsReader.open(modelDir)) {
             checkTensors(config, reader, stored);
+            warnUnused(config, reader, stored, modelDir);
             NDManager arrays = manager.newSubManager();
             try {
                 model = assemble(config, reader, stored, arrays);
@@ -128,6 +135,48 @@ public final class ModelLoader {
                             + " remove the tensor");
                 }
             }
+        }
+    }
+
+    /**
+     * The tensors of {@code reader} that a model of {@code config} does not read, in checkpoint order: those of layers
+     * past {@code num_hidden_layers}, of modules the family lacks, or of another model's naming. A tied
+     * {@code lm_head.weight} and the {@code rotary_emb.inv_freq} buffers older checkpoints carry are not counted:
+     * both are derived from what is read, and transformers passes over them without a warning.
+     *
+     * @param stored the checkpoint's format ({@link BaseFormats#stored}), or null for a float checkpoint
+     */
+    public static List<String> unusedTensors(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
+            throws ModelException {
+        Set<String> read = new HashSet<>(expectedShapes(config).keySet());
+        read.add("lm_head.weight");
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
+            for (String name : config.linearNames()) {
+                String prefix = "model.layers." + l + "." + name;
+                read.add(prefix + ".bias");
+                if (stored != null && stored.isStored(reader, prefix)) {
+                    read.addAll(stored.storedKeys(reader, prefix));
+                }
+            }
+        }
+        List<String> unused = new ArrayList<>();
+        for (TensorInfo info : reader.tensors()) {
+            if (!read.contains(info.name()) && !info.name().endsWith(".rotary_emb.inv_freq")) {
+                unused.add(info.name());
+            }
+        }
+        return unused;
+    }
+
+    private void warnUnused(DecoderConfig config, SafetensorsReader reader, BaseFormat stored, Path modelDir)
+            throws ModelException {
+        List<String> unused = unusedTensors(config, reader, stored);
+        if (!unused.isEmpty()) {
+            warnings.accept(reader.info(unused.get(0)).file() + ": " + unused.size() + " tensor"
+                    + (unused.size() == 1 ? "" : "s") + " that " + modelDir.resolve("config.json")
+                    + " does not call for, left unread (the first: " + unused.get(0) + "); does the config"
+                    + " describe this checkpoint (num_hidden_layers " + config.numHiddenLayers() + ", model_type "
+                    + config.modelType() + ")?");
         }
     }
 
@@ -267,6 +316,7 @@ public final class ModelLoader {
         private boolean float32Embeddings;
         private boolean float16Projections;
         private DataType computeType = DataType.FLOAT32;
+        private Consumer<String> warnings = line -> System.err.println("warning: " + line);
 
         private Builder() {}
 
@@ -315,6 +365,14 @@ public final class ModelLoader {
          */
         public Builder optComputeType(DataType computeType) {
             this.computeType = computeType;
+            return this;
+        }
+
+        /**
+         * Where a load's warning lines go (without a {@code warning: } prefix); default: standard error, prefixed.
+         */
+        public Builder optWarnings(Consumer<String> warnings) {
+            this.warnings = warnings;
             return this;
         }
 

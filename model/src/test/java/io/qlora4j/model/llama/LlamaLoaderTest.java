@@ -27,7 +27,9 @@ import io.qlora4j.quant.BlockwiseQuantizer;
 import io.qlora4j.quant.QuantType;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -264,6 +266,35 @@ class LlamaLoaderTest {
         assertEquals(dir.resolve("model.safetensors") + ": tensor model.layers.1.mlp.down_proj.bias is a bias, but the"
                 + " config says mlp_bias is false; set it to true in config.json or remove the tensor",
                 assertThrows(ModelException.class, () -> load(dir)).getMessage());
+    }
+
+    @Test
+    void tensorsOfLayersPastTheConfigAreLeftUnreadAndNamedInOneWarning() throws Exception {
+        // a two-layer checkpoint under a one-layer config.json: transformers loads layer 0 and warns about layer 1
+        TinyLlama tiny = new TinyLlama(CONFIG, 38);
+        tiny.weights.put("model.layers.0.self_attn.rotary_emb.inv_freq", new float[2]); // older checkpoints' buffer
+        tiny.shapes.put("model.layers.0.self_attn.rotary_emb.inv_freq", new long[] {2});
+        tiny.write(dir, DType.F32, Long.MAX_VALUE);
+        DecoderConfig oneLayer = LlamaFamily.builder(32, 56, 1, 4, 37).optNumKeyValueHeads(2)
+                .optBiases(LlamaFamily.biases(true, false)).optRmsNormEps(1e-5).build();
+        oneLayer.write(dir.resolve("config.json"));
+        long layerOne = tiny.weights.keySet().stream().filter(k -> k.startsWith("model.layers.1.")).count();
+        List<String> warnings = new ArrayList<>();
+        int[] tokens = LlamaModelTest.ids(6, 5);
+        try (NDManager m = NDManager.newBaseManager();
+                CausalLM model = ModelLoader.builder().optWarnings(warnings::add).build().load(dir, m)) {
+            LogitAsserts.assertClose(reference(oneLayer, tiny.weights, tokens), logits(model, m, tokens), 0, 6);
+        }
+        assertEquals(List.of(dir.resolve("model.safetensors") + ": " + layerOne + " tensors that "
+                + dir.resolve("config.json") + " does not call for, left unread (the first: "
+                + "model.layers.1.input_layernorm.weight); does the config describe this checkpoint"
+                + " (num_hidden_layers 1, model_type llama)?"), warnings);
+        warnings.clear();
+        CONFIG.write(dir.resolve("config.json"));
+        try (NDManager m = NDManager.newBaseManager()) {
+            ModelLoader.builder().optWarnings(warnings::add).build().load(dir, m).close();
+        }
+        assertEquals(List.of(), warnings, "the inv_freq buffer alone is not named");
     }
 
     private static void load(Path modelDir) throws ModelException {

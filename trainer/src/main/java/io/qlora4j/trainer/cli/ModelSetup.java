@@ -6,10 +6,9 @@ import io.qlora4j.adapters.LoraAdapters;
 import io.qlora4j.model.ComputeTarget;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.Tokenizer;
+import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.family.ModelFamilies;
-import io.qlora4j.model.decoder.CausalLM;
-import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
@@ -17,6 +16,7 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * The model side of a job, shared by the commands that run a model: the compute target from
@@ -43,7 +43,8 @@ final class ModelSetup implements AutoCloseable {
 
     static ModelSetup load(JobConfig config, PrintWriter err) throws ConfigException, ModelException {
         Path dir = Path.of(config.require("model_name_or_path"));
-        ComputeTarget target = JobModels.target(config, line -> err.println("warning: " + line));
+        Consumer<String> warn = line -> err.println("warning: " + line);
+        ComputeTarget target = JobModels.target(config, warn);
         NDManager manager = NDManager.newBaseManager(target.device());
         try {
             List<Path> adapterDirs = new ArrayList<>();
@@ -55,7 +56,7 @@ final class ModelSetup implements AutoCloseable {
             }
             InitialAdapter start = adapterDirs.isEmpty() ? null
                     : InitialAdapter.of(adapterDirs, ModelFamilies.read(dir.resolve("config.json")));
-            CausalLM model = JobModels.loader(config, target.dataType(), start).load(dir, manager);
+            CausalLM model = JobModels.loader(config, target.dataType(), start, warn).load(dir, manager);
             List<LoraAdapters> adapters = new ArrayList<>();
             for (Path adapter : adapterDirs) {
                 adapters.add(LoraAdapters.load(adapter, model, manager, start));

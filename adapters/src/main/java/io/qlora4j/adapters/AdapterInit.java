@@ -24,6 +24,15 @@ public abstract class AdapterInit {
     /** Whether the base weights of the modules it starts change (PiSSA, LoftQ). */
     public abstract boolean rewritesBase();
 
+    /**
+     * Whether running it again gives another base: PEFT re-runs the initialisation an adapter file names when it
+     * loads the adapter, so such an adapter is only exact over the base it trained with (PiSSA's randomised SVD draws
+     * its own sketch); false by default.
+     */
+    public boolean rerunsDiffer() {
+        return false;
+    }
+
     /** Further {@code adapter_config.json} fields it is described by (LoftQ's {@code loftq_config}); none by default. */
     Map<String, Object> configFields() {
         return Map.of();

@@ -43,6 +43,12 @@ final class PissaInit extends AdapterInit {
         return true;
     }
 
+    /** The randomised SVD draws a random sketch; the exact one does not. */
+    @Override
+    public boolean rerunsDiffer() {
+        return iterations >= 0;
+    }
+
     @Override
     Split split(String module, float[] w, long[] shape, LoraSettings settings, BaseFormat format, Random random,
             NDManager manager, InitReport report) {

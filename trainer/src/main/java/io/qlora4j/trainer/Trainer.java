@@ -95,7 +95,7 @@ public final class Trainer {
                 if (start != null) {
                     out.println("base rewritten by " + start.init().describe());
                     start.report().lines().forEach(out::println);
-                    if (start.init().peftValue().toString().startsWith("pissa_niter_") && !config.bool("pissa_convert")) {
+                    if (start.init().rerunsDiffer() && !config.bool("pissa_convert")) {
                         warn.accept("PEFT re-runs PiSSA's randomised SVD with its own random sketch when it loads this"
                                 + " adapter, so there it is another model; pissa_convert: true also writes an adapter"
                                 + " over the original base that PEFT loads exactly (or pissa_iter: -1, the exact SVD)");

@@ -24,6 +24,11 @@ final class EvalCommand extends JobCommand {
     boolean json;
 
     @Override
+    boolean namesUnreadKeys() {
+        return true;
+    }
+
+    @Override
     int run(JobConfig config) throws Exception {
         Path dataset = Path.of(config.require("dataset"));
         int cutoff = config.integer("cutoff_len");

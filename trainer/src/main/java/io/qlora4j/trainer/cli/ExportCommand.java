@@ -38,6 +38,11 @@ final class ExportCommand extends JobCommand {
             "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)");
 
     @Override
+    boolean namesUnreadKeys() {
+        return true;
+    }
+
+    @Override
     int run(JobConfig config) throws Exception {
         Path base = Path.of(config.require("model_name_or_path"));
         // no adapter: the base alone, decoded from its stored format (a CVXQ model's fake-quantized dense checkpoint)

@@ -24,6 +24,11 @@ import picocli.CommandLine.Command;
     "max_new_tokens, do_sample, temperature, top_p, seed, skip_special_tokens, quantization_bit=4, device."})
 final class GenerateCommand extends JobCommand {
     @Override
+    boolean namesUnreadKeys() {
+        return true;
+    }
+
+    @Override
     int run(JobConfig config) throws Exception {
         String prompt = config.require("prompt");
         PrintWriter out = out();

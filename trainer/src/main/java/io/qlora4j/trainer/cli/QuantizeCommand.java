@@ -25,6 +25,11 @@ import picocli.CommandLine.Command;
     "text) cutoff_len (window length) seed, and the aqlm_* keys (beam size, epochs, tolerance, fine-tune)."})
 final class QuantizeCommand extends JobCommand {
     @Override
+    boolean namesUnreadKeys() {
+        return true;
+    }
+
+    @Override
     int run(JobConfig config) throws Exception {
         if (CvxqFormat.METHOD.equalsIgnoreCase(config.string("quantization_method"))) {
             return CvxqQuantizeJob.run(config, out());

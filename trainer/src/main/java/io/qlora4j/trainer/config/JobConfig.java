@@ -20,6 +20,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 import org.apache.commons.text.similarity.LevenshteinDistance;
 
@@ -28,7 +30,8 @@ import org.apache.commons.text.similarity.LevenshteinDistance;
  * with aliases resolved, every value parsed to its key's type and checked against its allowed
  * values and range. Unknown keys are refused with the nearest known spelling, keys qlora4j does not
  * implement are refused by name when set to anything but their default, and the keys that change nothing in a
- * qlora4j run are collected for one warning ({@link #inertKeys}).
+ * qlora4j run are collected for one warning ({@link #inertKeys}). It remembers which keys a command asked for, so one
+ * that takes a subset of the keys can name those a job sets in vain ({@link #unreadKeys}).
  */
 public final class JobConfig {
     private static final String COMMAND_LINE = "command line";
@@ -37,9 +40,14 @@ public final class JobConfig {
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private final Map<String, Object> values;
+    /** The keys the job itself gives, in its order (not those derived from them). */
+    private final List<String> given;
+    /** The keys asked for since the job was loaded (the value, or whether it is set). */
+    private final Set<String> read = ConcurrentHashMap.newKeySet();
 
-    private JobConfig(Map<String, Object> values) {
+    private JobConfig(Map<String, Object> values, List<String> given) {
         this.values = values;
+        this.given = given;
     }
 
     /**
@@ -67,8 +75,9 @@ public final class JobConfig {
         for (Map.Entry<String, Object> e : values.entrySet()) {
             check(sources.get(e.getKey()), ConfigKeys.get(e.getKey()), e.getValue());
         }
+        List<String> given = List.copyOf(values.keySet());
         packForNeatPacking(values);
-        return new JobConfig(values);
+        return new JobConfig(values, given);
     }
 
     /**
@@ -323,7 +332,9 @@ public final class JobConfig {
 
     /** Whether the job gives this key (rather than leaving it to its default). */
     public boolean isSet(String key) {
-        return values.containsKey(known(key).name());
+        String name = known(key).name();
+        read.add(name);
+        return values.containsKey(name);
     }
 
     /** The key's value or its default; null when neither exists. */
@@ -370,6 +381,16 @@ public final class JobConfig {
                 .map(Map.Entry::getKey).toList();
     }
 
+    /**
+     * The keys the job gives that nothing has asked for since it was loaded, in the job's order, less the inert ones
+     * ({@link #inertKeys} names those): after a command that takes a subset of the keys ({@code generate} with a
+     * training job), the ones it did not use.
+     */
+    public List<String> unreadKeys() {
+        List<String> inert = inertKeys();
+        return given.stream().filter(k -> !read.contains(k) && !inert.contains(k)).toList();
+    }
+
     /** The keys the job sets explicitly, with their parsed values (for saving the resolved job). */
     public Map<String, Object> explicitValues() {
         return Collections.unmodifiableMap(values);
@@ -383,17 +404,18 @@ public final class JobConfig {
     public Map<String, Object> resolvedValues() {
         Map<String, Object> resolved = new LinkedHashMap<>();
         for (ConfigKey key : ConfigKeys.all()) {
-            Object v = value(key.name());
+            Object v = values.getOrDefault(key.name(), key.defaultValue());
             if (v != null && (key.support() == ConfigKey.Support.IMPLEMENTED || values.containsKey(key.name()))) {
                 resolved.put(key.name(), v);
             }
         }
-        resolved.putIfAbsent("lora_alpha", 2.0 * integer("lora_rank"));
+        resolved.putIfAbsent("lora_alpha", 2.0 * ((Number) resolved.get("lora_rank")).intValue());
         return resolved;
     }
 
     private Object value(String key) {
         ConfigKey k = known(key);
+        read.add(k.name());
         return values.getOrDefault(k.name(), k.defaultValue());
     }
 

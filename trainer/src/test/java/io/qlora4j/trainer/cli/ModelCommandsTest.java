@@ -111,6 +111,19 @@ class ModelCommandsTest {
     }
 
     @Test
+    void keysOfATrainingJobThatGenerateNeverReadsAreNamedOnceAfterIt() throws Exception {
+        // LLaMA-Factory's chat refuses keys outside its argument classes; generate runs and names the ones it ignored
+        Path model = TinyModels.writeTinyModel(dir);
+        assertEquals(0, cli.run("generate", "model_name_or_path=" + model, "prompt=w5 w9", "max_new_tokens=2",
+                "learning_rate=1e-3", "temperature=0", "output_dir=" + dir.resolve("out"), "lora_rank=4"), cli.err());
+        assertEquals("warning: set but not used by qlora4j generate: learning_rate, output_dir, lora_rank\n",
+                cli.err().replace(System.lineSeparator(), "\n"));
+        // the same keys on a command that takes a training job say nothing
+        assertEquals(0, cli.run("inspect", "model_name_or_path=" + model, "learning_rate=1e-3"), cli.err());
+        assertEquals("", cli.err());
+    }
+
+    @Test
     void missingConfigAndMissingDatasetAreOneLine() throws Exception {
         Path empty = Files.createDirectories(dir.resolve("empty"));
         assertEquals(1, cli.run("eval", "model_name_or_path=" + empty, "dataset=" + dir.resolve("x.txt")));

@@ -146,7 +146,7 @@ public final class ModelLoader {
      *
      * @param stored the checkpoint's format ({@link BaseFormats#stored}), or null for a float checkpoint
      */
-    public static List<String> unusedTensors(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
+    private static List<String> unusedTensors(DecoderConfig config, SafetensorsReader reader, BaseFormat stored)
             throws ModelException {
         Set<String> read = new HashSet<>(expectedShapes(config).keySet());
         read.add("lm_head.weight");

@@ -8,8 +8,8 @@ import io.qlora4j.data.DataPipeline;
 import io.qlora4j.data.DataSettings;
 import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
-import io.qlora4j.model.decoder.KvCache;
 import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.generation.CachedDecoding;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
@@ -202,16 +202,10 @@ public final class HeldOutEval {
         int eos = tokenizer.eosId();
         boolean[] done = new boolean[batch];
         int open = batch;
-        try (NDManager run = model.manager().newSubManager(); KvCache cache = model.newCache(run)) {
+        try (CachedDecoding decoding = new CachedDecoding(model, batch)) {
             long[] input = prompts;
             for (int step = 0; step < maxNewTokens && open > 0; step++) {
-                float[] logits;
-                int length = input.length / batch;
-                try (NDManager scope = run.newSubManager()) {
-                    NDArray ids = scope.create(input, new Shape(batch, length));
-                    NDArray hidden = model.hiddenStates(ids, model.context(scope, length, cache.length(), null), cache);
-                    logits = model.finalNormAndHead(hidden.get(":, -1:, :")).toFloatArray();
-                }
+                float[] logits = decoding.next(input);
                 int vocab = logits.length / batch;
                 input = new long[batch];
                 for (int r = 0; r < batch; r++) {

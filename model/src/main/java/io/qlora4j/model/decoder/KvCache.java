@@ -58,6 +58,19 @@ public final class KvCache implements AutoCloseable {
         return full;
     }
 
+    /** Drops every cached key and value: the next call starts again at position 0. */
+    public void clear() {
+        for (int i = 0; i < keys.length; i++) {
+            if (keys[i] != null) {
+                keys[i].close();
+                values[i].close();
+                keys[i] = null;
+                values[i] = null;
+            }
+        }
+        length = 0;
+    }
+
     /** Records that a forward call appended {@code tokens} tokens to every layer. */
     void advance(int tokens) {
         length += tokens;

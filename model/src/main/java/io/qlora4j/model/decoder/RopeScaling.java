@@ -79,6 +79,19 @@ public record RopeScaling(
         }
     }
 
+    /**
+     * Whether the keys of a cache holding {@code cached} tokens were rotated with other frequencies than a call
+     * reaching {@code total} tokens rotates with, so that the whole sequence must be run again: longrope's first call
+     * beyond its original context, which switches from the short factors to the long ones. transformers'
+     * {@code Phi3ForCausalLM.prepare_inputs_for_generation} drops the cache then for the same reason (its stale-cache
+     * fix, transformers PR 33129); the other types rotate a cached position alike whatever the call (dynamic NTK
+     * keeps the keys rotated with the theta of their own call, in transformers as here).
+     */
+    public boolean invalidatesCache(long cached, long total) {
+        return type == Type.LONGROPE && cached > 0 && cached <= originalMaxPositionEmbeddings
+                && total > originalMaxPositionEmbeddings;
+    }
+
     private static List<Double> concat(List<Double> a, List<Double> b) {
         return Stream.concat(a.stream(), b.stream()).toList();
     }

@@ -1,11 +1,6 @@
 package io.qlora4j.model.generation;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
-import io.qlora4j.model.decoder.AttentionContext;
 import io.qlora4j.model.decoder.CausalLM;
-import io.qlora4j.model.decoder.KvCache;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -13,8 +8,8 @@ import java.util.Set;
 import java.util.function.IntConsumer;
 
 /**
- * Autoregressive generation with a {@link KvCache}: the prompt is processed once, then one token per
- * step; greedy at temperature 0, otherwise temperature and top-p sampling from a seeded generator. Stops
+ * Autoregressive generation through a KV cache ({@link CachedDecoding}): the prompt is processed once, then one
+ * token per step; greedy at temperature 0, otherwise temperature and top-p sampling from a seeded generator. Stops
  * after {@code maxNewTokens} or on an end-of-sequence id (which is returned and reported).
  */
 public final class Generator {
@@ -52,12 +47,10 @@ public final class Generator {
         Set<Integer> stops = stopTokenIds != null ? stopTokenIds : new HashSet<>(model.config().eosTokenIds());
         Sampler sampler = new Sampler(temperature, topP, seed);
         List<Integer> out = new ArrayList<>();
-        NDManager base = model.manager();
-        try (NDManager run = base.newSubManager(); KvCache cache = model.newCache(run)) {
+        try (CachedDecoding decoding = new CachedDecoding(model, 1)) {
             long[] input = prompt;
             while (out.size() < maxNewTokens) {
-                float[] logits = lastLogits(model, run, cache, input);
-                int next = sampler.next(logits);
+                int next = sampler.next(decoding.next(input));
                 out.add(next);
                 if (onToken != null) {
                     onToken.accept(next);
@@ -69,16 +62,6 @@ public final class Generator {
             }
         }
         return out.stream().mapToInt(Integer::intValue).toArray();
-    }
-
-    /** Runs the new tokens through the model and returns the logits of the last one. */
-    private static float[] lastLogits(CausalLM model, NDManager run, KvCache cache, long[] input) {
-        try (NDManager step = run.newSubManager()) {
-            NDArray ids = step.create(input, new Shape(1, input.length));
-            AttentionContext context = model.context(step, input.length, cache.length(), null);
-            NDArray hidden = model.hiddenStates(ids, context, cache);
-            return model.finalNormAndHead(hidden.get(":, -1:, :")).toFloatArray();
-        }
     }
 
     /** Settings of a {@link Generator}. */

@@ -21,6 +21,8 @@ import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.family.ReferenceDecoder.Rope;
 import io.qlora4j.model.family.ReferenceDecoder.Spec;
+import io.qlora4j.model.generation.CachedDecoding;
+import io.qlora4j.model.generation.Generator;
 import io.qlora4j.model.generation.Perplexity;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.quant.BlockwiseQuantizer;
@@ -29,6 +31,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -131,6 +134,68 @@ class FamilyForwardTest {
                         "original_max_position_embeddings", 8, "short_factor", shortFactor, "long_factor", longFactor,
                         "partial_rotary_factor", 1.0));
         assertFamily(spec.with(b -> b.tied(true)), true, v5, Arrays.copyOf(IDS, 8)); // within 8: the short factors
+    }
+
+    /**
+     * Phi-3 generating past its original context: the keys cached within it were rotated with the short factors, so
+     * the step that first reaches beyond it runs the whole sequence again, as transformers' {@code generate} drops
+     * such a cache; every greedy token is then the argmax of the float64 reference's forward of the whole sequence,
+     * which rotates every position with the long factors (the top logit leads the second by 0.5% of it or more at
+     * every step). The stale cache kept before chose another token at step 4, the first beyond the original context.
+     * Held-out generation feeds rows side by side through the same {@link CachedDecoding}, which refills them all.
+     */
+    @Test
+    void phi3LongropeGenerationPastTheOriginalContextMatchesWholeSequenceForwards() throws Exception {
+        List<Double> shortFactor = List.of(1.0, 1.3, 1.9, 2.6);
+        List<Double> longFactor = List.of(1.5, 3.0, 6.0, 11.0);
+        Rope longrope = new Rope("longrope", 4, 0, 0, 8, shortFactor, longFactor, Math.sqrt(1 + Math.log(4) / Math.log(8)));
+        Spec spec = Spec.of("phi3", 32, 48, 2, 4, 4, 8, 40).with(b -> b.fused(true).eps(1e-5).rope(longrope));
+        FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 9);
+        Path model = checkpoint.write(dir.resolve("phi3-generate"), DType.F32, checkpoint.config(true,
+                Map.of("max_position_embeddings", 32, "original_max_position_embeddings", 8, "rope_parameters",
+                        Map.of("rope_type", "longrope", "rope_theta", 10000.0, "original_max_position_embeddings", 8,
+                                "short_factor", shortFactor, "long_factor", longFactor))));
+        int prompt = 5;
+        int[] first = referenceGreedy(checkpoint, Arrays.copyOf(IDS, prompt), 13);
+        int[] second = referenceGreedy(checkpoint, Arrays.copyOfRange(IDS, 6, 6 + prompt), 13);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM lm = load(model, m, null)) {
+            int[] generated = Generator.builder().optMaxNewTokens(first.length - prompt).optStopTokenIds(List.of())
+                    .build().generate(lm, toLong(Arrays.copyOf(first, prompt)), null);
+            assertArrayEquals(Arrays.copyOfRange(first, prompt, first.length), generated);
+            try (CachedDecoding rows = new CachedDecoding(lm, 2)) {
+                long[] input = LongStream.concat(Arrays.stream(toLong(first), 0, prompt),
+                        Arrays.stream(toLong(second), 0, prompt)).toArray();
+                for (int length = prompt; length < first.length; length++) {
+                    float[] logits = rows.next(input);
+                    int vocab = spec.vocab();
+                    assertEquals(first[length], argmax(Arrays.copyOf(logits, vocab)), "row 0 at " + length);
+                    assertEquals(second[length], argmax(Arrays.copyOfRange(logits, vocab, 2 * vocab)), "row 1 at " + length);
+                    input = new long[] {first[length], second[length]};
+                }
+            }
+        }
+    }
+
+    /** {@code prompt} continued to {@code length} tokens by the argmax of the reference's whole-sequence forwards. */
+    private static int[] referenceGreedy(FamilyCheckpoint checkpoint, int[] prompt, int length) {
+        int[] sequence = Arrays.copyOf(prompt, length);
+        for (int n = prompt.length; n < length; n++) {
+            double[][] logits = checkpoint.reference().forward(Arrays.copyOf(sequence, n), range(n), allReal(n));
+            int best = 0;
+            for (int v = 1; v < logits[n - 1].length; v++) {
+                best = logits[n - 1][v] > logits[n - 1][best] ? v : best;
+            }
+            sequence[n] = best;
+        }
+        return sequence;
+    }
+
+    private static int argmax(float[] row) {
+        int best = 0;
+        for (int i = 1; i < row.length; i++) {
+            best = row[i] > row[best] ? i : best;
+        }
+        return best;
     }
 
     /** Phi-4-mini: 3/4 of each head rotates (top-level partial_rotary_factor), GQA, tied, a sliding window. */
@@ -248,7 +313,8 @@ class FamilyForwardTest {
         Path model = checkpoint.write(dir.resolve(spec.modelType() + (v5 ? "-v5-" : "-4x-") + System.nanoTime()),
                 DType.F32, checkpoint.config(v5, keys));
         // longrope switches to its long factors once a call reaches beyond the original context, so a cache filled
-        // before that holds keys rotated with the short ones, in transformers as here: no cache check then
+        // before that holds keys rotated with the short ones: no cache check then (generation runs the whole sequence
+        // again there, phi3LongropeGenerationPastTheOriginalContextMatchesWholeSequenceForwards)
         boolean cacheable = !spec.rope().type().equals("longrope") || ids.length <= spec.rope().original();
         assertMatches(model, null, checkpoint.reference(), ids, cacheable);
         // QLoRA's format: NF4, blocksize 64, double quantization, which BlockwiseQuantizer's defaults round-trip

@@ -1,6 +1,5 @@
 package io.qlora4j.data;
 
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -49,13 +48,6 @@ public final class ChatPrompt {
 
     /** The ids that end an answer: the template's eos and its stop words that are tokens of the tokenizer. */
     public Set<Integer> stopIds() {
-        Set<Integer> ids = new LinkedHashSet<>();
-        if (tokenizer.eosId() >= 0) {
-            ids.add(tokenizer.eosId());
-        }
-        for (String word : template.stopWords()) {
-            tokenizer.tokenId(word).ifPresent(ids::add);
-        }
-        return ids;
+        return template.stopIds(tokenizer);
     }
 }

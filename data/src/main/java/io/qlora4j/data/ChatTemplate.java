@@ -3,6 +3,8 @@ package io.qlora4j.data;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -143,6 +145,21 @@ public final class ChatTemplate {
     /** The words that end an answer besides the eos (the first becomes the eos where the template replaces it). */
     List<String> stopWords() {
         return stopWords;
+    }
+
+    /**
+     * The ids that end an answer over {@code bound} (a tokenizer {@link #bind bound} to this template): its eos and
+     * the stop words that are tokens of it, as {@code Template.get_stop_token_ids}.
+     */
+    Set<Integer> stopIds(TemplateTokenizer bound) {
+        Set<Integer> ids = new LinkedHashSet<>();
+        if (bound.eosId() >= 0) {
+            ids.add(bound.eosId());
+        }
+        for (String word : stopWords) {
+            bound.tokenId(word).ifPresent(ids::add);
+        }
+        return Collections.unmodifiableSet(ids);
     }
 
     /** Whether the template ends an example with one eos after the last turn instead of after each answer (gemma2). */

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * The data side of a training job, built from {@link DataSettings} and a tokenizer: reads the
@@ -20,11 +21,13 @@ public final class DataPipeline {
     private final List<Example> train;
     private final List<Example> eval;
     private final List<DatasetStats> stats;
+    private final Set<Integer> stopIds;
 
-    private DataPipeline(DataSettings settings, TemplateTokenizer tokenizer, EpochSource epochs, List<Example> train,
-            List<Example> eval, List<DatasetStats> stats) {
+    private DataPipeline(DataSettings settings, TemplateTokenizer tokenizer, Set<Integer> stopIds, EpochSource epochs,
+            List<Example> train, List<Example> eval, List<DatasetStats> stats) {
         this.settings = settings;
         this.tokenizer = tokenizer;
+        this.stopIds = stopIds;
         this.epochs = epochs;
         this.train = train;
         this.eval = eval;
@@ -71,7 +74,8 @@ public final class DataPipeline {
                             settings.seed(), true),
                     settings.seed(),
                     settings.bufferSize(), head);
-            return new DataPipeline(settings, bound, epochs, List.of(), Collections.unmodifiableList(eval), List.of());
+            return new DataPipeline(settings, bound, template.stopIds(bound), epochs, List.of(),
+                    Collections.unmodifiableList(eval), List.of());
         }
         List<Example> examples = new ArrayList<>();
         List<DatasetStats> stats;
@@ -106,7 +110,7 @@ public final class DataPipeline {
         BatchOrder order = new BatchOrder(settings.seed(), settings.shuffle(), settings.groupByLength(),
                 settings.batchSize());
         List<Example> trainView = Collections.unmodifiableList(train);
-        return new DataPipeline(settings, bound, new MemoryEpochs(trainView, order), trainView,
+        return new DataPipeline(settings, bound, template.stopIds(bound), new MemoryEpochs(trainView, order), trainView,
                 Collections.unmodifiableList(eval), stats);
     }
 
@@ -135,6 +139,14 @@ public final class DataPipeline {
     /** Kept/skipped record counts per dataset (empty when streaming: the counts are logged per pass). */
     public List<DatasetStats> stats() {
         return stats;
+    }
+
+    /**
+     * The ids that end a generated answer in this template: the eos of {@link #tokenizer()} and the template's stop
+     * words ({@code Template.get_stop_token_ids}, where LLaMA-Factory's predict also stops).
+     */
+    public Set<Integer> stopIds() {
+        return stopIds;
     }
 
     /** The tokenizer as the template uses it (eos possibly replaced; pad id for padding). */

@@ -18,27 +18,31 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.IntUnaryOperator;
 
 /**
  * The held-out set of a job ({@code eval_dataset}), scored on a model: the mean loss over its answer tokens
  * and, with {@code predict_with_generate}, the exact-match accuracy of greedy answers of at most
- * {@code max_new_tokens}. A generated answer matches when its text up to the first stop token equals the
- * text of the record's answer tokens up to eos, leading and trailing white space ignored.
+ * {@code max_new_tokens}, each ending at the template's first stop token (its eos or a stop word, where
+ * LLaMA-Factory's predict stops too). A generated answer matches when its text up to the first stop token equals
+ * the text of the record's answer tokens up to theirs, leading and trailing white space ignored.
  */
 public final class HeldOutEval {
     private final List<Example> examples;
     private final TemplateTokenizer tokenizer;
+    private final Set<Integer> stopIds;
     private final boolean generate;
     private final int maxNewTokens;
     private final String name;
     private final int batchSize;
 
-    private HeldOutEval(List<Example> examples, TemplateTokenizer tokenizer, boolean generate, int maxNewTokens,
-            String name, int batchSize) {
+    private HeldOutEval(List<Example> examples, DataPipeline data, boolean generate, int maxNewTokens, String name,
+            int batchSize) {
         this.examples = examples;
         this.batchSize = batchSize;
-        this.tokenizer = tokenizer;
+        this.tokenizer = data.tokenizer();
+        this.stopIds = data.stopIds();
         this.generate = generate;
         this.maxNewTokens = maxNewTokens;
         this.name = name;
@@ -73,7 +77,7 @@ public final class HeldOutEval {
         if (data.train().isEmpty()) {
             throw new DataException("eval_dataset: " + dataset + " holds no usable record");
         }
-        return new HeldOutEval(data.train(), tokenizer, generate, config.integer("max_new_tokens"), dataset,
+        return new HeldOutEval(data.train(), data, generate, config.integer("max_new_tokens"), dataset,
                 config.integer("per_device_eval_batch_size"));
     }
 
@@ -93,7 +97,7 @@ public final class HeldOutEval {
             throw new ConfigException((steps ? "eval_strategy: steps" : "eval_steps")
                     + ": needs a held-out split; set val_size (a fraction < 1 or a count)");
         }
-        return new HeldOutEval(data.eval(), data.tokenizer(), false, 0, "the val_size split",
+        return new HeldOutEval(data.eval(), data, false, 0, "the val_size split",
                 config.integer("per_device_eval_batch_size"));
     }
 
@@ -191,7 +195,7 @@ public final class HeldOutEval {
 
     /**
      * Greedy continuations of {@code batch} prompts of one length ({@code prompts} row-major), each up to and
-     * including its first eos, at most {@code max_new_tokens}; a row that stopped keeps being fed (its later
+     * including its first stop token, at most {@code max_new_tokens}; a row that stopped keeps being fed (its later
      * tokens are dropped) so the batch stays rectangular.
      */
     private int[][] greedy(CausalLM model, long[] prompts, int batch) {
@@ -199,7 +203,6 @@ public final class HeldOutEval {
         for (int r = 0; r < batch; r++) {
             answers.add(new ArrayList<>());
         }
-        int eos = tokenizer.eosId();
         boolean[] done = new boolean[batch];
         int open = batch;
         try (CachedDecoding decoding = new CachedDecoding(model, batch)) {
@@ -213,7 +216,7 @@ public final class HeldOutEval {
                     input[r] = next;
                     if (!done[r]) {
                         answers.get(r).add(next);
-                        if (next == eos) {
+                        if (stopIds.contains(next)) {
                             done[r] = true;
                             open--;
                         }
@@ -245,10 +248,10 @@ public final class HeldOutEval {
         return start;
     }
 
-    /** The text of {@code ids} up to the first eos, white space trimmed. */
+    /** The text of {@code ids} up to the first stop token, white space trimmed. */
     private String text(int[] ids) {
         int end = 0;
-        while (end < ids.length && ids[end] != tokenizer.eosId()) {
+        while (end < ids.length && !stopIds.contains(ids[end])) {
             end++;
         }
         return tokenizer.decode(Arrays.copyOf(ids, end)).strip();

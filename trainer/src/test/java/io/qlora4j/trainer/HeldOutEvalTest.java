@@ -10,11 +10,17 @@ import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.data.Batch;
 import io.qlora4j.data.TemplateTokenizer;
+import io.qlora4j.model.decoder.DecoderConfig;
+import io.qlora4j.model.llama.LlamaFamily;
+import io.qlora4j.model.safetensors.DType;
+import io.qlora4j.model.safetensors.SafetensorsWriter;
 import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -95,6 +101,70 @@ class HeldOutEvalTest {
         long[] ones = new long[ids.length];
         Arrays.fill(ones, 1);
         return new Batch(1, ids.length, ids, ones, LongStream.range(0, ids.length).toArray(), labels);
+    }
+
+    @Test
+    void generatedAnswersEndAtTheTemplatesStopWordsAsLlamaFactoryPredictDoes() throws Exception {
+        // llama3 ends answers with <|eot_id|> (its eos there) and also stops at <|eom_id|>, a stop word that is not the
+        // tokenizer's eos: a greedy answer "b c <|eom_id|> d e" is the answer "b c"
+        List<String> vocab = new ArrayList<>(List.of("<pad>", "<|begin_of_text|>", "<|end_of_text|>", "<unk>",
+                "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "user", "assistant", "\n"));
+        for (char c = 'a'; vocab.size() < TinyModel.VOCAB.size(); c++) {
+            vocab.add(String.valueOf(c));
+        }
+        Map<String, String> next = Map.of("\n", "b", "b", "c", "c", "<|eom_id|>", "<|eom_id|>", "d", "d", "e");
+        Path base = chainModel(dir.resolve("base"), vocab, next);
+        TinyModel.writeTokenizer(base, vocab, 8, Map.of("bos_token", "<|begin_of_text|>", "eos_token",
+                "<|end_of_text|>", "pad_token", "<pad>", "add_bos_token", false));
+        Path file = dir.resolve("held-out.json");
+        new ObjectMapper().writeValue(file.toFile(), List.of(Map.of("instruction", "a", "output", "b c")));
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "template=llama3",
+                    "predict_with_generate=true", "max_new_tokens=5"), tokenizer).run(model);
+            assertEquals("b c", report.predictions().get(0).expected());
+            assertEquals("b c", report.predictions().get(0).generated());
+            assertEquals(1.0, report.exactMatch());
+        }
+    }
+
+    /**
+     * A one-layer Llama over {@code vocab} whose greedy next token depends on the last token alone, as {@code next}
+     * says: one-hot embeddings, every block projection zero (the residual stream is the embedding), and lm_head rows
+     * that pick the token from its one-hot input; a token {@code next} does not map has all logits 0 (greedy: id 0).
+     */
+    private static Path chainModel(Path dir, List<String> vocab, Map<String, String> next) throws Exception {
+        int v = vocab.size();
+        DecoderConfig config = LlamaFamily.builder(v, 2 * v, 1, 4, v).build();
+        Files.createDirectories(dir);
+        try (SafetensorsWriter writer = SafetensorsWriter.builder(dir).build()) {
+            float[] identity = new float[v * v];
+            for (int i = 0; i < v; i++) {
+                identity[i * v + i] = 1;
+            }
+            writer.addFloats("model.embed_tokens.weight", DType.F32, new long[] {v, v}, identity);
+            for (String norm : List.of("input_layernorm", "post_attention_layernorm")) {
+                writer.addFloats("model.layers.0." + norm + ".weight", DType.F32, new long[] {v}, ones(v));
+            }
+            for (String name : config.linearNames()) {
+                long[] inOut = config.inOut(name);
+                writer.addFloats("model.layers.0." + name + ".weight", DType.F32, new long[] {inOut[1], inOut[0]},
+                        new float[(int) (inOut[0] * inOut[1])]);
+            }
+            writer.addFloats("model.norm.weight", DType.F32, new long[] {v}, ones(v));
+            float[] head = new float[v * v];
+            next.forEach((from, to) -> head[vocab.indexOf(to) * v + vocab.indexOf(from)] = 1);
+            writer.addFloats("lm_head.weight", DType.F32, new long[] {v, v}, head);
+        }
+        config.write(dir.resolve("config.json"));
+        return dir;
+    }
+
+    private static float[] ones(int n) {
+        float[] values = new float[n];
+        Arrays.fill(values, 1f);
+        return values;
     }
 
     @Test

@@ -156,7 +156,8 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("eval_on_start", BOOL, false, "evaluate before training")
                 .inert("eval_dataset is always scored before training"));
         add.accept(ConfigKey.of("predict_with_generate", BOOL, false,
-                "also score eval_dataset by exact match of greedy answers (max_new_tokens)"));
+                "also score eval_dataset by exact match of greedy answers (max_new_tokens, ending at the template's"
+                        + " stop tokens)"));
         add.accept(ConfigKey.of("generation_max_length", INT, null, "max_length of evaluation generation")
                 .inert("max_new_tokens bounds generation"));
         add.accept(ConfigKey.of("generation_num_beams", INT, null, "beams of evaluation generation")

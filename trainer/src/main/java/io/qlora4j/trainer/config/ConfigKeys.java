@@ -65,7 +65,8 @@ public final class ConfigKeys {
         add(ConfigKey.of("rope_scaling", STRING, null, "override the model's RoPE scaling")
                 .notImplemented("set rope_scaling in the model's config.json instead"));
         add(ConfigKey.of("flash_attn", STRING, "auto", "attention kernel").choices("auto", "disabled", "sdpa", "fa2", "fa3")
-                .inert("attention is composed of NDArray ops; the kernel changes no result"));
+                .inert("attention is composed of NDArray ops, eager attention's math (LLaMA-Factory's sdpa drops Gemma 2's"
+                        + " attention soft-capping, with a warning; otherwise the kernels agree up to rounding)"));
         add(ConfigKey.of("shift_attn", BOOL, false, "LongLoRA's shift short attention")
                 .unsupported("S^2-Attn is not implemented"));
         add(ConfigKey.of("mixture_of_depths", STRING, null, "convert to or load a mixture-of-depths model")

@@ -10,6 +10,8 @@ import io.qlora4j.data.Example;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.generation.CachedDecoding;
+import io.qlora4j.model.generation.RepetitionPenalty;
+import io.qlora4j.model.generation.Sampler;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
@@ -33,13 +35,15 @@ public final class HeldOutEval {
     private final TemplateTokenizer tokenizer;
     private final Set<Integer> stopIds;
     private final boolean generate;
+    private final RepetitionPenalty penalty;
     private final int maxNewTokens;
     private final String name;
     private final int batchSize;
 
-    private HeldOutEval(List<Example> examples, DataPipeline data, boolean generate, int maxNewTokens, String name,
-            int batchSize) {
+    private HeldOutEval(List<Example> examples, DataPipeline data, boolean generate, RepetitionPenalty penalty,
+            int maxNewTokens, String name, int batchSize) {
         this.examples = examples;
+        this.penalty = penalty;
         this.batchSize = batchSize;
         this.tokenizer = data.tokenizer();
         this.stopIds = data.stopIds();
@@ -77,7 +81,8 @@ public final class HeldOutEval {
         if (data.train().isEmpty()) {
             throw new DataException("eval_dataset: " + dataset + " holds no usable record");
         }
-        return new HeldOutEval(data.train(), data, generate, config.integer("max_new_tokens"), dataset,
+        return new HeldOutEval(data.train(), data, generate, JobModels.repetitionPenalty(config),
+                config.integer("max_new_tokens"), dataset,
                 config.integer("per_device_eval_batch_size"));
     }
 
@@ -97,7 +102,7 @@ public final class HeldOutEval {
             throw new ConfigException((steps ? "eval_strategy: steps" : "eval_steps")
                     + ": needs a held-out split; set val_size (a fraction < 1 or a count)");
         }
-        return new HeldOutEval(data.eval(), data, false, 0, "the val_size split",
+        return new HeldOutEval(data.eval(), data, false, RepetitionPenalty.NONE, 0, "the val_size split",
                 config.integer("per_device_eval_batch_size"));
     }
 
@@ -195,8 +200,8 @@ public final class HeldOutEval {
 
     /**
      * Greedy continuations of {@code batch} prompts of one length ({@code prompts} row-major), each up to and
-     * including its first stop token, at most {@code max_new_tokens}; a row that stopped keeps being fed (its later
-     * tokens are dropped) so the batch stays rectangular.
+     * including its first stop token, at most {@code max_new_tokens}, after the job's repetition penalty; a row that
+     * stopped keeps being fed (its later tokens are dropped) so the batch stays rectangular.
      */
     private int[][] greedy(CausalLM model, long[] prompts, int batch) {
         List<List<Integer>> answers = new ArrayList<>();
@@ -205,14 +210,20 @@ public final class HeldOutEval {
         }
         boolean[] done = new boolean[batch];
         int open = batch;
+        int vocab = model.config().vocabSize();
+        boolean[][] seen = new boolean[batch][vocab];
+        int promptLength = prompts.length / batch;
+        for (int i = 0; i < prompts.length; i++) {
+            seen[i / promptLength][(int) prompts[i]] = true;
+        }
         try (CachedDecoding decoding = new CachedDecoding(model, batch)) {
             long[] input = prompts;
             for (int step = 0; step < maxNewTokens && open > 0; step++) {
                 float[] logits = decoding.next(input);
-                int vocab = logits.length / batch;
                 input = new long[batch];
                 for (int r = 0; r < batch; r++) {
-                    int next = argmax(logits, r * vocab, vocab);
+                    int next = Sampler.argmax(penalty.apply(logits, r * vocab, seen[r]));
+                    seen[r][next] = true;
                     input[r] = next;
                     if (!done[r]) {
                         answers.get(r).add(next);
@@ -225,17 +236,6 @@ public final class HeldOutEval {
             }
         }
         return answers.stream().map(a -> a.stream().mapToInt(Integer::intValue).toArray()).toArray(int[][]::new);
-    }
-
-    /** The index (from {@code from}) of the largest of {@code n} logits, the first on ties as torch.argmax. */
-    private static int argmax(float[] logits, int from, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (logits[from + i] > logits[from + best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     /** The tokens before the first labelled one. */

@@ -10,6 +10,8 @@ import io.qlora4j.model.format.CvxqFormat;
 import io.qlora4j.model.format.FormatKeys;
 import io.qlora4j.model.format.FormatOption;
 import io.qlora4j.model.family.ModelLoader;
+import io.qlora4j.model.generation.RepetitionPenalty;
+import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -156,5 +158,19 @@ public final class JobModels {
                     + configJson + "), and the longest sequence has " + longest + " tokens: positions past "
                     + maxPositions + " were never pre-trained");
         }
+    }
+
+    /**
+     * The job's {@code repetition_penalty}, as {@code generate} and {@code predict_with_generate} apply it.
+     *
+     * @throws ConfigException for a penalty that is not above 0
+     */
+    public static RepetitionPenalty repetitionPenalty(JobConfig config) throws ConfigException {
+        double penalty = config.number("repetition_penalty");
+        if (!(penalty > 0)) {
+            throw new ConfigException("repetition_penalty: " + penalty + " is out of range (allowed: above 0; 1 for"
+                    + " none)");
+        }
+        return new RepetitionPenalty(penalty);
     }
 }

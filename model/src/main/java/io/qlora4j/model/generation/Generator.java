@@ -9,13 +9,13 @@ import java.util.function.IntConsumer;
 
 /**
  * Autoregressive generation through a KV cache ({@link CachedDecoding}): the prompt is processed once, then one
- * token per step; greedy at temperature 0, otherwise temperature and top-p sampling from a seeded generator. Stops
- * after {@code maxNewTokens} or on an end-of-sequence id (which is returned and reported).
+ * token per step; greedy at temperature 0, otherwise temperature, top-k and top-p sampling from a seeded generator,
+ * either way after the repetition penalty on the ids of the sequence so far ({@link Sampler}). Stops after
+ * {@code maxNewTokens} or on an end-of-sequence id (which is returned and reported).
  */
 public final class Generator {
     private final int maxNewTokens;
-    private final double temperature;
-    private final double topP;
+    private final Sampler.Settings sampling;
     private final long seed;
     private final Set<Integer> stopTokenIds;
 
@@ -23,10 +23,8 @@ public final class Generator {
         if (b.maxNewTokens < 0) {
             throw new IllegalArgumentException("max_new_tokens must be >= 0, got " + b.maxNewTokens);
         }
-        Sampler.validate(b.temperature, b.topP);
+        this.sampling = new Sampler.Settings(b.temperature, b.topP, b.topK, b.repetitionPenalty);
         this.maxNewTokens = b.maxNewTokens;
-        this.temperature = b.temperature;
-        this.topP = b.topP;
         this.seed = b.seed;
         this.stopTokenIds = b.stopTokenIds == null ? null : Set.copyOf(b.stopTokenIds);
     }
@@ -45,12 +43,17 @@ public final class Generator {
             throw new IllegalArgumentException("the prompt must hold at least one token");
         }
         Set<Integer> stops = stopTokenIds != null ? stopTokenIds : new HashSet<>(model.config().eosTokenIds());
-        Sampler sampler = new Sampler(temperature, topP, seed);
+        Sampler sampler = new Sampler(sampling, seed);
+        boolean[] seen = new boolean[model.config().vocabSize()];
+        for (long id : prompt) {
+            seen[(int) id] = true;
+        }
         List<Integer> out = new ArrayList<>();
         try (CachedDecoding decoding = new CachedDecoding(model, 1)) {
             long[] input = prompt;
             while (out.size() < maxNewTokens) {
-                int next = sampler.next(decoding.next(input));
+                int next = sampler.next(decoding.next(input), seen);
+                seen[next] = true;
                 out.add(next);
                 if (onToken != null) {
                     onToken.accept(next);
@@ -69,6 +72,8 @@ public final class Generator {
         private int maxNewTokens = 128;
         private double temperature;
         private double topP = 1.0;
+        private int topK;
+        private RepetitionPenalty repetitionPenalty = RepetitionPenalty.NONE;
         private long seed = 42;
         private List<Integer> stopTokenIds;
 
@@ -89,6 +94,21 @@ public final class Generator {
         /** Sets nucleus sampling's probability mass (default 1.0: off). */
         public Builder optTopP(double value) {
             topP = value;
+            return this;
+        }
+
+        /** Keeps only the {@code value} most likely tokens when sampling (default 0: all of them). */
+        public Builder optTopK(int value) {
+            topK = value;
+            return this;
+        }
+
+        /**
+         * Sets the penalty on the logits of ids the prompt or the answer already holds (default
+         * {@link RepetitionPenalty#NONE}), in greedy decoding too.
+         */
+        public Builder optRepetitionPenalty(RepetitionPenalty value) {
+            repetitionPenalty = value;
             return this;
         }
 

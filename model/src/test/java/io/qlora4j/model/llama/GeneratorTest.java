@@ -12,6 +12,7 @@ import io.qlora4j.model.decoder.CausalLM;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.decoder.RopeScaling;
 import io.qlora4j.model.generation.Generator;
+import io.qlora4j.model.generation.RepetitionPenalty;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -52,6 +53,42 @@ class GeneratorTest {
                     NDArray last = model.forward(ids, null).get("0, -1");
                     assertEquals(last.argMax().getLong(), generated[step], "step " + step);
                 }
+            }
+        }
+    }
+
+    @Test
+    void repetitionPenaltyAppliesToEveryIdOfPromptAndAnswerBeforeTheArgmax() {
+        // the reference applies transformers' RepetitionPenaltyLogitsProcessor by hand to full-forward logits
+        long[] prompt = {5, 9, 2, 30};
+        float penalty = 3f;
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyLlama(CONFIG, 21).build(m)) {
+            int[] generated = Generator.builder().optMaxNewTokens(10).optRepetitionPenalty(new RepetitionPenalty(penalty))
+                    .optStopTokenIds(List.of()).build().generate(model, prompt, null);
+            int[] plain = Generator.builder().optMaxNewTokens(10).optStopTokenIds(List.of()).build()
+                    .generate(model, prompt, null);
+            assertTrue(!Arrays.equals(generated, plain), "the penalty changes this model's greedy answer");
+            long[] sequence = Arrays.copyOf(prompt, prompt.length + generated.length);
+            for (int step = 0; step < generated.length; step++) {
+                int length = prompt.length + step;
+                float[] logits;
+                try (NDManager call = m.newSubManager()) {
+                    NDArray ids = call.create(Arrays.copyOf(sequence, length), new Shape(1, length));
+                    logits = model.forward(ids, null).get("0, -1").toFloatArray();
+                }
+                for (int i = 0; i < length; i++) {
+                    int id = (int) sequence[i];
+                    boolean first = Arrays.stream(sequence, 0, i).noneMatch(t -> t == id);
+                    if (first) {
+                        logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty;
+                    }
+                }
+                int best = 0;
+                for (int v = 1; v < logits.length; v++) {
+                    best = logits[v] > logits[best] ? v : best;
+                }
+                assertEquals(best, generated[step], "step " + step);
+                sequence[length] = generated[step];
             }
         }
     }

@@ -4,6 +4,9 @@ import io.qlora4j.data.ChatPrompt;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.generation.Generator;
+import io.qlora4j.model.generation.RepetitionPenalty;
+import io.qlora4j.trainer.JobModels;
+import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
 import java.util.ArrayList;
@@ -21,7 +24,8 @@ import picocli.CommandLine.Command;
     "Answer a prompt, printing tokens as they come. temperature=0 or do_sample=false is greedy.",
     "Keys: model_name_or_path, adapter_name_or_path, prompt, template (the prompt becomes its user turn, as",
     "LLaMA-Factory's chat does; default: the tokenizer's chat template, else the text as it is), default_system,",
-    "max_new_tokens, do_sample, temperature, top_p, seed, skip_special_tokens, quantization_bit=4, device."})
+    "max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed, skip_special_tokens,",
+    "quantization_bit=4, device."})
 final class GenerateCommand extends JobCommand {
     @Override
     boolean namesUnreadKeys() {
@@ -31,6 +35,10 @@ final class GenerateCommand extends JobCommand {
     @Override
     int run(JobConfig config) throws Exception {
         String prompt = config.require("prompt");
+        if (!(config.number("top_p") > 0)) { // its range starts at 0, which keeps no token
+            throw new ConfigException("top_p: " + config.number("top_p") + " is out of range (allowed: above 0 to 1)");
+        }
+        RepetitionPenalty penalty = JobModels.repetitionPenalty(config);
         PrintWriter out = out();
         try (ModelSetup setup = ModelSetup.load(config, err());
                 Tokenizer tokenizer = setup.tokenizer();
@@ -60,6 +68,8 @@ final class GenerateCommand extends JobCommand {
                     .optMaxNewTokens(config.integer("max_new_tokens"))
                     .optTemperature(config.bool("do_sample") ? config.number("temperature") : 0)
                     .optTopP(config.number("top_p"))
+                    .optTopK(config.integer("top_k"))
+                    .optRepetitionPenalty(penalty)
                     .optSeed(config.integer("seed"))
                     .optStopTokenIds(stops.isEmpty() ? null : List.copyOf(stops))
                     .build()

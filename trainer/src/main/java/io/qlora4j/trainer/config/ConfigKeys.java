@@ -212,15 +212,16 @@ public final class ConfigKeys {
         add(ConfigKey.of("temperature", FLOAT, 0.0, "sampling temperature (0: greedy; LLaMA-Factory's default is 0.95)")
                 .range(0.0, NO_LIMIT));
         add(ConfigKey.of("top_p", FLOAT, 1.0, "nucleus sampling mass (LLaMA-Factory's default is 0.7)").range(0.0, 1.0));
-        add(ConfigKey.of("top_k", INT, null, "top-k filtering (LLaMA-Factory's default is 50)")
-                .notImplemented("top-k filtering; sampling uses temperature and top_p"));
+        add(ConfigKey.of("top_k", INT, 50, "sampling keeps the k most likely tokens (0: all), before top_p")
+                .range(0.0, NO_LIMIT));
         add(ConfigKey.of("num_beams", INT, 1, "beam search width").unsupported("beam search is not implemented"));
         add(ConfigKey.of("max_length", INT, 1024, "prompt + generated tokens")
                 .inert("max_new_tokens bounds generation, as LLaMA-Factory does when it is set"));
         add(ConfigKey.of("max_new_tokens", INT, 64, "tokens to generate (LLaMA-Factory's default is 1024)")
                 .range(1.0, NO_LIMIT));
-        add(ConfigKey.of("repetition_penalty", FLOAT, 1.0, "penalty on repeated tokens")
-                .unsupported("repetition penalty is not implemented"));
+        add(ConfigKey.of("repetition_penalty", FLOAT, 1.0, "divides the positive logits of tokens the prompt or answer"
+                + " holds and multiplies their negative ones (1: none), in generate and predict_with_generate, greedy"
+                + " too; above 0"));
         add(ConfigKey.of("length_penalty", FLOAT, 1.0, "length penalty of beam search")
                 .inert(ONLY_WITH + "beam search, which is refused"));
         add(ConfigKey.of("skip_special_tokens", BOOL, true, "leave special tokens out of generated text"));

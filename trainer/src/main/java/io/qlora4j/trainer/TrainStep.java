@@ -136,6 +136,19 @@ public final class TrainStep {
      * loss scale: the caller divides the gradients by it again); the returned loss is not scaled.
      */
     public double accumulate(List<Batch> microBatches, long dropoutSeed, float lossScale) {
+        return accumulate(microBatches, dropoutSeed, microBatches.size(), lossScale);
+    }
+
+    /**
+     * {@link #accumulate(List, long, float)} with micro-batch i seeded {@code dropoutSeed * seedStride + i}: a step
+     * that may hold fewer micro-batches than its run's others (an epoch's last) passes the run's accumulation, so
+     * that no two steps draw the same masks.
+     */
+    public double accumulate(List<Batch> microBatches, long dropoutSeed, int seedStride, float lossScale) {
+        if (microBatches.size() > seedStride) {
+            throw new IllegalArgumentException(
+                    microBatches.size() + " micro-batches over a seed stride of " + seedStride);
+        }
         long labelled = 0;
         for (Batch batch : microBatches) {
             labelled += predictedTokens(batch);
@@ -145,7 +158,7 @@ public final class TrainStep {
         }
         double loss = 0;
         for (int i = 0; i < microBatches.size(); i++) {
-            dropoutSeeder.accept(dropoutSeed * microBatches.size() + i);
+            dropoutSeeder.accept(dropoutSeed * seedStride + i);
             loss += microBatch(microBatches.get(i), labelled, lossScale);
         }
         return loss;

@@ -32,12 +32,12 @@ import java.util.Locale;
 import java.util.Optional;
 
 /**
- * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps}, the step,
- * global-norm clipping ({@code max_grad_norm}), AdamW ({@code optim}) at the scheduled rate, zeroed gradients; logs every
- * {@code logging_steps}, checkpoints every {@code save_steps} (weights only with {@code save_only_model}), the
- * final output at the end. Everything
- * a step depends on is a function of the job, the step number and the saved state, so a run resumed
- * from a checkpoint ends bit-identical to one that never stopped.
+ * The optimizer loop of one run: micro-batches grouped by {@code gradient_accumulation_steps} within an epoch (its
+ * last group may be smaller), the step, global-norm clipping ({@code max_grad_norm}), AdamW ({@code optim}) at the
+ * scheduled rate, zeroed gradients; logs every {@code logging_steps}, checkpoints every {@code save_steps} (weights
+ * only with {@code save_only_model}), the final output at the end. Everything a step depends on is a function of the
+ * job, the step number and the saved state, so a run resumed from a checkpoint ends bit-identical to one that never
+ * stopped.
  */
 final class TrainingLoop {
     private final JobConfig config;
@@ -132,12 +132,14 @@ final class TrainingLoop {
             }
             while (globalStep < total) {
                 List<Batch> group = new ArrayList<>(accumulation);
-                for (int i = 0; i < accumulation; i++) {
+                // an epoch's last step takes the batches it has left, as transformers' does: no step spans two epochs
+                do {
                     Batch batch = batches.next();
                     group.add(batch);
                     window.tokens += batch.tokens();
-                }
-                double loss = step.accumulate(group, seed + globalStep, scaler == null ? 1f : scaler.scale());
+                } while (group.size() < accumulation && batches.position().batch() > 0);
+                double loss = step.accumulate(group, seed + globalStep, accumulation,
+                        scaler == null ? 1f : scaler.scale());
                 // float16: an overflowed step is skipped and lowers the scale, as torch's GradScaler does
                 boolean skipped = scaler != null && Double.isFinite(loss) && !scaler.unscaleAndUpdate(params);
                 float norm = skipped ? 0f : Gradients.clipGlobalNorm(params, config.number("max_grad_norm"));
@@ -274,8 +276,8 @@ final class TrainingLoop {
     }
 
     /**
-     * {@code max_steps} when set, else HF's {@code ceil(num_train_epochs * max(batches / accumulation, 1))};
-     * a streamed dataset (epoch length unknown) needs max_steps.
+     * {@code max_steps} when set, else transformers' {@code ceil(num_train_epochs * max(ceil(batches / accumulation),
+     * 1))}: an epoch's left-over batches make one more step; a streamed dataset (epoch length unknown) needs max_steps.
      */
     private int totalSteps(long perEpoch, int accumulation) throws ConfigException {
         int maxSteps = config.integer("max_steps");
@@ -285,7 +287,8 @@ final class TrainingLoop {
         if (perEpoch < 0) {
             throw new ConfigException("max_steps: a streamed dataset has no known epoch length; set max_steps");
         }
-        int total = (int) Math.ceil(config.number("num_train_epochs") * Math.max(perEpoch / accumulation, 1));
+        long stepsPerEpoch = Math.max((perEpoch + accumulation - 1) / accumulation, 1);
+        int total = (int) Math.ceil(config.number("num_train_epochs") * stepsPerEpoch);
         if (total <= 0) {
             throw new ConfigException("num_train_epochs: " + config.number("num_train_epochs")
                     + " gives no optimizer step; set it above 0 or set max_steps");

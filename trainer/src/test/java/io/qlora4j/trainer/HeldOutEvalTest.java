@@ -93,7 +93,7 @@ class HeldOutEvalTest {
     }
 
     /** prompt + answer + "</s> \n", labelled on the answer and the template's "</s>\n" only. */
-    private static Batch answerBatch(long[] prompt, long[] answer) {
+    static Batch answerBatch(long[] prompt, long[] answer) {
         long[] ids = LongStream.concat(LongStream.concat(Arrays.stream(prompt), Arrays.stream(answer)),
                 Arrays.stream(TinyModel.ids("</s> \n"))).toArray();
         long[] labels = ids.clone();

@@ -2,6 +2,7 @@ package io.qlora4j.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
@@ -185,6 +186,23 @@ class TrainStepTest {
             assertEquals(expected, accumulated, 1e-5);
             assertEquals(expected, single, 1e-5);
             assertClose(oneBatch, twoMicroBatches, 1e-5);
+        }
+    }
+
+    @Test
+    void aShortStepSeedsItsMicroBatchesWithTheRunsStrideSoNoTwoStepsShareMasks() throws Exception {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            CausalLM model = load(manager);
+            List<Long> seeds = new ArrayList<>();
+            TrainStep step = TrainStep.builder(model).optDropoutSeeder(seeds::add).build();
+            // a run accumulating 3: step 7 (seed 7) with an epoch's last 2 micro-batches takes 21 and 22, clear of the
+            // 3 x s + i of every full step s; the group's own size would give 14 and 15, also drawn by steps 4 and 5
+            step.accumulate(List.of(FIRST, SECOND), 7, 3, 1f);
+            assertEquals(List.of(21L, 22L), seeds);
+            seeds.clear();
+            step.accumulate(List.of(FIRST, SECOND), 7, 1f);
+            assertEquals(List.of(14L, 15L), seeds);
+            assertThrows(IllegalArgumentException.class, () -> step.accumulate(List.of(FIRST, SECOND), 7, 1, 1f));
         }
     }
 

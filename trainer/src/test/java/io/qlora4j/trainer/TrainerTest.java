@@ -7,10 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.Batch;
 import io.qlora4j.data.DataException;
+import io.qlora4j.model.decoder.CausalLM;
+import io.qlora4j.model.family.ModelLoader;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.SafetensorsReader;
@@ -234,6 +238,42 @@ class TrainerTest {
                 .completed());
         assertEquals(2, Files.readAllLines(strategy.resolve("metrics.jsonl")).stream()
                 .filter(line -> line.contains("eval_loss")).count());
+    }
+
+    @Test
+    void anEpochsLeftOverBatchesMakeAStepOfTheirOwnAsInTransformers() throws Exception {
+        // 5 records in batches of 2 are 3 batches an epoch, [0 1] [2 3] [4]: accumulating 2, transformers makes
+        // ceil(3 / 2) = 2 steps of each epoch, the second over record 4 alone, so 2 epochs are 4 steps
+        Path five = TinyTasks.write(dir.resolve("five.json"), "copy", 5, 2);
+        Path out = dir.resolve("out");
+        assertTrue(train(List.of("model_name_or_path=" + base, "dataset=" + five, "output_dir=" + out,
+                "finetuning_type=full", "template=default", "learning_rate=0", "per_device_train_batch_size=2",
+                "gradient_accumulation_steps=2", "num_train_epochs=2", "train_sampling_strategy=sequential",
+                "logging_steps=1", "save_steps=100")).completed());
+        List<JsonNode> steps = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            steps.add(JSON.readTree(line));
+        }
+        assertEquals(List.of(1, 2, 3, 4), steps.stream().map(n -> n.get("step").asInt()).toList());
+        double[] epochs = {2 / 3.0, 1, 5 / 3.0, 2};
+        for (int i = 0; i < epochs.length; i++) {
+            assertEquals(epochs[i], steps.get(i).get("epoch").asDouble(), 1e-9, "step " + (i + 1));
+        }
+        // learning_rate 0 keeps the base: a step's loss is the base's over its records' answer tokens
+        List<Batch> records = new ArrayList<>();
+        for (JsonNode r : JSON.readTree(five.toFile())) {
+            records.add(HeldOutEvalTest.answerBatch(TinyModel.ids("Human : copy \n " + r.get("input").asText()
+                    + " </s> \n Assistant :"), TinyModel.ids(r.get("output").asText())));
+        }
+        try (NDManager manager = NDManager.newBaseManager()) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            double firstFour = TrainStepTest.referenceLoss(model, manager, records.subList(0, 4));
+            double lastOne = TrainStepTest.referenceLoss(model, manager, records.subList(4, 5));
+            double[] losses = {firstFour, lastOne, firstFour, lastOne};
+            for (int i = 0; i < losses.length; i++) {
+                assertEquals(losses[i], steps.get(i).get("loss").asDouble(), 1e-4, "step " + (i + 1));
+            }
+        }
     }
 
     @Test

@@ -54,12 +54,14 @@ final class TrainingKeys {
                 .unsupported("use per_device_train_batch_size"));
         add.accept(ConfigKey.of("per_gpu_eval_batch_size", INT, null, "old name of per_device_eval_batch_size")
                 .unsupported("use per_device_eval_batch_size"));
-        add.accept(ConfigKey.of("gradient_accumulation_steps", INT, 1, "micro-batches per optimizer step")
+        add.accept(ConfigKey.of("gradient_accumulation_steps", INT, 1,
+                "micro-batches per optimizer step (an epoch's last step takes the batches left, as in transformers)")
                 .range(1.0, NO_LIMIT));
         add.accept(ConfigKey.of("auto_find_batch_size", BOOL, false, "halve the batch on out-of-memory")
                 .unsupported("automatic batch sizing is not implemented"));
         add.accept(ConfigKey.of("learning_rate", FLOAT, 5e-5, "peak learning rate").range(0.0, NO_LIMIT));
-        add.accept(ConfigKey.of("num_train_epochs", FLOAT, 3.0, "epochs when max_steps is not set").range(0.0, NO_LIMIT));
+        add.accept(ConfigKey.of("num_train_epochs", FLOAT, 3.0,
+                "epochs when max_steps is not set: ceil(epochs x ceil(batches / accumulation)) steps").range(0.0, NO_LIMIT));
         add.accept(ConfigKey.of("max_steps", INT, -1, "optimizer steps (-1: from num_train_epochs)").range(-1.0, NO_LIMIT));
         add.accept(ConfigKey.of("lr_scheduler_type", STRING, "linear", "learning-rate schedule")
                 .choices("linear", "cosine", "constant", "constant_with_warmup")

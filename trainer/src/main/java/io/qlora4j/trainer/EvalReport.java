@@ -8,7 +8,8 @@ import java.util.Locale;
  * A model's score on a held-out set ({@link HeldOutEval}).
  *
  * @param examples how many records were scored
- * @param loss mean cross-entropy per answer token
+ * @param loss cross-entropy of the answer tokens as transformers' {@code eval_loss} averages it: each batch's mean
+ *     over its tokens, averaged over the examples
  * @param exactMatch the fraction of greedy answers equal to the expected ones, null without generation
  * @param predictions one per record, in file order (empty without generation)
  */

@@ -2,6 +2,7 @@ package io.qlora4j.trainer;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import io.qlora4j.data.DataException;
 import io.qlora4j.data.DataPipeline;
@@ -24,8 +25,9 @@ import java.util.Set;
 import java.util.function.IntUnaryOperator;
 
 /**
- * The held-out set of a job ({@code eval_dataset}), scored on a model: the mean loss over its answer tokens
- * and, with {@code predict_with_generate}, the exact-match accuracy of greedy answers of at most
+ * The held-out set of a job ({@code eval_dataset}), scored on a model: the loss as transformers' {@code eval_loss}
+ * averages it (each batch of {@code per_device_eval_batch_size} examples' mean over its answer tokens, averaged over
+ * the examples) and, with {@code predict_with_generate}, the exact-match accuracy of greedy answers of at most
  * {@code max_new_tokens}, each ending at the template's first stop token (its eos or a stop word, where
  * LLaMA-Factory's predict stops too). A generated answer matches when its text up to the first stop token equals
  * the text of the record's answer tokens up to theirs, leading and trailing white space ignored.
@@ -123,12 +125,11 @@ public final class HeldOutEval {
      * {@code per_device_eval_batch_size} at a time, so no row is padded.
      */
     public EvalReport run(CausalLM model) {
-        double nll = 0;
-        long tokens = 0;
+        double[] nll = new double[examples.size()];
         for (List<Integer> rows : groups(i -> examples.get(i).length())) {
-            nll += answerLoss(model, rows);
-            for (int i : rows) {
-                tokens += Arrays.stream(examples.get(i).labels()).skip(1).filter(l -> l != Example.IGNORE_INDEX).count();
+            double[] sums = answerLosses(model, rows);
+            for (int r = 0; r < rows.size(); r++) {
+                nll[rows.get(r)] = sums[r];
             }
         }
         List<EvalReport.Prediction> predictions = new ArrayList<>();
@@ -141,7 +142,34 @@ public final class HeldOutEval {
             predictions = List.of(byExample);
             accuracy = predictions.stream().filter(EvalReport.Prediction::exact).count() / (double) examples.size();
         }
-        return new EvalReport(examples.size(), tokens == 0 ? Double.NaN : nll / tokens, accuracy, predictions);
+        return new EvalReport(examples.size(), trainerLoss(nll), accuracy, predictions);
+    }
+
+    /**
+     * transformers' {@code eval_loss} from each example's summed negative log-likelihood {@code nll}: the examples cut
+     * in order into batches of {@code per_device_eval_batch_size}, each batch's mean over its labelled tokens (the
+     * loss its {@code prediction_step} returns), averaged over the examples, as {@code evaluation_loop} repeats a
+     * batch's loss once per example; not the mean over all tokens when batches hold different token counts. A batch
+     * without a labelled token (NaN in transformers) is left out; NaN when no batch has one.
+     */
+    private double trainerLoss(double[] nll) {
+        double sum = 0;
+        int counted = 0;
+        for (int from = 0; from < examples.size(); from += batchSize) {
+            int to = Math.min(from + batchSize, examples.size());
+            double batchNll = 0;
+            long tokens = 0;
+            for (int i = from; i < to; i++) {
+                batchNll += nll[i];
+                tokens += Arrays.stream(examples.get(i).labels()).skip(1)
+                        .filter(l -> l != Example.IGNORE_INDEX).count();
+            }
+            if (tokens > 0) {
+                sum += (to - from) * (batchNll / tokens);
+                counted += to - from;
+            }
+        }
+        return counted == 0 ? Double.NaN : sum / counted;
     }
 
     /** Example indices grouped by {@code key} (groups in order of first appearance), cut into batches. */
@@ -159,8 +187,8 @@ public final class HeldOutEval {
         return batches;
     }
 
-    /** The summed negative log-likelihood of the labelled tokens of {@code rows} (all of one length). */
-    private double answerLoss(CausalLM model, List<Integer> rows) {
+    /** The summed negative log-likelihood of the labelled tokens of each of {@code rows} (all of one length). */
+    private double[] answerLosses(CausalLM model, List<Integer> rows) {
         int length = examples.get(rows.get(0)).length();
         long[] ids = new long[rows.size() * length];
         long[] labels = new long[ids.length];
@@ -175,7 +203,13 @@ public final class HeldOutEval {
             Shape shape = new Shape(rows.size(), length);
             NDArray input = scope.create(ids, shape);
             NDArray hidden = model.hiddenStates(input, model.context(scope, length, 0, null), null);
-            return new LossHead(model, scope.create(labels, shape), 1, false).loss(hidden);
+            NDArray labelArray = scope.create(labels, shape);
+            double[] sums = new double[rows.size()];
+            for (int r = 0; r < rows.size(); r++) {
+                NDIndex row = new NDIndex("{}:{}", r, r + 1);
+                sums[r] = new LossHead(model, labelArray.get(row), 1, false).loss(hidden.get(row));
+            }
+            return sums;
         }
     }
 

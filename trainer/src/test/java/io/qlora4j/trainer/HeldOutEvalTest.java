@@ -92,6 +92,33 @@ class HeldOutEvalTest {
         }
     }
 
+    @Test
+    void lossIsTransformersEvalLossTheExampleMeanOfEachBatchsTokenMean() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        List<String> inputs = List.of("a", "b c d", "e f g h i j");
+        List<Map<String, String>> records = inputs.stream()
+                .map(in -> Map.of("instruction", "copy", "input", in, "output", in)).toList();
+        Path file = dir.resolve("held-out.json");
+        new ObjectMapper().writeValue(file.toFile(), records);
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            List<Batch> rows = inputs.stream().map(in -> answerBatch(
+                    TinyModel.ids("Human : copy \n " + in + " </s> \n Assistant :"), TinyModel.ids(in))).toList();
+
+            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "template=default",
+                    "per_device_eval_batch_size=2"), tokenizer).run(model);
+
+            // batches [0 1] and [2] in file order, 3 + 5 and 8 labelled tokens: evaluation_loop repeats each batch's
+            // token mean once per example and takes the mean
+            double expected = (2 * TrainStepTest.referenceLoss(model, manager, rows.subList(0, 2))
+                    + TrainStepTest.referenceLoss(model, manager, rows.subList(2, 3))) / 3;
+            assertEquals(expected, report.loss(), 1e-4);
+            double tokenMean = TrainStepTest.referenceLoss(model, manager, rows);
+            assertTrue(Math.abs(tokenMean - expected) > 1e-3, "the two means differ here: " + tokenMean + " " + expected);
+        }
+    }
+
     /** prompt + answer + "</s> \n", labelled on the answer and the template's "</s>\n" only. */
     static Batch answerBatch(long[] prompt, long[] answer) {
         long[] ids = LongStream.concat(LongStream.concat(Arrays.stream(prompt), Arrays.stream(answer)),

@@ -48,7 +48,9 @@ final class TrainingKeys {
 
     private static void batchAndSchedule(Consumer<ConfigKey> add) {
         add.accept(ConfigKey.of("per_device_train_batch_size", INT, 1, "examples per micro-batch").range(1.0, NO_LIMIT));
-        add.accept(ConfigKey.of("per_device_eval_batch_size", INT, 8, "held-out examples scored at a time")
+        add.accept(ConfigKey.of("per_device_eval_batch_size", INT, 8,
+                "held-out examples per batch; the held-out loss averages each batch's token mean over the examples,"
+                        + " as transformers' eval_loss does")
                 .range(1.0, NO_LIMIT));
         add.accept(ConfigKey.of("per_gpu_train_batch_size", INT, null, "old name of per_device_train_batch_size")
                 .unsupported("use per_device_train_batch_size"));

@@ -47,7 +47,7 @@ final class TrainingKeys {
     }
 
     private static void batchAndSchedule(Consumer<ConfigKey> add) {
-        add.accept(ConfigKey.of("per_device_train_batch_size", INT, 1, "examples per micro-batch").range(1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("per_device_train_batch_size", INT, 8, "examples per micro-batch").range(1.0, NO_LIMIT));
         add.accept(ConfigKey.of("per_device_eval_batch_size", INT, 8,
                 "held-out examples per batch; the held-out loss averages each batch's token mean over the examples,"
                         + " as transformers' eval_loss does")
@@ -116,7 +116,7 @@ final class TrainingKeys {
 
     private static void loggingAndSaving(Consumer<ConfigKey> add) {
         add.accept(ConfigKey.of("logging_strategy", STRING, "steps", "when to log").choices("steps").planned("epoch", "no"));
-        add.accept(ConfigKey.of("logging_steps", INT, 10, "log every N optimizer steps").range(1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("logging_steps", INT, 500, "log every N optimizer steps").range(1.0, NO_LIMIT));
         add.accept(ConfigKey.of("logging_first_step", BOOL, false, "log the first step")
                 .inert("the progress line shows every step"));
         add.accept(ConfigKey.of("logging_nan_inf_filter", BOOL, true, "leave NaN losses out of the log")

@@ -47,6 +47,17 @@ class JobConfigTest {
         assertTrue(c.bool("double_quantization"));
         assertNull(c.integer("quantization_bit"));
         assertFalse(c.isSet("lora_rank"));
+        // LLaMA-Factory leaves these to transformers' TrainingArguments (its field defaults, read in 4.55 and 5.12.1)
+        assertEquals(8, c.integer("per_device_train_batch_size"));
+        assertEquals(8, c.integer("per_device_eval_batch_size"));
+        assertEquals(1, c.integer("gradient_accumulation_steps"));
+        assertEquals(500, c.integer("logging_steps"));
+        assertEquals(500, c.integer("save_steps"));
+        assertEquals(5e-5, c.number("learning_rate"));
+        assertEquals(3.0, c.number("num_train_epochs"));
+        assertEquals("linear", c.string("lr_scheduler_type"));
+        assertEquals(0.0, c.number("weight_decay"));
+        assertEquals(0, c.integer("warmup_steps"));
     }
 
     @Test

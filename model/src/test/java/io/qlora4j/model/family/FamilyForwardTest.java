@@ -117,14 +117,21 @@ class FamilyForwardTest {
         assertFamily(spec.with(b -> b.attnCap(null).finalCap(null)), false, off);
     }
 
+    /**
+     * A Phi-3 of fused projections with longrope over an original context of 8 and max_position_embeddings 32
+     * (attention factor sqrt(1 + ln 4 / ln 8)).
+     */
+    private static Spec phi3Longrope(List<Double> shortFactor, List<Double> longFactor) {
+        Rope longrope = new Rope("longrope", 4, 0, 0, 8, shortFactor, longFactor, Math.sqrt(1 + Math.log(4) / Math.log(8)));
+        return Spec.of("phi3", 32, 48, 2, 4, 4, 8, 40).with(b -> b.fused(true).eps(1e-5).rope(longrope));
+    }
+
     /** Phi-3: fused qkv and gate_up projections, longrope (legacy "su" spelling) beyond the original context. */
     @Test
     void phi3FusedProjectionsAndLongropeMatchReference() throws Exception {
         List<Double> shortFactor = List.of(1.0, 1.3, 1.9, 2.6);
         List<Double> longFactor = List.of(1.1, 2.0, 4.5, 9.0);
-        // max_position_embeddings 32 over an original 8: attention factor sqrt(1 + ln 4 / ln 8)
-        Rope longrope = new Rope("longrope", 4, 0, 0, 8, shortFactor, longFactor, Math.sqrt(1 + Math.log(4) / Math.log(8)));
-        Spec spec = Spec.of("phi3", 32, 48, 2, 4, 4, 8, 40).with(b -> b.fused(true).eps(1e-5).rope(longrope));
+        Spec spec = phi3Longrope(shortFactor, longFactor);
         Map<String, Object> legacy = Map.of("max_position_embeddings", 32, "original_max_position_embeddings", 8,
                 "rope_scaling", Map.of("type", "su", "short_factor", shortFactor, "long_factor", longFactor));
         assertFamily(spec, false, legacy); // 12 tokens > 8: the long factors
@@ -148,8 +155,7 @@ class FamilyForwardTest {
     void phi3LongropeGenerationPastTheOriginalContextMatchesWholeSequenceForwards() throws Exception {
         List<Double> shortFactor = List.of(1.0, 1.3, 1.9, 2.6);
         List<Double> longFactor = List.of(1.5, 3.0, 6.0, 11.0);
-        Rope longrope = new Rope("longrope", 4, 0, 0, 8, shortFactor, longFactor, Math.sqrt(1 + Math.log(4) / Math.log(8)));
-        Spec spec = Spec.of("phi3", 32, 48, 2, 4, 4, 8, 40).with(b -> b.fused(true).eps(1e-5).rope(longrope));
+        Spec spec = phi3Longrope(shortFactor, longFactor);
         FamilyCheckpoint checkpoint = new FamilyCheckpoint(spec, 9);
         Path model = checkpoint.write(dir.resolve("phi3-generate"), DType.F32, checkpoint.config(true,
                 Map.of("max_position_embeddings", 32, "original_max_position_embeddings", 8, "rope_parameters",

@@ -97,7 +97,7 @@ public final class HeldOutEval {
      */
     static HeldOutEval split(JobConfig config, DataPipeline data) throws ConfigException {
         boolean steps = config.string("eval_strategy").equals("steps");
-        if (!steps && config.integer("eval_steps") == null) {
+        if (!steps && !config.isSet("eval_steps")) {
             return null;
         }
         if (data.eval().isEmpty()) {
@@ -106,12 +106,6 @@ public final class HeldOutEval {
         }
         return new HeldOutEval(data.eval(), data, false, RepetitionPenalty.NONE, 0, "the val_size split",
                 config.integer("per_device_eval_batch_size"));
-    }
-
-    /** Steps between evaluations: {@code eval_steps}, else {@code logging_steps} (transformers' fallback). */
-    static int interval(JobConfig config) {
-        Integer steps = config.integer("eval_steps");
-        return steps != null ? steps : config.integer("logging_steps");
     }
 
     /** The dataset as the job names it. */

@@ -93,6 +93,7 @@ final class TrainingLoop {
         long perEpoch = batches.batchesPerEpoch();
         int accumulation = config.integer("gradient_accumulation_steps");
         int total = totalSteps(perEpoch, accumulation);
+        StepIntervals every = StepIntervals.of(config, total);
         LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
                 LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
         List<Parameter> params = weights.parameters();
@@ -160,7 +161,7 @@ final class TrainingLoop {
                 PagingStats paging = optimizer.pagingStats();
                 window.add(loss, norm, paging);
                 progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
-                if (globalStep % config.integer("logging_steps") == 0 || globalStep == total) {
+                if (globalStep % every.logging() == 0 || globalStep == total) {
                     TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);
                     history.add(entry);
                     metrics.append(entry);
@@ -168,7 +169,7 @@ final class TrainingLoop {
                     lastLoss = entry.loss();
                     window = new Window();
                 }
-                if (heldOut != null && (globalStep % HeldOutEval.interval(config) == 0 || globalStep == total)) {
+                if (heldOut != null && (globalStep % every.eval() == 0 || globalStep == total)) {
                     weights.setTraining(false);
                     double evalLoss = heldOut.run(model).loss();
                     weights.setTraining(true);
@@ -184,7 +185,7 @@ final class TrainingLoop {
                 // run killed while writing its final output resumes to a complete one; save_strategy: no saves
                 // only that one
                 boolean everySaveSteps = config.string("save_strategy").equals("steps")
-                        && globalStep % config.integer("save_steps") == 0;
+                        && globalStep % every.save() == 0;
                 if (everySaveSteps || globalStep == total) {
                     String bad = TrainableWeights.firstNonFinite(params);
                     if (bad != null) {

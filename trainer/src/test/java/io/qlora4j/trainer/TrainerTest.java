@@ -241,6 +241,32 @@ class TrainerTest {
     }
 
     @Test
+    void stepIntervalsBelowOneAreSharesOfTheRunAsInTransformers() throws Exception {
+        // 8 steps: logging_steps 0.25 logs every ceil(2) steps, eval_steps 0.3 scores every ceil(2.4) = 3 (and at the
+        // end), save_steps 0.5 checkpoints at 4 (and at the end)
+        Path out = dir.resolve("out");
+        assertTrue(train(job(out, "max_steps=8", "logging_steps=0.25", "val_size=4", "eval_steps=0.3",
+                "save_steps=0.5")).completed());
+        List<Integer> logged = new ArrayList<>();
+        List<Integer> scored = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            JsonNode node = JSON.readTree(line);
+            (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
+        }
+        assertEquals(List.of(2, 4, 6, 8), logged);
+        assertEquals(List.of(3, 6, 8), scored);
+        assertTrue(Files.isDirectory(out.resolve("checkpoint-4")) && Files.isDirectory(out.resolve("checkpoint-8")));
+        assertFalse(Files.exists(out.resolve("checkpoint-2")));
+        // above 1 a value must be whole, and 0 is no interval: refused before the output directory is touched
+        for (String bad : List.of("logging_steps=2.5", "save_steps=0", "eval_steps=-1")) {
+            ConfigException e = assertThrows(ConfigException.class,
+                    () -> train(job(out, "max_steps=2", "overwrite_output_dir=true", bad)));
+            assertTrue(e.getMessage().startsWith(bad.substring(0, bad.indexOf('=')) + ": "), e.getMessage());
+            assertTrue(Files.isDirectory(out.resolve("checkpoint-8")), "the earlier run is kept");
+        }
+    }
+
+    @Test
     void anEpochsLeftOverBatchesMakeAStepOfTheirOwnAsInTransformers() throws Exception {
         // 5 records in batches of 2 are 3 batches an epoch, [0 1] [2 3] [4]: accumulating 2, transformers makes
         // ceil(3 / 2) = 2 steps of each epoch, the second over record 4 alone, so 2 epochs are 4 steps

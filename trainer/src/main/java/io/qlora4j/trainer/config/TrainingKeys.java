@@ -116,7 +116,8 @@ final class TrainingKeys {
 
     private static void loggingAndSaving(Consumer<ConfigKey> add) {
         add.accept(ConfigKey.of("logging_strategy", STRING, "steps", "when to log").choices("steps").planned("epoch", "no"));
-        add.accept(ConfigKey.of("logging_steps", INT, 500, "log every N optimizer steps").range(1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("logging_steps", FLOAT, 500.0,
+                "log every N optimizer steps (a fraction below 1: of the run's steps)"));
         add.accept(ConfigKey.of("logging_first_step", BOOL, false, "log the first step")
                 .inert("the progress line shows every step"));
         add.accept(ConfigKey.of("logging_nan_inf_filter", BOOL, true, "leave NaN losses out of the log")
@@ -131,7 +132,8 @@ final class TrainingKeys {
                 .inert("qlora4j draws its own progress line on a terminal only"));
         add.accept(ConfigKey.of("save_strategy", STRING, "steps", "when to save checkpoints").choices("steps", "no")
                 .planned("epoch", "best"));
-        add.accept(ConfigKey.of("save_steps", INT, 500, "checkpoint every N optimizer steps").range(1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("save_steps", FLOAT, 500.0,
+                "checkpoint every N optimizer steps (a fraction below 1: of the run's steps)"));
         add.accept(ConfigKey.of("save_total_limit", INT, null, "keep at most N checkpoints").range(1.0, NO_LIMIT));
         add.accept(ConfigKey.of("save_only_model", BOOL, false,
                 "checkpoints without optimizer state (smaller; such a checkpoint cannot be resumed)"));
@@ -154,7 +156,8 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("eval_strategy", STRING, "no",
                 "steps: score the val_size split every eval_steps (default logging_steps)").choices("no", "steps")
                 .planned("epoch"));
-        add.accept(ConfigKey.of("eval_steps", INT, null, "score the val_size split every N steps").range(1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("eval_steps", FLOAT, null,
+                "score the val_size split every N steps (a fraction below 1: of the run's steps; unset: logging_steps)"));
         add.accept(ConfigKey.of("eval_delay", FLOAT, 0.0, "steps before the first evaluation")
                 .unsupported("delayed evaluation is not implemented"));
         add.accept(ConfigKey.of("eval_on_start", BOOL, false, "evaluate before training")

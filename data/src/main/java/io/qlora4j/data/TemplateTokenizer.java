@@ -2,6 +2,8 @@ package io.qlora4j.data;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
+import io.qlora4j.model.ModelException;
+import io.qlora4j.model.TokenizerFile;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,7 +16,8 @@ import java.util.OptionalInt;
  * A Hugging Face tokenizer as chat templates use it: every text piece is encoded WITHOUT special
  * tokens, with truncation and padding off (LLaMA-Factory's {@code add_special_tokens=False}), and
  * the bos/eos/pad ids are looked up from the model directory so the template inserts them itself.
- * tokenizer.json is used as it is (DJL applies nothing from tokenizer_config.json to it).
+ * tokenizer.json is loaded as transformers 5 loads it ({@link TokenizerFile#open}); DJL itself applies nothing from
+ * tokenizer_config.json to it.
  */
 public final class TemplateTokenizer implements AutoCloseable {
 
@@ -42,8 +45,9 @@ public final class TemplateTokenizer implements AutoCloseable {
     }
 
     /**
-     * Opens {@code tokenizer.json} of a model directory (or the file itself) with truncation,
-     * padding and special tokens off, and reads its special tokens; the tokenizer is closed with this.
+     * Opens {@code tokenizer.json} of a model directory (or the file itself), checked and as transformers 5 loads
+     * it ({@link TokenizerFile}), with truncation, padding and special tokens off, and reads its special tokens; the
+     * tokenizer is closed with this.
      */
     public static TemplateTokenizer open(Path modelDirOrFile) throws DataException {
         Path file = Files.isDirectory(modelDirOrFile) ? modelDirOrFile.resolve("tokenizer.json") : modelDirOrFile;
@@ -52,12 +56,10 @@ public final class TemplateTokenizer implements AutoCloseable {
         }
         HuggingFaceTokenizer hf;
         try {
-            hf = HuggingFaceTokenizer.builder()
-                    .optTokenizerPath(file)
-                    .optAddSpecialTokens(false)
-                    .optTruncation(false)
-                    .optPadding(false)
-                    .build();
+            hf = TokenizerFile.read(file).open(Map.of("addSpecialTokens", "false", "truncation", "false",
+                    "padding", "false"));
+        } catch (ModelException e) {
+            throw new DataException(e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
             throw new DataException(file + ": cannot load tokenizer: " + e.getMessage(), e);
         }

@@ -9,10 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.model.TokenizerFile;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.InputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -91,6 +94,24 @@ class TemplateTokenizerTest {
             assertEquals(ids("<|eot_id|>")[0], llama3.eosId());
             assertEquals(ids("<|eot_id|>")[0], llama3.padId());
             assertEquals(2, ChatTemplate.named("default").bind(tokenizer).eosId());
+        }
+    }
+
+    @Test
+    void aLlama2TokenizerEncodesEachSlotAsTransformers5LoadsIt() throws Exception {
+        // model's Llama-2-style SentencePiece fixture (<unk> <s> </s> ▁ h i ▁h hi ▁hi) with Llama 2's
+        // tokenizer_config.json; expected ids: transformers 5.12.1, AutoTokenizer.from_pretrained of the same files,
+        // encode(text, add_special_tokens=False), as LLaMA-Factory encodes a slot such as Mistral's " {{content}}"
+        try (InputStream in = TokenizerFile.class.getResourceAsStream("llama-sentencepiece-tokenizer.json")) {
+            Files.copy(in, dir.resolve("tokenizer.json"));
+        }
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\","
+                + " \"unk_token\": \"<unk>\", \"tokenizer_class\": \"LlamaTokenizer\", \"legacy\": false}");
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\"}");
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir)) {
+            assertArrayEquals(new int[] {8}, tokenizer.encode(" hi")); // tokenizer.json alone: [3, 8]
+            assertArrayEquals(new int[] {8, 2, 7}, tokenizer.encode("hi</s>hi")); // tokenizer.json alone: [8, 2, 8]
+            assertEquals(1, tokenizer.bosId());
         }
     }
 }

@@ -19,8 +19,8 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /**
-     * Loads {@code tokenizer.json} (or the one inside a model directory) without truncation, after checking it
-     * ({@link TokenizerFile}).
+     * Loads {@code tokenizer.json} (or the one inside a model directory) without truncation, after checking it, as
+     * transformers 5 loads it ({@link TokenizerFile}).
      */
     public static Tokenizer load(Path path) throws ModelException {
         return load(path, 0);
@@ -42,7 +42,6 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     private static Tokenizer load(TokenizerFile checked, int maxLength) throws ModelException {
-        Path file = checked.path();
         if (maxLength < 0) {
             throw new IllegalArgumentException("maxLength must be >= 0, got " + maxLength);
         }
@@ -51,9 +50,9 @@ public final class Tokenizer implements AutoCloseable {
                 : Map.of("addSpecialTokens", "true", "truncation", "true", "padding", "false",
                         "maxLength", Integer.toString(maxLength), "modelMaxLength", Integer.toString(maxLength));
         try {
-            return new Tokenizer(HuggingFaceTokenizer.newInstance(file, options));
+            return new Tokenizer(checked.open(options));
         } catch (IOException | RuntimeException e) {
-            throw new ModelException(file + ": cannot load tokenizer (" + e.getMessage() + ")", e);
+            throw new ModelException(checked.path() + ": cannot load tokenizer (" + e.getMessage() + ")", e);
         }
     }
 

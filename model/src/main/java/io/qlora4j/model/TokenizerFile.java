@@ -1,9 +1,14 @@
 package io.qlora4j.model;
 
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
@@ -23,13 +28,20 @@ import java.util.Set;
  * non-negative ids; the model's unknown token inside it; added tokens with ids; every post-processor's special
  * tokens defined, with as many ids as tokens. The largest id the file can produce is kept, so that a model that
  * cannot embed it is refused by name ({@link #checkIdsBelow}) instead of failing on an index at run time.
+ *
+ * <p>{@link #open} loads the file as transformers 5's {@code AutoTokenizer} does, which does not always take
+ * tokenizer.json as it is: see {@link #llamaPipeline}.
  */
 public final class TokenizerFile {
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** The model types transformers 5 registers its generic tokenizer for, which keeps tokenizer.json's pipeline. */
+    private static final Set<String> GENERIC_TOKENIZER_TYPES = Set.of("mistral", "phi3");
+
     private final Path file;
     private long maxId = -1;
     private String maxIdSource = "";
+    private JsonNode rebuilt;
 
     private TokenizerFile(Path file) {
         this.file = file;
@@ -69,7 +81,79 @@ public final class TokenizerFile {
         }
         TokenizerFile checked = new TokenizerFile(file);
         checked.check(root);
+        checked.rebuilt = llamaPipeline(root, checked.readOptional("tokenizer_config.json"),
+                checked.readOptional("config.json"));
         return checked;
+    }
+
+    /**
+     * The native tokenizer as transformers 5 loads this file: the file itself, or for a LlamaTokenizer the pipeline
+     * {@link #llamaPipeline} rebuilds around its vocabulary, merges and post-processor.
+     *
+     * @param options DJL's tokenizer options (special tokens, truncation, padding)
+     */
+    public HuggingFaceTokenizer open(Map<String, String> options) throws IOException {
+        try (InputStream in = rebuilt == null ? Files.newInputStream(file)
+                : new ByteArrayInputStream(JSON.writeValueAsBytes(rebuilt))) {
+            return HuggingFaceTokenizer.newInstance(in, options);
+        }
+    }
+
+    /**
+     * tokenizer.json with the pipeline transformers 5 gives a {@code LlamaTokenizer}, or null where it keeps the
+     * file's. transformers 5's {@code AutoTokenizer} loads a tokenizer_config.json naming {@code LlamaTokenizer}
+     * (or {@code LlamaTokenizerFast}) as that class, unless config.json's {@code model_type} is one it registers its
+     * generic tokenizer for (mistral, phi3: Mistral and Phi-3 keep their file). The class takes only the
+     * vocabulary, merges and post-processor from tokenizer.json and builds the rest itself: no normalizer, a
+     * {@code Metaspace} pre-tokenizer that prepends "▁" unless the text already starts with one (prepend scheme
+     * {@code always} with {@code legacy: true}, {@code first} (the first piece of the text only, none after a special
+     * token) with {@code legacy} false or unset, {@code never} with {@code add_prefix_space: false}), and the decoder
+     * that goes with it. The file's own {@code Prepend("▁")} normalizer (Llama 2's) prepends to every piece, so
+     * " Hello" there is "▁▁Hello" and with transformers "▁Hello"; LLaMA-Factory encodes every template slot with
+     * what transformers loads.
+     */
+    private static JsonNode llamaPipeline(JsonNode root, JsonNode tokenizerConfig, JsonNode modelConfig) {
+        String tokenizerClass = tokenizerConfig == null ? "" : tokenizerConfig.path("tokenizer_class").asText("");
+        String modelType = modelConfig == null ? "" : modelConfig.path("model_type").asText("");
+        if (!tokenizerClass.replaceFirst("Fast$", "").equals("LlamaTokenizer")
+                || GENERIC_TOKENIZER_TYPES.contains(modelType)
+                || !"BPE".equals(root.path("model").path("type").asText())) {
+            return null;
+        }
+        // unset or null: the class's defaults, add_prefix_space true and legacy false
+        JsonNode addPrefixSpace = tokenizerConfig.path("add_prefix_space");
+        boolean prefixSpace = !addPrefixSpace.isBoolean() || addPrefixSpace.booleanValue();
+        boolean legacy = tokenizerConfig.path("legacy").booleanValue();
+        ObjectNode pipeline = root.deepCopy();
+        pipeline.putNull("normalizer");
+        pipeline.putObject("pre_tokenizer").put("type", "Metaspace").put("replacement", "\u2581")
+                .put("prepend_scheme", !prefixSpace ? "never" : legacy ? "always" : "first").put("split", false);
+        ObjectNode decoder = pipeline.putObject("decoder").put("type", "Sequence");
+        ArrayNode steps = decoder.putArray("decoders");
+        ObjectNode replace = steps.addObject().put("type", "Replace").put("content", " ");
+        replace.putObject("pattern").put("String", "\u2581");
+        steps.addObject().put("type", "ByteFallback");
+        steps.addObject().put("type", "Fuse");
+        if (prefixSpace) {
+            steps.addObject().put("type", "Strip").put("content", " ").put("start", 1).put("stop", 0);
+        }
+        return pipeline;
+    }
+
+    /** The JSON file {@code name} beside tokenizer.json, null when there is none. */
+    private JsonNode readOptional(String name) throws ModelException {
+        Path beside = file.resolveSibling(name);
+        if (!Files.isRegularFile(beside)) {
+            return null;
+        }
+        try {
+            return JSON.readTree(beside.toFile());
+        } catch (JacksonException e) {
+            throw new ModelException(beside + ": not valid JSON" + JsonErrors.where(e) + ": " + JsonErrors.reason(e),
+                    e);
+        } catch (IOException e) {
+            throw new ModelException(beside + ": cannot read: " + e.getMessage(), e);
+        }
     }
 
     /** The file that was checked. */

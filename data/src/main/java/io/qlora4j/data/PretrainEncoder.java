@@ -7,11 +7,13 @@ import java.util.List;
 /**
  * Plain text for {@code stage: pt} as LLaMA-Factory's {@code PretrainDatasetProcessor}: each
  * document is its first message's text followed by the eos token ({@code <|end_of_text|>} when the job
- * names the llama3 template). Without packing a document is one sequence, bos first when tokenizer_config
- * says {@code add_bos_token}, cut at {@code cutoff_len}. With packing a group of documents is
- * concatenated and cut into full blocks of {@code cutoff_len} (the rest of the group is dropped),
- * each block starting with bos when {@code add_bos_token}. Labels are the ids, except -100 on
- * tokens equal to the pad id, as transformers' {@code DataCollatorForLanguageModeling} does
+ * names the llama3 template), encoded without special tokens. Without packing a document is one sequence, cut at
+ * {@code cutoff_len}. With packing a group of documents is concatenated and cut into full blocks of
+ * {@code cutoff_len} (the rest of the group is dropped). No bos is added: the processor adds one only where
+ * {@code tokenizer.add_bos_token}, which transformers 5 leaves false for every tokenizer it loads from
+ * tokenizer.json (it drops tokenizer_config.json's {@code add_bos_token} and lets the post-processor add bos to
+ * {@code tokenizer(text)}, which the processor calls with {@code add_special_tokens=False}). Labels are the ids,
+ * except -100 on tokens equal to the pad id, as transformers' {@code DataCollatorForLanguageModeling} does
  * (with pad = eos that masks eos too).
  */
 final class PretrainEncoder {
@@ -27,21 +29,14 @@ final class PretrainEncoder {
         this.cutoffLen = cutoffLen;
     }
 
-    /** One document as one sequence: optional bos, text, eos, truncated to cutoff_len. */
+    /** One document as one sequence: text, eos, truncated to cutoff_len. */
     Example encode(Conversation document) {
-        String text = document.messages().get(0).content() + eosText;
-        int[] ids = tokenizer.encode(text);
-        if (tokenizer.addBosToken() && tokenizer.bosId() >= 0) {
-            int[] withBos = new int[ids.length + 1];
-            withBos[0] = tokenizer.bosId();
-            System.arraycopy(ids, 0, withBos, 1, ids.length);
-            ids = withBos;
-        }
+        int[] ids = tokenizer.encode(document.messages().get(0).content() + eosText);
         ids = Arrays.copyOf(ids, Math.min(ids.length, cutoffLen));
         return new Example(ids, labels(ids));
     }
 
-    /** One document's ids (text + eos, no bos, untruncated), to be cut into blocks with its group. */
+    /** One document's ids (text + eos, untruncated), to be cut into blocks with its group. */
     Example tokens(Conversation document) {
         int[] ids = tokenizer.encode(document.messages().get(0).content() + eosText);
         return new Example(ids, ids);
@@ -57,9 +52,6 @@ final class PretrainEncoder {
         List<Example> blocks = new ArrayList<>();
         for (int start = 0; start + cutoffLen <= ids.length; start += cutoffLen) {
             int[] block = Arrays.copyOfRange(ids, start, start + cutoffLen);
-            if (tokenizer.addBosToken() && tokenizer.bosId() >= 0) {
-                block[0] = tokenizer.bosId();
-            }
             blocks.add(new Example(block, labels(block)));
         }
         return blocks;

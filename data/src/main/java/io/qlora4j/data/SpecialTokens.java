@@ -25,8 +25,7 @@ record SpecialTokens(
         String eosToken,
         int eosId,
         String padToken,
-        int padId,
-        boolean addBosToken) {
+        int padId) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -60,8 +59,7 @@ record SpecialTokens(
         }
         String pad = tokenString(config, "pad_token");
         int padId = pad != null ? added.getOrDefault(pad, -1) : -1;
-        boolean addBos = config != null && config.path("add_bos_token").asBoolean(false);
-        return new SpecialTokens(Map.copyOf(added), bos, bosId, eos, eosId, pad, padId, addBos);
+        return new SpecialTokens(Map.copyOf(added), bos, bosId, eos, eosId, pad, padId);
     }
 
     /** Streams {@code tokenizer.json} and keeps only its {@code added_tokens} (content -> id). */

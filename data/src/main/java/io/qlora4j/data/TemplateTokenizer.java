@@ -28,11 +28,10 @@ public final class TemplateTokenizer implements AutoCloseable {
     private final String eosToken;
     private final int eosId;
     private final int padId;
-    private final boolean addBosToken;
     private final Path file;
 
     private TemplateTokenizer(HuggingFaceTokenizer tokenizer, boolean ownsTokenizer, Map<String, Integer> addedTokens,
-            int bosId, String eosToken, int eosId, int padId, boolean addBosToken, Path file) {
+            int bosId, String eosToken, int eosId, int padId, Path file) {
         this.tokenizer = tokenizer;
         this.ownsTokenizer = ownsTokenizer;
         this.addedTokens = addedTokens;
@@ -40,7 +39,6 @@ public final class TemplateTokenizer implements AutoCloseable {
         this.eosToken = eosToken;
         this.eosId = eosId;
         this.padId = padId;
-        this.addBosToken = addBosToken;
         this.file = file;
     }
 
@@ -82,14 +80,12 @@ public final class TemplateTokenizer implements AutoCloseable {
     private static TemplateTokenizer create(HuggingFaceTokenizer hf, boolean owns, Path file) throws DataException {
         try {
             SpecialTokens special = SpecialTokens.read(file);
-            TemplateTokenizer bare = new TemplateTokenizer(hf, false, special.addedTokens(), -1, null, -1, -1,
-                    special.addBosToken(), file);
+            TemplateTokenizer bare = new TemplateTokenizer(hf, false, special.addedTokens(), -1, null, -1, -1, file);
             int bos = special.bosToken() == null ? special.bosId() : bare.known("bos_token", special.bosToken());
             int eos = special.eosToken() == null ? special.eosId() : bare.known("eos_token", special.eosToken());
             // a pad the tokenizer lacks is none: pad then falls back to eos, and padding is never a label
             int pad = special.padToken() == null ? -1 : bare.tokenId(special.padToken()).orElse(-1);
-            return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad,
-                    special.addBosToken(), file);
+            return new TemplateTokenizer(hf, owns, special.addedTokens(), bos, special.eosToken(), eos, pad, file);
         } catch (DataException | RuntimeException e) {
             if (owns) {
                 hf.close();
@@ -103,7 +99,7 @@ public final class TemplateTokenizer implements AutoCloseable {
      * their first stop word) and, as transformers does, pad = eos when the tokenizer has no pad.
      */
     TemplateTokenizer withEos(String token, int id) {
-        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, addBosToken, file);
+        return new TemplateTokenizer(tokenizer, false, addedTokens, bosId, token, id, padId, file);
     }
 
     /** The {@code tokenizer.json} this tokenizer was read from (its folder holds tokenizer_config.json). */
@@ -183,11 +179,6 @@ public final class TemplateTokenizer implements AutoCloseable {
     /** The pad id: the tokenizer's pad token, else eos (as LLaMA-Factory sets it), else 0. */
     public int padId() {
         return padId >= 0 ? padId : Math.max(eosId, 0);
-    }
-
-    /** Whether tokenizer_config.json asks for a bos at the start of plain text (pretraining). */
-    public boolean addBosToken() {
-        return addBosToken;
     }
 
     /** Closes the native tokenizer when this object opened it; a wrapped one stays open. */

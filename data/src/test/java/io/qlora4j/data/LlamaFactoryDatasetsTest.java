@@ -139,10 +139,10 @@ class LlamaFactoryDatasetsTest extends TokenizerTestBase {
         List<int[]> ids = new ArrayList<>();
         wiki.train().forEach(e -> ids.add(e.inputIds()));
         assertEquals(4, ids.size());
-        assertArrayEquals(ids("<s>", "hi", "there", "</s>"), ids.get(0));
-        assertArrayEquals(ids("<s>", "</s>"), ids.get(1));
-        assertArrayEquals(ids("<s>", "bye", "</s>"), ids.get(2));
-        assertArrayEquals(ids("<s>", "ok", "</s>"), ids.get(3));
+        assertArrayEquals(ids("hi", "there", "</s>"), ids.get(0));
+        assertArrayEquals(ids("</s>"), ids.get(1));
+        assertArrayEquals(ids("bye", "</s>"), ids.get(2));
+        assertArrayEquals(ids("ok", "</s>"), ids.get(3));
         assertEquals(2, load(settings("c4_demo").optStage(DataSettings.Stage.PT).optPacking(false)).train().size());
         assertEquals(dir.resolve("dataset_info.json") + ": wiki_without_columns: a .txt file has one column, 'text' (one"
                 + " record a line); give the entry \"columns\": {\"prompt\": \"text\"} and alpaca formatting, as"

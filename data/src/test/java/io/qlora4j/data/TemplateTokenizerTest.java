@@ -3,7 +3,6 @@ package io.qlora4j.data;
 import static io.qlora4j.data.TinyTokenizer.ids;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -42,13 +41,11 @@ class TemplateTokenizerTest {
             assertEquals(2, tokenizer.eosId());
             assertEquals("</s>", tokenizer.eosToken());
             assertEquals(2, tokenizer.padId());
-            assertTrue(tokenizer.addBosToken());
         }
         TinyTokenizer.write(dir, Map.of("eos_token", "</s>", "pad_token", "<pad>"));
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir.resolve("tokenizer.json"))) {
             assertEquals(-1, tokenizer.bosId());
             assertEquals(0, tokenizer.padId());
-            assertFalse(tokenizer.addBosToken());
         }
     }
 

@@ -47,20 +47,15 @@ public final class LrSchedules {
     }
 
     /**
-     * Returns the warmup length: {@code warmupSteps} when positive, else {@code ceil(totalSteps *
-     * warmupRatio)} computed in double as HF does (so a ratio of 0.07 over 100 steps gives 8).
+     * The warmup length as transformers 5's {@code get_warmup_steps} reads {@code warmup_steps}: a value of at least
+     * 1 is a count of steps (a fraction part dropped), a smaller one a share of the run, {@code ceil(totalSteps *
+     * value)} computed in double as Python does (so 0.07 over 100 steps gives 8).
      */
-    public static int warmupSteps(int warmupSteps, double warmupRatio, int totalSteps) {
-        if (warmupSteps < 0) {
+    public static int warmupSteps(double warmupSteps, int totalSteps) {
+        if (!(warmupSteps >= 0)) {
             throw new IllegalArgumentException("warmup_steps must be >= 0, got " + warmupSteps);
         }
-        if (!(warmupRatio >= 0 && warmupRatio <= 1)) {
-            throw new IllegalArgumentException(
-                    "warmup_ratio must be in [0, 1], got " + warmupRatio);
-        }
-        if (warmupSteps > 0) {
-            return warmupSteps;
-        }
-        return (int) Math.ceil(totalSteps * warmupRatio);
+        return warmupSteps >= 1 ? (int) Math.min(warmupSteps, Integer.MAX_VALUE)
+                : (int) Math.ceil(totalSteps * warmupSteps);
     }
 }

@@ -83,14 +83,15 @@ class LrSchedulesTest {
     }
 
     @Test
-    void warmupStepsComeFromTheRatioOnlyWhenNotGiven() {
-        assertEquals(3, LrSchedules.warmupSteps(0, 0.03, 100));
-        assertEquals(10, LrSchedules.warmupSteps(0, 0.1, 95));
-        assertEquals(5, LrSchedules.warmupSteps(5, 0.5, 100));
-        assertEquals(0, LrSchedules.warmupSteps(0, 0.0, 100));
-        // 100 * 0.07 is 7.000000000000001 in double, as in Python: HF's ceil gives 8
-        assertEquals(8, LrSchedules.warmupSteps(0, 0.07, 100));
-        assertThrows(IllegalArgumentException.class, () -> LrSchedules.warmupSteps(0, 1.5, 100));
-        assertThrows(IllegalArgumentException.class, () -> LrSchedules.warmupSteps(-1, 0, 100));
+    void warmupStepsBelowOneAreAShareOfTheRunAsInTransformers5() {
+        assertEquals(3, LrSchedules.warmupSteps(0.03, 100));
+        assertEquals(10, LrSchedules.warmupSteps(0.1, 95));
+        assertEquals(5, LrSchedules.warmupSteps(5, 100));
+        assertEquals(2, LrSchedules.warmupSteps(2.9, 100), "int(2.9): the fraction part is dropped");
+        assertEquals(1, LrSchedules.warmupSteps(1, 100));
+        assertEquals(0, LrSchedules.warmupSteps(0, 100));
+        // 100 * 0.07 is 7.000000000000001 in double, as in Python: the ceil gives 8
+        assertEquals(8, LrSchedules.warmupSteps(0.07, 100));
+        assertThrows(IllegalArgumentException.class, () -> LrSchedules.warmupSteps(-1, 100));
     }
 }

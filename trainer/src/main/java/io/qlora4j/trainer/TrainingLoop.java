@@ -95,7 +95,8 @@ final class TrainingLoop {
         int total = totalSteps(perEpoch, accumulation);
         StepIntervals every = StepIntervals.of(config, total);
         LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
-                LrSchedules.warmupSteps(config.integer("warmup_steps"), config.number("warmup_ratio"), total), total);
+                LrSchedules.warmupSteps(config.number(config.isSet("warmup_ratio") ? "warmup_ratio" : "warmup_steps"),
+                        total), total);
         List<Parameter> params = weights.parameters();
         MemoryPlanner.Device device = JobPlan.device(config);
         RecomputePolicy recompute = JobPlan.recompute(config, model.config(), device);

@@ -241,6 +241,29 @@ class TrainerTest {
     }
 
     @Test
+    void warmupRatioReplacesWarmupStepsAndAFractionIsAShareOfTheRunAsInTransformers5() throws Exception {
+        // constant_with_warmup over 4 steps logs lr(step - 1) = 0.01 * (step - 1) / warmup during the warm-up
+        Map<String, List<Double>> runs = new LinkedHashMap<>();
+        runs.put("warmup_steps=3", List.of(0.0, 0.01 / 3, 0.02 / 3, 0.01));
+        runs.put("warmup_ratio=0.5", List.of(0.0, 0.005, 0.01, 0.01)); // ceil(4 x 0.5) = 2, over warmup_steps 3
+        runs.put("warmup_steps=0.5", List.of(0.0, 0.005, 0.01, 0.01));
+        for (Map.Entry<String, List<Double>> run : runs.entrySet()) {
+            Path out = dir.resolve(run.getKey().replace('=', '-'));
+            List<String> keys = new ArrayList<>(job(out, "max_steps=4", "logging_steps=1", "save_steps=100",
+                    "lr_scheduler_type=constant_with_warmup", run.getKey()));
+            if (run.getKey().startsWith("warmup_ratio")) {
+                keys.add("warmup_steps=3");
+            }
+            assertTrue(train(keys).completed());
+            List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+            for (int i = 0; i < 4; i++) {
+                assertEquals(run.getValue().get(i), JSON.readTree(lines.get(i)).get("lr").asDouble(), 1e-12,
+                        run.getKey() + ", step " + (i + 1));
+            }
+        }
+    }
+
+    @Test
     void stepIntervalsBelowOneAreSharesOfTheRunAsInTransformers() throws Exception {
         // 8 steps: logging_steps 0.25 logs every ceil(2) steps, eval_steps 0.3 scores every ceil(2.4) = 3 (and at the
         // end), save_steps 0.5 checkpoints at 4 (and at the end)

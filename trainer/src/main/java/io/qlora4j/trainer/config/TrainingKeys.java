@@ -71,8 +71,11 @@ final class TrainingKeys {
                         "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"));
         add.accept(ConfigKey.of("lr_scheduler_kwargs", ANY, null, "schedule settings")
                 .unsupported("the implemented schedules take no settings"));
-        add.accept(ConfigKey.of("warmup_ratio", FLOAT, 0.0, "warm-up fraction of the steps").range(0.0, 1.0));
-        add.accept(ConfigKey.of("warmup_steps", INT, 0, "warm-up steps (wins over warmup_ratio)").range(0.0, NO_LIMIT));
+        add.accept(ConfigKey.of("warmup_ratio", FLOAT, null,
+                "warm-up share of the steps; when set it replaces warmup_steps, as in transformers 5").range(0.0, 1.0));
+        add.accept(ConfigKey.of("warmup_steps", FLOAT, 0.0,
+                "warm-up steps (a fraction below 1: of the run's steps; above 1 the fraction part is dropped)")
+                .range(0.0, NO_LIMIT));
         add.accept(ConfigKey.of("optim", STRING, "adamw_torch", "optimizer")
                 .choices("adamw_torch", "paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")
                 .alias("adamw_torch_fused", "adamw_torch").alias("adamw_bnb_8bit", "adamw_8bit")

@@ -63,6 +63,7 @@ public final class MergedExport {
     private final Device device;
     private final List<String> adapterLines;
     private final InitialAdapter start;
+    private final ExtraFiles extraFiles;
 
     private MergedExport(Builder b, DecoderConfig config, Map<String, long[]> projections, BaseFormat stored,
             MergeBase mergeBase, BaseFormat baseQuantization, List<String> adapterLines, InitialAdapter start) {
@@ -79,6 +80,17 @@ public final class MergedExport {
         this.device = b.device;
         this.adapterLines = adapterLines;
         this.start = start;
+        this.extraFiles = b.extraFiles;
+    }
+
+    /**
+     * Files a caller writes beside the export's weights, config and copied tokenizer files, in the directory that
+     * becomes the export once every file is written (so a failure leaves no half-written export).
+     */
+    @FunctionalInterface
+    public interface ExtraFiles {
+        /** Writes into (or rewrites files of) {@code dir}, the export being staged. */
+        void write(Path dir) throws IOException;
     }
 
     /** Starts an export of {@code baseDir} (a Hugging Face Llama directory) merged with the adapters, in order. */
@@ -145,6 +157,9 @@ public final class MergedExport {
             }
             writeConfig(out.path());
             ModelFiles.copyCompanionFiles(baseDir, out.path());
+            if (extraFiles != null) {
+                extraFiles.write(out.path());
+            }
             ModelCard card = new ModelCard(baseDir, stored, adapterLines, mergeBase, baseQuantization,
                     torchDtype(dtype), requantize);
             Files.writeString(out.path().resolve("README.md"), card.text(exportDir), StandardCharsets.UTF_8);
@@ -323,6 +338,7 @@ public final class MergedExport {
         private long maxShardBytes = 5_000_000_000L;
         private BaseFormat requantize;
         private Device device = Device.cpu();
+        private ExtraFiles extraFiles;
 
         private Builder(Path baseDir, List<Path> adapterDirs) {
             this.baseDir = baseDir;
@@ -368,6 +384,12 @@ public final class MergedExport {
         /** Writes the merged block projections in this base format (default null or dense: bf16/fp16/fp32). */
         public Builder optRequantize(BaseFormat value) {
             this.requantize = value == BaseFormats.DENSE ? null : value;
+            return this;
+        }
+
+        /** Further files of the export ({@code Modelfile}, the template's tokenizer settings); default none. */
+        public Builder optExtraFiles(ExtraFiles value) {
+            this.extraFiles = value;
             return this;
         }
 

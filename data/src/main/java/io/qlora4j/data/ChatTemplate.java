@@ -37,6 +37,7 @@ public final class ChatTemplate {
     private final boolean reasoning;
     private final boolean enableThinking;
     private final boolean fromTokenizer;
+    private final boolean replaceJinjaTemplate;
 
     private ChatTemplate(Builder b) {
         this.name = b.name;
@@ -57,6 +58,7 @@ public final class ChatTemplate {
         this.reasoning = b.reasoning;
         this.enableThinking = b.enableThinking;
         this.fromTokenizer = b.fromTokenizer;
+        this.replaceJinjaTemplate = b.replaceJinjaTemplate;
     }
 
     /** register_template's assistant (and function) slots when a template gives none. */
@@ -145,6 +147,33 @@ public final class ChatTemplate {
     /** The words that end an answer besides the eos (the first becomes the eos where the template replaces it). */
     List<String> stopWords() {
         return stopWords;
+    }
+
+    /** The prefix, system, user and assistant slots, as the export writes them out ({@link TemplateExport}). */
+    SlotFormatter prefix() {
+        return prefix;
+    }
+
+    SlotFormatter system() {
+        return system;
+    }
+
+    SlotFormatter user() {
+        return user;
+    }
+
+    SlotFormatter assistant() {
+        return assistant;
+    }
+
+    /** Llama 2's layout: the system text opens the first user message. */
+    boolean systemInFirstUser() {
+        return systemInFirstUser;
+    }
+
+    /** Whether an export writes this template as the chat template even over the tokenizer's own. */
+    boolean replacesJinjaTemplate() {
+        return replaceJinjaTemplate;
     }
 
     /**
@@ -311,6 +340,7 @@ public final class ChatTemplate {
         b.reasoning = reasoning;
         b.enableThinking = enableThinking;
         b.fromTokenizer = fromTokenizer;
+        b.replaceJinjaTemplate = replaceJinjaTemplate;
         return b;
     }
 
@@ -333,6 +363,7 @@ public final class ChatTemplate {
         private boolean reasoning;
         private boolean enableThinking = true;
         private boolean fromTokenizer;
+        private boolean replaceJinjaTemplate;
 
         Builder(String name) {
             this.name = name;
@@ -404,6 +435,15 @@ public final class ChatTemplate {
         /** {@code efficient_eos}: answers end without eos (the default assistant slot has none), one eos closes the example. */
         Builder efficientEos() {
             efficientEos = true;
+            return this;
+        }
+
+        /**
+         * LLaMA-Factory's {@code replace_jinja_template}: an export writes this template as the tokenizer's chat
+         * template even where the tokenizer has one.
+         */
+        Builder replaceJinjaTemplate() {
+            replaceJinjaTemplate = true;
             return this;
         }
 

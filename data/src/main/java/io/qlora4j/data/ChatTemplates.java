@@ -48,14 +48,16 @@ final class ChatTemplates {
         register(all, new ChatTemplate.Builder("default")
                 .user("Human: {{content}}", Slot.EOS, "\nAssistant:")
                 .assistant("{{content}}", Slot.EOS, "\n")
-                .system("System: {{content}}", Slot.EOS, "\n"));
+                .system("System: {{content}}", Slot.EOS, "\n")
+                .replaceJinjaTemplate());
         register(all, new ChatTemplate.Builder("empty")
                 .assistant("{{content}}"));
         register(all, new ChatTemplate.Builder("alpaca")
                 .user("### Instruction:\n{{content}}\n\n### Response:\n")
                 .assistant("{{content}}", Slot.EOS, "\n\n")
                 .defaultSystem("Below is an instruction that describes a task. "
-                        + "Write a response that appropriately completes the request.\n\n"));
+                        + "Write a response that appropriately completes the request.\n\n")
+                .replaceJinjaTemplate());
         register(all, new ChatTemplate.Builder("llama2")
                 .user(Slot.BOS, "[INST] {{content}} [/INST]")
                 .system("<<SYS>>\n{{content}}\n<</SYS>>\n\n")
@@ -80,7 +82,8 @@ final class ChatTemplates {
                 .system("<|im_start|>system\n{{content}}<|im_end|>\n")
                 .observation("<|im_start|>tool\n{{content}}<|im_end|>\n<|im_start|>assistant\n")
                 .stopWords("<|im_end|>", "<|im_start|>")
-                .replaceEos());
+                .replaceEos()
+                .replaceJinjaTemplate());
         register(all, new ChatTemplate.Builder("gemma")
                 .user(GEMMA_USER)
                 .assistant("{{content}}<end_of_turn>\n")

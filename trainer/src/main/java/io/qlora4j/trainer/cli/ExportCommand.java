@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDManager;
 import io.qlora4j.adapters.MergeBase;
 import io.qlora4j.adapters.MergeCheck;
 import io.qlora4j.adapters.MergedExport;
+import io.qlora4j.data.TemplateExport;
+import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.safetensors.DType;
@@ -13,6 +15,7 @@ import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,7 +25,8 @@ import picocli.CommandLine.Command;
 
 /** {@code qlora4j export}: merges LoRA adapters into the base model and writes a Hugging Face checkpoint. */
 @Command(name = "export", description = {
-    "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files and a model card.",
+    "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files (as the job's",
+    "template fixes them), an Ollama Modelfile and a model card.",
     "Keys: model_name_or_path, adapter_name_or_path (comma list, merged in order; none: the base decoded from its",
     "stored format, e.g. a CVXQ model's fake-quantized dense checkpoint), export_dir, export_size=5 (GB",
     "per shard), export_dtype=bfloat16|float16|float32, merge_base=original|dequantized (default: dequantized when",
@@ -56,9 +60,6 @@ final class ExportCommand extends JobCommand {
                     + " adapters are merged; verify them one at a time");
         }
         PrintWriter out = out();
-        if (config.isSet("template")) {
-            err().println("warning: template is not applied by export; the tokenizer files are copied as they are");
-        }
         // the adapter's base when it records none: the job's format, by default QLoRA's 4 bits with the job's options
         Integer bits = config.integer("quantization_bit");
         BaseFormat trainedOn = JobModels.format(config, config.string("quantization_method"), bits == null ? 4 : bits);
@@ -70,7 +71,17 @@ final class ExportCommand extends JobCommand {
                 .optDtype(dtype(config.string("export_dtype")))
                 .optMaxShardBytes(config.integer("export_size") * 1_000_000_000L)
                 .optDevice(device);
-        MergedExport export = builder.build();
+        MergedExport export;
+        // the tokenizer as the job's template fixes it, and an Ollama Modelfile, as LLaMA-Factory's export writes them
+        try (TemplateTokenizer chat = Files.isRegularFile(base.resolve("tokenizer.json"))
+                ? TemplateTokenizer.open(base) : null) {
+            if (chat != null) {
+                TemplateExport files = TemplateExport.of(config.string("template"), config.string("default_system"),
+                        config.string("tool_format"), config.bool("enable_thinking"), chat, out::println);
+                builder.optExtraFiles(files::writeTo);
+            }
+            export = builder.build();
+        }
         out.printf("merging %d adapter%s into %s: merge_base %s%s%n", adapters.size(), adapters.size() == 1 ? "" : "s",
                 base, export.mergeBase().jsonName(), export.baseQuantization() == null ? ""
                         : " (" + export.baseQuantization().describe() + ")");

@@ -35,8 +35,13 @@ import java.util.Set;
 public final class TokenizerFile {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** The model types transformers 5 registers its generic tokenizer for, which keeps tokenizer.json's pipeline. */
-    private static final Set<String> GENERIC_TOKENIZER_TYPES = Set.of("mistral", "phi3");
+    /**
+     * The model types for which transformers 5 loads another class than a tokenizer_config.json's LlamaTokenizer:
+     * mistral and phi3, for which it registers its generic tokenizer (tokenizer.json's pipeline as it is), and qwen2,
+     * whose Hub configs it lists as naming an incorrect class (DeepSeek-R1-Distill-Qwen's LlamaTokenizerFast over a
+     * byte-level file) and loads as Qwen2Tokenizer, which keeps the byte-level pipeline the file has.
+     */
+    private static final Set<String> NOT_LLAMA_TOKENIZER_TYPES = Set.of("mistral", "phi3", "qwen2");
 
     private final Path file;
     private long maxId = -1;
@@ -102,8 +107,8 @@ public final class TokenizerFile {
     /**
      * tokenizer.json with the pipeline transformers 5 gives a {@code LlamaTokenizer}, or null where it keeps the
      * file's. transformers 5's {@code AutoTokenizer} loads a tokenizer_config.json naming {@code LlamaTokenizer}
-     * (or {@code LlamaTokenizerFast}) as that class, unless config.json's {@code model_type} is one it registers its
-     * generic tokenizer for (mistral, phi3: Mistral and Phi-3 keep their file). The class takes only the
+     * (or {@code LlamaTokenizerFast}) as that class, unless config.json's {@code model_type} is one it loads another
+     * class for (mistral, phi3 and qwen2 keep their file: {@link #NOT_LLAMA_TOKENIZER_TYPES}). The class takes only the
      * vocabulary, merges and post-processor from tokenizer.json and builds the rest itself: no normalizer, a
      * {@code Metaspace} pre-tokenizer that prepends "▁" unless the text already starts with one (prepend scheme
      * {@code always} with {@code legacy: true}, {@code first} (the first piece of the text only, none after a special
@@ -116,7 +121,7 @@ public final class TokenizerFile {
         String tokenizerClass = tokenizerConfig == null ? "" : tokenizerConfig.path("tokenizer_class").asText("");
         String modelType = modelConfig == null ? "" : modelConfig.path("model_type").asText("");
         if (!tokenizerClass.replaceFirst("Fast$", "").equals("LlamaTokenizer")
-                || GENERIC_TOKENIZER_TYPES.contains(modelType)
+                || NOT_LLAMA_TOKENIZER_TYPES.contains(modelType)
                 || !"BPE".equals(root.path("model").path("type").asText())) {
             return null;
         }

@@ -22,7 +22,11 @@ class LlamaPipelineTest {
     Path dir;
 
     private Path model(String tokenizerConfig, String config) throws IOException {
-        try (InputStream in = LlamaPipelineTest.class.getResourceAsStream("llama-sentencepiece-tokenizer.json")) {
+        return model("llama-sentencepiece-tokenizer.json", tokenizerConfig, config);
+    }
+
+    private Path model(String tokenizerJson, String tokenizerConfig, String config) throws IOException {
+        try (InputStream in = LlamaPipelineTest.class.getResourceAsStream(tokenizerJson)) {
             Files.copy(in, dir.resolve("tokenizer.json"));
         }
         Files.writeString(dir.resolve("tokenizer_config.json"), tokenizerConfig);
@@ -81,6 +85,22 @@ class LlamaPipelineTest {
         try (Tokenizer t = Tokenizer.load(dir)) {
             assertArrayEquals(new long[] {3, 8}, t.encode(" hi", false));
             assertArrayEquals(new long[] {8, 2, 8}, t.encode("hi</s>hi", false));
+        }
+    }
+
+    @Test
+    void qwen2KeepsItsByteLevelFileUnderALlamaTokenizerClass() throws Exception {
+        // DeepSeek-R1-Distill-Qwen's shape: model_type qwen2, tokenizer_class LlamaTokenizerFast, a byte-level BPE
+        // (bytelevel-tokenizer.json: h i Ġ hi Ġhi, <|endoftext|> 5); transformers 5 loads it as Qwen2Tokenizer, " hi"
+        // one piece "Ġhi" (a Metaspace rebuild would give "▁hi", whose "▁" the byte-level vocabulary lacks)
+        Path qwen = model("bytelevel-tokenizer.json",
+                "{\"tokenizer_class\": \"LlamaTokenizerFast\", \"eos_token\": \"<|endoftext|>\"}",
+                "{\"model_type\": \"qwen2\"}");
+        try (Tokenizer t = Tokenizer.load(qwen)) {
+            assertArrayEquals(new long[] {4}, t.encode(" hi", false));
+            assertArrayEquals(new long[] {3, 4}, t.encode("hi hi", false));
+            assertArrayEquals(new long[] {3, 5, 4}, t.encode("hi<|endoftext|> hi", false));
+            assertEquals("hi hi", t.decode(new long[] {3, 4}));
         }
     }
 }

@@ -89,8 +89,8 @@ public final class HeldOutEval {
     }
 
     /**
-     * The held-out split of the training data ({@code val_size}), scored by loss only every {@link #interval}
-     * steps, or null when the job asks for no evaluation during training ({@code eval_strategy: no} and no
+     * The held-out split of the training data ({@code val_size}), scored by loss only every {@code eval_steps}
+     * ({@link StepIntervals#eval}), or null when the job asks for no evaluation during training ({@code eval_strategy: no} and no
      * {@code eval_steps}).
      *
      * @throws ConfigException when evaluation is asked for but {@code val_size} holds nothing out

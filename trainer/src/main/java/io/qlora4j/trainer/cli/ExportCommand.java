@@ -25,8 +25,8 @@ import picocli.CommandLine.Command;
 
 /** {@code qlora4j export}: merges LoRA adapters into the base model and writes a Hugging Face checkpoint. */
 @Command(name = "export", description = {
-    "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files (as the job's",
-    "template fixes them), an Ollama Modelfile and a model card.",
+    "Merge LoRA adapters into the base model and write sharded safetensors, config, tokenizer files and a model card.",
+    "The tokenizer files are as the job's template fixes them, beside an Ollama Modelfile (LLaMA-Factory's export).",
     "Keys: model_name_or_path, adapter_name_or_path (comma list, merged in order; none: the base decoded from its",
     "stored format, e.g. a CVXQ model's fake-quantized dense checkpoint), export_dir, export_size=5 (GB",
     "per shard), export_dtype=bfloat16|float16|float32, merge_base=original|dequantized (default: dequantized when",

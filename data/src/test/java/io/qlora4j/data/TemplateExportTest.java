@@ -89,11 +89,11 @@ class TemplateExportTest {
     @Test
     void stopIdsComeInTheOrderAPythonSetIteratesThem() {
         // list(s) after s.add(x) for each x, in CPython 3.13
-        assertEquals(List.of(8, 7), TemplateExport.pythonSetOrder(List.of(7, 8)));
-        assertEquals(List.of(128008, 128009), TemplateExport.pythonSetOrder(List.of(128009, 128009, 128008)));
-        assertEquals(List.of(151643, 151644, 151645), TemplateExport.pythonSetOrder(List.of(151645, 151643, 151644)));
-        assertEquals(List.of(3, 5, 11, 13, 19, 27), TemplateExport.pythonSetOrder(List.of(3, 11, 19, 27, 5, 13)));
+        assertEquals(List.of(8, 7), TemplateText.pythonSetOrder(List.of(7, 8)));
+        assertEquals(List.of(128008, 128009), TemplateText.pythonSetOrder(List.of(128009, 128009, 128008)));
+        assertEquals(List.of(151643, 151644, 151645), TemplateText.pythonSetOrder(List.of(151645, 151643, 151644)));
+        assertEquals(List.of(3, 5, 11, 13, 19, 27), TemplateText.pythonSetOrder(List.of(3, 11, 19, 27, 5, 13)));
         assertEquals(List.of(1, 33, 65, 9, 41, 73, 17, 49, 25, 57),
-                TemplateExport.pythonSetOrder(List.of(1, 9, 17, 25, 33, 41, 49, 57, 65, 73)));
+                TemplateText.pythonSetOrder(List.of(1, 9, 17, 25, 33, 41, 49, 57, 65, 73)));
     }
 }

@@ -30,6 +30,8 @@ import java.util.List;
  * @param unloggedSteps how many steps that is (a resumed run folds them into its first log entry)
  * @param lossScale float16 training's loss scale, or null (float32)
  * @param lossScaleGoodSteps the steps since the scale last changed, or null (float32)
+ * @param trainBatchSize the run's micro-batch size, which its data position counts in (transformers'
+ *     {@code train_batch_size}); null in checkpoints written before qlora4j recorded it
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 record TrainerState(
@@ -42,7 +44,8 @@ record TrainerState(
         @JsonProperty("unlogged_loss") double unloggedLoss,
         @JsonProperty("unlogged_steps") int unloggedSteps,
         @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale") Float lossScale,
-        @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale_good_steps") Integer lossScaleGoodSteps) {
+        @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("loss_scale_good_steps") Integer lossScaleGoodSteps,
+        @JsonInclude(JsonInclude.Include.NON_NULL) @JsonProperty("train_batch_size") Integer trainBatchSize) {
 
     /** The file name inside a checkpoint and at the top of output_dir. */
     static final String FILE = "trainer_state.json";
@@ -137,7 +140,9 @@ record TrainerState(
                 : unloggedSteps < 0 ? "unlogged_steps is " + unloggedSteps + "; expected 0 or more"
                 : !Double.isFinite(unloggedLoss) ? "unlogged_loss is " + unloggedLoss + "; expected a finite number"
                 : lossScale != null && !(lossScale > 0 && Float.isFinite(lossScale))
-                        ? "loss_scale is " + lossScale + "; expected a finite number above 0" : null;
+                        ? "loss_scale is " + lossScale + "; expected a finite number above 0"
+                : trainBatchSize != null && trainBatchSize < 1 ? "train_batch_size is " + trainBatchSize
+                        + "; expected 1 or more" : null;
         if (bad != null) {
             throw new ConfigException(file + ": " + bad);
         }

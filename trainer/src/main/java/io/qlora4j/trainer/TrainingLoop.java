@@ -83,6 +83,13 @@ final class TrainingLoop {
             throw new ConfigException("seed: the checkpoint " + resumedFrom + " was trained with seed " + resumed.seed()
                     + ", the job says " + seed + "; resume with the same seed");
         }
+        int batchSize = config.integer("per_device_train_batch_size");
+        if (resumed != null && resumed.trainBatchSize() != null && resumed.trainBatchSize() != batchSize) {
+            // its data position counts micro-batches of the checkpoint's size (transformers warns and goes on)
+            throw new ConfigException("per_device_train_batch_size: the checkpoint " + resumedFrom + " was trained"
+                    + " with batches of " + resumed.trainBatchSize() + ", the job says " + batchSize
+                    + "; resume with the same batch size");
+        }
         try (BatchIterator batches = batches(resumed)) {
             return train(batches, resumed, seed);
         }
@@ -180,7 +187,8 @@ final class TrainingLoop {
                 }
                 TrainerState current = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
                         position(batches, seed), List.copyOf(history), window.lossSum, window.steps,
-                        scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps());
+                        scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps(),
+                        config.integer("per_device_train_batch_size"));
                 state = current;
                 // the last step is always saved too (transformers' DefaultFlowCallback does the same), so that a
                 // run killed while writing its final output resumes to a complete one; save_strategy: no saves

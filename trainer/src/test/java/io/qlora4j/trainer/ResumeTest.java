@@ -134,5 +134,9 @@ class ResumeTest {
                 refusal(checkpoint, ConfigException.class, "lora_rank=8"));
         assertEquals("max_steps: the checkpoint " + checkpoint + " is at step 2, past the 1 steps this job plans;"
                 + " resume with max_steps of at least 2", refusal(checkpoint, ConfigException.class, "max_steps=1"));
+        // the data position counts batches of 2: resuming with another size would skip the wrong records
+        assertEquals("per_device_train_batch_size: the checkpoint " + checkpoint + " was trained with batches of 2,"
+                + " the job says 3; resume with the same batch size",
+                refusal(checkpoint, ConfigException.class, "per_device_train_batch_size=3"));
     }
 }

@@ -8,10 +8,11 @@ import java.util.List;
  * How often a run logs, checkpoints and scores its {@code val_size} split, in optimizer steps, as transformers'
  * Trainer resolves {@code logging_steps}, {@code save_steps} and {@code eval_steps}: a whole number is a count of
  * steps, a fraction below 1 a share of the run's steps ({@code ceil(total * fraction)}); {@code eval_steps} unset
- * follows {@code logging_steps}.
+ * or 0 follows {@code logging_steps}, and {@code save_steps} matters only with {@code save_strategy: steps}.
  *
  * @param logging steps between log entries
- * @param save steps between checkpoints (with {@code save_strategy: steps})
+ * @param save steps between checkpoints (with {@code save_strategy: steps}; a save_steps of 0 or less, allowed
+ *     with the other strategies, never comes)
  * @param eval steps between scores of the held-out split
  */
 record StepIntervals(int logging, int save, int eval) {
@@ -26,7 +27,9 @@ record StepIntervals(int logging, int save, int eval) {
     static void check(JobConfig config) throws ConfigException {
         for (String key : KEYS) {
             Double value = config.number(key);
-            if (value != null && !(value > 0 && value < 1) && !(value >= 1 && value == Math.rint(value))) {
+            boolean unused = (key.equals("eval_steps") && Double.valueOf(0).equals(value))
+                    || (key.equals("save_steps") && !config.string("save_strategy").equals("steps"));
+            if (value != null && !unused && !(value > 0 && value < 1) && !(value >= 1 && value == Math.rint(value))) {
                 throw new ConfigException(key + ": " + value + " is neither a whole number of steps nor a fraction of"
                         + " the run between 0 and 1");
             }
@@ -37,8 +40,9 @@ record StepIntervals(int logging, int save, int eval) {
     static StepIntervals of(JobConfig config, int total) {
         int logging = steps(config.number("logging_steps"), total);
         Double eval = config.number("eval_steps");
-        return new StepIntervals(logging, steps(config.number("save_steps"), total),
-                eval == null ? logging : steps(eval, total));
+        Double save = config.number("save_steps");
+        return new StepIntervals(logging, save > 0 ? steps(save, total) : Integer.MAX_VALUE,
+                eval == null || eval == 0 ? logging : steps(eval, total));
     }
 
     private static int steps(double value, int total) {

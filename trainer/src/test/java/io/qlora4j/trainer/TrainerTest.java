@@ -281,12 +281,18 @@ class TrainerTest {
         assertTrue(Files.isDirectory(out.resolve("checkpoint-4")) && Files.isDirectory(out.resolve("checkpoint-8")));
         assertFalse(Files.exists(out.resolve("checkpoint-2")));
         // above 1 a value must be whole, and 0 is no interval: refused before the output directory is touched
-        for (String bad : List.of("logging_steps=2.5", "save_steps=0", "eval_steps=-1")) {
+        for (String bad : List.of("logging_steps=2.5", "save_steps=0", "eval_steps=-1", "eval_steps=1.5")) {
             ConfigException e = assertThrows(ConfigException.class,
                     () -> train(job(out, "max_steps=2", "overwrite_output_dir=true", bad)));
             assertTrue(e.getMessage().startsWith(bad.substring(0, bad.indexOf('=')) + ": "), e.getMessage());
             assertTrue(Files.isDirectory(out.resolve("checkpoint-8")), "the earlier run is kept");
         }
+        // as transformers: eval_steps 0 is logging_steps, and save_steps is not read without save_strategy steps
+        Path zero = dir.resolve("zero");
+        assertTrue(train(job(zero, "max_steps=4", "logging_steps=2", "val_size=4", "eval_steps=0",
+                "save_strategy=no", "save_steps=0")).completed());
+        assertEquals(2, Files.readAllLines(zero.resolve("metrics.jsonl")).stream()
+                .filter(line -> line.contains("eval_loss")).count());
     }
 
     @Test

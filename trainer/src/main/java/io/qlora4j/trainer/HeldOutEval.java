@@ -89,19 +89,19 @@ public final class HeldOutEval {
     }
 
     /**
-     * The held-out split of the training data ({@code val_size}), scored by loss only every {@code eval_steps}
-     * ({@link StepIntervals#eval}), or null when the job asks for no evaluation during training ({@code eval_strategy: no} and no
+     * The held-out split of the training data ({@code val_size}), scored by loss only when {@link StepIntervals#eval}
+     * says, or null when the job asks for no evaluation during training ({@code eval_strategy: no} and no
      * {@code eval_steps}).
      *
      * @throws ConfigException when evaluation is asked for but {@code val_size} holds nothing out
      */
     static HeldOutEval split(JobConfig config, DataPipeline data) throws ConfigException {
-        boolean steps = config.string("eval_strategy").equals("steps");
-        if (!steps && !config.isSet("eval_steps")) {
+        String strategy = config.string("eval_strategy");
+        if (strategy.equals("no") && !config.isSet("eval_steps")) {
             return null;
         }
         if (data.eval().isEmpty()) {
-            throw new ConfigException((steps ? "eval_strategy: steps" : "eval_steps")
+            throw new ConfigException((strategy.equals("no") ? "eval_steps" : "eval_strategy: " + strategy)
                     + ": needs a held-out split; set val_size (a fraction < 1 or a count)");
         }
         return new HeldOutEval(data.eval(), data, false, RepetitionPenalty.NONE, 0, "the val_size split",

@@ -169,7 +169,9 @@ final class TrainingLoop {
                 PagingStats paging = optimizer.pagingStats();
                 window.add(loss, norm, paging);
                 progress.stepped(globalStep, loss, lr, window.tokensPerSecond(), paging);
-                if (globalStep % every.logging() == 0 || globalStep == total) {
+                boolean epochEnd = batches.position().batch() == 0;
+                if (every.logging().due(globalStep, epochEnd) || globalStep == total
+                        || (globalStep == 1 && config.bool("logging_first_step"))) {
                     TrainerState.LogEntry entry = window.entry(globalStep, epochs(batches, perEpoch), lr);
                     history.add(entry);
                     metrics.append(entry);
@@ -177,7 +179,7 @@ final class TrainingLoop {
                     lastLoss = entry.loss();
                     window = new Window();
                 }
-                if (heldOut != null && (globalStep % every.eval() == 0 || globalStep == total)) {
+                if (heldOut != null && (every.eval().due(globalStep, epochEnd) || globalStep == total)) {
                     weights.setTraining(false);
                     double evalLoss = heldOut.run(model).loss();
                     weights.setTraining(true);
@@ -193,9 +195,7 @@ final class TrainingLoop {
                 // the last step is always saved too (transformers' DefaultFlowCallback does the same), so that a
                 // run killed while writing its final output resumes to a complete one; save_strategy: no saves
                 // only that one
-                boolean everySaveSteps = config.string("save_strategy").equals("steps")
-                        && globalStep % every.save() == 0;
-                if (everySaveSteps || globalStep == total) {
+                if (every.save().due(globalStep, epochEnd) || globalStep == total) {
                     String bad = TrainableWeights.firstNonFinite(params);
                     if (bad != null) {
                         return stopped("weight " + bad + " is not finite after the update", globalStep, total,

@@ -241,6 +241,32 @@ class TrainerTest {
     }
 
     @Test
+    void epochStrategiesLogSaveAndScoreAtEachEpochsEndAndLoggingFirstStepLogsStepOne() throws Exception {
+        // 8 records, 2 held out: 6 train in batches of 4 and 2, so each epoch is 2 steps and 3 epochs end at 2, 4, 6
+        Path out = dir.resolve("out");
+        List<String> keys = new ArrayList<>(job(out, "val_size=2", "num_train_epochs=3", "logging_strategy=epoch",
+                "save_strategy=epoch", "eval_strategy=epoch", "logging_first_step=true"));
+        keys.remove("logging_steps=2");
+        assertTrue(train(keys).completed());
+        List<Integer> logged = new ArrayList<>();
+        List<Integer> scored = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            JsonNode node = JSON.readTree(line);
+            (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
+        }
+        assertEquals(List.of(1, 2, 4, 6), logged);
+        assertEquals(List.of(2, 4, 6), scored);
+        for (int step : List.of(2, 4, 6)) {
+            assertTrue(Files.isDirectory(out.resolve("checkpoint-" + step)), "checkpoint-" + step);
+        }
+        assertFalse(Files.exists(out.resolve("checkpoint-1")) || Files.exists(out.resolve("checkpoint-3")));
+        // logging_strategy no: only the last step's entry, which qlora4j always writes
+        Path quiet = dir.resolve("quiet");
+        assertTrue(train(job(quiet, "max_steps=4", "logging_strategy=no", "save_steps=100")).completed());
+        assertEquals(1, Files.readAllLines(quiet.resolve("metrics.jsonl")).size());
+    }
+
+    @Test
     void warmupRatioReplacesWarmupStepsAndAFractionIsAShareOfTheRunAsInTransformers5() throws Exception {
         // constant_with_warmup over 4 steps logs lr(step - 1) = 0.01 * (step - 1) / warmup during the warm-up
         Map<String, List<Double>> runs = new LinkedHashMap<>();

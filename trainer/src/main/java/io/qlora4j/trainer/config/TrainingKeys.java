@@ -118,11 +118,12 @@ final class TrainingKeys {
     }
 
     private static void loggingAndSaving(Consumer<ConfigKey> add) {
-        add.accept(ConfigKey.of("logging_strategy", STRING, "steps", "when to log").choices("steps").planned("epoch", "no"));
+        add.accept(ConfigKey.of("logging_strategy", STRING, "steps",
+                "when to log: every logging_steps, at each epoch's end, or no (the last step is logged either way)")
+                .choices("steps", "epoch", "no"));
         add.accept(ConfigKey.of("logging_steps", FLOAT, 500.0,
                 "log every N optimizer steps (a fraction below 1: of the run's steps)"));
-        add.accept(ConfigKey.of("logging_first_step", BOOL, false, "log the first step")
-                .inert("the progress line shows every step"));
+        add.accept(ConfigKey.of("logging_first_step", BOOL, false, "log the first step too"));
         add.accept(ConfigKey.of("logging_nan_inf_filter", BOOL, true, "leave NaN losses out of the log")
                 .inert("a non-finite loss stops qlora4j's run"));
         add.accept(ConfigKey.of("logging_dir", STRING, null, "TensorBoard folder").inert(NO_LOGGING));
@@ -133,8 +134,9 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("log_on_each_node", BOOL, true, "log on every node").inert(ONE_DEVICE));
         add.accept(ConfigKey.of("disable_tqdm", BOOL, null, "no progress bar")
                 .inert("qlora4j draws its own progress line on a terminal only"));
-        add.accept(ConfigKey.of("save_strategy", STRING, "steps", "when to save checkpoints").choices("steps", "no")
-                .planned("epoch", "best"));
+        add.accept(ConfigKey.of("save_strategy", STRING, "steps",
+                "when to save checkpoints: every save_steps, at each epoch's end, or no (the last step is saved"
+                        + " either way)").choices("steps", "epoch", "no").planned("best"));
         add.accept(ConfigKey.of("save_steps", FLOAT, 500.0,
                 "checkpoint every N optimizer steps (a fraction below 1: of the run's steps)"));
         add.accept(ConfigKey.of("save_total_limit", INT, null, "keep at most N checkpoints").range(1.0, NO_LIMIT));
@@ -157,8 +159,8 @@ final class TrainingKeys {
 
     private static void evaluation(Consumer<ConfigKey> add) {
         add.accept(ConfigKey.of("eval_strategy", STRING, "no",
-                "steps: score the val_size split every eval_steps (default logging_steps)").choices("no", "steps")
-                .planned("epoch"));
+                "steps: score the val_size split every eval_steps (default logging_steps); epoch: at each epoch's end")
+                .choices("no", "steps", "epoch"));
         add.accept(ConfigKey.of("eval_steps", FLOAT, null,
                 "score the val_size split every N steps (a fraction below 1: of the run's steps; unset: logging_steps)"));
         add.accept(ConfigKey.of("eval_delay", FLOAT, 0.0, "steps before the first evaluation")

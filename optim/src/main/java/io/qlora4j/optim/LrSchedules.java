@@ -1,49 +1,105 @@
 package io.qlora4j.optim;
 
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
- * Creates the learning-rate schedules by their HF {@code lr_scheduler_type} names and resolves the
- * warmup length the way HF {@code TrainingArguments.get_warmup_steps} does.
+ * Creates the learning-rate schedules by their transformers {@code lr_scheduler_type} names, with the settings
+ * transformers' {@code get_scheduler} passes them from {@code lr_scheduler_kwargs}, and resolves the warmup length the
+ * way transformers' {@code TrainingArguments.get_warmup_steps} does.
  */
 public final class LrSchedules {
 
     /** The schedule names {@link #create} accepts. */
-    public static final List<String> NAMES =
-            List.of("constant", "constant_with_warmup", "linear", "cosine");
+    public static final List<String> NAMES = List.of("constant", "constant_with_warmup", "linear", "cosine",
+            "cosine_with_restarts", "polynomial", "inverse_sqrt", "cosine_with_min_lr");
+
+    /** The settings each schedule takes from {@code lr_scheduler_kwargs} (transformers' keyword arguments). */
+    private static final Map<String, Set<String>> SETTINGS = Map.of(
+            "cosine", Set.of("num_cycles"),
+            "cosine_with_restarts", Set.of("num_cycles"),
+            "polynomial", Set.of("lr_end", "power"),
+            "inverse_sqrt", Set.of("timescale"),
+            "cosine_with_min_lr", Set.of("num_cycles", "min_lr", "min_lr_rate"));
 
     private LrSchedules() {}
 
-    /**
-     * Returns the schedule {@code type} starting from {@code baseLr} with {@code warmupSteps} of
-     * linear warmup (ignored by {@code constant}) and decaying to 0 at {@code totalSteps}.
-     */
+    /** {@link #create(String, double, int, int, Map)} without settings. */
     public static LrSchedule create(String type, double baseLr, int warmupSteps, int totalSteps) {
+        return create(type, baseLr, warmupSteps, totalSteps, Map.of());
+    }
+
+    /**
+     * Returns the schedule {@code type} starting from {@code baseLr} with {@code warmupSteps} of linear warmup
+     * (ignored by {@code constant}) over {@code totalSteps}, with {@code settings} (lr_scheduler_kwargs: num_cycles
+     * for the cosines, lr_end and power for polynomial, timescale for inverse_sqrt, min_lr or min_lr_rate for
+     * cosine_with_min_lr, transformers' defaults where unset).
+     *
+     * @throws IllegalArgumentException for an unknown type, a setting the type does not take, or values
+     *     transformers refuses (a polynomial's lr_end not below the rate, cosine_with_min_lr without its floor)
+     */
+    public static LrSchedule create(String type, double baseLr, int warmupSteps, int totalSteps,
+            Map<String, Double> settings) {
         if (!(baseLr >= 0 && Double.isFinite(baseLr))) {
-            throw new IllegalArgumentException(
-                    "learning rate must be finite and >= 0, got " + baseLr);
+            throw new IllegalArgumentException("learning rate must be finite and >= 0, got " + baseLr);
         }
         if (warmupSteps < 0 || totalSteps < 0) {
             throw new IllegalArgumentException(
-                    "warmup and total steps must be >= 0, got " + warmupSteps + " and "
-                            + totalSteps);
+                    "warmup and total steps must be >= 0, got " + warmupSteps + " and " + totalSteps);
         }
-        switch (type) {
-            case "constant":
-                return new ConstantSchedule(baseLr);
-            case "constant_with_warmup":
-                return new WarmupSchedule(baseLr, warmupSteps, new ConstantSchedule(baseLr));
-            case "linear":
-                return new WarmupSchedule(
-                        baseLr, warmupSteps, new LinearSchedule(baseLr, warmupSteps, totalSteps));
-            case "cosine":
-                return new WarmupSchedule(
-                        baseLr, warmupSteps, new CosineSchedule(baseLr, warmupSteps, totalSteps));
-            default:
-                throw new IllegalArgumentException(
-                        "unknown lr_scheduler_type '" + type + "'; allowed: "
-                                + String.join(", ", NAMES));
+        if (!NAMES.contains(type)) {
+            throw new IllegalArgumentException("unknown lr_scheduler_type '" + type + "'; allowed: "
+                    + String.join(", ", NAMES));
         }
+        Set<String> takes = SETTINGS.getOrDefault(type, Set.of());
+        for (String name : settings.keySet()) {
+            if (!takes.contains(name)) {
+                throw new IllegalArgumentException("lr_scheduler_kwargs: " + type + " takes "
+                        + (takes.isEmpty() ? "no settings" : String.join(", ", new TreeSet<>(takes))) + ", not "
+                        + name);
+            }
+        }
+        LrSchedule decay = switch (type) {
+            case "constant" -> null;
+            case "constant_with_warmup" -> new ConstantSchedule(baseLr);
+            case "linear" -> new LinearSchedule(baseLr, warmupSteps, totalSteps);
+            case "cosine" -> new CosineSchedule(baseLr, warmupSteps, totalSteps,
+                    settings.getOrDefault("num_cycles", 0.5), 0);
+            case "cosine_with_restarts" -> new RestartsSchedule(baseLr, warmupSteps, totalSteps,
+                    settings.getOrDefault("num_cycles", 1.0));
+            case "polynomial" -> polynomial(baseLr, warmupSteps, totalSteps, settings);
+            case "inverse_sqrt" -> new InverseSqrtSchedule(baseLr, warmupSteps, settings.getOrDefault("timescale",
+                    warmupSteps > 0 ? (double) warmupSteps : 10_000));
+            default -> new CosineSchedule(baseLr, warmupSteps, totalSteps, settings.getOrDefault("num_cycles", 0.5),
+                    minLrRate(baseLr, settings));
+        };
+        return decay == null ? new ConstantSchedule(baseLr) : new WarmupSchedule(baseLr, warmupSteps, decay);
+    }
+
+    private static LrSchedule polynomial(double baseLr, int warmupSteps, int totalSteps, Map<String, Double> settings) {
+        double lrEnd = settings.getOrDefault("lr_end", 1e-7);
+        if (!(baseLr > lrEnd)) {
+            throw new IllegalArgumentException("lr_scheduler_kwargs: lr_end " + lrEnd + " must be below the learning"
+                    + " rate " + baseLr + " (polynomial)");
+        }
+        if (totalSteps <= warmupSteps) {
+            throw new IllegalArgumentException("polynomial decays after the warmup: " + totalSteps
+                    + " steps leave none after " + warmupSteps + " warmup steps");
+        }
+        return new PolynomialSchedule(baseLr, warmupSteps, totalSteps, lrEnd, settings.getOrDefault("power", 1.0));
+    }
+
+    /** cosine_with_min_lr's floor as a share of the rate: min_lr_rate, or min_lr over the rate; exactly one. */
+    private static double minLrRate(double baseLr, Map<String, Double> settings) {
+        Double rate = settings.get("min_lr_rate");
+        Double min = settings.get("min_lr");
+        if ((rate == null) == (min == null)) {
+            throw new IllegalArgumentException("lr_scheduler_kwargs: cosine_with_min_lr takes one of min_lr and"
+                    + " min_lr_rate, got " + (rate == null ? "neither" : "both"));
+        }
+        return rate != null ? rate : min / baseLr;
     }
 
     /**

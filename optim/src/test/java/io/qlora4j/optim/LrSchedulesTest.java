@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class LrSchedulesTest {
@@ -70,13 +71,60 @@ class LrSchedulesTest {
         assertLr(0, schedule, 100);
     }
 
+    /**
+     * transformers 5.12.1's {@code get_scheduler(name, SGD(lr=2e-4), num_warmup_steps=10, num_training_steps=100,
+     * scheduler_specific_kwargs=...)}: the rate after 0, 5, 10, 37, 55, 99, 100 and 120 {@code scheduler.step()} calls.
+     */
+    @Test
+    void everyScheduleFollowsTransformersWithItsSettings() {
+        int[] steps = {0, 5, 10, 37, 55, 99, 100, 120};
+        Object[][] cases = {
+            {"cosine_with_restarts", Map.of("num_cycles", 3.0), new double[] {0.0, 0.0001, 0.0002,
+                4.8943483704846585e-06, 0.0001, 5.4781046317266e-07, 0.0, 0.0}},
+            {"polynomial", Map.of("lr_end", 1e-5, "power", 2.0), new double[] {0.0, 0.0001, 0.0002,
+                0.00010309999999999997, 5.7499999999999995e-05, 1.0023456790123458e-05, 1e-05, 1e-05}},
+            {"polynomial", Map.of(), new double[] {0.0, 0.0001, 0.0002, 0.00014003, 0.00010005,
+                2.321111111111103e-06, 9.999999999999998e-08, 9.999999999999998e-08}},
+            {"inverse_sqrt", Map.of(), new double[] {0.0, 0.0001, 0.0002, 0.00010397504898200727,
+                8.528028654224417e-05, 6.356417261637282e-05, 6.324555320336759e-05, 5.7735026918962585e-05}},
+            {"inverse_sqrt", Map.of("timescale", 40.0), new double[] {0.0, 0.0001, 0.0002, 0.00015453348185725117,
+                0.00013719886811400705, 0.00011136920927794092, 0.00011094003924504583, 0.00010327955589886444}},
+            {"cosine_with_min_lr", Map.of("min_lr_rate", 0.1), new double[] {0.0, 0.0001, 0.0002,
+                0.0001629006727063226, 0.00011000000000000002, 2.0054825568281382e-05, 2e-05, 4.105600011929198e-05}},
+            {"cosine_with_min_lr", Map.of("min_lr", 5e-5), new double[] {0.0, 0.0001, 0.0002, 0.0001690838939219355,
+                0.000125, 5.004568797356782e-05, 5e-05, 6.754666676607664e-05}},
+            {"cosine", Map.of("num_cycles", 1.5), new double[] {0.0, 0.0001, 0.0002, 4.8943483704846475e-06,
+                9.999999999999998e-05, 5.4781046317266e-07, 0.0, 0.00015000000000000007}},
+        };
+        for (Object[] c : cases) {
+            @SuppressWarnings("unchecked")
+            LrSchedule schedule = LrSchedules.create((String) c[0], BASE, WARMUP, TOTAL, (Map<String, Double>) c[1]);
+            double[] expected = (double[]) c[2];
+            for (int k = 0; k < steps.length; k++) {
+                assertEquals(expected[k], schedule.lr(steps[k]), 1e-12 * BASE, c[0] + " " + c[1] + ", step " + steps[k]);
+            }
+        }
+    }
+
+    @Test
+    void settingsAScheduleDoesNotTakeOrTransformersRefusesAreRefused() {
+        assertThrows(IllegalArgumentException.class,
+                () -> LrSchedules.create("linear", BASE, WARMUP, TOTAL, Map.of("num_cycles", 2.0)));
+        assertThrows(IllegalArgumentException.class,
+                () -> LrSchedules.create("polynomial", BASE, WARMUP, TOTAL, Map.of("lr_end", 1.0)));
+        assertThrows(IllegalArgumentException.class,
+                () -> LrSchedules.create("cosine_with_min_lr", BASE, WARMUP, TOTAL, Map.of()));
+        assertThrows(IllegalArgumentException.class, () -> LrSchedules.create("cosine_with_min_lr", BASE, WARMUP,
+                TOTAL, Map.of("min_lr", 1e-5, "min_lr_rate", 0.1)));
+    }
+
     @Test
     void unknownTypeNamesTheAllowedTypes() {
         IllegalArgumentException e =
                 assertThrows(
                         IllegalArgumentException.class,
-                        () -> LrSchedules.create("polynomial", BASE, WARMUP, TOTAL));
-        assertTrue(e.getMessage().contains("'polynomial'"), e.getMessage());
+                        () -> LrSchedules.create("reduce_lr_on_plateau", BASE, WARMUP, TOTAL));
+        assertTrue(e.getMessage().contains("'reduce_lr_on_plateau'"), e.getMessage());
         assertTrue(
                 e.getMessage().contains("constant, constant_with_warmup, linear, cosine"),
                 e.getMessage());

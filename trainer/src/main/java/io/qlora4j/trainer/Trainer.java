@@ -159,6 +159,7 @@ public final class Trainer {
             }
         }
         StepIntervals.check(config);
+        TrainingLoop.schedule(config, Integer.MAX_VALUE / 2); // its settings, before anything is written
         if (full && config.integer("quantization_bit") != null) {
             throw new ConfigException("finetuning_type: full trains every weight in float32 and cannot use "
                     + "quantization_bit; remove it or use finetuning_type: lora");

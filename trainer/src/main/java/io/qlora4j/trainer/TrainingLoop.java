@@ -27,8 +27,10 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -101,9 +103,7 @@ final class TrainingLoop {
         int accumulation = config.integer("gradient_accumulation_steps");
         int total = totalSteps(perEpoch, accumulation);
         StepIntervals every = StepIntervals.of(config, total);
-        LrSchedule schedule = LrSchedules.create(config.string("lr_scheduler_type"), config.number("learning_rate"),
-                LrSchedules.warmupSteps(config.number(config.isSet("warmup_ratio") ? "warmup_ratio" : "warmup_steps"),
-                        total), total);
+        LrSchedule schedule = schedule(config, total);
         List<Parameter> params = weights.parameters();
         MemoryPlanner.Device device = JobPlan.device(config);
         RecomputePolicy recompute = JobPlan.recompute(config, model.config(), device);
@@ -282,6 +282,33 @@ final class TrainingLoop {
         } catch (IllegalArgumentException e) {
             throw new ConfigException("paged_budget_mb: " + e.getMessage() + " (paged_page_kb "
                     + config.integer("paged_page_kb") + ")");
+        }
+    }
+
+    /**
+     * The job's learning-rate schedule over {@code total} steps: {@code lr_scheduler_type} with its
+     * {@code lr_scheduler_kwargs}, after the warmup transformers 5 reads from {@code warmup_steps} or
+     * {@code warmup_ratio}.
+     *
+     * @throws ConfigException naming the key at fault (a setting the schedule does not take, a value it refuses)
+     */
+    static LrSchedule schedule(JobConfig config, int total) throws ConfigException {
+        Map<String, Double> settings = new LinkedHashMap<>();
+        for (Map.Entry<String, Object> e : config.mapping("lr_scheduler_kwargs").entrySet()) {
+            if (!(e.getValue() instanceof Number n) || !Double.isFinite(n.doubleValue())) {
+                throw new ConfigException("lr_scheduler_kwargs: " + e.getKey() + ": expected a number, got "
+                        + e.getValue());
+            }
+            settings.put(e.getKey(), n.doubleValue());
+        }
+        String type = config.string("lr_scheduler_type");
+        try {
+            return LrSchedules.create(type, config.number("learning_rate"), LrSchedules.warmupSteps(
+                    config.number(config.isSet("warmup_ratio") ? "warmup_ratio" : "warmup_steps"), total), total,
+                    settings);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage().startsWith("lr_scheduler_kwargs") ? e.getMessage()
+                    : "lr_scheduler_type: " + type + ": " + e.getMessage());
         }
     }
 

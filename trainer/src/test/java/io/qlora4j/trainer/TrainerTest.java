@@ -267,6 +267,28 @@ class TrainerTest {
     }
 
     @Test
+    void lrSchedulerKwargsReachTheScheduleAndTheOnesItDoesNotTakeAreRefusedBeforeAnythingIsWritten() throws Exception {
+        // cosine_with_min_lr, min_lr_rate 0.5, 4 steps: 0.01 * (0.5 + 0.5 * (1 + cos(pi * (step - 1) / 4)) / 2)
+        Path out = dir.resolve("out");
+        assertTrue(train(job(out, "max_steps=4", "logging_steps=1", "save_steps=100",
+                "lr_scheduler_type=cosine_with_min_lr", "lr_scheduler_kwargs={\"min_lr_rate\": 0.5}")).completed());
+        List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+        for (int i = 0; i < 4; i++) {
+            double expected = 0.01 * (0.5 + 0.25 * (1 + Math.cos(Math.PI * i / 4)));
+            assertEquals(expected, JSON.readTree(lines.get(i)).get("lr").asDouble(), 1e-15, "step " + (i + 1));
+        }
+        Path refused = dir.resolve("refused");
+        ConfigException e = assertThrows(ConfigException.class, () -> train(job(refused, "max_steps=2",
+                "lr_scheduler_type=linear", "lr_scheduler_kwargs={\"num_cycles\": 2}")));
+        assertEquals("lr_scheduler_kwargs: linear takes no settings, not num_cycles", e.getMessage());
+        e = assertThrows(ConfigException.class, () -> train(job(refused, "max_steps=2",
+                "lr_scheduler_type=cosine_with_min_lr")));
+        assertEquals("lr_scheduler_kwargs: cosine_with_min_lr takes one of min_lr and min_lr_rate, got neither",
+                e.getMessage());
+        assertFalse(Files.exists(refused));
+    }
+
+    @Test
     void warmupRatioReplacesWarmupStepsAndAFractionIsAShareOfTheRunAsInTransformers5() throws Exception {
         // constant_with_warmup over 4 steps logs lr(step - 1) = 0.01 * (step - 1) / warmup during the warm-up
         Map<String, List<Double>> runs = new LinkedHashMap<>();

@@ -360,6 +360,33 @@ public final class JobConfig {
         return Boolean.TRUE.equals(value(key));
     }
 
+    /**
+     * A mapping-valued key's entries (a YAML mapping, or on the command line a JSON object, as transformers parses
+     * {@code lr_scheduler_kwargs}); empty when unset.
+     *
+     * @throws ConfigException naming the key when its value is no mapping
+     */
+    public Map<String, Object> mapping(String key) throws ConfigException {
+        Object v = value(key);
+        if (v == null) {
+            return Map.of();
+        }
+        Object parsed = v;
+        if (v instanceof String text) {
+            try {
+                parsed = YAML.readValue(text, Object.class);
+            } catch (JacksonException e) {
+                parsed = text;
+            }
+        }
+        if (!(parsed instanceof Map<?, ?> map)) {
+            throw new ConfigException(key + ": expected a mapping such as {\"name\": value}, got " + v);
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        map.forEach((k, value) -> out.put(String.valueOf(k), value));
+        return out;
+    }
+
     /** The key's value, or an error naming the key when the job does not give it and it has no default. */
     public String require(String key) throws ConfigException {
         String v = string(key);

@@ -66,11 +66,12 @@ final class TrainingKeys {
                 "epochs when max_steps is not set: ceil(epochs x ceil(batches / accumulation)) steps").range(0.0, NO_LIMIT));
         add.accept(ConfigKey.of("max_steps", INT, -1, "optimizer steps (-1: from num_train_epochs)").range(-1.0, NO_LIMIT));
         add.accept(ConfigKey.of("lr_scheduler_type", STRING, "linear", "learning-rate schedule")
-                .choices("linear", "cosine", "constant", "constant_with_warmup")
-                .planned("cosine_with_restarts", "polynomial", "inverse_sqrt", "reduce_lr_on_plateau",
-                        "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"));
-        add.accept(ConfigKey.of("lr_scheduler_kwargs", ANY, null, "schedule settings")
-                .unsupported("the implemented schedules take no settings"));
+                .choices("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
+                        "inverse_sqrt", "cosine_with_min_lr")
+                .planned("reduce_lr_on_plateau", "cosine_warmup_with_min_lr", "warmup_stable_decay"));
+        add.accept(ConfigKey.of("lr_scheduler_kwargs", ANY, null, "the schedule's settings, a mapping: num_cycles"
+                + " (cosine, cosine_with_restarts, cosine_with_min_lr), lr_end and power (polynomial), timescale"
+                + " (inverse_sqrt), min_lr or min_lr_rate (cosine_with_min_lr)"));
         add.accept(ConfigKey.of("warmup_ratio", FLOAT, null,
                 "warm-up share of the steps; when set it replaces warmup_steps, as in transformers 5").range(0.0, 1.0));
         add.accept(ConfigKey.of("warmup_steps", FLOAT, 0.0,

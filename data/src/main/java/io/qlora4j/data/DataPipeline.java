@@ -5,13 +5,20 @@ import java.util.AbstractList;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.Random;
 import java.util.Set;
 
 /**
  * The data side of a training job, built from {@link DataSettings} and a tokenizer: reads the
  * datasets, formats them with the chat template, tokenizes them with -100 label masks, holds out
  * the validation split and hands out resumable micro-batches.
+ *
+ * <p>The {@code val_size} split of examples in memory is LLaMA-Factory's: datasets'
+ * {@code train_test_split(test_size=val_size, seed=seed)} over the examples left after preprocessing (records
+ * skipped as broken are not counted). With {@code p = numpy.random.default_rng(seed).permutation(n)}
+ * ({@link NumpyPermutation}), the held-out examples are {@code p[:n_test]} and the training examples
+ * {@code p[n_test:]}, each in that order. When streaming, the held-out examples are the first {@code val_size} in
+ * file order and the rest are shuffled through the buffer; LLaMA-Factory {@code take}s them from its shuffled
+ * stream, so with streaming the held-out records are not LLaMA-Factory's.
  */
 public final class DataPipeline {
 
@@ -98,11 +105,7 @@ public final class DataPipeline {
         if (evalCount == 0) {
             train.addAll(examples);
         } else {
-            int[] permutation = new int[examples.size()];
-            for (int i = 0; i < permutation.length; i++) {
-                permutation[i] = i;
-            }
-            BatchOrder.shuffle(permutation, new Random(settings.seed()));
+            int[] permutation = NumpyPermutation.of(settings.seed(), examples.size());
             for (int i = 0; i < permutation.length; i++) {
                 (i < evalCount ? eval : train).add(examples.get(permutation[i]));
             }
@@ -114,7 +117,11 @@ public final class DataPipeline {
                 Collections.unmodifiableList(eval), stats);
     }
 
-    /** The held-out count: {@code ceil(val_size * n)} for a fraction, the value itself for a count. */
+    /**
+     * The held-out count, as datasets' {@code train_test_split(test_size=val_size)} takes it from LLaMA-Factory:
+     * {@code ceil(val_size * n)} for a fraction, the value itself for a count; at least one example must be left
+     * to train on.
+     */
     private static int evalCount(double valSize, int n) throws DataException {
         if (valSize <= 1e-6) {
             return 0;
@@ -126,12 +133,15 @@ public final class DataPipeline {
         return count;
     }
 
-    /** The training examples in memory, in file order (batches shuffle them); empty when streaming. */
+    /**
+     * The training examples in memory, in file order, or with {@code val_size} in the split's order (batches shuffle
+     * them); empty when streaming.
+     */
     public List<Example> train() {
         return train;
     }
 
-    /** The held-out examples ({@code val_size}), empty without a split. */
+    /** The held-out examples ({@code val_size}) in the split's order, empty without a split. */
     public List<Example> eval() {
         return eval;
     }

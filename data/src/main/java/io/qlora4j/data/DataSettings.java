@@ -139,7 +139,7 @@ public record DataSettings(
             return this;
         }
 
-        /** Held-out share (below 1) or count (from 1) of the examples ({@code val_size}). */
+        /** Held-out share (below 1) or count (above 1; 1 only when streaming) of the examples ({@code val_size}). */
         public Builder optValSize(double size) {
             valSize = size;
             return this;
@@ -264,6 +264,14 @@ public record DataSettings(
             }
             if (streaming && valSize > 1e-6 && valSize < 1) {
                 throw new DataException("val_size: " + valSize + " must be a whole count when streaming");
+            }
+            if (!streaming && valSize == 1) {
+                throw new DataException("val_size: 1 is neither a fraction below 1 nor a count above 1 (LLaMA-Factory"
+                        + " hands train_test_split test_size=1.0, which it refuses)");
+            }
+            if (!streaming && valSize > 1e-6 && seed < 0) {
+                throw new DataException("seed: " + seed + " must not be negative with val_size (the split is"
+                        + " numpy.random.default_rng(seed)'s, which refuses it)");
             }
             if (streaming && groupByLength) {
                 throw new DataException("group_by_length: needs every length up front; incompatible with streaming");

@@ -12,10 +12,8 @@ import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 class DataPipelineTest extends TokenizerTestBase {
 
@@ -155,8 +153,14 @@ class DataPipelineTest extends TokenizerTestBase {
         assertEquals(1, load(settings("old")).train().size());
     }
 
+    /**
+     * The split is datasets' {@code train_test_split(test_size, seed)}: with
+     * {@code p = np.random.default_rng(seed).permutation(n)} (numpy 2.4.6 printed {@code [3 0 7 2 4 6 1 5 8]} for
+     * seed 42, n 9 and {@code [0 5 6 2 4 1 3]} for seed 7, n 7), test is {@code p[:n_test]} and train
+     * {@code p[n_test:]}, {@code n_test = ceil(val_size * n)} for a fraction.
+     */
     @Test
-    void valSizeHoldsOutAShuffledShare() throws Exception {
+    void valSizeHoldsOutTheRecordsTrainTestSplitPicks() throws Exception {
         StringBuilder lines = new StringBuilder();
         String[] words = {"one", "two", "three", "four", "five", "six", "seven", "eight", "hi", "bye"};
         for (String word : words) {
@@ -164,19 +168,45 @@ class DataPipelineTest extends TokenizerTestBase {
         }
         Files.writeString(dir.resolve("v.jsonl"), lines);
         DataPipeline pipeline = load(settings("v.jsonl").optValSize(0.15).optMaxSamples(9).optBatchSize(2));
-        // max_samples keeps the first 9 records; ceil(0.15 * 9) = 2 held out
-        assertEquals(7, pipeline.train().size());
-        assertEquals(2, pipeline.eval().size());
-        Set<Integer> words3 = new HashSet<>();
-        for (List<Example> part : List.of(pipeline.train(), pipeline.eval())) {
-            for (Example e : part) {
-                words3.add(e.inputIds()[2]);
-            }
-        }
-        assertEquals(9, words3.size());
-        assertTrue(!words3.contains(ids("bye")[0]));
+        // max_samples keeps the first 9 records; ceil(0.15 * 9) = 2 held out; seed 42 by default
+        assertEquals(List.of("four", "one"), instructions(pipeline.eval()));
+        assertEquals(List.of("eight", "three", "five", "seven", "two", "six", "hi"), instructions(pipeline.train()));
         assertEquals(1, pipeline.evalBatches().size());
         assertEquals(2, pipeline.evalBatches().get(0).rows());
+
+        // a count; the broken record is dropped before the split, so 7 examples are split, not 8
+        Files.writeString(dir.resolve("c.jsonl"), """
+                {"instruction": "one", "output": "ok"}
+                {"instruction": "two", "output": "ok"}
+                {"instruction": "bye"}
+                {"instruction": "three", "output": "ok"}
+                {"instruction": "four", "output": "ok"}
+                {"instruction": "five", "output": "ok"}
+                {"instruction": "six", "output": "ok"}
+                {"instruction": "seven", "output": "ok"}
+                """);
+        DataPipeline counted = load(settings("c.jsonl").optValSize(3).optSeed(7));
+        assertEquals(List.of("one", "six", "seven"), instructions(counted.eval()));
+        assertEquals(List.of("three", "five", "two", "four"), instructions(counted.train()));
+    }
+
+    @Test
+    void valSizeRefusesWhatTrainTestSplitRefuses() throws Exception {
+        Files.writeString(dir.resolve("v.jsonl"), "{\"instruction\": \"hi\", \"output\": \"ok\"}\n".repeat(3));
+        assertEquals("val_size: 1 is neither a fraction below 1 nor a count above 1 (LLaMA-Factory hands"
+                + " train_test_split test_size=1.0, which it refuses)",
+                assertThrows(DataException.class, () -> load(settings("v.jsonl").optValSize(1))).getMessage());
+        assertEquals("val_size: 3.0 leaves no training example out of 3",
+                assertThrows(DataException.class, () -> load(settings("v.jsonl").optValSize(3))).getMessage());
+        assertEquals("seed: -1 must not be negative with val_size (the split is numpy.random.default_rng(seed)'s,"
+                + " which refuses it)",
+                assertThrows(DataException.class, () -> load(settings("v.jsonl").optValSize(2).optSeed(-1)))
+                        .getMessage());
+    }
+
+    /** The instruction word of each example (the default template puts it third). */
+    private static List<String> instructions(List<Example> examples) {
+        return examples.stream().map(e -> TinyTokenizer.pieces(new int[] {e.inputIds()[2]}).get(0)).toList();
     }
 
     @Test

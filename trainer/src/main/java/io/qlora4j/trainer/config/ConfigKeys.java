@@ -148,7 +148,9 @@ public final class ConfigKeys {
                 .unsupported("beam search is not implemented"));
         add(ConfigKey.of("ignore_pad_token_for_loss", BOOL, true, "leave padding out of the loss")
                 .unsupported("padding is always left out of the loss"));
-        add(ConfigKey.of("val_size", FLOAT, 0.0, "held-out fraction (< 1) or count (>= 1)").range(0.0, NO_LIMIT));
+        add(ConfigKey.of("val_size", FLOAT, 0.0, "held-out fraction (< 1, rounded up) or count (> 1; 1 only when"
+                + " streaming): the examples, and their order, that LLaMA-Factory's train_test_split(seed=seed) picks;"
+                + " streaming holds out the first in file order").range(0.0, NO_LIMIT));
         add(ConfigKey.of("eval_on_each_dataset", BOOL, false, "score each eval dataset apart")
                 .unsupported("the held-out datasets are scored together"));
         add(ConfigKey.of("packing", BOOL, null, "pack examples into cutoff_len sequences (unset: for stage pt only)"));

@@ -7,9 +7,9 @@ import java.util.Random;
 
 /**
  * The order of the examples in one epoch, a pure function of (seed, epoch) so that a resumed run
- * sees the same order. Shuffling: {@code new java.util.Random(seed + epoch)}, then Fisher-Yates
- * from the last index down ({@code for i = n-1..1: swap(i, nextInt(i + 1))}), as
- * {@code Collections.shuffle} does. With {@code group_by_length}, transformers'
+ * sees the same order. Shuffling: transformers' Trainer's, {@code torch.randperm(n)} from a generator seeded with
+ * {@code seed + epoch} ({@link TorchRandperm}), so an epoch sees the examples in the order LLaMA-Factory's does. With
+ * {@code group_by_length}, transformers'
  * {@code get_length_grouped_indices}: the shuffled order is cut into mega-batches of
  * {@code min(n / (4 * batch), 50)} (at least 1) batches, each sorted by length, longest first
  * (stable), and the longest example overall is moved to the very first place.
@@ -36,12 +36,15 @@ final class BatchOrder {
             order[i] = i;
         }
         if (shuffle) {
-            shuffle(order, new Random(seed + epoch));
+            order = TorchRandperm.permutation(seed + epoch, n);
         }
         return groupByLength ? groupByLength(order, lengths) : order;
     }
 
-    /** Fisher-Yates from the end, as {@code Collections.shuffle}. */
+    /**
+     * Fisher-Yates from the end, as {@code Collections.shuffle}: the sampled and streamed readers' own shuffles
+     * ({@code for i = n-1..1: swap(i, nextInt(i + 1))}).
+     */
     static void shuffle(int[] values, Random random) {
         for (int i = values.length - 1; i > 0; i--) {
             int j = random.nextInt(i + 1);

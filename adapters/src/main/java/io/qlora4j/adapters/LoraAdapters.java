@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import io.qlora4j.model.BaseLinear;
 import io.qlora4j.model.LinearLayer;
 import io.qlora4j.model.ModelException;
+import io.qlora4j.model.TorchGenerator;
 import io.qlora4j.model.checkpoint.AtomicFiles;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.decoder.DecoderBlock;
@@ -18,10 +19,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.TreeMap;
 
 /**
@@ -52,8 +53,8 @@ public final class LoraAdapters implements AutoCloseable {
 
     /**
      * Wraps each targeted linear layer of every block of {@code model} (never lm_head) with a fresh adapter:
-     * {@code A ~ U(-1/sqrt(in), 1/sqrt(in))} (PEFT's {@code kaiming_uniform_(a=sqrt(5))}) drawn from
-     * {@code new Random(seed)} layer by layer in block order, {@code B = 0}, and the variant's extra tensors as it
+     * A drawn as PEFT draws it after {@code torch.manual_seed(seed)} ({@link #peftStart}), {@code B = 0}, and the
+     * variant's extra tensors as it
      * initialises them from the base weight (DoRA: the row norms), so the model's outputs are unchanged. The float32
      * tensors are created in {@code manager} and require gradients; dropout is off until {@link #setTraining}.
      *
@@ -79,15 +80,16 @@ public final class LoraAdapters implements AutoCloseable {
         }
         List<String> names = TargetModules.linearNames(model.config(), settings.targets());
         names.forEach(name -> requireUnwrapped(model, name));
-        Random random = new Random(seed);
+        Map<String, float[]> drawn = start != null ? Map.of() : peftStart(model, names, settings.rank(), seed);
         List<Planned> planned = new ArrayList<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
             for (String name : names) {
                 BaseLinear base = baseOf(model, layer, name);
-                int in = Math.toIntExact(base.inFeatures());
+                long in = base.inFeatures();
                 int out = Math.toIntExact(base.outFeatures());
-                float[][] ab = start != null ? start.start(TargetModules.modulePath(layer, name))
-                        : new float[][] {kaimingUniform(random, settings.rank(), in), new float[out * settings.rank()]};
+                String path = TargetModules.modulePath(layer, name);
+                float[][] ab = start != null ? start.start(path)
+                        : new float[][] {drawn.get(path), new float[out * settings.rank()]};
                 NDArray loraA = manager.create(ab[0], new Shape(settings.rank(), in));
                 NDArray loraB = manager.create(ab[1], new Shape(out, settings.rank()));
                 AdapterTensors tensors = new AdapterTensors(loraA, loraB, Map.of(), settings.scaling());
@@ -100,14 +102,40 @@ public final class LoraAdapters implements AutoCloseable {
         return adapters;
     }
 
-    /** {@code A ~ U(-1/sqrt(in), 1/sqrt(in))} ({@code r x in}), PEFT's {@code kaiming_uniform_(a=sqrt(5))}. */
-    private static float[] kaimingUniform(Random random, int rank, int in) {
-        float[] a = new float[Math.multiplyExact(rank, in)];
-        double bound = 1 / Math.sqrt(in);
-        for (int i = 0; i < a.length; i++) {
-            a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
+    /**
+     * Every targeted module's starting A as PEFT draws it after {@code torch.manual_seed(seed)} (transformers'
+     * {@code set_seed}, which LLaMA-Factory calls before it loads the model and makes the adapter): PEFT visits the
+     * modules in registration order, layer by layer ({@link io.qlora4j.model.decoder.DecoderConfig#registrationOrder}),
+     * and for each creates {@code lora_A = Linear(in, r)} and {@code lora_B = Linear(r, out)}, whose own
+     * initialisation draws {@code r * in} and {@code out * r} values from the global generator, then redraws A with
+     * {@code kaiming_uniform_(a=sqrt(5))}: {@code uniform_(-bound, bound)}, {@code bound = sqrt(3) * gain / sqrt(in)},
+     * {@code gain = sqrt(2 / (1 + sqrt(5)^2))} (and zeroes B). Checked value for value against transformers 5.12.1 and
+     * PEFT 0.20.
+     *
+     * @return A ({@code r x in}, row-major) by module path
+     */
+    private static Map<String, float[]> peftStart(CausalLM model, List<String> names, int rank, long seed) {
+        TorchGenerator generator = new TorchGenerator(seed);
+        Map<String, float[]> drawn = new HashMap<>();
+        double slope = Math.sqrt(5);
+        double gain = Math.sqrt(2.0 / (1 + slope * slope));
+        for (int layer = 0; layer < model.numLayers(); layer++) {
+            for (String name : model.config().registrationOrder()) {
+                if (!names.contains(name)) {
+                    continue;
+                }
+                BaseLinear base = baseOf(model, layer, name);
+                long in = base.inFeatures();
+                generator.skip(rank * in + base.outFeatures() * rank);
+                double bound = Math.sqrt(3.0) * (gain / Math.sqrt(in));
+                float[] a = new float[Math.toIntExact(rank * in)];
+                for (int i = 0; i < a.length; i++) {
+                    a[i] = generator.uniform(-bound, bound);
+                }
+                drawn.put(TargetModules.modulePath(layer, name), a);
+            }
         }
-        return a;
+        return drawn;
     }
 
     /**

@@ -11,6 +11,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.qlora4j.model.decoder.CausalLM;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -19,6 +20,37 @@ import org.junit.jupiter.api.Test;
 class LoraAdaptersTest {
     private static final List<String> SHORT = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
             "down_proj");
+
+    /**
+     * A as PEFT 0.20 draws it in transformers 5.12.1 after {@code set_seed(7)}: {@code get_peft_model(r=4,
+     * lora_alpha=8, target_modules="all-linear")} over a Llama of these shapes (the first four values of two modules,
+     * and the float64 sum of each).
+     */
+    @Test
+    void aIsPeftsDrawFromTheSeededTorchGenerator() {
+        TinyModel tiny = new TinyModel(1);
+        try (NDManager m = NDManager.newBaseManager(); CausalLM model = tiny.build(m);
+                LoraAdapters adapters = LoraAdapters.attach(model, new LoraSettings(4, 8, 0, false, List.of("all")),
+                        m, 7)) {
+            Map<String, NDArray> p = adapters.parameters();
+            float[] q = p.get("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").toFloatArray();
+            assertArrayEquals(new float[] {0.1021195650100708f, 0.09893164038658142f, -0.1545884609222412f,
+                -0.07795828580856323f}, Arrays.copyOf(q, 4));
+            assertEquals(0.0130537748336792, sum(q), 1e-12);
+            float[] down = p.get("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight").toFloatArray();
+            assertArrayEquals(new float[] {0.03385022655129433f, 0.05114997923374176f, 0.11964227259159088f,
+                -0.03846137598156929f}, Arrays.copyOf(down, 4));
+            assertEquals(2.218114171468187, sum(down), 1e-12);
+        }
+    }
+
+    private static double sum(float[] values) {
+        double s = 0;
+        for (float v : values) {
+            s += v;
+        }
+        return s;
+    }
 
     @Test
     void allTargetsWrapEverySevenLinearsOfEveryBlockUnderPeftNamesButNotLmHead() {

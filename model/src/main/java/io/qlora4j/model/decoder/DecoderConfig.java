@@ -185,6 +185,19 @@ public record DecoderConfig(
         return linearNames(parts);
     }
 
+    /**
+     * The projection names of a block in the order transformers registers the modules, which is the order PEFT
+     * visits them (Phi-3's attention registers {@code o_proj} before {@code qkv_proj}); otherwise {@link #linearNames}.
+     */
+    public List<String> registrationOrder() {
+        List<String> names = new ArrayList<>(linearNames());
+        if (parts.fusedQkv()) {
+            names.remove("self_attn.o_proj");
+            names.add(names.indexOf(QKV_PROJ), "self_attn.o_proj");
+        }
+        return List.copyOf(names);
+    }
+
     private static List<String> linearNames(DecoderParts parts) {
         List<String> attention = parts.fusedQkv() ? List.of(QKV_PROJ, "self_attn.o_proj") : ATTENTION_LINEARS;
         List<String> mlp = parts.fusedGateUp() ? List.of(GATE_UP_PROJ, "mlp.down_proj") : MLP_LINEARS;

@@ -39,6 +39,8 @@ public final class LrSchedules {
      *
      * @throws IllegalArgumentException for an unknown type, a setting the type does not take, or values
      *     transformers refuses (a polynomial's lr_end not below the rate, cosine_with_min_lr without its floor)
+     *     or that would take the rate below 0 or to NaN (a negative lr_end, a timescale not above 0, min_lr over a
+     *     rate of 0)
      */
     public static LrSchedule create(String type, double baseLr, int warmupSteps, int totalSteps,
             Map<String, Double> settings) {
@@ -70,8 +72,7 @@ public final class LrSchedules {
             case "cosine_with_restarts" -> new RestartsSchedule(baseLr, warmupSteps, totalSteps,
                     settings.getOrDefault("num_cycles", 1.0));
             case "polynomial" -> polynomial(baseLr, warmupSteps, totalSteps, settings);
-            case "inverse_sqrt" -> new InverseSqrtSchedule(baseLr, warmupSteps, settings.getOrDefault("timescale",
-                    warmupSteps > 0 ? (double) warmupSteps : 10_000));
+            case "inverse_sqrt" -> inverseSqrt(baseLr, warmupSteps, settings);
             default -> new CosineSchedule(baseLr, warmupSteps, totalSteps, settings.getOrDefault("num_cycles", 0.5),
                     minLrRate(baseLr, settings));
         };
@@ -88,7 +89,22 @@ public final class LrSchedules {
             throw new IllegalArgumentException("polynomial decays after the warmup: " + totalSteps
                     + " steps leave none after " + warmupSteps + " warmup steps");
         }
+        if (lrEnd < 0) {
+            // transformers decays into negative rates (gradient ascent) before the end; qlora4j's optimizers refuse one
+            throw new IllegalArgumentException("lr_scheduler_kwargs: lr_end " + lrEnd + " must not be negative"
+                    + " (polynomial ends at it)");
+        }
         return new PolynomialSchedule(baseLr, warmupSteps, totalSteps, lrEnd, settings.getOrDefault("power", 1.0));
+    }
+
+    /** inverse_sqrt over its timescale, which must be above 0 (transformers divides by it, and takes its root). */
+    private static LrSchedule inverseSqrt(double baseLr, int warmupSteps, Map<String, Double> settings) {
+        double timescale = settings.getOrDefault("timescale", warmupSteps > 0 ? (double) warmupSteps : 10_000);
+        if (!(timescale > 0)) {
+            throw new IllegalArgumentException("lr_scheduler_kwargs: timescale " + timescale + " must be above 0"
+                    + " (inverse_sqrt divides the steps by it)");
+        }
+        return new InverseSqrtSchedule(baseLr, warmupSteps, timescale);
     }
 
     /** cosine_with_min_lr's floor as a share of the rate: min_lr_rate, or min_lr over the rate; exactly one. */
@@ -98,6 +114,11 @@ public final class LrSchedules {
         if ((rate == null) == (min == null)) {
             throw new IllegalArgumentException("lr_scheduler_kwargs: cosine_with_min_lr takes one of min_lr and"
                     + " min_lr_rate, got " + (rate == null ? "neither" : "both"));
+        }
+        if (min != null && baseLr == 0) {
+            // transformers divides by the rate here (ZeroDivisionError)
+            throw new IllegalArgumentException("lr_scheduler_kwargs: min_lr " + min + " is a share of the learning"
+                    + " rate, which is 0 (cosine_with_min_lr); set min_lr_rate instead");
         }
         return rate != null ? rate : min / baseLr;
     }

@@ -289,6 +289,31 @@ class TrainerTest {
     }
 
     @Test
+    void lrSchedulerKwargsThatWouldTakeTheRateBelowZeroOrToNanAreRefusedBeforeAnythingIsWritten() throws Exception {
+        // each trained into a NaN, infinite or negative rate after the warmup: "internal error" and a metrics.jsonl
+        // left behind; transformers raises ZeroDivisionError (min_lr over learning_rate 0, timescale 0), a math
+        // domain error (a negative timescale) or trains on a negative rate (lr_end below 0)
+        Path refused = dir.resolve("refused");
+        Map<String, List<String>> jobs = new LinkedHashMap<>();
+        jobs.put("lr_scheduler_kwargs: min_lr 1.0E-5 is a share of the learning rate, which is 0"
+                + " (cosine_with_min_lr); set min_lr_rate instead", List.of("learning_rate=0",
+                        "lr_scheduler_type=cosine_with_min_lr", "lr_scheduler_kwargs={\"min_lr\": 1e-5}"));
+        jobs.put("lr_scheduler_kwargs: timescale 0.0 must be above 0 (inverse_sqrt divides the steps by it)",
+                List.of("lr_scheduler_type=inverse_sqrt", "lr_scheduler_kwargs={\"timescale\": 0}"));
+        jobs.put("lr_scheduler_kwargs: timescale -3.0 must be above 0 (inverse_sqrt divides the steps by it)",
+                List.of("lr_scheduler_type=inverse_sqrt", "lr_scheduler_kwargs={\"timescale\": -3}"));
+        jobs.put("lr_scheduler_kwargs: lr_end -0.001 must not be negative (polynomial ends at it)",
+                List.of("lr_scheduler_type=polynomial", "lr_scheduler_kwargs={\"lr_end\": -1e-3}"));
+        for (Map.Entry<String, List<String>> job : jobs.entrySet()) {
+            List<String> keys = new ArrayList<>(job(refused, "max_steps=4", "warmup_steps=1", "save_steps=100"));
+            keys.addAll(job.getValue());
+            ConfigException e = assertThrows(ConfigException.class, () -> train(keys), job.getValue().toString());
+            assertEquals(job.getKey(), e.getMessage());
+            assertFalse(Files.exists(refused), job.getValue().toString());
+        }
+    }
+
+    @Test
     void warmupRatioReplacesWarmupStepsAndAFractionIsAShareOfTheRunAsInTransformers5() throws Exception {
         // constant_with_warmup over 4 steps logs lr(step - 1) = 0.01 * (step - 1) / warmup during the warm-up
         Map<String, List<Double>> runs = new LinkedHashMap<>();

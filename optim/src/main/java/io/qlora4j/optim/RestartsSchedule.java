@@ -18,7 +18,12 @@ record RestartsSchedule(double baseLr, int warmupSteps, int totalSteps, double n
         if (progress >= 1.0) {
             return 0.0;
         }
-        // Python's % of non-negative floats, as transformers takes it
-        return baseLr * Math.max(0.0, 0.5 * (1.0 + Math.cos(Math.PI * ((numCycles * progress) % 1.0))));
+        // Python's float % 1.0, as transformers takes it: in [0, 1) for a negative num_cycles too (Java's % keeps the
+        // sign, which turns each cosine the other way)
+        double phase = (numCycles * progress) % 1.0;
+        if (phase < 0) {
+            phase += 1.0;
+        }
+        return baseLr * Math.max(0.0, 0.5 * (1.0 + Math.cos(Math.PI * phase)));
     }
 }

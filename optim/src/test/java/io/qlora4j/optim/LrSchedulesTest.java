@@ -81,6 +81,9 @@ class LrSchedulesTest {
         Object[][] cases = {
             {"cosine_with_restarts", Map.of("num_cycles", 3.0), new double[] {0.0, 0.0001, 0.0002,
                 4.8943483704846585e-06, 0.0001, 5.4781046317266e-07, 0.0, 0.0}},
+            // Python's %: (num_cycles * progress) % 1.0 is in [0, 1) for a negative num_cycles too
+            {"cosine_with_restarts", Map.of("num_cycles", -1.5), new double[] {0.0, 0.0001, 0.0002,
+                8.435655349597689e-05, 0.00017071067811865476, 9.476640437570564e-05, 0.0, 0.0}},
             {"polynomial", Map.of("lr_end", 1e-5, "power", 2.0), new double[] {0.0, 0.0001, 0.0002,
                 0.00010309999999999997, 5.7499999999999995e-05, 1.0023456790123458e-05, 1e-05, 1e-05}},
             {"polynomial", Map.of(), new double[] {0.0, 0.0001, 0.0002, 0.00014003, 0.00010005,

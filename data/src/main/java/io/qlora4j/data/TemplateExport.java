@@ -50,8 +50,13 @@ public record TemplateExport(String eosToken, String jinja, String modelfile) {
      */
     public void writeTo(Path dir) throws IOException {
         Path config = dir.resolve("tokenizer_config.json");
-        ObjectNode fields = Files.isRegularFile(config) && JSON.readTree(config.toFile()) instanceof ObjectNode o
-                ? o : JSON.createObjectNode();
+        ObjectNode fields = JSON.createObjectNode();
+        if (Files.isRegularFile(config)) {
+            if (!(JSON.readTree(config.toFile()) instanceof ObjectNode read)) {
+                throw new IOException("the base's tokenizer_config.json is not a JSON object");
+            }
+            fields = read;
+        }
         if (eosToken != null) {
             fields.put("eos_token", eosToken);
             JsonNode pad = fields.path("pad_token");

@@ -2,6 +2,7 @@ package io.qlora4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -84,6 +85,19 @@ class TemplateExportTest {
                 + "{{ end }}{{ range .Messages }}{{ if eq .Role \"user\" }}<s>[INST] {{ .Content }} [/INST]{{ else if "
                 + "eq .Role \"assistant\" }}{{ .Content }}</s>{{ end }}{{ end }}\"\"\"\n\nPARAMETER stop \"</s>\"\n"
                 + "PARAMETER num_ctx 4096\n").replace(LF_HEADER, HEADER), Files.readString(llama2.resolve("Modelfile")));
+    }
+
+    @Test
+    void aTokenizerConfigThatIsNoObjectIsRefusedNotReplaced() throws Exception {
+        Path base = TinyTokenizer.write(dir.resolve("base-array"), Map.of("bos_token", "<s>", "eos_token", "</s>"));
+        Path out = Files.createDirectories(dir.resolve("out-array"));
+        Files.writeString(out.resolve("tokenizer_config.json"), "[1, 2]");
+        try (TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            TemplateExport export = TemplateExport.of("default", null, null, true, tokenizer, line -> { });
+            assertEquals("the base's tokenizer_config.json is not a JSON object",
+                    assertThrows(java.io.IOException.class, () -> export.writeTo(out)).getMessage());
+        }
+        assertEquals("[1, 2]", Files.readString(out.resolve("tokenizer_config.json")));
     }
 
     @Test

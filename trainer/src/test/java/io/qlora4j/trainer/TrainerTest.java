@@ -240,6 +240,17 @@ class TrainerTest {
                 .filter(line -> line.contains("eval_loss")).count());
     }
 
+    /** The steps of metrics.jsonl's log entries, then those of its held-out scores. */
+    private static List<List<Integer>> loggedAndScoredSteps(Path out) throws Exception {
+        List<Integer> logged = new ArrayList<>();
+        List<Integer> scored = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            JsonNode node = JSON.readTree(line);
+            (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
+        }
+        return List.of(logged, scored);
+    }
+
     @Test
     void epochStrategiesLogSaveAndScoreAtEachEpochsEndAndLoggingFirstStepLogsStepOne() throws Exception {
         // 8 records, 2 held out: 6 train in batches of 4 and 2, so each epoch is 2 steps and 3 epochs end at 2, 4, 6
@@ -248,14 +259,7 @@ class TrainerTest {
                 "save_strategy=epoch", "eval_strategy=epoch", "logging_first_step=true"));
         keys.remove("logging_steps=2");
         assertTrue(train(keys).completed());
-        List<Integer> logged = new ArrayList<>();
-        List<Integer> scored = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
-            JsonNode node = JSON.readTree(line);
-            (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
-        }
-        assertEquals(List.of(1, 2, 4, 6), logged);
-        assertEquals(List.of(2, 4, 6), scored);
+        assertEquals(List.of(List.of(1, 2, 4, 6), List.of(2, 4, 6)), loggedAndScoredSteps(out));
         for (int step : List.of(2, 4, 6)) {
             assertTrue(Files.isDirectory(out.resolve("checkpoint-" + step)), "checkpoint-" + step);
         }
@@ -343,14 +347,7 @@ class TrainerTest {
         Path out = dir.resolve("out");
         assertTrue(train(job(out, "max_steps=8", "logging_steps=0.25", "val_size=4", "eval_steps=0.3",
                 "save_steps=0.5")).completed());
-        List<Integer> logged = new ArrayList<>();
-        List<Integer> scored = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
-            JsonNode node = JSON.readTree(line);
-            (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
-        }
-        assertEquals(List.of(2, 4, 6, 8), logged);
-        assertEquals(List.of(3, 6, 8), scored);
+        assertEquals(List.of(List.of(2, 4, 6, 8), List.of(3, 6, 8)), loggedAndScoredSteps(out));
         assertTrue(Files.isDirectory(out.resolve("checkpoint-4")) && Files.isDirectory(out.resolve("checkpoint-8")));
         assertFalse(Files.exists(out.resolve("checkpoint-2")));
         // above 1 a value must be whole, and 0 is no interval: refused before the output directory is touched

@@ -54,8 +54,8 @@ public final class LoraAdapters implements AutoCloseable {
     /**
      * Wraps each targeted linear layer of every block of {@code model} (never lm_head) with a fresh adapter:
      * A drawn as PEFT draws it after {@code torch.manual_seed(seed)} ({@link #peftStart}), {@code B = 0}, and the
-     * variant's extra tensors as it
-     * initialises them from the base weight (DoRA: the row norms), so the model's outputs are unchanged. The float32
+     * variant's extra tensors as it initialises them from the base weight (DoRA: the row norms), so the model's
+     * outputs are unchanged. The float32
      * tensors are created in {@code manager} and require gradients; dropout is off until {@link #setTraining}.
      *
      * @throws IllegalStateException when a targeted layer already carries an adapter
@@ -80,9 +80,11 @@ public final class LoraAdapters implements AutoCloseable {
         }
         List<String> names = TargetModules.linearNames(model.config(), settings.targets());
         names.forEach(name -> requireUnwrapped(model, name));
-        Map<String, float[]> drawn = start != null ? Map.of() : peftStart(model, names, settings.rank(), seed);
+        TorchGenerator generator = start != null ? null : new TorchGenerator(seed);
         List<Planned> planned = new ArrayList<>();
         for (int layer = 0; layer < model.numLayers(); layer++) {
+            Map<String, float[]> drawn = generator == null ? Map.of()
+                    : peftStart(model, layer, names, settings.rank(), generator);
             for (String name : names) {
                 BaseLinear base = baseOf(model, layer, name);
                 long in = base.inFeatures();
@@ -103,37 +105,36 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /**
-     * Every targeted module's starting A as PEFT draws it after {@code torch.manual_seed(seed)} (transformers'
-     * {@code set_seed}, which LLaMA-Factory calls before it loads the model and makes the adapter): PEFT visits the
-     * modules in registration order, layer by layer ({@link io.qlora4j.model.decoder.DecoderConfig#registrationOrder}),
-     * and for each creates {@code lora_A = Linear(in, r)} and {@code lora_B = Linear(r, out)}, whose own
-     * initialisation draws {@code r * in} and {@code out * r} values from the global generator, then redraws A with
+     * The starting A of every targeted module of block {@code layer} as PEFT draws it after
+     * {@code torch.manual_seed(seed)} (transformers' {@code set_seed}, which LLaMA-Factory calls before it loads the
+     * model and makes the adapter), {@code generator} having drawn the blocks before: PEFT visits the modules in
+     * registration order, layer by layer ({@link io.qlora4j.model.decoder.DecoderConfig#registrationOrder}), and for
+     * each creates {@code lora_A = Linear(in, r)} and {@code lora_B = Linear(r, out)}, whose own initialisation draws
+     * {@code r * in} and {@code out * r} values from the global generator, then redraws A with
      * {@code kaiming_uniform_(a=sqrt(5))}: {@code uniform_(-bound, bound)}, {@code bound = sqrt(3) * gain / sqrt(in)},
      * {@code gain = sqrt(2 / (1 + sqrt(5)^2))} (and zeroes B). Checked value for value against transformers 5.12.1 and
-     * PEFT 0.20.
+     * PEFT 0.20. One block at a time, so the host holds one block's A at once.
      *
      * @return A ({@code r x in}, row-major) by module path
      */
-    private static Map<String, float[]> peftStart(CausalLM model, List<String> names, int rank, long seed) {
-        TorchGenerator generator = new TorchGenerator(seed);
+    private static Map<String, float[]> peftStart(CausalLM model, int layer, List<String> names, int rank,
+            TorchGenerator generator) {
         Map<String, float[]> drawn = new HashMap<>();
         double slope = Math.sqrt(5);
         double gain = Math.sqrt(2.0 / (1 + slope * slope));
-        for (int layer = 0; layer < model.numLayers(); layer++) {
-            for (String name : model.config().registrationOrder()) {
-                if (!names.contains(name)) {
-                    continue;
-                }
-                BaseLinear base = baseOf(model, layer, name);
-                long in = base.inFeatures();
-                generator.skip(rank * in + base.outFeatures() * rank);
-                double bound = Math.sqrt(3.0) * (gain / Math.sqrt(in));
-                float[] a = new float[Math.toIntExact(rank * in)];
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = generator.uniform(-bound, bound);
-                }
-                drawn.put(TargetModules.modulePath(layer, name), a);
+        for (String name : model.config().registrationOrder()) {
+            if (!names.contains(name)) {
+                continue;
             }
+            BaseLinear base = baseOf(model, layer, name);
+            long in = base.inFeatures();
+            generator.skip(rank * in + base.outFeatures() * rank);
+            double bound = Math.sqrt(3.0) * (gain / Math.sqrt(in));
+            float[] a = new float[Math.toIntExact(rank * in)];
+            for (int i = 0; i < a.length; i++) {
+                a[i] = generator.uniform(-bound, bound);
+            }
+            drawn.put(TargetModules.modulePath(layer, name), a);
         }
         return drawn;
     }

@@ -4,14 +4,12 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 
 /**
  * The records of a dataset with {@code num_samples}, as LLaMA-Factory draws them: a random
  * permutation of all records, cut to {@code num_samples}, and when more are asked than there are,
- * every record once plus the rest drawn with replacement. The draw is ours, not numpy's:
- * {@code random = new Random(seed)}, a Fisher-Yates permutation ({@link BatchOrder#shuffle}), then
- * {@code random.nextInt(n)} per extra record. Holds the dataset's records in memory.
+ * every record once plus the rest drawn with replacement, with numpy's legacy generator as LLaMA-Factory's
+ * global one after {@code set_seed} ({@link NumpyLegacySample}). Holds the dataset's records in memory.
  */
 final class SampledReader extends RecordReader {
 
@@ -42,17 +40,11 @@ final class SampledReader extends RecordReader {
         if (n == 0) {
             throw new DataException("dataset " + spec.name() + ": no records to draw num_samples from");
         }
-        Random random = new Random(seed);
-        int[] permutation = new int[n];
-        for (int i = 0; i < n; i++) {
-            permutation[i] = i;
+        if (seed < 0 || seed > 0xFFFFFFFFL) {
+            throw new DataException("seed: " + seed + " must be 0 to 2^32 - 1 with num_samples (dataset " + spec.name()
+                    + "), as numpy's legacy generator LLaMA-Factory samples with takes no other");
         }
-        BatchOrder.shuffle(permutation, random);
-        int[] order = new int[spec.numSamples()];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i < n ? permutation[i] : random.nextInt(n);
-        }
-        return new SampledReader(spec.files().get(0), records, order);
+        return new SampledReader(spec.files().get(0), records, NumpyLegacySample.of(seed, n, spec.numSamples()));
     }
 
     @Override

@@ -110,7 +110,7 @@ public final class DataPipeline {
                 (i < evalCount ? eval : train).add(examples.get(permutation[i]));
             }
         }
-        BatchOrder order = new BatchOrder(settings.seed(), settings.shuffle(), settings.groupByLength(),
+        BatchOrder order = new BatchOrder(settings.dataSeed(), settings.shuffle(), settings.groupByLength(),
                 settings.batchSize());
         List<Example> trainView = Collections.unmodifiableList(train);
         return new DataPipeline(settings, bound, template.stopIds(bound), new MemoryEpochs(trainView, order), trainView,

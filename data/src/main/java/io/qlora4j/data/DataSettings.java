@@ -9,7 +9,8 @@ import java.util.List;
  * when {@code packing} is set, as LLaMA-Factory applies it),
  * {@code train_on_prompt}, {@code mask_history}, {@code max_samples} (per dataset, 0 = all),
  * {@code val_size} (a fraction below 1 or a count), {@code packing}, {@code group_by_length},
- * {@code seed}, {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
+ * {@code seed} (the split's and, unless {@code data_seed} is set, the epoch order's), {@code data_seed},
+ * {@code per_device_train_batch_size}, {@code stage}, {@code streaming} (read the
  * files each epoch instead of holding the examples; shuffled through a buffer of
  * {@code buffer_size}), and the template adjustments {@code default_system}, {@code tool_format},
  * {@code enable_thinking}, {@code preserve_thinking}, {@code disable_shuffling} (as {@code shuffle} false) and
@@ -29,6 +30,7 @@ public record DataSettings(
         boolean packing,
         boolean groupByLength,
         long seed,
+        long dataSeed,
         int batchSize,
         Stage stage,
         boolean streaming,
@@ -81,6 +83,7 @@ public record DataSettings(
         private Boolean packing;
         private boolean groupByLength;
         private long seed = 42;
+        private Long dataSeed;
         private int batchSize = 1;
         private Stage stage = Stage.SFT;
         private boolean streaming;
@@ -160,6 +163,12 @@ public record DataSettings(
         /** The seed of the shuffle and the validation split ({@code seed}). */
         public Builder optSeed(long value) {
             seed = value;
+            return this;
+        }
+
+        /** The seed of the epoch order alone ({@code data_seed}, transformers' sampler seed); default: the seed. */
+        public Builder optDataSeed(long value) {
+            dataSeed = value;
             return this;
         }
 
@@ -278,7 +287,8 @@ public record DataSettings(
             }
             boolean pack = packing != null ? packing : stage == Stage.PT;
             return new DataSettings(datasets, datasetDir, template, rowTokens(cutoffLen, packing), trainOnPrompt, maskHistory, maxSamples,
-                    valSize, pack, groupByLength, seed, batchSize, stage, streaming, bufferSize, defaultSystem, toolFormat,
+                    valSize, pack, groupByLength, seed, dataSeed != null ? dataSeed : seed, batchSize, stage, streaming,
+                    bufferSize, defaultSystem, toolFormat,
                     enableThinking, preserveThinking, shuffle, preprocessingBatchSize,
                     streaming ? 1 : Math.max(1, preprocessingNumWorkers));
         }

@@ -36,6 +36,7 @@ public final class JobData {
                 .optGroupByLength(config.bool("group_by_length") || sampling.equals("group_by_length"))
                 .optShuffle(!config.bool("disable_shuffling") && !sampling.equals("sequential"))
                 .optSeed(config.integer("seed"))
+                .optDataSeed(dataSeed(config))
                 .optBatchSize(config.integer("per_device_train_batch_size"))
                 .optStage(stage(config))
                 .optStreaming(config.bool("streaming"))
@@ -101,5 +102,10 @@ public final class JobData {
             }
         }
         return false;
+    }
+
+    /** The seed of the epoch order: {@code data_seed} when set, else {@code seed} (transformers' sampler seed). */
+    static long dataSeed(JobConfig config) {
+        return config.integer(config.isSet("data_seed") ? "data_seed" : "seed");
     }
 }

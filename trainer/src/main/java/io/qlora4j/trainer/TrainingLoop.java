@@ -85,6 +85,11 @@ final class TrainingLoop {
             throw new ConfigException("seed: the checkpoint " + resumedFrom + " was trained with seed " + resumed.seed()
                     + ", the job says " + seed + "; resume with the same seed");
         }
+        long dataSeed = JobData.dataSeed(config);
+        if (resumed != null && resumed.dataPosition().seed() != dataSeed) {
+            throw new ConfigException("data_seed: the checkpoint " + resumedFrom + " drew its data order with seed "
+                    + resumed.dataPosition().seed() + ", the job says " + dataSeed + "; resume with the same order");
+        }
         int batchSize = config.integer("per_device_train_batch_size");
         if (resumed != null && resumed.trainBatchSize() != null && resumed.trainBatchSize() != batchSize) {
             // its data position counts micro-batches of the checkpoint's size (transformers warns and goes on)
@@ -103,6 +108,7 @@ final class TrainingLoop {
         int accumulation = config.integer("gradient_accumulation_steps");
         int total = totalSteps(perEpoch, accumulation);
         StepIntervals every = StepIntervals.of(config, total);
+        long dataSeed = JobData.dataSeed(config);
         LrSchedule schedule = schedule(config, total);
         List<Parameter> params = weights.parameters();
         MemoryPlanner.Device device = JobPlan.device(config);
@@ -188,7 +194,7 @@ final class TrainingLoop {
                             globalStep, evalLoss, Math.exp(evalLoss), heldOut.name()));
                 }
                 TrainerState current = new TrainerState(globalStep, epochs(batches, perEpoch), total, seed,
-                        position(batches, seed), List.copyOf(history), window.lossSum, window.steps,
+                        position(batches, dataSeed), List.copyOf(history), window.lossSum, window.steps,
                         scaler == null ? null : scaler.scale(), scaler == null ? null : scaler.goodSteps(),
                         config.integer("per_device_train_batch_size"));
                 state = current;

@@ -138,5 +138,8 @@ class ResumeTest {
         assertEquals("per_device_train_batch_size: the checkpoint " + checkpoint + " was trained with batches of 2,"
                 + " the job says 3; resume with the same batch size",
                 refusal(checkpoint, ConfigException.class, "per_device_train_batch_size=3"));
+        // data_seed draws another epoch order; unset it is the seed, so setting it to the seed resumes
+        assertEquals("data_seed: the checkpoint " + checkpoint + " drew its data order with seed 5, the job says 6;"
+                + " resume with the same order", refusal(checkpoint, ConfigException.class, "data_seed=6"));
     }
 }

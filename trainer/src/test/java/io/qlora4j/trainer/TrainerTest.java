@@ -27,6 +27,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -249,6 +250,17 @@ class TrainerTest {
             (node.has("eval_loss") ? scored : logged).add(node.path("step").asInt());
         }
         return List.of(logged, scored);
+    }
+
+    @Test
+    void dataSeedDrawsTheEpochOrderAloneAndEqualsSeedWhenUnset() throws Exception {
+        // the same job with data_seed = seed writes the same adapter; another data_seed another one (another order)
+        assertTrue(train(job(dir.resolve("plain"), "max_steps=2", "save_steps=100")).completed());
+        assertTrue(train(job(dir.resolve("same"), "max_steps=2", "save_steps=100", "data_seed=3")).completed());
+        assertTrue(train(job(dir.resolve("other"), "max_steps=2", "save_steps=100", "data_seed=4")).completed());
+        byte[] plain = Files.readAllBytes(dir.resolve("plain").resolve("model.safetensors"));
+        assertArrayEquals(plain, Files.readAllBytes(dir.resolve("same").resolve("model.safetensors")));
+        assertFalse(Arrays.equals(plain, Files.readAllBytes(dir.resolve("other").resolve("model.safetensors"))));
     }
 
     @Test

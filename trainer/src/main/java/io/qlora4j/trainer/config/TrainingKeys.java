@@ -109,8 +109,8 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("gradient_checkpointing_kwargs", ANY, null, "torch checkpointing settings")
                 .inert("qlora4j recomputes block by block itself"));
         add.accept(ConfigKey.of("seed", INT, 42, "random seed"));
-        add.accept(ConfigKey.of("data_seed", INT, null, "seed of the data order")
-                .unsupported("the data order follows seed"));
+        add.accept(ConfigKey.of("data_seed", INT, null,
+                "seed of the epoch order (transformers' sampler seed; unset: seed); the split and the start follow seed"));
         add.accept(ConfigKey.of("full_determinism", BOOL, false, "deterministic kernels")
                 .inert("qlora4j's runs repeat bit for bit from their seed"));
         add.accept(ConfigKey.of("resume_from_checkpoint", STRING, null, "true (latest) or a checkpoint directory"));

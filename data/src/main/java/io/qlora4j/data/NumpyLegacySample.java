@@ -8,11 +8,10 @@ import io.qlora4j.model.TorchGenerator;
  * transformers' {@code set_seed(seed)} ({@code np.random.seed(seed)}).
  *
  * <p>That generator is MT19937 seeded as torch's ({@link TorchGenerator}: both are the reference
- * {@code init_genrand}); {@code permutation} shuffles {@code arange(n)} from the end, {@code j = interval(i)} for
- * {@code i = n-1..1}, and {@code choice} draws {@code interval(n - 1)} per value, where {@code interval(max)} takes
- * 32-bit draws masked to the smallest all-ones mask covering {@code max} and redraws while above it (checked against
- * numpy 2.4). A second sampled dataset of one job continues LLaMA-Factory's global stream; here each dataset starts
- * from the seed, so only a job's first sampled dataset is drawn as there.
+ * {@code init_genrand}); {@code permutation} is numpy's shuffle ({@link NumpyPermutation#shuffled}) and {@code choice}
+ * draws {@link NumpyPermutation#interval interval(n - 1)} per value (checked against numpy 2.4). A second sampled
+ * dataset of one job continues LLaMA-Factory's global stream; here each dataset starts from the seed, so only a
+ * job's first sampled dataset is drawn as there.
  */
 final class NumpyLegacySample {
     private NumpyLegacySample() {}
@@ -23,33 +22,11 @@ final class NumpyLegacySample {
             throw new IllegalArgumentException("numpy's legacy seed must be 0 to 2^32 - 1, got " + seed);
         }
         TorchGenerator generator = new TorchGenerator(seed);
-        int[] permutation = new int[n];
-        for (int i = 0; i < n; i++) {
-            permutation[i] = i;
-        }
-        for (int i = n - 1; i > 0; i--) {
-            int j = interval(generator, i);
-            int t = permutation[i];
-            permutation[i] = permutation[j];
-            permutation[j] = t;
-        }
+        int[] permutation = NumpyPermutation.shuffled(n, generator::random);
         int[] out = new int[k];
         for (int i = 0; i < k; i++) {
-            out[i] = i < n ? permutation[i] : interval(generator, n - 1);
+            out[i] = i < n ? permutation[i] : NumpyPermutation.interval(generator::random, n - 1);
         }
         return out;
-    }
-
-    /** A value in {@code [0, max]}: masked 32-bit draws, redrawn while above {@code max}. */
-    private static int interval(TorchGenerator generator, int max) {
-        if (max == 0) {
-            return 0;
-        }
-        int mask = -1 >>> Integer.numberOfLeadingZeros(max);
-        int value;
-        do {
-            value = generator.random() & mask;
-        } while (Integer.compareUnsigned(value, max) > 0);
-        return value;
     }
 }

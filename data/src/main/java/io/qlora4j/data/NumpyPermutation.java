@@ -1,5 +1,7 @@
 package io.qlora4j.data;
 
+import java.util.function.IntSupplier;
+
 /**
  * {@code numpy.random.default_rng(seed).permutation(n)}, value for value, so that a split drawn from it (datasets'
  * {@code train_test_split}, which LLaMA-Factory's {@code val_size} uses) picks the records Python picks.
@@ -56,18 +58,41 @@ final class NumpyPermutation {
             throw new IllegalArgumentException("numpy permutation: seed " + seed + " and size " + n
                     + " must not be negative");
         }
-        NumpyPermutation random = new NumpyPermutation(seedWords(seed));
+        return shuffled(n, new NumpyPermutation(seedWords(seed))::next32);
+    }
+
+    /**
+     * numpy's shuffle of {@code arange(n)} (the legacy {@code RandomState}'s and {@code Generator}'s alike): Fisher-Yates
+     * from the end, {@code j = interval(i)} for {@code i = n-1..1}, over the 32-bit draws of {@code next32}.
+     */
+    static int[] shuffled(int n, IntSupplier next32) {
         int[] values = new int[n];
         for (int i = 0; i < n; i++) {
             values[i] = i;
         }
         for (int i = n - 1; i > 0; i--) {
-            int j = random.interval(i);
+            int j = interval(next32, i);
             int t = values[i];
             values[i] = values[j];
             values[j] = t;
         }
         return values;
+    }
+
+    /**
+     * numpy's {@code random_interval(max)} for {@code 0 <= max < 2^31}: 32-bit draws masked to the smallest all-ones
+     * mask covering {@code max}, redrawn while above it.
+     */
+    static int interval(IntSupplier next32, int max) {
+        if (max == 0) {
+            return 0;
+        }
+        int mask = -1 >>> Integer.numberOfLeadingZeros(max);
+        int value;
+        do {
+            value = next32.getAsInt() & mask;
+        } while (value > max);
+        return value;
     }
 
     /** {@code SeedSequence(seed).generate_state(4, uint64)}. */
@@ -137,15 +162,5 @@ final class NumpyPermutation {
         hasHalf = true;
         half = (int) (next >>> 32);
         return (int) next;
-    }
-
-    /** {@code random_interval(max)} for {@code 0 < max < 2^31}: a uniform draw in {@code [0, max]}. */
-    private int interval(int max) {
-        int mask = -1 >>> Integer.numberOfLeadingZeros(max);
-        int value;
-        do {
-            value = next32() & mask;
-        } while (value > max);
-        return value;
     }
 }

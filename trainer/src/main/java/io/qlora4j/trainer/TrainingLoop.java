@@ -98,17 +98,16 @@ final class TrainingLoop {
                     + "; resume with the same batch size");
         }
         try (BatchIterator batches = batches(resumed)) {
-            return train(batches, resumed, seed);
+            return train(batches, resumed, seed, dataSeed);
         }
     }
 
-    private TrainingResult train(BatchIterator batches, TrainerState resumed, long seed)
+    private TrainingResult train(BatchIterator batches, TrainerState resumed, long seed, long dataSeed)
             throws ConfigException, DataException, IOException, ModelException {
         long perEpoch = batches.batchesPerEpoch();
         int accumulation = config.integer("gradient_accumulation_steps");
         int total = totalSteps(perEpoch, accumulation);
         StepIntervals every = StepIntervals.of(config, total);
-        long dataSeed = JobData.dataSeed(config);
         LrSchedule schedule = schedule(config, total);
         List<Parameter> params = weights.parameters();
         MemoryPlanner.Device device = JobPlan.device(config);

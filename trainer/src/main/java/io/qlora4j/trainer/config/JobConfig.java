@@ -431,7 +431,7 @@ public final class JobConfig {
     public Map<String, Object> resolvedValues() {
         Map<String, Object> resolved = new LinkedHashMap<>();
         for (ConfigKey key : ConfigKeys.all()) {
-            Object v = values.getOrDefault(key.name(), key.defaultValue());
+            Object v = stored(key);
             if (v != null && (key.support() == ConfigKey.Support.IMPLEMENTED || values.containsKey(key.name()))) {
                 resolved.put(key.name(), v);
             }
@@ -443,6 +443,11 @@ public final class JobConfig {
     private Object value(String key) {
         ConfigKey k = known(key);
         read.add(k.name());
+        return stored(k);
+    }
+
+    /** The key's value or its default, without counting it as asked for ({@link #unreadKeys}). */
+    private Object stored(ConfigKey k) {
         return values.getOrDefault(k.name(), k.defaultValue());
     }
 

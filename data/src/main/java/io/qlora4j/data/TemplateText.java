@@ -6,6 +6,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Objects;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 
 /**
  * A template over the tokenizer it is bound to, written out as text the way LLaMA-Factory writes it: as a Jinja chat
@@ -123,61 +124,54 @@ final class TemplateText {
         }
     }
 
-    /** {@code _convert_slots_to_jinja}: quoted texts around {@code placeholder}, joined by {@code +}. */
-    private String jinjaSlots(SlotFormatter slots, String placeholder) {
-        List<String> items = new ArrayList<>();
+    /**
+     * One piece of a slot list as both writers walk it: a literal text, the bos or eos text ({@code special}; Jinja
+     * quotes it unescaped, as LLaMA-Factory does), or the content ({@code text} null).
+     */
+    private record Piece(String text, boolean special) {
+        boolean content() {
+            return text == null;
+        }
+    }
+
+    /**
+     * The pieces of {@code slots} in order: each text split around its first {@code {{content}}} (empty texts left
+     * out, as {@code _convert_slots_to_jinja} leaves them), and the bos or eos text where the tokenizer has one.
+     */
+    private List<Piece> pieces(SlotFormatter slots) {
+        List<Piece> pieces = new ArrayList<>();
         for (Slot slot : slots.slots()) {
-            switch (slot.kind()) {
-                case TEXT -> {
-                    String[] pieces = slot.text().split(Pattern.quote(SlotFormatter.PLACEHOLDER), -1);
-                    if (!pieces[0].isEmpty()) {
-                        items.add("'" + escape(pieces[0]) + "'");
-                    }
-                    if (pieces.length > 1) {
-                        items.add(placeholder);
-                        if (!pieces[1].isEmpty()) {
-                            items.add("'" + escape(pieces[1]) + "'");
-                        }
-                    }
+            if (slot.kind() != Slot.Kind.TEXT) {
+                int id = slot.kind() == Slot.Kind.BOS ? tokenizer.bosId() : tokenizer.eosId();
+                if (id >= 0) {
+                    pieces.add(new Piece(tokenizer.decode(new int[] {id}), true));
                 }
-                case BOS, EOS -> {
-                    String token = specialText(slot);
-                    if (token != null) {
-                        items.add("'" + token + "'");
-                    }
+                continue;
+            }
+            String[] parts = slot.text().split(Pattern.quote(SlotFormatter.PLACEHOLDER), -1);
+            if (!parts[0].isEmpty()) {
+                pieces.add(new Piece(parts[0], false));
+            }
+            if (parts.length > 1) {
+                pieces.add(new Piece(null, false));
+                if (!parts[1].isEmpty()) {
+                    pieces.add(new Piece(parts[1], false));
                 }
             }
         }
-        return String.join(" + ", items);
+        return pieces;
+    }
+
+    /** {@code _convert_slots_to_jinja}: quoted texts around {@code placeholder}, joined by {@code +}. */
+    private String jinjaSlots(SlotFormatter slots, String placeholder) {
+        return pieces(slots).stream().map(p -> p.content() ? placeholder
+                : "'" + (p.special() ? p.text() : escape(p.text())) + "'").collect(Collectors.joining(" + "));
     }
 
     /** {@code _convert_slots_to_ollama}: the texts with {@code {{ placeholder }}} for the content, joined. */
     private String ollamaSlots(SlotFormatter slots, String placeholder) {
-        StringBuilder out = new StringBuilder();
-        for (Slot slot : slots.slots()) {
-            switch (slot.kind()) {
-                case TEXT -> {
-                    String[] pieces = slot.text().split(Pattern.quote(SlotFormatter.PLACEHOLDER), -1);
-                    out.append(pieces[0]);
-                    if (pieces.length > 1) {
-                        out.append("{{ ").append(placeholder).append(" }}").append(pieces[1]);
-                    }
-                }
-                case BOS, EOS -> {
-                    String token = specialText(slot);
-                    if (token != null) {
-                        out.append(token);
-                    }
-                }
-            }
-        }
-        return out.toString();
-    }
-
-    /** The text of the bos or eos token a slot stands for, null when the tokenizer has none. */
-    private String specialText(Slot slot) {
-        int id = slot.kind() == Slot.Kind.BOS ? tokenizer.bosId() : tokenizer.eosId();
-        return id < 0 ? null : tokenizer.decode(new int[] {id});
+        return pieces(slots).stream().map(p -> p.content() ? "{{ " + placeholder + " }}" : p.text())
+                .collect(Collectors.joining());
     }
 
     /** {@code _jinja_escape}: single quotes escaped. */

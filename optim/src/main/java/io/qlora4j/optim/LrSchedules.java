@@ -37,10 +37,11 @@ public final class LrSchedules {
      * for the cosines, lr_end and power for polynomial, timescale for inverse_sqrt, min_lr or min_lr_rate for
      * cosine_with_min_lr, transformers' defaults where unset).
      *
-     * @throws IllegalArgumentException for an unknown type, a setting the type does not take, or values
-     *     transformers refuses (a polynomial's lr_end not below the rate, cosine_with_min_lr without its floor)
-     *     or that would take the rate below 0 or to NaN (a negative lr_end, a timescale not above 0, min_lr over a
-     *     rate of 0)
+     * @throws ScheduleSettingException for a setting the type does not take, or setting values transformers
+     *     refuses (a polynomial's lr_end not below the rate, cosine_with_min_lr without its floor) or that would take
+     *     the rate below 0 or to NaN (a negative lr_end, a timescale not above 0, min_lr over a rate of 0)
+     * @throws IllegalArgumentException for an unknown type, a rate or step count out of range, or a polynomial
+     *     without steps after its warmup
      */
     public static LrSchedule create(String type, double baseLr, int warmupSteps, int totalSteps,
             Map<String, Double> settings) {
@@ -58,7 +59,7 @@ public final class LrSchedules {
         Set<String> takes = SETTINGS.getOrDefault(type, Set.of());
         for (String name : settings.keySet()) {
             if (!takes.contains(name)) {
-                throw new IllegalArgumentException("lr_scheduler_kwargs: " + type + " takes "
+                throw new ScheduleSettingException("lr_scheduler_kwargs: " + type + " takes "
                         + (takes.isEmpty() ? "no settings" : String.join(", ", new TreeSet<>(takes))) + ", not "
                         + name);
             }
@@ -82,7 +83,7 @@ public final class LrSchedules {
     private static LrSchedule polynomial(double baseLr, int warmupSteps, int totalSteps, Map<String, Double> settings) {
         double lrEnd = settings.getOrDefault("lr_end", 1e-7);
         if (!(baseLr > lrEnd)) {
-            throw new IllegalArgumentException("lr_scheduler_kwargs: lr_end " + lrEnd + " must be below the learning"
+            throw new ScheduleSettingException("lr_scheduler_kwargs: lr_end " + lrEnd + " must be below the learning"
                     + " rate " + baseLr + " (polynomial)");
         }
         if (totalSteps <= warmupSteps) {
@@ -91,7 +92,7 @@ public final class LrSchedules {
         }
         if (lrEnd < 0) {
             // transformers decays into negative rates (gradient ascent) before the end; qlora4j's optimizers refuse one
-            throw new IllegalArgumentException("lr_scheduler_kwargs: lr_end " + lrEnd + " must not be negative"
+            throw new ScheduleSettingException("lr_scheduler_kwargs: lr_end " + lrEnd + " must not be negative"
                     + " (polynomial ends at it)");
         }
         return new PolynomialSchedule(baseLr, warmupSteps, totalSteps, lrEnd, settings.getOrDefault("power", 1.0));
@@ -101,7 +102,7 @@ public final class LrSchedules {
     private static LrSchedule inverseSqrt(double baseLr, int warmupSteps, Map<String, Double> settings) {
         double timescale = settings.getOrDefault("timescale", warmupSteps > 0 ? (double) warmupSteps : 10_000);
         if (!(timescale > 0)) {
-            throw new IllegalArgumentException("lr_scheduler_kwargs: timescale " + timescale + " must be above 0"
+            throw new ScheduleSettingException("lr_scheduler_kwargs: timescale " + timescale + " must be above 0"
                     + " (inverse_sqrt divides the steps by it)");
         }
         return new InverseSqrtSchedule(baseLr, warmupSteps, timescale);
@@ -112,12 +113,12 @@ public final class LrSchedules {
         Double rate = settings.get("min_lr_rate");
         Double min = settings.get("min_lr");
         if ((rate == null) == (min == null)) {
-            throw new IllegalArgumentException("lr_scheduler_kwargs: cosine_with_min_lr takes one of min_lr and"
+            throw new ScheduleSettingException("lr_scheduler_kwargs: cosine_with_min_lr takes one of min_lr and"
                     + " min_lr_rate, got " + (rate == null ? "neither" : "both"));
         }
         if (min != null && baseLr == 0) {
             // transformers divides by the rate here (ZeroDivisionError)
-            throw new IllegalArgumentException("lr_scheduler_kwargs: min_lr " + min + " is a share of the learning"
+            throw new ScheduleSettingException("lr_scheduler_kwargs: min_lr " + min + " is a share of the learning"
                     + " rate, which is 0 (cosine_with_min_lr); set min_lr_rate instead");
         }
         return rate != null ? rate : min / baseLr;

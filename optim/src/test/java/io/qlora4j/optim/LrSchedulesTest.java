@@ -1,6 +1,7 @@
 package io.qlora4j.optim;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -111,14 +112,18 @@ class LrSchedulesTest {
 
     @Test
     void settingsAScheduleDoesNotTakeOrTransformersRefusesAreRefused() {
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(ScheduleSettingException.class,
                 () -> LrSchedules.create("linear", BASE, WARMUP, TOTAL, Map.of("num_cycles", 2.0)));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(ScheduleSettingException.class,
                 () -> LrSchedules.create("polynomial", BASE, WARMUP, TOTAL, Map.of("lr_end", 1.0)));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(ScheduleSettingException.class,
                 () -> LrSchedules.create("cosine_with_min_lr", BASE, WARMUP, TOTAL, Map.of()));
-        assertThrows(IllegalArgumentException.class, () -> LrSchedules.create("cosine_with_min_lr", BASE, WARMUP,
+        assertThrows(ScheduleSettingException.class, () -> LrSchedules.create("cosine_with_min_lr", BASE, WARMUP,
                 TOTAL, Map.of("min_lr", 1e-5, "min_lr_rate", 0.1)));
+        // an unknown type is not a settings fault
+        IllegalArgumentException type = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedules.create("reduce_lr_on_plateau", BASE, WARMUP, TOTAL, Map.of("num_cycles", 2.0)));
+        assertFalse(type instanceof ScheduleSettingException, type.getMessage());
     }
 
     @Test

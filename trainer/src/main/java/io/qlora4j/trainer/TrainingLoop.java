@@ -18,6 +18,7 @@ import io.qlora4j.optim.LrSchedules;
 import io.qlora4j.optim.Optim;
 import io.qlora4j.optim.PagingStats;
 import io.qlora4j.optim.Parameter;
+import io.qlora4j.optim.ScheduleSettingException;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
 import io.qlora4j.trainer.plan.MemoryPlanner;
@@ -311,9 +312,10 @@ final class TrainingLoop {
             return LrSchedules.create(type, config.number("learning_rate"), LrSchedules.warmupSteps(
                     config.number(config.isSet("warmup_ratio") ? "warmup_ratio" : "warmup_steps"), total), total,
                     settings);
+        } catch (ScheduleSettingException e) {
+            throw new ConfigException(e.getMessage());
         } catch (IllegalArgumentException e) {
-            throw new ConfigException(e.getMessage().startsWith("lr_scheduler_kwargs") ? e.getMessage()
-                    : "lr_scheduler_type: " + type + ": " + e.getMessage());
+            throw new ConfigException("lr_scheduler_type: " + type + ": " + e.getMessage());
         }
     }
 

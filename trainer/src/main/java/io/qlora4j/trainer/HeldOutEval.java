@@ -239,10 +239,10 @@ public final class HeldOutEval {
         boolean[] done = new boolean[batch];
         int open = batch;
         int vocab = model.config().vocabSize();
-        boolean[][] seen = new boolean[batch][vocab];
+        boolean[][] seen = new boolean[batch][];
         int promptLength = prompts.length / batch;
-        for (int i = 0; i < prompts.length; i++) {
-            seen[i / promptLength][(int) prompts[i]] = true;
+        for (int r = 0; r < batch; r++) {
+            seen[r] = RepetitionPenalty.seen(vocab, prompts, r * promptLength, promptLength);
         }
         try (CachedDecoding decoding = new CachedDecoding(model, batch)) {
             long[] input = prompts;

@@ -44,10 +44,7 @@ public final class Generator {
         }
         Set<Integer> stops = stopTokenIds != null ? stopTokenIds : new HashSet<>(model.config().eosTokenIds());
         Sampler sampler = new Sampler(sampling, seed);
-        boolean[] seen = new boolean[model.config().vocabSize()];
-        for (long id : prompt) {
-            seen[(int) id] = true;
-        }
+        boolean[] seen = RepetitionPenalty.seen(model.config().vocabSize(), prompt, 0, prompt.length);
         List<Integer> out = new ArrayList<>();
         try (CachedDecoding decoding = new CachedDecoding(model, 1)) {
             long[] input = prompt;

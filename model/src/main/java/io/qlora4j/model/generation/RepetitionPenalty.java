@@ -19,6 +19,18 @@ public record RepetitionPenalty(double penalty) {
     }
 
     /**
+     * The ids a sequence starts with, {@code ids[from, from + length)}, as the {@code seen} mask {@link #apply} reads
+     * over a vocabulary of {@code vocab}; a caller marks each id it then chooses.
+     */
+    public static boolean[] seen(int vocab, long[] ids, int from, int length) {
+        boolean[] seen = new boolean[vocab];
+        for (int i = from; i < from + length; i++) {
+            seen[(int) ids[i]] = true;
+        }
+        return seen;
+    }
+
+    /**
      * {@code logits[from, from + seen.length)} penalized where {@code seen[id]} (the sequence holds {@code id}), as a
      * new array; the logits themselves when the penalty is 1.
      */

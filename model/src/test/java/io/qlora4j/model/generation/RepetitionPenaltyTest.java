@@ -18,4 +18,14 @@ class RepetitionPenaltyTest {
         float[] single = {1, 2};
         assertSame(single, RepetitionPenalty.NONE.apply(single, 0, new boolean[2]));
     }
+
+    @Test
+    void theSeenMaskMarksOnlyTheIdsOfTheGivenRow() {
+        // two prompts of three ids in one row-major array; the second holds ids 4, 0 and 4
+        long[] prompts = {1, 2, 1, 4, 0, 4};
+        assertArrayEquals(new boolean[] {true, false, false, false, true},
+                RepetitionPenalty.seen(5, prompts, 3, 3));
+        assertArrayEquals(new boolean[] {false, true, true, false, false},
+                RepetitionPenalty.seen(5, prompts, 0, 3));
+    }
 }

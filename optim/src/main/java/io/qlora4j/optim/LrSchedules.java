@@ -40,8 +40,7 @@ public final class LrSchedules {
      * @throws ScheduleSettingException for a setting the type does not take, or setting values transformers
      *     refuses (a polynomial's lr_end not below the rate, cosine_with_min_lr without its floor) or that would take
      *     the rate below 0 or to NaN (a negative lr_end, a timescale not above 0, min_lr over a rate of 0)
-     * @throws IllegalArgumentException for an unknown type, a rate or step count out of range, or a polynomial
-     *     without steps after its warmup
+     * @throws IllegalArgumentException for an unknown type, or a rate or step count out of range
      */
     public static LrSchedule create(String type, double baseLr, int warmupSteps, int totalSteps,
             Map<String, Double> settings) {
@@ -85,10 +84,6 @@ public final class LrSchedules {
         if (!(baseLr > lrEnd)) {
             throw new ScheduleSettingException("lr_scheduler_kwargs: lr_end " + lrEnd + " must be below the learning"
                     + " rate " + baseLr + " (polynomial)");
-        }
-        if (totalSteps <= warmupSteps) {
-            throw new IllegalArgumentException("polynomial decays after the warmup: " + totalSteps
-                    + " steps leave none after " + warmupSteps + " warmup steps");
         }
         if (lrEnd < 0) {
             // transformers decays into negative rates (gradient ascent) before the end; qlora4j's optimizers refuse one

@@ -3,7 +3,9 @@ package io.qlora4j.optim;
 /**
  * transformers' {@code polynomial} after warmup: from the base rate to {@code lrEnd} at {@code totalSteps} as
  * {@code (base - lrEnd) * remaining^power + lrEnd} (remaining = {@code 1 - (step - warmup) / (total - warmup)}), then
- * {@code lrEnd}; computed as transformers does, a factor of the base rate that the scheduler multiplies back.
+ * {@code lrEnd}; computed as transformers does, a factor of the base rate that the scheduler multiplies back. A run
+ * no longer than its warmup never reaches the decay (transformers divides by zero there only when it computes the
+ * rate after the last step of a run exactly as long as its warmup, which a run never uses).
  *
  * @param baseLr the rate at the end of warmup (above {@code lrEnd})
  * @param warmupSteps the warmup length, where the decay starts

@@ -127,6 +127,17 @@ class LrSchedulesTest {
     }
 
     @Test
+    void aPolynomialRunNoLongerThanItsWarmupOnlyWarmsUp() {
+        // transformers' lambda for step < num_warmup_steps: step / num_warmup_steps, whatever the run's length
+        for (int total : new int[] {5, 10}) {
+            LrSchedule schedule = LrSchedules.create("polynomial", BASE, 10, total, Map.of());
+            for (int step = 0; step < total; step++) {
+                assertEquals(BASE * step / 10, schedule.lr(step), 1e-15, "total " + total + ", step " + step);
+            }
+        }
+    }
+
+    @Test
     void unknownTypeNamesTheAllowedTypes() {
         IllegalArgumentException e =
                 assertThrows(

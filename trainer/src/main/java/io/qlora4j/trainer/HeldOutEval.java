@@ -15,7 +15,6 @@ import io.qlora4j.model.generation.RepetitionPenalty;
 import io.qlora4j.model.generation.Sampler;
 import io.qlora4j.trainer.config.ConfigException;
 import io.qlora4j.trainer.config.JobConfig;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -55,8 +54,8 @@ public final class HeldOutEval {
     }
 
     /**
-     * The job's held-out set encoded with its template and cutoff (prompt tokens unlabelled, only the last
-     * turn's answer labelled), or null when the job has no {@code eval_dataset}.
+     * The job's held-out set read and encoded as its training data is ({@link JobData#evalSettings}: prompt tokens
+     * unlabelled, only the last turn's answer labelled), or null when the job has no {@code eval_dataset}.
      *
      * @throws ConfigException when {@code predict_with_generate} is asked for a plain-text (stage pt) job
      * @throws DataException when the dataset cannot be read or holds no record
@@ -72,14 +71,7 @@ public final class HeldOutEval {
             throw new ConfigException("predict_with_generate: needs prompts and answers (stage: sft), not stage: "
                     + config.string("stage"));
         }
-        DataPipeline data = DataPipeline.load(DataSettings.builder()
-                .setDatasets(List.of(dataset))
-                .optDatasetDir(Path.of(config.string("dataset_dir")))
-                .optTemplate(config.string("template"))
-                .optCutoffLen(config.integer("cutoff_len"))
-                .optMaskHistory(true)
-                .optStage(stage)
-                .build(), tokenizer);
+        DataPipeline data = DataPipeline.load(JobData.evalSettings(config), tokenizer);
         if (data.train().isEmpty()) {
             throw new DataException("eval_dataset: " + dataset + " holds no usable record");
         }

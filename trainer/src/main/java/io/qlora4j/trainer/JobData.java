@@ -22,25 +22,47 @@ public final class JobData {
      * {@code disable_shuffling} keeps the file order, group_by_length either way groups by length.
      */
     public static DataSettings settings(JobConfig config) throws ConfigException, DataException {
-        Integer maxSamples = config.integer("max_samples");
         String sampling = config.string("train_sampling_strategy");
-        DataSettings.Builder builder = DataSettings.builder()
+        DataSettings.Builder builder = shared(config)
                 .setDatasets(List.of(config.require("dataset")))
-                .optDatasetDir(Path.of(config.string("dataset_dir")))
-                .optTemplate(config.string("template"))
-                .optCutoffLen(config.integer("cutoff_len"))
                 .optTrainOnPrompt(config.bool("train_on_prompt"))
                 .optMaskHistory(config.bool("mask_history"))
-                .optMaxSamples(maxSamples == null ? 0 : maxSamples)
                 .optValSize(config.number("val_size"))
                 .optGroupByLength(config.bool("group_by_length") || sampling.equals("group_by_length"))
                 .optShuffle(!config.bool("disable_shuffling") && !sampling.equals("sequential"))
-                .optSeed(config.integer("seed"))
                 .optDataSeed(dataSeed(config))
                 .optBatchSize(config.integer("per_device_train_batch_size"))
-                .optStage(stage(config))
                 .optStreaming(config.bool("streaming"))
-                .optBufferSize(config.integer("buffer_size"))
+                .optBufferSize(config.integer("buffer_size"));
+        if (config.isSet("packing")) {
+            builder.optPacking(config.bool("packing"));
+        }
+        return builder.build();
+    }
+
+    /**
+     * The data settings of the job's {@code eval_dataset}: read and rendered as the training data is (LLaMA-Factory
+     * loads both through one loader: the template with its system prompt, tool format and thinking settings,
+     * {@code cutoff_len}, {@code max_samples}, {@code num_samples} drawn after {@code seed}), in file order, only the
+     * last turn's answer labelled.
+     */
+    static DataSettings evalSettings(JobConfig config) throws DataException {
+        return shared(config)
+                .setDatasets(List.of(config.string("eval_dataset")))
+                .optMaskHistory(true)
+                .build();
+    }
+
+    /** The settings that shape every dataset of the job, trained on or held out. */
+    private static DataSettings.Builder shared(JobConfig config) {
+        Integer maxSamples = config.integer("max_samples");
+        return DataSettings.builder()
+                .optDatasetDir(Path.of(config.string("dataset_dir")))
+                .optTemplate(config.string("template"))
+                .optCutoffLen(config.integer("cutoff_len"))
+                .optMaxSamples(maxSamples == null ? 0 : maxSamples)
+                .optSeed(config.integer("seed"))
+                .optStage(stage(config))
                 .optPreprocessingBatchSize(config.integer("preprocessing_batch_size"))
                 .optPreprocessingNumWorkers(config.isSet("preprocessing_num_workers")
                         ? config.integer("preprocessing_num_workers") : 1)
@@ -48,10 +70,6 @@ public final class JobData {
                 .optToolFormat(config.string("tool_format"))
                 .optEnableThinking(config.bool("enable_thinking"))
                 .optPreserveThinking(config.bool("preserve_thinking"));
-        if (config.isSet("packing")) {
-            builder.optPacking(config.bool("packing"));
-        }
-        return builder.build();
     }
 
     /**

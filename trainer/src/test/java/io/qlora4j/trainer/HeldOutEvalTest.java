@@ -195,6 +195,30 @@ class HeldOutEvalTest {
     }
 
     @Test
+    void heldOutRecordsAreReadAndRenderedWithTheJobsDataSettings() throws Exception {
+        // LLaMA-Factory loads eval_dataset through the training data's loader: max_samples cuts it to its first
+        // records, and the template renders the job's default_system ("System: {{content}}</s>\n" in default)
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        Path file = dir.resolve("held-out.json");
+        new ObjectMapper().writeValue(file.toFile(), List.of(
+                Map.of("instruction", "copy", "input", "a", "output", "a"),
+                Map.of("instruction", "copy", "input", "b", "output", "b"),
+                Map.of("instruction", "copy", "input", "c", "output", "c")));
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "template=default",
+                    "predict_with_generate=true", "max_new_tokens=1", "max_samples=2", "default_system=reverse"),
+                    tokenizer).run(model);
+            assertEquals(2, report.examples());
+            assertEquals(List.of("a", "b"), report.predictions().stream().map(EvalReport.Prediction::expected).toList());
+            long[] prompt = TinyModel.ids("System : reverse </s> \n Human : copy \n b </s> \n Assistant :");
+            assertEquals(tokenizer.decode(Arrays.stream(prompt).mapToInt(id -> (int) id).toArray()),
+                    report.predictions().get(1).prompt());
+        }
+    }
+
+    @Test
     void predictWithGenerateNeedsPromptsAndAnswers() throws Exception {
         Path base = TinyModel.write(dir.resolve("base"), 7);
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {

@@ -50,6 +50,9 @@ final class ExampleStream implements Closeable {
     private long skipped;
     private final Map<String, Long> reasons = new HashMap<>();
     private final Set<String> unseen = new HashSet<>();
+    /** The num_samples draws of the datasets opened so far, by their index; null until one is sampled. */
+    private NumpyLegacySample numpy;
+    private final Map<Integer, int[]> drawn = new HashMap<>();
 
     /** A record's example, or why it was skipped. */
     private record Outcome(Example example, Path file, long line, InvalidRecordException reason) {
@@ -57,7 +60,8 @@ final class ExampleStream implements Closeable {
 
     /**
      * A stream over {@code specs} reporting to {@code log} ({@link DataLog#SILENT} for a quiet pass); {@code seed}
-     * picks {@code num_samples} subsets, which (as in LLaMA-Factory) are not drawn when {@code streaming}.
+     * starts the one numpy stream the datasets' {@code num_samples} subsets are drawn from in turn, which (as in
+     * LLaMA-Factory) are not drawn when {@code streaming}.
      */
     ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, DataLog log, long seed,
             boolean streaming) {
@@ -112,10 +116,10 @@ final class ExampleStream implements Closeable {
     /** How many records the datasets give in all (within max_samples and num_samples), kept or not. */
     private long countRecords() throws DataException {
         long all = 0;
-        for (DatasetSpec dataset : specs) {
+        for (int d = 0; d < specs.size(); d++) {
             long counted = 0;
-            for (int f = 0; f < readers(dataset) && !capped(counted); f++) {
-                RecordReader records = open(dataset, f);
+            for (int f = 0; f < readers(specs.get(d)) && !capped(counted); f++) {
+                RecordReader records = open(d, f);
                 try (records) {
                     while (!capped(counted) && records.next() != null) {
                         counted++;
@@ -229,13 +233,28 @@ final class ExampleStream implements Closeable {
                 unseen.addAll(specs.get(spec).namedFields());
             }
         }
-        reader = open(specs.get(spec), file);
+        reader = open(spec, file);
         return true;
     }
 
-    /** The reader of a dataset's {@code file}-th file, or of its sample over all files ({@code num_samples}). */
-    private RecordReader open(DatasetSpec dataset, int file) throws DataException {
-        return sampling(dataset) ? SampledReader.read(dataset, seed) : RecordReader.open(dataset.files().get(file));
+    /**
+     * The reader of the {@code d}-th dataset's {@code file}-th file, or of its sample over all files
+     * ({@code num_samples}). The stream opens the datasets in order, so each sampled one takes the next draw of the
+     * job's numpy stream, as in LLaMA-Factory; a dataset opened again (to count its records) takes the same draw.
+     */
+    private RecordReader open(int d, int file) throws DataException {
+        DatasetSpec dataset = specs.get(d);
+        if (!sampling(dataset)) {
+            return RecordReader.open(dataset.files().get(file));
+        }
+        if (numpy == null) {
+            if (seed < 0 || seed > 0xFFFFFFFFL) {
+                throw new DataException("seed: " + seed + " must be 0 to 2^32 - 1 with num_samples (dataset "
+                        + dataset.name() + "), as numpy's legacy generator LLaMA-Factory samples with takes no other");
+            }
+            numpy = new NumpyLegacySample(seed);
+        }
+        return SampledReader.read(dataset, n -> drawn.computeIfAbsent(d, i -> numpy.next(n, dataset.numSamples())));
     }
 
     /** A sampled dataset ({@code num_samples}) is read as one reader over all its files. */

@@ -4,11 +4,12 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * The records of a dataset with {@code num_samples}, as LLaMA-Factory draws them: a random
  * permutation of all records, cut to {@code num_samples}, and when more are asked than there are,
- * every record once plus the rest drawn with replacement, with numpy's legacy generator as LLaMA-Factory's
+ * every record once plus the rest drawn with replacement, from numpy's legacy generator as LLaMA-Factory's
  * global one after {@code set_seed} ({@link NumpyLegacySample}). Holds the dataset's records in memory.
  */
 final class SampledReader extends RecordReader {
@@ -23,8 +24,11 @@ final class SampledReader extends RecordReader {
         this.order = order;
     }
 
-    /** Reads every record of {@code spec} and draws its {@code num_samples}. */
-    static SampledReader read(DatasetSpec spec, long seed) throws DataException {
+    /**
+     * Reads every record of {@code spec} and takes its {@code num_samples} in the order {@code draw} gives for the
+     * record count.
+     */
+    static SampledReader read(DatasetSpec spec, IntFunction<int[]> draw) throws DataException {
         List<SourceRecord> records = new ArrayList<>();
         for (Path file : spec.files()) {
             try (RecordReader reader = RecordReader.open(file)) {
@@ -36,15 +40,10 @@ final class SampledReader extends RecordReader {
                 throw new DataException(file + ": cannot close: " + e.getMessage(), e);
             }
         }
-        int n = records.size();
-        if (n == 0) {
+        if (records.isEmpty()) {
             throw new DataException("dataset " + spec.name() + ": no records to draw num_samples from");
         }
-        if (seed < 0 || seed > 0xFFFFFFFFL) {
-            throw new DataException("seed: " + seed + " must be 0 to 2^32 - 1 with num_samples (dataset " + spec.name()
-                    + "), as numpy's legacy generator LLaMA-Factory samples with takes no other");
-        }
-        return new SampledReader(spec.files().get(0), records, NumpyLegacySample.of(seed, n, spec.numSamples()));
+        return new SampledReader(spec.files().get(0), records, draw.apply(records.size()));
     }
 
     @Override

@@ -244,6 +244,25 @@ class DataPipelineTest extends TokenizerTestBase {
                 assertEquals(ids(words[expected.get(i)])[0], pipeline.train().get(i).inputIds()[2]);
             }
         }
+        // two sampled datasets of one job: the second continues numpy's global stream after the first's draw
+        // (np.random.seed(42); permutation(5)[:3]; then permutation(5), choice(5, 2))
+        List<Integer> both = List.of(1, 4, 2, 3, 1, 2, 0, 4, 2, 2);
+        DataPipeline pipeline = load(settings("three", "seven"));
+        assertEquals(both.size(), pipeline.train().size());
+        for (int i = 0; i < both.size(); i++) {
+            assertEquals(ids(words[both.get(i)])[0], pipeline.train().get(i).inputIds()[2], "example " + i);
+        }
+        // packed over two shards the stream counts the records first, opening the datasets once more: the same draws
+        DataPipeline packed = load(settings("three", "seven").optPacking(true).optPreprocessingNumWorkers(2));
+        int[] counts = new int[words.length];
+        for (Example row : packed.train()) {
+            for (int id : row.inputIds()) {
+                for (int w = 0; w < words.length; w++) {
+                    counts[w] += id == ids(words[w])[0] ? 1 : 0;
+                }
+            }
+        }
+        assertArrayEquals(new int[] {1, 2, 4, 1, 2}, counts, "each word's draws in the two samples");
         DataException split = assertThrows(DataException.class, () -> load(settings("test")));
         assertTrue(split.getMessage().endsWith("test: split 'test': a local file has only the split 'train'"),
                 split.getMessage());

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 class NumpyLegacySampleTest {
 
     private static void assertSample(long seed, int n, int k, int[] head, int[] tail, long weighted) {
-        int[] idx = NumpyLegacySample.of(seed, n, k);
+        int[] idx = new NumpyLegacySample(seed).next(n, k);
         assertEquals(k, idx.length);
         assertArrayEquals(head, Arrays.copyOf(idx, head.length), "seed " + seed);
         assertArrayEquals(tail, Arrays.copyOfRange(idx, k - tail.length, k), "seed " + seed);
@@ -34,5 +34,16 @@ class NumpyLegacySampleTest {
         assertSample(0, 3, 7, new int[] {2, 1, 0, 1, 0, 1, 1}, new int[] {0, 1, 0, 1, 1}, 21);
         assertSample(1234, 5000, 5003, new int[] {2706, 2436, 1201, 1486, 4286, 2391, 4911, 3262, 1361, 149, 3123,
             2395}, new int[] {723, 2863, 771, 3207, 1376}, 31376837503L);
+    }
+
+    @Test
+    void laterDatasetsContinueTheStreamTheFirstLeft() {
+        // np.random.seed(42); permutation(10)[:4]; then permutation(7) and choice(7, 3) (10 of 7 records); then
+        // permutation(5)[:2]: one global generator for all the datasets of a job, as LLaMA-Factory loads them
+        NumpyLegacySample numpy = new NumpyLegacySample(42);
+        assertArrayEquals(new int[] {8, 1, 5, 0}, numpy.next(10, 4));
+        assertArrayEquals(new int[] {4, 1, 0, 3, 5, 6, 2, 2, 5, 4}, numpy.next(7, 10));
+        assertArrayEquals(new int[] {0, 2}, numpy.next(5, 2));
+        // a fresh stream would have drawn the second dataset as {0, 1, 5, 2, 4, 3, 6}
     }
 }

@@ -64,11 +64,13 @@ public final class DataPipeline {
         TemplateTokenizer bound = template.bind(tokenizer);
         ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
         List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());
+        List<DatasetSpec> before = settings.sampledBefore().isEmpty() ? List.of()
+                : DatasetCatalog.resolve(settings.sampledBefore(), settings.datasetDir());
         if (settings.streaming()) {
             int head = (int) settings.valSize();
             List<Example> eval = new ArrayList<>(head);
-            try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, DataLog.SILENT,
-                    settings.seed(), true)) {
+            try (ExampleStream stream = new ExampleStream(specs, List.of(), settings.maxSamples(), encoder,
+                    DataLog.SILENT, settings.seed(), true)) {
                 Example example;
                 while (eval.size() < head && (example = stream.next()) != null) {
                     eval.add(example);
@@ -77,8 +79,8 @@ public final class DataPipeline {
                 throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
             }
             StreamingEpochs epochs = new StreamingEpochs(
-                    first -> new ExampleStream(specs, settings.maxSamples(), encoder, first ? log : DataLog.SILENT,
-                            settings.seed(), true),
+                    first -> new ExampleStream(specs, List.of(), settings.maxSamples(), encoder,
+                            first ? log : DataLog.SILENT, settings.seed(), true),
                     settings.seed(),
                     settings.bufferSize(), head);
             return new DataPipeline(settings, bound, template.stopIds(bound), epochs, List.of(),
@@ -86,8 +88,8 @@ public final class DataPipeline {
         }
         List<Example> examples = new ArrayList<>();
         List<DatasetStats> stats;
-        try (ExampleStream stream = new ExampleStream(specs, settings.maxSamples(), encoder, log, settings.seed(),
-                false)) {
+        try (ExampleStream stream = new ExampleStream(specs, before, settings.maxSamples(), encoder, log,
+                settings.seed(), false)) {
             Example example;
             while ((example = stream.next()) != null) {
                 examples.add(example);

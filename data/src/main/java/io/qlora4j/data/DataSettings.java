@@ -15,7 +15,9 @@ import java.util.List;
  * {@code buffer_size}), and the template adjustments {@code default_system}, {@code tool_format},
  * {@code enable_thinking}, {@code preserve_thinking}, {@code disable_shuffling} (as {@code shuffle} false) and
  * {@code preprocessing_batch_size} (records packed together) and {@code preprocessing_num_workers} (the contiguous
- * shards those groups are cut from, as Hugging Face datasets' {@code map(num_proc=...)} cuts them; 0 or 1 for one).
+ * shards those groups are cut from, as Hugging Face datasets' {@code map(num_proc=...)} cuts them; 0 or 1 for one),
+ * and {@code sampledBefore}, the datasets LLaMA-Factory loads before these ones in the same job (the training ones,
+ * for an {@code eval_dataset}), whose {@code num_samples} draws come first from the job's numpy stream.
  * Build with {@link #builder()}.
  */
 public record DataSettings(
@@ -41,7 +43,8 @@ public record DataSettings(
         boolean preserveThinking,
         boolean shuffle,
         int preprocessingBatchSize,
-        int preprocessingNumWorkers) {
+        int preprocessingNumWorkers,
+        List<String> sampledBefore) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -95,14 +98,30 @@ public record DataSettings(
         private boolean shuffle = true;
         private int preprocessingBatchSize = 1000;
         private int preprocessingNumWorkers;
+        private List<String> sampledBefore = List.of();
 
         private Builder() {
         }
 
         /** Dataset names (dataset_info.json) or file/folder paths; a single string may be a comma list. */
         public Builder setDatasets(List<String> names) {
-            datasets = names.stream().flatMap(n -> List.of(n.split(",")).stream()).map(String::trim)
+            datasets = split(names);
+            return this;
+        }
+
+        /** Names with comma lists split and blanks dropped. */
+        private static List<String> split(List<String> names) {
+            return names.stream().flatMap(n -> List.of(n.split(",")).stream()).map(String::trim)
                     .filter(n -> !n.isEmpty()).toList();
+        }
+
+        /**
+         * The datasets the job loads before these ones (names or paths, a single string may be a comma list; default
+         * none): their {@code num_samples} draws come first from the job's numpy stream, as LLaMA-Factory loads an
+         * {@code eval_dataset} after the training datasets with one global generator.
+         */
+        public Builder optSampledBefore(List<String> names) {
+            sampledBefore = split(names);
             return this;
         }
 
@@ -290,7 +309,7 @@ public record DataSettings(
                     valSize, pack, groupByLength, seed, dataSeed != null ? dataSeed : seed, batchSize, stage, streaming,
                     bufferSize, defaultSystem, toolFormat,
                     enableThinking, preserveThinking, shuffle, preprocessingBatchSize,
-                    streaming ? 1 : Math.max(1, preprocessingNumWorkers));
+                    streaming ? 1 : Math.max(1, preprocessingNumWorkers), sampledBefore);
         }
     }
 }

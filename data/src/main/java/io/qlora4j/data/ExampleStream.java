@@ -30,6 +30,7 @@ final class ExampleStream implements Closeable {
     static final int CHUNK = 64;
 
     private final List<DatasetSpec> specs;
+    private final List<DatasetSpec> sampledBefore;
     private final int maxRecords;
     private final ExampleEncoder encoder;
     private final DataLog log;
@@ -60,12 +61,14 @@ final class ExampleStream implements Closeable {
 
     /**
      * A stream over {@code specs} reporting to {@code log} ({@link DataLog#SILENT} for a quiet pass); {@code seed}
-     * starts the one numpy stream the datasets' {@code num_samples} subsets are drawn from in turn, which (as in
-     * LLaMA-Factory) are not drawn when {@code streaming}.
+     * starts the one numpy stream the datasets' {@code num_samples} subsets are drawn from in turn, after those of
+     * {@code sampledBefore} (datasets the job loads first); as in LLaMA-Factory none are drawn when
+     * {@code streaming}.
      */
-    ExampleStream(List<DatasetSpec> specs, int maxRecords, ExampleEncoder encoder, DataLog log, long seed,
-            boolean streaming) {
+    ExampleStream(List<DatasetSpec> specs, List<DatasetSpec> sampledBefore, int maxRecords, ExampleEncoder encoder,
+            DataLog log, long seed, boolean streaming) {
         this.specs = specs;
+        this.sampledBefore = sampledBefore;
         this.maxRecords = maxRecords;
         this.encoder = encoder;
         this.log = log;
@@ -253,6 +256,11 @@ final class ExampleStream implements Closeable {
                         + dataset.name() + "), as numpy's legacy generator LLaMA-Factory samples with takes no other");
             }
             numpy = new NumpyLegacySample(seed);
+            for (DatasetSpec earlier : sampledBefore) {
+                if (sampling(earlier)) {
+                    SampledReader.read(earlier, n -> numpy.next(n, earlier.numSamples()));
+                }
+            }
         }
         return SampledReader.read(dataset, n -> drawn.computeIfAbsent(d, i -> numpy.next(n, dataset.numSamples())));
     }

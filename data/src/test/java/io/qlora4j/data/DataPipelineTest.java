@@ -252,6 +252,11 @@ class DataPipelineTest extends TokenizerTestBase {
         for (int i = 0; i < both.size(); i++) {
             assertEquals(ids(words[both.get(i)])[0], pipeline.train().get(i).inputIds()[2], "example " + i);
         }
+        // an eval_dataset after the training ones: its draw follows theirs in the same stream
+        DataPipeline after = load(settings("seven").optSampledBefore(List.of("three")));
+        for (int i = 0; i < 7; i++) {
+            assertEquals(ids(words[both.get(3 + i)])[0], after.train().get(i).inputIds()[2], "example " + i);
+        }
         // packed over two shards the stream counts the records first, opening the datasets once more: the same draws
         DataPipeline packed = load(settings("three", "seven").optPacking(true).optPreprocessingNumWorkers(2));
         int[] counts = new int[words.length];

@@ -219,6 +219,32 @@ class HeldOutEvalTest {
     }
 
     @Test
+    void heldOutNumSamplesFollowTheTrainingDatasetsDrawsInOneNumpyStream() throws Exception {
+        // numpy 2.4.6: np.random.seed(42); permutation(5)[:3] for the training dataset, then permutation(5)[:2] for
+        // the held-out one gives records 3 and 1 (a stream of its own would give 1 and 4)
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        Path data = Files.createDirectories(dir.resolve("data"));
+        StringBuilder lines = new StringBuilder();
+        for (String letter : List.of("a", "b", "c", "d", "e")) {
+            lines.append("{\"instruction\": \"copy\", \"input\": \"").append(letter).append("\", \"output\": \"")
+                    .append(letter).append("\"}\n");
+        }
+        Files.writeString(data.resolve("letters.jsonl"), lines);
+        Files.writeString(data.resolve("dataset_info.json"), """
+                {"train": {"file_name": "letters.jsonl", "num_samples": 3},
+                 "held": {"file_name": "letters.jsonl", "num_samples": 2}}
+                """);
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            EvalReport report = HeldOutEval.load(JobConfig.of("dataset=train", "eval_dataset=held",
+                    "dataset_dir=" + data, "template=default", "predict_with_generate=true", "max_new_tokens=1"),
+                    tokenizer).run(model);
+            assertEquals(List.of("d", "b"), report.predictions().stream().map(EvalReport.Prediction::expected).toList());
+        }
+    }
+
+    @Test
     void predictWithGenerateNeedsPromptsAndAnswers() throws Exception {
         Path base = TinyModel.write(dir.resolve("base"), 7);
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {

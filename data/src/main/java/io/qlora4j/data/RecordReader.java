@@ -89,10 +89,13 @@ abstract class RecordReader implements Closeable {
         SourceRecord parse(Path file, String text, long line);
     }
 
-    /** JSON Lines: each line one object (a broken line is a record with its error). */
+    /**
+     * JSON Lines: each line one object (a broken line is a record with its error). A byte order mark before the first
+     * line is passed over, as before a JSON array or a CSV header, so the first record is not lost as invalid JSON.
+     */
     private static SourceRecord jsonLine(Path file, String text, long line) {
         try {
-            JsonNode node = JSON.readTree(text);
+            JsonNode node = JSON.readTree(line == 1 && text.startsWith("\uFEFF") ? text.substring(1) : text);
             return node.isObject() ? new SourceRecord(file, node, line, null)
                     : new SourceRecord(file, null, line, NOT_AN_OBJECT);
         } catch (JsonProcessingException e) {

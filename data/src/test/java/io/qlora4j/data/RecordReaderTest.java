@@ -53,6 +53,23 @@ class RecordReaderTest {
         }
     }
 
+    /** A byte order mark before JSON Lines is passed over, as before a CSV header or a JSON array: no record is lost. */
+    @Test
+    void jsonLinesAfterAByteOrderMarkLoseNoRecord() throws Exception {
+        for (String name : new String[] {"d.jsonl", "d.json"}) {
+            Path file = dir.resolve(name);
+            Files.writeString(file, "\uFEFF{\"a\": 1}\n{\"a\": 2}\n");
+            try (RecordReader reader = RecordReader.open(file)) {
+                SourceRecord first = reader.next();
+                assertNull(first.error(), name);
+                assertEquals("{\"a\":1}", first.node().toString(), name);
+                assertEquals(1, first.line(), name);
+                assertEquals(2, reader.next().node().get("a").asInt(), name);
+                assertNull(reader.next(), name);
+            }
+        }
+    }
+
     @Test
     void brokenJsonArrayFailsNamingFileAndLine() throws Exception {
         Path file = dir.resolve("d.json");

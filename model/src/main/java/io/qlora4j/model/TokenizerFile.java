@@ -145,14 +145,21 @@ public final class TokenizerFile {
         return pipeline;
     }
 
-    /** The JSON file {@code name} beside tokenizer.json, null when there is none. */
+    /**
+     * The JSON file {@code name} beside tokenizer.json, null when there is none. It must be an object: read as one, a
+     * list or a scalar would have no keys, and every setting it was meant to hold would be silently dropped.
+     */
     private JsonNode readOptional(String name) throws ModelException {
         Path beside = file.resolveSibling(name);
         if (!Files.isRegularFile(beside)) {
             return null;
         }
         try {
-            return JSON.readTree(beside.toFile());
+            JsonNode node = JSON.readTree(beside.toFile());
+            if (node == null || !node.isObject()) {
+                throw new ModelException(beside + ": expected a JSON object");
+            }
+            return node;
         } catch (JacksonException e) {
             throw new ModelException(beside + ": not valid JSON" + JsonErrors.where(e) + ": " + JsonErrors.reason(e),
                     e);

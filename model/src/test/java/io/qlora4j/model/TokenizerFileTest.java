@@ -116,6 +116,18 @@ class TokenizerFileTest {
                 assertThrows(ModelException.class, () -> TokenizerFile.read(file)).getMessage());
     }
 
+    /** A tokenizer_config.json that is not an object is refused naming it, not read as one without settings. */
+    @Test
+    void tokenizerConfigThatIsNoObjectIsNamed() throws Exception {
+        write(root -> { });
+        Path config = dir.resolve("tokenizer_config.json");
+        for (String text : new String[] {"[1]", "\"LlamaTokenizer\"", "null"}) {
+            Files.writeString(config, text);
+            assertEquals(config + ": expected a JSON object",
+                    assertThrows(ModelException.class, () -> TokenizerFile.read(dir)).getMessage(), text);
+        }
+    }
+
     @Test
     void idTheModelCannotEmbedIsNamedWithTheConfigThatSaysSo() throws Exception {
         Path config = dir.resolve("config.json");

@@ -33,7 +33,8 @@ record SpecialTokens(
     static SpecialTokens read(Path tokenizerJson) throws DataException {
         Map<String, Integer> added = readAddedTokens(tokenizerJson);
         Path dir = tokenizerJson.toAbsolutePath().getParent();
-        JsonNode config = readOptional(dir.resolve("tokenizer_config.json"));
+        Path configFile = dir.resolve("tokenizer_config.json");
+        JsonNode config = readOptional(configFile);
         JsonNode modelConfig = readOptional(dir.resolve("config.json"));
         JsonNode generation = readOptional(dir.resolve("generation_config.json"));
         if (config != null && config.has("added_tokens_decoder")) {
@@ -47,17 +48,17 @@ record SpecialTokens(
         Map<Integer, String> byId = new HashMap<>();
         added.forEach((token, id) -> byId.putIfAbsent(id, token));
 
-        String bos = tokenString(config, "bos_token");
+        String bos = tokenString(config, configFile, "bos_token");
         int bosId = bos != null ? added.getOrDefault(bos, -1) : firstId(generation, modelConfig, "bos_token_id");
         if (bos == null && bosId >= 0) {
             bos = byId.get(bosId);
         }
-        String eos = tokenString(config, "eos_token");
+        String eos = tokenString(config, configFile, "eos_token");
         int eosId = eos != null ? added.getOrDefault(eos, -1) : firstId(generation, modelConfig, "eos_token_id");
         if (eos == null && eosId >= 0) {
             eos = byId.get(eosId);
         }
-        String pad = tokenString(config, "pad_token");
+        String pad = tokenString(config, configFile, "pad_token");
         int padId = pad != null ? added.getOrDefault(pad, -1) : -1;
         return new SpecialTokens(Map.copyOf(added), bos, bosId, eos, eosId, pad, padId);
     }
@@ -88,19 +89,28 @@ record SpecialTokens(
         return added;
     }
 
+    /** The JSON object in {@code file}, null when there is none; a file holding anything but an object is refused. */
     private static JsonNode readOptional(Path file) throws DataException {
         if (!Files.isRegularFile(file)) {
             return null;
         }
         try {
-            return JSON.readTree(file.toFile());
+            JsonNode node = JSON.readTree(file.toFile());
+            if (node == null || !node.isObject()) {
+                throw new DataException(file + ": expected a JSON object");
+            }
+            return node;
         } catch (IOException e) {
             throw new DataException(file + ": invalid JSON: " + RecordReader.firstLine(e.getMessage()), e);
         }
     }
 
-    /** A token given as a plain string or as an AddedToken object {@code {"content": ...}}. */
-    private static String tokenString(JsonNode config, String key) {
+    /**
+     * A token given as a plain string or as an AddedToken object {@code {"content": ...}}, null when unset. Any other
+     * value is refused naming {@code file} and {@code key}: taken as unset, or by the text of a number, it let another
+     * token stand in for the one the file meant.
+     */
+    private static String tokenString(JsonNode config, Path file, String key) throws DataException {
         if (config == null) {
             return null;
         }
@@ -108,7 +118,14 @@ record SpecialTokens(
         if (node == null || node.isNull()) {
             return null;
         }
-        return node.isTextual() ? node.asText() : node.path("content").asText(null);
+        if (node.isTextual()) {
+            return node.asText();
+        }
+        if (node.path("content").isTextual()) {
+            return node.path("content").asText();
+        }
+        throw new DataException(file + ": " + key + " must be a string or an object with a string \"content\", found "
+                + node);
     }
 
     private static int firstId(JsonNode first, JsonNode second, String key) {

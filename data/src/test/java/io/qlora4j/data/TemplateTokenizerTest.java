@@ -16,6 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 class TemplateTokenizerTest {
@@ -73,6 +74,25 @@ class TemplateTokenizerTest {
         try (TemplateTokenizer tokenizer = TemplateTokenizer.open(dir)) {
             assertEquals(tokenizer.eosId(), tokenizer.padId());
         }
+    }
+
+    /**
+     * A special token that is neither a string nor an AddedToken object with a string content, or a generation config
+     * that is no object, is refused naming the file (and key), not read as unset or as the text of a number.
+     */
+    @Test
+    void aSpecialTokenOrConfigOfTheWrongTypeIsRefusedByName() throws Exception {
+        Path config = dir.resolve("tokenizer_config.json");
+        for (Object eos : new Object[] {5, Map.of("content", 5), List.of("</s>")}) {
+            TinyTokenizer.write(dir, Map.of("eos_token", eos));
+            DataException e = assertThrows(DataException.class, () -> TemplateTokenizer.open(dir).close());
+            assertEquals(config + ": eos_token must be a string or an object with a string \"content\", found "
+                    + new ObjectMapper().writeValueAsString(eos), e.getMessage());
+        }
+        TinyTokenizer.write(dir, Map.of("pad_token", Map.of("content", "</s>")));
+        Files.writeString(dir.resolve("generation_config.json"), "[2]");
+        DataException e = assertThrows(DataException.class, () -> TemplateTokenizer.open(dir).close());
+        assertEquals(dir.resolve("generation_config.json") + ": expected a JSON object", e.getMessage());
     }
 
     @Test

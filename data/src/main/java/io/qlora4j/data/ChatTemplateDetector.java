@@ -85,7 +85,8 @@ final class ChatTemplateDetector {
     /**
      * The chat template of the tokenizer whose tokenizer_config.json is {@code tokenizerConfig}, by transformers'
      * rule: a {@code chat_template.jinja} beside it (and named ones in {@code additional_chat_templates/}) takes
-     * priority over the config's {@code chat_template} (a string, or a list of named templates).
+     * priority over the config's {@code chat_template} (a string, or a list of named templates; a number or a boolean
+     * is refused naming the file).
      */
     static Found read(Path tokenizerConfig) throws DataException {
         Path jinja = tokenizerConfig.resolveSibling("chat_template.jinja");
@@ -112,6 +113,11 @@ final class ChatTemplateDetector {
                 }
             }
             return new Found(text, true, tokenizerConfig);
+        }
+        if (template.isNumber() || template.isBoolean()) {
+            // read as no template, a mistyped one would silently train with the empty template
+            throw new DataException(tokenizerConfig + ": chat_template must be a string or a list of named templates,"
+                    + " found " + template);
         }
         return new Found(template.isTextual() ? template.asText() : null, false, tokenizerConfig);
     }

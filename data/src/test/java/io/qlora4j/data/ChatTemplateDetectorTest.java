@@ -92,6 +92,18 @@ class ChatTemplateDetectorTest {
         assertTrue(missing.endsWith("not found; set template: to one of " + ChatTemplate.names()), missing);
     }
 
+    /** A chat_template that is neither text nor a list of named templates is refused, not taken for none. */
+    @Test
+    void aMistypedChatTemplateIsOneLineNamingTheFile() throws Exception {
+        for (Object mistyped : new Object[] {5, true}) {
+            Path tokenizer = withChatTemplate(mistyped);
+            String message = assertThrows(DataException.class,
+                    () -> ChatTemplate.resolve(null, tokenizer, line -> { })).getMessage();
+            assertEquals(dir.resolve("tokenizer_config.json") + ": chat_template must be a string or a list of named"
+                    + " templates, found " + new ObjectMapper().writeValueAsString(mistyped), message);
+        }
+    }
+
     /**
      * transformers reads {@code chat_template.jinja} beside the config before the config's {@code chat_template}, and
      * makes named templates (a list in the config, or files in {@code additional_chat_templates/}) a dict, which

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
 /**
@@ -54,6 +55,11 @@ final class ExampleStream implements Closeable {
     /** The num_samples draws of the datasets opened so far, by their index; null until one is sampled. */
     private NumpyLegacySample numpy;
     private final Map<Integer, int[]> drawn = new HashMap<>();
+    /**
+     * Whether a record of the current dataset was an object: only then do the fields no record has say that the
+     * columns are misnamed (an empty file, or one whose every record is broken, has no fields at all).
+     */
+    private boolean sawObject;
 
     /** A record's example, or why it was skipped. */
     private record Outcome(Example example, Path file, long line, InvalidRecordException reason) {
@@ -184,7 +190,8 @@ final class ExampleStream implements Closeable {
         while (records.size() < CHUNK && !maxReached() && (record = reader.next()) != null) {
             records.add(record);
             read++;
-            if (!unseen.isEmpty() && record.node() != null) {
+            if (record.node() != null) {
+                sawObject = true;
                 unseen.removeIf(record.node()::has);
             }
         }
@@ -228,6 +235,7 @@ final class ExampleStream implements Closeable {
             kept = 0;
             skipped = 0;
             reasons.clear();
+            sawObject = false;
             converter = specs.get(spec).converter();
             unseen.clear();
             if (!streaming && maxRecords == 0 && !sampling(specs.get(spec))) {
@@ -285,7 +293,7 @@ final class ExampleStream implements Closeable {
 
     private void finishDataset() throws DataException {
         String name = specs.get(spec).name();
-        if (!unseen.isEmpty()) {
+        if (!unseen.isEmpty() && sawObject) {
             throw new DataException("dataset " + name + ": its columns name " + String.join(", ", new TreeSet<>(unseen))
                     + ", a field no record has (LLaMA-Factory stops there with a KeyError); name the field the records"
                     + " hold");
@@ -296,6 +304,10 @@ final class ExampleStream implements Closeable {
                         .thenComparing(Map.Entry.comparingByKey()))
                 .forEach(e -> byReason.put(e.getKey(), e.getValue()));
         DatasetStats counts = new DatasetStats(name, kept, skipped, byReason);
+        if (read == 0) {
+            throw new DataException("dataset " + name + ": no record in " + specs.get(spec).files().stream()
+                    .map(Path::toString).collect(Collectors.joining(", ")));
+        }
         if (kept == 0) {
             throw new DataException("dataset " + name + ": no usable record (" + skipped + " skipped"
                     + (skipped == 0 ? ")" : ": " + counts.reasonCounts() + "; --debug shows the first " + WARNINGS

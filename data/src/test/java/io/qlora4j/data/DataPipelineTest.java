@@ -57,6 +57,25 @@ class DataPipelineTest extends TokenizerTestBase {
                 + " 1 not a JSON object)", pipeline.stats().get(0).summary());
     }
 
+    /**
+     * An empty file, or one whose every record is broken, is refused saying so: it has no fields, so a message that
+     * its columns name a field no record has would send the user to a mapping that is right.
+     */
+    @Test
+    void anEmptyOrWhollyBrokenFileIsNotBlamedOnItsColumns() throws Exception {
+        Files.writeString(dir.resolve("dataset_info.json"), """
+                {"empty": {"file_name": "e.jsonl", "columns": {"prompt": "instruction", "response": "output"}},
+                 "ragged": {"file_name": "r.csv", "columns": {"prompt": "instruction", "response": "output"}}}
+                """);
+        Files.writeString(dir.resolve("e.jsonl"), "");
+        DataException empty = assertThrows(DataException.class, () -> load(settings("empty")));
+        assertEquals("dataset empty: no record in " + dir.resolve("e.jsonl"), empty.getMessage());
+        Files.writeString(dir.resolve("r.csv"), "instruction,input,output\nhi,fine\n\"bye,,ok\n");
+        DataException ragged = assertThrows(DataException.class, () -> load(settings("ragged")));
+        assertEquals("dataset ragged: no usable record (2 skipped: 2 wrong number of CSV fields; --debug shows the"
+                + " first 5 with file and line)", ragged.getMessage());
+    }
+
     @Test
     void datasetInfoEntryMapsColumns() throws Exception {
         Files.writeString(dir.resolve("dataset_info.json"), """

@@ -55,14 +55,21 @@ final class BaseFormatRecord {
         return seed.asLong();
     }
 
-    /** The file's JSON, or an empty object when the directory has no record. */
+    /**
+     * The file's JSON object, or an empty object when the directory has no record; a file holding anything but an
+     * object is refused, since its keys could not be read from it.
+     */
     private static JsonNode readTree(Path adapterDir) throws ModelException {
         Path file = adapterDir.resolve(FILE);
         if (!Files.isRegularFile(file)) {
             return new ObjectMapper().createObjectNode();
         }
         try {
-            return new ObjectMapper().readTree(file.toFile());
+            JsonNode root = new ObjectMapper().readTree(file.toFile());
+            if (root == null || !root.isObject()) {
+                throw new ModelException(file + ": expected a JSON object");
+            }
+            return root;
         } catch (JacksonException e) {
             throw new ModelException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
         } catch (IOException e) {
@@ -83,7 +90,8 @@ final class BaseFormatRecord {
         }
         JsonNode keys = readTree(adapterDir).path(KEY);
         if (!keys.isObject()) {
-            throw new ModelException(file + ": " + KEY + " must be an object of quantization keys, got " + keys);
+            throw new ModelException(file + ": " + KEY + " must be an object of quantization keys, got "
+                    + (keys.isMissingNode() ? "nothing" : keys));
         }
         try {
             Map<String, Object> values = new ObjectMapper().convertValue(keys, Map.class);

@@ -162,6 +162,20 @@ class PeftSaveTest {
                 + " quantization_method bnb (allowed: 4, 8)", e.getMessage());
     }
 
+    /** A side file that is no object, or has no base_format, is refused naming the file and what it lacks. */
+    @Test
+    void aSideFileWithoutAnObjectOrABaseFormatSaysSo() throws Exception {
+        Path file = dir.resolve("qlora4j.json");
+        for (String text : new String[] {"[]", "\"nf4\"", ""}) {
+            Files.writeString(file, text);
+            assertEquals(file + ": expected a JSON object",
+                    assertThrows(ModelException.class, () -> BaseFormatRecord.read(dir)).getMessage(), text);
+        }
+        Files.writeString(file, "{\"init_seed\": 7}");
+        assertEquals(file + ": base_format must be an object of quantization keys, got nothing",
+                assertThrows(ModelException.class, () -> BaseFormatRecord.read(dir)).getMessage());
+    }
+
     @Test
     void loadingIntoADirectoryWithoutConfigSaysSo() {
         try (NDManager m = NDManager.newBaseManager(); CausalLM model = new TinyModel(24).build(m)) {

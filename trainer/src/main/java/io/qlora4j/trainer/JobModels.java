@@ -82,20 +82,26 @@ public final class JobModels {
      * {@code export_quantization_bit} with the options of {@link #format}; dense without
      * {@code export_quantization_bit}. The bits alone are refused: in LLaMA-Factory they ask for a GPTQ export
      * calibrated on {@code export_quantization_dataset}, which qlora4j does not write, and the same key must not
-     * silently mean another format.
+     * silently mean another format. The method alone is refused too: without bits it chose nothing, and the dense
+     * model was written as though it had not been set.
      *
      * @throws ModelException naming the key at fault
      */
     public static BaseFormat exportFormat(JobConfig config) throws ModelException {
         String method = config.string("export_quantization_method");
-        if (method == null && config.integer("export_quantization_bit") != null) {
+        Integer bits = config.integer("export_quantization_bit");
+        if (method == null && bits != null) {
             throw new ModelException("export_quantization_bit: LLaMA-Factory exports a GPTQ model calibrated on"
                     + " export_quantization_dataset, which qlora4j does not write; add export_quantization_method ("
                     + String.join(", ", BaseFormats.methods()) + ") to write the merged model in one of qlora4j's"
                     + " formats");
         }
-        return written(format(config, method != null ? method : config.string("quantization_method"),
-                config.integer("export_quantization_bit")));
+        BaseFormat format = format(config, method != null ? method : config.string("quantization_method"), bits);
+        if (method != null && bits == null) {
+            throw new ModelException("export_quantization_method: " + method + " needs export_quantization_bit, the"
+                    + " bits of the format to write the merged model in; leave both out to write it dense");
+        }
+        return written(format);
     }
 
     /**

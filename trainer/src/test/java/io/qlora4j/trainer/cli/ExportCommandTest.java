@@ -66,6 +66,12 @@ class ExportCommandTest {
                 + " model calibrated on export_quantization_dataset, which qlora4j does not write; add"
                 + " export_quantization_method ("), cli.err());
         assertFalse(Files.exists(dir.resolve("x")));
+        // and qlora4j's export_quantization_method alone chooses no format: refused, not exported dense
+        assertEquals(1, cli.run("export", "model_name_or_path=" + base, "adapter_name_or_path=a",
+                "export_dir=" + dir.resolve("x"), "export_quantization_method=hqq"));
+        assertEquals("qlora4j export: export_quantization_method: hqq needs export_quantization_bit, the bits of the"
+                + " format to write the merged model in; leave both out to write it dense", cli.err().strip());
+        assertFalse(Files.exists(dir.resolve("x")));
 
         assertEquals(1, cli.run("export", "model_name_or_path=" + base, "adapter_name_or_path=a,b", "export_dir=x",
                 "verify=true"));

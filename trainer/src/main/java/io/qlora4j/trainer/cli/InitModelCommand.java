@@ -1,6 +1,7 @@
 package io.qlora4j.trainer.cli;
 
 import io.qlora4j.trainer.RandomModel;
+import io.qlora4j.trainer.config.ConfigException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -28,8 +29,12 @@ final class InitModelCommand implements Callable<Integer> {
     @Option(names = "--std", defaultValue = "0.02", description = "Standard deviation (default ${DEFAULT-VALUE}).")
     double std;
 
+    /** Refuses a {@code --std} torch's {@code normal_} refuses too (negative) or that draws no numbers (NaN, infinite). */
     @Override
     public Integer call() throws Exception {
+        if (!(std >= 0) || Double.isInfinite(std)) {
+            throw new ConfigException("--std: " + std + " is out of range (allowed: a finite number >= 0)");
+        }
         RandomModel.write(source, out, seed, std);
         return 0;
     }

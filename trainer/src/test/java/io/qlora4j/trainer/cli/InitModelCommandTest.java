@@ -2,6 +2,7 @@ package io.qlora4j.trainer.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.qlora4j.model.llama.LlamaFamily;
@@ -19,18 +20,35 @@ class InitModelCommandTest {
     Path dir;
 
     private Path init(String out, String... options) throws Exception {
+        StringWriter err = new StringWriter();
+        assertEquals(0, run(err, out, options), err.toString());
+        return dir.resolve(out);
+    }
+
+    /** Runs init-model from a small Llama config into {@code out} and returns its exit status; stderr goes to err. */
+    private int run(StringWriter err, String out, String... options) throws Exception {
         Path source = dir.resolve("source");
         Files.createDirectories(source);
         LlamaFamily.builder(32, 64, 2, 4, 40).build().write(source.resolve("config.json"));
         Files.writeString(source.resolve("tokenizer.json"), "{}");
-        StringWriter err = new StringWriter();
         String[] args = new String[3 + options.length];
         args[0] = "init-model";
         args[1] = source.toString();
         args[2] = dir.resolve(out).toString();
         System.arraycopy(options, 0, args, 3, options.length);
-        assertEquals(0, Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), args), err.toString());
-        return dir.resolve(out);
+        return Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err, true), args);
+    }
+
+    /** A standard deviation that is negative or not a finite number is one line, and nothing is written. */
+    @Test
+    void aStdThatIsNoStandardDeviationIsRefused() throws Exception {
+        for (String std : new String[] {"-1", "NaN", "Infinity"}) {
+            StringWriter err = new StringWriter();
+            assertEquals(1, run(err, "bad", "--std", std), std);
+            assertEquals("qlora4j init-model: --std: " + Double.parseDouble(std) + " is out of range (allowed: a"
+                    + " finite number >= 0)", err.toString().strip());
+            assertFalse(Files.exists(dir.resolve("bad")), std);
+        }
     }
 
     @Test

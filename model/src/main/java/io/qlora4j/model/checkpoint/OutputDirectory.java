@@ -32,9 +32,19 @@ public final class OutputDirectory implements AutoCloseable {
      * @throws ModelException when the target exists and is not empty, or cannot be created
      */
     public static OutputDirectory create(Path target) throws ModelException {
+        return create(target, "export_dir");
+    }
+
+    /**
+     * Starts writing {@code target}, which must not exist or be an empty directory; {@code setting} names what chose
+     * it (a key or a command's argument) in the refusal of an occupied one.
+     *
+     * @throws ModelException when the target exists and is not empty, or cannot be created
+     */
+    public static OutputDirectory create(Path target, String setting) throws ModelException {
         Path absolute = target.toAbsolutePath().normalize();
         if (Files.exists(absolute) && !isEmptyDirectory(absolute)) {
-            throw new ModelException(target + ": exists and is not empty; choose another export_dir or remove it");
+            throw new ModelException(target + ": exists and is not empty; choose another " + setting + " or remove it");
         }
         try {
             Path parent = absolute.getParent();

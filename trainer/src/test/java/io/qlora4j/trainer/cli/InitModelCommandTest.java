@@ -51,6 +51,23 @@ class InitModelCommandTest {
         }
     }
 
+    /**
+     * An OUT_DIR that holds anything (an earlier model among it) is refused in one line and left as it was, as
+     * export_dir is; an empty one is written.
+     */
+    @Test
+    void anOccupiedOutDirIsRefusedAndLeftAsItWas() throws Exception {
+        Path earlier = init("earlier", "--seed", "1");
+        byte[] weights = Files.readAllBytes(earlier.resolve("model.safetensors"));
+        StringWriter err = new StringWriter();
+        assertEquals(1, run(err, "earlier", "--seed", "2"));
+        assertEquals("qlora4j init-model: " + earlier + ": exists and is not empty; choose another OUT_DIR or remove it",
+                err.toString().strip());
+        assertArrayEquals(weights, Files.readAllBytes(earlier.resolve("model.safetensors")));
+        Files.createDirectories(dir.resolve("empty"));
+        assertTrue(Files.isRegularFile(init("empty").resolve("model.safetensors")));
+    }
+
     @Test
     void writesEveryLlamaTensorWithNormsAtOneAndWeightsOfTheAskedSpread() throws Exception {
         Path model = init("a", "--seed", "3", "--std", "0.05");

@@ -48,6 +48,11 @@ final class DatasetCatalog {
             } catch (IOException e) {
                 throw new DataException(infoFile + ": invalid JSON: " + RecordReader.firstLine(e.getMessage()), e);
             }
+            if (info == null || !info.isObject()) {
+                // a list or a scalar has no entries: every name would be reported unknown with "known: (none)"
+                throw new DataException(infoFile + ": expected a JSON object of dataset entries, not "
+                        + (info == null || info.isMissingNode() ? "an empty file" : info));
+            }
         }
         List<DatasetSpec> specs = new ArrayList<>();
         for (String name : names) {

@@ -57,6 +57,20 @@ class DataPipelineTest extends TokenizerTestBase {
                 + " 1 not a JSON object)", pipeline.stats().get(0).summary());
     }
 
+    /** A dataset_info.json that is not an object of entries is refused naming it, not read as one without entries. */
+    @Test
+    void aDatasetInfoThatIsNoObjectIsNamed() throws Exception {
+        Files.writeString(dir.resolve("qa.jsonl"), "{\"instruction\": \"hi\", \"output\": \"fine\"}\n");
+        Files.writeString(dir.resolve("dataset_info.json"), "[{\"qa\": {\"file_name\": \"qa.jsonl\"}}]");
+        DataException e = assertThrows(DataException.class, () -> load(settings("qa")));
+        assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not"
+                + " [{\"qa\":{\"file_name\":\"qa.jsonl\"}}]", e.getMessage());
+        Files.writeString(dir.resolve("dataset_info.json"), "");
+        e = assertThrows(DataException.class, () -> load(settings("qa")));
+        assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not an empty"
+                + " file", e.getMessage());
+    }
+
     /**
      * An empty file, or one whose every record is broken, is refused saying so: it has no fields, so a message that
      * its columns name a field no record has would send the user to a mapping that is right.

@@ -63,9 +63,10 @@ public final class DataPipeline {
         }
         TemplateTokenizer bound = template.bind(tokenizer);
         ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
-        List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir());
+        List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir(),
+                settings.datasetsKey());
         List<DatasetSpec> before = settings.sampledBefore().isEmpty() ? List.of()
-                : DatasetCatalog.resolve(settings.sampledBefore(), settings.datasetDir());
+                : DatasetCatalog.resolve(settings.sampledBefore(), settings.datasetDir(), "dataset");
         if (settings.streaming()) {
             int head = (int) settings.valSize();
             List<Example> eval = new ArrayList<>(head);

@@ -18,7 +18,8 @@ import java.util.List;
  * shards those groups are cut from, as Hugging Face datasets' {@code map(num_proc=...)} cuts them; 0 or 1 for one),
  * and {@code sampledBefore}, the datasets LLaMA-Factory loads before these ones in the same job (the training ones,
  * for an {@code eval_dataset}), whose {@code num_samples} draws come first from the job's numpy stream.
- * Build with {@link #builder()}.
+ * {@code datasetsKey} is the job key the datasets were given by ({@code dataset}, or {@code eval_dataset} for a
+ * held-out set), which a refusal of one of them names. Build with {@link #builder()}.
  */
 public record DataSettings(
         List<String> datasets,
@@ -44,7 +45,8 @@ public record DataSettings(
         boolean shuffle,
         int preprocessingBatchSize,
         int preprocessingNumWorkers,
-        List<String> sampledBefore) {
+        List<String> sampledBefore,
+        String datasetsKey) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
     public enum Stage {
@@ -76,6 +78,7 @@ public record DataSettings(
     /** Builds {@link DataSettings}; {@code opt*} setters for everything that has a default. */
     public static final class Builder {
         private List<String> datasets = List.of();
+        private String datasetsKey = "dataset";
         private Path datasetDir = Path.of("data");
         private String template;
         private int cutoffLen = 2048;
@@ -122,6 +125,12 @@ public record DataSettings(
          */
         public Builder optSampledBefore(List<String> names) {
             sampledBefore = split(names);
+            return this;
+        }
+
+        /** The job key the datasets come from, {@code dataset} by default, which a refusal of one of them names. */
+        public Builder optDatasetsKey(String key) {
+            datasetsKey = key;
             return this;
         }
 
@@ -264,7 +273,7 @@ public record DataSettings(
         /** Checks the values and builds the settings. */
         public DataSettings build() throws DataException {
             if (datasets.isEmpty()) {
-                throw new DataException("dataset: no dataset given");
+                throw new DataException(datasetsKey + ": no dataset given");
             }
             if (cutoffLen < 1) {
                 throw new DataException("cutoff_len: " + cutoffLen + " must be at least 1");
@@ -309,7 +318,7 @@ public record DataSettings(
                     valSize, pack, groupByLength, seed, dataSeed != null ? dataSeed : seed, batchSize, stage, streaming,
                     bufferSize, defaultSystem, toolFormat,
                     enableThinking, preserveThinking, shuffle, preprocessingBatchSize,
-                    streaming ? 1 : Math.max(1, preprocessingNumWorkers), sampledBefore);
+                    streaming ? 1 : Math.max(1, preprocessingNumWorkers), sampledBefore, datasetsKey);
         }
     }
 }

@@ -35,7 +35,8 @@ final class DatasetCatalog {
     private DatasetCatalog() {
     }
 
-    static List<DatasetSpec> resolve(List<String> names, Path datasetDir) throws DataException {
+    /** The datasets {@code names} in {@code datasetDir}; an unknown one is refused naming {@code key}, the job key. */
+    static List<DatasetSpec> resolve(List<String> names, Path datasetDir, String key) throws DataException {
         if (datasetDir.toString().startsWith("REMOTE:") || datasetDir.toString().equals("ONLINE")) {
             throw new DataException("dataset_dir: " + datasetDir + ": only local datasets are supported; download the"
                     + " folder and give its path");
@@ -72,7 +73,7 @@ final class DatasetCatalog {
             if (info != null) {
                 info.fieldNames().forEachRemaining(known::add);
             }
-            throw new DataException("dataset: unknown dataset '" + name + "' (" + (info != null ? "no entry in "
+            throw new DataException(key + ": unknown dataset '" + name + "' (" + (info != null ? "no entry in "
                     + infoFile : Files.isDirectory(datasetDir) ? "no " + INFO_FILE + " in " + datasetDir
                     : "dataset_dir " + datasetDir + " is no folder") + ", and no such file)"
                     + (info != null ? "; known: " + (known.isEmpty() ? "(none)" : String.join(", ", known)) : ""));

@@ -50,6 +50,7 @@ public final class JobData {
         String train = config.string("dataset");
         return shared(config)
                 .setDatasets(List.of(config.string("eval_dataset")))
+                .optDatasetsKey("eval_dataset")
                 .optSampledBefore(train == null || config.bool("streaming") ? List.of() : List.of(train))
                 .optMaskHistory(true)
                 .build();

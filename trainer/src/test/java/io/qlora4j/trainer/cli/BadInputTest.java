@@ -63,6 +63,17 @@ class BadInputTest {
                 cli.out());
     }
 
+    /** An unknown held-out dataset is refused naming eval_dataset, the key that gave it, not dataset. */
+    @Test
+    void anUnknownEvalDatasetNamesItsKey() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 3);
+        Path data = TinyTasks.write(dir.resolve("copy.json"), "copy", 4, 2);
+        assertEquals("qlora4j train: eval_dataset: unknown dataset 'nope' (no dataset_info.json in " + dir
+                + ", and no such file)", refused(train(base, data, dir.resolve("a"), "eval_dataset=nope",
+                        "dataset_dir=" + dir)));
+        assertFalse(Files.exists(dir.resolve("a")), "nothing written");
+    }
+
     @Test
     void jobValuesOfTheWrongShapeAndOutputDirsThatAreFilesAreRefused() throws Exception {
         Path yaml = Files.writeString(dir.resolve("job.yaml"), "output_dir: {a: 1}\n");

@@ -1,8 +1,10 @@
 package io.qlora4j.data;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -27,7 +29,13 @@ import java.util.List;
  */
 abstract class RecordReader implements Closeable {
 
-    static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * Reads records with no cap on a string's length: Jackson's default cap (20 million characters) refused a valid
+     * record's long text as invalid JSON, where LLaMA-Factory reads it and cuts it at cutoff_len.
+     */
+    static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+            .build());
     private static final InvalidRecordException NOT_AN_OBJECT = new InvalidRecordException("not a JSON object");
 
     final Path file;

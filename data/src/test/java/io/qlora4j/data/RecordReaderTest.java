@@ -70,6 +70,21 @@ class RecordReaderTest {
         }
     }
 
+    /** A record whose text is longer than Jackson's default cap (20 million characters) is read, not called invalid. */
+    @Test
+    void aRecordWithAVeryLongTextIsRead() throws Exception {
+        String text = "a".repeat(20_000_001);
+        Files.writeString(dir.resolve("d.jsonl"), "{\"text\": \"" + text + "\"}\n");
+        Files.writeString(dir.resolve("d.json"), "[{\"text\": \"" + text + "\"}]");
+        for (String name : new String[] {"d.jsonl", "d.json"}) {
+            try (RecordReader reader = RecordReader.open(dir.resolve(name))) {
+                SourceRecord record = reader.next();
+                assertNull(record.error(), name);
+                assertEquals(text.length(), record.node().get("text").asText().length(), name);
+            }
+        }
+    }
+
     @Test
     void brokenJsonArrayFailsNamingFileAndLine() throws Exception {
         Path file = dir.resolve("d.json");

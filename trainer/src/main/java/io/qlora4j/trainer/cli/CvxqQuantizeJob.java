@@ -59,12 +59,16 @@ final class CvxqQuantizeJob {
             try {
                 sequences = CalibrationTexts.read(dataset, tokenizer,
                         samples == null ? CvxqSettings.SEQUENCES : samples, length);
-                if (config.string("cvxq_validation") != null) {
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("dataset: " + e.getMessage());
+            }
+            if (config.string("cvxq_validation") != null) {
+                try {
                     validation = CalibrationTexts.read(Path.of(config.string("cvxq_validation")), tokenizer,
                             CvxqSettings.VALIDATION_SEQUENCES, length);
+                } catch (IllegalArgumentException e) {
+                    throw new ConfigException("cvxq_validation: " + e.getMessage());
                 }
-            } catch (IllegalArgumentException e) {
-                throw new ConfigException(e.getMessage());
             }
             out.printf(Locale.ROOT, "calibrating on %d sequences of %d tokens, %d iterations, target %.4f bits per"
                     + " parameter%n", sequences.size(), length, settings.iterations(), bits);

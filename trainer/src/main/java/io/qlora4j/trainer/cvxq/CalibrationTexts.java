@@ -1,11 +1,12 @@
 package io.qlora4j.trainer.cvxq;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.StrictUtf8Reader;
 import io.qlora4j.model.Tokenizer;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -16,7 +17,8 @@ import java.util.List;
 /**
  * Calibration sequences the reference's way ({@code dataset/c4.py}): the first {@code count} texts of a file that
  * have at least {@code length} tokens, each cut to its first {@code length} tokens. A {@code .jsonl} file gives one
- * text per line in its {@code text} field, any other file one text per line.
+ * text per line in its {@code text} field, any other file one text per line. Messages name the file (and line), not
+ * the key: the caller reads both {@code dataset} and {@code cvxq_validation} with it.
  */
 public final class CalibrationTexts {
     private CalibrationTexts() {}
@@ -24,13 +26,14 @@ public final class CalibrationTexts {
     /**
      * Reads up to {@code count} sequences of exactly {@code length} tokens.
      *
-     * @throws IllegalArgumentException naming the file when it has no text that long or a line is not a text record
+     * @throws IllegalArgumentException naming the file when it has no text that long, and its line when a line is not
+     *     UTF-8 or not a text record
      */
     public static List<long[]> read(Path file, Tokenizer tokenizer, int count, int length) throws IOException {
         boolean jsonl = file.getFileName().toString().endsWith(".jsonl");
         ObjectMapper json = new ObjectMapper();
         List<long[]> out = new ArrayList<>();
-        try (BufferedReader lines = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        try (BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(file)))) {
             String line;
             int lineNo = 0;
             while (out.size() < count && (line = lines.readLine()) != null) {
@@ -40,7 +43,13 @@ public final class CalibrationTexts {
                 }
                 String text = line;
                 if (jsonl) {
-                    JsonNode t = json.readTree(line).path("text");
+                    JsonNode t;
+                    try {
+                        t = json.readTree(line).path("text");
+                    } catch (JsonProcessingException e) {
+                        throw new IllegalArgumentException(file + ":" + lineNo + ": not valid JSON: "
+                                + e.getOriginalMessage().lines().findFirst().orElse(""));
+                    }
                     if (!t.isTextual()) {
                         throw new IllegalArgumentException(file + ":" + lineNo
                                 + ": expected a JSON object with a string field \"text\"");
@@ -53,10 +62,12 @@ public final class CalibrationTexts {
                 }
             }
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("dataset: " + file + ": no such file");
+            throw new IllegalArgumentException(file + ": no such file");
+        } catch (StrictUtf8Reader.Malformed e) {
+            throw new IllegalArgumentException(file + ":" + e.line() + ": not valid UTF-8");
         }
         if (out.isEmpty()) {
-            throw new IllegalArgumentException("dataset: " + file + " has no text of at least " + length
+            throw new IllegalArgumentException(file + " has no text of at least " + length
                     + " tokens for calibration (lower cutoff_len)");
         }
         return out;

@@ -63,6 +63,33 @@ class BadInputTest {
                 cli.out());
     }
 
+    /**
+     * CVXQ's calibration and validation files: a line that is not JSON or not UTF-8 names the file and line, and a
+     * missing validation file names cvxq_validation; they were "I/O error" lines without the file, or named dataset.
+     */
+    @Test
+    void cvxqCalibrationFilesAreNamedWithTheirLineAndKey() throws Exception {
+        Path base = TinyModel.write(dir.resolve("base"), 3);
+        Path good = Files.writeString(dir.resolve("good.jsonl"), "{\"text\": \"copy a b c d e f g h\"}\n");
+        Path json = Files.writeString(dir.resolve("bad.jsonl"), "{\"text\": \"copy a b c d e f g h\"}\nnot json\n");
+        Path utf8 = Files.write(dir.resolve("bad.txt"), new byte[] {'c', 'o', 'p', 'y', ' ', (byte) 0xFF, '\n'});
+        String[] cvxq = {"quantize", "model_name_or_path=" + base, "quantization_method=cvxq", "target_bits=3",
+            "cutoff_len=4", "max_samples=4", "export_dir=" + dir.resolve("q")};
+        assertEquals("qlora4j quantize: dataset: " + json + ":2: not valid JSON: Unrecognized token 'not': was"
+                + " expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+                refused(with(cvxq, "dataset=" + json)));
+        assertEquals("qlora4j quantize: dataset: " + utf8 + ":1: not valid UTF-8", refused(with(cvxq, "dataset=" + utf8)));
+        assertEquals("qlora4j quantize: cvxq_validation: " + dir.resolve("none.txt") + ": no such file",
+                refused(with(cvxq, "dataset=" + good, "cvxq_validation=" + dir.resolve("none.txt"))));
+        assertFalse(Files.exists(dir.resolve("q")), "nothing written");
+    }
+
+    private static String[] with(String[] args, String... more) {
+        List<String> all = new ArrayList<>(List.of(args));
+        all.addAll(List.of(more));
+        return all.toArray(String[]::new);
+    }
+
     /** An unknown held-out dataset is refused naming eval_dataset, the key that gave it, not dataset. */
     @Test
     void anUnknownEvalDatasetNamesItsKey() throws Exception {

@@ -1,11 +1,10 @@
 package io.qlora4j.trainer.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.DataException;
+import io.qlora4j.data.JsonlText;
 import io.qlora4j.data.StrictUtf8Reader;
 import io.qlora4j.trainer.config.ConfigException;
 import java.io.BufferedReader;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -31,13 +30,12 @@ final class TextFile {
                     + " a line, or .jsonl with a \"text\" field)");
         }
         boolean jsonl = dataset.getFileName().toString().endsWith(".jsonl");
-        ObjectMapper mapper = new ObjectMapper();
         try (BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(dataset)))) {
             String line;
             int lineNo = 0;
             while ((line = lines.readLine()) != null) {
                 lineNo++;
-                String text = jsonl ? text(mapper, dataset, lineNo, line) : line;
+                String text = jsonl ? jsonlText(dataset, lineNo, line) : line;
                 if (text != null) {
                     sink.accept(text);
                 }
@@ -49,20 +47,12 @@ final class TextFile {
         }
     }
 
-    /** The record's {@code text}, null for a blank line. */
-    private static String text(ObjectMapper mapper, Path file, int lineNo, String line) throws ConfigException {
-        if (line.isBlank()) {
-            return null;
-        }
+    /** The jsonl line's {@code text} ({@link JsonlText}), null for a blank line. */
+    private static String jsonlText(Path file, int lineNo, String line) throws ConfigException {
         try {
-            JsonNode text = mapper.readTree(line).path("text");
-            if (!text.isTextual()) {
-                throw new ConfigException(file + ":" + lineNo + ": expected a JSON object with a string field \"text\"");
-            }
-            return text.asText();
-        } catch (IOException e) {
-            throw new ConfigException(file + ":" + lineNo + ": not valid JSON: "
-                    + e.getMessage().lines().findFirst().orElse(""));
+            return JsonlText.of(file, lineNo, line);
+        } catch (DataException e) {
+            throw new ConfigException(e.getMessage());
         }
     }
 }

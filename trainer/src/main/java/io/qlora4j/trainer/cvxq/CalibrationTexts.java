@@ -1,8 +1,7 @@
 package io.qlora4j.trainer.cvxq;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.qlora4j.data.DataException;
+import io.qlora4j.data.JsonlText;
 import io.qlora4j.data.StrictUtf8Reader;
 import io.qlora4j.model.Tokenizer;
 import java.io.BufferedReader;
@@ -31,7 +30,6 @@ public final class CalibrationTexts {
      */
     public static List<long[]> read(Path file, Tokenizer tokenizer, int count, int length) throws IOException {
         boolean jsonl = file.getFileName().toString().endsWith(".jsonl");
-        ObjectMapper json = new ObjectMapper();
         List<long[]> out = new ArrayList<>();
         try (BufferedReader lines = new BufferedReader(new StrictUtf8Reader(Files.newInputStream(file)))) {
             String line;
@@ -41,20 +39,11 @@ public final class CalibrationTexts {
                 if (line.isBlank()) {
                     continue;
                 }
-                String text = line;
-                if (jsonl) {
-                    JsonNode t;
-                    try {
-                        t = json.readTree(line).path("text");
-                    } catch (JsonProcessingException e) {
-                        throw new IllegalArgumentException(file + ":" + lineNo + ": not valid JSON: "
-                                + e.getOriginalMessage().lines().findFirst().orElse(""));
-                    }
-                    if (!t.isTextual()) {
-                        throw new IllegalArgumentException(file + ":" + lineNo
-                                + ": expected a JSON object with a string field \"text\"");
-                    }
-                    text = t.asText();
+                String text;
+                try {
+                    text = jsonl ? JsonlText.of(file, lineNo, line) : line;
+                } catch (DataException e) {
+                    throw new IllegalArgumentException(e.getMessage());
                 }
                 long[] ids = tokenizer.encode(text);
                 if (ids.length >= length) {

@@ -177,6 +177,14 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
                 alphaPattern);
     }
 
+    /**
+     * Whether the config names its targets ({@code target_modules} set); PEFT saves them resolved, so a config without
+     * them was written by hand.
+     */
+    boolean namesTargets() {
+        return targetList != null || targetRegex != null;
+    }
+
     /** Whether {@code target_modules} selects the module at {@code path} (true when the config names none). */
     boolean selects(String path) {
         if (targetRegex != null) {

@@ -146,8 +146,8 @@ public final class LoraAdapters implements AutoCloseable {
      * {@code .default}, F16/BF16/F32/F64 weights (widened to float32), {@code use_rslora}, {@code rank_pattern},
      * {@code alpha_pattern}, {@code fan_in_fan_out}, and the registered variants ({@code use_dora} with its
      * {@code lora_magnitude_vector}). Refused with one line naming the file and the key or
-     * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
-     * tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
+     * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a module the
+     * targets select without its tensors (PEFT would add it untrained), a tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
      * (PiSSA, LoftQ), which needs the overload with its start.
      */
     public static LoraAdapters load(Path adapterDir, CausalLM model, NDManager manager) throws ModelException {

@@ -64,7 +64,8 @@ final class TrainingKeys {
         add.accept(ConfigKey.of("learning_rate", FLOAT, 5e-5, "peak learning rate").range(0.0, NO_LIMIT));
         add.accept(ConfigKey.of("num_train_epochs", FLOAT, 3.0,
                 "epochs when max_steps is not set: ceil(epochs x ceil(batches / accumulation)) steps").range(0.0, NO_LIMIT));
-        add.accept(ConfigKey.of("max_steps", INT, -1, "optimizer steps (-1: from num_train_epochs)").range(-1.0, NO_LIMIT));
+        add.accept(ConfigKey.of("max_steps", INT, -1, "optimizer steps (0 or -1: from num_train_epochs, as transformers"
+                + " reads any value not above 0)").range(-1.0, NO_LIMIT));
         add.accept(ConfigKey.of("lr_scheduler_type", STRING, "linear", "learning-rate schedule")
                 .choices("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
                         "inverse_sqrt", "cosine_with_min_lr")

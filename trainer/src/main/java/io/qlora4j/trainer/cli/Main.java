@@ -6,6 +6,7 @@ import io.qlora4j.trainer.config.ConfigException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -48,6 +49,7 @@ public final class Main {
         debug = false;
         CommandLine cli = new CommandLine(new Main());
         cli.setOut(out).setErr(err);
+        cli.setParameterExceptionHandler((e, given) -> usageError(err, e, given));
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             Throwable cause = e instanceof UncheckedIOException u ? u.getCause() : e;
             String prefix = "qlora4j " + commandLine.getCommandName() + ": ";
@@ -68,6 +70,26 @@ public final class Main {
         } catch (LinkageError e) {
             return report(err, "qlora4j: a library failed to load (" + oneLine(e.toString()) + ")" + debugHint(), e);
         }
+    }
+
+    /**
+     * A command line picocli cannot parse (an unknown command or option, a value of the wrong type, an argument too
+     * many) gets one line naming it, picocli's suggestion where it has one, and where the usage is; status 2. With no
+     * arguments at all the usage is the answer, and is printed.
+     */
+    private static int usageError(PrintWriter err, CommandLine.ParameterException e, String[] given) {
+        CommandLine command = e.getCommandLine();
+        if (given.length == 0) {
+            command.usage(err);
+            return 2;
+        }
+        String name = command.getCommandSpec().qualifiedName();
+        List<String> suggestions = e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions() : List.of();
+        err.println(name + ": " + oneLine(e.getMessage())
+                + (suggestions.isEmpty() ? "" : "; did you mean " + String.join(" or ", suggestions) + "?")
+                + " (" + name + " --help shows the usage)");
+        err.flush();
+        return 2;
     }
 
     /** Reports what ended a command: {@code line}, {@code cause}'s stack trace only with {@code --debug}; status 1. */

@@ -28,6 +28,23 @@ class BadInputTest {
 
     private final CliRun cli = new CliRun();
 
+    @Test
+    void aCommandLinePicocliCannotParseGetsOneLineAndStatus2() {
+        assertEquals(2, cli.run("train", "--bogus"));
+        assertEquals("qlora4j train: Unknown option: '--bogus' (qlora4j train --help shows the usage)", cli.err().strip());
+        assertEquals(2, cli.run("init-model", "a", "b", "--std", "abc"));
+        assertEquals("qlora4j init-model: Invalid value for option '--std': 'abc' is not a double (qlora4j init-model"
+                + " --help shows the usage)", cli.err().strip());
+        assertEquals(2, cli.run("trian", "job.yaml"));
+        String err = cli.err().strip();
+        assertEquals(1, err.lines().count(), err);
+        assertTrue(err.startsWith("qlora4j: Unmatched arguments from index 0: 'trian', 'job.yaml'; did you mean"), err);
+        assertTrue(err.contains("train"), err);
+        // nothing given at all: the usage is the answer
+        assertEquals(2, cli.run());
+        assertTrue(cli.err().contains("Usage: qlora4j"), cli.err());
+    }
+
     /** Runs and expects exit 1 with exactly one line on stderr, which it returns. */
     private String refused(String... args) {
         assertEquals(1, cli.run(args), cli.out() + cli.err());

@@ -20,6 +20,7 @@ import java.util.HashSet;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * A Hugging Face {@code tokenizer.json} checked before it reaches the native tokenizers library, which accepts
@@ -42,6 +43,8 @@ public final class TokenizerFile {
      * byte-level file) and loads as Qwen2Tokenizer, which keeps the byte-level pipeline the file has.
      */
     private static final Set<String> NOT_LLAMA_TOKENIZER_TYPES = Set.of("mistral", "phi3", "qwen2");
+    /** The {@code model.type} values Hugging Face tokenizers reads (a file may also leave the type out). */
+    private static final Set<String> MODEL_TYPES = Set.of("BPE", "Unigram", "WordLevel", "WordPiece");
 
     private final Path file;
     private long maxId = -1;
@@ -193,6 +196,11 @@ public final class TokenizerFile {
         JsonNode model = root.path("model");
         if (!model.isObject()) {
             throw invalid("expected an object \"model\"");
+        }
+        JsonNode type = model.path("type");
+        if (!type.isMissingNode() && !MODEL_TYPES.contains(type.asText())) {
+            throw invalid("model.type " + type + " is not one of the tokenizers library's models ("
+                    + String.join(", ", new TreeSet<>(MODEL_TYPES)) + ")");
         }
         Set<String> vocab = checkVocab(model.path("vocab"));
         JsonNode unk = model.path("unk_token");

@@ -101,6 +101,17 @@ class TokenizerFileTest {
     }
 
     @Test
+    void aModelTypeTheTokenizersLibraryLacksIsNamed() throws Exception {
+        assertEquals("model.type \"Foo\" is not one of the tokenizers library's models (BPE, Unigram, WordLevel,"
+                + " WordPiece)", refusal(root -> ((ObjectNode) root.path("model")).put("type", "Foo")));
+        // no type at all: the library tells the model by its fields
+        write(root -> ((ObjectNode) root.path("model")).remove("type"));
+        try (Tokenizer tokenizer = Tokenizer.forModel(dir, 5)) {
+            assertArrayEquals(new long[] {1, 2, 4}, tokenizer.encode("a c"));
+        }
+    }
+
+    @Test
     void invalidUtf8OrJsonIsNamedWithItsPlace() throws Exception {
         Path file = dir.resolve("tokenizer.json");
         byte[] bytes = JSON.writeValueAsBytes(valid());

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 
 /**
  * ShareGPT records (and OpenAI-style {@code messages} through the tags) as LLaMA-Factory's
@@ -42,13 +43,20 @@ record SharegptConverter(DatasetColumns columns) implements RecordConverter {
         List<Message> aligned = new ArrayList<>();
         for (int i = start; i < messages.size(); i++) {
             JsonNode message = messages.get(i);
-            Role role = roles.get(message.path(roleTag).asText(""));
+            String tag = message.path(roleTag).asText("");
+            Role role = roles.get(tag);
+            if (role == null) {
+                // LLaMA-Factory warns "Invalid role tag" and drops the record
+                throw new InvalidRecordException("unknown role", "message " + (i + 1) + " has role '" + tag
+                        + "', which is none of the dataset's turn tags (" + String.join(", ", new TreeSet<>(roles.keySet()))
+                        + ")");
+            }
             boolean userSide = (i - start) % 2 == 0;
-            boolean allowed = role != null && (userSide ? role == Role.USER || role == Role.OBSERVATION
-                    : role == Role.ASSISTANT || role == Role.FUNCTION);
+            boolean allowed = userSide ? role == Role.USER || role == Role.OBSERVATION
+                    : role == Role.ASSISTANT || role == Role.FUNCTION;
             if (!allowed) {
                 throw new InvalidRecordException("roles out of order", "message " + (i + 1) + " has role '"
-                        + message.path(roleTag).asText("") + "' where a "
+                        + tag + "' where a "
                         + (userSide ? "user/observation" : "assistant/function call") + " turn belongs");
             }
             String content = RecordConverter.text(message, contentTag);

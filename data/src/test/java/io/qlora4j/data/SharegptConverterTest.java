@@ -55,6 +55,11 @@ class SharegptConverterTest {
         InvalidRecordException order = assertThrows(InvalidRecordException.class, () -> convert(DatasetColumns.DEFAULTS,
                 "{\"conversations\": [{\"from\": \"gpt\", \"value\": \"a\"}, {\"from\": \"human\", \"value\": \"b\"}]}"));
         assertEquals("message 1 has role 'gpt' where a user/observation turn belongs", order.getMessage());
+        InvalidRecordException unknown = assertThrows(InvalidRecordException.class, () -> convert(
+                DatasetColumns.DEFAULTS, "{\"conversations\": [{\"from\": \"robot\", \"value\": \"a\"}]}"));
+        assertEquals("unknown role", unknown.kind());
+        assertEquals("message 1 has role 'robot', which is none of the dataset's turn tags (function_call, gpt, human,"
+                + " observation)", unknown.getMessage());
         assertEquals("empty conversation", assertThrows(InvalidRecordException.class,
                 () -> convert(DatasetColumns.DEFAULTS, "{\"conversations\": []}")).getMessage());
         assertEquals("conversation does not end with an assistant turn", assertThrows(InvalidRecordException.class,

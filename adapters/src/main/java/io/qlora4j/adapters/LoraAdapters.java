@@ -44,11 +44,14 @@ public final class LoraAdapters implements AutoCloseable {
     private final LoraSettings settings;
     private final Map<String, LoraLinear> modules;
     private final InitialAdapter start;
+    private final List<String> absent;
 
-    private LoraAdapters(LoraSettings settings, Map<String, LoraLinear> modules, InitialAdapter start) {
+    private LoraAdapters(LoraSettings settings, Map<String, LoraLinear> modules, InitialAdapter start,
+            List<String> absent) {
         this.settings = settings;
         this.modules = Collections.unmodifiableMap(modules);
         this.start = start;
+        this.absent = List.copyOf(absent);
     }
 
     /**
@@ -99,7 +102,7 @@ public final class LoraAdapters implements AutoCloseable {
                         settings.variant().initExtras(base, tensors, manager)));
             }
         }
-        LoraAdapters adapters = wrap(model, settings, planned, start);
+        LoraAdapters adapters = wrap(model, settings, planned, start, List.of());
         adapters.setDropoutSeed(seed);
         return adapters;
     }
@@ -146,8 +149,8 @@ public final class LoraAdapters implements AutoCloseable {
      * {@code .default}, F16/BF16/F32/F64 weights (widened to float32), {@code use_rslora}, {@code rank_pattern},
      * {@code alpha_pattern}, {@code fan_in_fan_out}, and the registered variants ({@code use_dora} with its
      * {@code lora_magnitude_vector}). Refused with one line naming the file and the key or
-     * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a module the
-     * targets select without its tensors (PEFT would add it untrained), a tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
+     * tensor: trained biases, {@code modules_to_save}, a target or tensor for a module the model lacks, a
+     * tensor whose shape does not fit the base layer, and an adapter whose {@code init_lora_weights} rewrote its base
      * (PiSSA, LoftQ), which needs the overload with its start.
      */
     public static LoraAdapters load(Path adapterDir, CausalLM model, NDManager manager) throws ModelException {
@@ -165,7 +168,8 @@ public final class LoraAdapters implements AutoCloseable {
     }
 
     /** Wraps the planned modules into the model's blocks, in order, and makes their matrices trainable. */
-    static LoraAdapters wrap(CausalLM model, LoraSettings settings, List<Planned> planned, InitialAdapter start) {
+    static LoraAdapters wrap(CausalLM model, LoraSettings settings, List<Planned> planned, InitialAdapter start,
+            List<String> absent) {
         Map<String, LoraLinear> wrapped = new LinkedHashMap<>();
         for (Planned p : planned) {
             p.a().setRequiresGradient(true);
@@ -177,7 +181,7 @@ public final class LoraAdapters implements AutoCloseable {
             block.setLinear(p.linearName(), lora);
             wrapped.put(TargetModules.modulePath(p.layer(), p.linearName()), lora);
         }
-        return new LoraAdapters(settings, wrapped, start);
+        return new LoraAdapters(settings, wrapped, start, absent);
     }
 
     /** Fails when any block's {@code name} layer is already a {@link LoraLinear}. */
@@ -209,6 +213,15 @@ public final class LoraAdapters implements AutoCloseable {
             b.close();
             extras.values().forEach(NDArray::close);
         }
+    }
+
+    /**
+     * The modules a loaded adapter's {@code target_modules} selects but whose tensors its file lacks (a partial save),
+     * sorted; empty for a complete or fresh adapter. They stay unadapted, which gives the outputs PEFT gives (it adds
+     * them with B = 0 and warns of missing keys); training on from such an adapter would differ, as PEFT trains them.
+     */
+    public List<String> absentModules() {
+        return absent;
     }
 
     /** The adapter-wide settings (a module may differ in rank and alpha when loaded with patterns). */

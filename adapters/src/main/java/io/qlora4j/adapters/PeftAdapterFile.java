@@ -129,6 +129,16 @@ final class PeftAdapterFile implements AutoCloseable {
     }
 
     /**
+     * The modules the config's {@code target_modules} selects that the file holds no tensors for, sorted; none when
+     * the config names no targets (PEFT saves them resolved, so such a config was written by hand). PEFT loads such
+     * a file with a warning of missing keys and those modules fresh (B = 0: the base's output, as here without them).
+     */
+    List<String> absentModules() {
+        return !config.namesTargets() ? List.of() : projections.keySet().stream()
+                .filter(p -> config.selects(p) && !modules.containsKey(p)).sorted().toList();
+    }
+
+    /**
      * The adapter-wide settings: the config's r, alpha, dropout, scaling rule and variant, targets the adapted layer
      * names.
      */
@@ -160,8 +170,7 @@ final class PeftAdapterFile implements AutoCloseable {
 
     /**
      * Groups the file's tensors by module path and PEFT suffix ({@code lora_A.weight}, {@code lora_B.weight}, the
-     * variant's), refusing every tensor that is not one of them, every module that lacks one, and a file without
-     * some module the config's target_modules selects (a partial save: PEFT would start that module anew).
+     * variant's), refusing every tensor that is not one of them and every module that lacks one.
      */
     private static Map<String, Map<String, TensorInfo>> tensorsByModule(Path file, SafetensorsReader reader,
             AdapterConfig config, Map<String, long[]> projections, int layers) throws ModelException {
@@ -205,15 +214,6 @@ final class PeftAdapterFile implements AutoCloseable {
         }
         if (byModule.isEmpty()) {
             throw new ModelException(file + ": holds no LoRA matrices");
-        }
-        if (config.namesTargets()) {
-            List<String> absent = projections.keySet().stream()
-                    .filter(p -> config.selects(p) && !byModule.containsKey(p)).sorted().toList();
-            if (!absent.isEmpty()) {
-                throw new ModelException(file + ": holds no tensors for " + absent.size() + " of the modules"
-                        + " target_modules selects, such as '" + absent.get(0) + "'; PEFT would add them untrained"
-                        + " (warning of missing keys), qlora4j loads an adapter only whole");
-            }
         }
         for (Map.Entry<String, Map<String, TensorInfo>> e : byModule.entrySet()) {
             for (String suffix : expected) {

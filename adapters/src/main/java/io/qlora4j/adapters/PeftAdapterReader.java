@@ -60,7 +60,8 @@ final class PeftAdapterReader {
                 planned.forEach(LoraAdapters.Planned::close);
                 throw e;
             }
-            return LoraAdapters.wrap(model, file.settings(), planned, init.rewritesBase() ? start : null);
+            return LoraAdapters.wrap(model, file.settings(), planned, init.rewritesBase() ? start : null,
+                    file.absentModules());
         }
     }
 

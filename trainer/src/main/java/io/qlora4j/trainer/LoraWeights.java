@@ -92,6 +92,13 @@ final class LoraWeights implements TrainableWeights {
             throw new ConfigException(flag + ": the job trains " + settings.variant() + " but the adapter in " + from
                     + " is " + adapters.settings().variant() + "; set " + flag + " to match it");
         }
+        if (from != null && !adapters.absentModules().isEmpty()) {
+            adapters.close();
+            throw new ConfigException("adapter_name_or_path: " + from + " holds no tensors for "
+                    + adapters.absentModules().size() + " of the modules its target_modules selects, such as '"
+                    + adapters.absentModules().get(0) + "'; PEFT would train them on from a fresh start, which qlora4j"
+                    + " does not: save the adapter whole (eval, generate and export load it as PEFT does)");
+        }
         if (from != null) {
             try {
                 requireSame(config, adapters.settings(), from);

@@ -225,6 +225,23 @@ class AdapterVariantTrainingTest {
     }
 
     @Test
+    void anAdapterSavedWithoutAModuleItsTargetsSelectIsScoredAsPeftLoadsItButNotTrainedOn() throws Exception {
+        Path partial = dir.resolve("partial");
+        assertTrue(train(job(partial, "max_steps=2")).completed());
+        Path text = Files.writeString(dir.resolve("eval.txt"), "reverse a b c : c b a\n");
+        Poison.withoutTensors(partial.resolve("adapter_model.safetensors"), "adapter_model", "layers.0.mlp.down_proj.");
+        // PEFT adds the module with B = 0 and warns: the base's output there, as without the module; so eval scores it
+        double scored = evalLoss("adapter_name_or_path=" + partial, "dataset=" + text);
+        assertTrue(Double.isFinite(scored), "eval loss " + scored);
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> train(job(dir.resolve("on"), "adapter_name_or_path=" + partial)));
+        assertEquals("adapter_name_or_path: " + partial + " holds no tensors for 1 of the modules its target_modules"
+                + " selects, such as 'model.layers.0.mlp.down_proj'; PEFT would train them on from a fresh start, which"
+                + " qlora4j does not: save the adapter whole (eval, generate and export load it as PEFT does)",
+                e.getMessage());
+    }
+
+    @Test
     void continuingAnAdapterOfAnotherVariantIsRefusedNamingTheFlag() throws Exception {
         Path dora = dir.resolve("dora");
         assertTrue(train(job(dora, "use_dora=true", "max_steps=1")).completed());

@@ -63,8 +63,10 @@ public final class DataPipeline {
         }
         TemplateTokenizer bound = template.bind(tokenizer);
         ExampleEncoder encoder = new ExampleEncoder(settings, template, bound);
-        List<DatasetSpec> specs = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir(),
+        List<DatasetSpec> resolved = DatasetCatalog.resolve(settings.datasets(), settings.datasetDir(),
                 settings.datasetsKey());
+        List<DatasetSpec> specs = settings.drawsSamples() ? resolved
+                : resolved.stream().map(DatasetSpec::unsampled).toList();
         List<DatasetSpec> before = settings.sampledBefore().isEmpty() ? List.of()
                 : DatasetCatalog.resolve(settings.sampledBefore(), settings.datasetDir(), "dataset");
         if (settings.streaming()) {

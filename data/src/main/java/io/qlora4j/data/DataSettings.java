@@ -17,7 +17,9 @@ import java.util.List;
  * {@code preprocessing_batch_size} (records packed together) and {@code preprocessing_num_workers} (the contiguous
  * shards those groups are cut from, as Hugging Face datasets' {@code map(num_proc=...)} cuts them; 0 or 1 for one),
  * and {@code sampledBefore}, the datasets LLaMA-Factory loads before these ones in the same job (the training ones,
- * for an {@code eval_dataset}), whose {@code num_samples} draws come first from the job's numpy stream.
+ * for an {@code eval_dataset}), whose {@code num_samples} draws come first from the job's numpy stream, and
+ * {@code drawsSamples}, whether datasets' {@code num_samples} are drawn at all (LLaMA-Factory draws none in a streaming
+ * job, its held-out datasets included).
  * {@code datasetsKey} is the job key the datasets were given by ({@code dataset}, or {@code eval_dataset} for a
  * held-out set), which a refusal of one of them names. Build with {@link #builder()}.
  */
@@ -46,6 +48,7 @@ public record DataSettings(
         int preprocessingBatchSize,
         int preprocessingNumWorkers,
         List<String> sampledBefore,
+        boolean drawsSamples,
         String datasetsKey) {
 
     /** The training stage: supervised fine-tuning or plain-text (pre)training. */
@@ -102,6 +105,7 @@ public record DataSettings(
         private int preprocessingBatchSize = 1000;
         private int preprocessingNumWorkers;
         private List<String> sampledBefore = List.of();
+        private boolean drawsSamples = true;
 
         private Builder() {
         }
@@ -109,6 +113,15 @@ public record DataSettings(
         /** Dataset names (dataset_info.json) or file/folder paths; a single string may be a comma list. */
         public Builder setDatasets(List<String> names) {
             datasets = split(names);
+            return this;
+        }
+
+        /**
+         * Whether the datasets' {@code num_samples} are drawn (default true); false reads them whole, as LLaMA-Factory
+         * reads every dataset of a streaming job, a held-out one too. A streamed dataset is never sampled either way.
+         */
+        public Builder optDrawsSamples(boolean value) {
+            drawsSamples = value;
             return this;
         }
 
@@ -318,7 +331,7 @@ public record DataSettings(
                     valSize, pack, groupByLength, seed, dataSeed != null ? dataSeed : seed, batchSize, stage, streaming,
                     bufferSize, defaultSystem, toolFormat,
                     enableThinking, preserveThinking, shuffle, preprocessingBatchSize,
-                    streaming ? 1 : Math.max(1, preprocessingNumWorkers), sampledBefore, datasetsKey);
+                    streaming ? 1 : Math.max(1, preprocessingNumWorkers), sampledBefore, drawsSamples, datasetsKey);
         }
     }
 }

@@ -18,6 +18,11 @@ record DatasetSpec(String name, List<Path> files, Formatting formatting, Dataset
         namedFields = Set.copyOf(namedFields);
     }
 
+    /** This dataset read whole, its {@code num_samples} not drawn. */
+    DatasetSpec unsampled() {
+        return new DatasetSpec(name, files, formatting, columns, 0, namedFields);
+    }
+
     /** The record formats of dataset_info.json's {@code formatting}. */
     enum Formatting { ALPACA, SHAREGPT }
 

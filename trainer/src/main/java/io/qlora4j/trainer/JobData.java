@@ -44,7 +44,8 @@ public final class JobData {
      * The data settings of the job's {@code eval_dataset}: read and rendered as the training data is (LLaMA-Factory
      * loads both through one loader: the template with its system prompt, tool format and thinking settings,
      * {@code cutoff_len}, {@code max_samples}, {@code num_samples} drawn from the job's numpy stream after the
-     * training datasets' draws), in file order, only the last turn's answer labelled.
+     * training datasets' draws, and none drawn when the job streams), in file order, only the last turn's answer
+     * labelled.
      */
     static DataSettings evalSettings(JobConfig config) throws DataException {
         String train = config.string("dataset");
@@ -52,6 +53,7 @@ public final class JobData {
                 .setDatasets(List.of(config.string("eval_dataset")))
                 .optDatasetsKey("eval_dataset")
                 .optSampledBefore(train == null || config.bool("streaming") ? List.of() : List.of(train))
+                .optDrawsSamples(!config.bool("streaming"))
                 .optMaskHistory(true)
                 .build();
     }

@@ -241,6 +241,12 @@ class HeldOutEvalTest {
                     "dataset_dir=" + data, "template=default", "predict_with_generate=true", "max_new_tokens=1"),
                     tokenizer).run(model);
             assertEquals(List.of("d", "b"), report.predictions().stream().map(EvalReport.Prediction::expected).toList());
+            // a streaming job draws no num_samples (LLaMA-Factory's loader skips them when streaming): all five
+            EvalReport streamed = HeldOutEval.load(JobConfig.of("dataset=train", "eval_dataset=held", "streaming=true",
+                    "dataset_dir=" + data, "template=default", "predict_with_generate=true", "max_new_tokens=1"),
+                    tokenizer).run(model);
+            assertEquals(List.of("a", "b", "c", "d", "e"),
+                    streamed.predictions().stream().map(EvalReport.Prediction::expected).toList());
         }
     }
 

@@ -44,18 +44,25 @@ public final class JobData {
      * The data settings of the job's {@code eval_dataset}: read and rendered as the training data is (LLaMA-Factory
      * loads both through one loader: the template with its system prompt, tool format and thinking settings,
      * {@code cutoff_len}, {@code max_samples}, {@code num_samples} drawn from the job's numpy stream after the
-     * training datasets' draws, and none drawn when the job streams), in file order, only the last turn's answer
-     * labelled.
+     * training datasets' draws, and none drawn when the job streams), in file order. Scored by loss alone it is
+     * labelled and packed as the training data is ({@code mask_history}, {@code train_on_prompt}, {@code packing}), as
+     * LLaMA-Factory's supervised processor does for it; with {@code predict_with_generate} only the last turn's answer
+     * is labelled, the answer to generate (its processor for generation), and rows are never packed.
      */
     static DataSettings evalSettings(JobConfig config) throws DataException {
         String train = config.string("dataset");
-        return shared(config)
+        boolean generate = config.bool("predict_with_generate");
+        DataSettings.Builder builder = shared(config)
                 .setDatasets(List.of(config.string("eval_dataset")))
                 .optDatasetsKey("eval_dataset")
                 .optSampledBefore(train == null || config.bool("streaming") ? List.of() : List.of(train))
                 .optDrawsSamples(!config.bool("streaming"))
-                .optMaskHistory(true)
-                .build();
+                .optMaskHistory(generate || config.bool("mask_history"))
+                .optTrainOnPrompt(!generate && config.bool("train_on_prompt"));
+        if (!generate && config.isSet("packing")) {
+            builder.optPacking(config.bool("packing"));
+        }
+        return builder.build();
     }
 
     /** The settings that shape every dataset of the job, trained on or held out. */

@@ -119,6 +119,41 @@ class HeldOutEvalTest {
         }
     }
 
+    @Test
+    void lossOnlyEvalLabelsEveryAnswerUnlessTheJobMasksHistory() throws Exception {
+        // LLaMA-Factory scores an eval_dataset without predict_with_generate through its supervised processor, with
+        // the job's mask_history (false by default: every assistant turn labelled)
+        Path base = TinyModel.write(dir.resolve("base"), 7);
+        Path file = dir.resolve("held-out.json");
+        new ObjectMapper().writeValue(file.toFile(), List.of(Map.of("instruction", "copy", "input", "b", "output", "b",
+                "history", List.of(List.of("copy\na", "a")))));
+        String[] pieces = "Human : copy \n a </s> \n Assistant : a </s> \n Human : copy \n b </s> \n Assistant : b </s> \n"
+                .split(" ");
+        long[] ids = TinyModel.ids(String.join(" ", pieces));
+        try (NDManager manager = NDManager.newBaseManager();
+                TemplateTokenizer tokenizer = TemplateTokenizer.open(base)) {
+            CausalLM model = ModelLoader.builder().build().load(base, manager);
+            for (boolean maskHistory : new boolean[] {false, true}) {
+                long[] labels = new long[ids.length];
+                Arrays.fill(labels, -100);
+                // "a </s> \n" at 9-11 and "b </s> \n" at 21-23 are the answers
+                for (int i = 0; i < ids.length; i++) {
+                    boolean last = i >= 21;
+                    if ((i >= 9 && i <= 11 && !maskHistory) || last) {
+                        labels[i] = ids[i];
+                    }
+                }
+                long[] ones = new long[ids.length];
+                Arrays.fill(ones, 1);
+                Batch row = new Batch(1, ids.length, ids, ones, LongStream.range(0, ids.length).toArray(), labels);
+                EvalReport report = HeldOutEval.load(JobConfig.of("eval_dataset=" + file, "template=default",
+                        "mask_history=" + maskHistory), tokenizer).run(model);
+                assertEquals(TrainStepTest.referenceLoss(model, manager, List.of(row)), report.loss(), 1e-4,
+                        "mask_history " + maskHistory);
+            }
+        }
+    }
+
     /** prompt + answer + "</s> \n", labelled on the answer and the template's "</s>\n" only. */
     static Batch answerBatch(long[] prompt, long[] answer) {
         long[] ids = LongStream.concat(LongStream.concat(Arrays.stream(prompt), Arrays.stream(answer)),

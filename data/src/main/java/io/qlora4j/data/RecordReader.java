@@ -85,7 +85,7 @@ abstract class RecordReader implements Closeable {
             int c;
             do {
                 c = reader.read();
-            } while (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\uFEFF');
+            } while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
             return c;
         }
     }
@@ -97,13 +97,10 @@ abstract class RecordReader implements Closeable {
         SourceRecord parse(Path file, String text, long line);
     }
 
-    /**
-     * JSON Lines: each line one object (a broken line is a record with its error). A byte order mark before the first
-     * line is passed over, as before a JSON array or a CSV header, so the first record is not lost as invalid JSON.
-     */
+    /** JSON Lines: each line one object (a broken line is a record with its error). */
     private static SourceRecord jsonLine(Path file, String text, long line) {
         try {
-            JsonNode node = JSON.readTree(line == 1 && text.startsWith("\uFEFF") ? text.substring(1) : text);
+            JsonNode node = JSON.readTree(text);
             return node.isObject() ? new SourceRecord(file, node, line, null)
                     : new SourceRecord(file, null, line, NOT_AN_OBJECT);
         } catch (JsonProcessingException e) {
@@ -205,10 +202,6 @@ abstract class RecordReader implements Closeable {
         Csv(Path file) throws IOException {
             super(file);
             reader = utf8(file);
-            reader.mark(1);
-            if (reader.read() != '\uFEFF') {
-                reader.reset();
-            }
             List<String> names = readRow();
             header = names == null ? List.of() : names;
         }

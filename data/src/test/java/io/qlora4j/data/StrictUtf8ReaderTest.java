@@ -63,6 +63,29 @@ class StrictUtf8ReaderTest {
     }
 
     @Test
+    void aByteOrderMarkBeforeTheTextIsDroppedAndOneInsideItKept() throws Exception {
+        byte[] bom = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
+        ByteArrayOutputStream file = new ByteArrayOutputStream();
+        file.writeBytes(bom);
+        file.writeBytes("a\n".getBytes(StandardCharsets.UTF_8));
+        file.writeBytes(bom);
+        file.writeBytes("b".getBytes(StandardCharsets.UTF_8));
+        try (BufferedReader reader = new BufferedReader(new StrictUtf8Reader(new ByteArrayInputStream(file.toByteArray())))) {
+            assertEquals("a", reader.readLine());
+            assertEquals("\uFEFFb", reader.readLine());
+            assertNull(reader.readLine());
+        }
+        // a file of the mark alone, or shorter than it, reads as what follows the mark
+        try (BufferedReader reader = new BufferedReader(new StrictUtf8Reader(new ByteArrayInputStream(bom)))) {
+            assertNull(reader.readLine());
+        }
+        try (BufferedReader reader = new BufferedReader(new StrictUtf8Reader(new ByteArrayInputStream(
+                "x".getBytes(StandardCharsets.UTF_8))))) {
+            assertEquals("x", reader.readLine());
+        }
+    }
+
+    @Test
     void datasetFilesNameTheLineOfTheBadByte() throws Exception {
         Path jsonl = Files.write(dir.resolve("d.jsonl"), jsonl(3000, 2222));
         DataException e = assertThrows(DataException.class, () -> {

@@ -4,8 +4,8 @@ package io.qlora4j.optim;
  * transformers' {@code polynomial} after warmup: from the base rate to {@code lrEnd} at {@code totalSteps} as
  * {@code (base - lrEnd) * remaining^power + lrEnd} (remaining = {@code 1 - (step - warmup) / (total - warmup)}), then
  * {@code lrEnd}; computed as transformers does, a factor of the base rate that the scheduler multiplies back. A run
- * no longer than its warmup never reaches the decay (transformers divides by zero there only when it computes the
- * rate after the last step of a run exactly as long as its warmup, which a run never uses).
+ * no longer than its warmup trains in the warmup alone; past a run exactly as long as its warmup the rate is
+ * {@code lrEnd} (transformers' scheduler divides by zero there, computing the rate after the last step).
  *
  * @param baseLr the rate at the end of warmup (above {@code lrEnd})
  * @param warmupSteps the warmup length, where the decay starts
@@ -18,7 +18,7 @@ record PolynomialSchedule(double baseLr, int warmupSteps, int totalSteps, double
 
     @Override
     public double lr(int step) {
-        if (step > totalSteps) {
+        if (step > totalSteps || totalSteps == warmupSteps) {
             return baseLr * (lrEnd / baseLr);
         }
         double remaining = 1 - (double) (step - warmupSteps) / (totalSteps - warmupSteps);

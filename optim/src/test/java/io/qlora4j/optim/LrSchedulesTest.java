@@ -135,6 +135,8 @@ class LrSchedulesTest {
                 assertEquals(BASE * step / 10, schedule.lr(step), 1e-15, "total " + total + ", step " + step);
             }
         }
+        // the rate after the last step of a run exactly as long as its warmup: lr_end, not 0 / 0
+        assertEquals(1e-7, LrSchedules.create("polynomial", BASE, 10, 10, Map.of()).lr(10), 1e-20);
     }
 
     @Test

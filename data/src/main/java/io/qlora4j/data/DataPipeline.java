@@ -102,7 +102,8 @@ public final class DataPipeline {
             throw new DataException("cannot close the dataset files: " + e.getMessage(), e);
         }
         if (examples.isEmpty()) {
-            throw new DataException("dataset: no training sequence left (pt blocks need more than cutoff_len tokens)");
+            throw new DataException(settings.datasetsKey() + ": no sequence left (pt blocks need more than cutoff_len"
+                    + " tokens)");
         }
         int evalCount = evalCount(settings.valSize(), examples.size());
         List<Example> eval = new ArrayList<>(evalCount);

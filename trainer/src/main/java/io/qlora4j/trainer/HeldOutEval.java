@@ -72,9 +72,6 @@ public final class HeldOutEval {
                     + config.string("stage"));
         }
         DataPipeline data = DataPipeline.load(JobData.evalSettings(config), tokenizer);
-        if (data.train().isEmpty()) {
-            throw new DataException("eval_dataset: " + dataset + " holds no usable record");
-        }
         return new HeldOutEval(data.train(), data, generate, JobModels.repetitionPenalty(config),
                 config.integer("max_new_tokens"), dataset,
                 config.integer("per_device_eval_batch_size"));

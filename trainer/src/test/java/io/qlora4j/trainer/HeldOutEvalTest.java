@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.data.Batch;
+import io.qlora4j.data.DataException;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.decoder.DecoderConfig;
 import io.qlora4j.model.llama.LlamaFamily;
@@ -292,6 +293,11 @@ class HeldOutEvalTest {
             ConfigException e = assertThrows(ConfigException.class, () -> HeldOutEval.load(
                     JobConfig.of("eval_dataset=x.json", "predict_with_generate=true", "stage=pt"), tokenizer));
             assertTrue(e.getMessage().startsWith("predict_with_generate:"), e.getMessage());
+            // plain texts too short for one block of cutoff_len: the key named is the held-out set's
+            Path text = Files.writeString(dir.resolve("short.jsonl"), "{\"text\": \"a b c\"}\n");
+            DataException empty = assertThrows(DataException.class, () -> HeldOutEval.load(
+                    JobConfig.of("eval_dataset=" + text, "stage=pt", "cutoff_len=64"), tokenizer));
+            assertEquals("eval_dataset: no sequence left (pt blocks need more than cutoff_len tokens)", empty.getMessage());
         }
     }
 }

@@ -52,7 +52,9 @@ final class DatasetCatalog {
             if (info == null || !info.isObject()) {
                 // a list or a scalar has no entries: every name would be reported unknown with "known: (none)"
                 throw new DataException(infoFile + ": expected a JSON object of dataset entries, not "
-                        + (info == null || info.isMissingNode() ? "an empty file" : info));
+                        + (info == null || info.isMissingNode() ? "an empty file"
+                                : info.isArray() ? "a list" : "the " + info.getNodeType().name().toLowerCase(Locale.ROOT)
+                                        + " " + info));
             }
         }
         List<DatasetSpec> specs = new ArrayList<>();

@@ -63,8 +63,12 @@ class DataPipelineTest extends TokenizerTestBase {
         Files.writeString(dir.resolve("qa.jsonl"), "{\"instruction\": \"hi\", \"output\": \"fine\"}\n");
         Files.writeString(dir.resolve("dataset_info.json"), "[{\"qa\": {\"file_name\": \"qa.jsonl\"}}]");
         DataException e = assertThrows(DataException.class, () -> load(settings("qa")));
-        assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not"
-                + " [{\"qa\":{\"file_name\":\"qa.jsonl\"}}]", e.getMessage());
+        assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not a list",
+                e.getMessage());
+        Files.writeString(dir.resolve("dataset_info.json"), "7");
+        e = assertThrows(DataException.class, () -> load(settings("qa")));
+        assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not the number 7",
+                e.getMessage());
         Files.writeString(dir.resolve("dataset_info.json"), "");
         e = assertThrows(DataException.class, () -> load(settings("qa")));
         assertEquals(dir.resolve("dataset_info.json") + ": expected a JSON object of dataset entries, not an empty"

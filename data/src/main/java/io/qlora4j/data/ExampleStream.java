@@ -266,7 +266,7 @@ final class ExampleStream implements Closeable {
             numpy = new NumpyLegacySample(seed);
             for (DatasetSpec earlier : sampledBefore) {
                 if (sampling(earlier)) {
-                    SampledReader.read(earlier, n -> numpy.next(n, earlier.numSamples()));
+                    numpy.next(SampledReader.count(earlier), earlier.numSamples());
                 }
             }
         }

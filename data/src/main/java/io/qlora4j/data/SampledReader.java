@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
 /**
@@ -30,20 +31,34 @@ final class SampledReader extends RecordReader {
      */
     static SampledReader read(DatasetSpec spec, IntFunction<int[]> draw) throws DataException {
         List<SourceRecord> records = new ArrayList<>();
+        forEachRecord(spec, records::add);
+        return new SampledReader(spec.files().get(0), records, draw.apply(records.size()));
+    }
+
+    /** How many records {@code spec}'s files hold, the {@code n} its {@code num_samples} are drawn from. */
+    static int count(DatasetSpec spec) throws DataException {
+        int[] n = new int[1];
+        forEachRecord(spec, record -> n[0]++);
+        return n[0];
+    }
+
+    /** Passes every record of {@code spec}'s files to {@code sink}, refusing a dataset without any. */
+    private static void forEachRecord(DatasetSpec spec, Consumer<SourceRecord> sink) throws DataException {
+        boolean any = false;
         for (Path file : spec.files()) {
             try (RecordReader reader = RecordReader.open(file)) {
                 SourceRecord record;
                 while ((record = reader.next()) != null) {
-                    records.add(record);
+                    sink.accept(record);
+                    any = true;
                 }
             } catch (IOException e) {
                 throw new DataException(file + ": cannot close: " + e.getMessage(), e);
             }
         }
-        if (records.isEmpty()) {
+        if (!any) {
             throw new DataException("dataset " + spec.name() + ": no records to draw num_samples from");
         }
-        return new SampledReader(spec.files().get(0), records, draw.apply(records.size()));
     }
 
     @Override

@@ -124,8 +124,9 @@ public final class ConfigKeys {
                 "chat template (unset: the tokenizer's chat_template recognised, else empty; auto: recognised)"));
         add(ConfigKey.of("dataset", LIST, null, "dataset names or files (comma list)"));
         add(ConfigKey.of("eval_dataset", LIST, null,
-                "held-out dataset names or files, scored before and after training (same formats as dataset; read"
-                        + " with the training data's settings: template, system prompt, cutoff_len, max_samples)"));
+                "held-out dataset names or files, scored before and after training (same formats as dataset; read,"
+                        + " labelled and packed as the training data: template, system prompt, cutoff_len, max_samples,"
+                        + " mask_history, packing; with predict_with_generate only the last answer is labelled)"));
         add(ConfigKey.of("dataset_dir", STRING, "data", "folder holding dataset_info.json"));
         add(ConfigKey.of("media_dir", STRING, null, "folder of images, videos and audios")
                 .inert(ONLY_WITH + "multimodal datasets, which are refused"));

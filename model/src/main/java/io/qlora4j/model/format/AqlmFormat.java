@@ -89,11 +89,7 @@ public record AqlmFormat(AqlmScheme scheme) implements BaseFormat {
         String[] fields = {"num_codebooks", "nbits_per_codebook", "in_group_size", "out_group_size"};
         int[] defaults = {1, 16, 8, 1};
         for (int i = 0; i < 4; i++) {
-            JsonNode f = config.path(fields[i]);
-            if (!f.isMissingNode() && !f.canConvertToInt()) {
-                throw new IllegalArgumentException(fields[i] + " " + f + " is not an integer");
-            }
-            v[i] = f.asInt(defaults[i]);
+            v[i] = ConfigIntegers.get(config, fields[i], defaults[i]);
         }
         if (v[1] > 16) {
             throw new IllegalArgumentException("nbits_per_codebook " + v[1] + " is not implemented (qlora4j reads 1 to 16)");

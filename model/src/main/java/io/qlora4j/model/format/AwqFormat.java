@@ -34,7 +34,7 @@ public record AwqFormat(int groupSize) implements ReadOnlyFormat {
         if (!version.equalsIgnoreCase("gemm")) {
             throw new IllegalArgumentException("version " + version + " is not implemented (qlora4j reads AWQ gemm)");
         }
-        int bits = c.has("bits") ? c.path("bits").asInt() : c.path("w_bit").asInt(4);
+        int bits = c.has("bits") ? ConfigIntegers.get(c, "bits", 4) : ConfigIntegers.get(c, "w_bit", 4);
         if (bits != 4) {
             throw new IllegalArgumentException("bits " + bits + " is not implemented for awq (4 only)");
         }
@@ -46,7 +46,8 @@ public record AwqFormat(int groupSize) implements ReadOnlyFormat {
             throw new IllegalArgumentException("backend llm-awq is not implemented (its layout differs; qlora4j reads"
                     + " AutoAWQ's)");
         }
-        return new AwqFormat(c.has("group_size") ? c.path("group_size").asInt() : c.path("q_group_size").asInt(128));
+        return new AwqFormat(c.has("group_size") ? ConfigIntegers.get(c, "group_size", 128)
+                : ConfigIntegers.get(c, "q_group_size", 128));
     }
 
     @Override

@@ -40,11 +40,10 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         if (!"gptq".equals(c.path("quant_method").asText())) {
             return null;
         }
-        if (!c.path("bits").canConvertToInt()) {
-            throw new IllegalArgumentException("bits is missing or not a whole number (transformers' GPTQConfig"
-                    + " requires it)");
+        if (!c.has("bits")) {
+            throw new IllegalArgumentException("bits is missing (transformers' GPTQConfig requires it)");
         }
-        int bits = c.get("bits").asInt();
+        int bits = ConfigIntegers.get(c, "bits", 0);
         if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
             throw new IllegalArgumentException("bits " + bits + " is not implemented for gptq (qlora4j reads 2, 3, 4 and 8)");
         }
@@ -65,7 +64,7 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         if (!dynamic.isMissingNode() && !dynamic.isNull() && !dynamic.isEmpty()) {
             throw new IllegalArgumentException("dynamic (per-module overrides) is not implemented");
         }
-        return new GptqFormat(bits, c.path("group_size").asInt(128), c.path("desc_act").asBoolean(false),
+        return new GptqFormat(bits, ConfigIntegers.get(c, "group_size", 128), c.path("desc_act").asBoolean(false),
                 c.path("sym").asBoolean(true), format.equals("gptq"));
     }
 

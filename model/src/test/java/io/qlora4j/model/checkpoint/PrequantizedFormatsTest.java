@@ -150,11 +150,27 @@ class PrequantizedFormatsTest {
             {"gptq", "\"bits\": 4, \"checkpoint_format\": \"marlin\"", "checkpoint_format marlin is not implemented (qlora4j reads gptq and gptq_v2)"},
             {"gptq", "\"bits\": 4, \"checkpoint_format\": \"bitblas\"", "checkpoint_format bitblas is not implemented (qlora4j reads gptq and gptq_v2)"},
             {"gptq", "\"bits\": 5", "bits 5 is not implemented for gptq (qlora4j reads 2, 3, 4 and 8)"},
-            {"gptq", "\"group_size\": 128", "bits is missing or not a whole number (transformers' GPTQConfig requires"
-                    + " it)"},
+            {"gptq", "\"group_size\": 128", "bits is missing (transformers' GPTQConfig requires it)"},
             {"awq", "\"version\": \"gemv\"", "version gemv is not implemented (qlora4j reads AWQ gemm)"},
             {"awq", "\"zero_point\": false", "zero_point false is not implemented (AWQ gemm stores zero points)"},
             {"aqlm", "\"nbits_per_codebook\": 20", "nbits_per_codebook 20 is not implemented (qlora4j reads 1 to 16)"}};
+        refusedByTheirField(cases);
+    }
+
+    /** A fractional or quoted number is refused by its field, not truncated or parsed into what the config does not say. */
+    @Test
+    void quantizationConfigIntegersThatAreNoWholeNumbersAreRefusedByTheirField() throws Exception {
+        refusedByTheirField(new String[][] {
+            {"gptq", "\"bits\": 4.5", "bits 4.5 is not a whole number"},
+            {"gptq", "\"bits\": 4, \"group_size\": \"32\"", "group_size \"32\" is not a whole number"},
+            {"awq", "\"bits\": \"4\"", "bits \"4\" is not a whole number"},
+            {"awq", "\"group_size\": 32.5", "group_size 32.5 is not a whole number"},
+            {"aqlm", "\"nbits_per_codebook\": 8.5", "nbits_per_codebook 8.5 is not a whole number"},
+            {"aqlm", "\"num_codebooks\": \"2\"", "num_codebooks \"2\" is not a whole number"}});
+    }
+
+    /** Each case (method, extra config fields, message): config.json's quantization_config refused with that message. */
+    private void refusedByTheirField(String[][] cases) throws Exception {
         for (String[] c : cases) {
             Path model = dir.resolve(c[0] + c[1].hashCode());
             Files.createDirectories(model);

@@ -64,7 +64,12 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         if (!dynamic.isMissingNode() && !dynamic.isNull() && !dynamic.isEmpty()) {
             throw new IllegalArgumentException("dynamic (per-module overrides) is not implemented");
         }
-        return new GptqFormat(bits, ConfigIntegers.get(c, "group_size", 128), c.path("desc_act").asBoolean(false),
+        int groupSize = ConfigIntegers.get(c, "group_size", 128);
+        if (groupSize == 0 || groupSize < -1) {
+            throw new IllegalArgumentException("group_size " + groupSize + " is neither -1 (one group) nor a positive"
+                    + " number of input columns");
+        }
+        return new GptqFormat(bits, groupSize, c.path("desc_act").asBoolean(false),
                 c.path("sym").asBoolean(true), format.equals("gptq"));
     }
 
@@ -94,7 +99,10 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         return StoredEntries.present(reader, prefix, "qweight", "qzeros", "scales", "g_idx");
     }
 
-    /** Reads qweight, qzeros, scales and g_idx (when present), checking their shapes against each other. */
+    /**
+     * Reads qweight, qzeros, scales and g_idx (when present), checking their shapes against each other, and without
+     * g_idx the number of groups against group_size.
+     */
     @Override
     public StoredWeight read(SafetensorsReader reader, String prefix) throws ModelException {
         TensorInfo[] entries = StoredEntries.packedInts(reader, prefix, "GPTQ");
@@ -116,6 +124,12 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
             gIdx = reader.ints(g.name());
         } else if (descAct) {
             throw new ModelException("missing tensor " + prefix + ".g_idx (desc_act true needs the group of every column)");
+        } else {
+            // column i is in group i / group_size: scales of another group count would be read in part, or past
+            // their end, as weights the checkpoint does not hold
+            long expected = groupSize == -1 ? 1 : (in + groupSize - 1) / groupSize;
+            StoredEntries.shape(scales, new long[] {expected, out}, because + " in groups of " + groupSize
+                    + " (group_size; no g_idx)");
         }
         try {
             return GroupedIntWeight.of(GptqTensor.fromCheckpoint(bits, (int) in, (int) out, groupSize,

@@ -88,6 +88,39 @@ class PrequantizedFormatsTest {
                 "GPTQ 3-bit, group 32, act-order, gptq_v2");
     }
 
+    /**
+     * Without g_idx a column's group is its index over group_size, so a group_size that does not give the scales'
+     * group count is refused naming it, not read with groups left out or the last one stretched; 0 and -2 name no
+     * grouping at all.
+     */
+    @Test
+    void gptqWithoutGroupIndexRefusesAGroupSizeThatDisagreesWithItsScales() throws Exception {
+        Path model = PrequantizedModels.gptq(dir, 4, 32, false, true, true).dir();
+        String scales = "model.layers.0.self_attn.q_proj.scales";
+        try (SafetensorsReader r = SafetensorsReader.open(model)) {
+            for (TensorInfo t : r.tensors()) {
+                if (t.name().endsWith(".g_idx")) {
+                    replace(model, t.name(), null, null, null);
+                }
+            }
+        }
+        String config = Files.readString(model.resolve("config.json"));
+        Files.writeString(model.resolve("config.json"), config.replace("\"group_size\": 32", "\"group_size\": 64"));
+        assertEquals(model.resolve("model.safetensors") + ": tensor " + scales + " has shape [2, 64], expected [1, 64]"
+                + " for 4-bit codes of 64 x 64 in groups of 64 (group_size; no g_idx)", loadFails(model).getMessage());
+        Files.writeString(model.resolve("config.json"), config.replace("\"group_size\": 32", "\"group_size\": -1"));
+        assertEquals(model.resolve("model.safetensors") + ": tensor " + scales + " has shape [2, 64], expected [1, 64]"
+                + " for 4-bit codes of 64 x 64 in groups of -1 (group_size; no g_idx)", loadFails(model).getMessage());
+        for (String bad : new String[] {"0", "-2"}) {
+            Files.writeString(model.resolve("config.json"), config.replace("\"group_size\": 32", "\"group_size\": " + bad));
+            assertEquals(model.resolve("config.json") + ": quantization_config: group_size " + bad + " is neither -1"
+                    + " (one group) nor a positive number of input columns", loadFails(model).getMessage());
+        }
+        Files.writeString(model.resolve("config.json"), config);
+        loadsAsTheDenseModel(new PrequantizedModels.Written(model, PrequantizedModels.gptq(dir.resolve("same"), 4, 32,
+                false, true, true).weights()), "GPTQ 4-bit, group 32, symmetric, gptq");
+    }
+
     @Test
     void awqGemmLoadsAsItsDequantizedWeights() throws Exception {
         loadsAsTheDenseModel(PrequantizedModels.awq(dir, 32), "AWQ 4-bit gemm, group 32");

@@ -37,10 +37,25 @@ final class BnbQuantizationConfig {
         return q;
     }
 
-    /** Whether {@code config} is a bitsandbytes config with {@code load_in_4bit} (or {@code load_in_8bit}) set. */
+    /**
+     * Whether {@code config} is a bitsandbytes config with {@code load_in_4bit} (or {@code load_in_8bit}) set.
+     *
+     * @throws IllegalArgumentException when it sets both: the 4-bit reading would win by the registry's order while
+     *     the config says 8-bit as well (transformers' BitsAndBytesConfig refuses both too)
+     */
     static boolean isBnb(JsonNode config, boolean fourBit) {
-        String flag = fourBit ? "load_in_4bit" : "load_in_8bit";
-        return QUANT_METHOD.equals(config.path("quant_method").asText())
-                && (config.path(flag).asBoolean(false) || config.path("_" + flag).asBoolean(false));
+        if (!QUANT_METHOD.equals(config.path("quant_method").asText())) {
+            return false;
+        }
+        if (flag(config, "load_in_4bit") && flag(config, "load_in_8bit")) {
+            throw new IllegalArgumentException("load_in_4bit and load_in_8bit are both true; a bitsandbytes checkpoint"
+                    + " is stored in one of them");
+        }
+        return flag(config, fourBit ? "load_in_4bit" : "load_in_8bit");
+    }
+
+    /** Whether {@code name} or transformers' private {@code _name} is true. */
+    private static boolean flag(JsonNode config, String name) {
+        return config.path(name).asBoolean(false) || config.path("_" + name).asBoolean(false);
     }
 }

@@ -75,6 +75,16 @@ class BaseFormatsTest {
                 "transformers' BitsAndBytesConfig defaults: fp4, no double quantization");
     }
 
+    /** 4-bit and 8-bit at once is no checkpoint: refused naming both flags, not read as the 4-bit one. */
+    @Test
+    void aBitsandbytesConfigLoadingInFourAndEightBitsIsRefusedNamingBoth() throws Exception {
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\", \"quantization_config\":"
+                + " {\"quant_method\": \"bitsandbytes\", \"_load_in_4bit\": true, \"load_in_8bit\": true}}");
+        ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(dir));
+        assertEquals(dir.resolve("config.json") + ": quantization_config: load_in_4bit and load_in_8bit are both true;"
+                + " a bitsandbytes checkpoint is stored in one of them", e.getMessage());
+    }
+
     @Test
     void aQuantMethodNoRegistrationReadsIsRefusedNamingItAndWhatIsSupported() throws Exception {
         Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\", \"quantization_config\":"

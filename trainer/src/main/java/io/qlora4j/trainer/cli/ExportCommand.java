@@ -10,6 +10,7 @@ import io.qlora4j.data.TemplateExport;
 import io.qlora4j.data.TemplateTokenizer;
 import io.qlora4j.model.Tokenizer;
 import io.qlora4j.model.format.BaseFormat;
+import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.safetensors.DType;
 import io.qlora4j.trainer.JobModels;
 import io.qlora4j.trainer.config.ConfigException;
@@ -63,6 +64,10 @@ final class ExportCommand extends JobCommand {
         // the adapter's base when it records none: the job's format, by default QLoRA's 4 bits with the job's options
         Integer bits = config.integer("quantization_bit");
         BaseFormat trainedOn = JobModels.format(config, config.string("quantization_method"), bits == null ? 4 : bits);
+        if (bits != null) {
+            // a pre-quantized base is merged as stored: keys naming another format are refused, as train and eval do
+            BaseFormats.forModel(base, trainedOn);
+        }
         Device device = config.string("export_device").equals("cpu") ? Device.cpu() : Engine.getInstance().defaultDevice();
         MergedExport.Builder builder = MergedExport.builder(base, adapters)
                 .optMergeBase(mergeBase(config))

@@ -134,6 +134,25 @@ class PrequantizedCommandsTest {
         assertTrue(Math.abs(expected - reference(w)) > 1e-3, "the adapter changes the model");
     }
 
+    /**
+     * export merges into a pre-quantized base as stored, so quantization keys naming another format are refused
+     * naming both, as eval refuses them, and nothing is written; the stored format's own keys are accepted.
+     */
+    @Test
+    void exportRefusesQuantizationKeysNamingAnotherFormatThanThePrequantizedBase() throws Exception {
+        Path model = PrequantizedModels.gptq(dir.resolve("m"), 4, 32, false, true, true).dir();
+        Path out = dir.resolve("out");
+        assertEquals(1, cli.run("export", "model_name_or_path=" + model, "export_dir=" + out,
+                "quantization_method=awq", "quantization_bit=4"));
+        assertEquals("qlora4j export: " + model.resolve("config.json") + ": the checkpoint is stored in GPTQ 4-bit,"
+                + " group 32, symmetric, gptq (quantization_config), but the job asks for quantization_method awq,"
+                + " quantization_bit 4; leave quantization_bit unset to load the checkpoint as stored",
+                cli.err().strip());
+        assertFalse(Files.exists(out));
+        assertEquals(0, cli.run("export", "model_name_or_path=" + model, "export_dir=" + out,
+                "quantization_method=gptq", "quantization_bit=4"), cli.err());
+    }
+
     @Test
     void inspectReadsTheStoredFormatAndItsBitsPerParameter() throws Exception {
         Path model = PrequantizedModels.aqlm(dir.resolve("m"), 2, 8, 8).dir();

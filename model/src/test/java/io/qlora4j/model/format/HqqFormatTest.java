@@ -114,28 +114,53 @@ class HqqFormatTest {
 
     @Test
     void aCorruptCodeTensorIsOneLineNamingTheFileTheTensorAndTheExpectation() throws Exception {
+        String bad = "model.layers.0.self_attn.k_proj.W_q";
+        Path corrupt = dir.resolve("corrupt");
+        ModelException e = loadFails(corrupt, bad, (reader, writer) ->
+                writer.addBytes(bad, DType.U8, new long[] {31, 64}, new byte[31 * 64]));
+        assertEquals(corrupt.resolve("model.safetensors") + ": " + bad + ": U8 [31, 64], expected U8 [32, 64] for"
+                + " 4-bit shape [64, 64] in groups of 64 along axis 0", e.getMessage());
+    }
+
+    /** A NaN scale is named where it is stored, not left to make the loss NaN. */
+    @Test
+    void aNonFiniteScaleIsOneLineNamingTheFileTheTensorAndTheElement() throws Exception {
+        String bad = "model.layers.0.self_attn.k_proj.scale";
+        Path corrupt = dir.resolve("corrupt");
+        ModelException e = loadFails(corrupt, bad, (reader, writer) -> {
+            float[] scale = reader.floats(bad);
+            scale[3] = Float.NaN;
+            writer.addFloats(bad, DType.F32, reader.info(bad).shape(), scale);
+        });
+        assertEquals(corrupt.resolve("model.safetensors") + ": " + bad + ": holds NaN at element 3; expected finite"
+                + " numbers", e.getMessage());
+    }
+
+    /** Rewrites one tensor of the checkpoint. */
+    private interface Corruption {
+        void write(SafetensorsReader reader, SafetensorsWriter writer) throws ModelException;
+    }
+
+    /** Writes a 4-bit HQQ checkpoint of the tiny model into {@code corrupt} with {@code bad} as {@code how} writes it. */
+    private ModelException loadFails(Path corrupt, String bad, Corruption how) throws Exception {
         Path source = TinyModels.writeTinyModel(dir);
         Path out = dir.resolve("hqq");
         CheckpointQuantizer.builder(hqq(4, Map.of())).build().quantize(source, out);
-        Path corrupt = dir.resolve("corrupt");
         Files.createDirectories(corrupt);
         Files.copy(out.resolve("config.json"), corrupt.resolve("config.json"));
         Files.copy(out.resolve("tokenizer.json"), corrupt.resolve("tokenizer.json"));
-        String bad = "model.layers.0.self_attn.k_proj.W_q";
         try (SafetensorsReader reader = SafetensorsReader.open(out);
                 SafetensorsWriter writer = SafetensorsWriter.builder(corrupt).build()) {
             for (TensorInfo t : reader.tensors()) {
                 if (t.name().equals(bad)) {
-                    writer.addBytes(bad, DType.U8, new long[] {31, 64}, new byte[31 * 64]);
+                    how.write(reader, writer);
                 } else {
                     writer.addFrom(reader, t.name());
                 }
             }
         }
         try (NDManager m = NDManager.newBaseManager()) {
-            ModelException e = assertThrows(ModelException.class, () -> ModelLoader.builder().build().load(corrupt, m));
-            assertEquals(corrupt.resolve("model.safetensors") + ": " + bad + ": U8 [31, 64], expected U8 [32, 64] for"
-                    + " 4-bit shape [64, 64] in groups of 64 along axis 0", e.getMessage());
+            return assertThrows(ModelException.class, () -> ModelLoader.builder().build().load(corrupt, m));
         }
     }
 

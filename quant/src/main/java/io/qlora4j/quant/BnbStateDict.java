@@ -113,7 +113,7 @@ public final class BnbStateDict {
             shape[i] = shapeNode.get(i).asLong();
         }
         Entry quantMap = require(lookup, weightKey + ".quant_map", "F32");
-        if (!Arrays.equals(floats(quantMap.data()), type.codebook())) {
+        if (!Arrays.equals(floats(quantMap), type.codebook())) {
             throw new QuantFormatException(weightKey + ".quant_map: differs from the " + type.jsonName()
                     + " code book; custom code books are not supported");
         }
@@ -121,12 +121,12 @@ public final class BnbStateDict {
         boolean nested = state.has("nested_offset");
         try {
             if (!nested) {
-                float[] absmax = floats(require(lookup, weightKey + ".absmax", "F32").data());
+                float[] absmax = floats(require(lookup, weightKey + ".absmax", "F32"));
                 return new QuantizedTensor(type, shape, blocksize, packed, absmax, null);
             }
             byte[] codes = require(lookup, weightKey + ".absmax", "U8").data();
-            float[] nestedAbsmax = floats(require(lookup, weightKey + ".nested_absmax", "F32").data());
-            float[] nestedMap = floats(require(lookup, weightKey + ".nested_quant_map", "F32").data());
+            float[] nestedAbsmax = floats(require(lookup, weightKey + ".nested_absmax", "F32"));
+            float[] nestedMap = floats(require(lookup, weightKey + ".nested_quant_map", "F32"));
             int nestedBlocksize = state.path("nested_blocksize").asInt(NESTED_BLOCKSIZE);
             float offset = (float) state.path("nested_offset").asDouble();
             return new QuantizedTensor(type, shape, blocksize, packed, null,
@@ -192,9 +192,19 @@ public final class BnbStateDict {
         return b.array();
     }
 
-    private static float[] floats(byte[] data) {
-        float[] out = new float[data.length / 4];
-        ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+    /**
+     * The F32 entry's values, checked finite: a NaN or infinite absmax would surface only as a NaN loss, far from the
+     * entry at fault.
+     */
+    private static float[] floats(Entry e) throws QuantFormatException {
+        float[] out = new float[e.data().length / 4];
+        ByteBuffer.wrap(e.data()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+        for (int i = 0; i < out.length; i++) {
+            if (!Float.isFinite(out[i])) {
+                throw new QuantFormatException(e.key() + ": holds " + out[i] + " at element " + i
+                        + "; expected finite numbers");
+            }
+        }
         return out;
     }
 }

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
@@ -69,6 +71,24 @@ class BnbStateDictTest {
             assertEquals("float32", BnbStateDict.originalDtype(KEY, QuantType.NF4, m::get));
         }
         assertNull(BnbStateDict.detect(KEY, k -> false));
+    }
+
+    /** A NaN or infinite absmax, nested or plain, is named where it is stored, not left to make the loss NaN. */
+    @Test
+    void nonFiniteAbsmaxIsNamedWithItsElement() {
+        for (boolean dq : new boolean[] {true, false}) {
+            QuantizedTensor t = BlockwiseQuantizer.builder().optDoubleQuant(dq).build()
+                    .quantize(randomWeights(128), new long[] {2, 64});
+            Map<String, BnbStateDict.Entry> m = byKey(BnbStateDict.entries(KEY, t, "float32"));
+            String key = KEY + (dq ? ".nested_absmax" : ".absmax");
+            BnbStateDict.Entry e = m.get(key);
+            byte[] data = e.data().clone();
+            ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, dq ? Float.NaN : Float.POSITIVE_INFINITY);
+            m.put(key, new BnbStateDict.Entry(key, e.dtype(), e.shape(), data));
+            assertEquals(key + ": holds " + (dq ? "NaN" : "Infinity") + " at element 0; expected finite numbers",
+                    assertThrows(QuantFormatException.class, () -> BnbStateDict.read(KEY, QuantType.NF4, m::get))
+                            .getMessage());
+        }
     }
 
     @Test

@@ -21,8 +21,8 @@ import java.util.Map;
  * every input column, arbitrary with {@code desc_act}). Dequantized on the device as every GPTQ kernel does,
  * {@code fp16(scale * (q - zero))}, then multiplied in the compute dtype, gradient to the input only, which is the
  * LoRA-over-GPTQ flow of LLaMA-Factory. Read only: qlora4j has no GPTQ quantizer. Layouts qlora4j does not read
- * (marlin, bitblas, gptq_p, other pack dtypes, per-module dynamic overrides) are refused by the field that names
- * them.
+ * (marlin, bitblas, gptq_p, other pack dtypes, per-module dynamic overrides, a quantized {@code lm_head}) are
+ * refused by the field that names them.
  *
  * @param bits code width
  * @param groupSize input columns per group, -1 for one group over all of them
@@ -59,6 +59,10 @@ public record GptqFormat(int bits, int groupSize, boolean descAct, boolean sym, 
         String pack = c.path("meta").path("pack_dtype").asText("int32");
         if (!pack.equals("int32") && !pack.equals("torch.int32")) {
             throw new IllegalArgumentException("meta.pack_dtype " + pack + " is not implemented (int32 only)");
+        }
+        if (c.path("lm_head").asBoolean(false)) {
+            // gptqmodel's quantized output layer: qlora4j reads lm_head.weight only
+            throw new IllegalArgumentException("lm_head true (a quantized lm_head) is not implemented");
         }
         JsonNode dynamic = c.path("dynamic");
         if (!dynamic.isMissingNode() && !dynamic.isNull() && !dynamic.isEmpty()) {

@@ -184,6 +184,7 @@ class PrequantizedFormatsTest {
             {"gptq", "\"bits\": 4, \"checkpoint_format\": \"bitblas\"", "checkpoint_format bitblas is not implemented (qlora4j reads gptq and gptq_v2)"},
             {"gptq", "\"bits\": 5", "bits 5 is not implemented for gptq (qlora4j reads 2, 3, 4 and 8)"},
             {"gptq", "\"group_size\": 128", "bits is missing (transformers' GPTQConfig requires it)"},
+            {"gptq", "\"bits\": 4, \"lm_head\": true", "lm_head true (a quantized lm_head) is not implemented"},
             {"awq", "\"version\": \"gemv\"", "version gemv is not implemented (qlora4j reads AWQ gemm)"},
             {"awq", "\"zero_point\": false", "zero_point false is not implemented (AWQ gemm stores zero points)"},
             {"aqlm", "\"nbits_per_codebook\": 20", "nbits_per_codebook 20 is not implemented (qlora4j reads 1 to 16)"}};

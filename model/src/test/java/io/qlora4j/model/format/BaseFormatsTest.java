@@ -78,21 +78,23 @@ class BaseFormatsTest {
     /** 4-bit and 8-bit at once is no checkpoint: refused naming both flags, not read as the 4-bit one. */
     @Test
     void aBitsandbytesConfigLoadingInFourAndEightBitsIsRefusedNamingBoth() throws Exception {
-        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\", \"quantization_config\":"
-                + " {\"quant_method\": \"bitsandbytes\", \"_load_in_4bit\": true, \"load_in_8bit\": true}}");
-        ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(dir));
         assertEquals(dir.resolve("config.json") + ": quantization_config: load_in_4bit and load_in_8bit are both true;"
-                + " a bitsandbytes checkpoint is stored in one of them", e.getMessage());
+                + " a bitsandbytes checkpoint is stored in one of them",
+                storedRefusal("{\"quant_method\": \"bitsandbytes\", \"_load_in_4bit\": true, \"load_in_8bit\": true}"));
     }
 
     @Test
     void aQuantMethodNoRegistrationReadsIsRefusedNamingItAndWhatIsSupported() throws Exception {
-        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\", \"quantization_config\":"
-                + " {\"quant_method\": \"compressed-tensors\"}}");
-        ModelException e = assertThrows(ModelException.class, () -> BaseFormats.stored(dir));
         assertEquals(dir.resolve("config.json") + ": quantization_config quant_method 'compressed-tensors' is not"
                 + " supported (qlora4j loads pre-quantized bitsandbytes 4-bit (NF4, FP4), bitsandbytes 8-bit (LLM.int8),"
-                + " CVXQ, HQQ, AQLM, GPTQ, AWQ)", e.getMessage());
+                + " CVXQ, HQQ, AQLM, GPTQ, AWQ)", storedRefusal("{\"quant_method\": \"compressed-tensors\"}"));
+    }
+
+    /** The message {@link BaseFormats#stored} refuses a Llama config.json with {@code quantizationConfig} with. */
+    private String storedRefusal(String quantizationConfig) throws Exception {
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"llama\", \"quantization_config\": "
+                + quantizationConfig + "}");
+        return assertThrows(ModelException.class, () -> BaseFormats.stored(dir)).getMessage();
     }
 
     @Test

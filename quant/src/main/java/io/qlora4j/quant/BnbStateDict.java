@@ -192,19 +192,11 @@ public final class BnbStateDict {
         return b.array();
     }
 
-    /**
-     * The F32 entry's values, checked finite: a NaN or infinite absmax would surface only as a NaN loss, far from the
-     * entry at fault.
-     */
+    /** The F32 entry's values, checked finite ({@link QuantFormatException#requireFinite}). */
     private static float[] floats(Entry e) throws QuantFormatException {
         float[] out = new float[e.data().length / 4];
         ByteBuffer.wrap(e.data()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-        for (int i = 0; i < out.length; i++) {
-            if (!Float.isFinite(out[i])) {
-                throw new QuantFormatException(e.key() + ": holds " + out[i] + " at element " + i
-                        + "; expected finite numbers");
-            }
-        }
+        QuantFormatException.requireFinite(e.key(), out);
         return out;
     }
 }

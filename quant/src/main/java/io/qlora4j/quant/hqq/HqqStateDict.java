@@ -266,13 +266,7 @@ public final class HqqStateDict {
             }
             default -> throw new QuantFormatException(e.key() + ": dtype " + e.dtype() + ", expected F32, F16 or BF16");
         }
-        // a NaN or infinite scale or zero would surface only as a NaN loss, far from the entry at fault
-        for (int i = 0; i < out.length; i++) {
-            if (!Float.isFinite(out[i])) {
-                throw new QuantFormatException(e.key() + ": holds " + out[i] + " at element " + i
-                        + "; expected finite numbers");
-            }
-        }
+        QuantFormatException.requireFinite(e.key(), out);
         return out;
     }
 

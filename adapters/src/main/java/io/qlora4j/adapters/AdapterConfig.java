@@ -102,8 +102,11 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         }
     }
 
-    /** Reads and checks {@code file}; see the class comment for what is accepted. */
-    static AdapterConfig read(Path file) throws ModelException {
+    /**
+     * The JSON object in {@code file} (an adapter directory's config or record), refused naming the file when it
+     * cannot be read, is not JSON, or holds anything but an object, whose keys could not be read from it.
+     */
+    static JsonNode readObject(Path file) throws ModelException {
         JsonNode root;
         try {
             root = JSON.readTree(file.toFile());
@@ -115,6 +118,12 @@ record AdapterConfig(int r, double alpha, double dropout, boolean useRslora, Ada
         if (root == null || !root.isObject()) {
             throw new ModelException(file + ": expected a JSON object");
         }
+        return root;
+    }
+
+    /** Reads and checks {@code file}; see the class comment for what is accepted. */
+    static AdapterConfig read(Path file) throws ModelException {
+        JsonNode root = readObject(file);
         Fields f = new Fields(file, root);
         f.refuseUnless("peft_type", n -> n.isTextual() && n.asText().equals("LORA"), "only LORA adapters are supported");
         f.refuseUnless("lora_bias", n -> n.isBoolean() && !n.asBoolean(),

@@ -1,13 +1,11 @@
 package io.qlora4j.adapters;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.qlora4j.model.ModelException;
 import io.qlora4j.model.format.BaseFormat;
 import io.qlora4j.model.format.BaseFormats;
 import io.qlora4j.model.format.FormatKeys;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -56,25 +54,14 @@ final class BaseFormatRecord {
     }
 
     /**
-     * The file's JSON object, or an empty object when the directory has no record; a file holding anything but an
-     * object is refused, since its keys could not be read from it.
+     * The file's JSON object ({@link AdapterConfig#readObject}), or an empty object when the directory has no record.
      */
     private static JsonNode readTree(Path adapterDir) throws ModelException {
         Path file = adapterDir.resolve(FILE);
         if (!Files.isRegularFile(file)) {
             return new ObjectMapper().createObjectNode();
         }
-        try {
-            JsonNode root = new ObjectMapper().readTree(file.toFile());
-            if (root == null || !root.isObject()) {
-                throw new ModelException(file + ": expected a JSON object");
-            }
-            return root;
-        } catch (JacksonException e) {
-            throw new ModelException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
-        } catch (IOException e) {
-            throw new ModelException(file + ": cannot read: " + e.getMessage(), e);
-        }
+        return AdapterConfig.readObject(file);
     }
 
     /**
